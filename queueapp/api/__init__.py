@@ -1,0 +1,1 @@
+"""The HTTP API (shared/API.md): routes, request models, middleware."""

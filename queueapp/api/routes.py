@@ -1,0 +1,304 @@
+"""HTTP routes: parse and validate, call the service, answer JSON.
+
+Every route that changes state answers only after the change is committed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from ..clock import from_datetime, to_iso
+from ..errors import NotFound, ValidationFailed
+from ..health import HealthThresholds, judge
+from ..model import Job, JobState, dumps
+from ..options import check_queue_name
+from ..service import DEFAULT_QUEUE, QueueService, validation_details
+from .models import (
+    AddJobBody,
+    BulkBody,
+    CleanBody,
+    CompleteBody,
+    FailBody,
+    HeartbeatBody,
+    LeaseBody,
+    ScheduleBody,
+)
+
+M = TypeVar("M", bound=BaseModel)
+
+routes = web.RouteTableDef()
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+def ok(body: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, text=dumps(body), content_type="application/json")
+
+
+def service_of(request: web.Request) -> QueueService:
+    return request.app["service"]
+
+
+def queue_of(request: web.Request) -> str:
+    queue = request.query.get("queue", DEFAULT_QUEUE)
+    try:
+        return check_queue_name(queue)
+    except ValueError as exc:
+        raise ValidationFailed(str(exc), [{"field": "queue", "message": str(exc)}]) from None
+
+
+async def parse(request: web.Request, model: type[M], *, optional: bool = False) -> M:
+    raw = await request.read()
+    if optional and not raw.strip():
+        raw = b"{}"
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        details = validation_details(exc)
+        first = details[0]
+        where = f" at {first['field']}" if first["field"] else ""
+        raise ValidationFailed(f"invalid request body{where}: {first['message']}", details) from None
+
+
+def job_id_of(request: web.Request) -> int:
+    text = request.match_info["id"]
+    if not text.isdigit() or len(text) > 15:
+        raise NotFound(f"no job with id {text}")
+    return int(text)
+
+
+def query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    text = request.query.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        message = f"{name} must be a whole number from {low} to {high}"
+        raise ValidationFailed(message, [{"field": name, "message": message}])
+    return value
+
+
+def jobs_body(jobs: list[Job]) -> dict[str, Any]:
+    return {"jobs": [j.to_dict() for j in jobs]}
+
+
+# -- liveness and queues ----------------------------------------------------------------
+
+
+@routes.get("/livez")
+async def livez(request: web.Request) -> web.Response:
+    return ok({"status": "ok"})
+
+
+@routes.get("/queues")
+async def list_queues(request: web.Request) -> web.Response:
+    service = service_of(request)
+    dispatcher = service.dispatcher
+    queues = []
+    for name in sorted(dispatcher.queues):
+        counts = dispatcher.metrics.of(name).counts
+        queues.append(
+            {"name": name, "paused": dispatcher.queues[name].paused,
+             "counts": {str(state): counts[state] for state in JobState}}
+        )
+    return ok({"queues": queues})
+
+
+@routes.post("/queues/pause")
+async def pause(request: web.Request) -> web.Response:
+    queue = queue_of(request)
+    await service_of(request).pause(queue)
+    return ok({"queue": queue, "paused": True})
+
+
+@routes.post("/queues/resume")
+async def resume(request: web.Request) -> web.Response:
+    queue = queue_of(request)
+    await service_of(request).resume(queue)
+    return ok({"queue": queue, "paused": False})
+
+
+@routes.post("/queues/clean")
+async def clean(request: web.Request) -> web.Response:
+    queue = queue_of(request)
+    body = await parse(request, CleanBody, optional=True)
+    removed = await service_of(request).clean(body.grace, body.status, body.limit, queue=queue)
+    return ok({"removed": removed})
+
+
+# -- metrics and health -------------------------------------------------------------------
+
+
+@routes.get("/queues/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    return ok(service_of(request).get_queue_metrics(queue_of(request)))
+
+
+@routes.get("/queues/health")
+async def health(request: web.Request) -> web.Response:
+    service = service_of(request)
+    queue = queue_of(request)
+    thresholds: HealthThresholds = request.app["thresholds"]
+    now = service.clock.now_ms()
+    snapshot = service.get_queue_metrics(queue)
+    _, _, failure_rate = service.dispatcher.metrics.of(queue).window(now)
+    stuck = len(stuck_ids(service, queue, thresholds))
+    status, issues = judge(snapshot, failure_rate, stuck, thresholds)
+    body = {"status": status, "issues": issues, "metrics": snapshot, "timestamp": to_iso(now)}
+    return ok(body, 503 if status == "critical" else 200)
+
+
+def stuck_ids(service: QueueService, queue: str, t: HealthThresholds) -> list[int]:
+    horizon = service.clock.now_ms() - t.stuck_after_ms
+    return sorted(
+        a.id for a in service.dispatcher.active.values()
+        if a.queue == queue and a.heartbeat_at < horizon
+    )
+
+
+# -- enqueue ------------------------------------------------------------------------------
+
+
+@routes.post("/queues/jobs")
+async def add_job(request: web.Request) -> web.Response:
+    queue = queue_of(request)
+    body = await parse(request, AddJobBody)
+    service = service_of(request)
+    new = service.build_job(body.name, body.data, body.options, body.priorityFactors, queue)
+    added = (await service.dispatcher.add([new]))[0]
+    return ok(added.job.to_dict(), 201 if added.created else 200)
+
+
+@routes.post("/queues/jobs/bulk")
+async def add_bulk(request: web.Request) -> web.Response:
+    queue = queue_of(request)
+    body = await parse(request, BulkBody)
+    service = service_of(request)
+    new = [service.build_job(j.name, j.data, j.options, j.priorityFactors, queue) for j in body.jobs]
+    added = await service.dispatcher.add(new)
+    return ok({"jobs": [a.job.to_dict() for a in added]}, 201)
+
+
+@routes.post("/queues/jobs/schedule")
+async def schedule_job(request: web.Request) -> web.Response:
+    queue = queue_of(request)
+    body = await parse(request, ScheduleBody)
+    service = service_of(request)
+    run_at = from_datetime(body.scheduledTime)
+    new = service.build_job(body.name, body.data, body.options, body.priorityFactors, queue, run_at)
+    added = (await service.dispatcher.add([new]))[0]
+    return ok(added.job.to_dict(), 201 if added.created else 200)
+
+
+# -- reading jobs -------------------------------------------------------------------------
+
+
+@routes.get("/queues/jobs")
+async def list_jobs(request: web.Request) -> web.Response:
+    queue = queue_of(request)
+    state_text = request.query.get("state")
+    try:
+        state = None if state_text is None else JobState(state_text)
+    except ValueError:
+        message = f"state must be one of {', '.join(s.value for s in JobState)}"
+        raise ValidationFailed(message, [{"field": "state", "message": message}]) from None
+    limit = query_int(request, "limit", 100, 1, 1000)
+    cursor = query_int(request, "cursor", 0, 0, 2**48)
+    name = request.query.get("name")
+    jobs = await service_of(request).store.list_jobs(queue, state, name, limit, cursor)
+    next_cursor = str(jobs[-1].id) if len(jobs) == limit else None
+    return ok({**jobs_body(jobs), "nextCursor": next_cursor})
+
+
+@routes.get("/queues/jobs/failed")
+async def failed_jobs(request: web.Request) -> web.Response:
+    queue = queue_of(request)
+    limit = query_int(request, "limit", 10, 1, 1000)
+    return ok(jobs_body(await service_of(request).get_failed_jobs(limit, queue=queue)))
+
+
+@routes.get("/queues/jobs/stuck")
+async def stuck_jobs(request: web.Request) -> web.Response:
+    service = service_of(request)
+    queue = queue_of(request)
+    jobs = []
+    for job_id in stuck_ids(service, queue, request.app["thresholds"]):
+        job = await service.store.get_job(job_id)
+        if job is not None and job.state is JobState.ACTIVE:
+            jobs.append(job)
+    return ok(jobs_body(jobs))
+
+
+@routes.get(r"/queues/jobs/{id}")
+async def get_job(request: web.Request) -> web.Response:
+    job_id = job_id_of(request)
+    job = await service_of(request).store.get_job(job_id)
+    if job is None:
+        raise NotFound(f"no job with id {job_id}")
+    return ok(job.to_dict())
+
+
+@routes.delete(r"/queues/jobs/{id}")
+async def cancel_job(request: web.Request) -> web.Response:
+    return ok((await service_of(request).cancel_job(job_id_of(request))).to_dict())
+
+
+@routes.post(r"/queues/jobs/{id}/retry")
+async def retry_job(request: web.Request) -> web.Response:
+    return ok((await service_of(request).retry_job(job_id_of(request))).to_dict())
+
+
+# -- external workers ---------------------------------------------------------------------
+
+
+@routes.post("/queues/jobs/lease")
+async def lease(request: web.Request) -> web.Response:
+    queue = queue_of(request)
+    body = await parse(request, LeaseBody, optional=True)
+    service = service_of(request)
+    lease_ms = body.leaseMs or service.dispatcher.default_lease_ms
+    jobs = await service.dispatcher.lease(queue, body.names, body.max, lease_ms, body.waitMs)
+    return ok({"jobs": [{**j.to_dict(), "leaseToken": j.lease_token} for j in jobs]})
+
+
+@routes.post(r"/queues/jobs/{id}/heartbeat")
+async def heartbeat(request: web.Request) -> web.Response:
+    job_id = job_id_of(request)
+    body = await parse(request, HeartbeatBody)
+    job = await service_of(request).dispatcher.heartbeat(job_id, body.leaseToken, body.progress, body.leaseMs)
+    return ok({**job.to_dict(), "leaseExpiresAt": to_iso(job.lease_expires_at)})
+
+
+@routes.post(r"/queues/jobs/{id}/complete")
+async def complete(request: web.Request) -> web.Response:
+    job_id = job_id_of(request)
+    body = await parse(request, CompleteBody)
+    job = await _finish_or_explain(request, job_id, body.leaseToken, result=body.result)
+    return ok(job.to_dict())
+
+
+@routes.post(r"/queues/jobs/{id}/fail")
+async def fail(request: web.Request) -> web.Response:
+    job_id = job_id_of(request)
+    body = await parse(request, FailBody)
+    job = await _finish_or_explain(request, job_id, body.leaseToken, error=body.error, retry=body.retry)
+    return ok(job.to_dict())
+
+
+async def _finish_or_explain(
+    request: web.Request, job_id: int, token: str, *, result: Any = None,
+    error: str | None = None, retry: bool = True,
+) -> Job:
+    service = service_of(request)
+    if job_id not in service.dispatcher.active and await service.store.get_job(job_id) is None:
+        raise NotFound(f"no job with id {job_id}")
+    if error is None:
+        return await service.dispatcher.complete(job_id, token, result)
+    return await service.dispatcher.fail(job_id, token, error, retry)

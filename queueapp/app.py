@@ -1,0 +1,75 @@
+"""Builds the aiohttp application and starts and stops the appliance's parts in order."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from .api.auth import auth_middleware
+from .api.errors import error_middleware
+from .api.routes import routes
+from .clock import Clock
+from .config import Config
+from .health import HealthThresholds
+from .recovery import LeaseReaper
+from .service import QueueService
+from .store import open_store
+from .workers.registry import HandlerRegistry, registry as default_registry
+
+log = logging.getLogger("queueapp.app")
+
+
+def make_app(
+    config: Config,
+    *,
+    registry: HandlerRegistry | None = None,
+    clock: Clock | None = None,
+) -> web.Application:
+    registry = registry or default_registry
+    registry.load_modules(config.handler_modules)
+    middlewares = [error_middleware]
+    if config.token:
+        middlewares.insert(0, auth_middleware(config.token))
+    app = web.Application(middlewares=middlewares, client_max_size=config.max_body_bytes)
+    app["config"] = config
+    app["thresholds"] = HealthThresholds()
+    app["service"] = QueueService(
+        open_store(config.db, config.durability),
+        registry=registry,
+        clock=clock,
+        concurrency=config.concurrency,
+        lease_ms=config.lease_ms,
+    )
+    app.add_routes(routes)
+    app.cleanup_ctx.append(_service_ctx)
+    app.cleanup_ctx.append(_lease_reaper_ctx)
+    return app
+
+
+async def _service_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Open the store, recover, dispatch; on shutdown drain and close in reverse."""
+    service: QueueService = app["service"]
+    config: Config = app["config"]
+    await service.start()
+    log.info(
+        "appliance started",
+        extra={"event": "app.started", "db": config.db, "durability": config.durability,
+               "handlers": ",".join(service.registry.names()) or "-"},
+    )
+    yield
+    await service.stop(config.shutdown_grace_ms / 1000)
+    log.info("appliance stopped", extra={"event": "app.stopped"})
+
+
+async def _lease_reaper_ctx(app: web.Application) -> AsyncIterator[None]:
+    reaper = LeaseReaper(app["service"].dispatcher)
+    task = asyncio.create_task(reaper.run(), name="queueapp-lease-reaper")
+    yield
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass

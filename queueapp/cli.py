@@ -1,0 +1,112 @@
+"""The ``queueapp`` command. Thin: parses arguments and calls library functions."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from . import __version__
+from .config import SETTINGS, ConfigError, load_config
+from .logs import setup_logging
+
+log = logging.getLogger("queueapp.cli")
+
+DESCRIPTION = """\
+queueapp: a job queue appliance. One process serves an HTTP API, runs jobs by
+priority with retries, delays and schedules, and keeps every acknowledged job in a
+SQLite file.
+
+  queueapp serve                      start on 127.0.0.1:3000 with ./queueapp.db
+  queueapp serve --db /var/lib/queueapp/q.db --port 8080
+  queueapp migrate --db q.db          create or upgrade the database, then exit
+
+Every option can also come from the environment (QUEUEAPP_PORT=8080) or a TOML
+file (--config queueapp.toml, with lines like: port = 8080).
+"""
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="TOML file of settings (env QUEUEAPP_CONFIG)")
+    parser.add_argument("--db", metavar="PATH", help=_help("db"))
+
+
+def _help(name: str) -> str:
+    setting = next(s for s in SETTINGS if s.name == name)
+    return f"{setting.help} Default {setting.default!r}; env {setting.env}."
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="queueapp", description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"queueapp {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the appliance (HTTP API and workers)")
+    _add_common(serve)
+    serve.add_argument("--host", help=_help("host"))
+    serve.add_argument("--port", type=int, help=_help("port"))
+    serve.add_argument("--durability", choices=["full", "normal"], help=_help("durability"))
+    serve.add_argument("--handlers", metavar="MODULES", help=_help("handlers"))
+    serve.add_argument("--concurrency", type=int, metavar="N", help=_help("concurrency"))
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help=_help("log_level"))
+
+    migrate = commands.add_parser("migrate", help="create or upgrade the database schema, then exit")
+    _add_common(migrate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    overrides = {k: v for k, v in vars(args).items() if k not in ("command", "config")}
+    try:
+        config = load_config(overrides, args.config)
+    except ConfigError as exc:
+        print(f"queueapp: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(config.log_level)
+    if args.command == "migrate":
+        return _migrate(config.db)
+    return _serve(config)
+
+
+def _migrate(db: str) -> int:
+    from .store.connection import connect
+    from .store.migrate import migrate
+
+    conn = connect(db)
+    try:
+        applied = migrate(conn)
+    finally:
+        conn.close()
+    names = ", ".join(f"{m.version:04d}_{m.name}" for m in applied) or "none (up to date)"
+    log.info("migrations applied", extra={"event": "db.migrated", "db": db, "applied": names})
+    return 0
+
+
+def _serve(config) -> int:  # noqa: ANN001 - Config
+    from aiohttp import web
+
+    from .app import make_app
+
+    try:
+        app = make_app(config)
+    except ImportError as exc:
+        print(f"queueapp: cannot import a handler module: {exc}", file=sys.stderr)
+        return 2
+    log.info(
+        "listening", extra={"event": "server.listening", "host": config.host, "port": config.port}
+    )
+    web.run_app(app, host=config.host, port=config.port, print=None, access_log=None,
+                shutdown_timeout=config.shutdown_grace_ms / 1000 + 5)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Wall-clock time in milliseconds, and ISO 8601 conversion.
+
+Every component takes a ``Clock`` so tests can drive time by hand; the only
+real source of time is ``SystemClock``.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+
+class Clock:
+    """The real clock: milliseconds since the Unix epoch, UTC."""
+
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000
+
+
+class FakeClock(Clock):
+    """A clock that moves only when told to (for tests and loop ``tick``s)."""
+
+    def __init__(self, start_ms: int = 1_800_000_000_000) -> None:
+        self.ms = start_ms
+
+    def now_ms(self) -> int:
+        return self.ms
+
+    def advance(self, ms: int) -> None:
+        self.ms += ms
+
+
+def to_iso(ms: int | None) -> str | None:
+    """Milliseconds since the epoch to ``2026-12-25T09:00:00.000Z``."""
+    if ms is None:
+        return None
+    stamp = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+
+
+def from_datetime(value: datetime) -> int:
+    """An aware datetime to milliseconds since the epoch."""
+    if value.tzinfo is None:
+        raise ValueError("time needs an offset, such as Z or +01:00")
+    return int(value.timestamp() * 1000)

@@ -1,0 +1,459 @@
+"""The dispatcher: the one owner of which job runs next.
+
+It keeps the ordering of unfinished jobs in memory (``heaps``), writes every state
+change through the store before anyone is told of it, starts jobs that have an
+in-process handler, and hands the others to external workers that lease them.
+
+Callers (the service facade, the API, the scheduler, the monitor) go through it;
+it calls the store. Enqueues and finished jobs wake its loop; the only timer is the
+due time of the next delayed job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from .clock import Clock
+from .errors import Conflict, NotFound
+from .heaps import Lane, Timer, TimerHeap, pack, take_best
+from .metrics import Metrics
+from .model import Job, JobState, NewJob
+from .retry import next_attempt
+from .store import Added, Change, PendingJob, Store
+from .workers.registry import HandlerRegistry
+from .workers.runner import JobRunner
+
+log = logging.getLogger("queueapp.dispatcher")
+
+
+@dataclass(slots=True)
+class ActiveJob:
+    """A running job, as far as the dispatcher needs to know it."""
+
+    id: int
+    queue: str
+    name: str
+    token: str
+    started_at: int
+    heartbeat_at: int
+    lease_expires_at: int | None  # None: runs in this process
+    task: asyncio.Task[None] | None = None
+
+
+@dataclass(eq=False, slots=True)
+class QueueRuntime:
+    name: str
+    concurrency: int
+    paused: bool = False
+    running: int = 0  # in-process jobs claimed or running
+    lanes: dict[str, Lane] = field(default_factory=dict)
+    # Long-polling leases wait on these; any new waiting job resolves them all.
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
+
+    def lane(self, name: str) -> Lane:
+        found = self.lanes.get(name)
+        if found is None:
+            found = self.lanes[name] = Lane(self.name, name)
+        return found
+
+    def wake_waiters(self) -> None:
+        for waiter in self.waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self.waiters.clear()
+
+
+def fail_plan(retry: bool = True):  # noqa: ANN201 - returns a store FailPlan
+    """A store FailPlan that applies the job's retry policy (or fails for good)."""
+
+    def plan(job: Job, now: int) -> tuple[JobState, int]:
+        state, run_at = next_attempt(
+            job.name, job.options, job.attempts, job.attempts_made, now, retry
+        )
+        return JobState(state), run_at
+
+    return plan
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: Store,
+        registry: HandlerRegistry,
+        clock: Clock,
+        *,
+        concurrency: int = 5,
+        default_lease_ms: int = 30_000,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.clock = clock
+        self.concurrency = concurrency
+        self.default_lease_ms = default_lease_ms
+        self.metrics = Metrics()
+        self.queues: dict[str, QueueRuntime] = {}
+        self.active: dict[int, ActiveJob] = {}
+        self.timers = TimerHeap()
+        self.runner = JobRunner(self)
+        self._wake = asyncio.Event()
+        self._timer_handle: asyncio.TimerHandle | None = None
+        self._armed_at: int | None = None
+        self._loop_task: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+        self._stopping = False
+
+    # start and stop ------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Rebuild the in-memory state from the store and start the loop."""
+        for settings in await self.store.queue_settings():
+            q = self.queue(settings.name)
+            q.paused = settings.paused
+            if settings.concurrency:
+                q.concurrency = settings.concurrency
+        for queue, counts in (await self.store.count_states()).items():
+            self.queue(queue)
+            self.metrics.of(queue).counts.update(counts)
+        now = self.clock.now_ms()
+        for sample in await self.store.finished_since(now - 300_000):
+            if sample.finished_at is not None:
+                took = None if sample.started_at is None else sample.finished_at - sample.started_at
+                self.metrics.of(sample.queue).finished.append(
+                    (sample.finished_at, took, sample.state is JobState.FAILED)
+                )
+        for m in self.metrics.queues.values():
+            m.finished = type(m.finished)(sorted(m.finished))
+        pending = await self.store.pending_jobs()
+        for p in pending:
+            self._place(p)
+        self._loop_task = asyncio.create_task(self._loop(), name="queueapp-dispatcher")
+        log.info("dispatcher started", extra={"event": "dispatcher.started", "pending": len(pending)})
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Start nothing new; give running handlers ``grace_s`` to finish, then cancel
+        them (their attempt fails and they retry after the next start)."""
+        self._stopping = True
+        self._wake.set()
+        if self._loop_task is not None:
+            await self._loop_task
+        for q in self.queues.values():
+            q.wake_waiters()
+        tasks = [a.task for a in self.active.values() if a.task is not None]
+        if tasks:
+            _, still = await asyncio.wait(tasks, timeout=grace_s)
+            for task in still:
+                task.cancel()
+            if still:
+                await asyncio.wait(still)
+        if self._background:
+            await asyncio.wait(list(self._background))
+        if self._timer_handle is not None:
+            self._timer_handle.cancel()
+
+    # queues ----------------------------------------------------------------------
+
+    def queue(self, name: str) -> QueueRuntime:
+        found = self.queues.get(name)
+        if found is None:
+            found = self.queues[name] = QueueRuntime(name, self.concurrency)
+            self.metrics.of(name)
+        return found
+
+    async def set_paused(self, queue: str, paused: bool) -> None:
+        await self.store.set_paused(queue, paused, self.clock.now_ms())
+        q = self.queue(queue)
+        q.paused = paused
+        if not paused:
+            q.wake_waiters()
+            self._wake.set()
+        log.info(
+            "queue paused" if paused else "queue resumed",
+            extra={"event": "queue.paused" if paused else "queue.resumed", "queue": queue},
+        )
+
+    # enqueue ---------------------------------------------------------------------
+
+    async def add(self, jobs: list[NewJob]) -> list[Added]:
+        now = self.clock.now_ms()
+        new_queues = {j.queue for j in jobs if j.queue not in self.queues}
+        for queue in new_queues:
+            await self.store.ensure_queue(queue, now)
+        added = await self.store.add_jobs(jobs, now)
+        for a in added:
+            if a.created:
+                job = a.job
+                m = self.metrics.of(job.queue)
+                m.move(None, job.state)
+                m.added_total += 1
+                self._place(PendingJob(job.id, job.queue, job.name, job.state, job.priority, job.run_at))
+        return added
+
+    def _place(self, p: PendingJob) -> None:
+        """Put an unfinished job where it will be found: its lane, or the timer heap."""
+        q = self.queue(p.queue)
+        lane = q.lane(p.name)
+        if p.state is JobState.DELAYED:
+            self.timers.push(Timer(p.run_at, p.id, p.priority, lane))
+            if self._armed_at is None or p.run_at < self._armed_at:
+                self._wake.set()
+            return
+        lane.push(pack(p.priority, p.run_at, p.id))
+        if p.name in self.registry:
+            self._wake.set()
+        else:
+            q.wake_waiters()
+
+    def _unplace(self, job: Job, prior: JobState) -> None:
+        lane = self.queue(job.queue).lane(job.name)
+        if prior is JobState.WAITING:
+            lane.kill(pack(job.priority, job.run_at, job.id))
+        elif prior is JobState.DELAYED:
+            self.timers.kill(job.run_at, job.id)
+
+    # the loop ----------------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._stopping:
+                return
+            try:
+                self._promote_due()
+                for q in self.queues.values():
+                    self._start_in_process(q)
+            except Exception:  # never let one bad tick stop the dispatcher
+                log.exception("dispatcher tick failed", extra={"event": "dispatcher.error"})
+
+    def _arm(self, due: int | None) -> None:
+        """Set the one timer to the next delayed job's due time."""
+        if due == self._armed_at:
+            return
+        if self._timer_handle is not None:
+            self._timer_handle.cancel()
+            self._timer_handle = None
+        self._armed_at = due
+        if due is not None:
+            delay = max(0.0, (due - self.clock.now_ms()) / 1000)
+            self._timer_handle = asyncio.get_running_loop().call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer_handle = None
+        self._armed_at = None
+        self._wake.set()
+
+    def _promote_due(self) -> None:
+        due = self.timers.pop_due(self.clock.now_ms())
+        if due:
+            self._spawn(self._promote(due))
+        self._arm(self.timers.next_due())
+
+    async def _promote(self, due: list[Timer]) -> None:
+        by_id = {t.job_id: t for t in due}
+        promoted = await self.store.promote_jobs(list(by_id), self.clock.now_ms())
+        for job_id in promoted:
+            t = by_id[job_id]
+            self.metrics.of(t.lane.queue).move(JobState.DELAYED, JobState.WAITING)
+            self._place(PendingJob(job_id, t.lane.queue, t.lane.name, JobState.WAITING, t.priority, t.run_at))
+
+    def _start_in_process(self, q: QueueRuntime) -> None:
+        free = q.concurrency - q.running
+        if q.paused or free <= 0:
+            return
+        lanes = [lane for name, lane in q.lanes.items() if name in self.registry and lane.heap]
+        if not lanes:
+            return
+        ids = take_best(lanes, free)
+        if ids:
+            q.running += len(ids)
+            self._spawn(self._claim_and_run(q, ids))
+
+    async def _claim_and_run(self, q: QueueRuntime, ids: list[int]) -> None:
+        try:
+            jobs = await self.store.claim_jobs(ids, self.clock.now_ms(), None)
+        except Exception:
+            q.running -= len(ids)
+            log.exception("claim failed", extra={"event": "dispatcher.claim_failed", "queue": q.name})
+            raise
+        q.running -= len(ids) - len(jobs)  # ids no longer waiting (cancelled meanwhile)
+        for job in jobs:
+            active = self._activate(job)
+            active.task = asyncio.create_task(self.runner.run(job), name=f"job-{job.id}")
+        if len(jobs) < len(ids):
+            self._wake.set()
+
+    def _activate(self, job: Job) -> ActiveJob:
+        assert job.lease_token is not None and job.started_at is not None
+        self.metrics.of(job.queue).move(JobState.WAITING, JobState.ACTIVE)
+        active = ActiveJob(
+            job.id, job.queue, job.name, job.lease_token, job.started_at,
+            job.started_at, job.lease_expires_at,
+        )
+        self.active[job.id] = active
+        return active
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # finishing -------------------------------------------------------------------
+
+    async def complete(self, job_id: int, token: str, result: Any) -> Job:
+        change = await self.store.complete_job(job_id, token, result, self.clock.now_ms())
+        if change is None:
+            raise self._stale(job_id)
+        self._finish(change)
+        return change.job
+
+    async def fail(self, job_id: int, token: str, message: str, retry: bool = True) -> Job:
+        change = await self.store.fail_job(
+            job_id, token, message, self.clock.now_ms(), fail_plan(retry)
+        )
+        if change is None:
+            raise self._stale(job_id)
+        self._finish(change)
+        return change.job
+
+    def _stale(self, job_id: int) -> Conflict:
+        return Conflict(
+            f"job {job_id} is not active under that lease token: it finished, was"
+            " cancelled, or its lease expired and it was given to another worker"
+        )
+
+    def _finish(self, change: Change) -> None:
+        """Account for an active job's committed move, and free its slot."""
+        job = change.job
+        active = self.active.pop(job.id, None)
+        m = self.metrics.of(job.queue)
+        m.move(change.prior, None if change.deleted else job.state)
+        for state, n in change.pruned.items():
+            m.counts[state] -= n
+        if job.state in (JobState.COMPLETED, JobState.FAILED):
+            m.record_finish(job)
+        elif job.state in (JobState.WAITING, JobState.DELAYED):
+            m.retried_total += 1
+            self._place(PendingJob(job.id, job.queue, job.name, job.state, job.priority, job.run_at))
+        if active is not None and active.lease_expires_at is None:
+            self.queue(job.queue).running -= 1
+            self._wake.set()
+        self._log_finish(job)
+
+    @staticmethod
+    def _log_finish(job: Job) -> None:
+        if job.state is JobState.FAILED:
+            log.warning(
+                "job failed for good",
+                extra={"event": "job.failed", "job": job.id, "queue": job.queue,
+                       "name": job.name, "attempts": job.attempts_made, "error": job.error},
+            )
+        elif job.state is not JobState.COMPLETED:
+            log.debug("job will retry", extra={"event": "job.retry", "job": job.id})
+
+    # cancel and retry --------------------------------------------------------------
+
+    async def cancel(self, job_id: int) -> Job:
+        change = await self.store.cancel_job(job_id, self.clock.now_ms())
+        if change.prior is JobState.ACTIVE:
+            return await self._cancel_active(change.job)
+        self._unplace(change.job, change.prior)
+        self.metrics.of(change.job.queue).move(change.prior, JobState.CANCELLED)
+        return change.job
+
+    async def _cancel_active(self, job: Job) -> Job:
+        """An active job is asked to stop: an in-process handler is cancelled; an
+        external worker finds its lease gone at its next heartbeat or answer."""
+        active = self.active.get(job.id)
+        if active is None or job.lease_token is None:
+            raise Conflict(f"job {job.id} is finishing; try again")
+        change = await self.store.fail_job(
+            job.id, job.lease_token, "cancelled while running", self.clock.now_ms(),
+            lambda j, now: (JobState.CANCELLED, now),
+        )
+        if change is None:
+            raise Conflict(f"job {job.id} finished before it could be cancelled")
+        self.active.pop(job.id, None)
+        self.metrics.of(job.queue).move(JobState.ACTIVE, JobState.CANCELLED)
+        if active.task is not None:
+            active.task.cancel()
+        if active.lease_expires_at is None:
+            self.queue(job.queue).running -= 1
+            self._wake.set()
+        return change.job
+
+    async def retry(self, job_id: int) -> Job:
+        change = await self.store.retry_job(job_id, self.clock.now_ms())
+        job = change.job
+        self.metrics.of(job.queue).move(change.prior, JobState.WAITING)
+        self._place(PendingJob(job.id, job.queue, job.name, job.state, job.priority, job.run_at))
+        return job
+
+    # external workers --------------------------------------------------------------
+
+    def _lease_lanes(self, q: QueueRuntime, names: list[str] | None) -> list[Lane]:
+        if names is None:
+            return [lane for n, lane in q.lanes.items() if n not in self.registry and lane.heap]
+        return [q.lanes[n] for n in names if n in q.lanes and q.lanes[n].heap]
+
+    async def lease(
+        self, queue: str, names: list[str] | None, max_jobs: int, lease_ms: int, wait_ms: int
+    ) -> list[Job]:
+        """Up to ``max_jobs`` due jobs, highest priority first; waits up to ``wait_ms``
+        for one to arrive when none is there."""
+        q = self.queue(queue)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_ms / 1000
+        while True:
+            if not q.paused and not self._stopping:
+                ids = take_best(self._lease_lanes(q, names), max_jobs)
+                if ids:
+                    jobs = await self.store.claim_jobs(ids, self.clock.now_ms(), lease_ms)
+                    for job in jobs:
+                        self._activate(job)
+                    if jobs:
+                        return jobs
+                    continue  # all were cancelled meanwhile: look again
+            left = deadline - loop.time()
+            if left <= 0 or self._stopping:
+                return []
+            waiter = loop.create_future()
+            q.waiters.append(waiter)
+            try:
+                await asyncio.wait_for(waiter, left)
+            except TimeoutError:
+                return []
+            finally:
+                if waiter in q.waiters:
+                    q.waiters.remove(waiter)
+
+    async def heartbeat(
+        self, job_id: int, token: str, progress: Any, lease_ms: int | None
+    ) -> Job:
+        active = self.active.get(job_id)
+        if active is not None and active.lease_expires_at is not None and lease_ms is None:
+            lease_ms = self.default_lease_ms
+        job = await self.store.heartbeat(job_id, token, self.clock.now_ms(), lease_ms, progress)
+        if job is None:
+            if await self.store.get_job(job_id) is None:
+                raise NotFound(f"no job with id {job_id}")
+            raise self._stale(job_id)
+        if active is not None:
+            active.heartbeat_at = job.heartbeat_at or active.heartbeat_at
+            active.lease_expires_at = job.lease_expires_at
+        return job
+
+    async def rescue(self, message: str, expired_only: bool) -> list[Change]:
+        """Fail the attempt of active jobs whose worker is gone; see recovery.py."""
+        changes = await self.store.rescue_active(
+            self.clock.now_ms(), fail_plan(), message, expired_only
+        )
+        for change in changes:
+            self._finish(change)
+        return changes
+
+    def next_lease_expiry(self) -> int | None:
+        expiries = [a.lease_expires_at for a in self.active.values() if a.lease_expires_at]
+        return min(expiries) if expiries else None

@@ -1,0 +1,49 @@
+"""Queue health from metrics and thresholds (the seed's checkQueueHealth).
+
+Pure: it judges numbers it is given; the monitor and the API gather them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class HealthThresholds:
+    failure_rate_warning: float = 0.10
+    failure_rate_critical: float = 0.20
+    waiting_warning: int = 1000
+    waiting_critical: int = 5000
+    active_warning: int = 100
+    delayed_warning: int = 500
+    stuck_after_ms: int = 300_000
+
+
+def judge(
+    metrics: dict[str, Any], failure_rate: float | None, stuck: int, t: HealthThresholds
+) -> tuple[str, list[str]]:
+    """(status, issues). ``metrics`` is the seed's metrics object; waiting counts jobs
+    waiting whether or not the queue is paused (a paused backlog is still a backlog)."""
+    critical: list[str] = []
+    warning: list[str] = []
+    if failure_rate is not None:
+        shown = f"{failure_rate * 100:.1f}%"
+        if failure_rate > t.failure_rate_critical:
+            critical.append(f"failure rate {shown} over the last 5 minutes is above {t.failure_rate_critical:.0%}")
+        elif failure_rate > t.failure_rate_warning:
+            warning.append(f"failure rate {shown} over the last 5 minutes is above {t.failure_rate_warning:.0%}")
+    waiting = metrics["waiting"] + metrics["paused"]
+    if waiting > t.waiting_critical:
+        critical.append(f"{waiting} jobs waiting, above {t.waiting_critical}")
+    elif waiting > t.waiting_warning:
+        warning.append(f"{waiting} jobs waiting, above {t.waiting_warning}")
+    if metrics["active"] > t.active_warning:
+        warning.append(f"{metrics['active']} jobs active, above {t.active_warning}")
+    if metrics["delayed"] > t.delayed_warning:
+        warning.append(f"{metrics['delayed']} jobs delayed, above {t.delayed_warning}")
+    if stuck:
+        minutes = t.stuck_after_ms / 60_000
+        warning.append(f"{stuck} jobs stuck: active for more than {minutes:g} minutes without a heartbeat")
+    status = "critical" if critical else "warning" if warning else "healthy"
+    return status, critical + warning

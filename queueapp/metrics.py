@@ -1,0 +1,100 @@
+"""Running counts and time windows per queue, kept in memory.
+
+The counts start from one GROUP BY at start-up and then move with every committed
+change, so reading metrics never scans the jobs table.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from .model import Job, JobState
+
+THROUGHPUT_WINDOW_MS = 60_000
+PROCESSING_WINDOW_MS = 300_000
+
+
+@dataclass(slots=True)
+class QueueMetrics:
+    counts: dict[JobState, int] = field(default_factory=lambda: {s: 0 for s in JobState})
+    # (finished_at, processing ms or None, failed?) of jobs finished in the last 5 minutes
+    finished: deque[tuple[int, int | None, bool]] = field(default_factory=deque)
+    completed_total: int = 0
+    failed_total: int = 0
+    retried_total: int = 0
+    added_total: int = 0
+
+    def move(self, prior: JobState | None, state: JobState | None) -> None:
+        if prior is not None:
+            self.counts[prior] -= 1
+        if state is not None:
+            self.counts[state] += 1
+
+    def record_finish(self, job: Job) -> None:
+        failed = job.state is JobState.FAILED
+        assert job.finished_at is not None
+        took = None if job.started_at is None else job.finished_at - job.started_at
+        self.finished.append((job.finished_at, took, failed))
+        if failed:
+            self.failed_total += 1
+        else:
+            self.completed_total += 1
+
+    def trim(self, now: int) -> None:
+        horizon = now - PROCESSING_WINDOW_MS
+        while self.finished and self.finished[0][0] < horizon:
+            self.finished.popleft()
+
+    def window(self, now: int) -> tuple[int, float, float | None]:
+        """(completed in the last 60 s, mean processing ms over 5 min, failure rate)."""
+        self.trim(now)
+        recent = now - THROUGHPUT_WINDOW_MS
+        throughput = 0
+        took_sum = took_n = failed = 0
+        for finished_at, took, is_failed in self.finished:
+            if is_failed:
+                failed += 1
+            else:
+                if finished_at >= recent:
+                    throughput += 1
+            if took is not None:
+                took_sum += took
+                took_n += 1
+        total = len(self.finished)
+        rate = None if total == 0 else failed / total
+        return throughput, (took_sum / took_n if took_n else 0.0), rate
+
+
+class Metrics:
+    """Metrics of every queue."""
+
+    def __init__(self) -> None:
+        self.queues: dict[str, QueueMetrics] = {}
+
+    def of(self, queue: str) -> QueueMetrics:
+        found = self.queues.get(queue)
+        if found is None:
+            found = self.queues[queue] = QueueMetrics()
+        return found
+
+    def snapshot(self, queue: str, now: int, paused: bool) -> dict[str, Any]:
+        """The seed's metrics object (API.md: GET /queues/metrics)."""
+        m = self.of(queue)
+        counts = m.counts
+        throughput, avg_ms, _ = m.window(now)
+        waiting = counts[JobState.WAITING]
+        shown = {
+            "queueName": queue,
+            "waiting": 0 if paused else waiting,
+            "active": counts[JobState.ACTIVE],
+            "completed": counts[JobState.COMPLETED],
+            "failed": counts[JobState.FAILED],
+            "delayed": counts[JobState.DELAYED],
+            "paused": waiting if paused else 0,
+        }
+        shown["total"] = sum(v for k, v in shown.items() if k != "queueName")
+        shown["throughput"] = throughput
+        shown["avgProcessingTime"] = round(avg_ms)
+        return shown

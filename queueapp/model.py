@@ -1,0 +1,132 @@
+"""The job: its states, its priorities, and the record the store keeps.
+
+This module depends on nothing else in the package.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import IntEnum, StrEnum
+from typing import Any
+
+from .clock import to_iso
+
+
+class JobState(StrEnum):
+    WAITING = "waiting"
+    """Enqueued and due. The dispatcher hands it to a worker (in-process or leased)."""
+    DELAYED = "delayed"
+    """Due later: enqueued with a delay or a time, or waiting out a retry backoff.
+    The dispatcher's timer moves it to waiting when due."""
+    ACTIVE = "active"
+    """Claimed by a worker. Its worker completes or fails it; recovery moves it back to
+    waiting (or to failed) when the process died or the lease expired."""
+    COMPLETED = "completed"
+    """Done. Only cleaning removes it."""
+    FAILED = "failed"
+    """Dead letter: attempts spent, or failed with retry off. A retry moves it to waiting."""
+    CANCELLED = "cancelled"
+    """Cancelled before it ran. A retry moves it to waiting."""
+
+
+UNFINISHED = frozenset({JobState.WAITING, JobState.DELAYED, JobState.ACTIVE})
+FINISHED = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED})
+
+# Which state may follow which. The store enforces each edge with a guarded UPDATE;
+# this table documents them and lets tests check the store against it.
+TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    JobState.WAITING: frozenset({JobState.ACTIVE, JobState.CANCELLED}),
+    JobState.DELAYED: frozenset({JobState.WAITING, JobState.CANCELLED}),
+    JobState.ACTIVE: frozenset(
+        {JobState.COMPLETED, JobState.DELAYED, JobState.WAITING, JobState.FAILED}
+    ),
+    JobState.COMPLETED: frozenset(),
+    JobState.FAILED: frozenset({JobState.WAITING}),
+    JobState.CANCELLED: frozenset({JobState.WAITING}),
+}
+
+
+class Priority(IntEnum):
+    CRITICAL = 1
+    HIGH = 2
+    NORMAL = 3
+    LOW = 4
+    BACKGROUND = 5
+
+
+# The seed's rule: more important jobs get more attempts.
+DEFAULT_ATTEMPTS: dict[int, int] = {1: 5, 2: 4, 3: 3, 4: 2, 5: 1}
+
+
+@dataclass(slots=True)
+class NewJob:
+    """A job to enqueue, already validated."""
+
+    queue: str
+    name: str
+    data: dict[str, Any]
+    priority: int
+    attempts: int
+    run_at: int
+    options: dict[str, Any] = field(default_factory=dict)
+    job_key: str | None = None
+
+
+@dataclass(slots=True)
+class Job:
+    """A job as stored. Times are milliseconds since the epoch."""
+
+    id: int
+    queue: str
+    name: str
+    state: JobState
+    priority: int
+    data: dict[str, Any]
+    options: dict[str, Any]
+    attempts: int
+    attempts_made: int
+    progress: Any
+    result: Any
+    error: str | None
+    errors: list[dict[str, Any]]
+    job_key: str | None
+    created_at: int
+    run_at: int
+    started_at: int | None
+    finished_at: int | None
+    lease_token: str | None = None
+    lease_expires_at: int | None = None
+    heartbeat_at: int | None = None
+
+    @property
+    def timeout_ms(self) -> int | None:
+        return self.options.get("timeout")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The job as the HTTP API shows it (camelCase, ISO times, string id)."""
+        return {
+            "id": str(self.id),
+            "queue": self.queue,
+            "name": self.name,
+            "data": self.data,
+            "state": str(self.state),
+            "priority": self.priority,
+            "attempts": self.attempts,
+            "attemptsMade": self.attempts_made,
+            "progress": self.progress,
+            "result": self.result,
+            "error": self.error,
+            "errors": self.errors,
+            "createdAt": to_iso(self.created_at),
+            "runAt": to_iso(self.run_at),
+            "startedAt": to_iso(self.started_at),
+            "finishedAt": to_iso(self.finished_at),
+            "jobId": self.job_key,
+            "options": self.options,
+        }
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON for storage."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

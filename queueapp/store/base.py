@@ -1,0 +1,179 @@
+"""The store interface: everything the rest of the appliance may ask of storage.
+
+Nothing outside ``queueapp.store`` writes SQL. A second implementation (for
+example on PostgreSQL, so that several nodes share one database) implements this
+class and nothing else has to change.
+
+Every write method returns only after its change is durable (committed), and each
+state change is guarded by the state it expects, so a stale caller changes nothing
+and gets ``None`` (or an error) back.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..model import Job, JobState, NewJob
+
+# Given a job whose attempt just failed (attempts_made already counts it) and the time
+# now, decide where it goes: (DELAYED or WAITING, run_at) to retry, (FAILED, now) to stop.
+FailPlan = Callable[[Job, int], tuple[JobState, int]]
+
+
+@dataclass(slots=True)
+class Added:
+    job: Job
+    created: bool  # False: options.jobId matched a job already kept, which is returned
+
+
+@dataclass(slots=True)
+class Change:
+    """One job's move from ``prior`` to ``job.state``."""
+
+    job: Job
+    prior: JobState
+    deleted: bool = False  # removeOnComplete/removeOnFail removed the job's own row
+    # Other finished jobs removed by a keep-newest-N policy, per state.
+    pruned: dict[JobState, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class QueueSettings:
+    name: str
+    paused: bool
+    concurrency: int | None
+
+
+@dataclass(slots=True)
+class PendingJob:
+    """What the dispatcher needs to order an unfinished job, without its payload."""
+
+    id: int
+    queue: str
+    name: str
+    state: JobState
+    priority: int
+    run_at: int
+
+
+@dataclass(slots=True)
+class FinishedSample:
+    queue: str
+    state: JobState
+    started_at: int | None
+    finished_at: int
+
+
+class Store(ABC):
+    # lifecycle ---------------------------------------------------------------
+    @abstractmethod
+    async def open(self) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    # writes ------------------------------------------------------------------
+    @abstractmethod
+    async def add_jobs(self, jobs: list[NewJob], now: int) -> list[Added]:
+        """All or none. A job whose ``job_key`` is already kept in its queue is not
+        added; the kept job is returned with ``created=False``."""
+
+    @abstractmethod
+    async def claim_jobs(
+        self, ids: list[int], now: int, lease_ms: int | None
+    ) -> list[Job]:
+        """waiting -> active for those of ``ids`` still waiting; counts the attempt and
+        gives each a fresh lease token. ``lease_ms`` None: owned by this process."""
+
+    @abstractmethod
+    async def promote_jobs(self, ids: list[int], now: int) -> list[int]:
+        """delayed -> waiting; returns the ids that were still delayed."""
+
+    @abstractmethod
+    async def complete_job(
+        self, job_id: int, token: str, result: Any, now: int
+    ) -> Change | None:
+        """active -> completed, if ``token`` is the job's current lease token."""
+
+    @abstractmethod
+    async def fail_job(
+        self, job_id: int, token: str, message: str, now: int, plan: FailPlan
+    ) -> Change | None:
+        """active -> delayed/waiting (retry) or failed, as ``plan`` decides, if
+        ``token`` is current. The error is appended to the job's errors."""
+
+    @abstractmethod
+    async def cancel_job(self, job_id: int, now: int) -> Change:
+        """waiting/delayed -> cancelled. For an active job nothing is stored and the
+        Change has prior == job.state == ACTIVE. Raises NotFound, or Conflict when
+        the job has finished."""
+
+    @abstractmethod
+    async def retry_job(self, job_id: int, now: int) -> Change:
+        """failed/cancelled -> waiting with a fresh set of attempts.
+        Raises NotFound or Conflict."""
+
+    @abstractmethod
+    async def heartbeat(
+        self, job_id: int, token: str, now: int, lease_ms: int | None, progress: Any
+    ) -> Job | None:
+        """Record a sign of life (and progress) for an active job with that token."""
+
+    @abstractmethod
+    async def rescue_active(
+        self, now: int, plan: FailPlan, message: str, expired_only: bool
+    ) -> list[Change]:
+        """Active jobs whose worker is gone (all of them at start-up, or those whose
+        lease expired) fail their attempt with ``message``; ``plan`` decides retry."""
+
+    @abstractmethod
+    async def set_paused(self, queue: str, paused: bool, now: int) -> None: ...
+
+    @abstractmethod
+    async def clean(
+        self, queue: str, state: JobState, finished_before: int, limit: int | None
+    ) -> int:
+        """Remove finished jobs of ``state`` that finished before the given time."""
+
+    # reads -------------------------------------------------------------------
+    @abstractmethod
+    async def get_job(self, job_id: int) -> Job | None: ...
+
+    @abstractmethod
+    async def list_jobs(
+        self,
+        queue: str,
+        state: JobState | None,
+        name: str | None,
+        limit: int,
+        after_id: int | None,
+    ) -> list[Job]:
+        """A page of jobs in id order after ``after_id`` (the cursor)."""
+
+    @abstractmethod
+    async def failed_jobs(self, queue: str, limit: int) -> list[Job]:
+        """Newest failure first."""
+
+    @abstractmethod
+    async def active_jobs(self, queue: str) -> list[Job]: ...
+
+    @abstractmethod
+    async def pending_jobs(self) -> list[PendingJob]:
+        """Every waiting and delayed job, for rebuilding the dispatcher."""
+
+    @abstractmethod
+    async def count_states(self) -> dict[str, dict[JobState, int]]:
+        """Per queue, the number of jobs in each state."""
+
+    @abstractmethod
+    async def finished_since(self, since: int) -> list[FinishedSample]:
+        """Completed and failed jobs finished at or after ``since`` (metrics windows)."""
+
+    @abstractmethod
+    async def queue_settings(self) -> list[QueueSettings]: ...
+
+    @abstractmethod
+    async def ensure_queue(self, queue: str, now: int) -> None: ...

@@ -1,0 +1,297 @@
+"""SQL for the jobs table. Write functions run in the writer thread (first
+argument: the connection, inside the writer's transaction); each state change is
+one guarded UPDATE that also sets that state's timestamp."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+from typing import Any
+
+from ..clock import to_iso
+from ..errors import Conflict, NotFound
+from ..model import FINISHED, Job, JobState, NewJob, dumps
+from .base import Added, Change, FailPlan
+
+COLUMNS = (
+    "id, queue, name, state, priority, data, options, attempts, attempts_made, progress,"
+    " result, error, errors, job_key, created_at, run_at, started_at, finished_at,"
+    " lease_token, lease_expires_at, heartbeat_at"
+)
+
+
+def row_to_job(r: tuple[Any, ...]) -> Job:
+    return Job(
+        id=r[0],
+        queue=r[1],
+        name=r[2],
+        state=JobState(r[3]),
+        priority=r[4],
+        data=json.loads(r[5]),
+        options=json.loads(r[6]),
+        attempts=r[7],
+        attempts_made=r[8],
+        progress=json.loads(r[9]),
+        result=None if r[10] is None else json.loads(r[10]),
+        error=r[11],
+        errors=json.loads(r[12]),
+        job_key=r[13],
+        created_at=r[14],
+        run_at=r[15],
+        started_at=r[16],
+        finished_at=r[17],
+        lease_token=r[18],
+        lease_expires_at=r[19],
+        heartbeat_at=r[20],
+    )
+
+
+def _select_one(conn: sqlite3.Connection, job_id: int) -> Job | None:
+    row = conn.execute(f"SELECT {COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    return None if row is None else row_to_job(row)
+
+
+# -- ids ------------------------------------------------------------------------------
+
+
+class IdAllocator:
+    """Hands out job ids in the writer thread. The high-water mark comes from
+    sqlite_sequence, so ids are never reused even after the newest jobs are removed."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'jobs'").fetchone()
+        self.next_id = (row[0] if row else 0) + 1
+
+    def take(self) -> int:
+        value = self.next_id
+        self.next_id += 1
+        return value
+
+
+# -- enqueue --------------------------------------------------------------------------
+
+_INSERT = (
+    "INSERT INTO jobs (id, queue, name, state, priority, data, options, attempts, job_key,"
+    " created_at, run_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def add_jobs(
+    conn: sqlite3.Connection, ids: IdAllocator, jobs: list[NewJob], now: int
+) -> list[Added]:
+    results: list[Added | None] = [None] * len(jobs)
+    plain_rows = []
+    for index, new in enumerate(jobs):
+        if new.job_key is not None:
+            existing = conn.execute(
+                f"SELECT {COLUMNS} FROM jobs WHERE queue = ? AND job_key = ?",
+                (new.queue, new.job_key),
+            ).fetchone()
+            if existing is not None:
+                results[index] = Added(row_to_job(existing), created=False)
+                continue
+        job = _new_job(ids.take(), new, now)
+        row = (
+            job.id, job.queue, job.name, job.state, job.priority, dumps(job.data),
+            dumps(job.options), job.attempts, job.job_key, now, job.run_at,
+        )
+        if new.job_key is not None:
+            # Inserted at once, so a later job of the same batch with the same key
+            # finds it above.
+            conn.execute(_INSERT, row)
+        else:
+            plain_rows.append(row)
+        results[index] = Added(job, created=True)
+    if plain_rows:
+        conn.executemany(_INSERT, plain_rows)
+    return results  # type: ignore[return-value]
+
+
+def _new_job(job_id: int, new: NewJob, now: int) -> Job:
+    state = JobState.DELAYED if new.run_at > now else JobState.WAITING
+    return Job(
+        id=job_id, queue=new.queue, name=new.name, state=state, priority=new.priority,
+        data=new.data, options=new.options, attempts=new.attempts, attempts_made=0,
+        progress=0, result=None, error=None, errors=[], job_key=new.job_key,
+        created_at=now, run_at=max(new.run_at, now) if state is JobState.DELAYED else now,
+        started_at=None, finished_at=None,
+    )
+
+
+# -- running --------------------------------------------------------------------------
+
+
+def claim_jobs(
+    conn: sqlite3.Connection, ids: list[int], now: int, lease_ms: int | None
+) -> list[Job]:
+    expires = None if lease_ms is None else now + lease_ms
+    claimed = []
+    for job_id in ids:
+        row = conn.execute(
+            "UPDATE jobs SET state = 'active', started_at = ?, heartbeat_at = ?,"
+            " attempts_made = attempts_made + 1, lease_token = ?, lease_expires_at = ?,"
+            " finished_at = NULL"
+            f" WHERE id = ? AND state = 'waiting' RETURNING {COLUMNS}",
+            (now, now, secrets.token_urlsafe(12), expires, job_id),
+        ).fetchone()
+        if row is not None:
+            claimed.append(row_to_job(row))
+    return claimed
+
+
+def promote_jobs(conn: sqlite3.Connection, ids: list[int], now: int) -> list[int]:
+    promoted = []
+    for job_id in ids:
+        row = conn.execute(
+            "UPDATE jobs SET state = 'waiting' WHERE id = ? AND state = 'delayed' RETURNING id",
+            (job_id,),
+        ).fetchone()
+        if row is not None:
+            promoted.append(row[0])
+    return promoted
+
+
+def complete_job(
+    conn: sqlite3.Connection, job_id: int, token: str, result: Any, now: int
+) -> Change | None:
+    row = conn.execute(
+        "UPDATE jobs SET state = 'completed', finished_at = ?, result = ?, progress = "
+        " CASE WHEN json_type(progress) IN ('integer', 'real') THEN '100' ELSE progress END,"
+        " lease_token = NULL, lease_expires_at = NULL"
+        f" WHERE id = ? AND state = 'active' AND lease_token = ? RETURNING {COLUMNS}",
+        (now, dumps(result), job_id, token),
+    ).fetchone()
+    if row is None:
+        return None
+    job = row_to_job(row)
+    change = Change(job, JobState.ACTIVE)
+    _apply_removal(conn, change, job.options.get("removeOnComplete", False))
+    return change
+
+
+def fail_job(
+    conn: sqlite3.Connection, job_id: int, token: str | None, message: str, now: int,
+    plan: FailPlan,
+) -> Change | None:
+    """Fail the current attempt. ``token`` None: any active job (recovery)."""
+    row = conn.execute(
+        f"SELECT {COLUMNS} FROM jobs WHERE id = ? AND state = 'active'", (job_id,)
+    ).fetchone()
+    if row is None:
+        return None
+    job = row_to_job(row)
+    if token is not None and job.lease_token != token:
+        return None
+    state, run_at = plan(job, now)
+    job.errors.append({"attempt": job.attempts_made, "message": message, "at": to_iso(now)})
+    finished = now if state in FINISHED else None
+    row = conn.execute(
+        "UPDATE jobs SET state = ?, run_at = ?, finished_at = ?, error = ?, errors = ?,"
+        " lease_token = NULL, lease_expires_at = NULL"
+        f" WHERE id = ? AND state = 'active' RETURNING {COLUMNS}",
+        (state, run_at, finished, message, dumps(job.errors), job_id),
+    ).fetchone()
+    change = Change(row_to_job(row), JobState.ACTIVE)
+    if state is JobState.FAILED:
+        _apply_removal(conn, change, job.options.get("removeOnFail", False))
+    return change
+
+
+def _apply_removal(conn: sqlite3.Connection, change: Change, policy: bool | int) -> None:
+    """removeOnComplete / removeOnFail: True removes the job itself; a number N keeps
+    only the newest N finished jobs of that state in the queue (as Bull does)."""
+    job = change.job
+    if policy is True:
+        conn.execute("DELETE FROM jobs WHERE id = ?", (job.id,))
+        change.deleted = True
+    elif policy is not False and isinstance(policy, int):
+        cursor = conn.execute(
+            "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE queue = ? AND state = ?"
+            " ORDER BY finished_at DESC, id DESC LIMIT -1 OFFSET ?)",
+            (job.queue, job.state, policy),
+        )
+        if cursor.rowcount > 0:
+            change.pruned[job.state] = cursor.rowcount
+
+
+def cancel_job(conn: sqlite3.Connection, job_id: int, now: int) -> Change:
+    job = _select_one(conn, job_id)
+    if job is None:
+        raise NotFound(f"no job with id {job_id}")
+    if job.state in FINISHED:
+        raise Conflict(f"job {job_id} has already finished ({job.state})")
+    if job.state is JobState.ACTIVE:
+        return Change(job, JobState.ACTIVE)
+    row = conn.execute(
+        "UPDATE jobs SET state = 'cancelled', finished_at = ?"
+        f" WHERE id = ? AND state = ? RETURNING {COLUMNS}",
+        (now, job_id, job.state),
+    ).fetchone()
+    return Change(row_to_job(row), job.state)
+
+
+def retry_job(conn: sqlite3.Connection, job_id: int, now: int) -> Change:
+    job = _select_one(conn, job_id)
+    if job is None:
+        raise NotFound(f"no job with id {job_id}")
+    if job.state not in (JobState.FAILED, JobState.CANCELLED):
+        raise Conflict(f"only failed or cancelled jobs can be retried; job {job_id} is {job.state}")
+    row = conn.execute(
+        "UPDATE jobs SET state = 'waiting', attempts_made = 0, run_at = ?, started_at = NULL,"
+        " finished_at = NULL, result = NULL, progress = '0'"
+        f" WHERE id = ? AND state = ? RETURNING {COLUMNS}",
+        (now, job_id, job.state),
+    ).fetchone()
+    return Change(row_to_job(row), job.state)
+
+
+def heartbeat(
+    conn: sqlite3.Connection, job_id: int, token: str, now: int, lease_ms: int | None,
+    progress: Any,
+) -> Job | None:
+    sets = ["heartbeat_at = ?"]
+    params: list[Any] = [now]
+    if lease_ms is not None:
+        sets.append("lease_expires_at = ?")
+        params.append(now + lease_ms)
+    if progress is not None:
+        sets.append("progress = ?")
+        params.append(dumps(progress))
+    row = conn.execute(
+        f"UPDATE jobs SET {', '.join(sets)}"
+        f" WHERE id = ? AND state = 'active' AND lease_token = ? RETURNING {COLUMNS}",
+        (*params, job_id, token),
+    ).fetchone()
+    return None if row is None else row_to_job(row)
+
+
+def rescue_active(
+    conn: sqlite3.Connection, now: int, plan: FailPlan, message: str, expired_only: bool
+) -> list[Change]:
+    if expired_only:
+        rows = conn.execute(
+            "SELECT id FROM jobs WHERE state = 'active' AND lease_expires_at IS NOT NULL"
+            " AND lease_expires_at < ?",
+            (now,),
+        ).fetchall()
+    else:
+        rows = conn.execute("SELECT id FROM jobs WHERE state = 'active'").fetchall()
+    changes = []
+    for (job_id,) in rows:
+        change = fail_job(conn, job_id, None, message, now, plan)
+        if change is not None:
+            changes.append(change)
+    return changes
+
+
+def clean(
+    conn: sqlite3.Connection, queue: str, state: JobState, finished_before: int,
+    limit: int | None,
+) -> int:
+    cursor = conn.execute(
+        "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE queue = ? AND state = ?"
+        " AND finished_at < ? ORDER BY finished_at LIMIT ?)",
+        (queue, state, finished_before, -1 if limit is None else limit),
+    )
+    return cursor.rowcount

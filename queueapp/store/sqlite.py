@@ -1,0 +1,196 @@
+"""The SQLite store: one file in WAL mode, one writer, one reader connection."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from ..model import Job, JobState, NewJob
+from . import jobs as sql
+from .base import (
+    Added,
+    Change,
+    FailPlan,
+    FinishedSample,
+    PendingJob,
+    QueueSettings,
+    Store,
+)
+from .connection import READER_PRAGMAS, connect
+from .migrate import migrate
+from .writer import GroupCommitWriter
+
+
+class SqliteStore(Store):
+    def __init__(self, path: str | Path, durability: str = "full") -> None:
+        self.path = Path(path)
+        self.durability = durability
+        self._writer = GroupCommitWriter(lambda: connect(self.path, durability))
+        self._reader: aiosqlite.Connection | None = None
+        self._ids: sql.IdAllocator | None = None
+
+    @property
+    def commit_stats(self):  # noqa: ANN201 - CommitStats, read by the monitor
+        return self._writer.stats
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        await self._writer.start()
+        await self._writer.run_sync(migrate)
+
+        def load_ids(conn: sqlite3.Connection) -> sql.IdAllocator:
+            return sql.IdAllocator(conn)
+
+        self._ids = await self._writer.run_sync(load_ids)
+        self._reader = await aiosqlite.connect(str(self.path), isolation_level=None)
+        for pragma in READER_PRAGMAS:
+            await self._reader.execute(pragma)
+
+    async def close(self) -> None:
+        await self._writer.close()
+        if self._reader is not None:
+            await self._reader.close()
+            self._reader = None
+
+    # writes ------------------------------------------------------------------
+
+    async def add_jobs(self, jobs: list[NewJob], now: int) -> list[Added]:
+        return await self._writer.submit(sql.add_jobs, self._ids, jobs, now)
+
+    async def claim_jobs(self, ids: list[int], now: int, lease_ms: int | None) -> list[Job]:
+        return await self._writer.submit(sql.claim_jobs, ids, now, lease_ms)
+
+    async def promote_jobs(self, ids: list[int], now: int) -> list[int]:
+        return await self._writer.submit(sql.promote_jobs, ids, now)
+
+    async def complete_job(self, job_id: int, token: str, result: Any, now: int) -> Change | None:
+        return await self._writer.submit(sql.complete_job, job_id, token, result, now)
+
+    async def fail_job(
+        self, job_id: int, token: str, message: str, now: int, plan: FailPlan
+    ) -> Change | None:
+        return await self._writer.submit(sql.fail_job, job_id, token, message, now, plan)
+
+    async def cancel_job(self, job_id: int, now: int) -> Change:
+        return await self._writer.submit(sql.cancel_job, job_id, now)
+
+    async def retry_job(self, job_id: int, now: int) -> Change:
+        return await self._writer.submit(sql.retry_job, job_id, now)
+
+    async def heartbeat(
+        self, job_id: int, token: str, now: int, lease_ms: int | None, progress: Any
+    ) -> Job | None:
+        return await self._writer.submit(sql.heartbeat, job_id, token, now, lease_ms, progress)
+
+    async def rescue_active(
+        self, now: int, plan: FailPlan, message: str, expired_only: bool
+    ) -> list[Change]:
+        return await self._writer.submit(sql.rescue_active, now, plan, message, expired_only)
+
+    async def set_paused(self, queue: str, paused: bool, now: int) -> None:
+        await self._writer.submit(_set_paused, queue, paused, now)
+
+    async def ensure_queue(self, queue: str, now: int) -> None:
+        await self._writer.submit(_ensure_queue, queue, now)
+
+    async def clean(
+        self, queue: str, state: JobState, finished_before: int, limit: int | None
+    ) -> int:
+        return await self._writer.submit(sql.clean, queue, state, finished_before, limit)
+
+    # reads -------------------------------------------------------------------
+
+    async def _fetchall(self, query: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        assert self._reader is not None, "store is not open"
+        async with self._reader.execute(query, params) as cursor:
+            return list(await cursor.fetchall())
+
+    async def get_job(self, job_id: int) -> Job | None:
+        rows = await self._fetchall(f"SELECT {sql.COLUMNS} FROM jobs WHERE id = ?", (job_id,))
+        return sql.row_to_job(rows[0]) if rows else None
+
+    async def list_jobs(
+        self, queue: str, state: JobState | None, name: str | None, limit: int,
+        after_id: int | None,
+    ) -> list[Job]:
+        where, params = ["queue = ?", "id > ?"], [queue, after_id or 0]
+        if state is not None:
+            where.append("state = ?")
+            params.append(state)
+        if name is not None:
+            where.append("name = ?")
+            params.append(name)
+        rows = await self._fetchall(
+            f"SELECT {sql.COLUMNS} FROM jobs WHERE {' AND '.join(where)} ORDER BY id LIMIT ?",
+            (*params, limit),
+        )
+        return [sql.row_to_job(r) for r in rows]
+
+    async def failed_jobs(self, queue: str, limit: int) -> list[Job]:
+        rows = await self._fetchall(
+            f"SELECT {sql.COLUMNS} FROM jobs WHERE queue = ? AND state = 'failed'"
+            " ORDER BY finished_at DESC, id DESC LIMIT ?",
+            (queue, limit),
+        )
+        return [sql.row_to_job(r) for r in rows]
+
+    async def active_jobs(self, queue: str) -> list[Job]:
+        rows = await self._fetchall(
+            f"SELECT {sql.COLUMNS} FROM jobs WHERE queue = ? AND state = 'active' ORDER BY id",
+            (queue,),
+        )
+        return [sql.row_to_job(r) for r in rows]
+
+    async def pending_jobs(self) -> list[PendingJob]:
+        rows = await self._fetchall(
+            "SELECT id, queue, name, state, priority, run_at FROM jobs"
+            " WHERE state IN ('waiting', 'delayed')"
+        )
+        return [PendingJob(r[0], r[1], r[2], JobState(r[3]), r[4], r[5]) for r in rows]
+
+    async def count_states(self) -> dict[str, dict[JobState, int]]:
+        rows = await self._fetchall("SELECT queue, state, count(*) FROM jobs GROUP BY queue, state")
+        counts: dict[str, dict[JobState, int]] = {}
+        for queue, state, n in rows:
+            counts.setdefault(queue, {})[JobState(state)] = n
+        return counts
+
+    async def finished_since(self, since: int) -> list[FinishedSample]:
+        samples = []
+        for queue in await self._queue_names():
+            for state in (JobState.COMPLETED, JobState.FAILED):
+                rows = await self._fetchall(
+                    "SELECT started_at, finished_at FROM jobs"
+                    " WHERE queue = ? AND state = ? AND finished_at >= ?",
+                    (queue, state, since),
+                )
+                samples.extend(FinishedSample(queue, state, s, f) for s, f in rows)
+        return samples
+
+    async def _queue_names(self) -> list[str]:
+        rows = await self._fetchall(
+            "SELECT name FROM queues UNION SELECT DISTINCT queue FROM jobs"
+        )
+        return [r[0] for r in rows]
+
+    async def queue_settings(self) -> list[QueueSettings]:
+        rows = await self._fetchall("SELECT name, paused, concurrency FROM queues ORDER BY name")
+        return [QueueSettings(r[0], bool(r[1]), r[2]) for r in rows]
+
+
+def _set_paused(conn: sqlite3.Connection, queue: str, paused: bool, now: int) -> None:
+    conn.execute(
+        "INSERT INTO queues (name, paused, created_at) VALUES (?, ?, ?)"
+        " ON CONFLICT (name) DO UPDATE SET paused = excluded.paused",
+        (queue, int(paused), now),
+    )
+
+
+def _ensure_queue(conn: sqlite3.Connection, queue: str, now: int) -> None:
+    conn.execute(
+        "INSERT INTO queues (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+        (queue, now),
+    )

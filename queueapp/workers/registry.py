@@ -1,0 +1,109 @@
+"""Python handlers for job names, run inside the appliance.
+
+    from queueapp.workers import registry
+
+    @registry.handler("send-email")
+    async def send_email(job):
+        await job.progress(50)
+        return {"sent": True}
+
+A module of handlers is loaded by naming it in the ``handlers`` setting; importing it
+registers its handlers on the shared ``registry``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ..model import Job
+
+ProgressFn = Callable[[Any], Awaitable[None]]
+Handler = Callable[["JobContext"], Awaitable[Any]]
+
+
+class UnrecoverableError(Exception):
+    """Raise from a handler to fail the job for good, without further attempts."""
+
+
+class JobContext:
+    """What a handler sees of its job."""
+
+    __slots__ = ("_job", "_progress")
+
+    def __init__(self, job: Job, progress: ProgressFn) -> None:
+        self._job = job
+        self._progress = progress
+
+    @property
+    def id(self) -> str:
+        return str(self._job.id)
+
+    @property
+    def name(self) -> str:
+        return self._job.name
+
+    @property
+    def queue(self) -> str:
+        return self._job.queue
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self._job.data
+
+    @property
+    def attempt(self) -> int:
+        """1 on the first attempt."""
+        return self._job.attempts_made
+
+    @property
+    def attempts(self) -> int:
+        return self._job.attempts
+
+    async def progress(self, value: Any) -> None:
+        """Report progress: a number 0..100 or a JSON object. Stored and visible on the job."""
+        await self._progress(value)
+
+
+class HandlerRegistry:
+    def __init__(self) -> None:
+        self._handlers: dict[str, Handler] = {}
+
+    def handler(self, name: str) -> Callable[[Handler], Handler]:
+        def register(fn: Handler) -> Handler:
+            self.register(name, fn)
+            return fn
+
+        return register
+
+    def register(self, name: str, fn: Handler) -> None:
+        if name in self._handlers and self._handlers[name] is not fn:
+            raise ValueError(f"a handler for {name!r} is already registered")
+        self._handlers[name] = fn
+
+    def unregister(self, name: str) -> None:
+        self._handlers.pop(name, None)
+
+    def get(self, name: str) -> Handler | None:
+        return self._handlers.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._handlers
+
+    def names(self) -> list[str]:
+        return sorted(self._handlers)
+
+    def load_modules(self, modules: list[str]) -> None:
+        """Import each module. A module registers its handlers either with the
+        ``@registry.handler`` decorator on import, or by defining
+        ``register(registry)``, which is then called with this registry."""
+        for name in modules:
+            module = importlib.import_module(name)
+            register = getattr(module, "register", None)
+            if callable(register):
+                register(self)
+
+
+# The registry that ``queueapp serve`` uses and handler modules decorate.
+registry = HandlerRegistry()

@@ -1,0 +1,75 @@
+"""Runs one claimed job through its in-process handler, with its timeout, and
+reports the outcome to the dispatcher."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ..errors import Conflict, NotFound, StoreUnavailable
+from ..model import Job
+from .registry import JobContext, UnrecoverableError
+
+if TYPE_CHECKING:
+    from ..dispatcher import Dispatcher
+
+log = logging.getLogger("queueapp.runner")
+
+
+class JobRunner:
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.dispatcher = dispatcher
+
+    async def run(self, job: Job) -> None:
+        handler = self.dispatcher.registry.get(job.name)
+        token = job.lease_token
+        assert token is not None
+        if handler is None:  # unregistered since it was claimed
+            await self._report(job, token, error="no handler is registered for this job name")
+            return
+        context = JobContext(job, lambda value: self._progress(job, token, value))
+        timeout_ms = job.timeout_ms
+        try:
+            async with asyncio.timeout(timeout_ms / 1000 if timeout_ms else None):
+                result = await handler(context)
+        except TimeoutError:
+            await self._report(job, token, error=f"timed out after {timeout_ms} ms")
+        except asyncio.CancelledError:
+            # Cancelled through the API (already stored as cancelled) or at shutdown
+            # after the grace period (the attempt fails and the job retries later).
+            if job.id in self.dispatcher.active:
+                await asyncio.shield(self._report(job, token, error="stopped at shutdown"))
+            raise
+        except UnrecoverableError as exc:
+            await self._report(job, token, error=_message(exc), retry=False)
+        except Exception as exc:  # a handler's failure is the job's failure, not ours
+            await self._report(job, token, error=_message(exc))
+        else:
+            await self._report(job, token, result=result)
+
+    async def _report(
+        self, job: Job, token: str, *, result: Any = None, error: str | None = None,
+        retry: bool = True,
+    ) -> None:
+        try:
+            if error is None:
+                await self.dispatcher.complete(job.id, token, result)
+            else:
+                await self.dispatcher.fail(job.id, token, error, retry)
+        except (Conflict, NotFound):
+            pass  # cancelled or rescued meanwhile: the store already holds the outcome
+        except StoreUnavailable:
+            # Left active in the store: recovery at the next start, or lease expiry,
+            # retries it. Nothing acknowledged is lost.
+            log.error("could not store a job's outcome", extra={"event": "job.outcome_lost", "job": job.id})
+        except TypeError as exc:  # a result that is not JSON
+            await self.dispatcher.fail(job.id, token, f"handler result is not JSON: {exc}", False)
+
+    async def _progress(self, job: Job, token: str, value: Any) -> None:
+        await self.dispatcher.heartbeat(job.id, token, value, None)
+
+
+def _message(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
