@@ -16,8 +16,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from .clock import Clock
+from .clock import Clock, to_iso
 from .errors import Conflict, NotFound
+from .events import EventBus, JobEvent
 from .heaps import Lane, Timer, TimerHeap, pack, take_best
 from .metrics import Metrics
 from .model import Job, JobState, NewJob
@@ -94,6 +95,7 @@ class Dispatcher:
         self.concurrency = concurrency
         self.default_lease_ms = default_lease_ms
         self.metrics = Metrics()
+        self.events = EventBus()
         self.queues: dict[str, QueueRuntime] = {}
         self.active: dict[int, ActiveJob] = {}
         self.timers = TimerHeap()
@@ -188,6 +190,8 @@ class Dispatcher:
                 m = self.metrics.of(job.queue)
                 m.move(None, job.state)
                 m.added_total += 1
+                self._emit("added", job.id, job.queue, job.name, state=str(job.state),
+                           priority=job.priority)
                 self._place(PendingJob(job.id, job.queue, job.name, job.state, job.priority, job.run_at))
         return added
 
@@ -257,6 +261,7 @@ class Dispatcher:
         for job_id in promoted:
             t = by_id[job_id]
             self.metrics.of(t.lane.queue).move(JobState.DELAYED, JobState.WAITING)
+            self._emit("waiting", job_id, t.lane.queue, t.lane.name)
             self._place(PendingJob(job_id, t.lane.queue, t.lane.name, JobState.WAITING, t.priority, t.run_at))
 
     def _start_in_process(self, q: QueueRuntime) -> None:
@@ -293,7 +298,12 @@ class Dispatcher:
             job.started_at, job.lease_expires_at,
         )
         self.active[job.id] = active
+        self._emit("active", job.id, job.queue, job.name, attempt=job.attempts_made)
         return active
+
+    def _emit(self, kind: str, job_id: int, queue: str, name: str, **detail: Any) -> None:
+        if self.events.active:  # building events costs nothing when nobody listens
+            self.events.publish(JobEvent(kind, job_id, queue, name, self.clock.now_ms(), detail))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -337,10 +347,20 @@ class Dispatcher:
         elif job.state in (JobState.WAITING, JobState.DELAYED):
             m.retried_total += 1
             self._place(PendingJob(job.id, job.queue, job.name, job.state, job.priority, job.run_at))
+        self._emit_finish(job)
         if active is not None and active.lease_expires_at is None:
             self.queue(job.queue).running -= 1
             self._wake.set()
         self._log_finish(job)
+
+    def _emit_finish(self, job: Job) -> None:
+        if job.state is JobState.COMPLETED:
+            self._emit("completed", job.id, job.queue, job.name, result=job.result)
+        elif job.state is JobState.FAILED:
+            self._emit("failed", job.id, job.queue, job.name, error=job.error)
+        else:
+            self._emit("retrying", job.id, job.queue, job.name, error=job.error,
+                       runAt=to_iso(job.run_at), attempt=job.attempts_made)
 
     @staticmethod
     def _log_finish(job: Job) -> None:
@@ -361,6 +381,7 @@ class Dispatcher:
             return await self._cancel_active(change.job)
         self._unplace(change.job, change.prior)
         self.metrics.of(change.job.queue).move(change.prior, JobState.CANCELLED)
+        self._emit("cancelled", job_id, change.job.queue, change.job.name)
         return change.job
 
     async def _cancel_active(self, job: Job) -> Job:
@@ -382,12 +403,14 @@ class Dispatcher:
         if active.lease_expires_at is None:
             self.queue(job.queue).running -= 1
             self._wake.set()
+        self._emit("cancelled", job.id, job.queue, job.name)
         return change.job
 
     async def retry(self, job_id: int) -> Job:
         change = await self.store.retry_job(job_id, self.clock.now_ms())
         job = change.job
         self.metrics.of(job.queue).move(change.prior, JobState.WAITING)
+        self._emit("added", job.id, job.queue, job.name, state=str(job.state), retried=True)
         self._place(PendingJob(job.id, job.queue, job.name, job.state, job.priority, job.run_at))
         return job
 
@@ -443,6 +466,8 @@ class Dispatcher:
         if active is not None:
             active.heartbeat_at = job.heartbeat_at or active.heartbeat_at
             active.lease_expires_at = job.lease_expires_at
+        if progress is not None:
+            self._emit("progress", job.id, job.queue, job.name, progress=progress)
         return job
 
     async def rescue(self, message: str, expired_only: bool) -> list[Change]:
@@ -451,6 +476,7 @@ class Dispatcher:
             self.clock.now_ms(), fail_plan(), message, expired_only
         )
         for change in changes:
+            self._emit("stalled", change.job.id, change.job.queue, change.job.name)
             self._finish(change)
         return changes
 

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 BackoffType = Literal["exponential", "fixed"]
 
+UNCAPPED_CEILING_MS = 24 * 3600 * 1000
+
 
 @dataclass(frozen=True, slots=True)
 class BackoffPolicy:
@@ -84,16 +86,14 @@ def calculate_backoff_delay(
     if policy.type == "fixed":
         base = float(policy.delay)
     else:
-        # Past ~1000 doublings the float overflows; the cap applies long before that.
-        exponent = min(attempt - 1, 1000)
         try:
-            base = policy.delay * policy.multiplier**exponent
+            base = policy.delay * float(policy.multiplier) ** (attempt - 1)
         except OverflowError:
             base = float("inf")
+        # Without a maxDelay an exponential backoff stops growing at one day.
+        base = min(base, UNCAPPED_CEILING_MS)
     if policy.max_delay is not None:
         base = min(base, policy.max_delay)
-    if base == float("inf"):
-        base = float(24 * 3600 * 1000)  # an uncapped runaway waits a day, not forever
     if policy.jitter:
         base *= 1 - policy.jitter * (rng or random).random()
     return int(round(base))

@@ -291,7 +291,7 @@ def clean(
 ) -> int:
     cursor = conn.execute(
         "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE queue = ? AND state = ?"
-        " AND finished_at < ? ORDER BY finished_at LIMIT ?)",
+        " AND finished_at <= ? ORDER BY finished_at LIMIT ?)",
         (queue, state, finished_before, -1 if limit is None else limit),
     )
     return cursor.rowcount

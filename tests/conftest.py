@@ -1,0 +1,173 @@
+"""Fixtures: a real SQLite file under tmp_path, a real service, a real aiohttp server
+on loopback, and a real ``queueapp serve`` process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from queueapp.app import make_app
+from queueapp.config import Config
+from queueapp.service import QueueService
+from queueapp.store import SqliteStore
+from queueapp.workers.registry import HandlerRegistry
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "queue.db"
+
+
+@pytest.fixture
+def registry() -> HandlerRegistry:
+    return HandlerRegistry()
+
+
+@pytest.fixture
+async def make_service(
+    db_path: Path, registry: HandlerRegistry
+) -> AsyncIterator[Callable[..., Any]]:
+    """``await make_service(**kwargs)``: a started QueueService over ``db_path``.
+    Every service made is stopped at the end of the test."""
+    started: list[QueueService] = []
+
+    async def make(**kwargs: Any) -> QueueService:
+        kwargs.setdefault("registry", registry)
+        durability = kwargs.pop("durability", "normal")
+        service = QueueService(SqliteStore(db_path, durability), **kwargs)
+        await service.start()
+        started.append(service)
+        return service
+
+    yield make
+    for service in started:
+        if service.dispatcher._loop_task is not None and not service.dispatcher._stopping:
+            await service.stop(grace_s=1)
+
+
+@pytest.fixture
+async def make_client(
+    aiohttp_client: Any, db_path: Path, registry: HandlerRegistry
+) -> Callable[..., Any]:
+    """``await make_client(**settings)``: an aiohttp test client on a real server over
+    a real store. Settings override Config fields."""
+
+    async def make(**settings: Any) -> Any:
+        settings.setdefault("db", str(db_path))
+        settings.setdefault("durability", "normal")
+        app = make_app(Config(**settings).validate(), registry=registry)
+        return await aiohttp_client(app)
+
+    return make
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServeProcess:
+    """A real ``queueapp serve`` child process."""
+
+    def __init__(self, db: Path, *args: str, env: dict[str, str] | None = None) -> None:
+        self.db = db
+        self.args = args
+        self.env = {**os.environ, **(env or {})}
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = db.parent / f"serve-{self.port}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> ServeProcess:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "queueapp", "serve", "--db", str(self.db),
+             "--port", str(self.port), *self.args],
+            stdout=log, stderr=log, env=self.env,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"serve exited early: {self.log_path.read_text()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    pass
+                if _livez(self.url):
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.05)  # polling a child process for readiness; no event to wait on
+        raise RuntimeError(f"serve did not start: {self.log_path.read_text()}")
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def terminate(self) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(20)
+
+
+def _livez(url: str) -> bool:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url + "/livez", timeout=1) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def serve(db_path: Path) -> Iterator[Callable[..., ServeProcess]]:
+    made: list[ServeProcess] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> ServeProcess:
+        p = ServeProcess(db_path, *args, env=env).start()
+        made.append(p)
+        return p
+
+    yield start
+    for p in made:
+        if p.proc is not None and p.proc.poll() is None:
+            p.proc.kill()
+            p.proc.wait(10)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> Any:
+    """Wait until ``predicate()`` is truthy, yielding to the loop between checks.
+    For conditions with no event to wait on (a counter in another component)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("condition not met in time")
+        await asyncio.sleep(0.005)
