@@ -368,7 +368,7 @@ class Dispatcher:
             log.warning(
                 "job failed for good",
                 extra={"event": "job.failed", "job": job.id, "queue": job.queue,
-                       "name": job.name, "attempts": job.attempts_made, "error": job.error},
+                       "job_name": job.name, "attempts": job.attempts_made, "error": job.error},
             )
         elif job.state is not JobState.COMPLETED:
             log.debug("job will retry", extra={"event": "job.retry", "job": job.id})

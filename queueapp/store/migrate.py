@@ -11,6 +11,8 @@ import re
 import sqlite3
 from dataclasses import dataclass
 from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
 
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
@@ -22,9 +24,17 @@ class Migration:
     sql: str
 
 
+def _migration_files() -> list[Traversable]:
+    try:
+        return list(resources.files("queueapp._migrations").iterdir())
+    except ModuleNotFoundError:
+        # Run from a source checkout that was not installed: the top-level folder.
+        return list(Path(__file__).resolve().parents[2].joinpath("migrations").iterdir())
+
+
 def available_migrations() -> list[Migration]:
     found = []
-    for entry in resources.files("queueapp._migrations").iterdir():
+    for entry in _migration_files():
         match = _NAME.match(entry.name)
         if match:
             found.append(Migration(int(match[1]), match[2], entry.read_text("utf-8")))

@@ -1,0 +1,112 @@
+"""Fault tests with a real ``queueapp serve`` process: kill -9, restart, inspect."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sqlite3
+import subprocess
+import sys
+
+import aiohttp
+
+
+async def _enqueue(http: aiohttp.ClientSession, url: str, n: int) -> list[str]:
+    ids = []
+    for i in range(n):
+        async with http.post(f"{url}/queues/jobs", json={"name": "external", "data": {"i": i}}) as r:
+            assert r.status == 201
+            ids.append((await r.json())["id"])
+    return ids
+
+
+async def test_acknowledged_enqueues_survive_kill_9(serve, http, db_path):
+    server = serve("--durability", "full")
+    acknowledged = await _enqueue(http, server.url, 20)
+
+    # Many clients at once, so acknowledgements come from group commits; the kill lands
+    # while some requests are still in flight.
+    async def one(i: int) -> str | None:
+        try:
+            async with http.post(
+                f"{server.url}/queues/jobs", json={"name": "external", "data": {"burst": i}}
+            ) as r:
+                return (await r.json())["id"] if r.status == 201 else None
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            return None
+
+    tasks = [asyncio.create_task(one(i)) for i in range(300)]
+    done_first = []
+    for task in asyncio.as_completed(tasks):
+        result = await task
+        if result is not None:
+            done_first.append(result)
+        if len(done_first) >= 100:
+            break
+    server.kill9()
+    rest = await asyncio.gather(*tasks)
+    acknowledged += [r for r in rest if r is not None]
+    assert len(acknowledged) >= 120
+
+    restarted = serve()
+    for job_id in acknowledged:
+        async with http.get(f"{restarted.url}/queues/jobs/{job_id}") as r:
+            assert r.status == 200, job_id
+            assert (await r.json())["state"] == "waiting"
+    async with http.get(f"{restarted.url}/queues/metrics") as r:
+        assert (await r.json())["waiting"] >= len(acknowledged)
+
+
+async def test_a_job_leased_when_the_process_died_is_recovered(serve, http):
+    server = serve()
+    async with http.post(f"{server.url}/queues/jobs",
+                         json={"name": "external", "options": {"attempts": 2}}) as r:
+        job_id = (await r.json())["id"]
+    async with http.post(f"{server.url}/queues/jobs/lease", json={"max": 1}) as r:
+        leased = (await r.json())["jobs"]
+    assert [j["id"] for j in leased] == [job_id]
+    server.kill9()
+
+    restarted = serve()
+    async with http.get(f"{restarted.url}/queues/jobs/{job_id}") as r:
+        job = await r.json()
+    assert job["attemptsMade"] == 1
+    assert job["state"] in ("waiting", "delayed")
+    assert "stopped while the job was running" in job["error"]
+    # the old worker's answer is stale now
+    async with http.post(f"{restarted.url}/queues/jobs/{job_id}/complete",
+                         json={"leaseToken": leased[0]["leaseToken"]}) as r:
+        assert r.status == 409
+        assert (await r.json())["error"]["code"] == "conflict"
+
+
+async def test_sqlite3_reads_the_database_while_the_service_runs(serve, http, db_path):
+    server = serve()
+    await _enqueue(http, server.url, 3)
+    query = "select state, count(*) from jobs group by state"
+    if shutil.which("sqlite3"):
+        out = subprocess.run(["sqlite3", str(db_path), query], capture_output=True, text=True,
+                             check=True, timeout=10).stdout
+    else:  # the same SQLite library, from another process
+        out = subprocess.run(
+            [sys.executable, "-c",
+             f"import sqlite3; [print('|'.join(map(str, r))) for r in "
+             f"sqlite3.connect({str(db_path)!r}).execute({query!r})]"],
+            capture_output=True, text=True, check=True, timeout=10,
+        ).stdout
+    assert out.strip() == "waiting|3"
+    # and the service keeps writing while a reader holds the file open
+    reader = sqlite3.connect(db_path)
+    reader.execute("BEGIN")
+    reader.execute("select count(*) from jobs").fetchone()
+    await _enqueue(http, server.url, 2)
+    reader.rollback()
+    assert reader.execute("select count(*) from jobs").fetchone()[0] == 5
+    reader.close()
+
+
+async def test_sigterm_stops_cleanly(serve, http):
+    server = serve()
+    await _enqueue(http, server.url, 1)
+    assert server.terminate() == 0
+    assert "appliance stopped" in server.log_path.read_text()
