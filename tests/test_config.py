@@ -1,0 +1,49 @@
+import pytest
+
+from queueapp.cli import main
+from queueapp.config import ConfigError, load_config
+
+
+def test_precedence_flag_over_env_over_file_over_default(tmp_path):
+    conf = tmp_path / "q.toml"
+    conf.write_text('port = 4000\ndb = "file.db"\nconcurrency = 7\n')
+    env = {"QUEUEAPP_PORT": "5000", "QUEUEAPP_DB": "env.db"}
+    config = load_config({"port": 6000}, str(conf), env)
+    assert (config.port, config.db, config.concurrency, config.host) == (6000, "env.db", 7, "127.0.0.1")
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"QUEUEAPP_PORT": "abc"}, "whole number"),
+        ({"QUEUEAPP_PORT": "70000"}, "port"),
+        ({"QUEUEAPP_DURABILITY": "sometimes"}, "durability"),
+        ({"QUEUEAPP_CONCURRENCY": "0"}, "concurrency"),
+    ],
+)
+def test_bad_settings_are_refused(env, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config({}, None, env)
+
+
+def test_unknown_key_in_config_file(tmp_path):
+    conf = tmp_path / "q.toml"
+    conf.write_text("prot = 1\n")
+    with pytest.raises(ConfigError, match="unknown setting 'prot'"):
+        load_config({}, str(conf), {})
+
+
+def test_migrate_command_creates_the_schema(tmp_path, capsys):
+    import sqlite3
+
+    db = tmp_path / "m.db"
+    assert main(["migrate", "--db", str(db)]) == 0
+    assert main(["migrate", "--db", str(db)]) == 0  # twice is harmless
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("select version from schema_migrations").fetchall() == [(1,)]
+        assert conn.execute("pragma journal_mode").fetchone()[0] == "wal"
+
+
+def test_cli_reports_bad_config_without_a_traceback(capsys):
+    assert main(["serve", "--port", "0"]) == 2
+    assert "port must be between" in capsys.readouterr().err
