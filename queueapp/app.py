@@ -61,7 +61,12 @@ async def _service_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     yield
     await service.stop(config.shutdown_grace_ms / 1000)
-    log.info("appliance stopped", extra={"event": "app.stopped"})
+    stats = service.store.commit_stats
+    log.info(
+        "appliance stopped",
+        extra={"event": "app.stopped", "commits": stats.commits, "changes": stats.ops,
+               "mean_commit_ms": round(stats.total_commit_ms / max(stats.commits, 1), 3)},
+    )
 
 
 async def _lease_reaper_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -7,7 +7,7 @@ real source of time is ``SystemClock``.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 
 
 class Clock:
@@ -30,12 +30,23 @@ class FakeClock(Clock):
         self.ms += ms
 
 
+_seconds_text: dict[int, str] = {}
+
+
 def to_iso(ms: int | None) -> str | None:
-    """Milliseconds since the epoch to ``2026-12-25T09:00:00.000Z``."""
+    """Milliseconds since the epoch to ``2026-12-25T09:00:00.000Z``.
+
+    Every job answer carries several times, mostly within the same few seconds, so
+    the formatted second is cached: formatting is the costly part."""
     if ms is None:
         return None
-    stamp = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    seconds, millis = divmod(ms, 1000)
+    text = _seconds_text.get(seconds)
+    if text is None:
+        if len(_seconds_text) > 4096:
+            _seconds_text.clear()
+        text = _seconds_text[seconds] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    return f"{text}.{millis:03d}Z"
 
 
 def from_datetime(value: datetime) -> int:

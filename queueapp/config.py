@@ -49,6 +49,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_body_bytes", 1_048_576, "Largest request body accepted, in bytes (413 above).", int),
     Setting("shutdown_grace_ms", 10_000, "On stop, how long running jobs may take to finish, in ms.", int),
     Setting("log_level", "info", "debug, info, warning or error."),
+    Setting(
+        "event_loop", "auto",
+        "auto: uvloop when installed (pip install queueapp[fast]), else asyncio; or asyncio, uvloop.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -67,6 +71,7 @@ class Config:
     max_body_bytes: int = 1_048_576
     shutdown_grace_ms: int = 10_000
     log_level: str = "info"
+    event_loop: str = "auto"
 
     @property
     def handler_modules(self) -> list[str]:
@@ -82,6 +87,8 @@ class Config:
                 raise ConfigError(f"{name} must be at least 1")
         if self.shutdown_grace_ms < 0:
             raise ConfigError("shutdown_grace_ms must be at least 0")
+        if self.event_loop not in ("auto", "asyncio", "uvloop"):
+            raise ConfigError(f"event_loop must be auto, asyncio or uvloop, not {self.event_loop!r}")
         if self.log_level not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"log_level must be debug, info, warning or error, not {self.log_level!r}")
         return self

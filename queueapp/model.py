@@ -5,12 +5,12 @@ This module depends on nothing else in the package.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any
 
 from .clock import to_iso
+from .jsonfast import dumps  # noqa: F401 - re-exported for the store and the API
 
 
 class JobState(StrEnum):
@@ -125,8 +125,3 @@ class Job:
             "jobId": self.job_key,
             "options": self.options,
         }
-
-
-def dumps(value: Any) -> str:
-    """Compact JSON for storage."""
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)

@@ -13,7 +13,8 @@ from pydantic import BaseModel, ValidationError
 from ..clock import from_datetime, to_iso
 from ..errors import NotFound, ValidationFailed
 from ..health import HealthThresholds, judge
-from ..model import Job, JobState, dumps
+from ..jsonfast import dumps_bytes
+from ..model import Job, JobState
 from ..options import check_queue_name
 from ..service import DEFAULT_QUEUE, QueueService, validation_details
 from .models import (
@@ -36,7 +37,7 @@ routes = web.RouteTableDef()
 
 
 def ok(body: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, text=dumps(body), content_type="application/json")
+    return web.Response(status=status, body=dumps_bytes(body), content_type="application/json")
 
 
 def service_of(request: web.Request) -> QueueService:

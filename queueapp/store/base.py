@@ -67,7 +67,18 @@ class FinishedSample:
     finished_at: int
 
 
+@dataclass(slots=True)
+class CommitStats:
+    """How often the store commits, how many changes each commit carries, how long."""
+
+    commits: int = 0
+    ops: int = 0
+    last_commit_ms: float = 0.0
+    total_commit_ms: float = 0.0
+
+
 class Store(ABC):
+    commit_stats: CommitStats
     # lifecycle ---------------------------------------------------------------
     @abstractmethod
     async def open(self) -> None: ...

@@ -77,11 +77,25 @@ _INSERT = (
 )
 
 
-def add_jobs(
-    conn: sqlite3.Connection, ids: IdAllocator, jobs: list[NewJob], now: int
+def add_job_groups(
+    conn: sqlite3.Connection, groups: list[tuple[list[NewJob], int]], ids: IdAllocator
+) -> list[list[Added]]:
+    """Several callers' enqueues in one go: one result list per (jobs, now) group."""
+    plain_rows: list[tuple[Any, ...]] = []
+    results = [_add_jobs(conn, ids, jobs, now, plain_rows) for jobs, now in groups]
+    if plain_rows:
+        conn.executemany(_INSERT, plain_rows)
+    return results
+
+
+def _add_jobs(
+    conn: sqlite3.Connection, ids: IdAllocator, jobs: list[NewJob], now: int,
+    plain_rows: list[tuple[Any, ...]],
 ) -> list[Added]:
+    """Jobs without an idempotency key go to ``plain_rows`` for one executemany at
+    the end; keyed jobs are inserted at once, so a later job with the same key (in
+    this batch or the next group) finds them."""
     results: list[Added | None] = [None] * len(jobs)
-    plain_rows = []
     for index, new in enumerate(jobs):
         if new.job_key is not None:
             existing = conn.execute(
@@ -97,14 +111,10 @@ def add_jobs(
             dumps(job.options), job.attempts, job.job_key, now, job.run_at,
         )
         if new.job_key is not None:
-            # Inserted at once, so a later job of the same batch with the same key
-            # finds it above.
             conn.execute(_INSERT, row)
         else:
             plain_rows.append(row)
         results[index] = Added(job, created=True)
-    if plain_rows:
-        conn.executemany(_INSERT, plain_rows)
     return results  # type: ignore[return-value]
 
 

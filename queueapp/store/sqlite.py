@@ -13,6 +13,7 @@ from . import jobs as sql
 from .base import (
     Added,
     Change,
+    CommitStats,
     FailPlan,
     FinishedSample,
     PendingJob,
@@ -33,7 +34,7 @@ class SqliteStore(Store):
         self._ids: sql.IdAllocator | None = None
 
     @property
-    def commit_stats(self):  # noqa: ANN201 - CommitStats, read by the monitor
+    def commit_stats(self) -> CommitStats:  # type: ignore[override]
         return self._writer.stats
 
     async def open(self) -> None:
@@ -58,7 +59,8 @@ class SqliteStore(Store):
     # writes ------------------------------------------------------------------
 
     async def add_jobs(self, jobs: list[NewJob], now: int) -> list[Added]:
-        return await self._writer.submit(sql.add_jobs, self._ids, jobs, now)
+        # Concurrent enqueues share one executemany (see GroupCommitWriter.submit_merged).
+        return await self._writer.submit_merged(sql.add_job_groups, (jobs, now), self._ids)
 
     async def claim_jobs(self, ids: list[int], now: int, lease_ms: int | None) -> list[Job]:
         return await self._writer.submit(sql.claim_jobs, ids, now, lease_ms)

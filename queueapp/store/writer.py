@@ -1,13 +1,18 @@
 """The single writer: every change to the database goes through here.
 
-Callers submit small functions that run against the SQLite connection in the
-writer's own thread. While one transaction is being committed, new submissions
-pile up; the next transaction takes them all at once (group commit), so under
-load one fsync acknowledges hundreds of changes instead of one.
+Callers submit small functions that run against the SQLite connection. While one
+transaction is being committed (in the writer's own thread, so the fsync does not
+block the event loop), new submissions pile up; the next transaction takes them
+all at once (group commit), so under load one fsync acknowledges hundreds of
+changes instead of one.
 
 A caller's future resolves only after the transaction holding its change has
 committed. Each change runs inside a SAVEPOINT, so one change that raises is
 rolled back alone and the rest of its batch still commits.
+
+Changes of one kind that arrive together (enqueues, above all) can be *merged*:
+``submit_merged`` appends to a pending call of the same function that has not
+started yet, so a hundred concurrent enqueues become one ``executemany``.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ..errors import QueueAppError, StoreUnavailable
+from .base import CommitStats
 
 T = TypeVar("T")
 
@@ -31,17 +37,27 @@ WriteFn = Callable[..., Any]
 class _Op:
     fn: WriteFn
     args: tuple[Any, ...]
-    future: asyncio.Future[Any]
+    future: asyncio.Future[Any] | None
+    # A merged op: fn(conn, items, *args) returns one result per item.
+    items: list[Any] | None = None
+    futures: list[asyncio.Future[Any]] | None = None
+
+    def resolve(self, ok: bool, value: Any) -> None:
+        if self.futures is None:
+            assert self.future is not None
+            _settle(self.future, ok, value)
+            return
+        for index, future in enumerate(self.futures):
+            _settle(future, ok, value[index] if ok else value)
 
 
-@dataclass(slots=True)
-class CommitStats:
-    """Counters a monitor can read: how often we commit and how long it takes."""
-
-    commits: int = 0
-    ops: int = 0
-    last_commit_ms: float = 0.0
-    total_commit_ms: float = 0.0
+def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.done():  # the caller gave up waiting; its change stands
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
 
 
 class GroupCommitWriter:
@@ -54,6 +70,7 @@ class GroupCommitWriter:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._outcomes: list[tuple[bool, Any]] = []
         self.stats = CommitStats()
 
     async def start(self) -> None:
@@ -76,6 +93,24 @@ class GroupCommitWriter:
         self._wake.set()
         return future
 
+    def submit_merged(self, fn: WriteFn, item: Any, *args: Any) -> asyncio.Future[Any]:
+        """Queue ``item`` for ``fn(conn, items, *args)``, joining a pending call of the
+        same ``fn`` and ``args`` that has not started. The future resolves with this
+        item's result. One failure fails every item of the call: merge only changes
+        that fail only when the store itself fails."""
+        if self._closing:
+            raise StoreUnavailable("the store is shutting down")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        last = self._pending[-1] if self._pending else None
+        if last is None or last.items is None or last.fn is not fn or last.args != args:
+            last = _Op(fn, args, None, [], [])
+            self._pending.append(last)
+            self._wake.set()
+        assert last.items is not None and last.futures is not None
+        last.items.append(item)
+        last.futures.append(future)
+        return future
+
     async def close(self) -> None:
         """Commit what was submitted, then close the connection."""
         self._closing = True
@@ -96,44 +131,60 @@ class GroupCommitWriter:
             while self._pending:
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
-                outcomes = await loop.run_in_executor(self._executor, self._apply, batch)
+                started = time.perf_counter()
+                outcomes = self._execute(batch)
+                if outcomes is None:
+                    failure = await loop.run_in_executor(self._executor, self._commit)
+                    outcomes = self._outcomes if failure is None else [(False, failure)] * len(batch)
+                    self._record(len(batch), started)
                 for op, (ok, value) in zip(batch, outcomes, strict=True):
-                    if op.future.done():  # the caller gave up waiting; its change stands
-                        continue
-                    if ok:
-                        op.future.set_result(value)
-                    else:
-                        op.future.set_exception(value)
+                    op.resolve(ok, value)
             if self._closing:
                 return
 
-    def _apply(self, batch: list[_Op]) -> list[tuple[bool, Any]]:
-        """Runs in the writer thread: one transaction for the whole batch."""
+    def _execute(self, batch: list[_Op]) -> list[tuple[bool, Any]] | None:
+        """In the event loop's thread: open the transaction and run every change.
+
+        The statements are quick (no fsync until COMMIT), and running them here spares
+        the writer thread from taking the GIL back after each one, which under load
+        costs up to a switch interval per statement. Returns the outcomes when the
+        transaction could not even begin, else None (they wait in ``_outcomes``)."""
         conn = self._conn
         assert conn is not None
-        started = time.perf_counter()
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             return [(False, _unavailable(exc))] * len(batch)
-        outcomes = [self._apply_one(conn, op) for op in batch]
+        self._outcomes = [self._apply_one(conn, op) for op in batch]
+        return None
+
+    def _commit(self) -> StoreUnavailable | None:
+        """In the writer thread: COMMIT, which waits for the fsync. The event loop goes
+        on serving requests meanwhile; their changes form the next batch."""
+        conn = self._conn
+        assert conn is not None
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             _rollback(conn)
-            return [(False, _unavailable(exc))] * len(batch)
+            return _unavailable(exc)
+        return None
+
+    def _record(self, ops: int, started: float) -> None:
         elapsed = (time.perf_counter() - started) * 1000
         self.stats.commits += 1
-        self.stats.ops += len(batch)
+        self.stats.ops += ops
         self.stats.last_commit_ms = elapsed
         self.stats.total_commit_ms += elapsed
-        return outcomes
 
     @staticmethod
     def _apply_one(conn: sqlite3.Connection, op: _Op) -> tuple[bool, Any]:
         conn.execute("SAVEPOINT op")
         try:
-            value = op.fn(conn, *op.args)
+            if op.items is None:
+                value = op.fn(conn, *op.args)
+            else:
+                value = op.fn(conn, op.items, *op.args)
         except QueueAppError as exc:
             conn.execute("ROLLBACK TO op")
             conn.execute("RELEASE op")
