@@ -10,6 +10,7 @@ from aiohttp import web
 
 from .api.auth import auth_middleware
 from .api.errors import error_middleware
+from .api.ratelimit import rate_limit_middleware
 from .api.routes import routes
 from .clock import Clock
 from .config import Config
@@ -33,6 +34,8 @@ def make_app(
     middlewares = [error_middleware]
     if config.token:
         middlewares.insert(0, auth_middleware(config.token))
+    if config.rate_limit:
+        middlewares.append(rate_limit_middleware(config.rate_limit, config.rate_burst or config.rate_limit))
     app = web.Application(middlewares=middlewares, client_max_size=config.max_body_bytes)
     app["config"] = config
     app["thresholds"] = HealthThresholds()

@@ -47,6 +47,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("concurrency", 5, "In-process jobs run at once per queue.", int),
     Setting("lease_ms", 30_000, "Default lease of a job given to an external worker, in ms.", int),
     Setting("max_body_bytes", 1_048_576, "Largest request body accepted, in bytes (413 above).", int),
+    Setting(
+        "rate_limit", 0,
+        "Enqueue requests per second allowed per client address (429 beyond). 0: no limit.", int,
+    ),
+    Setting("rate_burst", 0, "Enqueue requests a client may send at once before rate_limit applies. 0: same as rate_limit.", int),
     Setting("shutdown_grace_ms", 10_000, "On stop, how long running jobs may take to finish, in ms.", int),
     Setting("log_level", "info", "debug, info, warning or error."),
     Setting(
@@ -69,6 +74,8 @@ class Config:
     concurrency: int = 5
     lease_ms: int = 30_000
     max_body_bytes: int = 1_048_576
+    rate_limit: int = 0
+    rate_burst: int = 0
     shutdown_grace_ms: int = 10_000
     log_level: str = "info"
     event_loop: str = "auto"
@@ -85,6 +92,8 @@ class Config:
         for name in ("concurrency", "lease_ms", "max_body_bytes"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")
+        if self.rate_limit < 0 or self.rate_burst < 0:
+            raise ConfigError("rate_limit and rate_burst must be at least 0")
         if self.shutdown_grace_ms < 0:
             raise ConfigError("shutdown_grace_ms must be at least 0")
         if self.event_loop not in ("auto", "asyncio", "uvloop"):

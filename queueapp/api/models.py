@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from ..options import JobName, JobOptions, PriorityFactors, Strict
 
@@ -61,3 +61,138 @@ class CleanBody(Strict):
     grace: Annotated[int, Field(ge=0)] = 0
     status: Literal["completed", "failed", "cancelled"] = "completed"
     limit: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+
+
+class CompleteItem(Strict):
+    id: Annotated[str, Field(pattern=r"^\d{1,15}$")]
+    leaseToken: LeaseToken
+    result: Any = None
+
+
+class CompleteManyBody(Strict):
+    jobs: Annotated[list[CompleteItem], Field(min_length=1, max_length=1000)]
+
+
+# -- responses (documented in /openapi.json and checked by the tests) ----------------
+
+
+class Open(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class JobErrorEntry(Open):
+    attempt: int
+    message: str
+    at: str
+
+
+class JobOut(Open):
+    id: str
+    queue: str
+    name: str
+    data: dict[str, Any]
+    state: Literal["waiting", "delayed", "active", "completed", "failed", "cancelled"]
+    priority: Annotated[int, Field(ge=1, le=5)]
+    attempts: int
+    attemptsMade: int
+    progress: Any
+    result: Any
+    error: str | None
+    errors: list[JobErrorEntry]
+    createdAt: str
+    runAt: str
+    startedAt: str | None
+    finishedAt: str | None
+    jobId: str | None
+    options: dict[str, Any]
+
+
+class LeasedJobOut(JobOut):
+    leaseToken: str
+
+
+class HeartbeatOut(JobOut):
+    leaseExpiresAt: str | None
+
+
+class JobsOut(Open):
+    jobs: list[JobOut]
+
+
+class JobPageOut(Open):
+    jobs: list[JobOut]
+    nextCursor: str | None
+
+
+class LeaseOut(Open):
+    jobs: list[LeasedJobOut]
+
+
+class CompleteResult(Open):
+    id: str
+    ok: bool
+    state: str | None = None
+    error: dict[str, Any] | None = None
+
+
+class CompleteManyOut(Open):
+    results: list[CompleteResult]
+
+
+class MetricsOut(Open):
+    queueName: str
+    waiting: int
+    active: int
+    completed: int
+    failed: int
+    delayed: int
+    paused: int
+    total: int
+    throughput: int
+    avgProcessingTime: int
+
+
+class HealthOut(Open):
+    status: Literal["healthy", "warning", "critical"]
+    issues: list[str]
+    metrics: MetricsOut
+    timestamp: str
+
+
+class PausedOut(Open):
+    queue: str
+    paused: bool
+
+
+class RemovedOut(Open):
+    removed: int
+
+
+class QueueOut(Open):
+    name: str
+    paused: bool
+    counts: dict[str, int]
+
+
+class QueuesOut(Open):
+    queues: list[QueueOut]
+
+
+class LivezOut(Open):
+    status: str
+
+
+class ErrorBody(Open):
+    code: str
+    message: str
+    details: list[Any]
+
+
+class ErrorOut(Open):
+    error: ErrorBody
+
+
+class DocumentOut(BaseModel):
+    """A JSON document whose shape is its own standard's (the OpenAPI description)."""
+
+    model_config = ConfigDict(extra="allow")

@@ -5,13 +5,14 @@ Every route that changes state answers only after the change is committed.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from ..clock import from_datetime, to_iso
-from ..errors import NotFound, ValidationFailed
+from ..errors import NotFound, QueueAppError, ValidationFailed
 from ..health import HealthThresholds, judge
 from ..jsonfast import dumps_bytes
 from ..model import Job, JobState
@@ -22,11 +23,26 @@ from .models import (
     BulkBody,
     CleanBody,
     CompleteBody,
+    CompleteManyBody,
+    CompleteManyOut,
+    DocumentOut,
     FailBody,
+    HealthOut,
     HeartbeatBody,
+    HeartbeatOut,
+    JobOut,
+    JobPageOut,
+    JobsOut,
     LeaseBody,
+    LeaseOut,
+    LivezOut,
+    MetricsOut,
+    PausedOut,
+    QueuesOut,
+    RemovedOut,
     ScheduleBody,
 )
+from .spec import QUEUE, Query, endpoint, openapi_document
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -93,12 +109,12 @@ def jobs_body(jobs: list[Job]) -> dict[str, Any]:
 # -- liveness and queues ----------------------------------------------------------------
 
 
-@routes.get("/livez")
+@endpoint(routes, "GET", "/livez", "200 while the process serves (no auth).", ok=LivezOut)
 async def livez(request: web.Request) -> web.Response:
     return ok({"status": "ok"})
 
 
-@routes.get("/queues")
+@endpoint(routes, "GET", "/queues", "Every queue with its counts and paused flag.", ok=QueuesOut)
 async def list_queues(request: web.Request) -> web.Response:
     service = service_of(request)
     dispatcher = service.dispatcher
@@ -112,21 +128,23 @@ async def list_queues(request: web.Request) -> web.Response:
     return ok({"queues": queues})
 
 
-@routes.post("/queues/pause")
+@endpoint(routes, "POST", "/queues/pause", "Pause a queue: active jobs finish, no new job starts. Survives restarts.",
+          ok=PausedOut, query=(QUEUE,), errors=(503,))
 async def pause(request: web.Request) -> web.Response:
     queue = queue_of(request)
     await service_of(request).pause(queue)
     return ok({"queue": queue, "paused": True})
 
 
-@routes.post("/queues/resume")
+@endpoint(routes, "POST", "/queues/resume", "Resume a paused queue.", ok=PausedOut, query=(QUEUE,), errors=(503,))
 async def resume(request: web.Request) -> web.Response:
     queue = queue_of(request)
     await service_of(request).resume(queue)
     return ok({"queue": queue, "paused": False})
 
 
-@routes.post("/queues/clean")
+@endpoint(routes, "POST", "/queues/clean", "Remove finished jobs older than grace ms.",
+          body=CleanBody, ok=RemovedOut, query=(QUEUE,), errors=(503,))
 async def clean(request: web.Request) -> web.Response:
     queue = queue_of(request)
     body = await parse(request, CleanBody, optional=True)
@@ -137,12 +155,14 @@ async def clean(request: web.Request) -> web.Response:
 # -- metrics and health -------------------------------------------------------------------
 
 
-@routes.get("/queues/metrics")
+@endpoint(routes, "GET", "/queues/metrics", "The queue's counts, throughput (jobs/min) and mean processing time.",
+          ok=MetricsOut, query=(QUEUE,))
 async def metrics(request: web.Request) -> web.Response:
     return ok(service_of(request).get_queue_metrics(queue_of(request)))
 
 
-@routes.get("/queues/health")
+@endpoint(routes, "GET", "/queues/health", "Health against the thresholds; 503 when critical.",
+          ok=HealthOut, extra_ok={503: HealthOut}, query=(QUEUE,))
 async def health(request: web.Request) -> web.Response:
     service = service_of(request)
     queue = queue_of(request)
@@ -167,7 +187,9 @@ def stuck_ids(service: QueueService, queue: str, t: HealthThresholds) -> list[in
 # -- enqueue ------------------------------------------------------------------------------
 
 
-@routes.post("/queues/jobs")
+@endpoint(routes, "POST", "/queues/jobs", "Add a job. 200 with the kept job when options.jobId was already used.",
+          body=AddJobBody, ok=JobOut, status=201, extra_ok={200: JobOut}, query=(QUEUE,),
+          errors=(413, 429, 503))
 async def add_job(request: web.Request) -> web.Response:
     queue = queue_of(request)
     body = await parse(request, AddJobBody)
@@ -177,7 +199,8 @@ async def add_job(request: web.Request) -> web.Response:
     return ok(added.job.to_dict(), 201 if added.created else 200)
 
 
-@routes.post("/queues/jobs/bulk")
+@endpoint(routes, "POST", "/queues/jobs/bulk", "Add up to 10,000 jobs, all or none, in one transaction.",
+          body=BulkBody, ok=JobsOut, status=201, query=(QUEUE,), errors=(413, 429, 503))
 async def add_bulk(request: web.Request) -> web.Response:
     queue = queue_of(request)
     body = await parse(request, BulkBody)
@@ -187,7 +210,9 @@ async def add_bulk(request: web.Request) -> web.Response:
     return ok({"jobs": [a.job.to_dict() for a in added]}, 201)
 
 
-@routes.post("/queues/jobs/schedule")
+@endpoint(routes, "POST", "/queues/jobs/schedule", "Add a job that runs at scheduledTime (a past time runs at once).",
+          body=ScheduleBody, ok=JobOut, status=201, extra_ok={200: JobOut}, query=(QUEUE,),
+          errors=(413, 429, 503))
 async def schedule_job(request: web.Request) -> web.Response:
     queue = queue_of(request)
     body = await parse(request, ScheduleBody)
@@ -201,7 +226,11 @@ async def schedule_job(request: web.Request) -> web.Response:
 # -- reading jobs -------------------------------------------------------------------------
 
 
-@routes.get("/queues/jobs")
+@endpoint(routes, "GET", "/queues/jobs", "A page of jobs in id order; pass nextCursor as cursor for the next.",
+          ok=JobPageOut, query=(QUEUE, Query("state", "Only jobs in this state."),
+                                Query("name", "Only jobs of this name."),
+                                Query("limit", "Page size, 1..1000 (default 100).", "integer"),
+                                Query("cursor", "nextCursor of the previous page.")))
 async def list_jobs(request: web.Request) -> web.Response:
     queue = queue_of(request)
     state_text = request.query.get("state")
@@ -218,14 +247,16 @@ async def list_jobs(request: web.Request) -> web.Response:
     return ok({**jobs_body(jobs), "nextCursor": next_cursor})
 
 
-@routes.get("/queues/jobs/failed")
+@endpoint(routes, "GET", "/queues/jobs/failed", "Failed (dead-letter) jobs, newest failure first.",
+          ok=JobsOut, query=(QUEUE, Query("limit", "1..1000 (default 10).", "integer")))
 async def failed_jobs(request: web.Request) -> web.Response:
     queue = queue_of(request)
     limit = query_int(request, "limit", 10, 1, 1000)
     return ok(jobs_body(await service_of(request).get_failed_jobs(limit, queue=queue)))
 
 
-@routes.get("/queues/jobs/stuck")
+@endpoint(routes, "GET", "/queues/jobs/stuck", "Active jobs without a heartbeat for longer than the stuck threshold.",
+          ok=JobsOut, query=(QUEUE,))
 async def stuck_jobs(request: web.Request) -> web.Response:
     service = service_of(request)
     queue = queue_of(request)
@@ -237,7 +268,33 @@ async def stuck_jobs(request: web.Request) -> web.Response:
     return ok(jobs_body(jobs))
 
 
-@routes.get(r"/queues/jobs/{id}")
+@endpoint(routes, "POST", "/queues/jobs/complete", "Complete many leased jobs in one request; each answers on its own.",
+          body=CompleteManyBody, ok=CompleteManyOut, errors=(503,))
+async def complete_many(request: web.Request) -> web.Response:
+    body = await parse(request, CompleteManyBody)
+    dispatcher = service_of(request).dispatcher
+    outcomes = await asyncio.gather(
+        *(dispatcher.complete(int(item.id), item.leaseToken, item.result) for item in body.jobs),
+        return_exceptions=True,
+    )
+    results = []
+    for item, outcome in zip(body.jobs, outcomes, strict=True):
+        if isinstance(outcome, QueueAppError):
+            error = {"code": outcome.code, "message": outcome.message}
+            results.append({"id": item.id, "ok": False, "error": error})
+        elif isinstance(outcome, BaseException):
+            raise outcome
+        else:
+            results.append({"id": item.id, "ok": True, "state": str(outcome.state)})
+    return ok({"results": results})
+
+
+@endpoint(routes, "GET", "/openapi.json", "This description, generated from the code.", ok=DocumentOut)
+async def openapi(request: web.Request) -> web.Response:
+    return ok(openapi_document(bool(request.app["config"].token)))
+
+
+@endpoint(routes, "GET", "/queues/jobs/{id}", "One job.", ok=JobOut, errors=(404,))
 async def get_job(request: web.Request) -> web.Response:
     job_id = job_id_of(request)
     job = await service_of(request).store.get_job(job_id)
@@ -246,12 +303,14 @@ async def get_job(request: web.Request) -> web.Response:
     return ok(job.to_dict())
 
 
-@routes.delete(r"/queues/jobs/{id}")
+@endpoint(routes, "DELETE", "/queues/jobs/{id}", "Cancel a job: waiting or delayed ones at once, an active one is stopped.",
+          ok=JobOut, errors=(404, 409, 503))
 async def cancel_job(request: web.Request) -> web.Response:
     return ok((await service_of(request).cancel_job(job_id_of(request))).to_dict())
 
 
-@routes.post(r"/queues/jobs/{id}/retry")
+@endpoint(routes, "POST", "/queues/jobs/{id}/retry", "Put a failed or cancelled job back to waiting with fresh attempts.",
+          ok=JobOut, errors=(404, 409, 503))
 async def retry_job(request: web.Request) -> web.Response:
     return ok((await service_of(request).retry_job(job_id_of(request))).to_dict())
 
@@ -259,7 +318,8 @@ async def retry_job(request: web.Request) -> web.Response:
 # -- external workers ---------------------------------------------------------------------
 
 
-@routes.post("/queues/jobs/lease")
+@endpoint(routes, "POST", "/queues/jobs/lease", "Lease due jobs for an external worker, highest priority first; long-polls with waitMs.",
+          body=LeaseBody, ok=LeaseOut, query=(QUEUE,), errors=(503,))
 async def lease(request: web.Request) -> web.Response:
     queue = queue_of(request)
     body = await parse(request, LeaseBody, optional=True)
@@ -269,7 +329,8 @@ async def lease(request: web.Request) -> web.Response:
     return ok({"jobs": [{**j.to_dict(), "leaseToken": j.lease_token} for j in jobs]})
 
 
-@routes.post(r"/queues/jobs/{id}/heartbeat")
+@endpoint(routes, "POST", "/queues/jobs/{id}/heartbeat", "Extend a lease and report progress.",
+          body=HeartbeatBody, ok=HeartbeatOut, errors=(404, 409, 503))
 async def heartbeat(request: web.Request) -> web.Response:
     job_id = job_id_of(request)
     body = await parse(request, HeartbeatBody)
@@ -277,7 +338,8 @@ async def heartbeat(request: web.Request) -> web.Response:
     return ok({**job.to_dict(), "leaseExpiresAt": to_iso(job.lease_expires_at)})
 
 
-@routes.post(r"/queues/jobs/{id}/complete")
+@endpoint(routes, "POST", "/queues/jobs/{id}/complete", "Complete a leased job with its result.",
+          body=CompleteBody, ok=JobOut, errors=(404, 409, 503))
 async def complete(request: web.Request) -> web.Response:
     job_id = job_id_of(request)
     body = await parse(request, CompleteBody)
@@ -285,7 +347,8 @@ async def complete(request: web.Request) -> web.Response:
     return ok(job.to_dict())
 
 
-@routes.post(r"/queues/jobs/{id}/fail")
+@endpoint(routes, "POST", "/queues/jobs/{id}/fail", "Fail a leased job's attempt: it retries with backoff unless retry is false or attempts are spent.",
+          body=FailBody, ok=JobOut, errors=(404, 409, 503))
 async def fail(request: web.Request) -> web.Response:
     job_id = job_id_of(request)
     body = await parse(request, FailBody)
