@@ -47,3 +47,11 @@ def test_migrate_command_creates_the_schema(tmp_path, capsys):
 def test_cli_reports_bad_config_without_a_traceback(capsys):
     assert main(["serve", "--port", "0"]) == 2
     assert "port must be between" in capsys.readouterr().err
+
+
+def test_the_shipped_config_file_loads(tmp_path):
+    from pathlib import Path
+
+    shipped = Path(__file__).parent.parent / "deploy" / "queueapp.toml"
+    config = load_config({}, str(shipped), {})
+    assert config.durability == "full" and config.port == 3000

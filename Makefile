@@ -1,0 +1,18 @@
+.PHONY: install test lint typecheck bench all
+
+install:
+	python3 -m pip install -e '.[test,fast]'
+
+test:
+	python3 -m pytest
+
+lint:
+	python3 -m ruff check queueapp tests scripts
+
+typecheck:
+	python3 -m mypy queueapp
+
+bench:
+	python3 scripts/bench
+
+all: lint typecheck test
