@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -11,10 +12,11 @@ from aiohttp import web
 from .api.auth import auth_middleware
 from .api.errors import error_middleware
 from .api.ratelimit import rate_limit_middleware
+from .api import streams  # noqa: F401 - registers /metrics and /queues/events
 from .api.routes import routes
 from .clock import Clock
 from .config import Config
-from .health import HealthThresholds
+from .monitor import Alerter, Monitor
 from .recovery import LeaseReaper
 from .service import QueueService
 from .store import open_store
@@ -38,17 +40,22 @@ def make_app(
         middlewares.append(rate_limit_middleware(config.rate_limit, config.rate_burst or config.rate_limit))
     app = web.Application(middlewares=middlewares, client_max_size=config.max_body_bytes)
     app["config"] = config
-    app["thresholds"] = HealthThresholds()
-    app["service"] = QueueService(
+    service = QueueService(
         open_store(config.db, config.durability),
         registry=registry,
         clock=clock,
-        concurrency=config.concurrency,
+        concurrency=config.concurrency_for,
         lease_ms=config.lease_ms,
+    )
+    app["service"] = service
+    alerter = Alerter(config.alert_webhook_url) if config.alert_webhook_url else None
+    app["monitor"] = Monitor(
+        service.dispatcher, config.thresholds_for, alerter, config.monitor_interval_ms
     )
     app.add_routes(routes)
     app.cleanup_ctx.append(_service_ctx)
     app.cleanup_ctx.append(_lease_reaper_ctx)
+    app.cleanup_ctx.append(_monitor_ctx)
     return app
 
 
@@ -76,8 +83,21 @@ async def _lease_reaper_ctx(app: web.Application) -> AsyncIterator[None]:
     reaper = LeaseReaper(app["service"].dispatcher)
     task = asyncio.create_task(reaper.run(), name="queueapp-lease-reaper")
     yield
+    await _cancel(task)
+
+
+async def _monitor_ctx(app: web.Application) -> AsyncIterator[None]:
+    monitor: Monitor = app["monitor"]
+    if monitor.alerter is not None:
+        await monitor.alerter.start()
+    task = asyncio.create_task(monitor.run(), name="queueapp-monitor")
+    yield
+    await _cancel(task)
+    if monitor.alerter is not None:
+        await monitor.alerter.stop()
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
     task.cancel()
-    try:
+    with contextlib.suppress(asyncio.CancelledError):
         await task
-    except asyncio.CancelledError:
-        pass

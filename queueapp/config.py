@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+
+from .health import HealthThresholds
 
 
 class ConfigError(ValueError):
@@ -53,6 +55,19 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("rate_burst", 0, "Enqueue requests a client may send at once before rate_limit applies. 0: same as rate_limit.", int),
     Setting("shutdown_grace_ms", 10_000, "On stop, how long running jobs may take to finish, in ms.", int),
+    Setting("monitor_interval_ms", 60_000, "How often the monitor checks every queue's health, in ms.", int),
+    Setting(
+        "alert_webhook_url", "",
+        "URL that receives a JSON POST (with a Slack-compatible text field) when a queue's "
+        "health changes or stays critical. Empty: alerts go to the log only.",
+    ),
+    Setting("stuck_after_ms", 300_000, "An active job without a heartbeat for this long is stuck.", int),
+    Setting("health_failure_rate_warning", 0.10, "Failure rate over 5 minutes above which health is warning.", float),
+    Setting("health_failure_rate_critical", 0.20, "Failure rate over 5 minutes above which health is critical.", float),
+    Setting("health_waiting_warning", 1000, "Waiting jobs above which health is warning.", int),
+    Setting("health_waiting_critical", 5000, "Waiting jobs above which health is critical.", int),
+    Setting("health_active_warning", 100, "Active jobs above which health is warning.", int),
+    Setting("health_delayed_warning", 500, "Delayed jobs above which health is warning.", int),
     Setting("log_level", "info", "debug, info, warning or error."),
     Setting(
         "event_loop", "auto",
@@ -77,8 +92,35 @@ class Config:
     rate_limit: int = 0
     rate_burst: int = 0
     shutdown_grace_ms: int = 10_000
+    monitor_interval_ms: int = 60_000
+    alert_webhook_url: str = ""
+    stuck_after_ms: int = 300_000
+    health_failure_rate_warning: float = 0.10
+    health_failure_rate_critical: float = 0.20
+    health_waiting_warning: int = 1000
+    health_waiting_critical: int = 5000
+    health_active_warning: int = 100
+    health_delayed_warning: int = 500
     log_level: str = "info"
     event_loop: str = "auto"
+    # Per-queue overrides from the config file's [queues.NAME] tables.
+    queues: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def thresholds_for(self, queue: str) -> HealthThresholds:
+        values = {name: getattr(self, name) for name in HEALTH_KEYS}
+        values.update({k: v for k, v in self.queues.get(queue, {}).items() if k in HEALTH_KEYS})
+        return HealthThresholds(
+            failure_rate_warning=values["health_failure_rate_warning"],
+            failure_rate_critical=values["health_failure_rate_critical"],
+            waiting_warning=values["health_waiting_warning"],
+            waiting_critical=values["health_waiting_critical"],
+            active_warning=values["health_active_warning"],
+            delayed_warning=values["health_delayed_warning"],
+            stuck_after_ms=self.stuck_after_ms,
+        )
+
+    def concurrency_for(self, queue: str) -> int:
+        return int(self.queues.get(queue, {}).get("concurrency", self.concurrency))
 
     @property
     def handler_modules(self) -> list[str]:
@@ -89,7 +131,12 @@ class Config:
             raise ConfigError(f"durability must be full or normal, not {self.durability!r}")
         if not 0 < self.port < 65536:
             raise ConfigError(f"port must be between 1 and 65535, not {self.port}")
-        for name in ("concurrency", "lease_ms", "max_body_bytes"):
+        if self.alert_webhook_url and not self.alert_webhook_url.startswith(("http://", "https://")):
+            raise ConfigError("alert_webhook_url must be an http:// or https:// URL")
+        for name in ("health_failure_rate_warning", "health_failure_rate_critical"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"{name} must be between 0 and 1")
+        for name in ("concurrency", "lease_ms", "max_body_bytes", "monitor_interval_ms", "stuck_after_ms"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")
         if self.rate_limit < 0 or self.rate_burst < 0:
@@ -104,6 +151,13 @@ class Config:
 
 
 def _convert(setting: Setting, value: Any, source: str) -> Any:
+    if setting.kind is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{setting.name} from {source} must be a number")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{setting.name} from {source} must be a number, not {value!r}") from None
     if setting.kind is int:
         if isinstance(value, bool):
             raise ConfigError(f"{setting.name} from {source} must be a whole number")
@@ -134,6 +188,7 @@ def load_config(
             raise ConfigError(f"cannot read config file {config_file}: {exc}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {config_file} is not valid TOML: {exc}") from None
+        values["queues"] = _queue_tables(from_file.pop("queues", {}), config_file)
         for key, value in from_file.items():
             if key not in _BY_NAME:
                 raise ConfigError(f"unknown setting {key!r} in {config_file}")
@@ -144,5 +199,24 @@ def load_config(
     for key, value in (overrides or {}).items():
         if value is not None:
             values[key] = _convert(_BY_NAME[key], value, f"--{key.replace('_', '-')}")
-    assert {f.name for f in fields(Config)} == set(_BY_NAME)
+    assert {f.name for f in fields(Config)} == set(_BY_NAME) | {"queues"}
     return Config(**values).validate()
+
+
+HEALTH_KEYS = tuple(s.name for s in SETTINGS if s.name.startswith("health_"))
+QUEUE_KEYS = ("concurrency", *HEALTH_KEYS)
+
+
+def _queue_tables(tables: Any, source: str) -> dict[str, dict[str, Any]]:
+    """``[queues.NAME]`` tables: per-queue concurrency and health thresholds."""
+    if not isinstance(tables, dict):
+        raise ConfigError(f"queues in {source} must be tables like [queues.emails]")
+    result = {}
+    for queue, table in tables.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"queues.{queue} in {source} must be a table")
+        unknown = set(table) - set(QUEUE_KEYS)
+        if unknown:
+            raise ConfigError(f"unknown setting(s) {sorted(unknown)} in [queues.{queue}] of {source}")
+        result[queue] = {k: _convert(_BY_NAME[k], v, f"{source} [queues.{queue}]") for k, v in table.items()}
+    return result

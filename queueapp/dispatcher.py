@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,13 +87,14 @@ class Dispatcher:
         registry: HandlerRegistry,
         clock: Clock,
         *,
-        concurrency: int = 5,
+        concurrency: int | Callable[[str], int] = 5,
         default_lease_ms: int = 30_000,
     ) -> None:
         self.store = store
         self.registry = registry
         self.clock = clock
-        self.concurrency = concurrency
+        # in-process jobs at once, per queue
+        self.concurrency_for = concurrency if callable(concurrency) else (lambda _q: concurrency)
         self.default_lease_ms = default_lease_ms
         self.metrics = Metrics()
         self.events = EventBus()
@@ -160,7 +162,7 @@ class Dispatcher:
     def queue(self, name: str) -> QueueRuntime:
         found = self.queues.get(name)
         if found is None:
-            found = self.queues[name] = QueueRuntime(name, self.concurrency)
+            found = self.queues[name] = QueueRuntime(name, self.concurrency_for(name))
             self.metrics.of(name)
         return found
 
@@ -292,7 +294,9 @@ class Dispatcher:
 
     def _activate(self, job: Job) -> ActiveJob:
         assert job.lease_token is not None and job.started_at is not None
-        self.metrics.of(job.queue).move(JobState.WAITING, JobState.ACTIVE)
+        m = self.metrics.of(job.queue)
+        m.move(JobState.WAITING, JobState.ACTIVE)
+        m.waiting_time.observe(max(0, job.started_at - job.run_at))
         active = ActiveJob(
             job.id, job.queue, job.name, job.lease_token, job.started_at,
             job.started_at, job.lease_expires_at,

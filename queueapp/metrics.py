@@ -10,6 +10,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from .histogram import Histogram
 from .model import Job, JobState
 
 THROUGHPUT_WINDOW_MS = 60_000
@@ -25,6 +26,8 @@ class QueueMetrics:
     failed_total: int = 0
     retried_total: int = 0
     added_total: int = 0
+    processing: Histogram = field(default_factory=Histogram)
+    waiting_time: Histogram = field(default_factory=Histogram)
 
     def move(self, prior: JobState | None, state: JobState | None) -> None:
         if prior is not None:
@@ -37,6 +40,8 @@ class QueueMetrics:
         assert job.finished_at is not None
         took = None if job.started_at is None else job.finished_at - job.started_at
         self.finished.append((job.finished_at, took, failed))
+        if took is not None:
+            self.processing.observe(took)
         if failed:
             self.failed_total += 1
         else:

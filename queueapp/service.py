@@ -11,6 +11,7 @@ The HTTP API is a thin layer over this class.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -43,7 +44,7 @@ class QueueService:
         *,
         registry: HandlerRegistry | None = None,
         clock: Clock | None = None,
-        concurrency: int = 5,
+        concurrency: int | Callable[[str], int] = 5,
         lease_ms: int = 30_000,
     ) -> None:
         self.store = store

@@ -13,7 +13,6 @@ from pydantic import BaseModel, ValidationError
 
 from ..clock import from_datetime, to_iso
 from ..errors import NotFound, QueueAppError, ValidationFailed
-from ..health import HealthThresholds, judge
 from ..jsonfast import dumps_bytes
 from ..model import Job, JobState
 from ..options import check_queue_name
@@ -164,24 +163,8 @@ async def metrics(request: web.Request) -> web.Response:
 @endpoint(routes, "GET", "/queues/health", "Health against the thresholds; 503 when critical.",
           ok=HealthOut, extra_ok={503: HealthOut}, query=(QUEUE,))
 async def health(request: web.Request) -> web.Response:
-    service = service_of(request)
-    queue = queue_of(request)
-    thresholds: HealthThresholds = request.app["thresholds"]
-    now = service.clock.now_ms()
-    snapshot = service.get_queue_metrics(queue)
-    _, _, failure_rate = service.dispatcher.metrics.of(queue).window(now)
-    stuck = len(stuck_ids(service, queue, thresholds))
-    status, issues = judge(snapshot, failure_rate, stuck, thresholds)
-    body = {"status": status, "issues": issues, "metrics": snapshot, "timestamp": to_iso(now)}
-    return ok(body, 503 if status == "critical" else 200)
-
-
-def stuck_ids(service: QueueService, queue: str, t: HealthThresholds) -> list[int]:
-    horizon = service.clock.now_ms() - t.stuck_after_ms
-    return sorted(
-        a.id for a in service.dispatcher.active.values()
-        if a.queue == queue and a.heartbeat_at < horizon
-    )
+    report = request.app["monitor"].check(queue_of(request))
+    return ok(report.to_dict(), 503 if report.status == "critical" else 200)
 
 
 # -- enqueue ------------------------------------------------------------------------------
@@ -261,7 +244,7 @@ async def stuck_jobs(request: web.Request) -> web.Response:
     service = service_of(request)
     queue = queue_of(request)
     jobs = []
-    for job_id in stuck_ids(service, queue, request.app["thresholds"]):
+    for job_id in request.app["monitor"].stuck_ids(queue, service.clock.now_ms()):
         job = await service.store.get_job(job_id)
         if job is not None and job.state is JobState.ACTIVE:
             jobs.append(job)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..histogram import Histogram
 from ..model import Job, JobState, NewJob
 
 # Given a job whose attempt just failed (attempts_made already counts it) and the time
@@ -75,6 +76,7 @@ class CommitStats:
     ops: int = 0
     last_commit_ms: float = 0.0
     total_commit_ms: float = 0.0
+    latency: Histogram = field(default_factory=Histogram)
 
 
 class Store(ABC):

@@ -176,6 +176,7 @@ class GroupCommitWriter:
         self.stats.ops += ops
         self.stats.last_commit_ms = elapsed
         self.stats.total_commit_ms += elapsed
+        self.stats.latency.observe(elapsed)
 
     @staticmethod
     def _apply_one(conn: sqlite3.Connection, op: _Op) -> tuple[bool, Any]:

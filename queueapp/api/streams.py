@@ -1,0 +1,78 @@
+"""``GET /metrics`` (Prometheus) and ``GET /queues/events`` (Server-Sent Events)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from aiohttp import web
+
+from ..events import JobEvent
+from ..jsonfast import dumps
+from ..prometheus import CONTENT_TYPE, render
+from .models import DocumentOut
+from .routes import queue_of, routes, service_of
+from .spec import QUEUE, Query, endpoint
+
+EVENT_BUFFER = 1000  # events a client may lag behind before it is dropped
+WRITE_TIMEOUT_S = 5.0  # a client that cannot take one event in this time is dropped
+KEEPALIVE_S = 15.0
+
+
+@endpoint(routes, "GET", "/metrics", "Prometheus text format: counts, rates, latency histograms.",
+          content_type="text/plain")
+async def prometheus_metrics(request: web.Request) -> web.Response:
+    service = service_of(request)
+    text = render(service.dispatcher, service.store.commit_stats, len(service.dispatcher.events))
+    return web.Response(text=text, headers={"Content-Type": CONTENT_TYPE})
+
+
+@endpoint(routes, "GET", "/queues/events",
+          "Server-Sent Events of job transitions (added, active, progress, completed, retrying, "
+          "failed, cancelled, stalled) in a queue, optionally only for some job names.",
+          ok=DocumentOut, content_type="text/event-stream",
+          query=(QUEUE, Query("name", "Only jobs of this name; repeat for several.")))
+async def job_events(request: web.Request) -> web.StreamResponse:
+    queue = queue_of(request)
+    names = set(request.query.getall("name", []))
+
+    def accept(event: JobEvent) -> bool:
+        return event.queue == queue and (not names or event.name in names)
+
+    dispatcher = service_of(request).dispatcher
+    response = web.StreamResponse(headers={
+        "Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no",
+    })
+    await response.prepare(request)
+    with dispatcher.events.subscribe(EVENT_BUFFER, accept) as subscription:
+        await _write(response, b": connected\n\n")
+        while not subscription.closed.is_set():
+            event = await _next(subscription)
+            if event is None:
+                chunk = b": keepalive\n\n"
+            else:
+                chunk = f"event: {event.type}\ndata: {dumps(event.to_dict())}\n\n".encode()
+            if not await _write(response, chunk):
+                break
+    return response
+
+
+async def _next(subscription) -> JobEvent | None:  # noqa: ANN001 - events.Subscription
+    """The next event, or None after the keep-alive interval or when dropped."""
+    getter = asyncio.ensure_future(subscription.get())
+    closed = asyncio.ensure_future(subscription.closed.wait())
+    done, pending = await asyncio.wait({getter, closed}, timeout=KEEPALIVE_S,
+                                       return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    return getter.result() if getter in done else None
+
+
+async def _write(response: web.StreamResponse, chunk: bytes) -> bool:
+    try:
+        await asyncio.wait_for(response.write(chunk), WRITE_TIMEOUT_S)
+    except (TimeoutError, ConnectionError, RuntimeError):
+        return False
+    return True

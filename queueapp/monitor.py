@@ -1,0 +1,189 @@
+"""The monitor: health of every queue, on demand and every interval, with alerts.
+
+``check`` judges one queue now (the API's ``GET /queues/health`` uses it).
+``tick`` checks every queue once, keeps in-process jobs' heartbeats fresh, and
+raises an alert when a queue's status changes, or on every tick while it stays
+critical. Alerts go to the log and, when configured, to a webhook; sending never
+blocks or breaks the loop (see ``Alerter``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from .clock import to_iso
+from .dispatcher import Dispatcher
+from .health import HealthThresholds, judge
+
+log = logging.getLogger("queueapp.monitor")
+
+
+@dataclass(frozen=True, slots=True)
+class HealthReport:
+    queue: str
+    status: str
+    issues: list[str]
+    metrics: dict[str, Any]
+    timestamp: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "issues": self.issues, "metrics": self.metrics,
+                "timestamp": to_iso(self.timestamp)}
+
+
+class Monitor:
+    def __init__(
+        self,
+        dispatcher: Dispatcher,
+        thresholds_for: Callable[[str], HealthThresholds],
+        alerter: Alerter | None = None,
+        interval_ms: int = 60_000,
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.thresholds_for = thresholds_for
+        self.alerter = alerter
+        self.interval_ms = interval_ms
+        self.last_status: dict[str, str] = {}
+
+    def stuck_ids(self, queue: str, now: int) -> list[int]:
+        horizon = now - self.thresholds_for(queue).stuck_after_ms
+        return sorted(
+            a.id for a in self.dispatcher.active.values()
+            if a.queue == queue and a.heartbeat_at < horizon
+        )
+
+    def check(self, queue: str, now: int | None = None) -> HealthReport:
+        d = self.dispatcher
+        now = d.clock.now_ms() if now is None else now
+        q = d.queues.get(queue)
+        snapshot = d.metrics.snapshot(queue, now, bool(q and q.paused))
+        _, _, failure_rate = d.metrics.of(queue).window(now)
+        status, issues = judge(
+            snapshot, failure_rate, len(self.stuck_ids(queue, now)), self.thresholds_for(queue)
+        )
+        return HealthReport(queue, status, issues, snapshot, now)
+
+    def refresh_in_process_heartbeats(self, now: int) -> None:
+        """In-process jobs heartbeat on their own: while the handler's task is alive and
+        the loop turns, the job is not stuck (its timeout bounds it)."""
+        for active in self.dispatcher.active.values():
+            if active.lease_expires_at is None and active.task is not None and not active.task.done():
+                active.heartbeat_at = now
+
+    async def tick(self, now: int | None = None) -> list[HealthReport]:
+        now = self.dispatcher.clock.now_ms() if now is None else now
+        self.refresh_in_process_heartbeats(now)
+        reports = [self.check(queue, now) for queue in sorted(self.dispatcher.queues)]
+        for report in reports:
+            previous = self.last_status.get(report.queue, "healthy")
+            self.last_status[report.queue] = report.status
+            if report.status != previous or report.status == "critical":
+                self._alert(report, previous)
+        return reports
+
+    def _alert(self, report: HealthReport, previous: str) -> None:
+        level = {"healthy": logging.INFO, "warning": logging.WARNING}.get(report.status, logging.ERROR)
+        log.log(
+            level, "queue health is %s", report.status,
+            extra={"event": "health.alert", "queue": report.queue, "status": report.status,
+                   "previous": previous, "issues": "; ".join(report.issues) or "-"},
+        )
+        if self.alerter is not None:
+            self.alerter.send(alert_payload(report, previous))
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except Exception:  # the monitor must outlive any one bad check
+                log.exception("health check failed", extra={"event": "monitor.error"})
+            await asyncio.sleep(self.interval_ms / 1000)
+
+
+def alert_payload(report: HealthReport, previous: str) -> dict[str, Any]:
+    issues = "; ".join(report.issues) if report.issues else "no issues"
+    return {
+        "text": f"queueapp: queue {report.queue} is {report.status} (was {previous}): {issues}",
+        "queue": report.queue,
+        "status": report.status,
+        "previousStatus": previous,
+        **report.to_dict(),
+    }
+
+
+class Alerter:
+    """Delivers alerts to a webhook from its own task.
+
+    ``send`` only puts the alert in a bounded buffer and returns: when the buffer is
+    full the oldest alert is dropped (and logged), so a webhook that is down can
+    never hold up the monitor or grow memory. Each alert is tried up to ``attempts``
+    times with doubling pauses from ``first_backoff_s``.
+    """
+
+    def __init__(
+        self, url: str, *, attempts: int = 5, first_backoff_s: float = 1.0,
+        timeout_s: float = 5.0, buffer: int = 100,
+    ) -> None:
+        self.url = url
+        self.attempts = attempts
+        self.first_backoff_s = first_backoff_s
+        self.timeout_s = timeout_s
+        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(buffer)
+        self._task: asyncio.Task[None] | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self.delivered = 0
+        self.failed = 0
+        self.dropped = 0
+
+    def send(self, payload: dict[str, Any]) -> None:
+        if self._queue.full():
+            self._queue.get_nowait()
+            self.dropped += 1
+            log.warning("alert buffer full; oldest alert dropped", extra={"event": "alert.dropped"})
+        self._queue.put_nowait(payload)
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout_s))
+        self._task = asyncio.create_task(self._deliver_forever(), name="queueapp-alerter")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        if self._session is not None:
+            await self._session.close()
+
+    async def _deliver_forever(self) -> None:
+        while True:
+            payload = await self._queue.get()
+            await self._deliver(payload)
+
+    async def _deliver(self, payload: dict[str, Any]) -> None:
+        assert self._session is not None
+        pause = self.first_backoff_s
+        for attempt in range(1, self.attempts + 1):
+            try:
+                async with self._session.post(self.url, json=payload) as response:
+                    if response.status < 300:
+                        self.delivered += 1
+                        return
+                    reason = f"HTTP {response.status}"
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+            log.warning(
+                "alert webhook failed", extra={"event": "alert.retry", "attempt": attempt, "reason": reason}
+            )
+            if attempt < self.attempts:
+                await asyncio.sleep(pause)
+                pause *= 2
+        self.failed += 1
+        log.error("alert not delivered", extra={"event": "alert.failed", "queue": payload.get("queue")})
