@@ -43,7 +43,15 @@ def judge(
     if metrics["delayed"] > t.delayed_warning:
         warning.append(f"{metrics['delayed']} jobs delayed, above {t.delayed_warning}")
     if stuck:
-        minutes = t.stuck_after_ms / 60_000
-        warning.append(f"{stuck} jobs stuck: active for more than {minutes:g} minutes without a heartbeat")
+        warning.append(
+            f"{stuck} jobs stuck: active for more than {_duration(t.stuck_after_ms)} without a heartbeat"
+        )
     status = "critical" if critical else "warning" if warning else "healthy"
     return status, critical + warning
+
+
+def _duration(ms: int) -> str:
+    for unit_ms, unit in ((3_600_000, "hours"), (60_000, "minutes"), (1000, "seconds")):
+        if ms >= unit_ms and ms % unit_ms == 0:
+            return f"{ms // unit_ms} {unit}"
+    return f"{ms} ms"
