@@ -12,12 +12,11 @@ from aiohttp import web
 from .api.auth import auth_middleware
 from .api.errors import error_middleware
 from .api.ratelimit import rate_limit_middleware
-from .api import streams  # noqa: F401 - registers /metrics and /queues/events
+from .api import schedules, streams  # noqa: F401 - register their routes
 from .api.routes import routes
 from .clock import Clock
 from .config import Config
 from .monitor import Alerter, Monitor
-from .recovery import LeaseReaper
 from .service import QueueService
 from .store import open_store
 from .workers.registry import HandlerRegistry, registry as default_registry
@@ -54,7 +53,6 @@ def make_app(
     )
     app.add_routes(routes)
     app.cleanup_ctx.append(_service_ctx)
-    app.cleanup_ctx.append(_lease_reaper_ctx)
     app.cleanup_ctx.append(_monitor_ctx)
     return app
 
@@ -77,13 +75,6 @@ async def _service_ctx(app: web.Application) -> AsyncIterator[None]:
         extra={"event": "app.stopped", "commits": stats.commits, "changes": stats.ops,
                "mean_commit_ms": round(stats.total_commit_ms / max(stats.commits, 1), 3)},
     )
-
-
-async def _lease_reaper_ctx(app: web.Application) -> AsyncIterator[None]:
-    reaper = LeaseReaper(app["service"].dispatcher)
-    task = asyncio.create_task(reaper.run(), name="queueapp-lease-reaper")
-    yield
-    await _cancel(task)
 
 
 async def _monitor_ctx(app: web.Application) -> AsyncIterator[None]:

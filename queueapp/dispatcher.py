@@ -182,10 +182,28 @@ class Dispatcher:
 
     async def add(self, jobs: list[NewJob]) -> list[Added]:
         now = self.clock.now_ms()
-        new_queues = {j.queue for j in jobs if j.queue not in self.queues}
-        for queue in new_queues:
-            await self.store.ensure_queue(queue, now)
+        await self._ensure_queues({j.queue for j in jobs}, now)
         added = await self.store.add_jobs(jobs, now)
+        self._accept(added)
+        return added
+
+    async def add_scheduled(
+        self, queue: str, name: str, expected_next: int, jobs: list[NewJob], next_run_at: int
+    ) -> tuple[list[Added], bool] | None:
+        """A schedule's run: enqueue and advance the schedule in one transaction."""
+        now = self.clock.now_ms()
+        await self._ensure_queues({queue}, now)
+        outcome = await self.store.fire_schedule(queue, name, expected_next, jobs, next_run_at, now)
+        if outcome is not None:
+            self._accept(outcome[0])
+        return outcome
+
+    async def _ensure_queues(self, queues: set[str], now: int) -> None:
+        for queue in queues - self.queues.keys():
+            await self.store.ensure_queue(queue, now)
+
+    def _accept(self, added: list[Added]) -> None:
+        """Account for committed enqueues and put the new jobs in order."""
         for a in added:
             if a.created:
                 job = a.job
@@ -195,7 +213,6 @@ class Dispatcher:
                 self._emit("added", job.id, job.queue, job.name, state=str(job.state),
                            priority=job.priority)
                 self._place(PendingJob(job.id, job.queue, job.name, job.state, job.priority, job.run_at))
-        return added
 
     def _place(self, p: PendingJob) -> None:
         """Put an unfinished job where it will be found: its lane, or the timer heap."""

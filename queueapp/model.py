@@ -125,3 +125,47 @@ class Job:
             "jobId": self.job_key,
             "options": self.options,
         }
+
+
+@dataclass(slots=True)
+class Schedule:
+    """A recurring schedule: enqueues ``job_name`` by ``cron`` (in ``timezone``) or
+    every ``every_ms``. Times are milliseconds since the epoch."""
+
+    queue: str
+    name: str
+    job_name: str
+    data: dict[str, Any]
+    options: dict[str, Any]
+    cron: str | None
+    timezone: str
+    every_ms: int | None
+    missed: str  # "skip": one run for any number missed; "all": each missed run (capped)
+    overlap: bool  # False: no new run while the previous run's job is unfinished
+    enabled: bool
+    anchor_at: int
+    next_run_at: int | None
+    last_run_at: int | None = None
+    last_job_id: int | None = None
+    created_at: int = 0
+    updated_at: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "queue": self.queue,
+            "name": self.name,
+            "jobName": self.job_name,
+            "data": self.data,
+            "options": self.options,
+            "cron": self.cron,
+            "timezone": self.timezone,
+            "everyMs": self.every_ms,
+            "missed": self.missed,
+            "overlap": self.overlap,
+            "enabled": self.enabled,
+            "nextRunAt": to_iso(self.next_run_at) if self.enabled else None,
+            "lastRunAt": to_iso(self.last_run_at),
+            "lastJobId": None if self.last_job_id is None else str(self.last_job_id),
+            "createdAt": to_iso(self.created_at),
+            "updatedAt": to_iso(self.updated_at),
+        }

@@ -6,7 +6,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .cron import check_cron, parse_zone
 
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 MAX_DELAY_MS = 10 * 365 * 24 * 3600 * 1000  # ten years: beyond that it is a mistake
@@ -75,3 +77,47 @@ def check_queue_name(queue: str) -> str:
     if not QUEUE_NAME.match(queue):
         raise ValueError("queue names are 1 to 64 letters, digits, '_', '.' or '-'")
     return queue
+
+
+ScheduleName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
+
+
+class ScheduleSpec(Strict):
+    """A recurring schedule as a caller describes it."""
+
+    name: ScheduleName
+    jobName: JobName | None = None  # default: the schedule's name
+    data: dict[str, Any] = Field(default_factory=dict)
+    options: JobOptions = Field(default_factory=JobOptions)
+    cron: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    timezone: Annotated[str, Field(min_length=1, max_length=64)] = "UTC"
+    everyMs: Annotated[int, Field(ge=100, le=MAX_DELAY_MS)] | None = None
+    missed: Literal["skip", "all"] = "skip"
+    overlap: bool = True
+    enabled: bool = True
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str | None) -> str | None:
+        return None if value is None else check_cron(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_zone(cls, value: str) -> str:
+        parse_zone(value)
+        return value
+
+    @field_validator("options")
+    @classmethod
+    def _no_job_id(cls, value: JobOptions) -> JobOptions:
+        if value.jobId is not None:
+            raise ValueError("a schedule names its runs' jobs itself (\"<schedule>@<time>\"); drop options.jobId")
+        if value.delay:
+            raise ValueError("a schedule's runs start when due; drop options.delay")
+        return value
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> ScheduleSpec:
+        if (self.cron is None) == (self.everyMs is None):
+            raise ValueError("give exactly one of cron and everyMs")
+        return self

@@ -11,6 +11,8 @@ The HTTP API is a thin layer over this class.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -20,11 +22,14 @@ from pydantic import ValidationError
 from .clock import Clock, from_datetime
 from .dispatcher import Dispatcher
 from .errors import ValidationFailed
-from .model import DEFAULT_ATTEMPTS, Job, JobState, NewJob
-from .options import JobOptions, PriorityFactors, check_queue_name
+from .model import DEFAULT_ATTEMPTS, Job, JobState, NewJob, Schedule
+from .options import JobOptions, PriorityFactors, ScheduleSpec, check_queue_name
 from .priority import calculate_priority
+from .recovery import LeaseReaper, recover_after_restart
+from .scheduler import Scheduler
 from .store import Store
-from .workers.registry import HandlerRegistry, registry as default_registry
+from .workers.maintenance import register_maintenance
+from .workers.registry import Handler, HandlerRegistry, registry as default_registry
 
 DEFAULT_QUEUE = "default"
 
@@ -32,7 +37,8 @@ DEFAULT_QUEUE = "default"
 def validation_details(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
     """pydantic errors as the API's ``details``: the field path and what is wrong."""
     return [
-        {"field": ".".join(str(p) for p in (*prefix, *e["loc"])) or None, "message": e["msg"]}
+        {"field": ".".join(str(p) for p in (*prefix, *e["loc"])) or None,
+         "message": e["msg"].removeprefix("Value error, ")}
         for e in exc.errors(include_url=False)
     ]
 
@@ -53,16 +59,31 @@ class QueueService:
         self.dispatcher = Dispatcher(
             store, self.registry, self.clock, concurrency=concurrency, default_lease_ms=lease_ms
         )
+        self.scheduler = Scheduler(self)
+        self.reaper = LeaseReaper(self.dispatcher)
+        register_maintenance(self.registry, self)
+        self._loops: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        """Open the store, recover what a crash left running, start dispatching."""
-        from .recovery import recover_after_restart
-
+        """Open the store, recover what a crash left running, start dispatching, the
+        scheduler and the lease reaper."""
         await self.store.open()
         await recover_after_restart(self.store, self.clock)
         await self.dispatcher.start()
+        await self.scheduler.start()
+        self._loops = [
+            asyncio.create_task(self.scheduler.run(), name="queueapp-scheduler"),
+            asyncio.create_task(self.reaper.run(), name="queueapp-lease-reaper"),
+        ]
 
     async def stop(self, grace_s: float = 10.0) -> None:
+        """Stop firing schedules and reaping leases, let running jobs finish (up to
+        ``grace_s``), then close the store."""
+        for task in self._loops:
+            task.cancel()
+        for task in self._loops:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await self.dispatcher.stop(grace_s)
         await self.store.close()
 
@@ -154,6 +175,50 @@ class QueueService:
     ) -> Job:
         """The seed's ``scheduleDelayedJob``: run after ``delay_ms``."""
         return await self.add_job(name, data, {**(options or {}), "delay": delay_ms}, queue=queue)
+
+    async def schedule_recurring_job(
+        self,
+        name: str,
+        cron: str | None = None,
+        handler: Handler | None = None,
+        *,
+        data: dict[str, Any] | None = None,
+        options: dict[str, Any] | None = None,
+        every_ms: int | None = None,
+        timezone: str = "UTC",
+        missed: str = "skip",
+        overlap: bool = True,
+        job_name: str | None = None,
+        queue: str = DEFAULT_QUEUE,
+    ) -> Schedule:
+        """The seed's ``scheduleRecurringJob(name, '0 9 * * *', handler)``: store a
+        schedule (replacing one of the same name) and, when ``handler`` is given,
+        register it to run the schedule's jobs in this process."""
+        spec = self.parse_schedule({
+            "name": name, "jobName": job_name, "data": data or {}, "options": options or {},
+            "cron": cron, "everyMs": every_ms, "timezone": timezone, "missed": missed,
+            "overlap": overlap,
+        })
+        if handler is not None:
+            self.registry.register(spec.jobName or spec.name, handler)
+        return await self.save_schedule(spec, queue)
+
+    @staticmethod
+    def parse_schedule(raw: dict[str, Any]) -> ScheduleSpec:
+        try:
+            return ScheduleSpec.model_validate({k: v for k, v in raw.items() if v is not None})
+        except ValidationError as exc:
+            raise ValidationFailed("invalid schedule", validation_details(exc)) from None
+
+    async def save_schedule(self, spec: ScheduleSpec, queue: str = DEFAULT_QUEUE) -> Schedule:
+        check_queue_name(queue)
+        schedule = Schedule(
+            queue=queue, name=spec.name, job_name=spec.jobName or spec.name, data=spec.data,
+            options=spec.options.model_dump(exclude_defaults=True), cron=spec.cron,
+            timezone=spec.timezone, every_ms=spec.everyMs, missed=spec.missed,
+            overlap=spec.overlap, enabled=spec.enabled, anchor_at=0, next_run_at=None,
+        )
+        return await self.scheduler.upsert(schedule)
 
     async def get_job(self, job_id: int) -> Job | None:
         return await self.store.get_job(job_id)

@@ -27,11 +27,13 @@ FIELD_NAMES = [
     "leaseMs", "waitMs", "leaseToken", "progress", "result", "error", "retry", "grace",
     "status", "limit", "priority", "attempts", "delay", "backoff", "timeout", "jobId",
     "removeOnComplete", "removeOnFail", "userTier", "urgency", "businessImpact", "deadline",
+    "cron", "everyMs", "timezone", "missed", "overlap", "enabled", "jobName",
 ]
 plausible_values = (
     json_values
     | st.sampled_from(["send-email", "", "x" * 200, "2026-12-25T09:00:00Z", "2026-12-25T09:00:00",
-                       "premium", "critical", "exponential", "completed"])
+                       "premium", "critical", "exponential", "completed", "0 9 * * *", "*/5 * * * *",
+                       "61 * * * *", "Europe/Berlin", "Mars/Base", "skip", "all"])
     | st.integers(-5, 10) | st.sampled_from([0, 1, 5, 100, 1000, 30_001, 10_001])
 )
 shaped = st.recursive(
@@ -91,7 +93,7 @@ def test_no_route_answers_500_or_breaks_its_schema(fuzz_server, op, body, query,
     from urllib.parse import urlencode
 
     method, path = op
-    target = path.replace("{id}", job_id)
+    target = path.replace("{id}", job_id).replace("{name}", job_id)
     if query:
         target += "?" + urlencode(query)
     if path == "/queues/jobs/lease":

@@ -196,3 +196,26 @@ class DocumentOut(BaseModel):
     """A JSON document whose shape is its own standard's (the OpenAPI description)."""
 
     model_config = ConfigDict(extra="allow")
+
+
+class ScheduleOut(Open):
+    queue: str
+    name: str
+    jobName: str
+    data: dict[str, Any]
+    options: dict[str, Any]
+    cron: str | None
+    timezone: str
+    everyMs: int | None
+    missed: Literal["skip", "all"]
+    overlap: bool
+    enabled: bool
+    nextRunAt: str | None
+    lastRunAt: str | None
+    lastJobId: str | None
+    createdAt: str
+    updatedAt: str
+
+
+class SchedulesOut(Open):
+    schedules: list[ScheduleOut]

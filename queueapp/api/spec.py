@@ -125,6 +125,9 @@ def _operation(e: Endpoint, refs: dict[Any, Any], auth: bool) -> dict[str, Any]:
     if "{id}" in e.path:
         params.append({"name": "id", "in": "path", "required": True,
                        "description": "Job id.", "schema": {"type": "string", "pattern": r"^\d+$"}})
+    if "{name}" in e.path:
+        params.append({"name": "name", "in": "path", "required": True,
+                       "description": "Schedule name.", "schema": {"type": "string"}})
     if params:
         op["parameters"] = params
     if e.body:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..histogram import Histogram
-from ..model import Job, JobState, NewJob
+from ..model import Job, JobState, NewJob, Schedule
 
 # Given a job whose attempt just failed (attempts_made already counts it) and the time
 # now, decide where it goes: (DELAYED or WAITING, run_at) to retry, (FAILED, now) to stop.
@@ -150,6 +150,36 @@ class Store(ABC):
         self, queue: str, state: JobState, finished_before: int, limit: int | None
     ) -> int:
         """Remove finished jobs of ``state`` that finished before the given time."""
+
+    # schedules -----------------------------------------------------------------
+    @abstractmethod
+    async def upsert_schedule(self, schedule: Schedule, now: int) -> Schedule:
+        """Insert, or replace the schedule with the same queue and name."""
+
+    @abstractmethod
+    async def delete_schedule(self, queue: str, name: str) -> bool: ...
+
+    @abstractmethod
+    async def set_schedule_enabled(
+        self, queue: str, name: str, enabled: bool, next_run_at: int | None, now: int
+    ) -> Schedule | None: ...
+
+    @abstractmethod
+    async def init_schedule_next_run(self, queue: str, name: str, next_run_at: int) -> None:
+        """Set next_run_at where it is still unset (schedules seeded by a migration)."""
+
+    @abstractmethod
+    async def fire_schedule(
+        self, queue: str, name: str, expected_next: int, jobs: list[NewJob],
+        next_run_at: int, now: int,
+    ) -> tuple[list[Added], bool] | None:
+        """Enqueue a run and advance the schedule atomically; see store/schedules.py."""
+
+    @abstractmethod
+    async def list_schedules(self, queue: str | None) -> list[Schedule]: ...
+
+    @abstractmethod
+    async def get_schedule(self, queue: str, name: str) -> Schedule | None: ...
 
     # reads -------------------------------------------------------------------
     @abstractmethod

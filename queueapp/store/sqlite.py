@@ -8,8 +8,9 @@ from typing import Any
 
 import aiosqlite
 
-from ..model import Job, JobState, NewJob
+from ..model import Job, JobState, NewJob, Schedule
 from . import jobs as sql
+from . import schedules as schedules_sql
 from .base import (
     Added,
     Change,
@@ -102,6 +103,46 @@ class SqliteStore(Store):
         self, queue: str, state: JobState, finished_before: int, limit: int | None
     ) -> int:
         return await self._writer.submit(sql.clean, queue, state, finished_before, limit)
+
+    # schedules -----------------------------------------------------------------
+
+    async def upsert_schedule(self, schedule: Schedule, now: int) -> Schedule:
+        return await self._writer.submit(schedules_sql.upsert, schedule, now)
+
+    async def delete_schedule(self, queue: str, name: str) -> bool:
+        return await self._writer.submit(schedules_sql.delete, queue, name)
+
+    async def set_schedule_enabled(
+        self, queue: str, name: str, enabled: bool, next_run_at: int | None, now: int
+    ) -> Schedule | None:
+        return await self._writer.submit(
+            schedules_sql.set_enabled, queue, name, enabled, next_run_at, now
+        )
+
+    async def init_schedule_next_run(self, queue: str, name: str, next_run_at: int) -> None:
+        await self._writer.submit(schedules_sql.set_next_run, queue, name, next_run_at)
+
+    async def fire_schedule(
+        self, queue: str, name: str, expected_next: int, jobs: list[NewJob],
+        next_run_at: int, now: int,
+    ) -> tuple[list[Added], bool] | None:
+        return await self._writer.submit(
+            schedules_sql.fire, self._ids, queue, name, expected_next, jobs, next_run_at, now
+        )
+
+    async def list_schedules(self, queue: str | None) -> list[Schedule]:
+        where, params = ("WHERE queue = ?", (queue,)) if queue is not None else ("", ())
+        rows = await self._fetchall(
+            f"SELECT {schedules_sql.COLUMNS} FROM schedules {where} ORDER BY queue, name", params
+        )
+        return [schedules_sql.row_to_schedule(r) for r in rows]
+
+    async def get_schedule(self, queue: str, name: str) -> Schedule | None:
+        rows = await self._fetchall(
+            f"SELECT {schedules_sql.COLUMNS} FROM schedules WHERE queue = ? AND name = ?",
+            (queue, name),
+        )
+        return schedules_sql.row_to_schedule(rows[0]) if rows else None
 
     # reads -------------------------------------------------------------------
 

@@ -1,0 +1,193 @@
+"""The scheduler: recurring schedules that survive restarts.
+
+One loop sleeps until the nearest ``next_run_at`` (no polling tick) and fires what
+is due. Each firing enqueues the run's job and advances the schedule in one
+transaction, guarded by the ``next_run_at`` it read, and the job's idempotency key
+is "<schedule>@<fire time>": a crash between the two, a restart, or a second tick
+can neither lose nor double a run.
+
+Runs missed while the appliance was down follow the schedule's ``missed`` policy:
+``skip`` (default) runs once now if any was missed, then continues on the rule;
+``all`` runs every missed run now, at most ``catch_up_limit`` of them (the latest).
+With ``overlap`` off, a run is skipped while the previous run's job is unfinished.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from .clock import Clock, to_iso
+from .cron import fire_times, next_cron_ms, next_every_ms, parse_zone
+from .errors import NotFound
+from .model import Schedule
+from .options import JobOptions
+
+if TYPE_CHECKING:
+    from .service import QueueService
+
+log = logging.getLogger("queueapp.scheduler")
+
+CATCH_UP_LIMIT = 100
+RETRY_MS = 5000  # after a firing failed (store unavailable), try again this much later
+
+
+def next_after(schedule: Schedule, after_ms: int) -> int:
+    if schedule.cron:
+        return next_cron_ms(schedule.cron, parse_zone(schedule.timezone), after_ms)
+    assert schedule.every_ms is not None
+    return next_every_ms(schedule.anchor_at, schedule.every_ms, after_ms)
+
+
+class Scheduler:
+    def __init__(self, service: QueueService, catch_up_limit: int = CATCH_UP_LIMIT) -> None:
+        self.service = service
+        self.store = service.store
+        self.clock: Clock = service.clock
+        self.catch_up_limit = catch_up_limit
+        # (next_run_at, queue, name); an entry is live while it matches _due[(queue, name)]
+        self._heap: list[tuple[int, str, str]] = []
+        self._due: dict[tuple[str, str], int] = {}
+        self._wake = asyncio.Event()
+        self._retry_after = 0  # no firing before this time (set after a failure)
+
+    # start-up ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        now = self.clock.now_ms()
+        for schedule in await self.store.list_schedules(None):
+            if not schedule.enabled:
+                continue
+            if schedule.next_run_at is None:  # seeded by a migration: first run from now
+                schedule.next_run_at = next_after(schedule, now)
+                await self.store.init_schedule_next_run(schedule.queue, schedule.name, schedule.next_run_at)
+            self._track(schedule)
+
+    def _track(self, schedule: Schedule) -> None:
+        key = (schedule.queue, schedule.name)
+        if schedule.enabled and schedule.next_run_at is not None:
+            self._due[key] = schedule.next_run_at
+            heapq.heappush(self._heap, (schedule.next_run_at, *key))
+        else:
+            self._due.pop(key, None)
+        self._wake.set()
+
+    # changes -------------------------------------------------------------------------
+
+    async def upsert(self, schedule: Schedule) -> Schedule:
+        """Store (or replace) a schedule; its first run is the rule's next after now."""
+        now = self.clock.now_ms()
+        schedule = replace(schedule, anchor_at=now)
+        schedule.next_run_at = next_after(schedule, now)
+        stored = await self.store.upsert_schedule(schedule, now)
+        self._track(stored)
+        log.info("schedule saved", extra={"event": "schedule.saved", "queue": stored.queue,
+                                          "schedule": stored.name, "next": to_iso(stored.next_run_at)})
+        return stored
+
+    async def remove(self, queue: str, name: str) -> None:
+        if not await self.store.delete_schedule(queue, name):
+            raise NotFound(f"no schedule {name!r} in queue {queue!r}")
+        self._due.pop((queue, name), None)
+
+    async def set_enabled(self, queue: str, name: str, enabled: bool) -> Schedule:
+        current = await self.store.get_schedule(queue, name)
+        if current is None:
+            raise NotFound(f"no schedule {name!r} in queue {queue!r}")
+        now = self.clock.now_ms()
+        next_run = next_after(current, now) if enabled else None
+        stored = await self.store.set_schedule_enabled(queue, name, enabled, next_run, now)
+        if stored is None:
+            raise NotFound(f"no schedule {name!r} in queue {queue!r}")
+        self._track(stored)
+        return stored
+
+    # firing ----------------------------------------------------------------------------
+
+    def next_due(self) -> int | None:
+        while self._heap:
+            due, queue, name = self._heap[0]
+            if self._due.get((queue, name)) == due:
+                return due
+            heapq.heappop(self._heap)
+        return None
+
+    async def tick(self, now: int | None = None) -> int:
+        """Fire every schedule due at ``now``; returns the number of jobs enqueued."""
+        now = self.clock.now_ms() if now is None else now
+        enqueued = 0
+        while (due := self.next_due()) is not None and due <= now:
+            _, queue, name = heapq.heappop(self._heap)
+            self._due.pop((queue, name), None)
+            try:
+                enqueued += await self._fire(queue, name, due, now)
+            except Exception:  # one broken schedule must not stop the others
+                log.exception("schedule failed to fire; trying again shortly",
+                              extra={"event": "schedule.error", "queue": queue, "schedule": name})
+                # The store still holds the old next_run_at: the guarded firing will
+                # pick up where it left off.
+                self._due[(queue, name)] = due
+                heapq.heappush(self._heap, (due, queue, name))
+                self._retry_after = now + RETRY_MS
+                break
+        return enqueued
+
+    async def _fire(self, queue: str, name: str, due: int, now: int) -> int:
+        schedule = await self.store.get_schedule(queue, name)
+        if schedule is None or not schedule.enabled or schedule.next_run_at != due:
+            if schedule is not None and schedule.enabled and schedule.next_run_at is not None:
+                self._track(schedule)  # someone else advanced it; follow the store
+            return 0
+        zone = parse_zone(schedule.timezone)
+        times, following = fire_times(
+            cron=schedule.cron, zone=zone, every_ms=schedule.every_ms, anchor_ms=schedule.anchor_at,
+            from_ms=due, until_ms=now, limit=self.catch_up_limit,
+        )
+        if len(times) > 1:
+            log.warning("schedule missed runs", extra={
+                "event": "schedule.missed", "queue": queue, "schedule": name,
+                "policy": schedule.missed, "missed": len(times)})
+        if schedule.missed == "skip":
+            times = times[-1:]
+        jobs = [self._job_for(schedule, at) for at in times]
+        outcome = await self.service.dispatcher.add_scheduled(queue, name, due, jobs, following)
+        if outcome is None:  # advanced elsewhere meanwhile
+            refreshed = await self.store.get_schedule(queue, name)
+            if refreshed is not None:
+                self._track(refreshed)
+            return 0
+        added, skipped = outcome
+        if skipped:
+            log.info("previous run unfinished; run skipped", extra={
+                "event": "schedule.overlap_skipped", "queue": queue, "schedule": name})
+        self._track(replace(schedule, next_run_at=following))
+        return sum(1 for a in added if a.created)
+
+    def _job_for(self, schedule: Schedule, fire_at: int) -> Any:
+        options = JobOptions.model_validate(schedule.options)
+        options = options.model_copy(update={"jobId": f"{schedule.name}@{to_iso(fire_at)}", "delay": 0})
+        return self.service.build_job(schedule.job_name, schedule.data, options, None, schedule.queue)
+
+    # the loop -----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        while True:
+            self._wake.clear()
+            due = self.next_due()
+            if due is None:
+                await self._wake.wait()
+                continue
+            delay = (max(due, self._retry_after) - self.clock.now_ms()) / 1000
+            if delay > 0:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), delay)
+                    continue  # something changed: look again
+                except TimeoutError:
+                    pass
+            try:
+                await self.tick()
+            except Exception:
+                log.exception("scheduler tick failed", extra={"event": "schedule.error"})
