@@ -52,8 +52,12 @@ class QueueService:
         clock: Clock | None = None,
         concurrency: int | Callable[[str], int] = 5,
         lease_ms: int = 30_000,
+        background: bool = True,
     ) -> None:
         self.store = store
+        # False: the scheduler and the lease reaper only move when their tick() is
+        # called (tests drive them with a FakeClock).
+        self.background = background
         self.clock = clock or Clock()
         self.registry = registry or default_registry
         self.dispatcher = Dispatcher(
@@ -71,10 +75,11 @@ class QueueService:
         await recover_after_restart(self.store, self.clock)
         await self.dispatcher.start()
         await self.scheduler.start()
-        self._loops = [
-            asyncio.create_task(self.scheduler.run(), name="queueapp-scheduler"),
-            asyncio.create_task(self.reaper.run(), name="queueapp-lease-reaper"),
-        ]
+        if self.background:
+            self._loops = [
+                asyncio.create_task(self.scheduler.run(), name="queueapp-scheduler"),
+                asyncio.create_task(self.reaper.run(), name="queueapp-lease-reaper"),
+            ]
 
     async def stop(self, grace_s: float = 10.0) -> None:
         """Stop firing schedules and reaping leases, let running jobs finish (up to
