@@ -19,6 +19,7 @@ from .config import Config
 from .monitor import Alerter, Monitor
 from .service import QueueService
 from .store import open_store
+from .workers.builtin import BuiltinJobs
 from .workers.registry import HandlerRegistry, registry as default_registry
 
 log = logging.getLogger("queueapp.app")
@@ -47,6 +48,9 @@ def make_app(
         lease_ms=config.lease_ms,
     )
     app["service"] = service
+    builtins = BuiltinJobs(service, config.builtin_settings())
+    builtins.register(registry, config.builtin_job_names)
+    app["builtins"] = builtins
     alerter = Alerter(config.alert_webhook_url) if config.alert_webhook_url else None
     app["monitor"] = Monitor(
         service.dispatcher, config.thresholds_for, alerter, config.monitor_interval_ms
@@ -69,6 +73,7 @@ async def _service_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     yield
     await service.stop(config.shutdown_grace_ms / 1000)
+    await app["builtins"].close()
     stats = service.store.commit_stats
     log.info(
         "appliance stopped",

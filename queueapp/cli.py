@@ -56,6 +56,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate = commands.add_parser("migrate", help="create or upgrade the database schema, then exit")
     _add_common(migrate)
+
+    worker = commands.add_parser(
+        "worker", help="run handlers from a module on jobs leased from a remote appliance")
+    worker.add_argument("--url", default="http://127.0.0.1:3000", help="the appliance's base URL")
+    worker.add_argument("--handlers", required=True, metavar="MODULES",
+                        help="comma-separated modules whose @registry.handler functions run the jobs")
+    worker.add_argument("--queue", default="default", help="queue to lease from")
+    worker.add_argument("--concurrency", type=int, default=5, metavar="N", help="jobs run at once")
+    worker.add_argument("--lease-ms", type=int, default=30_000, help="lease per job, renewed at a third")
+    worker.add_argument("--grace-ms", type=int, default=10_000,
+                        help="on SIGTERM, how long running jobs may finish before they are handed back")
+    worker.add_argument("--token", default=None, help="bearer token (env QUEUEAPP_TOKEN)")
     return parser
 
 
@@ -65,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command == "worker":
+        setup_logging("info")
+        return _worker(args)
     overrides = {k: v for k, v in vars(args).items() if k not in ("command", "config")}
     try:
         config = load_config(overrides, args.config)
@@ -75,6 +90,35 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "migrate":
         return _migrate(config.db)
     return _serve(config)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    import asyncio
+    import os
+    import signal
+
+    from .client import QueueClient, RemoteWorker
+    from .workers.registry import registry
+
+    try:
+        registry.load_modules([m.strip() for m in args.handlers.split(",") if m.strip()])
+    except ImportError as exc:
+        print(f"queueapp: cannot import a handler module: {exc}", file=sys.stderr)
+        return 2
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        token = args.token or os.environ.get("QUEUEAPP_TOKEN")
+        async with QueueClient(args.url, token=token, queue=args.queue) as client:
+            worker = RemoteWorker(client, registry, concurrency=args.concurrency,
+                                  lease_ms=args.lease_ms, grace_s=args.grace_ms / 1000)
+            await worker.run(stop)
+
+    asyncio.run(run())
+    return 0
 
 
 def _migrate(db: str) -> int:

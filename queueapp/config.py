@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from .health import HealthThresholds
+from .workers.builtin import BUILTIN_JOBS, BuiltinSettings
+from .workers.email import SmtpSettings
 
 
 class ConfigError(ValueError):
@@ -68,6 +70,24 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("health_waiting_critical", 5000, "Waiting jobs above which health is critical.", int),
     Setting("health_active_warning", 100, "Active jobs above which health is warning.", int),
     Setting("health_delayed_warning", 500, "Delayed jobs above which health is warning.", int),
+    Setting(
+        "builtin_jobs", "auto",
+        "Built-in job types the appliance runs itself, comma-separated, or auto: http, "
+        "backup-data and generate-report always, send-email when smtp_host is set, "
+        "process-payment when payment_url is set. A type not run here waits for an external "
+        "worker like any other job name.",
+    ),
+    Setting("smtp_host", "", "SMTP server for send-email jobs. Empty: send-email jobs fail, saying so."),
+    Setting("smtp_port", 587, "SMTP port.", int),
+    Setting("smtp_security", "starttls", "none, starttls or tls (implicit TLS, usually port 465)."),
+    Setting("smtp_user", "", "SMTP user name (empty: no login)."),
+    Setting("smtp_password", "", "SMTP password."),
+    Setting("smtp_from", "queueapp@localhost", "Sender of send-email jobs that give no data.from."),
+    Setting("payment_url", "", "Endpoint that process-payment jobs POST to. Empty: they fail, saying so."),
+    Setting("payment_token", "", "Bearer token sent to payment_url."),
+    Setting("backup_dir", "./backups", "Folder of backup-data jobs' copies of the database."),
+    Setting("backup_keep", 7, "How many backups backup-data keeps (the newest).", int),
+    Setting("report_dir", "./reports", "Folder of generate-report jobs' JSON and CSV files."),
     Setting("log_level", "info", "debug, info, warning or error."),
     Setting(
         "event_loop", "auto",
@@ -101,6 +121,18 @@ class Config:
     health_waiting_critical: int = 5000
     health_active_warning: int = 100
     health_delayed_warning: int = 500
+    builtin_jobs: str = "auto"
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_security: str = "starttls"
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_from: str = "queueapp@localhost"
+    payment_url: str = ""
+    payment_token: str = ""
+    backup_dir: str = "./backups"
+    backup_keep: int = 7
+    report_dir: str = "./reports"
     log_level: str = "info"
     event_loop: str = "auto"
     # Per-queue overrides from the config file's [queues.NAME] tables.
@@ -119,6 +151,25 @@ class Config:
             stuck_after_ms=self.stuck_after_ms,
         )
 
+    @property
+    def builtin_job_names(self) -> tuple[str, ...]:
+        if self.builtin_jobs.strip() == "auto":
+            names = ["http", "backup-data", "generate-report"]
+            if self.smtp_host:
+                names.append("send-email")
+            if self.payment_url:
+                names.append("process-payment")
+            return tuple(names)
+        return tuple(n.strip() for n in self.builtin_jobs.split(",") if n.strip())
+
+    def builtin_settings(self) -> BuiltinSettings:
+        smtp = None
+        if self.smtp_host:
+            smtp = SmtpSettings(self.smtp_host, self.smtp_port, self.smtp_security, self.smtp_user,
+                                self.smtp_password, self.smtp_from)
+        return BuiltinSettings(smtp, self.payment_url, self.payment_token, self.backup_dir,
+                               self.backup_keep, self.report_dir)
+
     def concurrency_for(self, queue: str) -> int:
         return int(self.queues.get(queue, {}).get("concurrency", self.concurrency))
 
@@ -131,6 +182,15 @@ class Config:
             raise ConfigError(f"durability must be full or normal, not {self.durability!r}")
         if not 0 < self.port < 65536:
             raise ConfigError(f"port must be between 1 and 65535, not {self.port}")
+        unknown = set(self.builtin_job_names) - set(BUILTIN_JOBS)
+        if unknown:
+            raise ConfigError(f"builtin_jobs has unknown types {sorted(unknown)}; known: {', '.join(BUILTIN_JOBS)}")
+        if self.smtp_security not in ("none", "starttls", "tls"):
+            raise ConfigError(f"smtp_security must be none, starttls or tls, not {self.smtp_security!r}")
+        if self.payment_url and not self.payment_url.startswith(("http://", "https://")):
+            raise ConfigError("payment_url must be an http:// or https:// URL")
+        if self.backup_keep < 1:
+            raise ConfigError("backup_keep must be at least 1")
         if self.alert_webhook_url and not self.alert_webhook_url.startswith(("http://", "https://")):
             raise ConfigError("alert_webhook_url must be an http:// or https:// URL")
         for name in ("health_failure_rate_warning", "health_failure_rate_critical"):

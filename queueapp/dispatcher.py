@@ -68,13 +68,16 @@ class QueueRuntime:
         self.waiters.clear()
 
 
-def fail_plan(retry: bool = True):  # noqa: ANN201 - returns a store FailPlan
-    """A store FailPlan that applies the job's retry policy (or fails for good)."""
+def fail_plan(retry: bool = True, retry_after_ms: int | None = None):  # noqa: ANN201 - a FailPlan
+    """A store FailPlan that applies the job's retry policy (or fails for good).
+    ``retry_after_ms`` replaces the backoff when the worker knows better (HTTP 429)."""
 
     def plan(job: Job, now: int) -> tuple[JobState, int]:
         state, run_at = next_attempt(
             job.name, job.options, job.attempts, job.attempts_made, now, retry
         )
+        if retry_after_ms is not None and state != "failed":
+            return (JobState.DELAYED, now + retry_after_ms) if retry_after_ms else (JobState.WAITING, now)
         return JobState(state), run_at
 
     return plan
@@ -340,13 +343,24 @@ class Dispatcher:
         self._finish(change)
         return change.job
 
-    async def fail(self, job_id: int, token: str, message: str, retry: bool = True) -> Job:
+    async def fail(
+        self, job_id: int, token: str, message: str, retry: bool = True,
+        retry_after_ms: int | None = None,
+    ) -> Job:
         change = await self.store.fail_job(
-            job_id, token, message, self.clock.now_ms(), fail_plan(retry)
+            job_id, token, message, self.clock.now_ms(), fail_plan(retry, retry_after_ms)
         )
         if change is None:
             raise self._stale(job_id)
         self._finish(change)
+        return change.job
+
+    async def release(self, job_id: int, token: str) -> Job:
+        """Take a job back from its worker without counting the attempt."""
+        change = await self.store.release_job(job_id, token, self.clock.now_ms())
+        if change is None:
+            raise self._stale(job_id)
+        self._finish(change, counted=False)
         return change.job
 
     def _stale(self, job_id: int) -> Conflict:
@@ -355,8 +369,9 @@ class Dispatcher:
             " cancelled, or its lease expired and it was given to another worker"
         )
 
-    def _finish(self, change: Change) -> None:
-        """Account for an active job's committed move, and free its slot."""
+    def _finish(self, change: Change, counted: bool = True) -> None:
+        """Account for an active job's committed move, and free its slot. ``counted``
+        False: a released job, back in line without a failed attempt."""
         job = change.job
         active = self.active.pop(job.id, None)
         m = self.metrics.of(job.queue)
@@ -366,16 +381,19 @@ class Dispatcher:
         if job.state in (JobState.COMPLETED, JobState.FAILED):
             m.record_finish(job)
         elif job.state in (JobState.WAITING, JobState.DELAYED):
-            m.retried_total += 1
+            if counted:
+                m.retried_total += 1
             self._place(PendingJob(job.id, job.queue, job.name, job.state, job.priority, job.run_at))
-        self._emit_finish(job)
+        self._emit_finish(job, counted)
         if active is not None and active.lease_expires_at is None:
             self.queue(job.queue).running -= 1
             self._wake.set()
         self._log_finish(job)
 
-    def _emit_finish(self, job: Job) -> None:
-        if job.state is JobState.COMPLETED:
+    def _emit_finish(self, job: Job, counted: bool) -> None:
+        if not counted:
+            self._emit("released", job.id, job.queue, job.name)
+        elif job.state is JobState.COMPLETED:
             self._emit("completed", job.id, job.queue, job.name, result=job.result)
         elif job.state is JobState.FAILED:
             self._emit("failed", job.id, job.queue, job.name, error=job.error)

@@ -104,7 +104,13 @@ class QueueService:
         run_at: int | None = None,
     ) -> NewJob:
         """Turn validated input into a job to store: priority from the explicit option
-        or the factors (see priority.py), attempts from the priority unless given."""
+        or the factors (see priority.py), attempts from the priority unless given.
+        Jobs of a built-in type have their data checked here (ValidationFailed)."""
+        try:
+            self.registry.validate(name, data or {})
+        except ValueError as exc:
+            raise ValidationFailed(f"invalid data for a {name} job: {exc}",
+                                   [{"field": "data", "message": str(exc)}]) from None
         now = self.clock.now_ms()
         priority = options.priority
         if priority is None and factors is not None:

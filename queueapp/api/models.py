@@ -55,6 +55,12 @@ class FailBody(Strict):
     leaseToken: LeaseToken
     error: Annotated[str, Field(min_length=1, max_length=10_000)] = "failed"
     retry: bool = True
+    # Retry after this long instead of the job's backoff (say, an upstream's Retry-After).
+    retryAfterMs: Annotated[int, Field(ge=0, le=24 * 3600 * 1000)] | None = None
+
+
+class ReleaseBody(Strict):
+    leaseToken: LeaseToken
 
 
 class CleanBody(Strict):

@@ -38,6 +38,7 @@ from .models import (
     MetricsOut,
     PausedOut,
     QueuesOut,
+    ReleaseBody,
     RemovedOut,
     ScheduleBody,
 )
@@ -335,17 +336,30 @@ async def complete(request: web.Request) -> web.Response:
 async def fail(request: web.Request) -> web.Response:
     job_id = job_id_of(request)
     body = await parse(request, FailBody)
-    job = await _finish_or_explain(request, job_id, body.leaseToken, error=body.error, retry=body.retry)
+    job = await _finish_or_explain(request, job_id, body.leaseToken, error=body.error,
+                                   retry=body.retry, retry_after_ms=body.retryAfterMs)
     return ok(job.to_dict())
+
+
+@endpoint(routes, "POST", "/queues/jobs/{id}/release",
+          "Hand a leased job back without counting the attempt (a worker shutting down).",
+          body=ReleaseBody, ok=JobOut, errors=(404, 409, 503))
+async def release(request: web.Request) -> web.Response:
+    job_id = job_id_of(request)
+    body = await parse(request, ReleaseBody)
+    service = service_of(request)
+    if job_id not in service.dispatcher.active and await service.store.get_job(job_id) is None:
+        raise NotFound(f"no job with id {job_id}")
+    return ok((await service.dispatcher.release(job_id, body.leaseToken)).to_dict())
 
 
 async def _finish_or_explain(
     request: web.Request, job_id: int, token: str, *, result: Any = None,
-    error: str | None = None, retry: bool = True,
+    error: str | None = None, retry: bool = True, retry_after_ms: int | None = None,
 ) -> Job:
     service = service_of(request)
     if job_id not in service.dispatcher.active and await service.store.get_job(job_id) is None:
         raise NotFound(f"no job with id {job_id}")
     if error is None:
         return await service.dispatcher.complete(job_id, token, result)
-    return await service.dispatcher.fail(job_id, token, error, retry)
+    return await service.dispatcher.fail(job_id, token, error, retry, retry_after_ms)

@@ -119,6 +119,10 @@ class Store(ABC):
         ``token`` is current. The error is appended to the job's errors."""
 
     @abstractmethod
+    async def release_job(self, job_id: int, token: str, now: int) -> Change | None:
+        """active -> waiting without counting the attempt, if ``token`` is current."""
+
+    @abstractmethod
     async def cancel_job(self, job_id: int, now: int) -> Change:
         """waiting/delayed -> cancelled. For an active job nothing is stored and the
         Change has prior == job.state == ACTIVE. Raises NotFound, or Conflict when
@@ -180,6 +184,18 @@ class Store(ABC):
 
     @abstractmethod
     async def get_schedule(self, queue: str, name: str) -> Schedule | None: ...
+
+    # maintenance ---------------------------------------------------------------
+    @abstractmethod
+    async def backup_to(self, path: str) -> int:
+        """A consistent copy of the whole store at ``path`` while it keeps serving;
+        returns its size in bytes."""
+
+    @abstractmethod
+    async def report(self, queue: str, since: int, until: int) -> dict[str, Any]:
+        """Figures for jobs of ``queue`` finished in ``[since, until)``: per job name
+        counts and processing times, the commonest failure reasons; and the queue's
+        current counts by state."""
 
     # reads -------------------------------------------------------------------
     @abstractmethod

@@ -256,6 +256,18 @@ def retry_job(conn: sqlite3.Connection, job_id: int, now: int) -> Change:
     return Change(row_to_job(row), job.state)
 
 
+def release_job(conn: sqlite3.Connection, job_id: int, token: str, now: int) -> Change | None:
+    """active -> waiting without counting the attempt: the worker hands the job back
+    unstarted or stopping (a graceful shutdown), not failed."""
+    row = conn.execute(
+        "UPDATE jobs SET state = 'waiting', attempts_made = max(attempts_made - 1, 0),"
+        " started_at = NULL, run_at = ?, lease_token = NULL, lease_expires_at = NULL"
+        f" WHERE id = ? AND state = 'active' AND lease_token = ? RETURNING {COLUMNS}",
+        (now, job_id, token),
+    ).fetchone()
+    return None if row is None else Change(row_to_job(row), JobState.ACTIVE)
+
+
 def heartbeat(
     conn: sqlite3.Connection, job_id: int, token: str, now: int, lease_ms: int | None,
     progress: Any,

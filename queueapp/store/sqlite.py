@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,9 @@ class SqliteStore(Store):
     ) -> Change | None:
         return await self._writer.submit(sql.fail_job, job_id, token, message, now, plan)
 
+    async def release_job(self, job_id: int, token: str, now: int) -> Change | None:
+        return await self._writer.submit(sql.release_job, job_id, token, now)
+
     async def cancel_job(self, job_id: int, now: int) -> Change:
         return await self._writer.submit(sql.cancel_job, job_id, now)
 
@@ -143,6 +147,40 @@ class SqliteStore(Store):
             (queue, name),
         )
         return schedules_sql.row_to_schedule(rows[0]) if rows else None
+
+    # maintenance ---------------------------------------------------------------
+
+    async def backup_to(self, path: str) -> int:
+        # sqlite3's online backup, from a connection of its own in a thread: the writer
+        # and readers go on meanwhile, and the copy is one consistent snapshot.
+        return await asyncio.to_thread(backup_file, self.path, Path(path))
+
+    async def report(self, queue: str, since: int, until: int) -> dict[str, Any]:
+        by_name = await self._fetchall(
+            "SELECT name, sum(state = 'completed'), sum(state = 'failed'),"
+            " avg(CASE WHEN state = 'completed' THEN finished_at - started_at END),"
+            " max(finished_at - started_at)"
+            " FROM jobs WHERE queue = ? AND state IN ('completed', 'failed')"
+            " AND finished_at >= ? AND finished_at < ? GROUP BY name ORDER BY name",
+            (queue, since, until),
+        )
+        reasons = await self._fetchall(
+            "SELECT error, count(*) AS n FROM jobs WHERE queue = ? AND state = 'failed'"
+            " AND finished_at >= ? AND finished_at < ? GROUP BY error ORDER BY n DESC, error LIMIT 10",
+            (queue, since, until),
+        )
+        states = await self._fetchall(
+            "SELECT state, count(*) FROM jobs WHERE queue = ? GROUP BY state", (queue,)
+        )
+        return {
+            "byName": [
+                {"name": n, "completed": c, "failed": f,
+                 "avgProcessingMs": None if avg is None else round(avg, 1), "maxProcessingMs": mx}
+                for n, c, f, avg, mx in by_name
+            ],
+            "failureReasons": [{"error": e, "count": n} for e, n in reasons],
+            "counts": {state: n for state, n in states},
+        }
 
     # reads -------------------------------------------------------------------
 
@@ -222,6 +260,44 @@ class SqliteStore(Store):
     async def queue_settings(self) -> list[QueueSettings]:
         rows = await self._fetchall("SELECT name, paused, concurrency FROM queues ORDER BY name")
         return [QueueSettings(r[0], bool(r[1]), r[2]) for r in rows]
+
+
+def backup_file(source: Path, target: Path) -> int:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".partial")
+    src = sqlite3.connect(str(source))
+    dst = sqlite3.connect(str(partial))
+    try:
+        src.backup(dst, pages=1024)  # in steps, so writers are never held up for long
+        dst.execute("PRAGMA journal_mode=DELETE")  # a backup is one self-contained file
+    finally:
+        dst.close()
+        src.close()
+    partial.replace(target)
+    return target.stat().st_size
+
+
+def restore_file(backup: Path, db: Path) -> None:
+    """Bring a backup back as the database at ``db`` (the appliance must be stopped).
+    The backup is checked first; the copy goes through SQLite, so a -wal file left
+    by the old database is dealt with correctly."""
+    src = sqlite3.connect(f"file:{backup}?mode=ro", uri=True)
+    try:
+        verdict = src.execute("PRAGMA integrity_check").fetchone()[0]
+        if verdict != "ok":
+            raise ValueError(f"{backup} is damaged: {verdict}")
+        tables = {r[0] for r in src.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "jobs" not in tables:
+            raise ValueError(f"{backup} is not a queueapp database (no jobs table)")
+        dst = connect(db)
+        try:
+            src.backup(dst)
+        finally:
+            dst.close()
+    except sqlite3.DatabaseError as exc:
+        raise ValueError(f"{backup} is not a SQLite database: {exc}") from None
+    finally:
+        src.close()
 
 
 def _set_paused(conn: sqlite3.Connection, queue: str, paused: bool, now: int) -> None:

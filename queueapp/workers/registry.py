@@ -27,6 +27,15 @@ class UnrecoverableError(Exception):
     """Raise from a handler to fail the job for good, without further attempts."""
 
 
+class RetryLater(Exception):
+    """Raise from a handler to retry after ``delay_ms`` instead of the job's backoff
+    (an upstream said when: HTTP 429 with Retry-After). Attempts still count."""
+
+    def __init__(self, message: str, delay_ms: int) -> None:
+        super().__init__(message)
+        self.delay_ms = max(0, int(delay_ms))
+
+
 class JobContext:
     """What a handler sees of its job."""
 
@@ -66,9 +75,23 @@ class JobContext:
         await self._progress(value)
 
 
+Validator = Callable[[dict[str, Any]], None]
+
+
 class HandlerRegistry:
     def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {}
+        self._validators: dict[str, Validator] = {}
+
+    def validator(self, name: str, fn: Validator) -> None:
+        """Check the data of jobs named ``name`` at enqueue: ``fn`` raises ValueError
+        for data the handler could never accept, and the enqueue is refused (400)."""
+        self._validators[name] = fn
+
+    def validate(self, name: str, data: dict[str, Any]) -> None:
+        check = self._validators.get(name)
+        if check is not None:
+            check(data)
 
     def handler(self, name: str) -> Callable[[Handler], Handler]:
         def register(fn: Handler) -> Handler:

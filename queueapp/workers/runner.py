@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import Conflict, NotFound, StoreUnavailable
 from ..model import Job
-from .registry import JobContext, UnrecoverableError
+from .registry import JobContext, RetryLater, UnrecoverableError
 
 if TYPE_CHECKING:
     from ..dispatcher import Dispatcher
@@ -43,6 +43,8 @@ class JobRunner:
             raise
         except UnrecoverableError as exc:
             await self._report(job, token, error=_message(exc), retry=False)
+        except RetryLater as exc:
+            await self._report(job, token, error=_message(exc), retry_after_ms=exc.delay_ms)
         except Exception as exc:  # a handler's failure is the job's failure, not ours
             await self._report(job, token, error=_message(exc))
         else:
@@ -50,13 +52,13 @@ class JobRunner:
 
     async def _report(
         self, job: Job, token: str, *, result: Any = None, error: str | None = None,
-        retry: bool = True,
+        retry: bool = True, retry_after_ms: int | None = None,
     ) -> None:
         try:
             if error is None:
                 await self.dispatcher.complete(job.id, token, result)
             else:
-                await self.dispatcher.fail(job.id, token, error, retry)
+                await self.dispatcher.fail(job.id, token, error, retry, retry_after_ms)
         except (Conflict, NotFound):
             pass  # cancelled or rescued meanwhile: the store already holds the outcome
         except StoreUnavailable:

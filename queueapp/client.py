@@ -1,0 +1,254 @@
+"""A Python client for a remote appliance, and a worker that runs handlers on the
+jobs it leases.
+
+    async with QueueClient("http://127.0.0.1:3000") as client:
+        await client.add_job("resize", {"id": 7})
+        worker = RemoteWorker(client, registry, concurrency=5)
+        await worker.run(stop_event)
+
+The worker leases only as many jobs as it has free slots, heartbeats each running
+job at a third of its lease, completes or fails it, and on stop hands back (without
+counting the attempt) whatever it cannot finish within its grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import aiohttp
+
+from .model import Job, JobState
+from .workers.registry import HandlerRegistry, JobContext, RetryLater, UnrecoverableError
+
+log = logging.getLogger("queueapp.worker")
+
+
+class QueueApiError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class QueueClient:
+    def __init__(
+        self, base_url: str, *, token: str | None = None, queue: str = "default",
+        timeout_s: float = 60.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.queue = queue
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._session = aiohttp.ClientSession(
+            headers=headers, timeout=aiohttp.ClientTimeout(total=timeout_s)
+        )
+
+    async def __aenter__(self) -> QueueClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def request(self, method: str, path: str, body: Any = None) -> Any:
+        url = f"{self.base_url}{path}"
+        async with self._session.request(method, url, params={"queue": self.queue}, json=body) as r:
+            payload = await r.json(content_type=None)
+            if r.status >= 400:
+                error = (payload or {}).get("error", {})
+                raise QueueApiError(r.status, error.get("code", "error"), error.get("message", ""))
+            return payload
+
+    async def add_job(self, name: str, data: dict[str, Any] | None = None,
+                      options: dict[str, Any] | None = None) -> dict[str, Any]:
+        return await self.request("POST", "/queues/jobs",
+                                  {"name": name, "data": data or {}, "options": options or {}})
+
+    async def get_job(self, job_id: str) -> dict[str, Any]:
+        return await self.request("GET", f"/queues/jobs/{job_id}")
+
+    async def lease(self, names: list[str] | None = None, max_jobs: int = 1,
+                    lease_ms: int = 30_000, wait_ms: int = 0) -> list[dict[str, Any]]:
+        body: dict[str, Any] = {"max": max_jobs, "leaseMs": lease_ms, "waitMs": wait_ms}
+        if names:
+            body["names"] = names
+        return (await self.request("POST", "/queues/jobs/lease", body))["jobs"]
+
+    async def heartbeat(self, job_id: str, token: str, progress: Any = None,
+                        lease_ms: int | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"leaseToken": token}
+        if progress is not None:
+            body["progress"] = progress
+        if lease_ms is not None:
+            body["leaseMs"] = lease_ms
+        return await self.request("POST", f"/queues/jobs/{job_id}/heartbeat", body)
+
+    async def complete(self, job_id: str, token: str, result: Any = None) -> dict[str, Any]:
+        return await self.request("POST", f"/queues/jobs/{job_id}/complete",
+                                  {"leaseToken": token, "result": result})
+
+    async def complete_many(self, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return (await self.request("POST", "/queues/jobs/complete", {"jobs": items}))["results"]
+
+    async def fail(self, job_id: str, token: str, error: str, retry: bool = True,
+                   retry_after_ms: int | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"leaseToken": token, "error": error, "retry": retry}
+        if retry_after_ms is not None:
+            body["retryAfterMs"] = retry_after_ms
+        return await self.request("POST", f"/queues/jobs/{job_id}/fail", body)
+
+    async def release(self, job_id: str, token: str) -> dict[str, Any]:
+        return await self.request("POST", f"/queues/jobs/{job_id}/release", {"leaseToken": token})
+
+
+def job_from_api(payload: dict[str, Any]) -> Job:
+    """The API's job object as the Job a handler's context wraps."""
+    return Job(
+        id=int(payload["id"]), queue=payload["queue"], name=payload["name"],
+        state=JobState(payload["state"]), priority=payload["priority"], data=payload["data"],
+        options=payload.get("options", {}), attempts=payload["attempts"],
+        attempts_made=payload["attemptsMade"], progress=payload["progress"],
+        result=payload["result"], error=payload["error"], errors=payload["errors"],
+        job_key=payload["jobId"], created_at=0, run_at=0, started_at=None, finished_at=None,
+        lease_token=payload.get("leaseToken"),
+    )
+
+
+class RemoteWorker:
+    def __init__(
+        self, client: QueueClient, registry: HandlerRegistry, *, concurrency: int = 5,
+        lease_ms: int = 30_000, poll_ms: int = 5_000, grace_s: float = 10.0,
+    ) -> None:
+        self.client = client
+        self.registry = registry
+        self.concurrency = concurrency
+        self.lease_ms = lease_ms
+        # Long-poll length; also the longest a stop waits for an open poll to return.
+        self.poll_ms = poll_ms
+        self.grace_s = grace_s
+        self.running: dict[str, asyncio.Task[None]] = {}
+        self.tokens: dict[str, str] = {}
+        self.completed = 0
+        self.failed = 0
+        self.released = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        names = self.registry.names()
+        if not names:
+            raise ValueError("the worker has no handlers: name a module that registers some")
+        log.info("worker started", extra={"event": "worker.started", "names": ",".join(names)})
+        while not stop.is_set():
+            free = self.concurrency - len(self.running)
+            if free <= 0:
+                await _first_of(stop, *self.running.values())
+                continue
+            try:
+                leased = await self.client.lease(names, free, self.lease_ms, self.poll_ms)
+            except (aiohttp.ClientError, QueueApiError, TimeoutError) as exc:
+                log.warning("lease failed; retrying", extra={"event": "worker.lease_failed", "error": str(exc)})
+                await _first_of(stop, timeout=1.0)
+                continue
+            for payload in leased:
+                if stop.is_set():  # leased while stopping: hand it straight back
+                    await self._release(payload["id"], payload["leaseToken"])
+                    continue
+                self._start(payload)
+        await self._drain()
+
+    def _start(self, payload: dict[str, Any]) -> None:
+        job_id = payload["id"]
+        self.tokens[job_id] = payload["leaseToken"]
+        task = asyncio.create_task(self._run_one(payload), name=f"remote-job-{job_id}")
+        self.running[job_id] = task
+        task.add_done_callback(lambda _t: self.running.pop(job_id, None))
+
+    async def _run_one(self, payload: dict[str, Any]) -> None:
+        job = job_from_api(payload)
+        job_id, token = payload["id"], payload["leaseToken"]
+        handler = self.registry.get(job.name)
+        assert handler is not None
+        beats = asyncio.create_task(self._heartbeat_forever(job_id, token))
+
+        async def progress(value: Any) -> None:
+            await self.client.heartbeat(job_id, token, value)
+
+        try:
+            timeout = job.timeout_ms / 1000 if job.timeout_ms else None
+            async with asyncio.timeout(timeout):
+                result = await handler(JobContext(job, progress))
+        except asyncio.CancelledError:
+            beats.cancel()
+            await asyncio.shield(self._release(job_id, token))
+            raise
+        except TimeoutError:
+            await self._answer(self.client.fail(job_id, token, f"timed out after {job.timeout_ms} ms"))
+        except UnrecoverableError as exc:
+            await self._answer(self.client.fail(job_id, token, _message(exc), retry=False))
+        except RetryLater as exc:
+            await self._answer(self.client.fail(job_id, token, _message(exc), retry_after_ms=exc.delay_ms))
+        except Exception as exc:
+            await self._answer(self.client.fail(job_id, token, _message(exc)))
+        else:
+            await self._answer(self.client.complete(job_id, token, result), completed=True)
+        finally:
+            beats.cancel()
+
+    async def _answer(self, call: Any, completed: bool = False) -> None:
+        try:
+            await call
+        except QueueApiError as exc:  # 409: the lease was lost (expired, cancelled)
+            log.warning("answer refused", extra={"event": "worker.answer_refused", "error": str(exc)})
+            return
+        if completed:
+            self.completed += 1
+        else:
+            self.failed += 1
+
+    async def _heartbeat_forever(self, job_id: str, token: str) -> None:
+        while True:
+            await asyncio.sleep(self.lease_ms / 3000)
+            try:
+                await self.client.heartbeat(job_id, token, lease_ms=self.lease_ms)
+            except QueueApiError as exc:
+                if exc.status == 409:  # cancelled or lost: stop the handler
+                    task = self.running.get(job_id)
+                    if task is not None:
+                        task.cancel()
+                    return
+            except (aiohttp.ClientError, TimeoutError):
+                pass  # the appliance is briefly unreachable; the lease has slack
+
+    async def _release(self, job_id: str, token: str) -> None:
+        with contextlib.suppress(QueueApiError, aiohttp.ClientError, TimeoutError):
+            await self.client.release(job_id, token)
+            self.released += 1
+
+    async def _drain(self) -> None:
+        """Let running jobs finish for up to ``grace_s``; hand back the rest."""
+        tasks = list(self.running.values())
+        if tasks:
+            _, still = await asyncio.wait(tasks, timeout=self.grace_s)
+            for task in still:
+                task.cancel()
+            if still:
+                await asyncio.wait(still)
+        log.info("worker stopped", extra={"event": "worker.stopped", "completed": self.completed,
+                                           "failed": self.failed, "released": self.released})
+
+
+async def _first_of(stop: asyncio.Event, *tasks: asyncio.Task[Any], timeout: float | None = None) -> None:
+    waiter = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({waiter, *tasks}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiter.cancel()
+
+
+def _message(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

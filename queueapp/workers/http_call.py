@@ -1,0 +1,130 @@
+"""The ``http`` job type: call a URL, and map the answer to the job's outcome.
+
+2xx completes (the result has the status and the body); 5xx, timeouts and
+connection errors retry with the job's backoff; 429 retries after the server's
+Retry-After; any other 4xx fails for good. Every request carries an
+``Idempotency-Key`` header with the job id, so a retried call can be recognised.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from .registry import JobContext, RetryLater, UnrecoverableError
+
+METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"})
+DEFAULT_TIMEOUT_MS = 30_000
+MAX_RESULT_BODY = 65_536  # characters of the answer kept in the job's result
+
+
+def validate_http_data(data: dict[str, Any]) -> None:
+    """Refuse at enqueue what can never succeed (raised as ValueError)."""
+    url = data.get("url")
+    if not isinstance(url, str) or not url:
+        raise ValueError("data.url is required: the URL to call")
+    check_url(url, "data.url")
+    method = data.get("method", "GET")
+    if not isinstance(method, str) or method.upper() not in METHODS:
+        raise ValueError(f"data.method must be one of {', '.join(sorted(METHODS))}")
+    headers = data.get("headers", {})
+    if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
+        raise ValueError("data.headers must be an object of strings")
+    timeout = data.get("timeoutMs", DEFAULT_TIMEOUT_MS)
+    if not isinstance(timeout, int) or isinstance(timeout, bool) or not 1 <= timeout <= 600_000:
+        raise ValueError("data.timeoutMs must be a whole number of ms from 1 to 600000")
+
+
+def check_url(url: str, field: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"{field} must be an http:// or https:// URL, not {parts.scheme or 'no'} scheme")
+    if not parts.hostname:
+        raise ValueError(f"{field} has no host")
+
+
+def retry_after_ms(value: str | None, now: float | None = None) -> int | None:
+    """Retry-After as seconds or as an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return int(value) * 1000
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0, int((when.timestamp() - (now or time.time())) * 1000))
+
+
+class HttpCaller:
+    """One connection pool for every built-in job that calls HTTP."""
+
+    def __init__(self) -> None:
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def call(
+        self, job: JobContext, url: str, *, method: str = "GET", headers: dict[str, str] | None = None,
+        body: Any = None, timeout_ms: int = DEFAULT_TIMEOUT_MS,
+    ) -> dict[str, Any]:
+        sent = {"Idempotency-Key": job.id, **(headers or {})}
+        kwargs: dict[str, Any] = {}
+        if isinstance(body, str):
+            kwargs["data"] = body
+        elif body is not None:
+            kwargs["json"] = body
+        try:
+            async with self.session.request(
+                method.upper(), url, headers=sent, timeout=aiohttp.ClientTimeout(total=timeout_ms / 1000),
+                **kwargs,
+            ) as response:
+                text = await response.text(errors="replace")
+                return _outcome(response.status, response.headers.get("Retry-After"), text)
+        except TimeoutError:
+            raise TimeoutError(f"{method.upper()} {url} timed out after {timeout_ms} ms") from None
+        except aiohttp.ClientError as exc:
+            raise ConnectionError(f"{method.upper()} {url} failed: {exc}") from None
+
+
+def _outcome(status: int, retry_after: str | None, text: str) -> dict[str, Any]:
+    snippet = text[:200]
+    if 200 <= status < 300:
+        return {"status": status, "body": _body(text)}
+    if status == 429:
+        delay = retry_after_ms(retry_after)
+        if delay is not None:
+            raise RetryLater(f"HTTP 429, retry after {delay} ms: {snippet}", delay)
+        raise RuntimeError(f"HTTP 429: {snippet}")
+    if status >= 500:
+        raise RuntimeError(f"HTTP {status}: {snippet}")
+    raise UnrecoverableError(f"HTTP {status}: {snippet}")
+
+
+def _body(text: str) -> Any:
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return text[:MAX_RESULT_BODY]
+
+
+async def http_job(caller: HttpCaller, job: JobContext) -> dict[str, Any]:
+    d = job.data
+    return await caller.call(
+        job, d["url"], method=d.get("method", "POST" if "body" in d else "GET"),
+        headers=d.get("headers"), body=d.get("body"), timeout_ms=d.get("timeoutMs", DEFAULT_TIMEOUT_MS),
+    )
