@@ -8,6 +8,8 @@ import sys
 
 from . import __version__
 from .config import SETTINGS, ConfigError, load_config
+
+SETTING_NAMES = frozenset(s.name for s in SETTINGS)
 from .logs import setup_logging
 
 log = logging.getLogger("queueapp.cli")
@@ -57,6 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="create or upgrade the database schema, then exit")
     _add_common(migrate)
 
+    restore = commands.add_parser(
+        "restore", help="bring back a backup (from a backup-data job) as the database; stop serve first")
+    restore.add_argument("backup", metavar="FILE", help="the backup file")
+    _add_common(restore)
+
     worker = commands.add_parser(
         "worker", help="run handlers from a module on jobs leased from a remote appliance")
     worker.add_argument("--url", default="http://127.0.0.1:3000", help="the appliance's base URL")
@@ -80,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "worker":
         setup_logging("info")
         return _worker(args)
-    overrides = {k: v for k, v in vars(args).items() if k not in ("command", "config")}
+    overrides = {k: v for k, v in vars(args).items() if k in SETTING_NAMES}
     try:
         config = load_config(overrides, args.config)
     except ConfigError as exc:
@@ -89,7 +96,31 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(config.log_level)
     if args.command == "migrate":
         return _migrate(config.db)
+    if args.command == "restore":
+        return _restore(args.backup, config.db)
     return _serve(config)
+
+
+def _restore(backup: str, db: str) -> int:
+    from pathlib import Path
+
+    from .store.migrate import migrate
+    from .store.sqlite import restore_file
+
+    try:
+        restore_file(Path(backup), Path(db))
+    except (OSError, ValueError) as exc:
+        print(f"queueapp: cannot restore: {exc}", file=sys.stderr)
+        return 1
+    from .store.connection import connect
+
+    conn = connect(db)
+    try:
+        migrate(conn)  # a backup from an older version gets the newer schema
+    finally:
+        conn.close()
+    log.info("database restored", extra={"event": "db.restored", "db": db, "backup": backup})
+    return 0
 
 
 def _worker(args: argparse.Namespace) -> int:

@@ -21,7 +21,13 @@ from typing import Any
 import aiohttp
 
 from .model import Job, JobState
-from .workers.registry import HandlerRegistry, JobContext, RetryLater, UnrecoverableError
+from .workers.registry import (
+    HandlerRegistry,
+    JobContext,
+    RetryLater,
+    UnrecoverableError,
+    failure_message,
+)
 
 log = logging.getLogger("queueapp.worker")
 
@@ -188,11 +194,11 @@ class RemoteWorker:
         except TimeoutError:
             await self._answer(self.client.fail(job_id, token, f"timed out after {job.timeout_ms} ms"))
         except UnrecoverableError as exc:
-            await self._answer(self.client.fail(job_id, token, _message(exc), retry=False))
+            await self._answer(self.client.fail(job_id, token, failure_message(exc), retry=False))
         except RetryLater as exc:
-            await self._answer(self.client.fail(job_id, token, _message(exc), retry_after_ms=exc.delay_ms))
+            await self._answer(self.client.fail(job_id, token, failure_message(exc), retry_after_ms=exc.delay_ms))
         except Exception as exc:
-            await self._answer(self.client.fail(job_id, token, _message(exc)))
+            await self._answer(self.client.fail(job_id, token, failure_message(exc)))
         else:
             await self._answer(self.client.complete(job_id, token, result), completed=True)
         finally:
@@ -247,8 +253,3 @@ async def _first_of(stop: asyncio.Event, *tasks: asyncio.Task[Any], timeout: flo
         await asyncio.wait({waiter, *tasks}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     finally:
         waiter.cancel()
-
-
-def _message(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -281,7 +281,12 @@ def restore_file(backup: Path, db: Path) -> None:
     """Bring a backup back as the database at ``db`` (the appliance must be stopped).
     The backup is checked first; the copy goes through SQLite, so a -wal file left
     by the old database is dealt with correctly."""
-    src = sqlite3.connect(f"file:{backup}?mode=ro", uri=True)
+    if not backup.is_file():
+        raise ValueError(f"{backup} does not exist")
+    try:
+        src = sqlite3.connect(f"file:{backup}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise ValueError(f"cannot open {backup}: {exc}") from None
     try:
         verdict = src.execute("PRAGMA integrity_check").fetchone()[0]
         if verdict != "ok":

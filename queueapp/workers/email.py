@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
-from .registry import JobContext, UnrecoverableError
+from .registry import JobContext, JobFailed, UnrecoverableError
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,6 @@ async def send_email_job(settings: SmtpSettings | None, job: JobContext) -> dict
         text = f"SMTP {exc.smtp_code}: {exc.smtp_error.decode(errors='replace') if isinstance(exc.smtp_error, bytes) else exc.smtp_error}"
         if 500 <= exc.smtp_code < 600:
             raise UnrecoverableError(text) from None  # permanent: retrying cannot help
-        raise RuntimeError(text) from None
+        raise JobFailed(text) from None
     except smtplib.SMTPRecipientsRefused as exc:
         raise UnrecoverableError(f"every recipient was refused: {sorted(exc.recipients)}") from None

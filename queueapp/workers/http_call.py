@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from .registry import JobContext, RetryLater, UnrecoverableError
+from .registry import JobContext, JobFailed, RetryLater, UnrecoverableError
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"})
 DEFAULT_TIMEOUT_MS = 30_000
@@ -96,9 +96,9 @@ class HttpCaller:
                 text = await response.text(errors="replace")
                 return _outcome(response.status, response.headers.get("Retry-After"), text)
         except TimeoutError:
-            raise TimeoutError(f"{method.upper()} {url} timed out after {timeout_ms} ms") from None
+            raise JobFailed(f"{method.upper()} {url} timed out after {timeout_ms} ms") from None
         except aiohttp.ClientError as exc:
-            raise ConnectionError(f"{method.upper()} {url} failed: {exc}") from None
+            raise JobFailed(f"{method.upper()} {url} failed: {type(exc).__name__}: {exc}") from None
 
 
 def _outcome(status: int, retry_after: str | None, text: str) -> dict[str, Any]:
@@ -109,9 +109,9 @@ def _outcome(status: int, retry_after: str | None, text: str) -> dict[str, Any]:
         delay = retry_after_ms(retry_after)
         if delay is not None:
             raise RetryLater(f"HTTP 429, retry after {delay} ms: {snippet}", delay)
-        raise RuntimeError(f"HTTP 429: {snippet}")
+        raise JobFailed(f"HTTP 429: {snippet}")
     if status >= 500:
-        raise RuntimeError(f"HTTP {status}: {snippet}")
+        raise JobFailed(f"HTTP {status}: {snippet}")
     raise UnrecoverableError(f"HTTP {status}: {snippet}")
 
 

@@ -23,11 +23,16 @@ ProgressFn = Callable[[Any], Awaitable[None]]
 Handler = Callable[["JobContext"], Awaitable[Any]]
 
 
-class UnrecoverableError(Exception):
+class JobFailed(Exception):
+    """Raise from a handler to fail the attempt with just this message (it retries
+    like any failure). Other exceptions are recorded as ``Type: message``."""
+
+
+class UnrecoverableError(JobFailed):
     """Raise from a handler to fail the job for good, without further attempts."""
 
 
-class RetryLater(Exception):
+class RetryLater(JobFailed):
     """Raise from a handler to retry after ``delay_ms`` instead of the job's backoff
     (an upstream said when: HTTP 429 with Retry-After). Attempts still count."""
 
@@ -130,3 +135,12 @@ class HandlerRegistry:
 
 # The registry that ``queueapp serve`` uses and handler modules decorate.
 registry = HandlerRegistry()
+
+
+def failure_message(exc: BaseException) -> str:
+    """What a failed attempt records: our own failures by their message, anything
+    else with its type, so that ``KeyError: 'to'`` is not just ``'to'``."""
+    text = str(exc)
+    if isinstance(exc, JobFailed) and text:
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

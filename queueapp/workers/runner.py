@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import Conflict, NotFound, StoreUnavailable
 from ..model import Job
-from .registry import JobContext, RetryLater, UnrecoverableError
+from .registry import JobContext, RetryLater, UnrecoverableError, failure_message
 
 if TYPE_CHECKING:
     from ..dispatcher import Dispatcher
@@ -42,11 +42,11 @@ class JobRunner:
                 await asyncio.shield(self._report(job, token, error="stopped at shutdown"))
             raise
         except UnrecoverableError as exc:
-            await self._report(job, token, error=_message(exc), retry=False)
+            await self._report(job, token, error=failure_message(exc), retry=False)
         except RetryLater as exc:
-            await self._report(job, token, error=_message(exc), retry_after_ms=exc.delay_ms)
+            await self._report(job, token, error=failure_message(exc), retry_after_ms=exc.delay_ms)
         except Exception as exc:  # a handler's failure is the job's failure, not ours
-            await self._report(job, token, error=_message(exc))
+            await self._report(job, token, error=failure_message(exc))
         else:
             await self._report(job, token, result=result)
 
@@ -70,8 +70,3 @@ class JobRunner:
 
     async def _progress(self, job: Job, token: str, value: Any) -> None:
         await self.dispatcher.heartbeat(job.id, token, value, None)
-
-
-def _message(exc: BaseException) -> str:
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
