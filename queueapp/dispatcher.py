@@ -20,7 +20,7 @@ from typing import Any
 from .clock import Clock, to_iso
 from .errors import Conflict, NotFound
 from .events import EventBus, JobEvent
-from .heaps import Lane, Timer, TimerHeap, pack, take_best
+from .heaps import Lane, Taken, Timer, TimerHeap, pack, take_best
 from .metrics import Metrics
 from .model import Job, JobState, NewJob
 from .retry import next_attempt
@@ -29,6 +29,8 @@ from .workers.registry import HandlerRegistry
 from .workers.runner import JobRunner
 
 log = logging.getLogger("queueapp.dispatcher")
+
+STORE_RETRY_MS = 1000  # after the store refused a write, wait this long before trying again
 
 
 @dataclass(slots=True)
@@ -111,6 +113,7 @@ class Dispatcher:
         self._loop_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._stopping = False
+        self._held_until = 0  # after a store failure, start nothing before this time
 
     # start and stop ------------------------------------------------------------
 
@@ -266,6 +269,11 @@ class Dispatcher:
             delay = max(0.0, (due - self.clock.now_ms()) / 1000)
             self._timer_handle = asyncio.get_running_loop().call_later(delay, self._on_timer)
 
+    def _retry_soon(self) -> None:
+        """After a store failure: hold dispatching for a moment, then look again."""
+        self._held_until = self.clock.now_ms() + STORE_RETRY_MS
+        asyncio.get_running_loop().call_later(STORE_RETRY_MS / 1000, self._wake.set)
+
     def _on_timer(self) -> None:
         self._timer_handle = None
         self._armed_at = None
@@ -279,7 +287,15 @@ class Dispatcher:
 
     async def _promote(self, due: list[Timer]) -> None:
         by_id = {t.job_id: t for t in due}
-        promoted = await self.store.promote_jobs(list(by_id), self.clock.now_ms())
+        try:
+            promoted = await self.store.promote_jobs(list(by_id), self.clock.now_ms())
+        except Exception:
+            # Nothing changed in the store: keep the timers, and try again shortly.
+            for t in due:
+                self.timers.push(t)
+            self._retry_soon()
+            log.exception("promotion failed", extra={"event": "dispatcher.promote_failed"})
+            return
         for job_id in promoted:
             t = by_id[job_id]
             self.metrics.of(t.lane.queue).move(JobState.DELAYED, JobState.WAITING)
@@ -288,23 +304,28 @@ class Dispatcher:
 
     def _start_in_process(self, q: QueueRuntime) -> None:
         free = q.concurrency - q.running
-        if q.paused or free <= 0:
+        if q.paused or free <= 0 or self._held_until > self.clock.now_ms():
             return
         lanes = [lane for name, lane in q.lanes.items() if name in self.registry and lane.heap]
         if not lanes:
             return
-        ids = take_best(lanes, free)
-        if ids:
-            q.running += len(ids)
-            self._spawn(self._claim_and_run(q, ids))
+        taken = take_best(lanes, free)
+        if taken:
+            q.running += len(taken.entries)
+            self._spawn(self._claim_and_run(q, taken))
 
-    async def _claim_and_run(self, q: QueueRuntime, ids: list[int]) -> None:
+    async def _claim_and_run(self, q: QueueRuntime, taken: Taken) -> None:
+        ids = taken.ids
         try:
             jobs = await self.store.claim_jobs(ids, self.clock.now_ms(), None)
         except Exception:
+            # Nothing was claimed: the jobs go back in line, and dispatching pauses
+            # briefly rather than spin against a store that cannot write.
             q.running -= len(ids)
+            taken.put_back()
+            self._retry_soon()
             log.exception("claim failed", extra={"event": "dispatcher.claim_failed", "queue": q.name})
-            raise
+            return
         q.running -= len(ids) - len(jobs)  # ids no longer waiting (cancelled meanwhile)
         for job in jobs:
             active = self._activate(job)
@@ -470,9 +491,13 @@ class Dispatcher:
         deadline = loop.time() + wait_ms / 1000
         while True:
             if not q.paused and not self._stopping:
-                ids = take_best(self._lease_lanes(q, names), max_jobs)
-                if ids:
-                    jobs = await self.store.claim_jobs(ids, self.clock.now_ms(), lease_ms)
+                taken = take_best(self._lease_lanes(q, names), max_jobs)
+                if taken:
+                    try:
+                        jobs = await self.store.claim_jobs(taken.ids, self.clock.now_ms(), lease_ms)
+                    except Exception:
+                        taken.put_back()  # nothing was claimed
+                        raise
                     for job in jobs:
                         self._activate(job)
                     if jobs:

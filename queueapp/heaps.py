@@ -125,10 +125,30 @@ class TimerHeap:
         return len(self._heap) - sum(self._dead.values())
 
 
-def take_best(lanes: list[Lane], limit: int) -> list[int]:
-    """Pop up to ``limit`` job ids across ``lanes`` in global (priority, run_at, id)
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """Job ids popped from their lanes, with what it takes to put them back."""
+
+    entries: list[tuple[Lane, int]]
+
+    @property
+    def ids(self) -> list[int]:
+        return [unpack_id(key) for _, key in self.entries]
+
+    def put_back(self, ids: set[int] | None = None) -> None:
+        """Return the entries (those of ``ids``, or all) to their lanes, as they were."""
+        for lane, key in self.entries:
+            if ids is None or unpack_id(key) in ids:
+                lane.push(key)
+
+    def __bool__(self) -> bool:
+        return bool(self.entries)
+
+
+def take_best(lanes: list[Lane], limit: int) -> Taken:
+    """Pop up to ``limit`` jobs across ``lanes`` in global (priority, run_at, id)
     order. Lanes are few (one per job name), so a scan of their tops is cheap."""
-    taken: list[int] = []
+    taken: list[tuple[Lane, int]] = []
     while len(taken) < limit:
         best_lane, best_key = None, None
         for lane in lanes:
@@ -138,5 +158,5 @@ def take_best(lanes: list[Lane], limit: int) -> list[int]:
         if best_lane is None:
             break
         best_lane.pop()
-        taken.append(unpack_id(best_key))  # type: ignore[arg-type]
-    return taken
+        taken.append((best_lane, best_key))  # type: ignore[arg-type]
+    return Taken(taken)

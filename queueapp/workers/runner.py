@@ -54,19 +54,26 @@ class JobRunner:
         self, job: Job, token: str, *, result: Any = None, error: str | None = None,
         retry: bool = True, retry_after_ms: int | None = None,
     ) -> None:
-        try:
-            if error is None:
-                await self.dispatcher.complete(job.id, token, result)
-            else:
-                await self.dispatcher.fail(job.id, token, error, retry, retry_after_ms)
-        except (Conflict, NotFound):
-            pass  # cancelled or rescued meanwhile: the store already holds the outcome
-        except StoreUnavailable:
-            # Left active in the store: recovery at the next start, or lease expiry,
-            # retries it. Nothing acknowledged is lost.
-            log.error("could not store a job's outcome", extra={"event": "job.outcome_lost", "job": job.id})
-        except TypeError as exc:  # a result that is not JSON
-            await self.dispatcher.fail(job.id, token, f"handler result is not JSON: {exc}", False)
+        pause = 0.1
+        while True:
+            try:
+                if error is None:
+                    await self.dispatcher.complete(job.id, token, result)
+                else:
+                    await self.dispatcher.fail(job.id, token, error, retry, retry_after_ms)
+                return
+            except (Conflict, NotFound):
+                return  # cancelled or rescued meanwhile: the store already holds the outcome
+            except TypeError as exc:  # a result that is not JSON
+                result, error, retry = None, f"handler result is not JSON: {exc}", False
+            except StoreUnavailable:
+                # The store cannot write now (disk full, read-only). The outcome waits
+                # here and is stored once it can be; if the process dies first, the
+                # job is still active in the store and recovery retries it.
+                log.error("could not store a job's outcome; will try again",
+                          extra={"event": "job.outcome_deferred", "job": job.id})
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 5.0)
 
     async def _progress(self, job: Job, token: str, value: Any) -> None:
         await self.dispatcher.heartbeat(job.id, token, value, None)
