@@ -155,7 +155,18 @@ class GroupCommitWriter:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             return [(False, _unavailable(exc))] * len(batch)
-        self._outcomes = [self._apply_one(conn, op) for op in batch]
+        outcomes = []
+        for op in batch:
+            outcome = self._apply_one(conn, op)
+            if not conn.in_transaction:
+                # SQLite rolled the whole transaction back by itself (a full disk, an
+                # I/O error): every change of the batch is gone, the ones before this
+                # too. Fail them all; nothing may run outside a transaction.
+                failure = outcome[1] if isinstance(outcome[1], StoreUnavailable) else StoreUnavailable(
+                    "the store cannot take writes: the transaction was rolled back")
+                return [(False, failure)] * len(batch)
+            outcomes.append(outcome)
+        self._outcomes = outcomes
         return None
 
     def _commit(self) -> StoreUnavailable | None:
