@@ -1,0 +1,169 @@
+"""Crash-consistency campaign: drive a real ``queueapp serve`` from several clients,
+kill it with SIGKILL at random moments, restart it over the same file, and check
+after every restart that:
+
+- every acknowledged enqueue exists;
+- every acknowledged completion is still completed, and no job is handed out again
+  after its completion was acknowledged;
+- no job's attempts exceed its maximum, and each row's state agrees with its fields
+  (a completed job has a finish time and no lease; a waiting one neither);
+- the counts in ``GET /queues/metrics`` equal the counts in the table.
+
+Used by tests/test_crash_campaign.py (a CI-sized run) and scripts/crash-campaign
+(longer runs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+from conftest import ServeProcess
+
+
+@dataclass
+class Ledger:
+    enqueued: set[str] = field(default_factory=set)
+    completed: set[str] = field(default_factory=set)
+    failed_acks: int = 0
+    leases: int = 0
+    violations: list[str] = field(default_factory=list)
+    kills: int = 0
+    in_flight_at_kill: int = 0
+
+
+async def _enqueuer(session: aiohttp.ClientSession, url: str, ledger: Ledger, rng: random.Random,
+                    stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            if rng.random() < 0.3:
+                body = {"jobs": [{"name": "work", "data": {"n": rng.randrange(10**6)},
+                                  "options": {"attempts": rng.randint(1, 3),
+                                              "backoff": {"type": "fixed", "delay": 0}}}
+                                 for _ in range(rng.randint(2, 20))]}
+                async with session.post(f"{url}/queues/jobs/bulk", json=body) as r:
+                    if r.status == 201:
+                        ledger.enqueued.update(j["id"] for j in (await r.json())["jobs"])
+            else:
+                body = {"name": "work", "options": {"attempts": rng.randint(1, 3),
+                                                    "backoff": {"type": "fixed", "delay": 0}}}
+                async with session.post(f"{url}/queues/jobs", json=body) as r:
+                    if r.status == 201:
+                        ledger.enqueued.add((await r.json())["id"])
+        except (aiohttp.ClientError, asyncio.TimeoutError, json.JSONDecodeError):
+            return  # the server is gone
+
+
+async def _worker(session: aiohttp.ClientSession, url: str, ledger: Ledger, rng: random.Random,
+                  stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            async with session.post(f"{url}/queues/jobs/lease", json={"max": 5, "leaseMs": 60_000}) as r:
+                jobs = (await r.json())["jobs"] if r.status == 200 else []
+            ledger.leases += len(jobs)
+            for job in jobs:
+                if job["id"] in ledger.completed:
+                    ledger.violations.append(f"job {job['id']} was handed out after its completion")
+                if rng.random() < 0.8:
+                    async with session.post(f"{url}/queues/jobs/{job['id']}/complete",
+                                            json={"leaseToken": job["leaseToken"], "result": job["id"]}) as r:
+                        if r.status == 200:
+                            ledger.completed.add(job["id"])
+                else:
+                    async with session.post(f"{url}/queues/jobs/{job['id']}/fail",
+                                            json={"leaseToken": job["leaseToken"], "error": "chaos"}) as r:
+                        if r.status == 200:
+                            ledger.failed_acks += 1
+            if not jobs:
+                await asyncio.sleep(0.005)
+        except (aiohttp.ClientError, asyncio.TimeoutError, json.JSONDecodeError, KeyError):
+            return
+
+
+async def _drive_and_kill(server: ServeProcess, ledger: Ledger, rng: random.Random) -> None:
+    stop = asyncio.Event()
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        clients = [asyncio.create_task(_enqueuer(session, server.url, ledger, rng, stop)) for _ in range(3)]
+        clients += [asyncio.create_task(_worker(session, server.url, ledger, rng, stop)) for _ in range(2)]
+        await asyncio.sleep(rng.uniform(0.1, 0.5))
+        ledger.in_flight_at_kill += sum(1 for c in clients if not c.done())
+        server.kill9()  # while the clients are mid-request
+        ledger.kills += 1
+        stop.set()
+        await asyncio.gather(*clients)
+
+
+def check_invariants(db: Path, url: str, ledger: Ledger) -> None:
+    import urllib.request
+
+    conn = sqlite3.connect(db)
+    try:
+        rows = {str(r[0]): r[1:] for r in conn.execute(
+            "select id, state, attempts, attempts_made, finished_at, lease_token from jobs")}
+        counts = dict(conn.execute("select state, count(*) from jobs where queue = 'default' group by state"))
+    finally:
+        conn.close()
+    for job_id in ledger.enqueued - rows.keys():
+        ledger.violations.append(f"acknowledged job {job_id} is missing")
+    for job_id in ledger.completed:
+        if rows.get(job_id, ("missing",))[0] != "completed":
+            ledger.violations.append(f"acknowledged completion of {job_id} is lost: {rows.get(job_id)}")
+    for job_id, (state, attempts, made, finished_at, token) in rows.items():
+        if made > attempts:
+            ledger.violations.append(f"job {job_id} made {made} of {attempts} attempts")
+        if state in ("completed", "failed", "cancelled") and (finished_at is None or token is not None):
+            ledger.violations.append(f"finished job {job_id} has finished_at={finished_at} token={token}")
+        if state in ("waiting", "delayed") and (finished_at is not None or token is not None):
+            ledger.violations.append(f"unfinished job {job_id} has finished_at={finished_at} token={token}")
+    with urllib.request.urlopen(f"{url}/queues/metrics", timeout=10) as r:
+        metrics = json.loads(r.read())
+    for state in ("waiting", "active", "completed", "failed", "delayed"):
+        if metrics[state] != counts.get(state, 0):
+            ledger.violations.append(f"metrics say {metrics[state]} {state}, the table {counts.get(state, 0)}")
+
+
+def run_campaign(db: Path, kills: int, seed: int = 1) -> Ledger:
+    rng = random.Random(seed)
+    ledger = Ledger()
+    for _ in range(kills):
+        server = ServeProcess(db, "--durability", "full").start()
+        check_invariants(db, server.url, ledger)
+        asyncio.run(_drive_and_kill(server, ledger, rng))
+    server = ServeProcess(db, "--durability", "full").start()
+    try:
+        check_invariants(db, server.url, ledger)
+    finally:
+        server.terminate()
+    return ledger
+
+
+def main() -> None:
+    import argparse
+    import tempfile
+
+    parser = argparse.ArgumentParser(description="SIGKILL a real queueapp serve at random moments.")
+    parser.add_argument("--kills", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=int(time.time()))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        started = time.monotonic()
+        ledger = run_campaign(Path(folder) / "crash.db", args.kills, args.seed)
+    print(json.dumps({
+        "kills": ledger.kills, "seed": args.seed, "seconds": round(time.monotonic() - started, 1),
+        "acknowledgedEnqueues": len(ledger.enqueued), "acknowledgedCompletions": len(ledger.completed),
+        "acknowledgedFailures": ledger.failed_acks, "leases": ledger.leases,
+        "violations": ledger.violations[:20], "violationCount": len(ledger.violations),
+    }, indent=2))
+    raise SystemExit(1 if ledger.violations else 0)
+
+
+if __name__ == "__main__":
+    main()

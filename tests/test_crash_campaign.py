@@ -1,0 +1,10 @@
+"""A CI-sized crash campaign: 20 SIGKILLs of a real serve process under load."""
+
+from crash_harness import run_campaign
+
+
+def test_twenty_kills_lose_nothing_acknowledged(tmp_path):
+    ledger = run_campaign(tmp_path / "crash.db", kills=20, seed=20261127)
+    assert ledger.kills == 20
+    assert len(ledger.enqueued) > 200 and len(ledger.completed) > 50  # the campaign did real work
+    assert ledger.violations == []
