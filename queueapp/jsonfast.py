@@ -20,6 +20,12 @@ def _std_dumps(value: Any) -> str:
 if orjson is not None:
     _OPTIONS = orjson.OPT_NON_STR_KEYS
 
+    def loads(text: str | bytes) -> Any:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:  # integers beyond 64 bits: json copes
+            return json.loads(text)
+
     def dumps_bytes(value: Any) -> bytes:
         try:
             return orjson.dumps(value, option=_OPTIONS)
@@ -30,6 +36,7 @@ if orjson is not None:
         return dumps_bytes(value).decode()
 
 else:  # pragma: no cover
+    loads = json.loads
 
     def dumps(value: Any) -> str:
         return _std_dumps(value)

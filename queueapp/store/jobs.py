@@ -4,15 +4,17 @@ one guarded UPDATE that also sets that state's timestamp."""
 
 from __future__ import annotations
 
-import json
 import secrets
 import sqlite3
 from typing import Any
 
 from ..clock import to_iso
 from ..errors import Conflict, NotFound
+from ..jsonfast import loads
 from ..model import FINISHED, Job, JobState, NewJob, dumps
 from .base import Added, Change, FailPlan
+
+_STATES = {s.value: s for s in JobState}
 
 COLUMNS = (
     "id, queue, name, state, priority, data, options, attempts, attempts_made, progress,"
@@ -26,16 +28,16 @@ def row_to_job(r: tuple[Any, ...]) -> Job:
         id=r[0],
         queue=r[1],
         name=r[2],
-        state=JobState(r[3]),
+        state=_STATES[r[3]],
         priority=r[4],
-        data=json.loads(r[5]),
-        options=json.loads(r[6]),
+        data=loads(r[5]),
+        options=loads(r[6]),
         attempts=r[7],
         attempts_made=r[8],
-        progress=json.loads(r[9]),
-        result=None if r[10] is None else json.loads(r[10]),
+        progress=loads(r[9]),
+        result=None if r[10] is None else loads(r[10]),
         error=r[11],
-        errors=json.loads(r[12]),
+        errors=loads(r[12]),
         job_key=r[13],
         created_at=r[14],
         run_at=r[15],

@@ -71,7 +71,9 @@ class SqliteStore(Store):
         return await self._writer.submit(sql.promote_jobs, ids, now)
 
     async def complete_job(self, job_id: int, token: str, result: Any, now: int) -> Change | None:
-        return await self._writer.submit(sql.complete_job, job_id, token, result, now)
+        # One guarded UPDATE (and a removal whose failure would leave a completed job
+        # kept): no SAVEPOINT needed.
+        return await self._writer.submit(sql.complete_job, job_id, token, result, now, savepoint=False)
 
     async def fail_job(
         self, job_id: int, token: str, message: str, now: int, plan: FailPlan
@@ -79,7 +81,7 @@ class SqliteStore(Store):
         return await self._writer.submit(sql.fail_job, job_id, token, message, now, plan)
 
     async def release_job(self, job_id: int, token: str, now: int) -> Change | None:
-        return await self._writer.submit(sql.release_job, job_id, token, now)
+        return await self._writer.submit(sql.release_job, job_id, token, now, savepoint=False)
 
     async def cancel_job(self, job_id: int, now: int) -> Change:
         return await self._writer.submit(sql.cancel_job, job_id, now)
@@ -90,7 +92,9 @@ class SqliteStore(Store):
     async def heartbeat(
         self, job_id: int, token: str, now: int, lease_ms: int | None, progress: Any
     ) -> Job | None:
-        return await self._writer.submit(sql.heartbeat, job_id, token, now, lease_ms, progress)
+        return await self._writer.submit(
+            sql.heartbeat, job_id, token, now, lease_ms, progress, savepoint=False
+        )
 
     async def rescue_active(
         self, now: int, plan: FailPlan, message: str, expired_only: bool

@@ -41,6 +41,9 @@ class _Op:
     # A merged op: fn(conn, items, *args) returns one result per item.
     items: list[Any] | None = None
     futures: list[asyncio.Future[Any]] | None = None
+    # False for a change that is one guarded statement: SQLite undoes a failed
+    # statement by itself, so the SAVEPOINT round trip would buy nothing.
+    savepoint: bool = True
 
     def resolve(self, ok: bool, value: Any) -> None:
         if self.futures is None:
@@ -83,13 +86,14 @@ class GroupCommitWriter:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, fn, self._conn)
 
-    def submit(self, fn: WriteFn, *args: Any) -> asyncio.Future[Any]:
+    def submit(self, fn: WriteFn, *args: Any, savepoint: bool = True) -> asyncio.Future[Any]:
         """Queue ``fn(conn, *args)``; the future resolves with its return value
-        once the transaction holding it has committed."""
+        once the transaction holding it has committed. ``savepoint=False`` only for
+        a function that issues a single write statement."""
         if self._closing:
             raise StoreUnavailable("the store is shutting down")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Op(fn, args, future))
+        self._pending.append(_Op(fn, args, future, savepoint=savepoint))
         self._wake.set()
         return future
 
@@ -191,6 +195,8 @@ class GroupCommitWriter:
 
     @staticmethod
     def _apply_one(conn: sqlite3.Connection, op: _Op) -> tuple[bool, Any]:
+        if not op.savepoint:
+            return _apply_bare(conn, op)
         conn.execute("SAVEPOINT op")
         try:
             if op.items is None:
@@ -214,6 +220,17 @@ class GroupCommitWriter:
             return False, exc
         conn.execute("RELEASE op")
         return True, value
+
+
+def _apply_bare(conn: sqlite3.Connection, op: _Op) -> tuple[bool, Any]:
+    try:
+        return True, op.fn(conn, *op.args)
+    except QueueAppError as exc:
+        return False, exc
+    except sqlite3.Error as exc:
+        return False, _unavailable(exc) if _is_storage_error(exc) else exc
+    except Exception as exc:  # a bug in a write function: report it to its caller only
+        return False, exc
 
 
 def _is_storage_error(exc: sqlite3.Error) -> bool:
