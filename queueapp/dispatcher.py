@@ -534,11 +534,14 @@ class Dispatcher:
             self._emit("progress", job.id, job.queue, job.name, progress=progress)
         return job
 
-    async def rescue(self, message: str, expired_only: bool) -> list[Change]:
-        """Fail the attempt of active jobs whose worker is gone; see recovery.py."""
-        changes = await self.store.rescue_active(
-            self.clock.now_ms(), fail_plan(), message, expired_only
-        )
+    async def rescue_expired(self, message: str) -> list[Change]:
+        """Fail the attempt of leased jobs whose lease ran out; see recovery.py."""
+        now = self.clock.now_ms()
+        expired = [a.id for a in self.active.values()
+                   if a.lease_expires_at is not None and a.lease_expires_at < now]
+        if not expired:
+            return []
+        changes = await self.store.rescue_active(now, fail_plan(), message, expired)
         for change in changes:
             self._emit("stalled", change.job.id, change.job.queue, change.job.name)
             self._finish(change)

@@ -31,7 +31,7 @@ LEASE_MESSAGE = "lease expired without a heartbeat: the worker is gone"
 
 async def recover_after_restart(store: Store, clock: Clock) -> int:
     """Before dispatching starts: every active job lost its worker with the process."""
-    changes = await store.rescue_active(clock.now_ms(), fail_plan(), RESTART_MESSAGE, False)
+    changes = await store.rescue_active(clock.now_ms(), fail_plan(), RESTART_MESSAGE)
     if changes:
         log.warning(
             "recovered jobs left active by the previous run",
@@ -51,7 +51,7 @@ class LeaseReaper:
         expiry = self.dispatcher.next_lease_expiry()
         if expiry is None or expiry >= self.dispatcher.clock.now_ms():
             return 0
-        changes = await self.dispatcher.rescue(LEASE_MESSAGE, expired_only=True)
+        changes = await self.dispatcher.rescue_expired(LEASE_MESSAGE)
         for change in changes:
             log.warning(
                 "lease expired; job returned",

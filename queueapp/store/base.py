@@ -141,10 +141,11 @@ class Store(ABC):
 
     @abstractmethod
     async def rescue_active(
-        self, now: int, plan: FailPlan, message: str, expired_only: bool
+        self, now: int, plan: FailPlan, message: str, ids: list[int] | None = None
     ) -> list[Change]:
-        """Active jobs whose worker is gone (all of them at start-up, or those whose
-        lease expired) fail their attempt with ``message``; ``plan`` decides retry."""
+        """Active jobs whose worker is gone fail their attempt with ``message``;
+        ``plan`` decides retry. ``ids`` None: every active job (at start-up, when no
+        worker can be alive); else those of ``ids`` whose lease has run out."""
 
     @abstractmethod
     async def set_paused(self, queue: str, paused: bool, now: int) -> None: ...

@@ -291,18 +291,22 @@ def heartbeat(
 
 
 def rescue_active(
-    conn: sqlite3.Connection, now: int, plan: FailPlan, message: str, expired_only: bool
+    conn: sqlite3.Connection, now: int, plan: FailPlan, message: str, ids: list[int] | None
 ) -> list[Change]:
-    if expired_only:
-        rows = conn.execute(
-            "SELECT id FROM jobs WHERE state = 'active' AND lease_expires_at IS NOT NULL"
-            " AND lease_expires_at < ?",
-            (now,),
-        ).fetchall()
+    """Fail the attempt of active jobs whose worker is gone: all of them (``ids``
+    None, at start-up) or those of ``ids`` whose lease has run out."""
+    if ids is None:
+        found = [r[0] for r in conn.execute("SELECT id FROM jobs WHERE state = 'active'")]
     else:
-        rows = conn.execute("SELECT id FROM jobs WHERE state = 'active'").fetchall()
+        found = [
+            job_id for job_id in ids
+            if conn.execute(
+                "SELECT 1 FROM jobs WHERE id = ? AND state = 'active' AND lease_expires_at < ?",
+                (job_id, now),
+            ).fetchone()
+        ]
     changes = []
-    for (job_id,) in rows:
+    for job_id in found:
         change = fail_job(conn, job_id, None, message, now, plan)
         if change is not None:
             changes.append(change)

@@ -97,9 +97,9 @@ class SqliteStore(Store):
         )
 
     async def rescue_active(
-        self, now: int, plan: FailPlan, message: str, expired_only: bool
+        self, now: int, plan: FailPlan, message: str, ids: list[int] | None = None
     ) -> list[Change]:
-        return await self._writer.submit(sql.rescue_active, now, plan, message, expired_only)
+        return await self._writer.submit(sql.rescue_active, now, plan, message, ids)
 
     async def set_paused(self, queue: str, paused: bool, now: int) -> None:
         await self._writer.submit(_set_paused, queue, paused, now)
