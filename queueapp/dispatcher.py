@@ -12,6 +12,7 @@ due time of the next delayed job.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -136,11 +137,30 @@ class Dispatcher:
                 )
         for m in self.metrics.queues.values():
             m.finished = type(m.finished)(sorted(m.finished))
-        pending = await self.store.pending_jobs()
-        for p in pending:
-            self._place(p)
+        pending = await self._load_pending()
         self._loop_task = asyncio.create_task(self._loop(), name="queueapp-dispatcher")
-        log.info("dispatcher started", extra={"event": "dispatcher.started", "pending": len(pending)})
+        log.info("dispatcher started", extra={"event": "dispatcher.started", "pending": pending})
+
+    async def _load_pending(self) -> int:
+        """Fill the lanes and the timer heap from the store in batches: keys are
+        appended and each heap is built once at the end (heapify is linear; a
+        million heappush calls are not)."""
+        count = 0
+        timers: list[Timer] = []
+        async for batch in self.store.pending_jobs():
+            for p in batch:
+                lane = self.queue(p.queue).lane(p.name)
+                if p.state == "delayed":
+                    timers.append(Timer(p.run_at, p.id, p.priority, lane))
+                else:
+                    lane.heap.append(pack(p.priority, p.run_at, p.id))
+            count += len(batch)
+        for q in self.queues.values():
+            for lane in q.lanes.values():
+                heapq.heapify(lane.heap)
+        self.timers.extend(timers)
+        self._wake.set()
+        return count
 
     async def stop(self, grace_s: float = 10.0) -> None:
         """Start nothing new; give running handlers ``grace_s`` to finish, then cancel
@@ -224,7 +244,7 @@ class Dispatcher:
         """Put an unfinished job where it will be found: its lane, or the timer heap."""
         q = self.queue(p.queue)
         lane = q.lane(p.name)
-        if p.state is JobState.DELAYED:
+        if p.state == JobState.DELAYED:
             self.timers.push(Timer(p.run_at, p.id, p.priority, lane))
             if self._armed_at is None or p.run_at < self._armed_at:
                 self._wake.set()

@@ -95,6 +95,11 @@ class TimerHeap:
     def push(self, timer: Timer) -> None:
         heapq.heappush(self._heap, timer)
 
+    def extend(self, timers: list[Timer]) -> None:
+        """Add many at once (start-up): one heapify instead of a push each."""
+        self._heap.extend(timers)
+        heapq.heapify(self._heap)
+
     def kill(self, run_at: int, job_id: int) -> None:
         self._dead[(run_at, job_id)] += 1
 

@@ -145,6 +145,47 @@ def run_campaign(db: Path, kills: int, seed: int = 1) -> Ledger:
     return ledger
 
 
+async def _soak(server: ServeProcess, ledger: Ledger, seconds: float, rng: random.Random) -> list[dict]:
+    """Mixed load without kills; samples the server's memory and queue every 10 s."""
+    stop = asyncio.Event()
+    samples = []
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        clients = [asyncio.create_task(_enqueuer(session, server.url, ledger, rng, stop)) for _ in range(3)]
+        clients += [asyncio.create_task(_worker(session, server.url, ledger, rng, stop)) for _ in range(3)]
+        started = time.monotonic()
+        while time.monotonic() - started < seconds:
+            await asyncio.sleep(min(10, seconds))
+            async with session.get(f"{server.url}/queues/metrics") as r:
+                metrics = await r.json()
+            rss = int(next(line.split()[1] for line in
+                           Path(f"/proc/{server.proc.pid}/status").read_text().splitlines()
+                           if line.startswith("VmRSS")))
+            samples.append({"t": round(time.monotonic() - started), "rss_mb": round(rss / 1024, 1),
+                            "waiting": metrics["waiting"], "completed": metrics["completed"],
+                            "throughput_per_min": metrics["throughput"]})
+            # keep the backlog bounded, as a real deployment's workers would
+            if metrics["waiting"] > 50_000:
+                async with session.post(f"{server.url}/queues/clean", json={"grace": 0, "status": "completed"}):
+                    pass
+        stop.set()
+        await asyncio.gather(*clients)
+    return samples
+
+
+def soak(db: Path, seconds: float, seed: int) -> dict:
+    rng = random.Random(seed)
+    ledger = Ledger()
+    server = ServeProcess(db, "--durability", "full").start()
+    try:
+        samples = asyncio.run(_soak(server, ledger, seconds, rng))
+        check_invariants(db, server.url, ledger)
+    finally:
+        server.terminate()
+    return {"seconds": seconds, "acknowledgedEnqueues": len(ledger.enqueued),
+            "acknowledgedCompletions": len(ledger.completed), "samples": samples,
+            "violations": ledger.violations[:20], "violationCount": len(ledger.violations)}
+
+
 def main() -> None:
     import argparse
     import tempfile
@@ -152,7 +193,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="SIGKILL a real queueapp serve at random moments.")
     parser.add_argument("--kills", type=int, default=200)
     parser.add_argument("--seed", type=int, default=int(time.time()))
+    parser.add_argument("--soak", type=float, metavar="SECONDS",
+                        help="instead: mixed load for this long without kills, sampling memory")
     args = parser.parse_args()
+    if args.soak:
+        with tempfile.TemporaryDirectory() as folder:
+            report = soak(Path(folder) / "soak.db", args.soak, args.seed)
+        print(json.dumps(report, indent=2))
+        raise SystemExit(1 if report["violationCount"] else 0)
     with tempfile.TemporaryDirectory() as folder:
         started = time.monotonic()
         ledger = run_campaign(Path(folder) / "crash.db", args.kills, args.seed)

@@ -12,9 +12,9 @@ and gets ``None`` (or an error) back.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..histogram import Histogram
 from ..model import Job, JobState, NewJob, Schedule
@@ -48,14 +48,14 @@ class QueueSettings:
     concurrency: int | None
 
 
-@dataclass(slots=True)
-class PendingJob:
-    """What the dispatcher needs to order an unfinished job, without its payload."""
+class PendingJob(NamedTuple):
+    """What the dispatcher needs to order an unfinished job, without its payload.
+    A tuple: a million of them are read at start-up."""
 
     id: int
     queue: str
     name: str
-    state: JobState
+    state: str  # "waiting" or "delayed" (JobState values)
     priority: int
     run_at: int
 
@@ -221,8 +221,9 @@ class Store(ABC):
     async def active_jobs(self, queue: str) -> list[Job]: ...
 
     @abstractmethod
-    async def pending_jobs(self) -> list[PendingJob]:
-        """Every waiting and delayed job, for rebuilding the dispatcher."""
+    def pending_jobs(self, batch: int = 10_000) -> AsyncIterator[list[PendingJob]]:
+        """Every waiting and delayed job, in batches, for rebuilding the dispatcher
+        without holding them all in memory twice."""
 
     @abstractmethod
     async def count_states(self) -> dict[str, dict[JobState, int]]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiosqlite
@@ -229,12 +230,14 @@ class SqliteStore(Store):
         )
         return [sql.row_to_job(r) for r in rows]
 
-    async def pending_jobs(self) -> list[PendingJob]:
-        rows = await self._fetchall(
+    async def pending_jobs(self, batch: int = 10_000) -> AsyncIterator[list[PendingJob]]:
+        assert self._reader is not None, "store is not open"
+        async with self._reader.execute(
             "SELECT id, queue, name, state, priority, run_at FROM jobs"
             " WHERE state IN ('waiting', 'delayed')"
-        )
-        return [PendingJob(r[0], r[1], r[2], JobState(r[3]), r[4], r[5]) for r in rows]
+        ) as cursor:
+            while rows := await cursor.fetchmany(batch):
+                yield [PendingJob._make(r) for r in rows]
 
     async def count_states(self) -> dict[str, dict[JobState, int]]:
         rows = await self._fetchall("SELECT queue, state, count(*) FROM jobs GROUP BY queue, state")
