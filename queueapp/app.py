@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from .api import schedules, streams  # noqa: F401 - register their routes
 from .api.auth import auth_middleware
 from .api.errors import error_middleware
 from .api.ratelimit import rate_limit_middleware
-from .api import schedules, streams  # noqa: F401 - register their routes
 from .api.routes import routes
 from .clock import Clock
 from .config import Config
@@ -20,7 +20,8 @@ from .monitor import Alerter, Monitor
 from .service import QueueService
 from .store import open_store
 from .workers.builtin import BuiltinJobs
-from .workers.registry import HandlerRegistry, registry as default_registry
+from .workers.registry import HandlerRegistry
+from .workers.registry import registry as default_registry
 
 log = logging.getLogger("queueapp.app")
 

@@ -8,9 +8,9 @@ import sys
 
 from . import __version__
 from .config import SETTINGS, ConfigError, load_config
+from .logs import setup_logging
 
 SETTING_NAMES = frozenset(s.name for s in SETTINGS)
-from .logs import setup_logging
 
 log = logging.getLogger("queueapp.cli")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,10 @@ SETTINGS: tuple[Setting, ...] = (
         "rate_limit", 0,
         "Enqueue requests per second allowed per client address (429 beyond). 0: no limit.", int,
     ),
-    Setting("rate_burst", 0, "Enqueue requests a client may send at once before rate_limit applies. 0: same as rate_limit.", int),
+    Setting(
+        "rate_burst", 0,
+        "Enqueue requests a client may send at once before rate_limit applies. 0: same as rate_limit.", int,
+    ),
     Setting("shutdown_grace_ms", 10_000, "On stop, how long running jobs may take to finish, in ms.", int),
     Setting("monitor_interval_ms", 60_000, "How often the monitor checks every queue's health, in ms.", int),
     Setting(
@@ -96,6 +100,17 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "durability": ("full", "normal"),
+    "smtp_security": ("none", "starttls", "tls"),
+    "event_loop": ("auto", "asyncio", "uvloop"),
+    "log_level": ("debug", "info", "warning", "error"),
+}
+AT_LEAST: dict[str, int] = {
+    "port": 1, "concurrency": 1, "lease_ms": 1, "max_body_bytes": 1, "monitor_interval_ms": 1,
+    "stuck_after_ms": 1, "backup_keep": 1, "rate_limit": 0, "rate_burst": 0, "shutdown_grace_ms": 0,
+}
 
 
 @dataclass(frozen=True)
@@ -151,6 +166,16 @@ class Config:
             stuck_after_ms=self.stuck_after_ms,
         )
 
+    def _check_numbers(self) -> None:
+        for name, low in AT_LEAST.items():
+            if getattr(self, name) < low:
+                raise ConfigError(f"{name} must be at least {low}")
+        if self.port > 65535:
+            raise ConfigError(f"port must be between 1 and 65535, not {self.port}")
+        for name in ("health_failure_rate_warning", "health_failure_rate_critical"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"{name} must be between 0 and 1")
+
     @property
     def builtin_job_names(self) -> tuple[str, ...]:
         if self.builtin_jobs.strip() == "auto":
@@ -178,35 +203,17 @@ class Config:
         return [m.strip() for m in self.handlers.split(",") if m.strip()]
 
     def validate(self) -> Config:
-        if self.durability not in ("full", "normal"):
-            raise ConfigError(f"durability must be full or normal, not {self.durability!r}")
-        if not 0 < self.port < 65536:
-            raise ConfigError(f"port must be between 1 and 65535, not {self.port}")
+        """Refuse a configuration that cannot work, saying which setting and why."""
+        for name, allowed in CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
+        self._check_numbers()
+        for name in ("payment_url", "alert_webhook_url"):
+            if getattr(self, name) and not getattr(self, name).startswith(("http://", "https://")):
+                raise ConfigError(f"{name} must be an http:// or https:// URL")
         unknown = set(self.builtin_job_names) - set(BUILTIN_JOBS)
         if unknown:
             raise ConfigError(f"builtin_jobs has unknown types {sorted(unknown)}; known: {', '.join(BUILTIN_JOBS)}")
-        if self.smtp_security not in ("none", "starttls", "tls"):
-            raise ConfigError(f"smtp_security must be none, starttls or tls, not {self.smtp_security!r}")
-        if self.payment_url and not self.payment_url.startswith(("http://", "https://")):
-            raise ConfigError("payment_url must be an http:// or https:// URL")
-        if self.backup_keep < 1:
-            raise ConfigError("backup_keep must be at least 1")
-        if self.alert_webhook_url and not self.alert_webhook_url.startswith(("http://", "https://")):
-            raise ConfigError("alert_webhook_url must be an http:// or https:// URL")
-        for name in ("health_failure_rate_warning", "health_failure_rate_critical"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise ConfigError(f"{name} must be between 0 and 1")
-        for name in ("concurrency", "lease_ms", "max_body_bytes", "monitor_interval_ms", "stuck_after_ms"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be at least 1")
-        if self.rate_limit < 0 or self.rate_burst < 0:
-            raise ConfigError("rate_limit and rate_burst must be at least 0")
-        if self.shutdown_grace_ms < 0:
-            raise ConfigError("shutdown_grace_ms must be at least 0")
-        if self.event_loop not in ("auto", "asyncio", "uvloop"):
-            raise ConfigError(f"event_loop must be auto, asyncio or uvloop, not {self.event_loop!r}")
-        if self.log_level not in ("debug", "info", "warning", "error"):
-            raise ConfigError(f"log_level must be debug, info, warning or error, not {self.log_level!r}")
         return self
 
 
@@ -233,13 +240,13 @@ def _convert(setting: Setting, value: Any, source: str) -> Any:
 def load_config(
     overrides: dict[str, Any] | None = None,
     config_file: str | None = None,
-    environ: dict[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Config:
     """Build the configuration from the command line ``overrides`` (None values are
     ignored), the environment, and the TOML ``config_file``."""
-    environ = os.environ if environ is None else environ
+    env: Mapping[str, str] = os.environ if environ is None else environ
     values: dict[str, Any] = {}
-    config_file = config_file or environ.get("QUEUEAPP_CONFIG")
+    config_file = config_file or env.get("QUEUEAPP_CONFIG")
     if config_file:
         try:
             with Path(config_file).open("rb") as f:
@@ -254,8 +261,8 @@ def load_config(
                 raise ConfigError(f"unknown setting {key!r} in {config_file}")
             values[key] = _convert(_BY_NAME[key], value, config_file)
     for setting in SETTINGS:
-        if setting.env in environ:
-            values[setting.name] = _convert(setting, environ[setting.env], setting.env)
+        if setting.env in env:
+            values[setting.name] = _convert(setting, env[setting.env], setting.env)
     for key, value in (overrides or {}).items():
         if value is not None:
             values[key] = _convert(_BY_NAME[key], value, f"--{key.replace('_', '-')}")

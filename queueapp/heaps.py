@@ -108,7 +108,7 @@ class TimerHeap:
         return self._heap[0].run_at if self._heap else None
 
     def pop_due(self, now: int) -> list[Timer]:
-        due = []
+        due: list[Timer] = []
         while True:
             self._drop_dead()
             if not self._heap or self._heap[0].run_at > now:

@@ -90,8 +90,7 @@ class Metrics:
         counts = m.counts
         throughput, avg_ms, _ = m.window(now)
         waiting = counts[JobState.WAITING]
-        shown = {
-            "queueName": queue,
+        states: dict[str, int] = {
             "waiting": 0 if paused else waiting,
             "active": counts[JobState.ACTIVE],
             "completed": counts[JobState.COMPLETED],
@@ -99,7 +98,5 @@ class Metrics:
             "delayed": counts[JobState.DELAYED],
             "paused": waiting if paused else 0,
         }
-        shown["total"] = sum(v for k, v in shown.items() if k != "queueName")
-        shown["throughput"] = throughput
-        shown["avgProcessingTime"] = round(avg_ms)
-        return shown
+        return {"queueName": queue, **states, "total": sum(states.values()),
+                "throughput": throughput, "avgProcessingTime": round(avg_ms)}

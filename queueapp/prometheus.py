@@ -33,6 +33,10 @@ def _histogram(name: str, h: Histogram, **labels: str) -> list[str]:
     return lines
 
 
+def _per_queue(name: str, histograms: dict[str, Histogram]) -> list[str]:
+    return [line for q, h in histograms.items() for line in _histogram(name, h, queue=q)]
+
+
 def render(dispatcher: Dispatcher, commits: CommitStats, sse_clients: int) -> str:
     queues = sorted(dispatcher.queues)
     m = {q: dispatcher.metrics.of(q) for q in queues}
@@ -52,10 +56,10 @@ def render(dispatcher: Dispatcher, commits: CommitStats, sse_clients: int) -> st
         out += _family(name, "counter", text, (f"{name}{_labels(queue=q)} {getattr(m[q], attr)}" for q in queues))
     out += _family("queueapp_job_processing_seconds", "histogram",
                    "Time from start to finish of finished jobs.",
-                   (line for q in queues for line in _histogram("queueapp_job_processing_seconds", m[q].processing, queue=q)))
+                   _per_queue("queueapp_job_processing_seconds", {q: m[q].processing for q in queues}))
     out += _family("queueapp_job_wait_seconds", "histogram",
                    "Time from due (enqueue, or end of delay or backoff) to start.",
-                   (line for q in queues for line in _histogram("queueapp_job_wait_seconds", m[q].waiting_time, queue=q)))
+                   _per_queue("queueapp_job_wait_seconds", {q: m[q].waiting_time for q in queues}))
     out += _family("queueapp_store_commit_seconds", "histogram",
                    "Latency of store commits (group commits: many changes each).",
                    _histogram("queueapp_store_commit_seconds", commits.latency))

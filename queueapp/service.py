@@ -29,7 +29,8 @@ from .recovery import LeaseReaper, recover_after_restart
 from .scheduler import Scheduler
 from .store import Store
 from .workers.maintenance import register_maintenance
-from .workers.registry import Handler, HandlerRegistry, registry as default_registry
+from .workers.registry import Handler, HandlerRegistry
+from .workers.registry import registry as default_registry
 
 DEFAULT_QUEUE = "default"
 

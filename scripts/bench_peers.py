@@ -166,7 +166,8 @@ const N = Number(process.argv[3]);
   await q.obliterate({ force: true });
   t = Date.now();
   for (let lo = 0; lo < N; lo += 1000) {
-    await q.addBulk(Array.from({ length: 1000 }, (_, i) => ({ name: "noop", data: { i: lo + i }, opts: { removeOnComplete: true } })));
+    await q.addBulk(Array.from({ length: 1000 }, (_, i) => (
+      { name: "noop", data: { i: lo + i }, opts: { removeOnComplete: true } })));
   }
   const bulk = N / ((Date.now() - t) / 1000);
   let done = 0; t = Date.now();
@@ -176,7 +177,8 @@ const N = Number(process.argv[3]);
   }).then((w) => w.close());
   const processed = N / ((Date.now() - t) / 1000);
   await q.close();
-  console.log(JSON.stringify({ enqueue_per_s: Math.round(one), bulk_per_s: Math.round(bulk), process_per_s: Math.round(processed) }));
+  console.log(JSON.stringify({
+    enqueue_per_s: Math.round(one), bulk_per_s: Math.round(bulk), process_per_s: Math.round(processed) }));
   process.exit(0);
 })().catch((e) => { console.error(e); process.exit(1); });
 """

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
-
 from conftest import ServeProcess
 
 
@@ -57,7 +56,7 @@ async def _enqueuer(session: aiohttp.ClientSession, url: str, ledger: Ledger, rn
                 async with session.post(f"{url}/queues/jobs", json=body) as r:
                     if r.status == 201:
                         ledger.enqueued.add((await r.json())["id"])
-        except (aiohttp.ClientError, asyncio.TimeoutError, json.JSONDecodeError):
+        except (TimeoutError, aiohttp.ClientError, json.JSONDecodeError):
             return  # the server is gone
 
 
@@ -83,7 +82,7 @@ async def _worker(session: aiohttp.ClientSession, url: str, ledger: Ledger, rng:
                             ledger.failed_acks += 1
             if not jobs:
                 await asyncio.sleep(0.005)
-        except (aiohttp.ClientError, asyncio.TimeoutError, json.JSONDecodeError, KeyError):
+        except (TimeoutError, aiohttp.ClientError, json.JSONDecodeError, KeyError):
             return
 
 

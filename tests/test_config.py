@@ -17,6 +17,7 @@ def test_precedence_flag_over_env_over_file_over_default(tmp_path):
     [
         ({"QUEUEAPP_PORT": "abc"}, "whole number"),
         ({"QUEUEAPP_PORT": "70000"}, "port"),
+        ({"QUEUEAPP_PORT": "0"}, "port must be at least 1"),
         ({"QUEUEAPP_DURABILITY": "sometimes"}, "durability"),
         ({"QUEUEAPP_CONCURRENCY": "0"}, "concurrency"),
     ],
@@ -46,7 +47,7 @@ def test_migrate_command_creates_the_schema(tmp_path, capsys):
 
 def test_cli_reports_bad_config_without_a_traceback(capsys):
     assert main(["serve", "--port", "0"]) == 2
-    assert "port must be between" in capsys.readouterr().err
+    assert "port must be at least 1" in capsys.readouterr().err
 
 
 def test_the_shipped_config_file_loads(tmp_path):
@@ -55,3 +56,12 @@ def test_the_shipped_config_file_loads(tmp_path):
     shipped = Path(__file__).parent.parent / "deploy" / "queueapp.toml"
     config = load_config({}, str(shipped), {})
     assert config.durability == "full" and config.port == 3000
+
+
+def test_config_defaults_match_the_documented_settings():
+    from dataclasses import fields
+
+    from queueapp.config import SETTINGS, Config
+
+    defaults = {f.name: f.default for f in fields(Config) if f.name != "queues"}
+    assert defaults == {s.name: s.default for s in SETTINGS}

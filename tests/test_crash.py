@@ -32,7 +32,7 @@ async def test_acknowledged_enqueues_survive_kill_9(serve, http, db_path):
                 f"{server.url}/queues/jobs", json={"name": "external", "data": {"burst": i}}
             ) as r:
                 return (await r.json())["id"] if r.status == 201 else None
-        except (aiohttp.ClientError, asyncio.TimeoutError):
+        except (TimeoutError, aiohttp.ClientError):
             return None
 
     tasks = [asyncio.create_task(one(i)) for i in range(300)]

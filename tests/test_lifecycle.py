@@ -78,7 +78,7 @@ async def test_a_failing_job_retries_with_backoff_then_fails_for_good(make_servi
     stored = await service.get_job(job.id)
     assert stored.state is JobState.FAILED
     assert stored.attempts_made == 3
-    assert [e["message"] for e in stored.errors] == ["RuntimeError: boom 1", "RuntimeError: boom 2", "RuntimeError: boom 3"]
+    assert [e["message"] for e in stored.errors] == [f"RuntimeError: boom {n}" for n in (1, 2, 3)]
     assert [e["attempt"] for e in stored.errors] == [1, 2, 3]
     assert attempts_seen == [1, 2, 3]
     assert [j.id for j in await service.get_failed_jobs()] == [job.id]

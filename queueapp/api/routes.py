@@ -175,10 +175,17 @@ async def health(request: web.Request) -> web.Response:
           body=AddJobBody, ok=JobOut, status=201, extra_ok={200: JobOut}, query=(QUEUE,),
           errors=(413, 429, 503))
 async def add_job(request: web.Request) -> web.Response:
-    queue = queue_of(request)
-    body = await parse(request, AddJobBody)
+    queue_of(request)  # a bad queue name is reported before the body
+    return await _add_one(request, await parse(request, AddJobBody), None)
+
+
+async def _add_one(
+    request: web.Request, body: AddJobBody | ScheduleBody, run_at: int | None
+) -> web.Response:
+    """201 and the new job, or 200 and the job already kept under its jobId."""
     service = service_of(request)
-    new = service.build_job(body.name, body.data, body.options, body.priorityFactors, queue)
+    new = service.build_job(body.name, body.data, body.options, body.priorityFactors,
+                            queue_of(request), run_at)
     added = (await service.dispatcher.add([new]))[0]
     return ok(added.job.to_dict(), 201 if added.created else 200)
 
@@ -198,13 +205,9 @@ async def add_bulk(request: web.Request) -> web.Response:
           body=ScheduleBody, ok=JobOut, status=201, extra_ok={200: JobOut}, query=(QUEUE,),
           errors=(413, 429, 503))
 async def schedule_job(request: web.Request) -> web.Response:
-    queue = queue_of(request)
+    queue_of(request)  # a bad queue name is reported before the body
     body = await parse(request, ScheduleBody)
-    service = service_of(request)
-    run_at = from_datetime(body.scheduledTime)
-    new = service.build_job(body.name, body.data, body.options, body.priorityFactors, queue, run_at)
-    added = (await service.dispatcher.add([new]))[0]
-    return ok(added.job.to_dict(), 201 if added.created else 200)
+    return await _add_one(request, body, from_datetime(body.scheduledTime))
 
 
 # -- reading jobs -------------------------------------------------------------------------
@@ -287,13 +290,15 @@ async def get_job(request: web.Request) -> web.Response:
     return ok(job.to_dict())
 
 
-@endpoint(routes, "DELETE", "/queues/jobs/{id}", "Cancel a job: waiting or delayed ones at once, an active one is stopped.",
+@endpoint(routes, "DELETE", "/queues/jobs/{id}",
+          "Cancel a job: waiting or delayed ones at once, an active one is stopped.",
           ok=JobOut, errors=(404, 409, 503))
 async def cancel_job(request: web.Request) -> web.Response:
     return ok((await service_of(request).cancel_job(job_id_of(request))).to_dict())
 
 
-@endpoint(routes, "POST", "/queues/jobs/{id}/retry", "Put a failed or cancelled job back to waiting with fresh attempts.",
+@endpoint(routes, "POST", "/queues/jobs/{id}/retry",
+          "Put a failed or cancelled job back to waiting with fresh attempts.",
           ok=JobOut, errors=(404, 409, 503))
 async def retry_job(request: web.Request) -> web.Response:
     return ok((await service_of(request).retry_job(job_id_of(request))).to_dict())
@@ -302,7 +307,8 @@ async def retry_job(request: web.Request) -> web.Response:
 # -- external workers ---------------------------------------------------------------------
 
 
-@endpoint(routes, "POST", "/queues/jobs/lease", "Lease due jobs for an external worker, highest priority first; long-polls with waitMs.",
+@endpoint(routes, "POST", "/queues/jobs/lease",
+          "Lease due jobs for an external worker, highest priority first; long-polls with waitMs.",
           body=LeaseBody, ok=LeaseOut, query=(QUEUE,), errors=(503,))
 async def lease(request: web.Request) -> web.Response:
     queue = queue_of(request)
@@ -331,7 +337,8 @@ async def complete(request: web.Request) -> web.Response:
     return ok(job.to_dict())
 
 
-@endpoint(routes, "POST", "/queues/jobs/{id}/fail", "Fail a leased job's attempt: it retries with backoff unless retry is false or attempts are spent.",
+@endpoint(routes, "POST", "/queues/jobs/{id}/fail",
+          "Fail a leased job's attempt: it retries with backoff unless retry is false or attempts are spent.",
           body=FailBody, ok=JobOut, errors=(404, 409, 503))
 async def fail(request: web.Request) -> web.Response:
     job_id = job_id_of(request)
@@ -348,8 +355,7 @@ async def release(request: web.Request) -> web.Response:
     job_id = job_id_of(request)
     body = await parse(request, ReleaseBody)
     service = service_of(request)
-    if job_id not in service.dispatcher.active and await service.store.get_job(job_id) is None:
-        raise NotFound(f"no job with id {job_id}")
+    await _known(service, job_id)
     return ok((await service.dispatcher.release(job_id, body.leaseToken)).to_dict())
 
 
@@ -358,8 +364,13 @@ async def _finish_or_explain(
     error: str | None = None, retry: bool = True, retry_after_ms: int | None = None,
 ) -> Job:
     service = service_of(request)
-    if job_id not in service.dispatcher.active and await service.store.get_job(job_id) is None:
-        raise NotFound(f"no job with id {job_id}")
+    await _known(service, job_id)
     if error is None:
         return await service.dispatcher.complete(job_id, token, result)
     return await service.dispatcher.fail(job_id, token, error, retry, retry_after_ms)
+
+
+async def _known(service: QueueService, job_id: int) -> None:
+    """404 for an id that was never a job (a stale token on a real job is a 409)."""
+    if job_id not in service.dispatcher.active and await service.store.get_job(job_id) is None:
+        raise NotFound(f"no job with id {job_id}")

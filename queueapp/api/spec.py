@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel
@@ -85,7 +85,9 @@ def openapi_document(auth: bool) -> dict[str, Any]:
         if e.body:
             models.add(e.body)
         models.update(m for m in e.responses.values() if m)
-    keyed = [(m, "validation" if _is_body(m) else "serialization") for m in models]
+    keyed: list[tuple[type[BaseModel], Literal["validation", "serialization"]]] = [
+        (m, "validation" if _is_body(m) else "serialization") for m in models
+    ]
     refs, schema = models_json_schema(keyed, ref_template="#/components/schemas/{model}")
     paths: dict[str, Any] = {}
     for e in ENDPOINTS:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from pathlib import Path
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiosqlite
@@ -247,7 +247,7 @@ class SqliteStore(Store):
         return counts
 
     async def finished_since(self, since: int) -> list[FinishedSample]:
-        samples = []
+        samples: list[FinishedSample] = []
         for queue in await self._queue_names():
             for state in (JobState.COMPLETED, JobState.FAILED):
                 rows = await self._fetchall(

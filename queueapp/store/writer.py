@@ -83,8 +83,9 @@ class GroupCommitWriter:
 
     async def run_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run fn on the writer's connection outside any batch (start-up work)."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, fn, self._conn)
+        conn = self._conn
+        assert conn is not None, "the writer is not started"
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, conn)
 
     def submit(self, fn: WriteFn, *args: Any, savepoint: bool = True) -> asyncio.Future[Any]:
         """Queue ``fn(conn, *args)``; the future resolves with its return value

@@ -71,7 +71,8 @@ async def send_email_job(settings: SmtpSettings | None, job: JobContext) -> dict
         # smtplib blocks: run it in a thread so the appliance keeps serving
         return await asyncio.to_thread(_send, settings, message)
     except smtplib.SMTPResponseException as exc:
-        text = f"SMTP {exc.smtp_code}: {exc.smtp_error.decode(errors='replace') if isinstance(exc.smtp_error, bytes) else exc.smtp_error}"
+        reason = exc.smtp_error
+        text = f"SMTP {exc.smtp_code}: {reason.decode(errors='replace') if isinstance(reason, bytes) else reason}"
         if 500 <= exc.smtp_code < 600:
             raise UnrecoverableError(text) from None  # permanent: retrying cannot help
         raise JobFailed(text) from None
