@@ -159,3 +159,60 @@ async def test_oversized_bodies_are_refused_without_reading_them_all(make_client
                           headers={"Content-Type": "application/json"})
     assert r.status == 413
     assert row_count(db_path) == 0
+
+
+def _mount_tmpfs(path, size: str) -> bool:
+    import subprocess
+
+    path.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                            capture_output=True, timeout=10)
+    return result.returncode == 0
+
+
+def test_a_really_full_disk_under_a_real_server(tmp_path):
+    """The database on a 2 MB tmpfs: writes fail with 503 when it fills, every 201
+    is kept, and after the disk grows the same process takes writes again."""
+    import json
+    import subprocess
+    import urllib.error
+    import urllib.request
+
+    from conftest import ServeProcess
+
+    disk = tmp_path / "small-disk"
+    if not _mount_tmpfs(disk, "2m"):
+        pytest.skip("this machine does not allow mounting a tmpfs (needs root)")
+    try:
+        server = ServeProcess(disk / "queue.db").start()
+
+        def post(body):
+            req = urllib.request.Request(server.url + "/queues/jobs", data=json.dumps(body).encode(),
+                                         method="POST", headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=30) as r:
+                    return r.status, json.loads(r.read())
+            except urllib.error.HTTPError as exc:
+                return exc.code, json.loads(exc.read())
+
+        acknowledged = []
+        for i in range(5000):
+            status, body = post({"name": "fill", "data": {"pad": "x" * 1500, "i": i}})
+            if status != 201:
+                break
+            acknowledged.append(body["id"])
+        assert status == 503, body
+        assert body["error"]["code"] == "store_unavailable" and "full" in body["error"]["message"]
+        status, body = post({"name": "fill", "data": {"pad": "x" * 1500, "i": -1}})
+        assert status == 503  # still no room: refused again, stored nowhere
+        subprocess.run(["mount", "-o", "remount,size=16m", str(disk)], check=True, timeout=10)
+        status, body = post({"name": "after"})
+        assert status == 201, body
+        with urllib.request.urlopen(server.url + "/queues/metrics", timeout=10) as r:
+            assert json.loads(r.read())["waiting"] == len(acknowledged) + 1  # the fills and "after"
+        server.terminate()
+        with sqlite3.connect(disk / "queue.db") as conn:
+            ids = {str(r[0]) for r in conn.execute("select id from jobs where name = 'fill'")}
+        assert ids == set(acknowledged)
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True, timeout=10)
