@@ -39,8 +39,11 @@ class Ledger:
 
 
 async def _enqueuer(session: aiohttp.ClientSession, url: str, ledger: Ledger, rng: random.Random,
-                    stop: asyncio.Event) -> None:
+                    stop: asyncio.Event, backlog_full: asyncio.Event | None = None) -> None:
     while not stop.is_set():
+        if backlog_full is not None and backlog_full.is_set():
+            await asyncio.sleep(0.1)  # producers hold back while the workers catch up
+            continue
         try:
             if rng.random() < 0.3:
                 body = {"jobs": [{"name": "work", "data": {"n": rng.randrange(10**6)},
@@ -147,13 +150,15 @@ def run_campaign(db: Path, kills: int, seed: int = 1) -> Ledger:
 async def _soak(server: ServeProcess, ledger: Ledger, seconds: float, rng: random.Random) -> list[dict]:
     """Mixed load without kills; samples the server's memory and queue every 10 s."""
     stop = asyncio.Event()
+    backlog_full = asyncio.Event()
     samples = []
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
-        clients = [asyncio.create_task(_enqueuer(session, server.url, ledger, rng, stop)) for _ in range(3)]
+        clients = [asyncio.create_task(_enqueuer(session, server.url, ledger, rng, stop, backlog_full))
+                   for _ in range(3)]
         clients += [asyncio.create_task(_worker(session, server.url, ledger, rng, stop)) for _ in range(3)]
         started = time.monotonic()
         while time.monotonic() - started < seconds:
-            await asyncio.sleep(min(10, seconds))
+            await asyncio.sleep(min(5, seconds))
             async with session.get(f"{server.url}/queues/metrics") as r:
                 metrics = await r.json()
             rss = int(next(line.split()[1] for line in
@@ -162,10 +167,12 @@ async def _soak(server: ServeProcess, ledger: Ledger, seconds: float, rng: rando
             samples.append({"t": round(time.monotonic() - started), "rss_mb": round(rss / 1024, 1),
                             "waiting": metrics["waiting"], "completed": metrics["completed"],
                             "throughput_per_min": metrics["throughput"]})
-            # keep the backlog bounded, as a real deployment's workers would
-            if metrics["waiting"] > 50_000:
-                async with session.post(f"{server.url}/queues/clean", json={"grace": 0, "status": "completed"}):
-                    pass
+            # enqueuers outpace two workers: hold them back over 20,000 waiting, as
+            # producers of a real deployment would be throttled
+            if metrics["waiting"] > 20_000:
+                backlog_full.set()
+            else:
+                backlog_full.clear()
         stop.set()
         await asyncio.gather(*clients)
     return samples
