@@ -22,7 +22,7 @@ from .clock import Clock, to_iso
 from .errors import Conflict, NotFound
 from .events import EventBus, JobEvent
 from .heaps import Lane, Taken, Timer, TimerHeap, pack, take_best
-from .metrics import Metrics
+from .metrics import PROCESSING_WINDOW_MS, Metrics
 from .model import Job, JobState, NewJob
 from .retry import next_attempt
 from .store import Added, Change, PendingJob, Store
@@ -129,14 +129,10 @@ class Dispatcher:
             self.queue(queue)
             self.metrics.of(queue).counts.update(counts)
         now = self.clock.now_ms()
-        for sample in await self.store.finished_since(now - 300_000):
-            if sample.finished_at is not None:
-                took = None if sample.started_at is None else sample.finished_at - sample.started_at
-                self.metrics.of(sample.queue).finished.append(
-                    (sample.finished_at, took, sample.state is JobState.FAILED)
-                )
-        for m in self.metrics.queues.values():
-            m.finished = type(m.finished)(sorted(m.finished))
+        samples = await self.store.finished_since(now - PROCESSING_WINDOW_MS)
+        for sample in sorted(samples, key=lambda s: s.finished_at):
+            took = None if sample.started_at is None else sample.finished_at - sample.started_at
+            self.metrics.of(sample.queue).add_finish(sample.finished_at, took, sample.state is JobState.FAILED)
         pending = await self._load_pending()
         self._loop_task = asyncio.create_task(self._loop(), name="queueapp-dispatcher")
         log.info("dispatcher started", extra={"event": "dispatcher.started", "pending": pending})

@@ -18,10 +18,22 @@ PROCESSING_WINDOW_MS = 300_000
 
 
 @dataclass(slots=True)
+class Second:
+    """Jobs that finished within one second: the windows add these up, so memory and
+    the cost of a metrics read stay fixed whatever the throughput."""
+
+    second: int
+    completed: int = 0
+    failed: int = 0
+    took_sum: int = 0
+    took_n: int = 0
+
+
+@dataclass(slots=True)
 class QueueMetrics:
     counts: dict[JobState, int] = field(default_factory=lambda: {s: 0 for s in JobState})
-    # (finished_at, processing ms or None, failed?) of jobs finished in the last 5 minutes
-    finished: deque[tuple[int, int | None, bool]] = field(default_factory=deque)
+    # one entry per second with finished jobs, for the last 5 minutes
+    finished: deque[Second] = field(default_factory=deque)
     completed_total: int = 0
     failed_total: int = 0
     retried_total: int = 0
@@ -36,10 +48,10 @@ class QueueMetrics:
             self.counts[state] += 1
 
     def record_finish(self, job: Job) -> None:
-        failed = job.state is JobState.FAILED
         assert job.finished_at is not None
         took = None if job.started_at is None else job.finished_at - job.started_at
-        self.finished.append((job.finished_at, took, failed))
+        failed = job.state is JobState.FAILED
+        self.add_finish(job.finished_at, took, failed)
         if took is not None:
             self.processing.observe(took)
         if failed:
@@ -47,27 +59,39 @@ class QueueMetrics:
         else:
             self.completed_total += 1
 
+    def add_finish(self, finished_at: int, took: int | None, failed: bool) -> None:
+        """Count a finished job in its second (times arrive in order; one that is a
+        moment late joins the newest second)."""
+        second = finished_at // 1000
+        if not self.finished or self.finished[-1].second < second:
+            self.finished.append(Second(second))
+        bucket = self.finished[-1]
+        if failed:
+            bucket.failed += 1
+        else:
+            bucket.completed += 1
+        if took is not None:
+            bucket.took_sum += took
+            bucket.took_n += 1
+
     def trim(self, now: int) -> None:
-        horizon = now - PROCESSING_WINDOW_MS
-        while self.finished and self.finished[0][0] < horizon:
+        horizon = (now - PROCESSING_WINDOW_MS) // 1000
+        while self.finished and self.finished[0].second < horizon:
             self.finished.popleft()
 
     def window(self, now: int) -> tuple[int, float, float | None]:
-        """(completed in the last 60 s, mean processing ms over 5 min, failure rate)."""
+        """(completed in the last 60 s, mean processing ms over 5 min, failure rate
+        over 5 min), at one-second resolution."""
         self.trim(now)
-        recent = now - THROUGHPUT_WINDOW_MS
-        throughput = 0
-        took_sum = took_n = failed = 0
-        for finished_at, took, is_failed in self.finished:
-            if is_failed:
-                failed += 1
-            else:
-                if finished_at >= recent:
-                    throughput += 1
-            if took is not None:
-                took_sum += took
-                took_n += 1
-        total = len(self.finished)
+        recent = (now - THROUGHPUT_WINDOW_MS) // 1000
+        throughput = took_sum = took_n = failed = total = 0
+        for b in self.finished:
+            if b.second >= recent:
+                throughput += b.completed
+            took_sum += b.took_sum
+            took_n += b.took_n
+            failed += b.failed
+            total += b.completed + b.failed
         rate = None if total == 0 else failed / total
         return throughput, (took_sum / took_n if took_n else 0.0), rate
 

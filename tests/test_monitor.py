@@ -283,3 +283,36 @@ async def test_a_client_that_disconnects_is_unsubscribed(make_client):
         while len(dispatcher.events):
             await client.post("/queues/jobs", json={"name": "x"})
             await asyncio.sleep(0.01)
+
+
+async def test_metrics_stay_right_across_a_restart(make_service):
+    service = await make_service()
+    for outcome in ("complete", "complete", "fail"):
+        await service.add_job("m", {}, {"attempts": 1})
+        (job,) = await service.dispatcher.lease("default", None, 1, 60_000, 0)
+        if outcome == "complete":
+            await service.dispatcher.complete(job.id, job.lease_token, None)
+        else:
+            await service.dispatcher.fail(job.id, job.lease_token, "x")
+    await service.add_job("m", {}, {"delay": 60_000})
+    before = service.get_queue_metrics()
+    await service.stop()
+    revived = await make_service()
+    after = revived.get_queue_metrics()
+    assert after == before
+    assert (after["completed"], after["failed"], after["delayed"], after["throughput"]) == (2, 1, 1, 2)
+
+
+def test_metric_windows_count_by_second_and_forget_after_five_minutes():
+    from queueapp.metrics import QueueMetrics
+
+    m = QueueMetrics()
+    start = 1_800_000_000_000
+    for i in range(1000):  # a thousand jobs in one second take one bucket
+        m.add_finish(start + i % 1000, 40, failed=i % 10 == 0)
+    assert len(m.finished) == 1
+    assert m.window(start + 1000) == (900, 40.0, 0.1)
+    assert m.window(start + 61_000)[0] == 0  # out of the 60 s throughput window
+    assert m.window(start + 299_000)[2] == 0.1  # still in the 5 minute window
+    assert m.window(start + 302_000) == (0, 0.0, None)
+    assert len(m.finished) == 0
