@@ -183,6 +183,7 @@ def test_a_really_full_disk_under_a_real_server(tmp_path):
     disk = tmp_path / "small-disk"
     if not _mount_tmpfs(disk, "2m"):
         pytest.skip("this machine does not allow mounting a tmpfs (needs root)")
+    server = None
     try:
         server = ServeProcess(disk / "queue.db").start()
 
@@ -215,4 +216,7 @@ def test_a_really_full_disk_under_a_real_server(tmp_path):
             ids = {str(r[0]) for r in conn.execute("select id from jobs where name = 'fill'")}
         assert ids == set(acknowledged)
     finally:
+        if server is not None and server.proc is not None and server.proc.poll() is None:
+            server.proc.kill()
+            server.proc.wait(10)
         subprocess.run(["umount", "-l", str(disk)], capture_output=True, timeout=10)
