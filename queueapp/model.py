@@ -39,7 +39,7 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.WAITING: frozenset({JobState.ACTIVE, JobState.CANCELLED}),
     JobState.DELAYED: frozenset({JobState.WAITING, JobState.CANCELLED}),
     JobState.ACTIVE: frozenset(
-        {JobState.COMPLETED, JobState.DELAYED, JobState.WAITING, JobState.FAILED}
+        {JobState.COMPLETED, JobState.DELAYED, JobState.WAITING, JobState.FAILED, JobState.CANCELLED}
     ),
     JobState.COMPLETED: frozenset(),
     JobState.FAILED: frozenset({JobState.WAITING}),
