@@ -373,8 +373,16 @@ class Dispatcher:
 
     # finishing -------------------------------------------------------------------
 
+    def _told_to_nobody(self, job_id: int) -> bool:
+        """An in-process job's outcome is acknowledged to no one: its commit need not
+        wait for an fsync (see store/writer.py)."""
+        active = self.active.get(job_id)
+        return active is not None and active.lease_expires_at is None
+
     async def complete(self, job_id: int, token: str, result: Any) -> Job:
-        change = await self.store.complete_job(job_id, token, result, self.clock.now_ms())
+        change = await self.store.complete_job(
+            job_id, token, result, self.clock.now_ms(), durable=not self._told_to_nobody(job_id)
+        )
         if change is None:
             raise self._stale(job_id)
         self._finish(change)
@@ -385,7 +393,8 @@ class Dispatcher:
         retry_after_ms: int | None = None,
     ) -> Job:
         change = await self.store.fail_job(
-            job_id, token, message, self.clock.now_ms(), fail_plan(retry, retry_after_ms)
+            job_id, token, message, self.clock.now_ms(), fail_plan(retry, retry_after_ms),
+            durable=not self._told_to_nobody(job_id),
         )
         if change is None:
             raise self._stale(job_id)

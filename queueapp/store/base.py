@@ -107,13 +107,16 @@ class Store(ABC):
 
     @abstractmethod
     async def complete_job(
-        self, job_id: int, token: str, result: Any, now: int
+        self, job_id: int, token: str, result: Any, now: int, *, durable: bool = True
     ) -> Change | None:
-        """active -> completed, if ``token`` is the job's current lease token."""
+        """active -> completed, if ``token`` is the job's current lease token.
+        ``durable=False``: no caller is told, so the commit need not wait for an
+        fsync (an in-process handler's outcome; at worst the job runs again)."""
 
     @abstractmethod
     async def fail_job(
-        self, job_id: int, token: str, message: str, now: int, plan: FailPlan
+        self, job_id: int, token: str, message: str, now: int, plan: FailPlan, *,
+        durable: bool = True,
     ) -> Change | None:
         """active -> delayed/waiting (retry) or failed, as ``plan`` decides, if
         ``token`` is current. The error is appended to the job's errors."""

@@ -32,7 +32,7 @@ class SqliteStore(Store):
     def __init__(self, path: str | Path, durability: str = "full") -> None:
         self.path = Path(path)
         self.durability = durability
-        self._writer = GroupCommitWriter(lambda: connect(self.path, durability))
+        self._writer = GroupCommitWriter(lambda: connect(self.path, durability), fsync=durability == "full")
         self._reader: aiosqlite.Connection | None = None
         self._ids: sql.IdAllocator | None = None
 
@@ -66,20 +66,25 @@ class SqliteStore(Store):
         return await self._writer.submit_merged(sql.add_job_groups, (jobs, now), self._ids)
 
     async def claim_jobs(self, ids: list[int], now: int, lease_ms: int | None) -> list[Job]:
-        return await self._writer.submit(sql.claim_jobs, ids, now, lease_ms)
+        # A claim for this process's own handlers is told to nobody (see the writer).
+        return await self._writer.submit(sql.claim_jobs, ids, now, lease_ms, durable=lease_ms is not None)
 
     async def promote_jobs(self, ids: list[int], now: int) -> list[int]:
-        return await self._writer.submit(sql.promote_jobs, ids, now)
+        return await self._writer.submit(sql.promote_jobs, ids, now, durable=False)
 
-    async def complete_job(self, job_id: int, token: str, result: Any, now: int) -> Change | None:
+    async def complete_job(
+        self, job_id: int, token: str, result: Any, now: int, *, durable: bool = True
+    ) -> Change | None:
         # One guarded UPDATE (and a removal whose failure would leave a completed job
         # kept): no SAVEPOINT needed.
-        return await self._writer.submit(sql.complete_job, job_id, token, result, now, savepoint=False)
+        return await self._writer.submit(
+            sql.complete_job, job_id, token, result, now, savepoint=False, durable=durable
+        )
 
     async def fail_job(
-        self, job_id: int, token: str, message: str, now: int, plan: FailPlan
+        self, job_id: int, token: str, message: str, now: int, plan: FailPlan, *, durable: bool = True
     ) -> Change | None:
-        return await self._writer.submit(sql.fail_job, job_id, token, message, now, plan)
+        return await self._writer.submit(sql.fail_job, job_id, token, message, now, plan, durable=durable)
 
     async def release_job(self, job_id: int, token: str, now: int) -> Change | None:
         return await self._writer.submit(sql.release_job, job_id, token, now, savepoint=False)
@@ -94,7 +99,8 @@ class SqliteStore(Store):
         self, job_id: int, token: str, now: int, lease_ms: int | None, progress: Any
     ) -> Job | None:
         return await self._writer.submit(
-            sql.heartbeat, job_id, token, now, lease_ms, progress, savepoint=False
+            sql.heartbeat, job_id, token, now, lease_ms, progress, savepoint=False,
+            durable=lease_ms is not None,  # in-process progress is told to nobody
         )
 
     async def rescue_active(

@@ -10,6 +10,15 @@ A caller's future resolves only after the transaction holding its change has
 committed. Each change runs inside a SAVEPOINT, so one change that raises is
 rolled back alone and the rest of its batch still commits.
 
+Changes that nobody is told about (claiming a job for an in-process handler, its
+completion, promoting a due job) are submitted with ``durable=False``. A batch of
+only such changes commits on the loop's thread without an fsync; the next batch
+that acknowledges anything to a caller commits with an fsync, and since the
+write-ahead log is one file, that fsync makes the earlier commits durable too. A
+crash of the process loses none of them (the OS has the log); a power loss can lose
+the last unacknowledged ones, and then a job runs again, as at-least-once delivery
+allows.
+
 Changes of one kind that arrive together (enqueues, above all) can be *merged*:
 ``submit_merged`` appends to a pending call of the same function that has not
 started yet, so a hundred concurrent enqueues become one ``executemany``.
@@ -44,6 +53,8 @@ class _Op:
     # False for a change that is one guarded statement: SQLite undoes a failed
     # statement by itself, so the SAVEPOINT round trip would buy nothing.
     savepoint: bool = True
+    # False for a change no caller is told about: it need not wait for an fsync.
+    durable: bool = True
 
     def resolve(self, ok: bool, value: Any) -> None:
         if self.futures is None:
@@ -64,8 +75,15 @@ def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
 
 
 class GroupCommitWriter:
-    def __init__(self, connect: Callable[[], sqlite3.Connection], max_batch: int = 4096) -> None:
+    def __init__(
+        self, connect: Callable[[], sqlite3.Connection], max_batch: int = 4096, *,
+        fsync: bool = True,
+    ) -> None:
         self._connect = connect
+        # True when the durability setting fsyncs commits; then the writer switches
+        # between FULL (a batch someone waits on) and NORMAL (internal changes only).
+        self._fsync = fsync
+        self._synchronous = "FULL" if fsync else "NORMAL"
         self._max_batch = max_batch
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="queueapp-writer")
         self._conn: sqlite3.Connection | None = None
@@ -87,14 +105,17 @@ class GroupCommitWriter:
         assert conn is not None, "the writer is not started"
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, conn)
 
-    def submit(self, fn: WriteFn, *args: Any, savepoint: bool = True) -> asyncio.Future[Any]:
+    def submit(
+        self, fn: WriteFn, *args: Any, savepoint: bool = True, durable: bool = True
+    ) -> asyncio.Future[Any]:
         """Queue ``fn(conn, *args)``; the future resolves with its return value
         once the transaction holding it has committed. ``savepoint=False`` only for
-        a function that issues a single write statement."""
+        a function that issues a single write statement; ``durable=False`` only for
+        a change that no caller is told about."""
         if self._closing:
             raise StoreUnavailable("the store is shutting down")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Op(fn, args, future, savepoint=savepoint))
+        self._pending.append(_Op(fn, args, future, savepoint=savepoint, durable=durable))
         self._wake.set()
         return future
 
@@ -137,15 +158,25 @@ class GroupCommitWriter:
                 batch = self._pending[: self._max_batch]
                 del self._pending[: self._max_batch]
                 started = time.perf_counter()
+                durable = self._fsync and any(op.durable for op in batch)
+                self._set_synchronous("FULL" if durable else "NORMAL")
                 outcomes = self._execute(batch)
                 if outcomes is None:
-                    failure = await loop.run_in_executor(self._executor, self._commit)
+                    if durable:  # the fsync waits in the writer thread; the loop goes on
+                        failure = await loop.run_in_executor(self._executor, self._commit)
+                    else:  # no fsync: committing here is quicker than a thread hop
+                        failure = self._commit()
                     outcomes = self._outcomes if failure is None else [(False, failure)] * len(batch)
                     self._record(len(batch), started)
                 for op, (ok, value) in zip(batch, outcomes, strict=True):
                     op.resolve(ok, value)
             if self._closing:
                 return
+
+    def _set_synchronous(self, level: str) -> None:
+        if level != self._synchronous and self._conn is not None:
+            self._conn.execute(f"PRAGMA synchronous={level}")
+            self._synchronous = level
 
     def _execute(self, batch: list[_Op]) -> list[tuple[bool, Any]] | None:
         """In the event loop's thread: open the transaction and run every change.
