@@ -104,6 +104,7 @@ class Dispatcher:
         self.default_lease_ms = default_lease_ms
         self.metrics = Metrics()
         self.events = EventBus()
+        self.lease_granted = asyncio.Event()
         self.queues: dict[str, QueueRuntime] = {}
         self.active: dict[int, ActiveJob] = {}
         self.timers = TimerHeap()
@@ -359,6 +360,8 @@ class Dispatcher:
             job.started_at, job.lease_expires_at,
         )
         self.active[job.id] = active
+        if active.lease_expires_at is not None:
+            self.lease_granted.set()  # the lease reaper may be asleep with no lease out
         self._emit("active", job.id, job.queue, job.name, attempt=job.attempts_made)
         return active
 

@@ -41,7 +41,9 @@ async def recover_after_restart(store: Store, clock: Clock) -> int:
 
 
 class LeaseReaper:
-    """Returns jobs whose lease expired. ``tick`` does one pass; ``run`` repeats it."""
+    """Returns jobs whose lease expired. ``tick`` does one pass; ``run`` repeats it
+    when the earliest lease is due (at least every ``interval_ms`` while any lease
+    is out)."""
 
     def __init__(self, dispatcher: Dispatcher, interval_ms: int = 1000) -> None:
         self.dispatcher = dispatcher
@@ -61,9 +63,23 @@ class LeaseReaper:
         return len(changes)
 
     async def run(self) -> None:
+        """Sleep until the earliest lease runs out (or a first lease is granted), then
+        tick: no polling while nothing is leased."""
+        dispatcher = self.dispatcher
         while True:
             try:
                 await self.tick()
             except Exception:
                 log.exception("lease reaper failed", extra={"event": "recovery.error"})
-            await asyncio.sleep(self.interval_ms / 1000)
+            dispatcher.lease_granted.clear()
+            expiry = dispatcher.next_lease_expiry()
+            timeout = None
+            if expiry is not None:
+                # Leases expire in wall-clock time and the loop sleeps in monotonic time:
+                # look at least every interval, in case the wall clock jumps.
+                left = max(0.0, (expiry - dispatcher.clock.now_ms()) / 1000) + 0.001
+                timeout = min(left, self.interval_ms / 1000)
+            try:
+                await asyncio.wait_for(dispatcher.lease_granted.wait(), timeout)
+            except TimeoutError:
+                pass

@@ -316,3 +316,18 @@ def test_metric_windows_count_by_second_and_forget_after_five_minutes():
     assert m.window(start + 299_000)[2] == 0.1  # still in the 5 minute window
     assert m.window(start + 302_000) == (0, 0.0, None)
     assert len(m.finished) == 0
+
+
+async def test_the_background_reaper_returns_an_abandoned_lease(make_client):
+    client = await make_client()
+    dispatcher = client.server.app["service"].dispatcher
+    await client.post("/queues/jobs", json={"name": "x", "options": {"attempts": 2,
+                                                                      "backoff": {"type": "fixed", "delay": 0}}})
+    with dispatcher.events.subscribe() as events:
+        job = await lease_one(client, leaseMs=1000)  # the shortest lease; nobody heartbeats
+        stalled = await events.until(lambda e: e.type == "stalled", timeout=10)
+    assert str(stalled.job_id) == job["id"]
+    again = await (await client.get(f"/queues/jobs/{job['id']}")).json()
+    assert again["state"] == "waiting" and again["attemptsMade"] == 1
+    r = await client.post(f"/queues/jobs/{job['id']}/complete", json={"leaseToken": job["leaseToken"]})
+    assert r.status == 409
