@@ -102,23 +102,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _restore(backup: str, db: str) -> int:
-    from pathlib import Path
-
-    from .store.migrate import migrate
-    from .store.sqlite import restore_file
+    from .store import restore_database
 
     try:
-        restore_file(Path(backup), Path(db))
+        restore_database(backup, db)
     except (OSError, ValueError) as exc:
         print(f"queueapp: cannot restore: {exc}", file=sys.stderr)
         return 1
-    from .store.connection import connect
-
-    conn = connect(db)
-    try:
-        migrate(conn)  # a backup from an older version gets the newer schema
-    finally:
-        conn.close()
     log.info("database restored", extra={"event": "db.restored", "db": db, "backup": backup})
     return 0
 
@@ -153,15 +143,9 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _migrate(db: str) -> int:
-    from .store.connection import connect
-    from .store.migrate import migrate
+    from .store import migrate_database
 
-    conn = connect(db)
-    try:
-        applied = migrate(conn)
-    finally:
-        conn.close()
-    names = ", ".join(f"{m.version:04d}_{m.name}" for m in applied) or "none (up to date)"
+    names = ", ".join(migrate_database(db)) or "none (up to date)"
     log.info("migrations applied", extra={"event": "db.migrated", "db": db, "applied": names})
     return 0
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from .dispatcher import Dispatcher
 from .histogram import Histogram
 from .model import JobState
-from .store.base import CommitStats
+from .store import CommitStats
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
