@@ -69,8 +69,10 @@ class LeaseReaper:
         while True:
             try:
                 await self.tick()
-            except Exception:
+            except Exception:  # the store refused (full, read-only): try again later
                 log.exception("lease reaper failed", extra={"event": "recovery.error"})
+                await asyncio.sleep(self.interval_ms / 1000)
+                continue
             dispatcher.lease_granted.clear()
             expiry = dispatcher.next_lease_expiry()
             timeout = None
