@@ -299,3 +299,52 @@ async def test_method_not_allowed_has_the_error_shape(make_client):
     client = await make_client()
     r = await client.put("/queues/metrics")
     assert r.status == 405 and (await r.json())["error"]["code"] == "method_not_allowed"
+
+
+def fingerprint(db_path):
+    """Everything a write could change, in one comparable value."""
+    with sqlite3.connect(db_path) as conn:
+        jobs = conn.execute("select id, state, attempts_made, progress, result, error, errors, run_at,"
+                            " lease_token, finished_at from jobs order by id").fetchall()
+        schedules = conn.execute("select * from schedules order by queue, name").fetchall()
+        queues = conn.execute("select * from queues order by name").fetchall()
+    return jobs, schedules, queues
+
+
+async def test_no_error_answer_on_any_route_changes_the_store(make_client, db_path):
+    client = await make_client()
+    _, waiting = await post_job(client, {"name": "w"})
+    _, done = await post_job(client, {"name": "d"})
+    leased = (await (await client.post("/queues/jobs/lease", json={"names": ["d"]})).json())["jobs"][0]
+    await client.post(f"/queues/jobs/{done['id']}/complete", json={"leaseToken": leased["leaseToken"]})
+    await post_job(client, {"name": "a"})
+    active = (await (await client.post("/queues/jobs/lease", json={"names": ["a"]})).json())["jobs"][0]
+    await client.post("/queues/schedules", json={"name": "s", "everyMs": 60_000})
+    before = fingerprint(db_path)
+    bad = [
+        ("POST", "/queues/jobs", {"name": "x", "options": {"priority": 9}}, 400),
+        ("POST", "/queues/jobs?queue=no/pe", {"name": "x"}, 400),
+        ("POST", "/queues/jobs/bulk", {"jobs": [{"name": "ok"}, {"name": ""}]}, 400),
+        ("POST", "/queues/jobs/schedule", {"name": "x", "scheduledTime": "tomorrow"}, 400),
+        ("POST", f"/queues/jobs/{waiting['id']}/retry", None, 409),
+        ("POST", "/queues/jobs/999999/retry", None, 404),
+        ("DELETE", f"/queues/jobs/{done['id']}", None, 409),
+        ("DELETE", "/queues/jobs/999999", None, 404),
+        ("POST", f"/queues/jobs/{active['id']}/complete", {"leaseToken": "stale"}, 409),
+        ("POST", f"/queues/jobs/{active['id']}/fail", {"leaseToken": "stale", "error": "e"}, 409),
+        ("POST", f"/queues/jobs/{active['id']}/heartbeat", {"leaseToken": "stale", "progress": 5}, 409),
+        ("POST", f"/queues/jobs/{active['id']}/release", {"leaseToken": "stale"}, 409),
+        ("POST", f"/queues/jobs/{active['id']}/complete", {"leaseToken": active["leaseToken"], "x": 1}, 400),
+        ("POST", "/queues/jobs/complete", {"jobs": [{"id": "abc", "leaseToken": "t"}]}, 400),
+        ("POST", "/queues/jobs/lease", {"max": 0}, 400),
+        ("POST", "/queues/clean", {"grace": -1}, 400),
+        ("POST", "/queues/pause?queue=a%20b", None, 400),
+        ("POST", "/queues/schedules", {"name": "s", "cron": "nope"}, 400),
+        ("DELETE", "/queues/schedules/nothing", None, 404),
+        ("POST", "/queues/schedules/nothing/pause", None, 404),
+    ]
+    for method, path, body, status in bad:
+        r = await client.request(method, path, json=body)
+        assert r.status == status, (method, path, r.status, await r.text())
+        assert (await r.json())["error"]["code"]
+    assert fingerprint(db_path) == before
