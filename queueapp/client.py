@@ -21,13 +21,7 @@ from typing import Any
 import aiohttp
 
 from .model import Job, JobState
-from .workers.registry import (
-    HandlerRegistry,
-    JobContext,
-    RetryLater,
-    UnrecoverableError,
-    failure_message,
-)
+from .workers.registry import HandlerRegistry, JobContext, run_handler
 
 log = logging.getLogger("queueapp.worker")
 
@@ -184,23 +178,18 @@ class RemoteWorker:
             await self.client.heartbeat(job_id, token, value)
 
         try:
-            timeout = job.timeout_ms / 1000 if job.timeout_ms else None
-            async with asyncio.timeout(timeout):
-                result = await handler(JobContext(job, progress))
+            outcome = await run_handler(handler, JobContext(job, progress), job.timeout_ms)
         except asyncio.CancelledError:
+            # stopping: hand the job back, its attempt not counted
             beats.cancel()
             await asyncio.shield(self._release(job_id, token))
             raise
-        except TimeoutError:
-            await self._answer(self.client.fail(job_id, token, f"timed out after {job.timeout_ms} ms"))
-        except UnrecoverableError as exc:
-            await self._answer(self.client.fail(job_id, token, failure_message(exc), retry=False))
-        except RetryLater as exc:
-            await self._answer(self.client.fail(job_id, token, failure_message(exc), retry_after_ms=exc.delay_ms))
-        except Exception as exc:
-            await self._answer(self.client.fail(job_id, token, failure_message(exc)))
-        else:
-            await self._answer(self.client.complete(job_id, token, result), completed=True)
+        try:
+            if outcome.error is None:
+                await self._answer(self.client.complete(job_id, token, outcome.result), completed=True)
+            else:
+                await self._answer(self.client.fail(job_id, token, outcome.error, outcome.retry,
+                                                    outcome.retry_after_ms))
         finally:
             beats.cancel()
 

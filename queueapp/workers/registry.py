@@ -13,8 +13,10 @@ registers its handlers on the shared ``registry``.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from ..model import Job
@@ -135,6 +137,33 @@ class HandlerRegistry:
 
 # The registry that ``queueapp serve`` uses and handler modules decorate.
 registry = HandlerRegistry()
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How an attempt ended: a result, or an error with what should follow."""
+
+    result: Any = None
+    error: str | None = None
+    retry: bool = True
+    retry_after_ms: int | None = None
+
+
+async def run_handler(handler: Handler, context: JobContext, timeout_ms: int | None) -> Outcome:
+    """Run a handler within the job's timeout; whatever it raises becomes the
+    attempt's outcome. Cancellation passes through: the caller decides what a stop
+    means (the in-process runner and the remote worker differ)."""
+    try:
+        async with asyncio.timeout(timeout_ms / 1000 if timeout_ms else None):
+            return Outcome(result=await handler(context))
+    except TimeoutError:
+        return Outcome(error=f"timed out after {timeout_ms} ms")
+    except UnrecoverableError as exc:
+        return Outcome(error=failure_message(exc), retry=False)
+    except RetryLater as exc:
+        return Outcome(error=failure_message(exc), retry_after_ms=exc.delay_ms)
+    except Exception as exc:  # a handler's failure is the job's failure, not ours
+        return Outcome(error=failure_message(exc))
 
 
 def failure_message(exc: BaseException) -> str:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import Conflict, NotFound, StoreUnavailable
 from ..model import Job
-from .registry import JobContext, RetryLater, UnrecoverableError, failure_message
+from .registry import JobContext, Outcome, run_handler
 
 if TYPE_CHECKING:
     from ..dispatcher import Dispatcher
@@ -26,46 +26,34 @@ class JobRunner:
         token = job.lease_token
         assert token is not None
         if handler is None:  # unregistered since it was claimed
-            await self._report(job, token, error="no handler is registered for this job name")
+            await self._report(job, token, Outcome(error="no handler is registered for this job name"))
             return
         context = JobContext(job, lambda value: self._progress(job, token, value))
-        timeout_ms = job.timeout_ms
         try:
-            async with asyncio.timeout(timeout_ms / 1000 if timeout_ms else None):
-                result = await handler(context)
-        except TimeoutError:
-            await self._report(job, token, error=f"timed out after {timeout_ms} ms")
+            outcome = await run_handler(handler, context, job.timeout_ms)
         except asyncio.CancelledError:
             # Cancelled through the API (already stored as cancelled) or at shutdown
             # after the grace period (the attempt fails and the job retries later).
             if job.id in self.dispatcher.active:
-                await asyncio.shield(self._report(job, token, error="stopped at shutdown"))
+                await asyncio.shield(self._report(job, token, Outcome(error="stopped at shutdown")))
             raise
-        except UnrecoverableError as exc:
-            await self._report(job, token, error=failure_message(exc), retry=False)
-        except RetryLater as exc:
-            await self._report(job, token, error=failure_message(exc), retry_after_ms=exc.delay_ms)
-        except Exception as exc:  # a handler's failure is the job's failure, not ours
-            await self._report(job, token, error=failure_message(exc))
-        else:
-            await self._report(job, token, result=result)
+        await self._report(job, token, outcome)
 
-    async def _report(
-        self, job: Job, token: str, *, result: Any = None, error: str | None = None,
-        retry: bool = True, retry_after_ms: int | None = None,
-    ) -> None:
+    async def _report(self, job: Job, token: str, outcome: Outcome) -> None:
         pause = 0.1
         while True:
             try:
-                if error is None:
-                    await self.dispatcher.complete(job.id, token, result)
+                if outcome.error is None:
+                    await self.dispatcher.complete(job.id, token, outcome.result)
                 else:
-                    await self.dispatcher.fail(job.id, token, error, retry, retry_after_ms)
+                    await self.dispatcher.fail(
+                        job.id, token, outcome.error, outcome.retry, outcome.retry_after_ms
+                    )
                 return
             except (Conflict, NotFound):
                 return  # cancelled or rescued meanwhile: the store already holds the outcome
             except TypeError as exc:  # a result that is not JSON
-                result, error, retry = None, f"handler result is not JSON: {exc}", False
+                outcome = Outcome(error=f"handler result is not JSON: {exc}", retry=False)
             except StoreUnavailable:
                 # The store cannot write now (disk full, read-only). The outcome waits
                 # here and is stored once it can be; if the process dies first, the
