@@ -235,7 +235,10 @@ class Dispatcher:
                 m.added_total += 1
                 self._emit("added", job.id, job.queue, job.name, state=str(job.state),
                            priority=job.priority)
-                self._place(PendingJob(job.id, job.queue, job.name, job.state, job.priority, job.run_at))
+                self._place_job(job)
+
+    def _place_job(self, job: Job) -> None:
+        self._place(PendingJob(job.id, job.queue, job.name, job.state, job.priority, job.run_at))
 
     def _place(self, p: PendingJob) -> None:
         """Put an unfinished job where it will be found: its lane, or the timer heap."""
@@ -432,7 +435,7 @@ class Dispatcher:
         elif job.state in (JobState.WAITING, JobState.DELAYED):
             if counted:
                 m.retried_total += 1
-            self._place(PendingJob(job.id, job.queue, job.name, job.state, job.priority, job.run_at))
+            self._place_job(job)
         self._emit_finish(job, counted)
         if active is not None and active.lease_expires_at is None:
             self.queue(job.queue).running -= 1
@@ -442,6 +445,8 @@ class Dispatcher:
     def _emit_finish(self, job: Job, counted: bool) -> None:
         if not counted:
             self._emit("released", job.id, job.queue, job.name)
+        elif job.state is JobState.CANCELLED:
+            self._emit("cancelled", job.id, job.queue, job.name)
         elif job.state is JobState.COMPLETED:
             self._emit("completed", job.id, job.queue, job.name, result=job.result)
         elif job.state is JobState.FAILED:
@@ -458,7 +463,7 @@ class Dispatcher:
                 extra={"event": "job.failed", "job": job.id, "queue": job.queue,
                        "job_name": job.name, "attempts": job.attempts_made, "error": job.error},
             )
-        elif job.state is not JobState.COMPLETED:
+        elif job.state in (JobState.WAITING, JobState.DELAYED):
             log.debug("job will retry", extra={"event": "job.retry", "job": job.id})
 
     # cancel and retry --------------------------------------------------------------
@@ -484,14 +489,9 @@ class Dispatcher:
         )
         if change is None:
             raise Conflict(f"job {job.id} finished before it could be cancelled")
-        self.active.pop(job.id, None)
-        self.metrics.of(job.queue).move(JobState.ACTIVE, JobState.CANCELLED)
         if active.task is not None:
-            active.task.cancel()
-        if active.lease_expires_at is None:
-            self.queue(job.queue).running -= 1
-            self._wake.set()
-        self._emit("cancelled", job.id, job.queue, job.name)
+            active.task.cancel()  # delivered at its next await, after _finish below
+        self._finish(change)
         return change.job
 
     async def retry(self, job_id: int) -> Job:
@@ -499,7 +499,7 @@ class Dispatcher:
         job = change.job
         self.metrics.of(job.queue).move(change.prior, JobState.WAITING)
         self._emit("added", job.id, job.queue, job.name, state=str(job.state), retried=True)
-        self._place(PendingJob(job.id, job.queue, job.name, job.state, job.priority, job.run_at))
+        self._place_job(job)
         return job
 
     # external workers --------------------------------------------------------------
