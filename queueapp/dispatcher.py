@@ -466,6 +466,12 @@ class Dispatcher:
         elif job.state in (JobState.WAITING, JobState.DELAYED):
             log.debug("job will retry", extra={"event": "job.retry", "job": job.id})
 
+    async def clean(self, queue: str, state: JobState, grace_ms: int, limit: int | None) -> int:
+        """Remove finished jobs of ``state`` older than ``grace_ms``; keeps the counts."""
+        removed = await self.store.clean(queue, state, self.clock.now_ms() - grace_ms, limit)
+        self.metrics.of(queue).counts[state] -= removed
+        return removed
+
     # cancel and retry --------------------------------------------------------------
 
     async def cancel(self, job_id: int) -> Job:

@@ -256,10 +256,7 @@ class QueueService:
         *, queue: str = DEFAULT_QUEUE,
     ) -> int:
         """Remove jobs of ``status`` that finished more than ``grace_ms`` ago."""
-        state = JobState(status)
-        removed = await self.store.clean(queue, state, self.clock.now_ms() - grace_ms, limit)
-        self.dispatcher.metrics.of(queue).counts[state] -= removed
-        return removed
+        return await self.dispatcher.clean(queue, JobState(status), grace_ms, limit)
 
     def get_queue_metrics(self, queue: str = DEFAULT_QUEUE) -> dict[str, Any]:
         """The seed's ``getQueueMetrics``, from in-memory counters."""
