@@ -175,17 +175,17 @@ async def health(request: web.Request) -> web.Response:
           body=AddJobBody, ok=JobOut, status=201, extra_ok={200: JobOut}, query=(QUEUE,),
           errors=(413, 429, 503))
 async def add_job(request: web.Request) -> web.Response:
-    queue_of(request)  # a bad queue name is reported before the body
-    return await _add_one(request, await parse(request, AddJobBody), None)
+    queue = queue_of(request)  # a bad queue name is reported before the body
+    return await _add_one(request, queue, await parse(request, AddJobBody), None)
 
 
 async def _add_one(
-    request: web.Request, body: AddJobBody | ScheduleBody, run_at: int | None
+    request: web.Request, queue: str, body: AddJobBody | ScheduleBody, run_at: int | None
 ) -> web.Response:
     """201 and the new job, or 200 and the job already kept under its jobId."""
     service = service_of(request)
     new = service.build_job(body.name, body.data, body.options, body.priorityFactors,
-                            queue_of(request), run_at)
+                            queue, run_at)
     added = (await service.dispatcher.add([new]))[0]
     return ok(added.job.to_dict(), 201 if added.created else 200)
 
@@ -205,9 +205,9 @@ async def add_bulk(request: web.Request) -> web.Response:
           body=ScheduleBody, ok=JobOut, status=201, extra_ok={200: JobOut}, query=(QUEUE,),
           errors=(413, 429, 503))
 async def schedule_job(request: web.Request) -> web.Response:
-    queue_of(request)  # a bad queue name is reported before the body
+    queue = queue_of(request)  # a bad queue name is reported before the body
     body = await parse(request, ScheduleBody)
-    return await _add_one(request, body, from_datetime(body.scheduledTime))
+    return await _add_one(request, queue, body, from_datetime(body.scheduledTime))
 
 
 # -- reading jobs -------------------------------------------------------------------------
