@@ -16,6 +16,10 @@ class Clock:
     def now_ms(self) -> int:
         return time.time_ns() // 1_000_000
 
+    def monotonic_ms(self) -> int:
+        """Milliseconds on a clock that never jumps (for deadlines in this process)."""
+        return time.monotonic_ns() // 1_000_000
+
 
 class FakeClock(Clock):
     """A clock that moves only when told to (for tests and loop ``tick``s)."""
@@ -24,6 +28,9 @@ class FakeClock(Clock):
         self.ms = start_ms
 
     def now_ms(self) -> int:
+        return self.ms
+
+    def monotonic_ms(self) -> int:
         return self.ms
 
     def advance(self, ms: int) -> None:

@@ -5,6 +5,8 @@ an enqueue's cost, and orjson does it several times faster."""
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Any
 
 try:
@@ -43,3 +45,37 @@ else:  # pragma: no cover
 
     def dumps_bytes(value: Any) -> bytes:
         return _std_dumps(value).encode()
+
+
+def dumps_strict(value: Any) -> str:
+    """JSON text, refusing NaN and infinities (ValueError) instead of writing them."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+# Only bodies with one of these can hold a number JSON cannot carry: the full check
+# runs on those alone, so ordinary bodies pay one regex scan.
+_SUSPECT = re.compile(rb"NaN|Infinity|\d[eE][+]?0*\d{3}|\d{300}")
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is beyond the range of a JSON number")
+    return value
+
+
+def check_finite_json(raw: bytes) -> None:
+    """Raise ValueError when ``raw`` holds NaN, Infinity or a number too large for a
+    double: lenient parsers accept them, and they cannot be stored or answered."""
+    if not _SUSPECT.search(raw):
+        return
+    try:
+        json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite)
+    except ValueError as exc:
+        if "JSON number" in str(exc):
+            raise ValueError(str(exc).split(":")[0]) from None
+        # malformed JSON: the model's own parser reports it with its position

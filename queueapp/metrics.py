@@ -108,9 +108,14 @@ class Metrics:
             found = self.queues[queue] = QueueMetrics()
         return found
 
+    def peek(self, queue: str) -> QueueMetrics:
+        """A queue's metrics for reading: an unknown queue reads as empty and is not
+        created (a read must not grow memory)."""
+        return self.queues.get(queue) or QueueMetrics()
+
     def snapshot(self, queue: str, now: int, paused: bool) -> dict[str, Any]:
         """The seed's metrics object (API.md: GET /queues/metrics)."""
-        m = self.of(queue)
+        m = self.peek(queue)
         counts = m.counts
         throughput, avg_ms, _ = m.window(now)
         waiting = counts[JobState.WAITING]

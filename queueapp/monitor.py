@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 
 from .clock import to_iso
-from .dispatcher import Dispatcher
+from .dispatch import Dispatcher
 from .health import HealthThresholds, judge
 
 log = logging.getLogger("queueapp.monitor")
@@ -63,7 +63,7 @@ class Monitor:
         now = d.clock.now_ms() if now is None else now
         q = d.queues.get(queue)
         snapshot = d.metrics.snapshot(queue, now, bool(q and q.paused))
-        _, _, failure_rate = d.metrics.of(queue).window(now)
+        _, _, failure_rate = d.metrics.peek(queue).window(now)
         status, issues = judge(
             snapshot, failure_rate, len(self.stuck_ids(queue, now)), self.thresholds_for(queue)
         )

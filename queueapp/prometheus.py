@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .dispatcher import Dispatcher
+from .dispatch import Dispatcher
 from .histogram import Histogram
 from .model import JobState
 from .store import CommitStats

@@ -3,11 +3,12 @@
 The failure it repairs: a job was claimed (state ``active``, attempt counted) and
 then nobody finished it, because
 
-* the appliance process died (crash, ``kill -9``, power loss) while an in-process
-  handler ran it, or while an external worker held its lease; at the next start every
-  job still ``active`` in the store has no living worker: ``recover_after_restart``;
+* the appliance process stopped (crash, ``kill -9``, power loss, or a stop whose
+  grace ran out) while an in-process handler ran it: at the next start no handler
+  of the old process is alive, and ``recover_after_restart`` returns those jobs;
 * an external worker vanished (crashed, lost the network) and its lease ran out
-  without a heartbeat: ``LeaseReaper.tick``.
+  without a heartbeat: ``LeaseReaper.tick``. A lease still valid at a restart is
+  kept (the worker may well finish the job) and its deadline goes on running.
 
 Either way the attempt counts as failed, with a message saying why; the job then
 retries with its backoff, or fails for good when its attempts are spent. A worker
@@ -20,7 +21,9 @@ import asyncio
 import logging
 
 from .clock import Clock
-from .dispatcher import Dispatcher, fail_plan
+from .dispatch import Dispatcher
+from .model import Job
+from .retry import Failure
 from .store import Store
 
 log = logging.getLogger("queueapp.recovery")
@@ -29,21 +32,25 @@ RESTART_MESSAGE = "the appliance stopped while the job was running"
 LEASE_MESSAGE = "lease expired without a heartbeat: the worker is gone"
 
 
-async def recover_after_restart(store: Store, clock: Clock) -> int:
-    """Before dispatching starts: every active job lost its worker with the process."""
-    changes = await store.rescue_active(clock.now_ms(), fail_plan(), RESTART_MESSAGE)
-    if changes:
+async def recover_after_restart(store: Store, clock: Clock) -> list[Job]:
+    """Before dispatching starts: active jobs no living worker can hold fail their
+    attempt; returns the leased ones whose lease is still valid, for the dispatcher
+    to keep watching."""
+    now = clock.now_ms()
+    unowned, leased = await store.unowned_active(now)
+    leases = [(j.id, j.lease_token) for j in unowned if j.lease_token is not None]
+    changes = await store.rescue_active(now, Failure(RESTART_MESSAGE), leases)
+    if changes or leased:
         log.warning(
             "recovered jobs left active by the previous run",
-            extra={"event": "recovery.restart", "jobs": len(changes)},
+            extra={"event": "recovery.restart", "jobs": len(changes), "leases_kept": len(leased)},
         )
-    return len(changes)
+    return leased
 
 
 class LeaseReaper:
     """Returns jobs whose lease expired. ``tick`` does one pass; ``run`` repeats it
-    when the earliest lease is due (at least every ``interval_ms`` while any lease
-    is out)."""
+    when the earliest lease is due (``interval_ms``: the pause after a failed pass)."""
 
     def __init__(self, dispatcher: Dispatcher, interval_ms: int = 1000) -> None:
         self.dispatcher = dispatcher
@@ -51,7 +58,7 @@ class LeaseReaper:
 
     async def tick(self) -> int:
         expiry = self.dispatcher.next_lease_expiry()
-        if expiry is None or expiry >= self.dispatcher.clock.now_ms():
+        if expiry is None or expiry >= self.dispatcher.clock.monotonic_ms():
             return 0
         changes = await self.dispatcher.rescue_expired(LEASE_MESSAGE)
         for change in changes:
@@ -63,8 +70,9 @@ class LeaseReaper:
         return len(changes)
 
     async def run(self) -> None:
-        """Sleep until the earliest lease runs out (or a first lease is granted), then
-        tick: no polling while nothing is leased."""
+        """Sleep until the earliest lease runs out (or a lease is granted or renewed),
+        then tick: no polling while nothing is leased. Deadlines are monotonic, so a
+        wall-clock step neither expires leases early nor keeps them late."""
         dispatcher = self.dispatcher
         while True:
             try:
@@ -77,10 +85,7 @@ class LeaseReaper:
             expiry = dispatcher.next_lease_expiry()
             timeout = None
             if expiry is not None:
-                # Leases expire in wall-clock time and the loop sleeps in monotonic time:
-                # look at least every interval, in case the wall clock jumps.
-                left = max(0.0, (expiry - dispatcher.clock.now_ms()) / 1000) + 0.001
-                timeout = min(left, self.interval_ms / 1000)
+                timeout = max(0.0, (expiry - dispatcher.clock.monotonic_ms()) / 1000) + 0.001
             try:
                 await asyncio.wait_for(dispatcher.lease_granted.wait(), timeout)
             except TimeoutError:

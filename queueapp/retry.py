@@ -152,3 +152,31 @@ def next_attempt(
         return "failed", now
     delay = calculate_backoff_delay(attempts_made, policy_for(name, options))
     return ("delayed", now + delay) if delay > 0 else ("waiting", now)
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """How an attempt ended badly, as data: the store applies it to the job it reads
+    in the same transaction (see ``after_failure``)."""
+
+    message: str
+    retry: bool = True
+    # Retry after this long instead of the backoff (an upstream said when: HTTP 429).
+    retry_after_ms: int | None = None
+    # The attempt was stopped by a cancel: the job ends cancelled, whatever its attempts.
+    cancel: bool = False
+
+
+def after_failure(
+    name: str, options: dict[str, Any], attempts: int, attempts_made: int, now: int,
+    failure: Failure,
+) -> tuple[str, int]:
+    """Where a job goes after ``failure``: ``cancelled``, ``failed``, or back in line
+    (``delayed`` with its due time, ``waiting`` for no delay)."""
+    if failure.cancel:
+        return "cancelled", now
+    state, run_at = next_attempt(name, options, attempts, attempts_made, now, failure.retry)
+    if failure.retry_after_ms is not None and state != "failed":
+        wait = failure.retry_after_ms
+        return ("delayed", now + wait) if wait else ("waiting", now)
+    return state, run_at

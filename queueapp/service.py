@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from .clock import Clock, from_datetime
-from .dispatcher import Dispatcher
+from .dispatch import Dispatcher
 from .errors import ValidationFailed
 from .model import DEFAULT_ATTEMPTS, Job, JobState, NewJob, Schedule
 from .options import JobOptions, PriorityFactors, ScheduleSpec, check_queue_name
@@ -73,8 +73,8 @@ class QueueService:
         """Open the store, recover what a crash left running, start dispatching, the
         scheduler and the lease reaper."""
         await self.store.open()
-        await recover_after_restart(self.store, self.clock)
-        await self.dispatcher.start()
+        leased = await recover_after_restart(self.store, self.clock)
+        await self.dispatcher.start(leased)
         await self.scheduler.start()
         if self.background:
             self._loops = [

@@ -173,12 +173,12 @@ async def test_pause_stops_new_starts_lets_active_finish_and_survives_restart(ma
 
 
 async def test_active_jobs_are_recovered_after_a_crash(make_service, registry, db_path):
-    """Jobs claimed by a process that died: back to waiting with the attempt counted,
-    or failed when that was their last attempt."""
+    """Jobs claimed by a process that died, whose leases ran out by the restart: back
+    to waiting with the attempt counted, or failed when that was their last attempt."""
     service = await make_service()
     retryable = await service.add_job("external", {}, {"attempts": 3, "backoff": {"type": "fixed", "delay": 0}})
     last_try = await service.add_job("external", {}, {"attempts": 1})
-    leased = await service.dispatcher.lease("default", None, 10, 60_000, 0)
+    leased = await service.dispatcher.lease("default", None, 10, 1, 0)
     assert {j.id for j in leased} == {retryable.id, last_try.id}
     # Simulated crash: the store is closed without anyone finishing the jobs, the
     # in-memory dispatcher is thrown away.

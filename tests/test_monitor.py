@@ -14,6 +14,7 @@ from queueapp.api import streams
 from queueapp.clock import FakeClock
 from queueapp.model import JobState
 from queueapp.recovery import LeaseReaper
+from queueapp.retry import Failure
 
 
 async def lease_one(client, **body):
@@ -293,7 +294,7 @@ async def test_metrics_stay_right_across_a_restart(make_service):
         if outcome == "complete":
             await service.dispatcher.complete(job.id, job.lease_token, None)
         else:
-            await service.dispatcher.fail(job.id, job.lease_token, "x")
+            await service.dispatcher.fail(job.id, job.lease_token, Failure("x"))
     await service.add_job("m", {}, {"delay": 60_000})
     before = service.get_queue_metrics()
     await service.stop()

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from queueapp.dispatcher import fail_plan
+from queueapp.retry import Failure
 from queueapp.errors import Conflict
 from queueapp.model import TRANSITIONS, JobState, NewJob
 from queueapp.store import SqliteStore
@@ -43,9 +43,9 @@ async def test_every_transition_the_store_makes_is_an_allowed_edge(store):
     changes.append(await store.cancel_job(b.job.id, NOW))  # delayed -> cancelled
     changes.append(await store.retry_job(b.job.id, NOW))  # cancelled -> waiting
     claimed = {j.id: j for j in await store.claim_jobs([a.job.id, b.job.id, c.job.id], NOW, 1000)}
-    changes.append(await store.fail_job(a.job.id, claimed[a.job.id].lease_token, "x", NOW, fail_plan()))
+    changes.append(await store.fail_job(a.job.id, claimed[a.job.id].lease_token, Failure("x"), NOW))
     changes.append(await store.complete_job(b.job.id, claimed[b.job.id].lease_token, 1, NOW))
-    changes.append(await store.fail_job(c.job.id, claimed[c.job.id].lease_token, "x", NOW, fail_plan()))
+    changes.append(await store.fail_job(c.job.id, claimed[c.job.id].lease_token, Failure("x"), NOW))
     changes.append(await store.retry_job(c.job.id, NOW))  # failed -> waiting
     (again,) = await store.claim_jobs([c.job.id], NOW, 1000)
     changes.append(await store.release_job(c.job.id, again.lease_token, NOW))
@@ -79,7 +79,7 @@ async def test_errors_of_each_attempt_are_appended(store):
     (a,) = await store.add_jobs([new_job(attempts=3)], NOW)
     for attempt in (1, 2):
         (leased,) = await store.claim_jobs([a.job.id], NOW + attempt, 1000)
-        await store.fail_job(a.job.id, leased.lease_token, f"e{attempt}", NOW + attempt, fail_plan())
+        await store.fail_job(a.job.id, leased.lease_token, Failure(f"e{attempt}"), NOW + attempt)
     job = await store.get_job(a.job.id)
     assert [(e["attempt"], e["message"]) for e in job.errors] == [(1, "e1"), (2, "e2")]
     assert job.error == "e2" and job.attempts_made == 2

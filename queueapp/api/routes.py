@@ -16,6 +16,7 @@ from ..errors import NotFound, QueueAppError, ValidationFailed
 from ..jsonfast import dumps_bytes
 from ..model import Job, JobState
 from ..options import check_queue_name
+from ..retry import Failure
 from ..service import DEFAULT_QUEUE, QueueService, validation_details
 from .models import (
     AddJobBody,
@@ -315,7 +316,8 @@ async def lease(request: web.Request) -> web.Response:
     body = await parse(request, LeaseBody, optional=True)
     service = service_of(request)
     lease_ms = body.leaseMs or service.dispatcher.default_lease_ms
-    jobs = await service.dispatcher.lease(queue, body.names, body.max, lease_ms, body.waitMs)
+    jobs = await service.dispatcher.lease(queue, body.names, body.max, lease_ms, body.waitMs,
+                                          alive=lambda: _connected(request))
     return ok({"jobs": [{**j.to_dict(), "leaseToken": j.lease_token} for j in jobs]})
 
 
@@ -359,6 +361,12 @@ async def release(request: web.Request) -> web.Response:
     return ok((await service.dispatcher.release(job_id, body.leaseToken)).to_dict())
 
 
+def _connected(request: web.Request) -> bool:
+    """False once the client has closed its connection (a long poll it gave up on)."""
+    transport = request.transport
+    return transport is not None and not transport.is_closing()
+
+
 async def _finish_or_explain(
     request: web.Request, job_id: int, token: str, *, result: Any = None,
     error: str | None = None, retry: bool = True, retry_after_ms: int | None = None,
@@ -367,7 +375,7 @@ async def _finish_or_explain(
     await _known(service, job_id)
     if error is None:
         return await service.dispatcher.complete(job_id, token, result)
-    return await service.dispatcher.fail(job_id, token, error, retry, retry_after_ms)
+    return await service.dispatcher.fail(job_id, token, Failure(error, retry, retry_after_ms))
 
 
 async def _known(service: QueueService, job_id: int) -> None:

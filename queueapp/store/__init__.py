@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from .base import Added, Change, CommitStats, FailPlan, FinishedSample, PendingJob, QueueSettings, Store
+from .base import Added, Change, CommitStats, FinishedSample, PendingJob, QueueSettings, Store, Then
 from .connection import connect
 from .migrate import migrate
 from .sqlite import SqliteStore, restore_file
@@ -11,12 +11,12 @@ __all__ = [
     "Added",
     "Change",
     "CommitStats",
-    "FailPlan",
     "FinishedSample",
     "PendingJob",
     "QueueSettings",
     "SqliteStore",
     "Store",
+    "Then",
     "migrate_database",
     "open_store",
     "restore_database",

@@ -6,7 +6,8 @@ class and nothing else has to change.
 
 Every write method returns only after its change is durable (committed), and each
 state change is guarded by the state it expects, so a stale caller changes nothing
-and gets ``None`` (or an error) back.
+and gets ``None`` (or an error) back. Write methods take ``then``: the hook that turns
+the committed result into memory state, run whether or not the caller still waits.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from typing import Any, NamedTuple
 
 from ..histogram import Histogram
 from ..model import Job, JobState, NewJob, Schedule
+from ..retry import Failure
 
-# Given a job whose attempt just failed (attempts_made already counts it) and the time
-# now, decide where it goes: (DELAYED or WAITING, run_at) to retry, (FAILED, now) to stop.
-FailPlan = Callable[[Job, int], tuple[JobState, int]]
+# A write's post-commit hook: called once with the write's result, in the event loop's
+# thread, after the commit and before the caller is answered, even when the caller has
+# stopped waiting. It must not await; the dispatcher's ledger is the one user.
+Then = Callable[[Any], Any] | None
 
 
 @dataclass(slots=True)
@@ -90,24 +93,25 @@ class Store(ABC):
 
     # writes ------------------------------------------------------------------
     @abstractmethod
-    async def add_jobs(self, jobs: list[NewJob], now: int) -> list[Added]:
+    async def add_jobs(self, jobs: list[NewJob], now: int, *, then: Then = None) -> list[Added]:
         """All or none. A job whose ``job_key`` is already kept in its queue is not
         added; the kept job is returned with ``created=False``."""
 
     @abstractmethod
     async def claim_jobs(
-        self, ids: list[int], now: int, lease_ms: int | None
+        self, ids: list[int], now: int, lease_ms: int | None, *, then: Then = None
     ) -> list[Job]:
         """waiting -> active for those of ``ids`` still waiting; counts the attempt and
         gives each a fresh lease token. ``lease_ms`` None: owned by this process."""
 
     @abstractmethod
-    async def promote_jobs(self, ids: list[int], now: int) -> list[int]:
+    async def promote_jobs(self, ids: list[int], now: int, *, then: Then = None) -> list[int]:
         """delayed -> waiting; returns the ids that were still delayed."""
 
     @abstractmethod
     async def complete_job(
-        self, job_id: int, token: str, result: Any, now: int, *, durable: bool = True
+        self, job_id: int, token: str, result: Any, now: int, *, durable: bool = True,
+        then: Then = None,
     ) -> Change | None:
         """active -> completed, if ``token`` is the job's current lease token.
         ``durable=False``: no caller is told, so the commit need not wait for an
@@ -115,47 +119,55 @@ class Store(ABC):
 
     @abstractmethod
     async def fail_job(
-        self, job_id: int, token: str, message: str, now: int, plan: FailPlan, *,
-        durable: bool = True,
+        self, job_id: int, token: str, failure: Failure, now: int, *,
+        durable: bool = True, then: Then = None,
     ) -> Change | None:
-        """active -> delayed/waiting (retry) or failed, as ``plan`` decides, if
-        ``token`` is current. The error is appended to the job's errors."""
+        """active -> delayed/waiting (retry), failed or cancelled, as
+        ``retry.after_failure`` decides, if ``token`` is current. The error is appended
+        to the job's errors."""
 
     @abstractmethod
-    async def release_job(self, job_id: int, token: str, now: int) -> Change | None:
+    async def release_job(self, job_id: int, token: str, now: int, *, then: Then = None) -> Change | None:
         """active -> waiting without counting the attempt, if ``token`` is current."""
 
     @abstractmethod
-    async def cancel_job(self, job_id: int, now: int) -> Change:
+    async def cancel_job(self, job_id: int, now: int, *, then: Then = None) -> Change:
         """waiting/delayed -> cancelled. For an active job nothing is stored and the
         Change has prior == job.state == ACTIVE. Raises NotFound, or Conflict when
         the job has finished."""
 
     @abstractmethod
-    async def retry_job(self, job_id: int, now: int) -> Change:
+    async def retry_job(self, job_id: int, now: int, *, then: Then = None) -> Change:
         """failed/cancelled -> waiting with a fresh set of attempts.
         Raises NotFound or Conflict."""
 
     @abstractmethod
     async def heartbeat(
-        self, job_id: int, token: str, now: int, lease_ms: int | None, progress: Any
+        self, job_id: int, token: str, now: int, lease_ms: int | None, progress: Any, *,
+        then: Then = None,
     ) -> Job | None:
         """Record a sign of life (and progress) for an active job with that token."""
 
     @abstractmethod
     async def rescue_active(
-        self, now: int, plan: FailPlan, message: str, ids: list[int] | None = None
+        self, now: int, failure: Failure, leases: list[tuple[int, str]], *, then: Then = None
     ) -> list[Change]:
-        """Active jobs whose worker is gone fail their attempt with ``message``;
-        ``plan`` decides retry. ``ids`` None: every active job (at start-up, when no
-        worker can be alive); else those of ``ids`` whose lease has run out."""
+        """Jobs whose worker is gone fail their attempt with ``failure``: each of
+        ``leases`` (id, lease token) that is still active under that token."""
+
+    @abstractmethod
+    async def unowned_active(self, now: int) -> tuple[list[Job], list[Job]]:
+        """At start-up: the active jobs no living worker can hold (run by the previous
+        process itself, or leased with a lease that has run out), and the leased ones
+        whose lease is still valid (their external worker may still finish them)."""
 
     @abstractmethod
     async def set_paused(self, queue: str, paused: bool, now: int) -> None: ...
 
     @abstractmethod
     async def clean(
-        self, queue: str, state: JobState, finished_before: int, limit: int | None
+        self, queue: str, state: JobState, finished_before: int, limit: int | None, *,
+        then: Then = None,
     ) -> int:
         """Remove finished jobs of ``state`` that finished before the given time."""
 
@@ -179,7 +191,7 @@ class Store(ABC):
     @abstractmethod
     async def fire_schedule(
         self, queue: str, name: str, expected_next: int, jobs: list[NewJob],
-        next_run_at: int, now: int,
+        next_run_at: int, now: int, *, then: Then = None,
     ) -> tuple[list[Added], bool] | None:
         """Enqueue a run and advance the schedule atomically; see store/schedules.py."""
 

@@ -12,9 +12,11 @@ from ..clock import to_iso
 from ..errors import Conflict, NotFound
 from ..jsonfast import loads
 from ..model import FINISHED, Job, JobState, NewJob, dumps
-from .base import Added, Change, FailPlan
+from ..retry import Failure, after_failure
+from .base import Added, Change
 
 _STATES = {s.value: s for s in JobState}
+MAX_KEEP = 2**62  # the largest keep-newest-N count SQLite's OFFSET takes
 
 COLUMNS = (
     "id, queue, name, state, priority, data, options, attempts, attempts_made, progress,"
@@ -183,29 +185,29 @@ def complete_job(
 
 
 def fail_job(
-    conn: sqlite3.Connection, job_id: int, token: str | None, message: str, now: int,
-    plan: FailPlan,
+    conn: sqlite3.Connection, job_id: int, token: str, failure: Failure, now: int
 ) -> Change | None:
-    """Fail the current attempt. ``token`` None: any active job (recovery)."""
+    """Fail the current attempt of the job active under ``token``."""
     row = conn.execute(
-        f"SELECT {COLUMNS} FROM jobs WHERE id = ? AND state = 'active'", (job_id,)
+        f"SELECT {COLUMNS} FROM jobs WHERE id = ? AND state = 'active' AND lease_token = ?",
+        (job_id, token),
     ).fetchone()
     if row is None:
         return None
     job = row_to_job(row)
-    if token is not None and job.lease_token != token:
-        return None
-    state, run_at = plan(job, now)
-    job.errors.append({"attempt": job.attempts_made, "message": message, "at": to_iso(now)})
+    state, run_at = after_failure(
+        job.name, job.options, job.attempts, job.attempts_made, now, failure
+    )
+    job.errors.append({"attempt": job.attempts_made, "message": failure.message, "at": to_iso(now)})
     finished = now if state in FINISHED else None
     row = conn.execute(
         "UPDATE jobs SET state = ?, run_at = ?, finished_at = ?, error = ?, errors = ?,"
         " lease_token = NULL, lease_expires_at = NULL"
         f" WHERE id = ? AND state = 'active' RETURNING {COLUMNS}",
-        (state, run_at, finished, message, dumps(job.errors), job_id),
+        (state, run_at, finished, failure.message, dumps(job.errors), job_id),
     ).fetchone()
     change = Change(row_to_job(row), JobState.ACTIVE)
-    if state is JobState.FAILED:
+    if state == JobState.FAILED:
         _apply_removal(conn, change, job.options.get("removeOnFail", False))
     return change
 
@@ -218,6 +220,7 @@ def _apply_removal(conn: sqlite3.Connection, change: Change, policy: bool | int)
         conn.execute("DELETE FROM jobs WHERE id = ?", (job.id,))
         change.deleted = True
     elif policy is not False and isinstance(policy, int):
+        policy = min(policy, MAX_KEEP)  # options are bounded at the edge; this guards the SQL
         cursor = conn.execute(
             "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE queue = ? AND state = ?"
             " ORDER BY finished_at DESC, id DESC LIMIT -1 OFFSET ?)",
@@ -291,26 +294,24 @@ def heartbeat(
 
 
 def rescue_active(
-    conn: sqlite3.Connection, now: int, plan: FailPlan, message: str, ids: list[int] | None
+    conn: sqlite3.Connection, now: int, failure: Failure, leases: list[tuple[int, str]]
 ) -> list[Change]:
-    """Fail the attempt of active jobs whose worker is gone: all of them (``ids``
-    None, at start-up) or those of ``ids`` whose lease has run out."""
-    if ids is None:
-        found = [r[0] for r in conn.execute("SELECT id FROM jobs WHERE state = 'active'")]
-    else:
-        found = [
-            job_id for job_id in ids
-            if conn.execute(
-                "SELECT 1 FROM jobs WHERE id = ? AND state = 'active' AND lease_expires_at < ?",
-                (job_id, now),
-            ).fetchone()
-        ]
+    """Fail the attempt of each job still active under the lease token given with
+    it: its worker is gone. A job heartbeated or finished meanwhile has another
+    token (or none) and is left alone."""
     changes = []
-    for job_id in found:
-        change = fail_job(conn, job_id, None, message, now, plan)
+    for job_id, token in leases:
+        change = fail_job(conn, job_id, token, failure, now)
         if change is not None:
             changes.append(change)
     return changes
+
+
+def unowned_active(conn: sqlite3.Connection, now: int) -> tuple[list[Job], list[Job]]:
+    rows = conn.execute(f"SELECT {COLUMNS} FROM jobs WHERE state = 'active'").fetchall()
+    jobs = [row_to_job(r) for r in rows]
+    valid = [j for j in jobs if j.lease_expires_at is not None and j.lease_expires_at > now]
+    return [j for j in jobs if j not in valid], valid
 
 
 def clean(

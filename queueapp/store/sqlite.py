@@ -11,17 +11,18 @@ from typing import Any
 import aiosqlite
 
 from ..model import Job, JobState, NewJob, Schedule
+from ..retry import Failure
 from . import jobs as sql
 from . import schedules as schedules_sql
 from .base import (
     Added,
     Change,
     CommitStats,
-    FailPlan,
     FinishedSample,
     PendingJob,
     QueueSettings,
     Store,
+    Then,
 )
 from .connection import READER_PRAGMAS, connect
 from .migrate import migrate
@@ -61,52 +62,62 @@ class SqliteStore(Store):
 
     # writes ------------------------------------------------------------------
 
-    async def add_jobs(self, jobs: list[NewJob], now: int) -> list[Added]:
+    async def add_jobs(self, jobs: list[NewJob], now: int, *, then: Then = None) -> list[Added]:
         # Concurrent enqueues share one executemany (see GroupCommitWriter.submit_merged).
-        return await self._writer.submit_merged(sql.add_job_groups, (jobs, now), self._ids)
+        return await self._writer.submit_merged(sql.add_job_groups, (jobs, now), self._ids, then=then)
 
-    async def claim_jobs(self, ids: list[int], now: int, lease_ms: int | None) -> list[Job]:
+    async def claim_jobs(
+        self, ids: list[int], now: int, lease_ms: int | None, *, then: Then = None
+    ) -> list[Job]:
         # A claim for this process's own handlers is told to nobody (see the writer).
-        return await self._writer.submit(sql.claim_jobs, ids, now, lease_ms, durable=lease_ms is not None)
+        return await self._writer.submit(
+            sql.claim_jobs, ids, now, lease_ms, durable=lease_ms is not None, then=then
+        )
 
-    async def promote_jobs(self, ids: list[int], now: int) -> list[int]:
-        return await self._writer.submit(sql.promote_jobs, ids, now, durable=False)
+    async def promote_jobs(self, ids: list[int], now: int, *, then: Then = None) -> list[int]:
+        return await self._writer.submit(sql.promote_jobs, ids, now, durable=False, then=then)
 
     async def complete_job(
-        self, job_id: int, token: str, result: Any, now: int, *, durable: bool = True
+        self, job_id: int, token: str, result: Any, now: int, *, durable: bool = True,
+        then: Then = None,
     ) -> Change | None:
-        # One guarded UPDATE (and a removal whose failure would leave a completed job
-        # kept): no SAVEPOINT needed.
         return await self._writer.submit(
-            sql.complete_job, job_id, token, result, now, savepoint=False, durable=durable
+            sql.complete_job, job_id, token, result, now, durable=durable, then=then
         )
 
     async def fail_job(
-        self, job_id: int, token: str, message: str, now: int, plan: FailPlan, *, durable: bool = True
+        self, job_id: int, token: str, failure: Failure, now: int, *, durable: bool = True,
+        then: Then = None,
     ) -> Change | None:
-        return await self._writer.submit(sql.fail_job, job_id, token, message, now, plan, durable=durable)
+        return await self._writer.submit(
+            sql.fail_job, job_id, token, failure, now, durable=durable, then=then
+        )
 
-    async def release_job(self, job_id: int, token: str, now: int) -> Change | None:
-        return await self._writer.submit(sql.release_job, job_id, token, now, savepoint=False)
+    async def release_job(self, job_id: int, token: str, now: int, *, then: Then = None) -> Change | None:
+        return await self._writer.submit(sql.release_job, job_id, token, now, savepoint=False, then=then)
 
-    async def cancel_job(self, job_id: int, now: int) -> Change:
-        return await self._writer.submit(sql.cancel_job, job_id, now)
+    async def cancel_job(self, job_id: int, now: int, *, then: Then = None) -> Change:
+        return await self._writer.submit(sql.cancel_job, job_id, now, then=then)
 
-    async def retry_job(self, job_id: int, now: int) -> Change:
-        return await self._writer.submit(sql.retry_job, job_id, now)
+    async def retry_job(self, job_id: int, now: int, *, then: Then = None) -> Change:
+        return await self._writer.submit(sql.retry_job, job_id, now, then=then)
 
     async def heartbeat(
-        self, job_id: int, token: str, now: int, lease_ms: int | None, progress: Any
+        self, job_id: int, token: str, now: int, lease_ms: int | None, progress: Any, *,
+        then: Then = None,
     ) -> Job | None:
         return await self._writer.submit(
             sql.heartbeat, job_id, token, now, lease_ms, progress, savepoint=False,
-            durable=lease_ms is not None,  # in-process progress is told to nobody
+            durable=lease_ms is not None, then=then,  # in-process progress is told to nobody
         )
 
     async def rescue_active(
-        self, now: int, plan: FailPlan, message: str, ids: list[int] | None = None
+        self, now: int, failure: Failure, leases: list[tuple[int, str]], *, then: Then = None
     ) -> list[Change]:
-        return await self._writer.submit(sql.rescue_active, now, plan, message, ids)
+        return await self._writer.submit(sql.rescue_active, now, failure, leases, then=then)
+
+    async def unowned_active(self, now: int) -> tuple[list[Job], list[Job]]:
+        return await self._writer.submit(sql.unowned_active, now, savepoint=False, durable=False)
 
     async def set_paused(self, queue: str, paused: bool, now: int) -> None:
         await self._writer.submit(_set_paused, queue, paused, now)
@@ -115,9 +126,10 @@ class SqliteStore(Store):
         await self._writer.submit(_ensure_queue, queue, now)
 
     async def clean(
-        self, queue: str, state: JobState, finished_before: int, limit: int | None
+        self, queue: str, state: JobState, finished_before: int, limit: int | None, *,
+        then: Then = None,
     ) -> int:
-        return await self._writer.submit(sql.clean, queue, state, finished_before, limit)
+        return await self._writer.submit(sql.clean, queue, state, finished_before, limit, then=then)
 
     # schedules -----------------------------------------------------------------
 
@@ -139,10 +151,11 @@ class SqliteStore(Store):
 
     async def fire_schedule(
         self, queue: str, name: str, expected_next: int, jobs: list[NewJob],
-        next_run_at: int, now: int,
+        next_run_at: int, now: int, *, then: Then = None,
     ) -> tuple[list[Added], bool] | None:
         return await self._writer.submit(
-            schedules_sql.fire, self._ids, queue, name, expected_next, jobs, next_run_at, now
+            schedules_sql.fire, self._ids, queue, name, expected_next, jobs, next_run_at, now,
+            then=then,
         )
 
     async def list_schedules(self, queue: str | None) -> list[Schedule]:

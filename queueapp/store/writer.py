@@ -7,7 +7,10 @@ all at once (group commit), so under load one fsync acknowledges hundreds of
 changes instead of one.
 
 A caller's future resolves only after the transaction holding its change has
-committed. Each change runs inside a SAVEPOINT, so one change that raises is
+committed. A change may carry a ``then`` hook: it runs once, in the event loop's
+thread, right after the commit and before the caller is answered, whether or not
+the caller is still waiting (a cancelled caller cannot skip it). The dispatcher's
+ledger uses it to turn a committed change into memory state in one step. Each change runs inside a SAVEPOINT, so one change that raises is
 rolled back alone and the rest of its batch still commits.
 
 Changes that nobody is told about (claiming a job for an in-process handler, its
@@ -27,6 +30,7 @@ started yet, so a hundred concurrent enqueues become one ``executemany``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import time
 from collections.abc import Callable
@@ -40,6 +44,9 @@ from .base import CommitStats
 T = TypeVar("T")
 
 WriteFn = Callable[..., Any]
+Then = Callable[[Any], Any]
+
+log = logging.getLogger("queueapp.store")
 
 
 @dataclass(slots=True)
@@ -55,14 +62,31 @@ class _Op:
     savepoint: bool = True
     # False for a change no caller is told about: it need not wait for an fsync.
     durable: bool = True
+    # Runs on the committed result before the caller is answered (one per item when merged).
+    then: Then | None = None
+    thens: list[Then | None] | None = None
 
     def resolve(self, ok: bool, value: Any) -> None:
         if self.futures is None:
             assert self.future is not None
-            _settle(self.future, ok, value)
+            _settle(self.future, ok, _after_commit(self.then, value) if ok else value)
             return
+        assert self.thens is not None
         for index, future in enumerate(self.futures):
-            _settle(future, ok, value[index] if ok else value)
+            item = _after_commit(self.thens[index], value[index]) if ok else value
+            _settle(future, ok, item)
+
+
+def _after_commit(then: Then | None, value: Any) -> Any:
+    """Run a change's post-commit hook. The change is committed whatever the hook
+    does: a failing hook is logged loudly and the caller still gets the result."""
+    if then is None:
+        return value
+    try:
+        then(value)
+    except Exception:
+        log.exception("bookkeeping after a commit failed", extra={"event": "ledger.error"})
+    return value
 
 
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
@@ -106,7 +130,8 @@ class GroupCommitWriter:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, conn)
 
     def submit(
-        self, fn: WriteFn, *args: Any, savepoint: bool = True, durable: bool = True
+        self, fn: WriteFn, *args: Any, savepoint: bool = True, durable: bool = True,
+        then: Then | None = None,
     ) -> asyncio.Future[Any]:
         """Queue ``fn(conn, *args)``; the future resolves with its return value
         once the transaction holding it has committed. ``savepoint=False`` only for
@@ -115,11 +140,13 @@ class GroupCommitWriter:
         if self._closing:
             raise StoreUnavailable("the store is shutting down")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Op(fn, args, future, savepoint=savepoint, durable=durable))
+        self._pending.append(_Op(fn, args, future, savepoint=savepoint, durable=durable, then=then))
         self._wake.set()
         return future
 
-    def submit_merged(self, fn: WriteFn, item: Any, *args: Any) -> asyncio.Future[Any]:
+    def submit_merged(
+        self, fn: WriteFn, item: Any, *args: Any, then: Then | None = None
+    ) -> asyncio.Future[Any]:
         """Queue ``item`` for ``fn(conn, items, *args)``, joining a pending call of the
         same ``fn`` and ``args`` that has not started. The future resolves with this
         item's result. One failure fails every item of the call: merge only changes
@@ -129,12 +156,13 @@ class GroupCommitWriter:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         last = self._pending[-1] if self._pending else None
         if last is None or last.items is None or last.fn is not fn or last.args != args:
-            last = _Op(fn, args, None, [], [])
+            last = _Op(fn, args, None, [], [], thens=[])
             self._pending.append(last)
             self._wake.set()
-        assert last.items is not None and last.futures is not None
+        assert last.items is not None and last.futures is not None and last.thens is not None
         last.items.append(item)
         last.futures.append(future)
+        last.thens.append(then)
         return future
 
     async def close(self) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -78,8 +79,27 @@ class JobContext:
         return self._job.attempts
 
     async def progress(self, value: Any) -> None:
-        """Report progress: a number 0..100 or a JSON object. Stored and visible on the job."""
+        """Report progress: a number 0..100 or a JSON object. Stored and visible on the job.
+        Anything else raises ValueError."""
+        check_progress(value)
         await self._progress(value)
+
+
+MAX_PROGRESS_BYTES = 10_000
+
+
+def check_progress(value: Any) -> None:
+    """Progress is a finite number from 0 to 100, or a JSON object of bounded size."""
+    if isinstance(value, bool) or not isinstance(value, int | float | dict):
+        raise ValueError("progress must be a number from 0 to 100 or a JSON object")
+    if isinstance(value, int | float):
+        if not (math.isfinite(value) and 0 <= value <= 100):
+            raise ValueError("progress must be a number from 0 to 100")
+        return
+    from ..jsonfast import dumps_strict
+
+    if len(dumps_strict(value)) > MAX_PROGRESS_BYTES:
+        raise ValueError(f"progress objects are at most {MAX_PROGRESS_BYTES} bytes of JSON")
 
 
 Validator = Callable[[dict[str, Any]], None]
@@ -89,6 +109,15 @@ class HandlerRegistry:
     def __init__(self) -> None:
         self._handlers: dict[str, Handler] = {}
         self._validators: dict[str, Validator] = {}
+        self._listeners: list[Callable[[], None]] = []
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` whenever a handler is added or removed."""
+        self._listeners.append(listener)
+
+    def _changed(self) -> None:
+        for listener in self._listeners:
+            listener()
 
     def validator(self, name: str, fn: Validator) -> None:
         """Check the data of jobs named ``name`` at enqueue: ``fn`` raises ValueError
@@ -110,10 +139,14 @@ class HandlerRegistry:
     def register(self, name: str, fn: Handler) -> None:
         if name in self._handlers and self._handlers[name] is not fn:
             raise ValueError(f"a handler for {name!r} is already registered")
+        fresh = name not in self._handlers
         self._handlers[name] = fn
+        if fresh:
+            self._changed()
 
     def unregister(self, name: str) -> None:
-        self._handlers.pop(name, None)
+        if self._handlers.pop(name, None) is not None:
+            self._changed()
 
     def get(self, name: str) -> Handler | None:
         return self._handlers.get(name)

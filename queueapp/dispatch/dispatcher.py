@@ -1,0 +1,428 @@
+"""The dispatcher: the one owner of which job runs next.
+
+It keeps the ordering of unfinished jobs in memory (``lanes``), writes every state
+change through the store before anyone is told of it, starts jobs that have an
+in-process handler (``executor``), and hands the others to external workers that
+lease them (``leases``). Every committed change becomes memory state through the
+``ledger``, in the store's post-commit hook.
+
+Enqueues and finished jobs wake its loop; the only timer is the due time of the
+next delayed job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from ..clock import Clock
+from ..errors import Conflict
+from ..metrics import PROCESSING_WINDOW_MS
+from ..model import Job, JobState, NewJob
+from ..retry import Failure
+from ..store import Added, Change, Store
+from ..workers.registry import HandlerRegistry
+from .executor import JobExecutor
+from .lanes import Taken, Timer
+from .leases import LeaseDesk, stale
+from .ledger import ActiveJob, Ledger, QueueRuntime
+
+log = logging.getLogger("queueapp.dispatcher")
+
+STORE_RETRY_MS = 1000  # after the store refused a write, wait this long before trying again
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        store: Store,
+        registry: HandlerRegistry,
+        clock: Clock,
+        *,
+        concurrency: int | Callable[[str], int] = 5,
+        default_lease_ms: int = 30_000,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.clock = clock
+        # in-process jobs at once, per queue
+        concurrency_for = concurrency if callable(concurrency) else (lambda _q: concurrency)
+        self.ledger = Ledger(clock, registry.__contains__, concurrency_for)
+        self.ledger.wake = self._wake_soon
+        self.ledger.timer_moved = self._timer_moved
+        self.ledger.repair = self._repair
+        self.leases = LeaseDesk(store, self.ledger, clock, default_lease_ms)
+        self.ledger.queue_created = self.leases.wake_idle
+        self.executor = JobExecutor(registry, self)
+        registry.on_change(self._handlers_changed)
+        self._wake = asyncio.Event()
+        self._timer_handle: asyncio.TimerHandle | None = None
+        self._armed_at: int | None = None
+        self._loop_task: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+        self._stopping = False
+        self._held_until = 0  # after a store failure, start nothing before this time
+
+    # what others read ------------------------------------------------------------
+
+    @property
+    def queues(self) -> dict[str, QueueRuntime]:
+        return self.ledger.queues
+
+    @property
+    def active(self) -> dict[int, ActiveJob]:
+        return self.ledger.active
+
+    @property
+    def metrics(self):  # noqa: ANN201 - metrics.Metrics
+        return self.ledger.metrics
+
+    @property
+    def events(self):  # noqa: ANN201 - events.EventBus
+        return self.ledger.events
+
+    @property
+    def lease_granted(self) -> asyncio.Event:
+        return self.ledger.lease_granted
+
+    @property
+    def default_lease_ms(self) -> int:
+        return self.leases.default_lease_ms
+
+    def queue(self, name: str) -> QueueRuntime:
+        return self.ledger.queue(name)
+
+    # start and stop ------------------------------------------------------------
+
+    async def start(self, leased: list[Job] | None = None) -> None:
+        """Rebuild the in-memory state from the store and start the loop. ``leased``:
+        jobs whose external lease is still valid across the restart."""
+        for settings in await self.store.queue_settings():
+            q = self.queue(settings.name)
+            q.paused = settings.paused
+            if settings.concurrency:
+                q.concurrency = settings.concurrency
+        for queue, counts in (await self.store.count_states()).items():
+            self.queue(queue)
+            self.metrics.of(queue).counts.update(counts)
+        now = self.clock.now_ms()
+        samples = await self.store.finished_since(now - PROCESSING_WINDOW_MS)
+        for sample in sorted(samples, key=lambda s: s.finished_at):
+            took = None if sample.started_at is None else sample.finished_at - sample.started_at
+            self.metrics.of(sample.queue).add_finish(sample.finished_at, took, sample.state is JobState.FAILED)
+        pending = await self._load_pending()
+        for job in leased or []:
+            self.ledger.adopt_active(job)
+        self._loop_task = asyncio.create_task(self._loop(), name="queueapp-dispatcher")
+        log.info("dispatcher started", extra={"event": "dispatcher.started", "pending": pending,
+                                              "leases_kept": len(leased or [])})
+
+    async def _load_pending(self) -> int:
+        """Fill the lanes and the timer heap from the store in batches: keys are
+        appended and each heap is built once at the end (heapify is linear; a
+        million heappush calls are not)."""
+        from .lanes import pack
+
+        count = 0
+        timers: list[Timer] = []
+        async for batch in self.store.pending_jobs():
+            for p in batch:
+                if p.state == "delayed":
+                    self.queue(p.queue)
+                    timers.append(Timer(p.run_at, p.id, p.priority, p.queue, p.name))
+                else:
+                    lanes = self.queue(p.queue).lanes
+                    lanes.add_unordered(lanes.lane(p.name), pack(p.priority, p.run_at, p.id))
+            count += len(batch)
+        for q in self.queues.values():
+            q.lanes.rebuild()
+        self.ledger.timers.extend(timers)
+        self._wake.set()
+        return count
+
+    def close_leases(self) -> None:
+        """First step of a stop: open long polls return, no new lease is granted."""
+        self.leases.close()
+
+    async def stop(self, grace_s: float = 10.0) -> None:
+        """Start nothing new; give running handlers ``grace_s`` to finish, then stop
+        them: their jobs go back in line with the attempt not counted. Leases of
+        external workers are left as they are: a worker may still finish its job
+        after the restart, and the lease reaper returns it if not."""
+        self._stopping = True
+        self.close_leases()
+        self._wake.set()
+        if self._loop_task is not None:
+            await self._loop_task
+        tasks = [a.task for a in self.active.values() if a.task is not None]
+        if tasks:
+            _, still = await asyncio.wait(tasks, timeout=grace_s)
+            for task in still:
+                task.cancel()
+            if still:
+                await asyncio.wait(still)
+        if self._background:
+            await asyncio.wait(list(self._background))
+        if self._timer_handle is not None:
+            self._timer_handle.cancel()
+
+    def _handlers_changed(self) -> None:
+        for q in self.queues.values():
+            q.lanes.rebuild()
+        self._wake_soon()
+
+    # queues ----------------------------------------------------------------------
+
+    async def set_paused(self, queue: str, paused: bool) -> None:
+        await self.store.set_paused(queue, paused, self.clock.now_ms())
+        q = self.queue(queue)
+        q.paused = paused
+        if not paused:
+            q.wake_waiters()
+            self._wake.set()
+        log.info(
+            "queue paused" if paused else "queue resumed",
+            extra={"event": "queue.paused" if paused else "queue.resumed", "queue": queue},
+        )
+
+    # enqueue ---------------------------------------------------------------------
+
+    async def add(self, jobs: list[NewJob]) -> list[Added]:
+        now = self.clock.now_ms()
+        await self._ensure_queues({j.queue for j in jobs}, now)
+        return await self.store.add_jobs(jobs, now, then=self.ledger.accepted)
+
+    async def add_scheduled(
+        self, queue: str, name: str, expected_next: int, jobs: list[NewJob], next_run_at: int
+    ) -> tuple[list[Added], bool] | None:
+        """A schedule's run: enqueue and advance the schedule in one transaction."""
+        now = self.clock.now_ms()
+        await self._ensure_queues({queue}, now)
+
+        def accept(outcome: tuple[list[Added], bool] | None) -> None:
+            if outcome is not None:
+                self.ledger.accepted(outcome[0])
+
+        return await self.store.fire_schedule(queue, name, expected_next, jobs, next_run_at, now,
+                                              then=accept)
+
+    async def _ensure_queues(self, queues: set[str], now: int) -> None:
+        for queue in queues - self.queues.keys():
+            await self.store.ensure_queue(queue, now)
+
+    # the loop ----------------------------------------------------------------------
+
+    def _wake_soon(self) -> None:
+        self._wake.set()
+
+    def _timer_moved(self, due: int) -> None:
+        if self._armed_at is None or due < self._armed_at:
+            self._wake.set()
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            await self._wake.wait()
+            self._wake.clear()
+            if self._stopping:
+                return
+            try:
+                self._promote_due()
+                for q in self.queues.values():
+                    self._start_in_process(q)
+            except Exception:  # never let one bad tick stop the dispatcher
+                log.exception("dispatcher tick failed", extra={"event": "dispatcher.error"})
+
+    def _arm(self, due: int | None) -> None:
+        """Set the one timer to the next delayed job's due time."""
+        if due == self._armed_at:
+            return
+        if self._timer_handle is not None:
+            self._timer_handle.cancel()
+            self._timer_handle = None
+        self._armed_at = due
+        if due is not None:
+            delay = max(0.0, (due - self.clock.now_ms()) / 1000)
+            self._timer_handle = asyncio.get_running_loop().call_later(delay, self._on_timer)
+
+    def _retry_soon(self) -> None:
+        """After a store failure: hold dispatching for a moment, then look again."""
+        self._held_until = self.clock.now_ms() + STORE_RETRY_MS
+        asyncio.get_running_loop().call_later(STORE_RETRY_MS / 1000, self._wake.set)
+
+    def _on_timer(self) -> None:
+        self._timer_handle = None
+        self._armed_at = None
+        self._wake.set()
+
+    def _promote_due(self) -> None:
+        due = self.ledger.timers.pop_due(self.clock.now_ms())
+        if due:
+            by_id = {t.job_id: t for t in due}
+            self.ledger.in_flight.update(by_id)
+            self._spawn(self._promote(by_id))
+        self._arm(self.ledger.timers.next_due())
+
+    async def _promote(self, due: dict[int, Timer]) -> None:
+        try:
+            await self.store.promote_jobs(
+                list(due), self.clock.now_ms(), then=lambda ids: self.ledger.promoted(due, ids)
+            )
+        except Exception:
+            # Nothing changed in the store: keep the timers, and try again shortly.
+            self.ledger.in_flight.difference_update(due)
+            for t in due.values():
+                self.ledger.timers.push(t)
+            self._retry_soon()
+            log.exception("promotion failed", extra={"event": "dispatcher.promote_failed"})
+
+    def _start_in_process(self, q: QueueRuntime) -> None:
+        free = q.concurrency - q.running
+        if q.paused or free <= 0 or self._held_until > self.clock.now_ms():
+            return
+        taken = q.lanes.take(free, local=True)
+        if taken:
+            q.running += len(taken.entries)
+            self.ledger.in_flight.update(taken.ids)
+            self._spawn(self._claim_and_run(q, taken))
+
+    async def _claim_and_run(self, q: QueueRuntime, taken: Taken) -> None:
+        ids = taken.ids
+
+        def started(jobs: list[Job]) -> None:
+            q.running -= len(ids) - len(jobs)  # ids no longer waiting (cancelled meanwhile)
+            for active in self.ledger.claimed(ids, jobs):
+                job = next(j for j in jobs if j.id == active.id)
+                active.task = asyncio.create_task(self.executor.run(job), name=f"job-{job.id}")
+            if len(jobs) < len(ids):
+                self._wake.set()
+
+        try:
+            await self.store.claim_jobs(ids, self.clock.now_ms(), None, then=started)
+        except Exception:
+            # Nothing was claimed: the jobs go back in line, and dispatching pauses
+            # briefly rather than spin against a store that cannot write.
+            q.running -= len(ids)
+            self.ledger.in_flight.difference_update(ids)
+            taken.put_back()
+            self._retry_soon()
+            log.exception("claim failed", extra={"event": "dispatcher.claim_failed", "queue": q.name})
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _repair(self, job_id: int) -> None:
+        self._spawn(self._resync(job_id))
+
+    async def _resync(self, job_id: int) -> None:
+        """Make memory follow the table for one job after the ledger failed on it."""
+        job = await self.store.get_job(job_id)
+        if job is None:
+            self.active.pop(job_id, None)
+        elif job.state in (JobState.WAITING, JobState.DELAYED):
+            self.active.pop(job_id, None)
+            self.ledger.place_job(job)
+        elif job.state is JobState.ACTIVE and job_id not in self.active and job.lease_expires_at:
+            self.ledger.adopt_active(job)
+        for queue, counts in (await self.store.count_states()).items():
+            m = self.metrics.of(queue).counts
+            m.clear()
+            m.update(counts)
+
+    # finishing (the executor's Reporter, and the API's worker routes) --------------
+
+    def owns(self, job_id: int, token: str) -> bool:
+        active = self.active.get(job_id)
+        return active is not None and active.token == token
+
+    def _told_to_nobody(self, job_id: int) -> bool:
+        """An in-process job's outcome is acknowledged to no one: its commit need not
+        wait for an fsync (see store/writer.py)."""
+        active = self.active.get(job_id)
+        return active is not None and active.in_process
+
+    async def complete(self, job_id: int, token: str, result: Any) -> Job:
+        change = await self.store.complete_job(
+            job_id, token, result, self.clock.now_ms(), durable=not self._told_to_nobody(job_id),
+            then=self.ledger.finished,
+        )
+        if change is None:
+            raise stale(job_id)
+        return change.job
+
+    async def fail(self, job_id: int, token: str, failure: Failure) -> Job:
+        change = await self.store.fail_job(
+            job_id, token, failure, self.clock.now_ms(), durable=not self._told_to_nobody(job_id),
+            then=self.ledger.finished,
+        )
+        if change is None:
+            raise stale(job_id)
+        return change.job
+
+    async def release(self, job_id: int, token: str) -> Job:
+        """Take a job back from its worker without counting the attempt."""
+        change = await self.store.release_job(
+            job_id, token, self.clock.now_ms(), then=lambda c: self.ledger.finished(c, counted=False)
+        )
+        if change is None:
+            raise stale(job_id)
+        return change.job
+
+    async def heartbeat(self, job_id: int, token: str, progress: Any, lease_ms: int | None) -> Job:
+        return await self.leases.heartbeat(job_id, token, progress, lease_ms)
+
+    async def clean(self, queue: str, state: JobState, grace_ms: int, limit: int | None) -> int:
+        """Remove finished jobs of ``state`` older than ``grace_ms``; keeps the counts."""
+        return await self.store.clean(
+            queue, state, self.clock.now_ms() - grace_ms, limit,
+            then=lambda removed: self.ledger.cleaned(queue, state, removed),
+        )
+
+    # cancel and retry --------------------------------------------------------------
+
+    async def cancel(self, job_id: int) -> Job:
+        change = await self.store.cancel_job(job_id, self.clock.now_ms(), then=self.ledger.withdrawn)
+        if change.prior is JobState.ACTIVE:
+            return await self._cancel_active(change.job)
+        return change.job
+
+    async def _cancel_active(self, job: Job) -> Job:
+        """An active job is asked to stop: an in-process handler is cancelled; an
+        external worker finds its lease gone at its next heartbeat or answer."""
+        active = self.active.get(job.id)
+        if active is None or job.lease_token is None:
+            raise Conflict(f"job {job.id} is finishing; try again")
+
+        def stopped(change: Change | None) -> None:
+            self.ledger.finished(change)
+            if change is not None and active.task is not None:
+                active.task.cancel()  # delivered at its next await; its outcome is stored
+
+        change = await self.store.fail_job(
+            job.id, job.lease_token, Failure("cancelled while running", cancel=True),
+            self.clock.now_ms(), then=stopped,
+        )
+        if change is None:
+            raise Conflict(f"job {job.id} finished before it could be cancelled")
+        return change.job
+
+    async def retry(self, job_id: int) -> Job:
+        change = await self.store.retry_job(job_id, self.clock.now_ms(), then=self.ledger.retried)
+        return change.job
+
+    # external workers --------------------------------------------------------------
+
+    async def lease(
+        self, queue: str, names: list[str] | None, max_jobs: int, lease_ms: int, wait_ms: int,
+        alive: Callable[[], bool] = lambda: True,
+    ) -> list[Job]:
+        return await self.leases.lease(queue, names, max_jobs, lease_ms, wait_ms, alive)
+
+    async def rescue_expired(self, message: str) -> list[Change]:
+        return await self.leases.rescue_expired(message)
+
+    def next_lease_expiry(self) -> int | None:
+        return self.leases.next_expiry()

@@ -1,0 +1,165 @@
+"""Leases for external workers: long-polled claims, heartbeats, and the return of
+jobs whose lease ran out.
+
+Lease deadlines are kept on the monotonic clock while the process lives (a wall
+clock stepped by an hour must not expire every lease at once); the store keeps the
+wall-clock expiry for people and for the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from ..clock import Clock
+from ..errors import Conflict, NotFound
+from ..model import Job
+from ..retry import Failure
+from ..store import Change, Store
+from .lanes import Taken
+from .ledger import Ledger, QueueRuntime
+
+Alive = Callable[[], bool]
+
+
+def stale(job_id: int) -> Conflict:
+    return Conflict(
+        f"job {job_id} is not active under that lease token: it finished, was"
+        " cancelled, or its lease expired and it was given to another worker"
+    )
+
+
+class LeaseDesk:
+    def __init__(self, store: Store, ledger: Ledger, clock: Clock, default_lease_ms: int) -> None:
+        self.store = store
+        self.ledger = ledger
+        self.clock = clock
+        self.default_lease_ms = default_lease_ms
+        self.closed = False  # shutting down: no new leases, open polls return empty
+        # Long polls on queues not known yet wait here without creating the queue.
+        self._idle_waiters: dict[str, list[asyncio.Future[None]]] = {}
+
+    async def lease(
+        self, queue: str, names: list[str] | None, max_jobs: int, lease_ms: int, wait_ms: int,
+        alive: Alive = lambda: True,
+    ) -> list[Job]:
+        """Up to ``max_jobs`` due jobs, highest priority first; waits up to ``wait_ms``
+        for one to arrive when none is there. ``alive`` says whether the asker is still
+        there: no job is claimed for a client that has gone, and jobs claimed just as
+        it went are handed back unstarted."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_ms / 1000
+        while True:
+            q = self.ledger.queues.get(queue)
+            if q is not None and not q.paused and not self.closed and alive():
+                taken = q.lanes.take(max_jobs, local=False) if names is None else q.lanes.take_named(names, max_jobs)
+                if taken:
+                    jobs = await self._claim(taken, lease_ms)
+                    if jobs and not alive():
+                        await self._hand_back(jobs)
+                        return []
+                    if jobs:
+                        return jobs
+                    continue  # all were cancelled meanwhile: look again
+            left = deadline - loop.time()
+            if left <= 0 or self.closed or not alive():
+                return []
+            if not await self._wait(queue, q, min(left, 1.0)):
+                if loop.time() >= deadline:
+                    return []
+
+    async def _claim(self, taken: Taken, lease_ms: int) -> list[Job]:
+        ids = taken.ids
+        self.ledger.in_flight.update(ids)
+
+        def undo(task: asyncio.Task[Any]) -> None:
+            if task.cancelled() or task.exception() is not None:
+                self.ledger.in_flight.difference_update(ids)
+                taken.put_back()  # nothing was claimed
+
+        claimed: list[Job] = []
+        write = asyncio.ensure_future(self.store.claim_jobs(
+            ids, self.clock.now_ms(), lease_ms,
+            then=lambda jobs: (claimed.extend(jobs), self.ledger.claimed(ids, jobs)),
+        ))
+        write.add_done_callback(undo)
+        try:
+            return await asyncio.shield(write)
+        except asyncio.CancelledError:
+            # The asker went away mid-claim: whatever the commit claimed goes back.
+            write.add_done_callback(lambda _t: asyncio.ensure_future(self._hand_back(claimed)))
+            raise
+
+    async def _hand_back(self, jobs: list[Job]) -> None:
+        for job in jobs:
+            assert job.lease_token is not None
+            try:
+                await self.store.release_job(job.id, job.lease_token, self.clock.now_ms(),
+                                             then=lambda c: self.ledger.finished(c, counted=False))
+            except Exception:  # the reaper returns it when its lease runs out
+                continue
+
+    async def _wait(self, queue: str, q: QueueRuntime | None, timeout: float) -> bool:
+        """Wait for a new job in ``queue`` (or ``timeout``); True when woken. The
+        timeout bounds how long a gone client's poll lingers."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiters = q.waiters if q is not None else self._idle_waiters.setdefault(queue, [])
+        waiters.append(waiter)
+        try:
+            await asyncio.wait_for(waiter, timeout)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            if waiter in waiters:
+                waiters.remove(waiter)
+            if q is None and not waiters:
+                self._idle_waiters.pop(queue, None)
+
+    def wake_idle(self, queue: str) -> None:
+        """A queue came into being: its early long polls look again."""
+        for waiter in self._idle_waiters.pop(queue, []):
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def close(self) -> None:
+        """Shutting down: open long polls return at once, empty."""
+        self.closed = True
+        for q in self.ledger.queues.values():
+            q.wake_waiters()
+        for queue in list(self._idle_waiters):
+            self.wake_idle(queue)
+
+    async def heartbeat(self, job_id: int, token: str, progress: Any, lease_ms: int | None) -> Job:
+        active = self.ledger.active.get(job_id)
+        if active is not None and not active.in_process and lease_ms is None:
+            lease_ms = self.default_lease_ms
+        job = await self.store.heartbeat(job_id, token, self.clock.now_ms(), lease_ms, progress,
+                                         then=self.ledger.beat)
+        if job is None:
+            if await self.store.get_job(job_id) is None:
+                raise NotFound(f"no job with id {job_id}")
+            raise stale(job_id)
+        if progress is not None:
+            self.ledger.emit("progress", job.id, job.queue, job.name, progress=progress)
+        return job
+
+    def expired(self) -> list[tuple[int, str]]:
+        now = self.clock.monotonic_ms()
+        return [(a.id, a.token) for a in self.ledger.active.values()
+                if a.deadline is not None and a.deadline < now]
+
+    async def rescue_expired(self, message: str) -> list[Change]:
+        """Fail the attempt of leased jobs whose lease ran out; see recovery.py."""
+        leases = self.expired()
+        if not leases:
+            return []
+        return await self.store.rescue_active(
+            self.clock.now_ms(), Failure(message), leases, then=self.ledger.finished_many
+        )
+
+    def next_expiry(self) -> int | None:
+        """The monotonic ms at which the first lease runs out."""
+        deadlines = [a.deadline for a in self.ledger.active.values() if a.deadline is not None]
+        return min(deadlines) if deadlines else None

@@ -1,0 +1,297 @@
+"""The ledger: where a committed change becomes memory state, in one step.
+
+Every method here is called by the store's post-commit hook (``then``), in the event
+loop's thread, right after the commit and before the caller is answered, whether or
+not the caller still waits. None of them awaits, so nothing can run between the
+commit and the bookkeeping, and a cancelled caller cannot skip it. In order, each
+applies: the job's place (lane, timer heap, active table), the counts, the metric
+windows, the event, the log line.
+
+An unexpected exception while applying a change is logged loudly and the job is
+handed to ``repair`` (set by the dispatcher), which re-reads it from the store and
+makes memory follow the table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..clock import Clock, to_iso
+from ..events import EventBus, JobEvent
+from ..metrics import Metrics, QueueMetrics
+from ..model import Job, JobState
+from ..store import Added, Change
+from .lanes import Lanes, Timer, TimerHeap, pack
+
+log = logging.getLogger("queueapp.ledger")
+
+
+@dataclass(slots=True)
+class ActiveJob:
+    """A running job, as far as the dispatcher needs to know it."""
+
+    id: int
+    queue: str
+    name: str
+    token: str
+    started_at: int
+    heartbeat_at: int
+    lease_expires_at: int | None  # wall-clock ms, as stored; None: runs in this process
+    # Monotonic ms at which the lease runs out: a wall-clock step cannot expire it early.
+    deadline: int | None = None
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def in_process(self) -> bool:
+        return self.lease_expires_at is None
+
+
+@dataclass(eq=False, slots=True)
+class QueueRuntime:
+    name: str
+    concurrency: int
+    lanes: Lanes
+    paused: bool = False
+    running: int = 0  # in-process jobs claimed or running
+    # Long-polling leases wait on these; any new waiting job resolves them all.
+    waiters: list[asyncio.Future[None]] = field(default_factory=list)
+
+    def wake_waiters(self) -> None:
+        for waiter in self.waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self.waiters.clear()
+
+
+class Ledger:
+    def __init__(
+        self, clock: Clock, runs_here: Callable[[str], bool], concurrency_for: Callable[[str], int],
+    ) -> None:
+        self.clock = clock
+        self.runs_here = runs_here  # a job name with an in-process handler
+        self.concurrency_for = concurrency_for
+        self.queues: dict[str, QueueRuntime] = {}
+        self.active: dict[int, ActiveJob] = {}
+        self.timers = TimerHeap()
+        self.metrics = Metrics()
+        self.events = EventBus()
+        # Ids popped from a lane or the timer heap whose claim or promotion is being
+        # committed: neither placed nor active, and the self-audit knows why.
+        self.in_flight: set[int] = set()
+        self.lease_granted = asyncio.Event()
+        self.wake: Callable[[], None] = lambda: None  # the dispatcher's loop
+        self.timer_moved: Callable[[int], None] = lambda due: None
+        self.repair: Callable[[int], None] = lambda job_id: None
+        self.queue_created: Callable[[str], None] = lambda name: None
+
+    # queues ----------------------------------------------------------------------
+
+    def queue(self, name: str) -> QueueRuntime:
+        found = self.queues.get(name)
+        if found is None:
+            found = self.queues[name] = QueueRuntime(
+                name, self.concurrency_for(name), Lanes(name, self.runs_here))
+            self.metrics.of(name)
+            self.queue_created(name)
+        return found
+
+    def counts(self, queue: str) -> QueueMetrics:
+        return self.metrics.of(queue)
+
+    def forget_idle(self, keep: set[str]) -> int:
+        """Free the memory of queues with no job in any state, nothing running or
+        waiting on them, not paused, and not in ``keep`` (queues with schedules)."""
+        gone = [
+            name for name, q in self.queues.items()
+            if name not in keep and not q.paused and q.running == 0 and not q.waiters
+            and not any(self.metrics.of(name).counts.values())
+        ]
+        for name in gone:
+            del self.queues[name]
+            self.metrics.queues.pop(name, None)
+        for q in self.queues.values():
+            q.lanes.forget_empty()
+        return len(gone)
+
+    # placing ---------------------------------------------------------------------
+
+    def place(self, job_id: int, queue: str, name: str, state: str, priority: int, run_at: int) -> None:
+        """Put an unfinished job where it will be found: its lane, or the timer heap."""
+        q = self.queue(queue)
+        if state == JobState.DELAYED:
+            self.timers.push(Timer(run_at, job_id, priority, queue, name))
+            self.timer_moved(run_at)
+            return
+        q.lanes.push(q.lanes.lane(name), pack(priority, run_at, job_id))
+        if self.runs_here(name):
+            self.wake()
+        else:
+            q.wake_waiters()
+
+    def place_job(self, job: Job) -> None:
+        self.place(job.id, job.queue, job.name, job.state, job.priority, job.run_at)
+
+    def _unplace(self, job: Job, prior: JobState) -> None:
+        q = self.queue(job.queue)
+        if prior is JobState.WAITING:
+            q.lanes.lane(job.name).kill(pack(job.priority, job.run_at, job.id))
+        elif prior is JobState.DELAYED:
+            self.timers.kill(job.run_at, job.id)
+
+    # committed changes -------------------------------------------------------------
+
+    def accepted(self, added: list[Added]) -> None:
+        """Enqueues committed: count them and put the new jobs in line."""
+        for a in added:
+            if a.created:
+                self._guard(a.job.id, self._accept_one, a.job)
+
+    def _accept_one(self, job: Job) -> None:
+        m = self.metrics.of(job.queue)
+        m.move(None, job.state)
+        m.added_total += 1
+        self.emit("added", job.id, job.queue, job.name, state=str(job.state), priority=job.priority)
+        self.place_job(job)
+
+    def claimed(self, taken: list[int], jobs: list[Job]) -> list[ActiveJob]:
+        """waiting -> active committed for ``jobs`` (of the ``taken`` ids; the others
+        were no longer waiting)."""
+        self.in_flight.difference_update(taken)
+        return [a for job in jobs if (a := self._guard(job.id, self._activate, job)) is not None]
+
+    def _activate(self, job: Job) -> ActiveJob:
+        assert job.lease_token is not None and job.started_at is not None
+        m = self.metrics.of(job.queue)
+        m.move(JobState.WAITING, JobState.ACTIVE)
+        m.waiting_time.observe(max(0, job.started_at - job.run_at))
+        active = self.adopt_active(job)
+        self.emit("active", job.id, job.queue, job.name, attempt=job.attempts_made)
+        return active
+
+    def adopt_active(self, job: Job) -> ActiveJob:
+        """Track a job that is active in the store (claimed now, or a lease still
+        valid after a restart)."""
+        assert job.lease_token is not None and job.started_at is not None
+        deadline = None
+        if job.lease_expires_at is not None:
+            deadline = self.clock.monotonic_ms() + max(0, job.lease_expires_at - self.clock.now_ms())
+        active = ActiveJob(job.id, job.queue, job.name, job.lease_token, job.started_at,
+                           job.heartbeat_at or job.started_at, job.lease_expires_at, deadline)
+        self.active[job.id] = active
+        if deadline is not None:
+            self.lease_granted.set()  # the lease reaper may be asleep with no lease out
+        return active
+
+    def promoted(self, due: dict[int, Timer], ids: list[int]) -> None:
+        """delayed -> waiting committed for ``ids``; the other due ids had moved on."""
+        self.in_flight.difference_update(due)
+        for job_id in ids:
+            t = due[job_id]
+            self.metrics.of(t.queue).move(JobState.DELAYED, JobState.WAITING)
+            self.emit("waiting", job_id, t.queue, t.name)
+            self.place(job_id, t.queue, t.name, JobState.WAITING, t.priority, t.run_at)
+
+    def finished(self, change: Change | None, counted: bool = True) -> None:
+        """An active job's move committed (completed, failed, retrying, released,
+        cancelled while running). ``counted`` False: released, attempt not counted."""
+        if change is not None:
+            self._guard(change.job.id, self._finish, change, counted)
+
+    def finished_many(self, changes: list[Change]) -> None:
+        for change in changes:
+            self.emit("stalled", change.job.id, change.job.queue, change.job.name)
+            self.finished(change)
+
+    def _finish(self, change: Change, counted: bool) -> None:
+        job = change.job
+        active = self.active.pop(job.id, None)
+        m = self.metrics.of(job.queue)
+        m.move(change.prior, None if change.deleted else job.state)
+        for state, n in change.pruned.items():
+            m.counts[state] -= n
+        if job.state in (JobState.COMPLETED, JobState.FAILED):
+            m.record_finish(job)
+        elif job.state in (JobState.WAITING, JobState.DELAYED):
+            if counted:
+                m.retried_total += 1
+            self.place_job(job)
+        if active is not None and active.in_process:
+            self.queue(job.queue).running -= 1
+            self.wake()
+        self._emit_finish(job, counted)
+        _log_finish(job)
+
+    def withdrawn(self, change: Change) -> None:
+        """waiting/delayed -> cancelled committed."""
+        if change.prior is JobState.ACTIVE:
+            return  # nothing stored yet: the dispatcher stops the running attempt
+        job = change.job
+        self._unplace(job, change.prior)
+        self.metrics.of(job.queue).move(change.prior, JobState.CANCELLED)
+        self.emit("cancelled", job.id, job.queue, job.name)
+
+    def retried(self, change: Change) -> None:
+        """failed/cancelled -> waiting committed."""
+        job = change.job
+        self.metrics.of(job.queue).move(change.prior, JobState.WAITING)
+        self.emit("added", job.id, job.queue, job.name, state=str(job.state), retried=True)
+        self.place_job(job)
+
+    def cleaned(self, queue: str, state: JobState, removed: int) -> None:
+        if queue in self.metrics.queues:
+            self.metrics.of(queue).counts[state] -= removed
+
+    def beat(self, job: Job | None) -> None:
+        """A heartbeat committed: the lease runs from now."""
+        if job is None:
+            return
+        active = self.active.get(job.id)
+        if active is None:
+            return
+        active.heartbeat_at = job.heartbeat_at or active.heartbeat_at
+        if job.lease_expires_at is not None:
+            active.lease_expires_at = job.lease_expires_at
+            active.deadline = self.clock.monotonic_ms() + max(0, job.lease_expires_at - self.clock.now_ms())
+
+    # events ------------------------------------------------------------------------
+
+    def emit(self, kind: str, job_id: int, queue: str, name: str, **detail: Any) -> None:
+        if self.events.active:  # building events costs nothing when nobody listens
+            self.events.publish(JobEvent(kind, job_id, queue, name, self.clock.now_ms(), detail))
+
+    def _emit_finish(self, job: Job, counted: bool) -> None:
+        if not counted:
+            self.emit("released", job.id, job.queue, job.name)
+        elif job.state is JobState.CANCELLED:
+            self.emit("cancelled", job.id, job.queue, job.name)
+        elif job.state is JobState.COMPLETED:
+            self.emit("completed", job.id, job.queue, job.name, result=job.result)
+        elif job.state is JobState.FAILED:
+            self.emit("failed", job.id, job.queue, job.name, error=job.error)
+        else:
+            self.emit("retrying", job.id, job.queue, job.name, error=job.error,
+                      runAt=to_iso(job.run_at), attempt=job.attempts_made)
+
+    def _guard(self, job_id: int, step: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return step(*args)
+        except Exception:
+            log.exception("memory could not follow a committed change; re-reading the job",
+                          extra={"event": "ledger.error", "job": job_id})
+            self.repair(job_id)
+            return None
+
+
+def _log_finish(job: Job) -> None:
+    if job.state is JobState.FAILED:
+        log.warning(
+            "job failed for good",
+            extra={"event": "job.failed", "job": job.id, "queue": job.queue,
+                   "job_name": job.name, "attempts": job.attempts_made, "error": job.error},
+        )
+    elif job.state in (JobState.WAITING, JobState.DELAYED):
+        log.debug("job will retry", extra={"event": "job.retry", "job": job.id})
