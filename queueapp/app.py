@@ -18,7 +18,7 @@ from .clock import Clock
 from .config import Config
 from .monitor import Alerter, Monitor
 from .service import QueueService
-from .store import open_store
+from .store import DatabaseLock, open_store
 from .workers.builtin import BuiltinJobs
 from .workers.registry import HandlerRegistry
 from .workers.registry import registry as default_registry
@@ -31,6 +31,7 @@ def make_app(
     *,
     registry: HandlerRegistry | None = None,
     clock: Clock | None = None,
+    lock: DatabaseLock | None = None,
 ) -> web.Application:
     registry = registry or default_registry
     registry.load_modules(config.handler_modules)
@@ -42,7 +43,7 @@ def make_app(
     app = web.Application(middlewares=middlewares, client_max_size=config.max_body_bytes)
     app["config"] = config
     service = QueueService(
-        open_store(config.db, config.durability),
+        open_store(config.db, config.durability, lock=lock),
         registry=registry,
         clock=clock,
         concurrency=config.concurrency_for,
@@ -59,7 +60,16 @@ def make_app(
     app.add_routes(routes)
     app.cleanup_ctx.append(_service_ctx)
     app.cleanup_ctx.append(_monitor_ctx)
+    app.on_shutdown.append(_end_open_requests)
     return app
+
+
+async def _end_open_requests(app: web.Application) -> None:
+    """The first step of a stop, once the port is closed: event streams end and long
+    polls return empty, so that no open request holds the stop up."""
+    service: QueueService = app["service"]
+    service.dispatcher.close_leases()
+    service.dispatcher.events.close_all()
 
 
 async def _service_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -88,10 +98,30 @@ async def _monitor_ctx(app: web.Application) -> AsyncIterator[None]:
     if monitor.alerter is not None:
         await monitor.alerter.start()
     task = asyncio.create_task(monitor.run(), name="queueapp-monitor")
+    config: Config = app["config"]
+    audit = None
+    if config.audit_interval_ms:
+        audit = asyncio.create_task(_audit_forever(app["service"], config.audit_interval_ms))
     yield
     await _cancel(task)
+    if audit is not None:
+        await _cancel(audit)
     if monitor.alerter is not None:
         await monitor.alerter.stop()
+
+
+async def _audit_forever(service: QueueService, interval_ms: int) -> None:
+    """The running self-audit: every difference between memory and the table is a bug,
+    logged loudly."""
+    while True:
+        await asyncio.sleep(interval_ms / 1000)
+        try:
+            problems = await service.dispatcher.audit()
+        except Exception:
+            log.exception("self-audit could not run", extra={"event": "audit.error"})
+            continue
+        for problem in problems:
+            log.error("memory and table disagree", extra={"event": "audit.difference", "problem": problem})
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

@@ -7,7 +7,7 @@ import logging
 import sys
 
 from . import __version__
-from .config import SETTINGS, ConfigError, load_config
+from .config import CHOICES, SETTINGS, ConfigError, load_config
 from .logs import setup_logging
 
 SETTING_NAMES = frozenset(s.name for s in SETTINGS)
@@ -30,12 +30,17 @@ file (--config queueapp.toml, with lines like: port = 8080).
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="TOML file of settings (env QUEUEAPP_CONFIG)")
-    parser.add_argument("--db", metavar="PATH", help=_help("db"))
+    _add_setting(parser, "db")
 
 
-def _help(name: str) -> str:
+def _add_setting(parser: argparse.ArgumentParser, name: str) -> None:
     setting = next(s for s in SETTINGS if s.name == name)
-    return f"{setting.help} Default {setting.default!r}; env {setting.env}."
+    kind = setting.kind if setting.kind in (int, float) else str
+    parser.add_argument(
+        "--" + name.replace("_", "-"), dest=name, type=kind, choices=CHOICES.get(name),
+        metavar=None if name in CHOICES else name.split("_")[-1].upper(),
+        help=f"{setting.help} Default {setting.default!r}; env {setting.env}.",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,17 +52,16 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the appliance (HTTP API and workers)")
-    _add_common(serve)
-    serve.add_argument("--host", help=_help("host"))
-    serve.add_argument("--port", type=int, help=_help("port"))
-    serve.add_argument("--durability", choices=["full", "normal"], help=_help("durability"))
-    serve.add_argument("--handlers", metavar="MODULES", help=_help("handlers"))
-    serve.add_argument("--concurrency", type=int, metavar="N", help=_help("concurrency"))
-    serve.add_argument("--event-loop", choices=["auto", "asyncio", "uvloop"], help=_help("event_loop"))
-    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help=_help("log_level"))
+    serve.add_argument("--config", metavar="FILE", help="TOML file of settings (env QUEUEAPP_CONFIG)")
+    for setting in SETTINGS:  # every setting is an option
+        _add_setting(serve, setting.name)
 
     migrate = commands.add_parser("migrate", help="create or upgrade the database schema, then exit")
     _add_common(migrate)
+
+    check = commands.add_parser(
+        "check", help="check the database's invariants (with the appliance stopped); exit 1 on any problem")
+    _add_common(check)
 
     restore = commands.add_parser(
         "restore", help="bring back a backup (from a backup-data job) as the database; stop serve first")
@@ -68,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
         "worker", help="run handlers from a module on jobs leased from a remote appliance")
     worker.add_argument("--url", default="http://127.0.0.1:3000", help="the appliance's base URL")
     worker.add_argument("--handlers", required=True, metavar="MODULES",
-                        help="comma-separated modules whose @registry.handler functions run the jobs")
+                        help="comma-separated modules whose @registry.handler functions run the jobs"
+                             " (the current folder is searched first)")
     worker.add_argument("--queue", default="default", help="queue to lease from")
     worker.add_argument("--concurrency", type=int, default=5, metavar="N", help="jobs run at once")
     worker.add_argument("--lease-ms", type=int, default=30_000, help="lease per job, renewed at a third")
@@ -98,15 +103,17 @@ def main(argv: list[str] | None = None) -> int:
         return _migrate(config.db)
     if args.command == "restore":
         return _restore(args.backup, config.db)
+    if args.command == "check":
+        return _check(config.db)
     return _serve(config)
 
 
 def _restore(backup: str, db: str) -> int:
-    from .store import restore_database
+    from .store import DatabaseInUse, restore_database
 
     try:
         restore_database(backup, db)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, DatabaseInUse) as exc:
         print(f"queueapp: cannot restore: {exc}", file=sys.stderr)
         return 1
     log.info("database restored", extra={"event": "db.restored", "db": db, "backup": backup})
@@ -142,10 +149,28 @@ def _worker(args: argparse.Namespace) -> int:
     return 0
 
 
-def _migrate(db: str) -> int:
-    from .store import migrate_database
+def _check(db: str) -> int:
+    from .store import DatabaseInUse, check_database
 
-    names = ", ".join(migrate_database(db)) or "none (up to date)"
+    try:
+        count, problems = check_database(db)
+    except (OSError, ValueError, DatabaseInUse) as exc:
+        print(f"queueapp: cannot check: {exc}", file=sys.stderr)
+        return 1
+    for problem in problems:
+        print(problem)
+    print(f"{db}: {count} jobs, {len(problems)} problem(s)")
+    return 1 if problems else 0
+
+
+def _migrate(db: str) -> int:
+    from .store import DatabaseInUse, migrate_database
+
+    try:
+        names = ", ".join(migrate_database(db)) or "none (up to date)"
+    except DatabaseInUse as exc:
+        print(f"queueapp: {exc}", file=sys.stderr)
+        return 1
     log.info("migrations applied", extra={"event": "db.migrated", "db": db, "applied": names})
     return 0
 
@@ -167,15 +192,32 @@ def _new_loop(choice: str):  # noqa: ANN202 - an asyncio event loop
 
 
 def _serve(config) -> int:  # noqa: ANN001 - Config
+    """Take the database's lock, then the port, then start: a second appliance on the
+    same file, or a port in use, is refused in one line before anything is read or
+    changed."""
     from aiohttp import web
 
     from .app import make_app
+    from .store import DatabaseInUse, lock_database
 
     try:
-        app = make_app(config)
+        lock = lock_database(config.db)
+    except (DatabaseInUse, OSError) as exc:
+        print(f"queueapp: {exc}", file=sys.stderr)
+        return 1
+    try:
+        sock = _listen(config.host, config.port)
+    except OSError as exc:
+        lock.release()
+        print(f"queueapp: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    try:
+        app = make_app(config, lock=lock)
     except ImportError as exc:
+        lock.release()
         print(f"queueapp: cannot import a handler module: {exc}", file=sys.stderr)
         return 2
+    raise_open_files_limit()
     # The store's writer thread needs the GIL back after each fsync while the event
     # loop is busy; at the default 5 ms switch interval it waits that long per commit,
     # and enqueue throughput falls by a third (measured with scripts/bench).
@@ -183,10 +225,48 @@ def _serve(config) -> int:  # noqa: ANN001 - Config
     log.info(
         "listening", extra={"event": "server.listening", "host": config.host, "port": config.port}
     )
-    web.run_app(app, host=config.host, port=config.port, print=None, access_log=None,
-                shutdown_timeout=config.shutdown_grace_ms / 1000 + 5,
-                loop=_new_loop(config.event_loop))
+    try:
+        web.run_app(app, sock=sock, print=None, access_log=None, shutdown_timeout=1.0,
+                    keepalive_timeout=config.idle_timeout_ms / 1000,
+                    loop=_new_loop(config.event_loop))
+    except Exception as exc:  # a failed start: one line, a non-zero exit, no hang
+        log.exception("start-up failed", extra={"event": "app.failed"})
+        print(f"queueapp: start-up failed: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        lock.release()
     return 0
+
+
+def _listen(host: str, port: int):  # noqa: ANN202 - a bound, listening socket
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(1024)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+def raise_open_files_limit() -> None:
+    """Each connection is a file descriptor; the soft limit (often 1,024) refuses the
+    1,025th client. Raise it to the hard limit this process is allowed."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        hard = 1_048_576
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass
 
 
 if __name__ == "__main__":

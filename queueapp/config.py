@@ -61,6 +61,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Enqueue requests a client may send at once before rate_limit applies. 0: same as rate_limit.", int,
     ),
     Setting("shutdown_grace_ms", 10_000, "On stop, how long running jobs may take to finish, in ms.", int),
+    Setting("idle_timeout_ms", 15_000, "An idle keep-alive connection is closed after this long, in ms.", int),
+    Setting(
+        "audit_interval_ms", 0,
+        "Self-audit: every this many ms, compare memory with the table and log any difference;"
+        " also serves GET /debug/audit. 0: off (a debugging aid; each audit reads every unfinished job).",
+        int,
+    ),
     Setting("monitor_interval_ms", 60_000, "How often the monitor checks every queue's health, in ms.", int),
     Setting(
         "alert_webhook_url", "",
@@ -109,7 +116,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 AT_LEAST: dict[str, int] = {
     "port": 1, "concurrency": 1, "lease_ms": 1, "max_body_bytes": 1, "monitor_interval_ms": 1,
-    "stuck_after_ms": 1, "backup_keep": 1, "rate_limit": 0, "rate_burst": 0, "shutdown_grace_ms": 0,
+    "stuck_after_ms": 1, "backup_keep": 1, "idle_timeout_ms": 1, "audit_interval_ms": 0, "rate_limit": 0, "rate_burst": 0, "shutdown_grace_ms": 0,
 }
 
 
@@ -127,6 +134,8 @@ class Config:
     rate_limit: int = 0
     rate_burst: int = 0
     shutdown_grace_ms: int = 10_000
+    idle_timeout_ms: int = 15_000
+    audit_interval_ms: int = 0
     monitor_interval_ms: int = 60_000
     alert_webhook_url: str = ""
     stuck_after_ms: int = 300_000
@@ -204,6 +213,12 @@ class Config:
 
     def validate(self) -> Config:
         """Refuse a configuration that cannot work, saying which setting and why."""
+        from .store import parse_location
+
+        try:
+            parse_location(self.db)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")

@@ -85,6 +85,11 @@ class EventBus:
         if sub in self._subscribers:
             self._subscribers.remove(sub)
 
+    def close_all(self) -> None:
+        """End every subscription (shutting down: open streams finish at once)."""
+        for sub in list(self._subscribers):
+            sub.close()
+
     def publish(self, event: JobEvent) -> None:
         for sub in list(self._subscribers):
             sub.offer(event)

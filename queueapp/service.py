@@ -73,9 +73,13 @@ class QueueService:
         """Open the store, recover what a crash left running, start dispatching, the
         scheduler and the lease reaper."""
         await self.store.open()
-        leased = await recover_after_restart(self.store, self.clock)
-        await self.dispatcher.start(leased)
-        await self.scheduler.start()
+        try:
+            leased = await recover_after_restart(self.store, self.clock)
+            await self.dispatcher.start(leased)
+            await self.scheduler.start()
+        except BaseException:
+            await self.store.close()  # its writer thread would keep the process alive
+            raise
         if self.background:
             self._loops = [
                 asyncio.create_task(self.scheduler.run(), name="queueapp-scheduler"),

@@ -246,7 +246,8 @@ async def test_report_numbers_match_the_jobs_run(make_client, tmp_path):
             body = {"leaseToken": job["leaseToken"]}
             if outcome == "fail":
                 body["error"] = "disk full"
-            await client.post(f"/queues/jobs/{job['id']}/{outcome}", json=body)
+            r = await client.post(f"/queues/jobs/{job['id']}/{outcome}", json=body)
+            assert r.status == 200, await r.text()
     _, job = await run_job(client, {"name": "generate-report", "data": {"windowMs": 3_600_000}})
     assert job["state"] == "completed", job["error"]
     report = json.loads(open(job["result"]["json"]).read())

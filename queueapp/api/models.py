@@ -225,3 +225,8 @@ class ScheduleOut(Open):
 
 class SchedulesOut(Open):
     schedules: list[ScheduleOut]
+
+
+class AuditOut(Open):
+    ok: bool
+    problems: list[str]

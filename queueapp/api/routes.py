@@ -20,6 +20,7 @@ from ..retry import Failure
 from ..service import DEFAULT_QUEUE, QueueService, validation_details
 from .models import (
     AddJobBody,
+    AuditOut,
     BulkBody,
     CleanBody,
     CompleteBody,
@@ -275,6 +276,16 @@ async def complete_many(request: web.Request) -> web.Response:
         else:
             results.append({"id": item.id, "ok": True, "state": str(outcome.state)})
     return ok({"results": results})
+
+
+@endpoint(routes, "GET", "/debug/audit",
+          "Self-audit: compare the appliance's memory with its table (404 unless audit_interval_ms is set).",
+          ok=AuditOut, errors=(404, 503))
+async def audit(request: web.Request) -> web.Response:
+    if not request.app["config"].audit_interval_ms:
+        raise NotFound("the self-audit is off: start the appliance with audit_interval_ms above 0")
+    problems = await service_of(request).dispatcher.audit()
+    return ok({"ok": not problems, "problems": problems})
 
 
 @endpoint(routes, "GET", "/openapi.json", "This description, generated from the code.", ok=DocumentOut)

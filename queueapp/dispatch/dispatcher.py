@@ -24,6 +24,7 @@ from ..model import Job, JobState, NewJob
 from ..retry import Failure
 from ..store import Added, Change, Store
 from ..workers.registry import HandlerRegistry
+from .audit import compare
 from .executor import JobExecutor
 from .lanes import Taken, Timer
 from .leases import LeaseDesk, stale
@@ -285,6 +286,7 @@ class Dispatcher:
         if taken:
             q.running += len(taken.entries)
             self.ledger.in_flight.update(taken.ids)
+            self.ledger.claiming_here.update(dict.fromkeys(taken.ids, q.name))
             self._spawn(self._claim_and_run(q, taken))
 
     async def _claim_and_run(self, q: QueueRuntime, taken: Taken) -> None:
@@ -305,6 +307,8 @@ class Dispatcher:
             # briefly rather than spin against a store that cannot write.
             q.running -= len(ids)
             self.ledger.in_flight.difference_update(ids)
+            for job_id in ids:
+                self.ledger.claiming_here.pop(job_id, None)
             taken.put_back()
             self._retry_soon()
             log.exception("claim failed", extra={"event": "dispatcher.claim_failed", "queue": q.name})
@@ -331,6 +335,12 @@ class Dispatcher:
             m = self.metrics.of(queue).counts
             m.clear()
             m.update(counts)
+
+    async def audit(self) -> list[str]:
+        """Differences between memory and the table (none, unless there is a bug)."""
+        found: list[str] = []
+        await self.store.snapshot(then=lambda snap: found.extend(compare(self.ledger, snap)))
+        return found
 
     # finishing (the executor's Reporter, and the API's worker routes) --------------
 

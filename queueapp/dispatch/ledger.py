@@ -82,6 +82,8 @@ class Ledger:
         # Ids popped from a lane or the timer heap whose claim or promotion is being
         # committed: neither placed nor active, and the self-audit knows why.
         self.in_flight: set[int] = set()
+        # Of those, the ones claimed for this process's handlers, with their queue.
+        self.claiming_here: dict[int, str] = {}
         self.lease_granted = asyncio.Event()
         self.wake: Callable[[], None] = lambda: None  # the dispatcher's loop
         self.timer_moved: Callable[[int], None] = lambda due: None
@@ -161,6 +163,8 @@ class Ledger:
         """waiting -> active committed for ``jobs`` (of the ``taken`` ids; the others
         were no longer waiting)."""
         self.in_flight.difference_update(taken)
+        for job_id in taken:
+            self.claiming_here.pop(job_id, None)
         return [a for job in jobs if (a := self._guard(job.id, self._activate, job)) is not None]
 
     def _activate(self, job: Job) -> ActiveJob:

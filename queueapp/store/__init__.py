@@ -2,8 +2,10 @@
 
 from pathlib import Path
 
-from .base import Added, Change, CommitStats, FinishedSample, PendingJob, QueueSettings, Store, Then
+from .base import Added, Change, CommitStats, FinishedSample, PendingJob, QueueSettings, Store, TableSnapshot, Then
+from .check import job_count, table_problems
 from .connection import connect
+from .lock import DatabaseInUse, DatabaseLock
 from .migrate import migrate
 from .sqlite import SqliteStore, restore_file
 
@@ -11,34 +13,87 @@ __all__ = [
     "Added",
     "Change",
     "CommitStats",
+    "DatabaseInUse",
+    "DatabaseLock",
     "FinishedSample",
     "PendingJob",
     "QueueSettings",
     "SqliteStore",
     "Store",
+    "TableSnapshot",
     "Then",
+    "check_database",
+    "lock_database",
     "migrate_database",
+    "parse_location",
     "open_store",
     "restore_database",
 ]
 
 
-def open_store(path: str, durability: str = "full") -> Store:
-    """The store for a database location (today: a SQLite file path)."""
-    return SqliteStore(path, durability)
+def parse_location(db: str) -> Path:
+    """The SQLite file a ``db`` setting names: a path, or ``sqlite:///path``. Raises
+    ValueError for any other scheme, saying what is supported."""
+    if db.startswith("sqlite://"):
+        path = db.removeprefix("sqlite://")
+        if not path.startswith("/"):
+            raise ValueError(f"db {db!r}: write sqlite:///relative/path or sqlite:////absolute/path")
+        return Path(path[1:])  # sqlite:///rel/q.db is rel/q.db; sqlite:////abs/q.db is /abs/q.db
+    scheme, sep, _ = db.partition("://")
+    if sep:
+        if scheme in ("postgresql", "postgres"):
+            raise ValueError(
+                f"db {db!r}: this version stores jobs in SQLite only; give a file path"
+                " (PostgreSQL for several nodes is not part of it yet)")
+        raise ValueError(f"db {db!r}: unknown scheme {scheme!r}; give a file path or sqlite:///path")
+    if not db.strip():
+        raise ValueError("db must name a file")
+    return Path(db)
 
 
-def migrate_database(path: str) -> list[str]:
+def open_store(db: str, durability: str = "full", lock: DatabaseLock | None = None) -> Store:
+    """The store for a database location; ``lock``: already taken by the caller."""
+    return SqliteStore(parse_location(db), durability, lock=lock)
+
+
+def lock_database(db: str) -> DatabaseLock:
+    """Take the database's single-appliance lock (DatabaseInUse when taken)."""
+    return DatabaseLock(parse_location(db)).acquire()
+
+
+def migrate_database(db: str) -> list[str]:
     """Create or upgrade the schema at a database location; the migrations applied."""
-    conn = connect(path)
-    try:
-        return [f"{m.version:04d}_{m.name}" for m in migrate(conn)]
-    finally:
-        conn.close()
+    with DatabaseLock(parse_location(db)):
+        conn = connect(parse_location(db))
+        try:
+            return [f"{m.version:04d}_{m.name}" for m in migrate(conn)]
+        finally:
+            conn.close()
 
 
-def restore_database(backup: str, path: str) -> None:
-    """Bring a backup back as the database at ``path`` (the appliance stopped), then
-    bring its schema up to date. Raises ValueError for a backup that cannot serve."""
-    restore_file(Path(backup), Path(path))
-    migrate_database(path)
+def restore_database(backup: str, db: str) -> None:
+    """Bring a backup back as the database at ``db`` (refused while an appliance
+    serves it), then bring its schema up to date. Raises ValueError for a backup that
+    cannot serve, DatabaseInUse when the database is in use."""
+    path = parse_location(db)
+    with DatabaseLock(path):
+        restore_file(Path(backup), path)
+        conn = connect(path)
+        try:
+            migrate(conn)
+        finally:
+            conn.close()
+
+
+def check_database(db: str) -> tuple[int, list[str]]:
+    """The table's invariants (see store/check.py), with the appliance stopped: the
+    number of jobs and the problems found."""
+    path = parse_location(db)
+    if not path.is_file():
+        raise ValueError(f"{path} does not exist")
+    with DatabaseLock(path):
+        conn = connect(path)
+        try:
+            return job_count(conn), table_problems(conn)
+        finally:
+            conn.close()

@@ -72,6 +72,14 @@ class FinishedSample:
 
 
 @dataclass(slots=True)
+class TableSnapshot:
+    """The unfinished jobs and the counts, as one transaction sees them (self-audit)."""
+
+    unfinished: list[tuple[int, str, str, str, int, int, str | None]]  # id, queue, name, state, priority, run_at, token
+    counts: dict[str, dict[JobState, int]]
+
+
+@dataclass(slots=True)
 class CommitStats:
     """How often the store commits, how many changes each commit carries, how long."""
 
@@ -201,6 +209,11 @@ class Store(ABC):
     @abstractmethod
     async def get_schedule(self, queue: str, name: str) -> Schedule | None: ...
 
+    @abstractmethod
+    async def snapshot(self, *, then: Then = None) -> TableSnapshot:
+        """Unfinished jobs and counts, read in the writer's order: ``then`` sees the
+        table exactly as the changes committed before it left it."""
+
     # maintenance ---------------------------------------------------------------
     @abstractmethod
     async def backup_to(self, path: str) -> int:
@@ -209,7 +222,7 @@ class Store(ABC):
 
     @abstractmethod
     async def report(self, queue: str, since: int, until: int) -> dict[str, Any]:
-        """Figures for jobs of ``queue`` finished in ``[since, until)``: per job name
+        """Figures for jobs of ``queue`` finished in ``[since, until]``: per job name
         counts and processing times, the commonest failure reasons; and the queue's
         current counts by state."""
 

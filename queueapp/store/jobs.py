@@ -13,7 +13,7 @@ from ..errors import Conflict, NotFound
 from ..jsonfast import loads
 from ..model import FINISHED, Job, JobState, NewJob, dumps
 from ..retry import Failure, after_failure
-from .base import Added, Change
+from .base import Added, Change, TableSnapshot
 
 _STATES = {s.value: s for s in JobState}
 MAX_KEEP = 2**62  # the largest keep-newest-N count SQLite's OFFSET takes
@@ -324,3 +324,14 @@ def clean(
         (queue, state, finished_before, -1 if limit is None else limit),
     )
     return cursor.rowcount
+
+
+def snapshot(conn: sqlite3.Connection) -> TableSnapshot:
+    unfinished = conn.execute(
+        "SELECT id, queue, name, state, priority, run_at, lease_token FROM jobs"
+        " WHERE state IN ('waiting', 'delayed', 'active')"
+    ).fetchall()
+    counts: dict[str, dict[JobState, int]] = {}
+    for queue, state, n in conn.execute("SELECT queue, state, count(*) FROM jobs GROUP BY queue, state"):
+        counts.setdefault(queue, {})[_STATES[state]] = n
+    return TableSnapshot(unfinished, counts)

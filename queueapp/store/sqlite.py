@@ -22,17 +22,24 @@ from .base import (
     PendingJob,
     QueueSettings,
     Store,
+    TableSnapshot,
     Then,
 )
 from .connection import READER_PRAGMAS, connect
+from .lock import DatabaseLock
 from .migrate import migrate
 from .writer import GroupCommitWriter
 
 
 class SqliteStore(Store):
-    def __init__(self, path: str | Path, durability: str = "full") -> None:
+    def __init__(
+        self, path: str | Path, durability: str = "full", *, lock: DatabaseLock | None = None
+    ) -> None:
         self.path = Path(path)
         self.durability = durability
+        # The single-appliance lock: taken by open() unless the caller already holds it.
+        self._lock = lock
+        self._owns_lock = lock is None
         self._writer = GroupCommitWriter(lambda: connect(self.path, durability), fsync=durability == "full")
         self._reader: aiosqlite.Connection | None = None
         self._ids: sql.IdAllocator | None = None
@@ -43,6 +50,8 @@ class SqliteStore(Store):
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self._owns_lock:
+            self._lock = DatabaseLock(self.path).acquire()
         await self._writer.start()
         await self._writer.run_sync(migrate)
 
@@ -59,6 +68,9 @@ class SqliteStore(Store):
         if self._reader is not None:
             await self._reader.close()
             self._reader = None
+        if self._owns_lock and self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     # writes ------------------------------------------------------------------
 
@@ -118,6 +130,9 @@ class SqliteStore(Store):
 
     async def unowned_active(self, now: int) -> tuple[list[Job], list[Job]]:
         return await self._writer.submit(sql.unowned_active, now, savepoint=False, durable=False)
+
+    async def snapshot(self, *, then: Then = None) -> TableSnapshot:
+        return await self._writer.submit(sql.snapshot, savepoint=False, durable=False, then=then)
 
     async def set_paused(self, queue: str, paused: bool, now: int) -> None:
         await self._writer.submit(_set_paused, queue, paused, now)
@@ -185,12 +200,12 @@ class SqliteStore(Store):
             " avg(CASE WHEN state = 'completed' THEN finished_at - started_at END),"
             " max(finished_at - started_at)"
             " FROM jobs WHERE queue = ? AND state IN ('completed', 'failed')"
-            " AND finished_at >= ? AND finished_at < ? GROUP BY name ORDER BY name",
+            " AND finished_at >= ? AND finished_at <= ? GROUP BY name ORDER BY name",
             (queue, since, until),
         )
         reasons = await self._fetchall(
             "SELECT error, count(*) AS n FROM jobs WHERE queue = ? AND state = 'failed'"
-            " AND finished_at >= ? AND finished_at < ? GROUP BY error ORDER BY n DESC, error LIMIT 10",
+            " AND finished_at >= ? AND finished_at <= ? GROUP BY error ORDER BY n DESC, error LIMIT 10",
             (queue, since, until),
         )
         states = await self._fetchall(

@@ -1,0 +1,103 @@
+"""The self-audit: does memory agree with the table?
+
+``compare`` takes a snapshot of the table read in the writer's order (every change
+committed before it is in it, none after) and, in the snapshot's post-commit hook,
+checks the ledger against it: counts per queue and state, every waiting job in its
+lane with its place, every delayed job in the timer heap, every active job in the
+active table with its lease token, and every queue's in-process slots. Jobs popped
+for a claim or a promotion that is being committed are in flight, and expected.
+
+A difference is a bug: the appliance logs each one (``audit_interval_ms``) and
+``GET /debug/audit`` lists them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from ..model import JobState
+from ..store import TableSnapshot
+from .lanes import pack, unpack_id
+from .ledger import Ledger
+
+
+def compare(ledger: Ledger, snap: TableSnapshot) -> list[str]:
+    problems: list[str] = []
+    _compare_counts(ledger, snap, problems)
+    waiting: dict[int, tuple[str, str, int]] = {}
+    delayed: dict[int, tuple[str, str, int]] = {}
+    active: dict[int, tuple[str, str | None]] = {}
+    for job_id, queue, name, state, priority, run_at, token in snap.unfinished:
+        if state == JobState.WAITING:
+            waiting[job_id] = (queue, name, pack(priority, run_at, job_id))
+        elif state == JobState.DELAYED:
+            delayed[job_id] = (queue, name, run_at)
+        else:
+            active[job_id] = (queue, token)
+    _compare_lanes(ledger, waiting, problems)
+    _compare_timers(ledger, delayed, problems)
+    _compare_active(ledger, active, problems)
+    return problems
+
+
+def _compare_counts(ledger: Ledger, snap: TableSnapshot, problems: list[str]) -> None:
+    queues = set(snap.counts) | set(ledger.metrics.queues)
+    for queue in sorted(queues):
+        table = snap.counts.get(queue, {})
+        memory = ledger.metrics.peek(queue).counts
+        for state in JobState:
+            if table.get(state, 0) != memory[state]:
+                problems.append(f"queue {queue}: {state} count is {memory[state]} in memory, "
+                                f"{table.get(state, 0)} in the table")
+
+
+def _compare_lanes(ledger: Ledger, waiting: dict[int, tuple[str, str, int]], problems: list[str]) -> None:
+    seen: Counter[int] = Counter()
+    for queue, q in ledger.queues.items():
+        for name, lane in q.lanes.by_name.items():
+            for key in lane.live_keys():
+                job_id = unpack_id(key)
+                seen[job_id] += 1
+                expected = waiting.get(job_id)
+                if expected is None:
+                    problems.append(f"job {job_id} is in line in memory but not waiting in the table")
+                elif expected != (queue, name, key):
+                    problems.append(f"job {job_id} is in line in the wrong place")
+    for job_id, n in seen.items():
+        if n > 1:
+            problems.append(f"job {job_id} is in line {n} times")
+    missing = set(waiting) - set(seen) - ledger.in_flight
+    for job_id in sorted(missing)[:20]:
+        problems.append(f"job {job_id} is waiting in the table but in no lane: it would never run")
+
+
+def _compare_timers(ledger: Ledger, delayed: dict[int, tuple[str, str, int]], problems: list[str]) -> None:
+    timers = Counter(t.job_id for t in ledger.timers.live())
+    for t in ledger.timers.live():
+        expected = delayed.get(t.job_id)
+        if expected is None:
+            problems.append(f"job {t.job_id} has a timer in memory but is not delayed in the table")
+        elif expected != (t.queue, t.name, t.run_at):
+            problems.append(f"job {t.job_id}'s timer does not match its row")
+    for job_id, n in timers.items():
+        if n > 1:
+            problems.append(f"job {job_id} has {n} timers")
+    for job_id in sorted(set(delayed) - set(timers) - ledger.in_flight)[:20]:
+        problems.append(f"job {job_id} is delayed in the table but has no timer: it would never run")
+
+
+def _compare_active(ledger: Ledger, active: dict[int, tuple[str, str | None]], problems: list[str]) -> None:
+    for job_id, a in ledger.active.items():
+        expected = active.get(job_id)
+        if expected is None:
+            problems.append(f"job {job_id} is running in memory but not active in the table")
+        elif expected != (a.queue, a.token):
+            problems.append(f"job {job_id} is active under another lease token in the table")
+    for job_id in sorted(set(active) - set(ledger.active))[:20]:
+        problems.append(f"job {job_id} is active in the table but unknown in memory: nothing would return it")
+    running = Counter(a.queue for a in ledger.active.values() if a.in_process)
+    claiming = Counter(ledger.claiming_here.values())
+    for queue, q in ledger.queues.items():
+        if q.running != running[queue] + claiming[queue]:
+            problems.append(f"queue {queue}: {q.running} in-process slots taken, but "
+                            f"{running[queue]} jobs run and {claiming[queue]} are being claimed")
