@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 
 
 class RuleError(ValueError):
@@ -40,6 +40,10 @@ def check_cron(expr: str) -> str:
         )
     if not croniter.is_valid(expr):
         raise RuleError(f"invalid cron expression {expr!r}")
+    try:  # a valid rule that names no real day (0 0 30 2 *) would never fire
+        croniter(expr, datetime(2000, 1, 1)).get_next(datetime)
+    except (CroniterBadDateError, ValueError):
+        raise RuleError(f"cron expression {expr!r} never fires (no such date)") from None
     return " ".join(fields)
 
 

@@ -13,6 +13,9 @@ from .cron import check_cron, parse_zone
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 MAX_DELAY_MS = 10 * 365 * 24 * 3600 * 1000  # ten years: beyond that it is a mistake
 
+# The latest time a job may be due: the dispatcher packs due times into 42 bits.
+LATEST_RUN_AT = 4_102_444_800_000  # 2100-01-01T00:00:00Z
+
 Ms = Annotated[int, Field(ge=0, le=MAX_DELAY_MS)]
 
 
@@ -36,7 +39,9 @@ class BackoffOptions(Strict):
         return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
-Keep = bool | Annotated[int, Field(ge=0)]
+MAX_KEEP = 1_000_000  # removeOnComplete/removeOnFail as a count: keep at most this many
+
+Keep = bool | Annotated[int, Field(ge=0, le=MAX_KEEP)]
 
 
 class JobOptions(Strict):

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from .clock import Clock, to_iso
 from .cron import fire_times, next_cron_ms, next_every_ms, parse_zone
-from .errors import NotFound
+from .errors import NotFound, StoreUnavailable
 from .model import Schedule
 from .options import JobOptions
 
@@ -52,7 +52,8 @@ class Scheduler:
         self._heap: list[tuple[int, str, str]] = []
         self._due: dict[tuple[str, str], int] = {}
         self._wake = asyncio.Event()
-        self._retry_after = 0  # no firing before this time (set after a failure)
+        self._retry_after = 0  # no firing before this time (set after a store failure)
+        self._retry_at: dict[tuple[str, str], int] = {}  # one schedule's own pause after it failed
 
     # start-up ------------------------------------------------------------------------
 
@@ -66,8 +67,15 @@ class Scheduler:
                 await self.store.init_schedule_next_run(schedule.queue, schedule.name, schedule.next_run_at)
             self._track(schedule)
 
+    def _track_due(self, queue: str, name: str, due: int, retry_at: int | None = None) -> None:
+        """Keep following a schedule due at ``due``, looked at again at ``retry_at``."""
+        self._due[(queue, name)] = due
+        self._retry_at[(queue, name)] = retry_at or 0
+        heapq.heappush(self._heap, (max(due, retry_at or 0), queue, name))
+
     def _track(self, schedule: Schedule) -> None:
         key = (schedule.queue, schedule.name)
+        self._retry_at.pop(key, None)
         if schedule.enabled and schedule.next_run_at is not None:
             self._due[key] = schedule.next_run_at
             heapq.heappush(self._heap, (schedule.next_run_at, *key))
@@ -109,9 +117,10 @@ class Scheduler:
 
     def next_due(self) -> int | None:
         while self._heap:
-            due, queue, name = self._heap[0]
-            if self._due.get((queue, name)) == due:
-                return due
+            at, queue, name = self._heap[0]
+            due = self._due.get((queue, name))
+            if due is not None and at == max(due, self._retry_at.get((queue, name), 0)):
+                return at
             heapq.heappop(self._heap)
         return None
 
@@ -121,18 +130,24 @@ class Scheduler:
         enqueued = 0
         while (due := self.next_due()) is not None and due <= now:
             _, queue, name = heapq.heappop(self._heap)
-            self._due.pop((queue, name), None)
+            due = self._due.pop((queue, name))
+            self._retry_at.pop((queue, name), None)
             try:
                 enqueued += await self._fire(queue, name, due, now)
-            except Exception:  # one broken schedule must not stop the others
+            except StoreUnavailable:
+                # The store cannot write: nothing can fire; all wait and try again.
                 log.exception("schedule failed to fire; trying again shortly",
                               extra={"event": "schedule.error", "queue": queue, "schedule": name})
-                # The store still holds the old next_run_at: the guarded firing will
-                # pick up where it left off.
-                self._due[(queue, name)] = due
-                heapq.heappush(self._heap, (due, queue, name))
+                self._track_due(queue, name, due)
                 self._retry_after = now + RETRY_MS
                 break
+            except Exception:
+                # One broken schedule (its job no longer valid, a bug) must not stop the
+                # others: it alone tries again later. The store still holds its old
+                # next_run_at, so the guarded firing picks up where it left off.
+                log.exception("schedule failed to fire; it alone tries again later",
+                              extra={"event": "schedule.error", "queue": queue, "schedule": name})
+                self._track_due(queue, name, due, retry_at=now + RETRY_MS)
         return enqueued
 
     async def _fire(self, queue: str, name: str, due: int, now: int) -> int:

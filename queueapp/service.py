@@ -23,7 +23,7 @@ from .clock import Clock, from_datetime
 from .dispatch import Dispatcher
 from .errors import ValidationFailed
 from .model import DEFAULT_ATTEMPTS, Job, JobState, NewJob, Schedule
-from .options import JobOptions, PriorityFactors, ScheduleSpec, check_queue_name
+from .options import LATEST_RUN_AT, MAX_DELAY_MS, JobOptions, PriorityFactors, ScheduleSpec, check_queue_name
 from .priority import calculate_priority
 from .recovery import LeaseReaper, recover_after_restart
 from .scheduler import Scheduler
@@ -127,6 +127,9 @@ class QueueService:
                 now_ms=now,
             )
         priority = int(priority or 3)
+        if run_at is not None and run_at >= LATEST_RUN_AT:
+            message = "a job's time must be before 2100-01-01T00:00:00Z"
+            raise ValidationFailed(message, [{"field": "scheduledTime", "message": message}])
         return NewJob(
             queue=queue,
             name=name,
@@ -228,6 +231,8 @@ class QueueService:
 
     async def save_schedule(self, spec: ScheduleSpec, queue: str = DEFAULT_QUEUE) -> Schedule:
         check_queue_name(queue)
+        # Its runs' jobs must be valid now, not fail at every firing (ValidationFailed).
+        self.build_job(spec.jobName or spec.name, spec.data, spec.options, None, queue)
         schedule = Schedule(
             queue=queue, name=spec.name, job_name=spec.jobName or spec.name, data=spec.data,
             options=spec.options.model_dump(exclude_defaults=True), cron=spec.cron,
@@ -260,6 +265,10 @@ class QueueService:
         *, queue: str = DEFAULT_QUEUE,
     ) -> int:
         """Remove jobs of ``status`` that finished more than ``grace_ms`` ago."""
+        if isinstance(grace_ms, bool) or not isinstance(grace_ms, int) or not 0 <= grace_ms <= MAX_DELAY_MS:
+            raise ValidationFailed(f"grace must be a whole number of ms from 0 to {MAX_DELAY_MS}")
+        if status not in ("completed", "failed", "cancelled"):
+            raise ValidationFailed("status must be completed, failed or cancelled")
         return await self.dispatcher.clean(queue, JobState(status), grace_ms, limit)
 
     def get_queue_metrics(self, queue: str = DEFAULT_QUEUE) -> dict[str, Any]:

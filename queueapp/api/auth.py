@@ -18,7 +18,8 @@ def auth_middleware(token: str) -> Any:
     @web.middleware
     async def check(request: web.Request, handler: Any) -> web.StreamResponse:
         if request.path not in OPEN_PATHS:
-            given = request.headers.get("Authorization", "").encode()
+            # A header that is not UTF-8 arrives with surrogates: it is simply wrong.
+            given = request.headers.get("Authorization", "").encode(errors="surrogateescape")
             # compare_digest: the time taken does not tell how much of the token matched.
             if not hmac.compare_digest(given, expected):
                 return error_response(

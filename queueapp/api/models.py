@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from ..options import JobName, JobOptions, PriorityFactors, Strict
+from ..options import MAX_DELAY_MS, JobName, JobOptions, PriorityFactors, Strict
 
 MAX_BULK = 10_000
 
@@ -40,9 +40,12 @@ class LeaseBody(Strict):
 LeaseToken = Annotated[str, Field(min_length=1, max_length=200)]
 
 
+Progress = Annotated[int, Field(ge=0, le=100)] | Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
+
+
 class HeartbeatBody(Strict):
     leaseToken: LeaseToken
-    progress: Annotated[int, Field(ge=0, le=100)] | float | dict[str, Any] | None = None
+    progress: Progress | dict[str, Any] | None = None
     leaseMs: Annotated[int, Field(ge=1000, le=24 * 3600 * 1000)] | None = None
 
 
@@ -64,7 +67,7 @@ class ReleaseBody(Strict):
 
 
 class CleanBody(Strict):
-    grace: Annotated[int, Field(ge=0)] = 0
+    grace: Annotated[int, Field(ge=0, le=MAX_DELAY_MS)] = 0
     status: Literal["completed", "failed", "cancelled"] = "completed"
     limit: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
 

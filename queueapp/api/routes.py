@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from ..clock import from_datetime, to_iso
 from ..errors import NotFound, QueueAppError, ValidationFailed
-from ..jsonfast import dumps_bytes
+from ..jsonfast import check_finite_json, dumps_bytes
 from ..model import Job, JobState
 from ..options import check_queue_name
 from ..retry import Failure
@@ -75,6 +75,11 @@ async def parse(request: web.Request, model: type[M], *, optional: bool = False)
     if optional and not raw.strip():
         raw = b"{}"
     try:
+        check_finite_json(raw)
+    except ValueError as exc:
+        message = f"invalid request body: {exc}; JSON numbers must be finite"
+        raise ValidationFailed(message, [{"field": None, "message": message}]) from None
+    try:
         return model.model_validate_json(raw)
     except ValidationError as exc:
         details = validation_details(exc)
@@ -85,7 +90,7 @@ async def parse(request: web.Request, model: type[M], *, optional: bool = False)
 
 def job_id_of(request: web.Request) -> int:
     text = request.match_info["id"]
-    if not text.isdigit() or len(text) > 15:
+    if not (text.isascii() and text.isdigit()) or len(text) > 15:
         raise NotFound(f"no job with id {text}")
     return int(text)
 

@@ -48,18 +48,23 @@ def check_url(url: str, field: str) -> None:
         raise ValueError(f"{field} has no host")
 
 
+MAX_RETRY_AFTER_MS = 24 * 3600 * 1000  # a server cannot push a job further than a day
+
+
 def retry_after_ms(value: str | None, now: float | None = None) -> int | None:
-    """Retry-After as seconds or as an HTTP date."""
+    """Retry-After as seconds or as an HTTP date, at most ``MAX_RETRY_AFTER_MS``: the
+    server called decides when to try again, within reason."""
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return int(value) * 1000
+    if value.isascii() and value.isdigit():
+        return min(int(value[:12]) * 1000, MAX_RETRY_AFTER_MS)
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        wait = (when.timestamp() - (now or time.time())) * 1000
+    except (TypeError, ValueError, OverflowError):
         return None
-    return max(0, int((when.timestamp() - (now or time.time())) * 1000))
+    return int(min(max(0.0, wait), MAX_RETRY_AFTER_MS))
 
 
 class HttpCaller:
