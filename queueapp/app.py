@@ -17,6 +17,7 @@ from .api.routes import routes
 from .clock import Clock
 from .config import Config
 from .monitor import Alerter, Monitor
+from .redact import register_secret
 from .service import QueueService
 from .store import DatabaseLock, open_store
 from .workers.builtin import BuiltinJobs
@@ -35,11 +36,14 @@ def make_app(
 ) -> web.Application:
     registry = registry or default_registry
     registry.load_modules(config.handler_modules)
+    for secret in (config.token, config.smtp_password, config.payment_token):
+        register_secret(secret)
     middlewares = [error_middleware]
     if config.token:
         middlewares.insert(0, auth_middleware(config.token))
     if config.rate_limit:
-        middlewares.append(rate_limit_middleware(config.rate_limit, config.rate_burst or config.rate_limit))
+        middlewares.append(rate_limit_middleware(
+            config.rate_limit, config.rate_burst or config.rate_limit, config.trusted_proxies))
     app = web.Application(middlewares=middlewares, client_max_size=config.max_body_bytes)
     app["config"] = config
     service = QueueService(

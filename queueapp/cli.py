@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from . import __version__
@@ -122,12 +123,12 @@ def _restore(backup: str, db: str) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     import asyncio
-    import os
     import signal
 
-    from .client import QueueClient, RemoteWorker
+    from .client import QueueClient, RemoteWorker, WorkerRefused
     from .workers.registry import registry
 
+    sys.path.insert(0, os.getcwd())  # handler modules beside the command, as with python -m
     try:
         registry.load_modules([m.strip() for m in args.handlers.split(",") if m.strip()])
     except ImportError as exc:
@@ -145,7 +146,11 @@ def _worker(args: argparse.Namespace) -> int:
                                   lease_ms=args.lease_ms, grace_s=args.grace_ms / 1000)
             await worker.run(stop)
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    except WorkerRefused as exc:
+        print(f"queueapp: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -211,6 +216,7 @@ def _serve(config) -> int:  # noqa: ANN001 - Config
         lock.release()
         print(f"queueapp: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
+    sys.path.insert(0, os.getcwd())  # --handlers mod finds mod.py in the current folder
     try:
         app = make_app(config, lock=lock)
     except ImportError as exc:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from typing import Any
 
@@ -32,6 +33,17 @@ class QueueApiError(Exception):
         self.status = status
         self.code = code
         self.message = message
+
+
+class WorkerRefused(Exception):
+    """The appliance refuses this worker (wrong or missing token): retrying cannot help."""
+
+
+def _retryable(exc: BaseException) -> bool:
+    """A failure that may pass: the appliance briefly unreachable, busy or restarting."""
+    if isinstance(exc, QueueApiError):
+        return exc.status >= 500 or exc.code == "bad_response"
+    return isinstance(exc, aiohttp.ClientError | TimeoutError)
 
 
 class QueueClient:
@@ -58,9 +70,13 @@ class QueueClient:
     async def request(self, method: str, path: str, body: Any = None) -> Any:
         url = f"{self.base_url}{path}"
         async with self._session.request(method, url, params={"queue": self.queue}, json=body) as r:
-            payload = await r.json(content_type=None)
+            text = await r.text(errors="replace")
+            try:
+                payload = json.loads(text) if text else None
+            except ValueError:  # a proxy's HTML error page, say
+                raise QueueApiError(r.status, "bad_response", f"not a queueapp answer: {text[:120]!r}") from None
             if r.status >= 400:
-                error = (payload or {}).get("error", {})
+                error = (payload or {}).get("error", {}) if isinstance(payload, dict) else {}
                 raise QueueApiError(r.status, error.get("code", "error"), error.get("message", ""))
             return payload
 
@@ -149,7 +165,13 @@ class RemoteWorker:
                 continue
             try:
                 leased = await self.client.lease(names, free, self.lease_ms, self.poll_ms)
-            except (aiohttp.ClientError, QueueApiError, TimeoutError) as exc:
+            except QueueApiError as exc:
+                if exc.status in (401, 403):
+                    raise WorkerRefused(f"the appliance refused this worker ({exc}); check the token") from None
+                log.warning("lease failed; retrying", extra={"event": "worker.lease_failed", "error": str(exc)})
+                await _first_of(stop, timeout=1.0)
+                continue
+            except (aiohttp.ClientError, TimeoutError) as exc:
                 log.warning("lease failed; retrying", extra={"event": "worker.lease_failed", "error": str(exc)})
                 await _first_of(stop, timeout=1.0)
                 continue
@@ -186,19 +208,31 @@ class RemoteWorker:
             raise
         try:
             if outcome.error is None:
-                await self._answer(self.client.complete(job_id, token, outcome.result), completed=True)
+                await self._answer(lambda: self.client.complete(job_id, token, outcome.result), completed=True)
             else:
-                await self._answer(self.client.fail(job_id, token, outcome.error, outcome.retry,
-                                                    outcome.retry_after_ms))
+                await self._answer(lambda: self.client.fail(job_id, token, outcome.error or "failed",
+                                                            outcome.retry, outcome.retry_after_ms))
         finally:
             beats.cancel()
 
     async def _answer(self, call: Any, completed: bool = False) -> None:
-        try:
-            await call
-        except QueueApiError as exc:  # 409: the lease was lost (expired, cancelled)
-            log.warning("answer refused", extra={"event": "worker.answer_refused", "error": str(exc)})
-            return
+        """Deliver an outcome, trying again while the appliance is unreachable or
+        answers 5xx, for as long as the lease could still be valid (the heartbeats
+        keep it so); a 4xx is final (409: the lease was lost)."""
+        deadline = asyncio.get_running_loop().time() + self.lease_ms / 1000
+        pause = 0.1
+        while True:
+            try:
+                await call()
+                break
+            except Exception as exc:
+                if not _retryable(exc) or asyncio.get_running_loop().time() + pause > deadline:
+                    log.warning("answer refused", extra={"event": "worker.answer_refused", "error": str(exc)})
+                    return
+                log.info("answer not delivered; trying again", extra={"event": "worker.answer_retry",
+                                                                       "error": str(exc)})
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 2.0)
         if completed:
             self.completed += 1
         else:

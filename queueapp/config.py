@@ -60,6 +60,11 @@ SETTINGS: tuple[Setting, ...] = (
         "rate_burst", 0,
         "Enqueue requests a client may send at once before rate_limit applies. 0: same as rate_limit.", int,
     ),
+    Setting(
+        "trusted_proxies", "",
+        "Reverse proxies (addresses or CIDR networks, comma-separated) whose X-Forwarded-For is"
+        " believed: the rate limit then counts the client behind them. Empty: the peer address counts.",
+    ),
     Setting("shutdown_grace_ms", 10_000, "On stop, how long running jobs may take to finish, in ms.", int),
     Setting("idle_timeout_ms", 15_000, "An idle keep-alive connection is closed after this long, in ms.", int),
     Setting(
@@ -87,6 +92,11 @@ SETTINGS: tuple[Setting, ...] = (
         "backup-data and generate-report always, send-email when smtp_host is set, "
         "process-payment when payment_url is set. A type not run here waits for an external "
         "worker like any other job name.",
+    ),
+    Setting(
+        "http_allowed_hosts", "",
+        "Host names and networks (CIDR), comma-separated, that http jobs may call although they"
+        " are not public (loopback, private, link-local). Empty: http jobs reach public addresses only.",
     ),
     Setting("smtp_host", "", "SMTP server for send-email jobs. Empty: send-email jobs fail, saying so."),
     Setting("smtp_port", 587, "SMTP port.", int),
@@ -133,6 +143,7 @@ class Config:
     max_body_bytes: int = 1_048_576
     rate_limit: int = 0
     rate_burst: int = 0
+    trusted_proxies: str = ""
     shutdown_grace_ms: int = 10_000
     idle_timeout_ms: int = 15_000
     audit_interval_ms: int = 0
@@ -146,6 +157,7 @@ class Config:
     health_active_warning: int = 100
     health_delayed_warning: int = 500
     builtin_jobs: str = "auto"
+    http_allowed_hosts: str = ""
     smtp_host: str = ""
     smtp_port: int = 587
     smtp_security: str = "starttls"
@@ -202,7 +214,7 @@ class Config:
             smtp = SmtpSettings(self.smtp_host, self.smtp_port, self.smtp_security, self.smtp_user,
                                 self.smtp_password, self.smtp_from)
         return BuiltinSettings(smtp, self.payment_url, self.payment_token, self.backup_dir,
-                               self.backup_keep, self.report_dir)
+                               self.backup_keep, self.report_dir, self.http_allowed_hosts)
 
     def concurrency_for(self, queue: str) -> int:
         return int(self.queues.get(queue, {}).get("concurrency", self.concurrency))
@@ -213,6 +225,7 @@ class Config:
 
     def validate(self) -> Config:
         """Refuse a configuration that cannot work, saying which setting and why."""
+        from .api.ratelimit import parse_networks
         from .store import parse_location
 
         try:
@@ -226,6 +239,10 @@ class Config:
         for name in ("payment_url", "alert_webhook_url"):
             if getattr(self, name) and not getattr(self, name).startswith(("http://", "https://")):
                 raise ConfigError(f"{name} must be an http:// or https:// URL")
+        try:
+            parse_networks(self.trusted_proxies)
+        except ValueError as exc:
+            raise ConfigError(f"trusted_proxies: {exc}") from None
         unknown = set(self.builtin_job_names) - set(BUILTIN_JOBS)
         if unknown:
             raise ConfigError(f"builtin_jobs has unknown types {sorted(unknown)}; known: {', '.join(BUILTIN_JOBS)}")

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 
 from .clock import to_iso
+from .redact import redact
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
@@ -32,12 +34,12 @@ class LogfmtFormatter(logging.Formatter):
         event = record.__dict__.get("event")
         if event:
             parts.append(f"event={_quote(event)}")
-        parts.append(f"msg={_quote(record.getMessage())}")
+        parts.append(f"msg={_quote(redact(record.getMessage()))}")
         for key, value in record.__dict__.items():
             if key not in _STANDARD and key != "event":
-                parts.append(f"{key}={_quote(value)}")
+                parts.append(f"{key}={_quote(redact(str(value)))}")
         if record.exc_info:
-            parts.append(f"exc={_quote(self.formatException(record.exc_info))}")
+            parts.append(f"exc={_quote(redact(self.formatException(record.exc_info)))}")
         return " ".join(parts)
 
 
@@ -50,3 +52,37 @@ def setup_logging(level: str = "info") -> None:
     root.propagate = False
     # aiohttp's access log is one line per request: too much at the default level.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # The event loop's own errors, in the same format; a failing accept() (out of file
+    # descriptors) once a minute rather than at every attempt.
+    loop_log = logging.getLogger("asyncio")
+    loop_log.handlers[:] = [handler]
+    loop_log.propagate = False
+    if not any(isinstance(f, OncePerInterval) for f in loop_log.filters):
+        loop_log.addFilter(OncePerInterval("accept"))
+
+
+class OncePerInterval(logging.Filter):
+    """Let one record of a kind through per ``interval_s``, counting the rest: the
+    event loop logs a failed accept() (out of file descriptors) at every attempt, and
+    a flood of refused connections must not become a flood of log lines."""
+
+    def __init__(self, marker: str, interval_s: float = 60.0) -> None:
+        super().__init__()
+        self.marker = marker
+        self.interval_s = interval_s
+        self._last = float("-inf")
+        self.suppressed = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.marker not in record.getMessage():
+            return True
+        now = time.monotonic()
+        if now - self._last < self.interval_s:
+            self.suppressed += 1
+            return False
+        self._last = now
+        if self.suppressed:
+            record.msg = f"{record.msg} ({self.suppressed} more since the last report)"
+            record.args = ()
+            self.suppressed = 0
+        return True

@@ -54,7 +54,7 @@ async def run_job(client, body, *, until=("completed", "failed")):
 
 async def test_http_job_success_sends_an_idempotency_key(make_client, peer):
     server, seen, script = peer
-    client = await make_client()
+    client = await make_client(http_allowed_hosts="127.0.0.1")
     script["answers"] = [{"status": 201, "json": {"created": 7}}]
     event, job = await run_job(client, {"name": "http", "data": {
         "url": str(server.make_url("/hooks/order")), "method": "POST", "body": {"order": 7},
@@ -67,7 +67,7 @@ async def test_http_job_success_sends_an_idempotency_key(make_client, peer):
 
 async def test_http_job_retries_5xx_then_succeeds(make_client, peer):
     server, seen, script = peer
-    client = await make_client()
+    client = await make_client(http_allowed_hosts="127.0.0.1")
     script["answers"] = [{"status": 500}, {"status": 503}, {"status": 200, "json": {"fine": 1}}]
     event, job = await run_job(client, {"name": "http", "data": {"url": str(server.make_url("/x"))},
                                         "options": {"attempts": 3, "backoff": {"type": "fixed", "delay": 10}}})
@@ -78,7 +78,7 @@ async def test_http_job_retries_5xx_then_succeeds(make_client, peer):
 
 async def test_http_job_4xx_fails_for_good(make_client, peer):
     server, seen, script = peer
-    client = await make_client()
+    client = await make_client(http_allowed_hosts="127.0.0.1")
     script["answers"] = [{"status": 404, "json": {"error": "gone"}}]
     event, job = await run_job(client, {"name": "http", "data": {"url": str(server.make_url("/x"))},
                                         "options": {"attempts": 5}})
@@ -88,7 +88,7 @@ async def test_http_job_4xx_fails_for_good(make_client, peer):
 
 async def test_http_job_429_waits_for_retry_after(make_client, peer):
     server, seen, script = peer
-    client = await make_client()
+    client = await make_client(http_allowed_hosts="127.0.0.1")
     script["answers"] = [{"status": 429, "headers": {"Retry-After": "1"}}, {"status": 200}]
     dispatcher = client.server.app["service"].dispatcher
     with dispatcher.events.subscribe() as events:
@@ -107,7 +107,7 @@ async def test_http_job_429_waits_for_retry_after(make_client, peer):
 
 async def test_http_job_timeout_retries(make_client, peer):
     server, seen, script = peer
-    client = await make_client()
+    client = await make_client(http_allowed_hosts="127.0.0.1")
     script["answers"] = [{"status": 200, "sleep": 2}, {"status": 200, "json": {"late": False}}]
     event, job = await run_job(client, {"name": "http", "data": {"url": str(server.make_url("/slow")),
                                                                  "timeoutMs": 200},
@@ -128,7 +128,7 @@ async def test_http_job_timeout_retries(make_client, peer):
     ],
 )
 async def test_bad_http_jobs_are_refused_at_enqueue(make_client, db_path, data, message):
-    client = await make_client()
+    client = await make_client(http_allowed_hosts="127.0.0.1")
     r = await client.post("/queues/jobs", json={"name": "http", "data": data})
     assert r.status == 400
     assert message in (await r.json())["error"]["message"]

@@ -1,13 +1,19 @@
 """Enqueue rate limit per client (the seed's "prevent queue flooding").
 
-A token bucket per client address: ``rate`` enqueue requests per second on
-average, bursts up to ``burst``. Only requests that add jobs are counted; reading,
-leasing and completing are never limited, so a flood cannot starve the workers
-that drain it.
+A token bucket per client address: ``rate`` requests that create jobs per second
+on average, bursts up to ``burst``. Every request that creates jobs counts: enqueues,
+bulk enqueues, scheduled jobs, schedules (each makes jobs for ever) and retries.
+Reading, leasing and completing are never limited, so a flood cannot starve the
+workers that drain it.
+
+Behind a reverse proxy every request comes from the proxy's address: with
+``trusted_proxies`` naming it, the client is the last address in
+``X-Forwarded-For`` that is not itself a trusted proxy.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import time
 from collections import OrderedDict
@@ -17,7 +23,8 @@ from aiohttp import web
 
 from .errors import error_response
 
-LIMITED = frozenset({"/queues/jobs", "/queues/jobs/bulk", "/queues/jobs/schedule"})
+LIMITED = frozenset({"/queues/jobs", "/queues/jobs/bulk", "/queues/jobs/schedule", "/queues/schedules"})
+LIMITED_SUFFIXES = ("/retry",)  # POST /queues/jobs/{id}/retry
 MAX_CLIENTS = 10_000  # buckets kept; the least recently seen client is forgotten first
 
 
@@ -43,18 +50,45 @@ class TokenBuckets:
         return wait
 
 
-def rate_limit_middleware(rate: float, burst: int) -> Any:
+def client_address(request: web.Request, trusted: list[Any]) -> str:
+    """The client's address: the peer, or behind trusted proxies the nearest address
+    in X-Forwarded-For that is not one of them."""
+    peer = request.remote or "unknown"
+    if not trusted or not _in(peer, trusted):
+        return peer
+    hops = [h.strip() for h in ",".join(request.headers.getall("X-Forwarded-For", [])).split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not _in(hop, trusted):
+            return hop
+    return hops[0] if hops else peer
+
+
+def _in(address: str, networks: list[Any]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+def parse_networks(text: str) -> list[Any]:
+    """``trusted_proxies``: addresses or CIDR networks, comma-separated (ValueError)."""
+    return [ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip()]
+
+
+def rate_limit_middleware(rate: float, burst: int, trusted_proxies: str = "") -> Any:
     buckets = TokenBuckets(rate, burst)
+    trusted = parse_networks(trusted_proxies)
 
     @web.middleware
     async def limit(request: web.Request, handler: Any) -> web.StreamResponse:
-        if request.method == "POST" and request.path in LIMITED:
-            wait = buckets.take(request.remote or "unknown")
+        if request.method == "POST" and (request.path in LIMITED or request.path.endswith(LIMITED_SUFFIXES)):
+            wait = buckets.take(client_address(request, trusted))
             if wait > 0:
                 retry_after = str(max(1, math.ceil(wait)))
                 return error_response(
                     429, "rate_limited",
-                    f"more than {rate:g} enqueue requests per second from this client; "
+                    f"more than {rate:g} requests that create jobs per second from this client; "
                     f"retry after {retry_after} s",
                     headers={"Retry-After": retry_after},
                 )

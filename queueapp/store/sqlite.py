@@ -309,7 +309,10 @@ def backup_file(source: Path, target: Path) -> int:
     src = sqlite3.connect(str(source))
     dst = sqlite3.connect(str(partial))
     try:
-        src.backup(dst, pages=1024)  # in steps, so writers are never held up for long
+        # One step, inside one read transaction: in WAL mode it holds no writer up, and
+        # it cannot be restarted by commits (a stepped backup from a second connection
+        # starts over after every commit, and under steady writes never finishes).
+        src.backup(dst, pages=-1)
         dst.execute("PRAGMA journal_mode=DELETE")  # a backup is one self-contained file
     finally:
         dst.close()

@@ -16,7 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..clock import to_iso
+from ..options import MAX_DELAY_MS, QUEUE_NAME
 from .email import SmtpSettings, send_email_job, validate_email_data
+from yarl import URL
+
+from .destinations import DestinationPolicy, DestinationRefused
 from .http_call import HttpCaller, http_job, validate_http_data
 from .registry import HandlerRegistry, JobContext, UnrecoverableError
 
@@ -34,17 +38,18 @@ class BuiltinSettings:
     backup_dir: str = "./backups"
     backup_keep: int = 7
     report_dir: str = "./reports"
+    http_allowed_hosts: str = ""
 
 
 class BuiltinJobs:
     def __init__(self, service: QueueService, settings: BuiltinSettings) -> None:
         self.service = service
         self.settings = settings
-        self.http = HttpCaller()
+        self.http = HttpCaller(DestinationPolicy(settings.http_allowed_hosts))
 
     def register(self, registry: HandlerRegistry, names: tuple[str, ...] = BUILTIN_JOBS) -> None:
         handlers = {
-            "http": (lambda job: http_job(self.http, job), validate_http_data),
+            "http": (lambda job: http_job(self.http, job), self.validate_http),
             "send-email": (lambda job: send_email_job(self.settings.smtp, job), validate_email_data),
             "process-payment": (self.process_payment, validate_payment_data),
             "backup-data": (self.backup_data, None),
@@ -59,6 +64,14 @@ class BuiltinJobs:
     async def close(self) -> None:
         await self.http.close()
 
+    def validate_http(self, data: dict[str, Any]) -> None:
+        """The data's shape, and a URL whose host is an address the policy refuses."""
+        validate_http_data(data)
+        try:
+            self.http.policy.check_literal(URL(data["url"]).host or "")
+        except DestinationRefused as exc:
+            raise ValueError(f"data.url: {exc}") from None
+
     async def process_payment(self, job: JobContext) -> dict[str, Any]:
         """POST the payment to the configured endpoint; the job id is the
         idempotency key, so the provider can tell a retry from a second payment."""
@@ -67,7 +80,8 @@ class BuiltinJobs:
         headers = {"Authorization": f"Bearer {self.settings.payment_token}"} if self.settings.payment_token else {}
         body = {"amount": job.data["amount"], "currency": job.data.get("currency", "USD"),
                 "userId": job.data["userId"], "reference": job.id}
-        return await self.http.call(job, self.settings.payment_url, method="POST", headers=headers, body=body)
+        return await self.http.call(job, self.settings.payment_url, method="POST", headers=headers,
+                                    body=body, checked=False)  # the operator's own endpoint
 
     async def backup_data(self, job: JobContext) -> dict[str, Any]:
         """An online backup of the store, keeping the newest ``backup_keep``."""
@@ -105,8 +119,9 @@ class BuiltinJobs:
         }
         folder = Path(self.settings.report_dir)
         folder.mkdir(parents=True, exist_ok=True)
-        stem = folder / f"report-{queue}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}"
-        json_path, csv_path = stem.with_suffix(".json"), stem.with_suffix(".csv")
+        # Queue names may hold dots (emails.v2): the suffix is appended, never swapped in.
+        stem = f"report-{queue}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%fZ')}"
+        json_path, csv_path = folder / f"{stem}.json", folder / f"{stem}.csv"
         json_path.write_text(json.dumps(report, indent=2) + "\n")
         with csv_path.open("w", newline="") as f:
             writer = csv.writer(f)
@@ -130,9 +145,9 @@ def validate_payment_data(data: dict[str, Any]) -> None:
 
 def validate_report_data(data: dict[str, Any]) -> None:
     window = data.get("windowMs", 1)
-    if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-        raise ValueError("data.windowMs must be a whole number of ms above 0")
-    if "queue" in data and not isinstance(data["queue"], str):
+    if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= MAX_DELAY_MS:
+        raise ValueError(f"data.windowMs must be a whole number of ms from 1 to {MAX_DELAY_MS}")
+    if "queue" in data and not (isinstance(data["queue"], str) and QUEUE_NAME.match(data["queue"])):
         raise ValueError("data.queue must be a queue name")
 
 

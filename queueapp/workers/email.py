@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-import smtplib
 import ssl
+
+import aiosmtplib
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
@@ -49,18 +49,28 @@ def build_message(data: dict[str, Any], sender: str) -> EmailMessage:
     return message
 
 
-def _send(settings: SmtpSettings, message: EmailMessage) -> dict[str, Any]:
+async def _send(settings: SmtpSettings, message: EmailMessage) -> dict[str, Any]:
+    """One SMTP session with aiosmtplib: asyncio all the way, so a timeout or a cancel
+    stops the sending itself (a thread could not be stopped, and a retry would send
+    the email a second time)."""
     context = ssl.create_default_context()
-    smtp_class = smtplib.SMTP_SSL if settings.security == "tls" else smtplib.SMTP
-    kwargs: dict[str, Any] = {"context": context} if settings.security == "tls" else {}
-    with smtp_class(settings.host, settings.port, timeout=settings.timeout_s, **kwargs) as smtp:
-        if settings.security == "starttls":
-            smtp.starttls(context=context)
-        if settings.user:
-            smtp.login(settings.user, settings.password)
-        refused = smtp.send_message(message)
-    return {"accepted": [a for a in message["To"].split(", ") if a not in refused],
+    refused, _ = await aiosmtplib.send(
+        message,
+        hostname=settings.host,
+        port=settings.port,
+        username=settings.user or None,
+        password=settings.password or None,
+        use_tls=settings.security == "tls",
+        start_tls=True if settings.security == "starttls" else False,
+        tls_context=context,
+        timeout=settings.timeout_s,
+    )
+    return {"accepted": [a for a in _recipients_of(message) if a not in refused],
             "refused": sorted(refused)}
+
+
+def _recipients_of(message: EmailMessage) -> list[str]:
+    return [a.strip() for a in str(message["To"]).split(",") if a.strip()]
 
 
 async def send_email_job(settings: SmtpSettings | None, job: JobContext) -> dict[str, Any]:
@@ -68,13 +78,13 @@ async def send_email_job(settings: SmtpSettings | None, job: JobContext) -> dict
         raise UnrecoverableError("send-email needs an SMTP server: set smtp_host in the configuration")
     message = build_message(job.data, settings.sender)
     try:
-        # smtplib blocks: run it in a thread so the appliance keeps serving
-        return await asyncio.to_thread(_send, settings, message)
-    except smtplib.SMTPResponseException as exc:
-        reason = exc.smtp_error
-        text = f"SMTP {exc.smtp_code}: {reason.decode(errors='replace') if isinstance(reason, bytes) else reason}"
-        if 500 <= exc.smtp_code < 600:
+        return await _send(settings, message)
+    except aiosmtplib.SMTPRecipientsRefused as exc:
+        raise UnrecoverableError(f"every recipient was refused: {sorted(r.recipient for r in exc.recipients)}") from None
+    except aiosmtplib.SMTPResponseException as exc:
+        text = f"SMTP {exc.code}: {exc.message}"
+        if 500 <= exc.code < 600:
             raise UnrecoverableError(text) from None  # permanent: retrying cannot help
         raise JobFailed(text) from None
-    except smtplib.SMTPRecipientsRefused as exc:
-        raise UnrecoverableError(f"every recipient was refused: {sorted(exc.recipients)}") from None
+    except (aiosmtplib.SMTPException, OSError) as exc:
+        raise JobFailed(f"SMTP {settings.host}:{settings.port}: {exc}") from None

@@ -2,12 +2,14 @@
 
 2xx completes (the result has the status and the body); 5xx, timeouts and
 connection errors retry with the job's backoff; 429 retries after the server's
-Retry-After; any other 4xx fails for good. Every request carries an
+Retry-After (at most a day); any other 4xx fails for good. Every request carries an
 ``Idempotency-Key`` header with the job id, so a retried call can be recognised.
+Where it may connect is the destination policy's to say (destinations.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import json
 import time
@@ -15,7 +17,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+from yarl import URL
 
+from .destinations import DestinationPolicy, DestinationRefused, PolicyResolver
 from .registry import JobContext, JobFailed, RetryLater, UnrecoverableError
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"})
@@ -67,43 +71,73 @@ def retry_after_ms(value: str | None, now: float | None = None) -> int | None:
     return int(min(max(0.0, wait), MAX_RETRY_AFTER_MS))
 
 
+MAX_REDIRECTS = 5
+
+
 class HttpCaller:
-    """One connection pool for every built-in job that calls HTTP."""
+    """Connection pools for built-in jobs that call HTTP: one for the operator's own
+    URLs, and one whose every connection passes the destination policy (``http``
+    jobs, whose URL comes from whoever enqueued them)."""
 
-    def __init__(self) -> None:
-        self._session: aiohttp.ClientSession | None = None
+    def __init__(self, policy: DestinationPolicy | None = None) -> None:
+        self.policy = policy or DestinationPolicy()
+        self._sessions: dict[bool, aiohttp.ClientSession] = {}
 
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
-        return self._session
+    def session(self, checked: bool) -> aiohttp.ClientSession:
+        found = self._sessions.get(checked)
+        if found is None or found.closed:
+            connector = aiohttp.TCPConnector(resolver=PolicyResolver(self.policy)) if checked else None
+            found = self._sessions[checked] = aiohttp.ClientSession(connector=connector)
+        return found
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        for session in self._sessions.values():
+            await session.close()
 
     async def call(
         self, job: JobContext, url: str, *, method: str = "GET", headers: dict[str, str] | None = None,
-        body: Any = None, timeout_ms: int = DEFAULT_TIMEOUT_MS,
+        body: Any = None, timeout_ms: int = DEFAULT_TIMEOUT_MS, checked: bool = True,
     ) -> dict[str, Any]:
+        """Call ``url`` and map the answer to the job's outcome. ``checked``: the
+        destination policy applies to the URL and to every redirect."""
         sent = {"Idempotency-Key": job.id, **(headers or {})}
-        kwargs: dict[str, Any] = {}
-        if isinstance(body, str):
-            kwargs["data"] = body
-        elif body is not None:
-            kwargs["json"] = body
+        method = method.upper()
         try:
-            async with self.session.request(
-                method.upper(), url, headers=sent, timeout=aiohttp.ClientTimeout(total=timeout_ms / 1000),
-                **kwargs,
-            ) as response:
-                text = await response.text(errors="replace")
-                return _outcome(response.status, response.headers.get("Retry-After"), text)
+            async with asyncio.timeout(timeout_ms / 1000):
+                for _ in range(MAX_REDIRECTS + 1):
+                    if checked:
+                        self.policy.check_literal(URL(url).host or "")
+                    async with self.session(checked).request(
+                        method, url, headers=sent, allow_redirects=False, **_body_args(body),
+                    ) as response:
+                        location = response.headers.get("Location")
+                        if response.status in (301, 302, 303, 307, 308) and location:
+                            url = str(URL(url).join(URL(location)))
+                            check_url(url, "redirect")
+                            if response.status == 303 or (response.status in (301, 302) and method == "POST"):
+                                method, body = "GET", None
+                            continue
+                        text = await response.text(errors="replace")
+                        return _outcome(response.status, response.headers.get("Retry-After"), text)
+                raise UnrecoverableError(f"{method} {url}: more than {MAX_REDIRECTS} redirects")
+        except ValueError as exc:
+            raise UnrecoverableError(f"{method} {url}: {exc}") from None
+        except DestinationRefused as exc:
+            raise UnrecoverableError(f"{method} {url} refused: {exc}") from None
         except TimeoutError:
-            raise JobFailed(f"{method.upper()} {url} timed out after {timeout_ms} ms") from None
+            raise JobFailed(f"{method} {url} timed out after {timeout_ms} ms") from None
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, DestinationRefused):
+                raise UnrecoverableError(f"{method} {url} refused: {exc.os_error}") from None
+            raise JobFailed(f"{method} {url} failed: {type(exc).__name__}: {exc}") from None
         except aiohttp.ClientError as exc:
-            raise JobFailed(f"{method.upper()} {url} failed: {type(exc).__name__}: {exc}") from None
+            raise JobFailed(f"{method} {url} failed: {type(exc).__name__}: {exc}") from None
+
+
+def _body_args(body: Any) -> dict[str, Any]:
+    if isinstance(body, str):
+        return {"data": body}
+    return {} if body is None else {"json": body}
 
 
 def _outcome(status: int, retry_after: str | None, text: str) -> dict[str, Any]:

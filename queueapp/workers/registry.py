@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..model import Job
+from ..redact import redact
 
 ProgressFn = Callable[[Any], Awaitable[None]]
 Handler = Callable[["JobContext"], Awaitable[Any]]
@@ -204,7 +205,10 @@ async def run_handler(handler: Handler, context: JobContext, timeout_ms: int | N
 def failure_message(exc: BaseException) -> str:
     """What a failed attempt records: our own failures by their message, anything
     else with its type, so that ``KeyError: 'to'`` is not just ``'to'``."""
-    text = str(exc)
+    text = redact(str(exc))[:MAX_ERROR_CHARS]
     if isinstance(exc, JobFailed) and text:
         return text
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+MAX_ERROR_CHARS = 10_000  # an attempt's error is kept, not a novel
