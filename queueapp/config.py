@@ -126,7 +126,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 AT_LEAST: dict[str, int] = {
     "port": 1, "concurrency": 1, "lease_ms": 1, "max_body_bytes": 1, "monitor_interval_ms": 1,
-    "stuck_after_ms": 1, "backup_keep": 1, "idle_timeout_ms": 1, "audit_interval_ms": 0, "rate_limit": 0, "rate_burst": 0, "shutdown_grace_ms": 0,
+    "stuck_after_ms": 1, "backup_keep": 1, "idle_timeout_ms": 1, "audit_interval_ms": 0,
+    "rate_limit": 0, "rate_burst": 0, "shutdown_grace_ms": 0,
 }
 
 

@@ -6,9 +6,9 @@ import asyncio
 
 import pytest
 
-from queueapp.retry import Failure
 from queueapp.errors import Conflict
 from queueapp.model import TRANSITIONS, JobState, NewJob
+from queueapp.retry import Failure
 from queueapp.store import SqliteStore
 
 NOW = 1_800_000_000_000

@@ -79,10 +79,12 @@ class LeaseDesk:
                 taken.put_back()  # nothing was claimed
 
         claimed: list[Job] = []
-        write = asyncio.ensure_future(self.store.claim_jobs(
-            ids, self.clock.now_ms(), lease_ms,
-            then=lambda jobs: (claimed.extend(jobs), self.ledger.claimed(ids, jobs)),
-        ))
+
+        def record(jobs: list[Job]) -> None:
+            claimed.extend(jobs)
+            self.ledger.claimed(ids, jobs)
+
+        write = asyncio.ensure_future(self.store.claim_jobs(ids, self.clock.now_ms(), lease_ms, then=record))
         write.add_done_callback(undo)
         try:
             return await asyncio.shield(write)

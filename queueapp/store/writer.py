@@ -10,7 +10,8 @@ A caller's future resolves only after the transaction holding its change has
 committed. A change may carry a ``then`` hook: it runs once, in the event loop's
 thread, right after the commit and before the caller is answered, whether or not
 the caller is still waiting (a cancelled caller cannot skip it). The dispatcher's
-ledger uses it to turn a committed change into memory state in one step. Each change runs inside a SAVEPOINT, so one change that raises is
+ledger uses it to turn a committed change into memory state in one step. Each
+change runs inside a SAVEPOINT, so one change that raises is
 rolled back alone and the rest of its batch still commits.
 
 Changes that nobody is told about (claiming a job for an in-process handler, its

@@ -15,12 +15,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..clock import to_iso
-from ..options import MAX_DELAY_MS, QUEUE_NAME
-from .email import SmtpSettings, send_email_job, validate_email_data
 from yarl import URL
 
+from ..clock import to_iso
+from ..options import MAX_DELAY_MS, QUEUE_NAME
 from .destinations import DestinationPolicy, DestinationRefused
+from .email import SmtpSettings, send_email_job, validate_email_data
 from .http_call import HttpCaller, http_job, validate_http_data
 from .registry import HandlerRegistry, JobContext, UnrecoverableError
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import ssl
-
-import aiosmtplib
 from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
+
+import aiosmtplib
 
 from .registry import JobContext, JobFailed, UnrecoverableError
 
@@ -80,7 +80,8 @@ async def send_email_job(settings: SmtpSettings | None, job: JobContext) -> dict
     try:
         return await _send(settings, message)
     except aiosmtplib.SMTPRecipientsRefused as exc:
-        raise UnrecoverableError(f"every recipient was refused: {sorted(r.recipient for r in exc.recipients)}") from None
+        refused = sorted(r.recipient for r in exc.recipients)
+        raise UnrecoverableError(f"every recipient was refused: {refused}") from None
     except aiosmtplib.SMTPResponseException as exc:
         text = f"SMTP {exc.code}: {exc.message}"
         if 500 <= exc.code < 600:

@@ -104,22 +104,7 @@ class HttpCaller:
         method = method.upper()
         try:
             async with asyncio.timeout(timeout_ms / 1000):
-                for _ in range(MAX_REDIRECTS + 1):
-                    if checked:
-                        self.policy.check_literal(URL(url).host or "")
-                    async with self.session(checked).request(
-                        method, url, headers=sent, allow_redirects=False, **_body_args(body),
-                    ) as response:
-                        location = response.headers.get("Location")
-                        if response.status in (301, 302, 303, 307, 308) and location:
-                            url = str(URL(url).join(URL(location)))
-                            check_url(url, "redirect")
-                            if response.status == 303 or (response.status in (301, 302) and method == "POST"):
-                                method, body = "GET", None
-                            continue
-                        text = await response.text(errors="replace")
-                        return _outcome(response.status, response.headers.get("Retry-After"), text)
-                raise UnrecoverableError(f"{method} {url}: more than {MAX_REDIRECTS} redirects")
+                return await self._follow(url, method, sent, body, checked)
         except ValueError as exc:
             raise UnrecoverableError(f"{method} {url}: {exc}") from None
         except DestinationRefused as exc:
@@ -132,6 +117,27 @@ class HttpCaller:
             raise JobFailed(f"{method} {url} failed: {type(exc).__name__}: {exc}") from None
         except aiohttp.ClientError as exc:
             raise JobFailed(f"{method} {url} failed: {type(exc).__name__}: {exc}") from None
+
+    async def _follow(
+        self, url: str, method: str, headers: dict[str, str], body: Any, checked: bool
+    ) -> dict[str, Any]:
+        """The request, following redirects by hand so that each hop is checked."""
+        for _ in range(MAX_REDIRECTS + 1):
+            if checked:
+                self.policy.check_literal(URL(url).host or "")
+            async with self.session(checked).request(
+                method, url, headers=headers, allow_redirects=False, **_body_args(body),
+            ) as response:
+                location = response.headers.get("Location")
+                if response.status in (301, 302, 303, 307, 308) and location:
+                    url = str(URL(url).join(URL(location)))
+                    check_url(url, "redirect")
+                    if response.status == 303 or (response.status in (301, 302) and method == "POST"):
+                        method, body = "GET", None
+                    continue
+                text = await response.text(errors="replace")
+                return _outcome(response.status, response.headers.get("Retry-After"), text)
+        raise UnrecoverableError(f"{method} {url}: more than {MAX_REDIRECTS} redirects")
 
 
 def _body_args(body: Any) -> dict[str, Any]:
