@@ -59,7 +59,8 @@ def make_app(
     app["builtins"] = builtins
     alerter = Alerter(config.alert_webhook_url) if config.alert_webhook_url else None
     app["monitor"] = Monitor(
-        service.dispatcher, config.thresholds_for, alerter, config.monitor_interval_ms
+        service.dispatcher, config.thresholds_for, alerter, config.monitor_interval_ms,
+        reclaim=service.reclaim_memory,
     )
     app.add_routes(routes)
     app.cleanup_ctx.append(_service_ctx)

@@ -197,24 +197,24 @@ def _new_loop(choice: str):  # noqa: ANN202 - an asyncio event loop
 
 
 def _serve(config) -> int:  # noqa: ANN001 - Config
-    """Take the database's lock, then the port, then start: a second appliance on the
-    same file, or a port in use, is refused in one line before anything is read or
-    changed."""
+    """Take the port, then the database's lock, then start: a port in use or a second
+    appliance on the same file is refused in one line before anything is read,
+    created or changed."""
     from aiohttp import web
 
     from .app import make_app
     from .store import DatabaseInUse, lock_database
 
     try:
-        lock = lock_database(config.db)
-    except (DatabaseInUse, OSError) as exc:
-        print(f"queueapp: {exc}", file=sys.stderr)
-        return 1
-    try:
         sock = _listen(config.host, config.port)
     except OSError as exc:
-        lock.release()
         print(f"queueapp: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    try:
+        lock = lock_database(config.db)
+    except (DatabaseInUse, OSError) as exc:
+        sock.close()
+        print(f"queueapp: {exc}", file=sys.stderr)
         return 1
     sys.path.insert(0, os.getcwd())  # --handlers mod finds mod.py in the current folder
     try:

@@ -44,8 +44,11 @@ class Monitor:
         thresholds_for: Callable[[str], HealthThresholds],
         alerter: Alerter | None = None,
         interval_ms: int = 60_000,
+        reclaim: Callable[[], int] | None = None,
     ) -> None:
         self.dispatcher = dispatcher
+        # Frees the memory of queues left with no job and no schedule (each tick).
+        self.reclaim = reclaim
         self.thresholds_for = thresholds_for
         self.alerter = alerter
         self.interval_ms = interval_ms
@@ -79,6 +82,10 @@ class Monitor:
     async def tick(self, now: int | None = None) -> list[HealthReport]:
         now = self.dispatcher.clock.now_ms() if now is None else now
         self.refresh_in_process_heartbeats(now)
+        if self.reclaim is not None:
+            self.reclaim()
+        for gone in set(self.last_status) - set(self.dispatcher.queues):
+            del self.last_status[gone]
         reports = [self.check(queue, now) for queue in sorted(self.dispatcher.queues)]
         for report in reports:
             previous = self.last_status.get(report.queue, "healthy")

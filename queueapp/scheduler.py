@@ -115,6 +115,10 @@ class Scheduler:
 
     # firing ----------------------------------------------------------------------------
 
+    def queues(self) -> set[str]:
+        """Queues with an enabled schedule."""
+        return {queue for queue, _ in self._due}
+
     def next_due(self) -> int | None:
         while self._heap:
             at, queue, name = self._heap[0]

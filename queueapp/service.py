@@ -256,6 +256,11 @@ class QueueService:
     async def resume(self, queue: str = DEFAULT_QUEUE) -> None:
         await self.dispatcher.set_paused(check_queue_name(queue), False)
 
+    def reclaim_memory(self) -> int:
+        """Forget queues that have no job in any state and no schedule (their memory
+        comes back with their next job); the number forgotten."""
+        return self.dispatcher.ledger.forget_idle(self.scheduler.queues())
+
     def is_paused(self, queue: str = DEFAULT_QUEUE) -> bool:
         q = self.dispatcher.queues.get(queue)
         return bool(q and q.paused)

@@ -101,6 +101,8 @@ class Dispatcher:
         """Rebuild the in-memory state from the store and start the loop. ``leased``:
         jobs whose external lease is still valid across the restart."""
         for settings in await self.store.queue_settings():
+            if not settings.paused and not settings.concurrency:
+                continue  # a queue with default settings exists in memory while it has jobs
             q = self.queue(settings.name)
             q.paused = settings.paused
             if settings.concurrency:
