@@ -53,18 +53,20 @@ async def _send(settings: SmtpSettings, message: EmailMessage) -> dict[str, Any]
     """One SMTP session with aiosmtplib: asyncio all the way, so a timeout or a cancel
     stops the sending itself (a thread could not be stopped, and a retry would send
     the email a second time)."""
-    context = ssl.create_default_context()
-    refused, _ = await aiosmtplib.send(
-        message,
-        hostname=settings.host,
-        port=settings.port,
-        username=settings.user or None,
-        password=settings.password or None,
-        use_tls=settings.security == "tls",
-        start_tls=True if settings.security == "starttls" else False,
-        tls_context=context,
+    smtp = aiosmtplib.SMTP(
+        hostname=settings.host, port=settings.port, use_tls=settings.security == "tls",
+        start_tls=settings.security == "starttls", tls_context=ssl.create_default_context(),
         timeout=settings.timeout_s,
     )
+    try:
+        await smtp.connect()
+        if settings.user:
+            await smtp.login(settings.user, settings.password)
+        refused, _ = await smtp.send_message(message)
+        await smtp.quit()
+    except BaseException:
+        smtp.close()  # drop the connection at once: a polite QUIT would wait on a stalled server
+        raise
     return {"accepted": [a for a in _recipients_of(message) if a not in refused],
             "refused": sorted(refused)}
 
