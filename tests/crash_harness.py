@@ -7,7 +7,10 @@ after every restart that:
   after its completion was acknowledged;
 - no job's attempts exceed its maximum, and each row's state agrees with its fields
   (a completed job has a finish time and no lease; a waiting one neither);
-- the counts in ``GET /queues/metrics`` equal the counts in the table.
+- the counts in ``GET /queues/metrics`` equal the counts in the table;
+- ``queueapp check`` finds the table sound after each kill, and the running
+  appliance's self-audit (``GET /debug/audit``) finds memory and table in agreement
+  under load, just before each kill, and after each restart.
 
 Used by tests/test_crash_campaign.py (a CI-sized run) and scripts/crash-campaign
 (longer runs).
@@ -36,6 +39,7 @@ class Ledger:
     violations: list[str] = field(default_factory=list)
     kills: int = 0
     in_flight_at_kill: int = 0
+    audits: int = 0
 
 
 async def _enqueuer(session: aiohttp.ClientSession, url: str, ledger: Ledger, rng: random.Random,
@@ -96,11 +100,27 @@ async def _drive_and_kill(server: ServeProcess, ledger: Ledger, rng: random.Rand
         clients = [asyncio.create_task(_enqueuer(session, server.url, ledger, rng, stop)) for _ in range(3)]
         clients += [asyncio.create_task(_worker(session, server.url, ledger, rng, stop)) for _ in range(2)]
         await asyncio.sleep(rng.uniform(0.1, 0.5))
+        await _audit(session, server.url, ledger, "under load")
         ledger.in_flight_at_kill += sum(1 for c in clients if not c.done())
         server.kill9()  # while the clients are mid-request
         ledger.kills += 1
         stop.set()
         await asyncio.gather(*clients)
+
+
+async def _audit(session: aiohttp.ClientSession, url: str, ledger: Ledger, when: str) -> None:
+    async with session.get(f"{url}/debug/audit") as r:
+        report = await r.json()
+    ledger.audits += 1
+    ledger.violations.extend(f"self-audit {when}: {p}" for p in report["problems"])
+
+
+def check_table(db: Path, ledger: Ledger) -> None:
+    """With the appliance down: the table's own invariants (queueapp check)."""
+    from queueapp.store import check_database
+
+    _, problems = check_database(str(db))
+    ledger.violations.extend(f"queueapp check: {p}" for p in problems)
 
 
 def check_invariants(db: Path, url: str, ledger: Ledger) -> None:
@@ -127,19 +147,26 @@ def check_invariants(db: Path, url: str, ledger: Ledger) -> None:
             ledger.violations.append(f"unfinished job {job_id} has finished_at={finished_at} token={token}")
     with urllib.request.urlopen(f"{url}/queues/metrics", timeout=10) as r:
         metrics = json.loads(r.read())
+    with urllib.request.urlopen(f"{url}/debug/audit", timeout=30) as r:
+        ledger.audits += 1
+        ledger.violations.extend(f"self-audit after restart: {p}" for p in json.loads(r.read())["problems"])
     for state in ("waiting", "active", "completed", "failed", "delayed"):
         if metrics[state] != counts.get(state, 0):
             ledger.violations.append(f"metrics say {metrics[state]} {state}, the table {counts.get(state, 0)}")
+
+
+SERVE_ARGS = ("--durability", "full", "--audit-interval-ms", "600000")
 
 
 def run_campaign(db: Path, kills: int, seed: int = 1) -> Ledger:
     rng = random.Random(seed)
     ledger = Ledger()
     for _ in range(kills):
-        server = ServeProcess(db, "--durability", "full").start()
+        server = ServeProcess(db, *SERVE_ARGS).start()
         check_invariants(db, server.url, ledger)
         asyncio.run(_drive_and_kill(server, ledger, rng))
-    server = ServeProcess(db, "--durability", "full").start()
+        check_table(db, ledger)
+    server = ServeProcess(db, *SERVE_ARGS).start()
     try:
         check_invariants(db, server.url, ledger)
     finally:
@@ -181,7 +208,7 @@ async def _soak(server: ServeProcess, ledger: Ledger, seconds: float, rng: rando
 def soak(db: Path, seconds: float, seed: int) -> dict:
     rng = random.Random(seed)
     ledger = Ledger()
-    server = ServeProcess(db, "--durability", "full").start()
+    server = ServeProcess(db, *SERVE_ARGS).start()
     try:
         samples = asyncio.run(_soak(server, ledger, seconds, rng))
         check_invariants(db, server.url, ledger)
@@ -213,7 +240,7 @@ def main() -> None:
     print(json.dumps({
         "kills": ledger.kills, "seed": args.seed, "seconds": round(time.monotonic() - started, 1),
         "acknowledgedEnqueues": len(ledger.enqueued), "acknowledgedCompletions": len(ledger.completed),
-        "acknowledgedFailures": ledger.failed_acks, "leases": ledger.leases,
+        "acknowledgedFailures": ledger.failed_acks, "leases": ledger.leases, "selfAudits": ledger.audits,
         "violations": ledger.violations[:20], "violationCount": len(ledger.violations),
     }, indent=2))
     raise SystemExit(1 if ledger.violations else 0)

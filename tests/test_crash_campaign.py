@@ -1,4 +1,5 @@
-"""A CI-sized crash campaign: 20 SIGKILLs of a real serve process under load."""
+"""A CI-sized crash campaign: 20 SIGKILLs of a real serve process under load, with
+`queueapp check` after each kill and the self-audit under load and after each restart."""
 
 from crash_harness import run_campaign
 
@@ -6,5 +7,6 @@ from crash_harness import run_campaign
 def test_twenty_kills_lose_nothing_acknowledged(tmp_path):
     ledger = run_campaign(tmp_path / "crash.db", kills=20, seed=20261127)
     assert ledger.kills == 20
+    assert ledger.audits >= 40  # under load before each kill, and after each restart
     assert len(ledger.enqueued) > 200 and len(ledger.completed) > 50  # the campaign did real work
     assert ledger.violations == []

@@ -417,3 +417,30 @@ async def test_library_clean_refuses_unbounded_grace(make_service):
     service = await make_service()
     with pytest.raises(ValidationFailed):
         await service.clean(2**64)
+
+
+async def test_the_self_audit_sees_each_kind_of_difference(make_service):
+    """The audit is only worth its silence if it speaks up: break memory on purpose."""
+    from queueapp.dispatch.lanes import pack
+
+    service = await make_service()
+    waiting = await service.add_job("external")
+    delayed = await service.add_job("external", {}, {"delay": 60_000})
+    (active,) = await service.dispatcher.lease("default", ["external"], 1, 60_000, 0)
+    assert active.id == waiting.id
+    another = await service.add_job("external")
+    assert await service.dispatcher.audit() == []
+    ledger = service.dispatcher.ledger
+    q = ledger.queues["default"]
+    q.lanes.lane("external").kill(pack(another.priority, another.run_at, another.id))
+    ledger.timers.kill(delayed.run_at, delayed.id)
+    ledger.active.pop(active.id)
+    ledger.metrics.of("default").counts[JobState.COMPLETED] += 1
+    q.running += 1
+    problems = "\n".join(await service.dispatcher.audit())
+    assert f"job {another.id} is waiting in the table but in no lane" in problems
+    assert f"job {delayed.id} is delayed in the table but has no timer" in problems
+    assert f"job {active.id} is active in the table but unknown in memory" in problems
+    assert "completed count is 1 in memory, 0 in the table" in problems
+    assert "in-process slots taken" in problems
+    q.running -= 1  # let the service stop cleanly

@@ -79,11 +79,14 @@ def _request(port: int, method: str, target: str, body: bytes) -> tuple[int, Any
 def fuzz_server(tmp_path_factory):
     from conftest import ServeProcess
 
-    server = ServeProcess(tmp_path_factory.mktemp("fuzz") / "fuzz.db").start()
+    server = ServeProcess(tmp_path_factory.mktemp("fuzz") / "fuzz.db", "--audit-interval-ms", "600000").start()
     # some jobs to act upon, of names that generated bodies use
     for _ in range(3):
         _request(server.port, "POST", "/queues/jobs", json.dumps({"name": "send-email"}).encode())
     yield server
+    # after everything the fuzzer sent, memory and the table still agree
+    status, report = _request(server.port, "GET", "/debug/audit", b"")
+    assert (status, report) == (200, {"ok": True, "problems": []}), report
     server.terminate()
 
 
