@@ -51,6 +51,11 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("concurrency", 5, "In-process jobs run at once per queue.", int),
     Setting("lease_ms", 30_000, "Default lease of a job given to an external worker, in ms.", int),
+    Setting(
+        "long_poll_max_ms", 30_000,
+        "The longest a lease long poll waits (a request's waitMs beyond it is cut to it). Lower it"
+        " below a proxy's idle timeout.", int,
+    ),
     Setting("max_body_bytes", 1_048_576, "Largest request body accepted, in bytes (413 above).", int),
     Setting(
         "rate_limit", 0,
@@ -126,7 +131,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 AT_LEAST: dict[str, int] = {
     "port": 1, "concurrency": 1, "lease_ms": 1, "max_body_bytes": 1, "monitor_interval_ms": 1,
-    "stuck_after_ms": 1, "backup_keep": 1, "idle_timeout_ms": 1, "audit_interval_ms": 0,
+    "stuck_after_ms": 1, "backup_keep": 1, "long_poll_max_ms": 0, "idle_timeout_ms": 1, "audit_interval_ms": 0,
     "rate_limit": 0, "rate_burst": 0, "shutdown_grace_ms": 0,
 }
 
@@ -141,6 +146,7 @@ class Config:
     handlers: str = ""
     concurrency: int = 5
     lease_ms: int = 30_000
+    long_poll_max_ms: int = 30_000
     max_body_bytes: int = 1_048_576
     rate_limit: int = 0
     rate_burst: int = 0

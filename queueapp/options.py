@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from .cron import check_cron, parse_zone
 
@@ -16,7 +16,17 @@ MAX_DELAY_MS = 10 * 365 * 24 * 3600 * 1000  # ten years: beyond that it is a mis
 # The latest time a job may be due: the dispatcher packs due times into 42 bits.
 LATEST_RUN_AT = 4_102_444_800_000  # 2100-01-01T00:00:00Z
 
-Ms = Annotated[int, Field(ge=0, le=MAX_DELAY_MS)]
+def _whole(value: Any) -> Any:
+    """JSON Schema counts 3.0 as an integer, and so do we; "3" stays a string and is
+    refused (strict mode)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+WHOLE = BeforeValidator(_whole)
+
+Ms = Annotated[int, Field(ge=0, le=MAX_DELAY_MS), WHOLE]
 
 
 class Strict(BaseModel):
@@ -41,15 +51,15 @@ class BackoffOptions(Strict):
 
 MAX_KEEP = 1_000_000  # removeOnComplete/removeOnFail as a count: keep at most this many
 
-Keep = bool | Annotated[int, Field(ge=0, le=MAX_KEEP)]
+Keep = bool | Annotated[int, Field(ge=0, le=MAX_KEEP), WHOLE]
 
 
 class JobOptions(Strict):
-    priority: Annotated[int, Field(ge=1, le=5)] | None = None
-    attempts: Annotated[int, Field(ge=1, le=100)] | None = None
+    priority: Annotated[int, Field(ge=1, le=5), WHOLE] | None = None
+    attempts: Annotated[int, Field(ge=1, le=100), WHOLE] | None = None
     delay: Ms = 0
     backoff: BackoffOptions | None = None
-    timeout: Annotated[int, Field(ge=1, le=MAX_DELAY_MS)] | None = None
+    timeout: Annotated[int, Field(ge=1, le=MAX_DELAY_MS), WHOLE] | None = None
     jobId: Annotated[str, Field(min_length=1, max_length=255)] | None = None
     removeOnComplete: Keep = False
     removeOnFail: Keep = False
@@ -90,13 +100,19 @@ ScheduleName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
 class ScheduleSpec(Strict):
     """A recurring schedule as a caller describes it."""
 
+    # Exactly one of cron and everyMs, said in the JSON Schema too.
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra={"oneOf": [
+        {"required": ["cron"], "properties": {"cron": {"type": "string"}, "everyMs": {"type": "null"}}},
+        {"required": ["everyMs"], "properties": {"everyMs": {"type": "integer"}, "cron": {"type": "null"}}},
+    ]})
+
     name: ScheduleName
     jobName: JobName | None = None  # default: the schedule's name
     data: dict[str, Any] = Field(default_factory=dict)
     options: JobOptions = Field(default_factory=JobOptions)
     cron: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     timezone: Annotated[str, Field(min_length=1, max_length=64)] = "UTC"
-    everyMs: Annotated[int, Field(ge=100, le=MAX_DELAY_MS)] | None = None
+    everyMs: Annotated[int, Field(ge=100, le=MAX_DELAY_MS), WHOLE] | None = None
     missed: Literal["skip", "all"] = "skip"
     overlap: bool = True
     enabled: bool = True

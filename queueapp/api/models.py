@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from ..options import MAX_DELAY_MS, JobName, JobOptions, PriorityFactors, Strict
+from ..options import MAX_DELAY_MS, WHOLE, JobName, JobOptions, PriorityFactors, Strict
 
 MAX_BULK = 10_000
 
@@ -22,31 +22,35 @@ class BulkBody(Strict):
     jobs: Annotated[list[AddJobBody], Field(min_length=1, max_length=MAX_BULK)]
 
 
+# Due times are kept to years before 2100 (see options.LATEST_RUN_AT): said in the schema.
+DueTime = Annotated[AwareDatetime, Field(json_schema_extra={"pattern": r"^(19|20)[0-9]{2}-"})]
+
+
 class ScheduleBody(Strict):
     name: JobName
     data: dict[str, Any] = Field(default_factory=dict)
-    scheduledTime: AwareDatetime
+    scheduledTime: DueTime
     options: JobOptions = Field(default_factory=JobOptions)
     priorityFactors: PriorityFactors | None = None
 
 
 class LeaseBody(Strict):
     names: Annotated[list[JobName], Field(min_length=1, max_length=100)] | None = None
-    max: Annotated[int, Field(ge=1, le=1000)] = 1
-    leaseMs: Annotated[int, Field(ge=1000, le=24 * 3600 * 1000)] | None = None
-    waitMs: Annotated[int, Field(ge=0, le=30_000)] = 0
+    max: Annotated[int, Field(ge=1, le=1000), WHOLE] = 1
+    leaseMs: Annotated[int, Field(ge=1000, le=24 * 3600 * 1000), WHOLE] | None = None
+    waitMs: Annotated[int, Field(ge=0, le=30_000), WHOLE] = 0
 
 
 LeaseToken = Annotated[str, Field(min_length=1, max_length=200)]
 
 
-Progress = Annotated[int, Field(ge=0, le=100)] | Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
+Progress = Annotated[int, Field(ge=0, le=100), WHOLE] | Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
 
 
 class HeartbeatBody(Strict):
     leaseToken: LeaseToken
     progress: Progress | dict[str, Any] | None = None
-    leaseMs: Annotated[int, Field(ge=1000, le=24 * 3600 * 1000)] | None = None
+    leaseMs: Annotated[int, Field(ge=1000, le=24 * 3600 * 1000), WHOLE] | None = None
 
 
 class CompleteBody(Strict):
@@ -59,7 +63,7 @@ class FailBody(Strict):
     error: Annotated[str, Field(min_length=1, max_length=10_000)] = "failed"
     retry: bool = True
     # Retry after this long instead of the job's backoff (say, an upstream's Retry-After).
-    retryAfterMs: Annotated[int, Field(ge=0, le=24 * 3600 * 1000)] | None = None
+    retryAfterMs: Annotated[int, Field(ge=0, le=24 * 3600 * 1000), WHOLE] | None = None
 
 
 class ReleaseBody(Strict):
@@ -67,9 +71,9 @@ class ReleaseBody(Strict):
 
 
 class CleanBody(Strict):
-    grace: Annotated[int, Field(ge=0, le=MAX_DELAY_MS)] = 0
+    grace: Annotated[int, Field(ge=0, le=MAX_DELAY_MS), WHOLE] = 0
     status: Literal["completed", "failed", "cancelled"] = "completed"
-    limit: Annotated[int, Field(ge=1, le=1_000_000)] | None = None
+    limit: Annotated[int, Field(ge=1, le=1_000_000), WHOLE] | None = None
 
 
 class CompleteItem(Strict):

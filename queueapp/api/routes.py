@@ -44,7 +44,7 @@ from .models import (
     RemovedOut,
     ScheduleBody,
 )
-from .spec import QUEUE, Query, endpoint, openapi_document
+from .spec import JOB_NAME, QUEUE, Query, endpoint, int_query, openapi_document
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -109,6 +109,16 @@ def query_int(request: web.Request, name: str, default: int, low: int, high: int
     return value
 
 
+def query_name(request: web.Request) -> str | None:
+    """The ``name`` query parameter: a job name, 1 to 128 characters."""
+    names = request.query.getall("name", [])
+    for name in names:
+        if not 1 <= len(name) <= 128:
+            message = "name must be a job name of 1 to 128 characters"
+            raise ValidationFailed(message, [{"field": "name", "message": message}])
+    return names[0] if names else None
+
+
 def jobs_body(jobs: list[Job]) -> dict[str, Any]:
     return {"jobs": [j.to_dict() for j in jobs]}
 
@@ -151,7 +161,7 @@ async def resume(request: web.Request) -> web.Response:
 
 
 @endpoint(routes, "POST", "/queues/clean", "Remove finished jobs older than grace ms.",
-          body=CleanBody, ok=RemovedOut, query=(QUEUE,), errors=(503,))
+          body=CleanBody, ok=RemovedOut, query=(QUEUE,), errors=(503,), body_required=False)
 async def clean(request: web.Request) -> web.Response:
     queue = queue_of(request)
     body = await parse(request, CleanBody, optional=True)
@@ -221,10 +231,11 @@ async def schedule_job(request: web.Request) -> web.Response:
 
 
 @endpoint(routes, "GET", "/queues/jobs", "A page of jobs in id order; pass nextCursor as cursor for the next.",
-          ok=JobPageOut, query=(QUEUE, Query("state", "Only jobs in this state."),
-                                Query("name", "Only jobs of this name."),
-                                Query("limit", "Page size, 1..1000 (default 100).", "integer"),
-                                Query("cursor", "nextCursor of the previous page.")))
+          ok=JobPageOut, query=(QUEUE, Query("state", "Only jobs in this state.",
+                                             {"type": "string", "enum": [s.value for s in JobState]}),
+                                Query("name", "Only jobs of this name.", JOB_NAME),
+                                int_query("limit", "Page size (default 100).", 1, 1000),
+                                int_query("cursor", "nextCursor of the previous page.", 0, 2**48)))
 async def list_jobs(request: web.Request) -> web.Response:
     queue = queue_of(request)
     state_text = request.query.get("state")
@@ -235,14 +246,14 @@ async def list_jobs(request: web.Request) -> web.Response:
         raise ValidationFailed(message, [{"field": "state", "message": message}]) from None
     limit = query_int(request, "limit", 100, 1, 1000)
     cursor = query_int(request, "cursor", 0, 0, 2**48)
-    name = request.query.get("name")
+    name = query_name(request)
     jobs = await service_of(request).store.list_jobs(queue, state, name, limit, cursor)
     next_cursor = str(jobs[-1].id) if len(jobs) == limit else None
     return ok({**jobs_body(jobs), "nextCursor": next_cursor})
 
 
 @endpoint(routes, "GET", "/queues/jobs/failed", "Failed (dead-letter) jobs, newest failure first.",
-          ok=JobsOut, query=(QUEUE, Query("limit", "1..1000 (default 10).", "integer")))
+          ok=JobsOut, query=(QUEUE, int_query("limit", "How many (default 10).", 1, 1000)))
 async def failed_jobs(request: web.Request) -> web.Response:
     queue = queue_of(request)
     limit = query_int(request, "limit", 10, 1, 1000)
@@ -298,7 +309,7 @@ async def openapi(request: web.Request) -> web.Response:
     return ok(openapi_document(bool(request.app["config"].token)))
 
 
-@endpoint(routes, "GET", "/queues/jobs/{id}", "One job.", ok=JobOut, errors=(404,))
+@endpoint(routes, "GET", "/queues/jobs/{id:[0-9]+}", "One job.", ok=JobOut, errors=(404,))
 async def get_job(request: web.Request) -> web.Response:
     job_id = job_id_of(request)
     job = await service_of(request).store.get_job(job_id)
@@ -307,14 +318,14 @@ async def get_job(request: web.Request) -> web.Response:
     return ok(job.to_dict())
 
 
-@endpoint(routes, "DELETE", "/queues/jobs/{id}",
+@endpoint(routes, "DELETE", "/queues/jobs/{id:[0-9]+}",
           "Cancel a job: waiting or delayed ones at once, an active one is stopped.",
           ok=JobOut, errors=(404, 409, 503))
 async def cancel_job(request: web.Request) -> web.Response:
     return ok((await service_of(request).cancel_job(job_id_of(request))).to_dict())
 
 
-@endpoint(routes, "POST", "/queues/jobs/{id}/retry",
+@endpoint(routes, "POST", "/queues/jobs/{id:[0-9]+}/retry",
           "Put a failed or cancelled job back to waiting with fresh attempts.",
           ok=JobOut, errors=(404, 409, 503))
 async def retry_job(request: web.Request) -> web.Response:
@@ -326,18 +337,19 @@ async def retry_job(request: web.Request) -> web.Response:
 
 @endpoint(routes, "POST", "/queues/jobs/lease",
           "Lease due jobs for an external worker, highest priority first; long-polls with waitMs.",
-          body=LeaseBody, ok=LeaseOut, query=(QUEUE,), errors=(503,))
+          body=LeaseBody, ok=LeaseOut, query=(QUEUE,), errors=(503,), body_required=False)
 async def lease(request: web.Request) -> web.Response:
     queue = queue_of(request)
     body = await parse(request, LeaseBody, optional=True)
     service = service_of(request)
     lease_ms = body.leaseMs or service.dispatcher.default_lease_ms
-    jobs = await service.dispatcher.lease(queue, body.names, body.max, lease_ms, body.waitMs,
+    wait_ms = min(body.waitMs, request.app["config"].long_poll_max_ms)
+    jobs = await service.dispatcher.lease(queue, body.names, body.max, lease_ms, wait_ms,
                                           alive=lambda: _connected(request))
     return ok({"jobs": [{**j.to_dict(), "leaseToken": j.lease_token} for j in jobs]})
 
 
-@endpoint(routes, "POST", "/queues/jobs/{id}/heartbeat", "Extend a lease and report progress.",
+@endpoint(routes, "POST", "/queues/jobs/{id:[0-9]+}/heartbeat", "Extend a lease and report progress.",
           body=HeartbeatBody, ok=HeartbeatOut, errors=(404, 409, 503))
 async def heartbeat(request: web.Request) -> web.Response:
     job_id = job_id_of(request)
@@ -346,7 +358,7 @@ async def heartbeat(request: web.Request) -> web.Response:
     return ok({**job.to_dict(), "leaseExpiresAt": to_iso(job.lease_expires_at)})
 
 
-@endpoint(routes, "POST", "/queues/jobs/{id}/complete", "Complete a leased job with its result.",
+@endpoint(routes, "POST", "/queues/jobs/{id:[0-9]+}/complete", "Complete a leased job with its result.",
           body=CompleteBody, ok=JobOut, errors=(404, 409, 503))
 async def complete(request: web.Request) -> web.Response:
     job_id = job_id_of(request)
@@ -355,7 +367,7 @@ async def complete(request: web.Request) -> web.Response:
     return ok(job.to_dict())
 
 
-@endpoint(routes, "POST", "/queues/jobs/{id}/fail",
+@endpoint(routes, "POST", "/queues/jobs/{id:[0-9]+}/fail",
           "Fail a leased job's attempt: it retries with backoff unless retry is false or attempts are spent.",
           body=FailBody, ok=JobOut, errors=(404, 409, 503))
 async def fail(request: web.Request) -> web.Response:
@@ -366,7 +378,7 @@ async def fail(request: web.Request) -> web.Response:
     return ok(job.to_dict())
 
 
-@endpoint(routes, "POST", "/queues/jobs/{id}/release",
+@endpoint(routes, "POST", "/queues/jobs/{id:[0-9]+}/release",
           "Hand a leased job back without counting the attempt (a worker shutting down).",
           body=ReleaseBody, ok=JobOut, errors=(404, 409, 503))
 async def release(request: web.Request) -> web.Response:

@@ -31,7 +31,7 @@ async def list_schedules(request: web.Request) -> web.Response:
     return ok({"schedules": [s.to_dict() for s in schedules]})
 
 
-@endpoint(routes, "GET", "/queues/schedules/{name}", "One schedule.", ok=ScheduleOut,
+@endpoint(routes, "GET", "/queues/schedules/{name:[A-Za-z0-9_.:-]+}", "One schedule.", ok=ScheduleOut,
           query=(QUEUE,), errors=(404,))
 async def get_schedule(request: web.Request) -> web.Response:
     queue, name = queue_of(request), _name(request)
@@ -41,21 +41,21 @@ async def get_schedule(request: web.Request) -> web.Response:
     return ok(schedule.to_dict())
 
 
-@endpoint(routes, "DELETE", "/queues/schedules/{name}", "Remove a schedule (its jobs stay).",
+@endpoint(routes, "DELETE", "/queues/schedules/{name:[A-Za-z0-9_.:-]+}", "Remove a schedule (its jobs stay).",
           ok=RemovedOut, query=(QUEUE,), errors=(404, 503))
 async def delete_schedule(request: web.Request) -> web.Response:
     await service_of(request).scheduler.remove(queue_of(request), _name(request))
     return ok({"removed": 1})
 
 
-@endpoint(routes, "POST", "/queues/schedules/{name}/pause", "Stop a schedule from firing.",
+@endpoint(routes, "POST", "/queues/schedules/{name:[A-Za-z0-9_.:-]+}/pause", "Stop a schedule from firing.",
           ok=ScheduleOut, query=(QUEUE,), errors=(404, 503))
 async def pause_schedule(request: web.Request) -> web.Response:
     schedule = await service_of(request).scheduler.set_enabled(queue_of(request), _name(request), False)
     return ok(schedule.to_dict())
 
 
-@endpoint(routes, "POST", "/queues/schedules/{name}/resume",
+@endpoint(routes, "POST", "/queues/schedules/{name:[A-Za-z0-9_.:-]+}/resume",
           "Let a paused schedule fire again, from its next time after now.",
           ok=ScheduleOut, query=(QUEUE,), errors=(404, 503))
 async def resume_schedule(request: web.Request) -> web.Response:

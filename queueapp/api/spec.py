@@ -4,6 +4,7 @@ description cannot drift from the code."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -13,6 +14,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from .. import __version__
+from ..options import QUEUE_NAME
 from .models import ErrorOut
 
 
@@ -20,11 +22,23 @@ from .models import ErrorOut
 class Query:
     name: str
     description: str
-    type: str = "string"
+    schema: dict[str, Any] = field(default_factory=lambda: {"type": "string"})
     required: bool = False
 
 
-QUEUE = Query("queue", "Queue name, [A-Za-z0-9_.-]{1,64}. Default: default.")
+QUEUE = Query("queue", "Queue name, [A-Za-z0-9_.-]{1,64}. Default: default.",
+              {"type": "string", "pattern": QUEUE_NAME.pattern})
+JOB_NAME = {"type": "string", "minLength": 1, "maxLength": 128}
+# Path parameters, by name: what a route's {name} may be (the route's own pattern too).
+PATH_PARAMS = {
+    "id": ("Job id.", {"type": "string", "pattern": r"^[0-9]{1,15}$"}),
+    "name": ("Schedule name.", {"type": "string", "pattern": r"^[A-Za-z0-9_.:-]{1,128}$"}),
+}
+_ROUTE_REGEX = re.compile(r"\{(\w+):[^}]+\}")
+
+
+def int_query(name: str, description: str, low: int, high: int) -> Query:
+    return Query(name, description, {"type": "integer", "minimum": low, "maximum": high})
 
 ERROR_TEXT = {
     400: "Invalid input: nothing was changed.",
@@ -48,6 +62,7 @@ class Endpoint:
     errors: tuple[int, ...]
     handler: Callable[..., Any] = field(repr=False)
     content_type: str = "application/json"
+    body_required: bool = True
 
 
 ENDPOINTS: list[Endpoint] = []
@@ -66,14 +81,20 @@ def endpoint(
     query: tuple[Query, ...] = (),
     errors: tuple[int, ...] = (),
     content_type: str = "application/json",
+    body_required: bool = True,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register ``handler`` for ``method path`` and describe it. ``path`` may give a
+    parameter its pattern (``{id:[0-9]+}``), so that ``/queues/jobs/bulk`` is never
+    taken for a job id; the description shows it as ``{id}``."""
+
     def register(handler: Callable[..., Any]) -> Callable[..., Any]:
         routes.route(method, path)(handler)
         responses = {status: ok, **(extra_ok or {})}
         all_errors = tuple(sorted(set(errors) | ({400} if body or query else set())))
-        ENDPOINTS.append(
-            Endpoint(method, path, summary, body, responses, query, all_errors, handler, content_type)
-        )
+        ENDPOINTS.append(Endpoint(
+            method, _ROUTE_REGEX.sub(r"{\1}", path), summary, body, responses, query, all_errors,
+            handler, content_type, body_required,
+        ))
         return handler
 
     return register
@@ -121,20 +142,18 @@ def _operation(e: Endpoint, refs: dict[Any, Any], auth: bool) -> dict[str, Any]:
     op: dict[str, Any] = {"summary": e.summary, "operationId": e.handler.__name__}
     params = [
         {"name": q.name, "in": "query", "required": q.required, "description": q.description,
-         "schema": {"type": q.type}}
+         "schema": q.schema}
         for q in e.query
     ]
-    if "{id}" in e.path:
-        params.append({"name": "id", "in": "path", "required": True,
-                       "description": "Job id.", "schema": {"type": "string", "pattern": r"^\d+$"}})
-    if "{name}" in e.path:
-        params.append({"name": "name", "in": "path", "required": True,
-                       "description": "Schedule name.", "schema": {"type": "string"}})
+    for name, (description, schema) in PATH_PARAMS.items():
+        if "{" + name + "}" in e.path:
+            params.append({"name": name, "in": "path", "required": True,
+                           "description": description, "schema": schema})
     if params:
         op["parameters"] = params
     if e.body:
         op["requestBody"] = {
-            "required": True,
+            "required": e.body_required,
             "content": {"application/json": {"schema": _ref(e.body, refs)}},
         }
     responses: dict[str, Any] = {}

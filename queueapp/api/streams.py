@@ -11,8 +11,8 @@ from ..events import JobEvent
 from ..jsonfast import dumps
 from ..prometheus import CONTENT_TYPE, render
 from .models import DocumentOut
-from .routes import queue_of, routes, service_of
-from .spec import QUEUE, Query, endpoint
+from .routes import query_name, queue_of, routes, service_of
+from .spec import JOB_NAME, QUEUE, Query, endpoint
 
 EVENT_BUFFER = 1000  # events a client may lag behind before it is dropped
 WRITE_TIMEOUT_S = 5.0  # a client that cannot take one event in this time is dropped
@@ -31,9 +31,10 @@ async def prometheus_metrics(request: web.Request) -> web.Response:
           "Server-Sent Events of job transitions (added, waiting, active, progress, completed, "
           "retrying, failed, cancelled, stalled, released) in a queue, optionally only for some job names.",
           ok=DocumentOut, content_type="text/event-stream",
-          query=(QUEUE, Query("name", "Only jobs of this name; repeat for several.")))
+          query=(QUEUE, Query("name", "Only jobs of this name; repeat for several.", JOB_NAME)))
 async def job_events(request: web.Request) -> web.StreamResponse:
     queue = queue_of(request)
+    query_name(request)  # each name is checked
     names = set(request.query.getall("name", []))
 
     def accept(event: JobEvent) -> bool:
