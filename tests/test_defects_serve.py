@@ -289,3 +289,22 @@ def test_21_refused_connections_are_logged_once_not_per_attempt(tmp_path):
             s.close()
         proc.kill()
         proc.wait(10)
+
+
+def test_4_a_damaged_database_fails_the_start_at_once_with_one_line(tmp_path):
+    db = tmp_path / "damaged.db"
+    db.write_bytes(b"not a database at all" * 5000)
+    result = subprocess.run([sys.executable, "-m", "queueapp", "serve", "--db", str(db), "--port", str(free_port())],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert "queueapp: start-up failed: file is not a database" in result.stderr.splitlines()
+
+
+def test_21_idle_keep_alive_connections_are_closed(serve):
+    server = serve("--idle-timeout-ms", "300")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        s.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")  # keep-alive by default
+        assert s.recv(65536).startswith(b"HTTP/1.1 200")
+        started = time.monotonic()
+        assert s.recv(1) == b""  # the server closes the idle connection
+        assert time.monotonic() - started < 5
