@@ -1,4 +1,7 @@
-"""Builds the aiohttp application and starts and stops the appliance's parts in order."""
+"""Builds the aiohttp application and starts and stops the appliance's parts in order.
+
+Each app has its own handler registry and its own service: two apps in one process
+share nothing but the handler modules they import."""
 
 from __future__ import annotations
 
@@ -9,22 +12,23 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from .api import schedules, streams  # noqa: F401 - register their routes
+from .api import add_routes
 from .api.auth import auth_middleware
 from .api.errors import error_middleware
+from .api.keys import CONFIG, SERVICE
 from .api.ratelimit import rate_limit_middleware
-from .api.routes import routes
+from .background.monitor import Alerter
 from .clock import Clock
 from .config import Config
-from .monitor import Alerter, Monitor
 from .redact import register_secret
 from .service import QueueService
 from .store import DatabaseLock, open_store
 from .workers.builtin import BuiltinJobs
 from .workers.registry import HandlerRegistry
-from .workers.registry import registry as default_registry
 
 log = logging.getLogger("queueapp.app")
+
+BUILTINS = web.AppKey("builtins", BuiltinJobs)
 
 
 def make_app(
@@ -34,9 +38,9 @@ def make_app(
     clock: Clock | None = None,
     lock: DatabaseLock | None = None,
 ) -> web.Application:
-    registry = registry or default_registry
+    registry = registry if registry is not None else HandlerRegistry()
     registry.load_modules(config.handler_modules)
-    for secret in (config.token, config.smtp_password, config.payment_token):
+    for secret in config.secrets():
         register_secret(secret)
     middlewares = [error_middleware]
     if config.token:
@@ -45,26 +49,24 @@ def make_app(
         middlewares.append(rate_limit_middleware(
             config.rate_limit, config.rate_burst or config.rate_limit, config.trusted_proxies))
     app = web.Application(middlewares=middlewares, client_max_size=config.max_body_bytes)
-    app["config"] = config
+    app[CONFIG] = config
     service = QueueService(
         open_store(config.db, config.durability, lock=lock),
         registry=registry,
         clock=clock,
         concurrency=config.concurrency_for,
         lease_ms=config.lease_ms,
+        thresholds_for=config.thresholds_for,
+        alerter=Alerter(config.alert_webhook_url) if config.alert_webhook_url else None,
+        monitor_interval_ms=config.monitor_interval_ms,
     )
-    app["service"] = service
-    builtins = BuiltinJobs(service, config.builtin_settings())
+    app[SERVICE] = service
+    builtins = BuiltinJobs(service.store, service.clock, config.builtin_settings())
     builtins.register(registry, config.builtin_job_names)
-    app["builtins"] = builtins
-    alerter = Alerter(config.alert_webhook_url) if config.alert_webhook_url else None
-    app["monitor"] = Monitor(
-        service.dispatcher, config.thresholds_for, alerter, config.monitor_interval_ms,
-        reclaim=service.reclaim_memory,
-    )
-    app.add_routes(routes)
+    app[BUILTINS] = builtins
+    add_routes(app, auth=bool(config.token))
     app.cleanup_ctx.append(_service_ctx)
-    app.cleanup_ctx.append(_monitor_ctx)
+    app.cleanup_ctx.append(_audit_ctx)
     app.on_shutdown.append(_end_open_requests)
     return app
 
@@ -72,15 +74,13 @@ def make_app(
 async def _end_open_requests(app: web.Application) -> None:
     """The first step of a stop, once the port is closed: event streams end and long
     polls return empty, so that no open request holds the stop up."""
-    service: QueueService = app["service"]
-    service.dispatcher.close_leases()
-    service.dispatcher.events.close_all()
+    app[SERVICE].stop_serving_requests()
 
 
 async def _service_ctx(app: web.Application) -> AsyncIterator[None]:
     """Open the store, recover, dispatch; on shutdown drain and close in reverse."""
-    service: QueueService = app["service"]
-    config: Config = app["config"]
+    service = app[SERVICE]
+    config = app[CONFIG]
     await service.start()
     log.info(
         "appliance started",
@@ -89,7 +89,7 @@ async def _service_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     yield
     await service.stop(config.shutdown_grace_ms / 1000)
-    await app["builtins"].close()
+    await app[BUILTINS].close()
     stats = service.store.commit_stats
     log.info(
         "appliance stopped",
@@ -98,21 +98,14 @@ async def _service_ctx(app: web.Application) -> AsyncIterator[None]:
     )
 
 
-async def _monitor_ctx(app: web.Application) -> AsyncIterator[None]:
-    monitor: Monitor = app["monitor"]
-    if monitor.alerter is not None:
-        await monitor.alerter.start()
-    task = asyncio.create_task(monitor.run(), name="queueapp-monitor")
-    config: Config = app["config"]
-    audit = None
-    if config.audit_interval_ms:
-        audit = asyncio.create_task(_audit_forever(app["service"], config.audit_interval_ms))
+async def _audit_ctx(app: web.Application) -> AsyncIterator[None]:
+    interval_ms = app[CONFIG].audit_interval_ms
+    task = asyncio.create_task(_audit_forever(app[SERVICE], interval_ms)) if interval_ms else None
     yield
-    await _cancel(task)
-    if audit is not None:
-        await _cancel(audit)
-    if monitor.alerter is not None:
-        await monitor.alerter.stop()
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def _audit_forever(service: QueueService, interval_ms: int) -> None:
@@ -121,15 +114,9 @@ async def _audit_forever(service: QueueService, interval_ms: int) -> None:
     while True:
         await asyncio.sleep(interval_ms / 1000)
         try:
-            problems = await service.dispatcher.audit()
+            problems = await service.audit()
         except Exception:
             log.exception("self-audit could not run", extra={"event": "audit.error"})
             continue
         for problem in problems:
             log.error("memory and table disagree", extra={"event": "audit.difference", "problem": problem})
-
-
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task

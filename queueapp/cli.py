@@ -7,11 +7,12 @@ import logging
 import os
 import sys
 
-from . import __version__
-from .config import CHOICES, SETTINGS, ConfigError, load_config
+from .config import SETTINGS, ConfigError
 from .logs import setup_logging
+from .settings import SECRET_FILES, load_config
+from .version import __version__
 
-SETTING_NAMES = frozenset(s.name for s in SETTINGS)
+SETTING_NAMES = frozenset(s.name for s in SETTINGS) | frozenset(SECRET_FILES)
 
 log = logging.getLogger("queueapp.cli")
 
@@ -36,12 +37,17 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 def _add_setting(parser: argparse.ArgumentParser, name: str) -> None:
     setting = next(s for s in SETTINGS if s.name == name)
-    kind = setting.kind if setting.kind in (int, float) else str
+    shown = "(hidden)" if setting.secret else repr(setting.default)
     parser.add_argument(
-        "--" + name.replace("_", "-"), dest=name, type=kind, choices=CHOICES.get(name),
-        metavar=None if name in CHOICES else name.split("_")[-1].upper(),
-        help=f"{setting.help} Default {setting.default!r}; env {setting.env}.",
+        setting.option, dest=name, type=setting.kind, choices=setting.choices,
+        metavar=None if setting.choices else name.split("_")[-1].upper(),
+        help=f"{setting.help} Default {shown}; env {setting.env}.",
     )
+    if setting.secret:
+        parser.add_argument(
+            f"{setting.option}-file", dest=f"{name}_file", metavar="FILE",
+            help=f"Read {name} from FILE (a systemd credential, a container secret); env {setting.env}_FILE.",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,5 @@
-"""Errors the service raises; the API maps each to one HTTP status and code."""
+"""Errors the appliance raises, as the domain sees them; the API maps each to one
+HTTP status and code (api/errors.py)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,6 @@ from typing import Any
 
 
 class QueueAppError(Exception):
-    status = 500
-    code = "internal_error"
-
     def __init__(self, message: str, details: list[Any] | None = None) -> None:
         super().__init__(message)
         self.message = message
@@ -16,24 +14,16 @@ class QueueAppError(Exception):
 
 
 class ValidationFailed(QueueAppError):
-    status = 400
-    code = "validation_error"
+    """The input is wrong: nothing was changed."""
 
 
 class NotFound(QueueAppError):
-    status = 404
-    code = "not_found"
+    """No such job or schedule."""
 
 
 class Conflict(QueueAppError):
     """The job is not in a state that allows the change, or a lease token is stale."""
 
-    status = 409
-    code = "conflict"
-
 
 class StoreUnavailable(QueueAppError):
     """The store cannot take writes now (disk full, read-only, locked): nothing was stored."""
-
-    status = 503
-    code = "store_unavailable"

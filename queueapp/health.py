@@ -11,13 +11,15 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class HealthThresholds:
-    failure_rate_warning: float = 0.10
-    failure_rate_critical: float = 0.20
-    waiting_warning: int = 1000
-    waiting_critical: int = 5000
-    active_warning: int = 100
-    delayed_warning: int = 500
-    stuck_after_ms: int = 300_000
+    """A queue's thresholds; their defaults are the settings' (config.py)."""
+
+    failure_rate_warning: float
+    failure_rate_critical: float
+    waiting_warning: int
+    waiting_critical: int
+    active_warning: int
+    delayed_warning: int
+    stuck_after_ms: int
 
 
 def judge(

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any
 
-from .clock import to_iso
 from .jsonfast import dumps  # noqa: F401 - re-exported for the store and the API
 
 
@@ -103,29 +102,6 @@ class Job:
     def timeout_ms(self) -> int | None:
         return self.options.get("timeout")
 
-    def to_dict(self) -> dict[str, Any]:
-        """The job as the HTTP API shows it (camelCase, ISO times, string id)."""
-        return {
-            "id": str(self.id),
-            "queue": self.queue,
-            "name": self.name,
-            "data": self.data,
-            "state": str(self.state),
-            "priority": self.priority,
-            "attempts": self.attempts,
-            "attemptsMade": self.attempts_made,
-            "progress": self.progress,
-            "result": self.result,
-            "error": self.error,
-            "errors": self.errors,
-            "createdAt": to_iso(self.created_at),
-            "runAt": to_iso(self.run_at),
-            "startedAt": to_iso(self.started_at),
-            "finishedAt": to_iso(self.finished_at),
-            "jobId": self.job_key,
-            "options": self.options,
-        }
-
 
 @dataclass(slots=True)
 class Schedule:
@@ -149,23 +125,3 @@ class Schedule:
     last_job_id: int | None = None
     created_at: int = 0
     updated_at: int = 0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "queue": self.queue,
-            "name": self.name,
-            "jobName": self.job_name,
-            "data": self.data,
-            "options": self.options,
-            "cron": self.cron,
-            "timezone": self.timezone,
-            "everyMs": self.every_ms,
-            "missed": self.missed,
-            "overlap": self.overlap,
-            "enabled": self.enabled,
-            "nextRunAt": to_iso(self.next_run_at) if self.enabled else None,
-            "lastRunAt": to_iso(self.last_run_at),
-            "lastJobId": None if self.last_job_id is None else str(self.last_job_id),
-            "createdAt": to_iso(self.created_at),
-            "updatedAt": to_iso(self.updated_at),
-        }

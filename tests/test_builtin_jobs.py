@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 from aiosmtpd.controller import Controller
 
+from queueapp.api.keys import SERVICE
 from queueapp.model import JobState
 
 
@@ -42,7 +43,7 @@ async def peer(aiohttp_server):
 
 async def run_job(client, body, *, until=("completed", "failed")):
     """Enqueue over HTTP and wait (on the event stream) until the job settles."""
-    dispatcher = client.server.app["service"].dispatcher
+    dispatcher = client.server.app[SERVICE].dispatcher
     with dispatcher.events.subscribe() as events:
         r = await client.post("/queues/jobs", json=body)
         assert r.status == 201, await r.text()
@@ -90,7 +91,7 @@ async def test_http_job_429_waits_for_retry_after(make_client, peer):
     server, seen, script = peer
     client = await make_client(http_allowed_hosts="127.0.0.1")
     script["answers"] = [{"status": 429, "headers": {"Retry-After": "1"}}, {"status": 200}]
-    dispatcher = client.server.app["service"].dispatcher
+    dispatcher = client.server.app[SERVICE].dispatcher
     with dispatcher.events.subscribe() as events:
         r = await client.post("/queues/jobs", json={
             "name": "http", "data": {"url": str(server.make_url("/x"))},
@@ -238,7 +239,7 @@ async def test_backup_opens_in_sqlite_and_restore_brings_it_back(make_client, tm
 
 async def test_report_numbers_match_the_jobs_run(make_client, tmp_path):
     client = await make_client(report_dir=str(tmp_path / "reports"))
-    service = client.server.app["service"]
+    service = client.server.app[SERVICE]
     for name, outcome, n in [("resize", "complete", 3), ("resize", "fail", 1), ("email", "complete", 2)]:
         for _ in range(n):
             await client.post("/queues/jobs", json={"name": name, "options": {"attempts": 1}})

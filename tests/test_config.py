@@ -1,7 +1,8 @@
 import pytest
 
 from queueapp.cli import main
-from queueapp.config import ConfigError, load_config
+from queueapp.config import ConfigError
+from queueapp.settings import load_config
 
 
 def test_precedence_flag_over_env_over_file_over_default(tmp_path):

@@ -15,10 +15,11 @@ import pytest
 from aiohttp import web
 from conftest import free_port, wait_for
 
+from queueapp.api.keys import SERVICE
+from queueapp.background.recovery import LeaseReaper
 from queueapp.clock import Clock, FakeClock
 from queueapp.errors import ValidationFailed
 from queueapp.model import JobState
-from queueapp.recovery import LeaseReaper
 from queueapp.workers.http_call import MAX_RETRY_AFTER_MS, retry_after_ms
 
 HERE = Path(__file__).parent
@@ -68,7 +69,7 @@ async def test_7_a_server_cannot_push_a_job_past_a_day(make_client, aiohttp_serv
     app.router.add_get("/", busy)
     peer = await aiohttp_server(app)
     client = await make_client(http_allowed_hosts="127.0.0.1", audit_interval_ms=60_000)
-    service = client.server.app["service"]
+    service = client.server.app[SERVICE]
     with service.dispatcher.events.subscribe() as events:
         r = await client.post("/queues/jobs", json={"name": "http", "data": {"url": str(peer.make_url("/"))}})
         job = await r.json()
@@ -228,7 +229,7 @@ def stalling_smtp():
 async def test_13_a_timed_out_email_is_not_sent_after_all(make_client, stalling_smtp):
     controller, gate, client_gone, received = stalling_smtp
     client = await make_client(smtp_host="127.0.0.1", smtp_port=controller.port, smtp_security="none")
-    service = client.server.app["service"]
+    service = client.server.app[SERVICE]
     with service.dispatcher.events.subscribe() as events:
         r = await client.post("/queues/jobs", json={"name": "send-email", "data": {"to": "a@example.com"},
                                                     "options": {"attempts": 1, "timeout": 300}})
@@ -256,7 +257,7 @@ async def test_14_names_and_redirects_that_lead_inside_are_refused(make_client, 
     app.router.add_get("/hop", hop)
     peer = await aiohttp_server(app)
     client = await make_client(http_allowed_hosts="127.0.0.1")
-    service = client.server.app["service"]
+    service = client.server.app[SERVICE]
     for url in (f"http://localhost:{peer.port}/hop", str(peer.make_url("/hop"))):
         with service.dispatcher.events.subscribe() as events:
             allowed_host = url.startswith("http://127.0.0.1")
@@ -312,7 +313,7 @@ async def test_16_leasing_across_thirty_thousand_names_keeps_global_order(make_c
 
 async def test_17_reads_of_unknown_queues_create_nothing_and_empty_queues_are_forgotten(make_client):
     client = await make_client(audit_interval_ms=60_000)
-    service = client.server.app["service"]
+    service = client.server.app[SERVICE]
     before = set(service.dispatcher.queues)
     for i in range(200):
         for path in ("/queues/metrics", "/queues/health", "/queues/jobs", "/queues/jobs/failed"):
@@ -358,7 +359,7 @@ async def test_18_clients_behind_a_trusted_proxy_have_buckets_of_their_own(make_
 
 async def test_20_reports_of_queues_with_dots_do_not_overwrite_each_other(make_client, tmp_path):
     client = await make_client(report_dir=str(tmp_path / "reports"))
-    service = client.server.app["service"]
+    service = client.server.app[SERVICE]
     paths = []
     for queue in ("emails.v2", "emails.v3"):
         with service.dispatcher.events.subscribe() as events:
@@ -376,7 +377,7 @@ async def test_20_secrets_are_redacted_from_job_errors_and_logs(make_client, cap
     port = free_port()  # nothing listens there: the payment call fails, naming its URL
     client = await make_client(payment_url=f"http://shop:hunter2secret@127.0.0.1:{port}/charges",
                                payment_token="tok_supersecret", token="api-token-secret")
-    service = client.server.app["service"]
+    service = client.server.app[SERVICE]
     headers = {"Authorization": "Bearer api-token-secret"}
     with service.dispatcher.events.subscribe() as events:
         r = await client.post("/queues/jobs", headers=headers, json={

@@ -7,10 +7,12 @@ import sqlite3
 
 import pytest
 
+from queueapp.api.keys import SERVICE
+
 
 def writer_connection(client) -> sqlite3.Connection:
     """The store's own writer connection, to inject a fault at the SQLite level."""
-    return client.server.app["service"].store._writer._conn
+    return client.server.app[SERVICE].store._writer._conn
 
 
 def row_count(db_path) -> int:
@@ -69,7 +71,7 @@ async def test_a_read_only_database_answers_503_and_recovers(make_client, db_pat
         return "done"
 
     client = await make_client()
-    service = client.server.app["service"]
+    service = client.server.app[SERVICE]
     await service.pause()
     r = await client.post("/queues/jobs", json={"name": "work"})
     job_id = (await r.json())["id"]
@@ -101,7 +103,7 @@ async def test_in_process_work_waits_for_the_store_and_is_not_lost(make_client, 
         return {"ok": True}
 
     client = await make_client()
-    service = client.server.app["service"]
+    service = client.server.app[SERVICE]
     r = await client.post("/queues/jobs", json={"name": "hold"})
     job_id = int((await r.json())["id"])
     await asyncio.wait_for(started.wait(), 10)

@@ -11,9 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from queueapp.api import routes as _routes  # noqa: F401 - registers the endpoints
+from queueapp.api import endpoints
 from queueapp.api.models import ErrorOut
-from queueapp.api.spec import ENDPOINTS
 
 scalars = st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(
     allow_nan=False, allow_infinity=False) | st.text(max_size=40)
@@ -54,11 +53,11 @@ queries = st.dictionaries(
 )
 ids = st.sampled_from(["1", "2", "0", "abc", "999999", "-3", "1" * 30])
 
-OPERATIONS = [(e.method, e.path) for e in ENDPOINTS]
-DECLARED = {(e.method, e.path): e.responses for e in ENDPOINTS}
+OPERATIONS = [(e.method, e.path) for e in endpoints()]
+DECLARED = {(e.method, e.path): e.responses for e in endpoints()}
 
 
-CONTENT = {(e.method, e.path): e.content_type for e in ENDPOINTS}
+CONTENT = {(e.method, e.path): e.content_type for e in endpoints()}
 
 
 def _request(port: int, method: str, target: str, body: bytes) -> tuple[int, Any]:

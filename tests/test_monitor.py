@@ -11,9 +11,10 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from queueapp.api import streams
+from queueapp.api.keys import SERVICE
+from queueapp.background.recovery import LeaseReaper
 from queueapp.clock import FakeClock
 from queueapp.model import JobState
-from queueapp.recovery import LeaseReaper
 from queueapp.retry import Failure
 
 
@@ -114,7 +115,7 @@ async def test_an_alert_reaches_the_webhook_and_retries_when_it_is_down(make_cli
     server, received, state = webhook
     state["fail_first"] = 2
     client = await make_client(alert_webhook_url=str(server.make_url("/hook")), health_waiting_critical=1)
-    monitor = client.server.app["monitor"]
+    monitor = client.server.app[SERVICE].monitor
     monitor.alerter.first_backoff_s = 0.01
     await monitor.tick()  # healthy: nothing to say
     await client.post("/queues/jobs", json={"name": "x"})
@@ -139,7 +140,7 @@ async def test_an_alert_reaches_the_webhook_and_retries_when_it_is_down(make_cli
 
 async def test_a_dead_webhook_never_blocks_the_monitor(make_client):
     client = await make_client(alert_webhook_url="http://127.0.0.1:9/nothing-listens", health_waiting_critical=0)
-    monitor = client.server.app["monitor"]
+    monitor = client.server.app[SERVICE].monitor
     monitor.alerter.attempts = 2
     monitor.alerter.first_backoff_s = 0.01
     await client.post("/queues/jobs", json={"name": "x"})
@@ -245,7 +246,7 @@ async def test_a_client_that_stops_reading_is_dropped(make_client, monkeypatch):
     monkeypatch.setattr(streams, "EVENT_BUFFER", 20)
     monkeypatch.setattr(streams, "WRITE_TIMEOUT_S", 0.5)
     client = await make_client(max_body_bytes=4_000_000)
-    dispatcher = client.server.app["service"].dispatcher
+    dispatcher = client.server.app[SERVICE].dispatcher
     port = client.server.port
     # a raw socket that asks for the stream and then never reads a byte
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -273,7 +274,7 @@ async def test_a_client_that_stops_reading_is_dropped(make_client, monkeypatch):
 
 async def test_a_client_that_disconnects_is_unsubscribed(make_client):
     client = await make_client()
-    dispatcher = client.server.app["service"].dispatcher
+    dispatcher = client.server.app[SERVICE].dispatcher
     async with aiohttp.ClientSession() as session:
         response = await session.get(client.make_url("/queues/events"))
         await response.content.readuntil(b"\n\n")
@@ -321,7 +322,7 @@ def test_metric_windows_count_by_second_and_forget_after_five_minutes():
 
 async def test_the_background_reaper_returns_an_abandoned_lease(make_client):
     client = await make_client()
-    dispatcher = client.server.app["service"].dispatcher
+    dispatcher = client.server.app[SERVICE].dispatcher
     await client.post("/queues/jobs", json={"name": "x", "options": {"attempts": 2,
                                                                       "backoff": {"type": "fixed", "delay": 0}}})
     with dispatcher.events.subscribe() as events:

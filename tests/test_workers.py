@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from queueapp.api.keys import SERVICE
 from queueapp.client import QueueClient, RemoteWorker
 from queueapp.workers.registry import HandlerRegistry
 
@@ -69,7 +70,7 @@ async def test_the_python_worker_runs_handlers_on_leased_jobs(make_client):
     async with QueueClient(str(client.make_url(""))) as api:
         worker = RemoteWorker(api, registry, concurrency=3, lease_ms=3000, poll_ms=200)
         task = asyncio.create_task(worker.run(stop))
-        dispatcher = client.server.app["service"].dispatcher
+        dispatcher = client.server.app[SERVICE].dispatcher
         with dispatcher.events.subscribe() as events:
             settled = 0
             while settled < 7:

@@ -1,1 +1,22 @@
-"""The HTTP API (shared/API.md): routes, request models, middleware."""
+"""The HTTP API: one route table per module, added to an app explicitly, and the
+OpenAPI description generated from every route's declarations."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from . import jobs, queues, schedules, streams, workers
+from .keys import OPENAPI
+from .spec import Endpoint, openapi_document
+
+MODULES = (queues, jobs, workers, schedules, streams)
+
+
+def endpoints() -> list[Endpoint]:
+    return [e for module in MODULES for e in module.api.endpoints]
+
+
+def add_routes(app: web.Application, auth: bool) -> None:
+    for module in MODULES:
+        app.add_routes(module.api.routes)
+    app[OPENAPI] = openapi_document(endpoints(), auth)

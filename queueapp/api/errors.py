@@ -8,8 +8,9 @@ from typing import Any
 
 from aiohttp import web
 
-from ..errors import QueueAppError
-from ..model import dumps
+from ..errors import Conflict, NotFound, QueueAppError, StoreUnavailable, ValidationFailed
+from ..jsonfast import dumps
+from .keys import CONFIG
 
 log = logging.getLogger("queueapp.api")
 
@@ -23,6 +24,22 @@ _HTTP_CODES = {
     429: "rate_limited",
     503: "store_unavailable",
 }
+
+
+_DOMAIN: list[tuple[type[QueueAppError], int, str]] = [
+    (ValidationFailed, 400, "validation_error"),
+    (NotFound, 404, "not_found"),
+    (Conflict, 409, "conflict"),
+    (StoreUnavailable, 503, "store_unavailable"),
+]
+
+
+def code_of(exc: QueueAppError) -> tuple[int, str]:
+    """The HTTP status and error code of a domain error."""
+    for kind, status, code in _DOMAIN:
+        if isinstance(exc, kind):
+            return status, code
+    return 500, "internal_error"
 
 
 def error_response(
@@ -40,13 +57,14 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
     try:
         return await handler(request)
     except QueueAppError as exc:
-        return error_response(exc.status, exc.code, exc.message, exc.details)
+        status, code = code_of(exc)
+        return error_response(status, code, exc.message, exc.details)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
         message = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
         if exc.status == 413:
-            message = f"request body is larger than {request.app['config'].max_body_bytes} bytes"
+            message = f"request body is larger than {request.app[CONFIG].max_body_bytes} bytes"
         if exc.status == 404:
             message = f"no route {request.method} {request.path}"
         return error_response(

@@ -21,6 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
+from ..networks import parse_networks
 from .errors import error_response
 
 LIMITED = frozenset({"/queues/jobs", "/queues/jobs/bulk", "/queues/jobs/schedule", "/queues/schedules"})
@@ -69,11 +70,6 @@ def _in(address: str, networks: list[Any]) -> bool:
     except ValueError:
         return False
     return any(ip in net for net in networks)
-
-
-def parse_networks(text: str) -> list[Any]:
-    """``trusted_proxies``: addresses or CIDR networks, comma-separated (ValueError)."""
-    return [ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip()]
 
 
 def rate_limit_middleware(rate: float, burst: int, trusted_proxies: str = "") -> Any:

@@ -13,8 +13,8 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from .. import __version__
 from ..options import QUEUE_NAME
+from ..version import __version__
 from .models import ErrorOut
 
 
@@ -65,54 +65,60 @@ class Endpoint:
     body_required: bool = True
 
 
-ENDPOINTS: list[Endpoint] = []
+class Api:
+    """One module's routes and their descriptions. A route declares its request and
+    response models where it is defined; ``/openapi.json`` is generated from them."""
+
+    def __init__(self) -> None:
+        self.routes = web.RouteTableDef()
+        self.endpoints: list[Endpoint] = []
+
+    def endpoint(
+        self,
+        method: str,
+        path: str,
+        summary: str,
+        *,
+        body: type[BaseModel] | None = None,
+        ok: type[BaseModel] | None = None,
+        status: int = 200,
+        extra_ok: dict[int, type[BaseModel] | None] | None = None,
+        query: tuple[Query, ...] = (),
+        errors: tuple[int, ...] = (),
+        content_type: str = "application/json",
+        body_required: bool = True,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Register ``handler`` for ``method path`` and describe it. ``path`` may give a
+        parameter its pattern (``{id:[0-9]+}``), so that ``/queues/jobs/bulk`` is never
+        taken for a job id; the description shows it as ``{id}``."""
+
+        def register(handler: Callable[..., Any]) -> Callable[..., Any]:
+            self.routes.route(method, path)(handler)
+            responses = {status: ok, **(extra_ok or {})}
+            all_errors = tuple(sorted(set(errors) | ({400} if body or query else set())))
+            self.endpoints.append(Endpoint(
+                method, _ROUTE_REGEX.sub(r"{\1}", path), summary, body, responses, query, all_errors,
+                handler, content_type, body_required,
+            ))
+            return handler
+
+        return register
 
 
-def endpoint(
-    routes: web.RouteTableDef,
-    method: str,
-    path: str,
-    summary: str,
-    *,
-    body: type[BaseModel] | None = None,
-    ok: type[BaseModel] | None = None,
-    status: int = 200,
-    extra_ok: dict[int, type[BaseModel] | None] | None = None,
-    query: tuple[Query, ...] = (),
-    errors: tuple[int, ...] = (),
-    content_type: str = "application/json",
-    body_required: bool = True,
-) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register ``handler`` for ``method path`` and describe it. ``path`` may give a
-    parameter its pattern (``{id:[0-9]+}``), so that ``/queues/jobs/bulk`` is never
-    taken for a job id; the description shows it as ``{id}``."""
-
-    def register(handler: Callable[..., Any]) -> Callable[..., Any]:
-        routes.route(method, path)(handler)
-        responses = {status: ok, **(extra_ok or {})}
-        all_errors = tuple(sorted(set(errors) | ({400} if body or query else set())))
-        ENDPOINTS.append(Endpoint(
-            method, _ROUTE_REGEX.sub(r"{\1}", path), summary, body, responses, query, all_errors,
-            handler, content_type, body_required,
-        ))
-        return handler
-
-    return register
-
-
-def openapi_document(auth: bool) -> dict[str, Any]:
+def openapi_document(endpoints: list[Endpoint], auth: bool) -> dict[str, Any]:
     models: set[type[BaseModel]] = {ErrorOut}
-    for e in ENDPOINTS:
+    for e in endpoints:
         if e.body:
             models.add(e.body)
         models.update(m for m in e.responses.values() if m)
+    bodies = {e.body for e in endpoints if e.body}
     keyed: list[tuple[type[BaseModel], Literal["validation", "serialization"]]] = [
-        (m, "validation" if _is_body(m) else "serialization") for m in models
+        (m, "validation" if m in bodies else "serialization") for m in models
     ]
     refs, schema = models_json_schema(keyed, ref_template="#/components/schemas/{model}")
     paths: dict[str, Any] = {}
-    for e in ENDPOINTS:
-        paths.setdefault(e.path, {})[e.method.lower()] = _operation(e, refs, auth)
+    for e in endpoints:
+        paths.setdefault(e.path, {})[e.method.lower()] = _operation(e, refs, auth, bodies)
     doc: dict[str, Any] = {
         "openapi": "3.1.0",  # JSON Schema 2020-12, as pydantic writes it
         "info": {
@@ -129,16 +135,10 @@ def openapi_document(auth: bool) -> dict[str, Any]:
     return doc
 
 
-def _is_body(model: type[BaseModel]) -> bool:
-    return any(e.body is model for e in ENDPOINTS)
+def _operation(e: Endpoint, refs: dict[Any, Any], auth: bool, bodies: set[Any]) -> dict[str, Any]:
+    def _ref(model: type[BaseModel]) -> dict[str, Any]:
+        return refs[(model, "validation" if model in bodies else "serialization")]
 
-
-def _ref(model: type[BaseModel], refs: dict[Any, Any]) -> dict[str, Any]:
-    mode = "validation" if _is_body(model) else "serialization"
-    return refs[(model, mode)]
-
-
-def _operation(e: Endpoint, refs: dict[Any, Any], auth: bool) -> dict[str, Any]:
     op: dict[str, Any] = {"summary": e.summary, "operationId": e.handler.__name__}
     params = [
         {"name": q.name, "in": "query", "required": q.required, "description": q.description,
@@ -154,17 +154,17 @@ def _operation(e: Endpoint, refs: dict[Any, Any], auth: bool) -> dict[str, Any]:
     if e.body:
         op["requestBody"] = {
             "required": e.body_required,
-            "content": {"application/json": {"schema": _ref(e.body, refs)}},
+            "content": {"application/json": {"schema": _ref(e.body)}},
         }
     responses: dict[str, Any] = {}
     for status, model in e.responses.items():
-        content = {e.content_type: {"schema": _ref(model, refs) if model else {"type": "string"}}}
+        content = {e.content_type: {"schema": _ref(model) if model else {"type": "string"}}}
         responses[str(status)] = {"description": "Success", "content": content}
     errors = set(e.errors) | ({401} if auth and e.path != "/livez" else set())
     for status in sorted(errors):
         responses[str(status)] = {
             "description": ERROR_TEXT.get(status, "Error"),
-            "content": {"application/json": {"schema": _ref(ErrorOut, refs)}},
+            "content": {"application/json": {"schema": _ref(ErrorOut)}},
         }
     op["responses"] = responses
     if auth and e.path != "/livez":

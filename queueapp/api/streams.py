@@ -9,25 +9,25 @@ from aiohttp import web
 
 from ..events import JobEvent
 from ..jsonfast import dumps
-from ..prometheus import CONTENT_TYPE, render
+from ..prometheus import CONTENT_TYPE
+from .common import query_name, queue_of, service_of
 from .models import DocumentOut
-from .routes import query_name, queue_of, routes, service_of
-from .spec import JOB_NAME, QUEUE, Query, endpoint
+from .spec import JOB_NAME, QUEUE, Api, Query
+
+api = Api()
 
 EVENT_BUFFER = 1000  # events a client may lag behind before it is dropped
 WRITE_TIMEOUT_S = 5.0  # a client that cannot take one event in this time is dropped
 KEEPALIVE_S = 15.0
 
 
-@endpoint(routes, "GET", "/metrics", "Prometheus text format: counts, rates, latency histograms.",
+@api.endpoint("GET", "/metrics", "Prometheus text format: counts, rates, latency histograms.",
           content_type="text/plain")
 async def prometheus_metrics(request: web.Request) -> web.Response:
-    service = service_of(request)
-    text = render(service.dispatcher, service.store.commit_stats, len(service.dispatcher.events))
-    return web.Response(text=text, headers={"Content-Type": CONTENT_TYPE})
+    return web.Response(text=service_of(request).prometheus(), headers={"Content-Type": CONTENT_TYPE})
 
 
-@endpoint(routes, "GET", "/queues/events",
+@api.endpoint("GET", "/queues/events",
           "Server-Sent Events of job transitions (added, waiting, active, progress, completed, "
           "retrying, failed, cancelled, stalled, released) in a queue, optionally only for some job names.",
           ok=DocumentOut, content_type="text/event-stream",
@@ -40,12 +40,11 @@ async def job_events(request: web.Request) -> web.StreamResponse:
     def accept(event: JobEvent) -> bool:
         return event.queue == queue and (not names or event.name in names)
 
-    dispatcher = service_of(request).dispatcher
     response = web.StreamResponse(headers={
         "Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no",
     })
     await response.prepare(request)
-    with dispatcher.events.subscribe(EVENT_BUFFER, accept) as subscription:
+    with service_of(request).subscribe(EVENT_BUFFER, accept) as subscription:
         await _write(response, b": connected\n\n")
         while not subscription.closed.is_set():
             event = await _next(subscription)

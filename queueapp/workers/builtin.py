@@ -10,40 +10,41 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from yarl import URL
 
-from ..clock import to_iso
+from ..clock import Clock, to_iso
 from ..options import MAX_DELAY_MS, QUEUE_NAME
+from ..store import Store
 from .destinations import DestinationPolicy, DestinationRefused
 from .email import SmtpSettings, send_email_job, validate_email_data
 from .http_call import HttpCaller, http_job, validate_http_data
 from .registry import HandlerRegistry, JobContext, UnrecoverableError
-
-if TYPE_CHECKING:
-    from ..service import QueueService
 
 BUILTIN_JOBS = ("http", "send-email", "process-payment", "backup-data", "generate-report")
 
 
 @dataclass(frozen=True)
 class BuiltinSettings:
-    smtp: SmtpSettings | None = None
-    payment_url: str = ""
-    payment_token: str = ""
-    backup_dir: str = "./backups"
-    backup_keep: int = 7
-    report_dir: str = "./reports"
-    http_allowed_hosts: str = ""
+    """The defaults of each field are the settings' (config.py)."""
+
+    smtp: SmtpSettings | None
+    payment_url: str
+    payment_token: str = field(repr=False)
+    backup_dir: str
+    backup_keep: int
+    report_dir: str
+    http_allowed_hosts: str
 
 
 class BuiltinJobs:
-    def __init__(self, service: QueueService, settings: BuiltinSettings) -> None:
-        self.service = service
+    def __init__(self, store: Store, clock: Clock, settings: BuiltinSettings) -> None:
+        self.store = store
+        self.clock = clock
         self.settings = settings
         self.http = HttpCaller(DestinationPolicy(settings.http_allowed_hosts))
 
@@ -88,7 +89,7 @@ class BuiltinJobs:
         folder = Path(self.settings.backup_dir)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         path = folder / f"queueapp-{stamp}.db"
-        size = await self.service.store.backup_to(str(path))
+        size = await self.store.backup_to(str(path))
         backups = sorted(folder.glob("queueapp-*.db"))
         removed = [str(old) for old in backups[: max(0, len(backups) - self.settings.backup_keep)]]
         for old in removed:
@@ -100,8 +101,8 @@ class BuiltinJobs:
         over a window, written as JSON and CSV."""
         queue = job.data.get("queue", job.queue)
         window = job.data.get("windowMs", 24 * 3600 * 1000)
-        until = self.service.clock.now_ms()
-        figures = await self.service.store.report(queue, until - window, until)
+        until = self.clock.now_ms()
+        figures = await self.store.report(queue, until - window, until)
         completed = sum(row["completed"] for row in figures["byName"])
         report = {
             "queue": queue,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
 
@@ -14,12 +14,14 @@ from .registry import JobContext, JobFailed, UnrecoverableError
 
 @dataclass(frozen=True)
 class SmtpSettings:
+    """The defaults of each field are the settings' (config.py)."""
+
     host: str
-    port: int = 587
-    security: str = "starttls"  # none, starttls or tls
-    user: str = ""
-    password: str = ""
-    sender: str = "queueapp@localhost"
+    port: int
+    security: str  # none, starttls or tls
+    user: str
+    password: str = field(repr=False)
+    sender: str
     timeout_s: float = 30.0
 
 
@@ -33,9 +35,9 @@ def _recipients(data: dict[str, Any]) -> list[str]:
 
 def validate_email_data(data: dict[str, Any]) -> None:
     _recipients(data)
-    for field in ("subject", "body", "html", "from"):
-        if field in data and not isinstance(data[field], str):
-            raise ValueError(f"data.{field} must be a string")
+    for key in ("subject", "body", "html", "from"):
+        if key in data and not isinstance(data[key], str):
+            raise ValueError(f"data.{key} must be a string")
 
 
 def build_message(data: dict[str, Any], sender: str) -> EmailMessage:

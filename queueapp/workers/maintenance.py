@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 from ..model import JobState
 from .registry import HandlerRegistry, JobContext
 
-if TYPE_CHECKING:
-    from ..service import QueueService
-
 CLEAN_JOB = "queueapp.clean"
 
+# clean(grace_ms, state, queue) -> jobs removed
+Clean = Callable[[int, str, str], Awaitable[int]]
 
-def register_maintenance(registry: HandlerRegistry, service: QueueService) -> None:
-    async def clean(job: JobContext) -> dict[str, Any]:
+
+def register_maintenance(
+    registry: HandlerRegistry, clean: Clean, queues: Callable[[], Iterable[str]]
+) -> None:
+    """``queueapp.clean`` on ``registry``: ``clean`` removes old finished jobs of one
+    queue, ``queues`` names the queues there are."""
+
+    async def clean_all(job: JobContext) -> dict[str, Any]:
         """Remove old finished jobs in every queue (the seed's midnight cleanup).
         ``data``: completedOlderThanMs, failedOlderThanMs, cancelledOlderThanMs (each
         optional: absent leaves that state alone)."""
@@ -24,13 +30,13 @@ def register_maintenance(registry: HandlerRegistry, service: QueueService) -> No
             JobState.CANCELLED: job.data.get("cancelledOlderThanMs"),
         }
         removed: dict[str, int] = {}
-        for queue in sorted(service.dispatcher.queues):
+        for queue in sorted(queues()):
             for state, age in ages.items():
-                if isinstance(age, int) and age >= 0:
-                    n = await service.clean(age, str(state), queue=queue)
+                if isinstance(age, int) and not isinstance(age, bool) and age >= 0:
+                    n = await clean(age, str(state), queue)
                     if n:
                         removed[f"{queue}.{state}"] = n
         return {"removed": removed, "total": sum(removed.values())}
 
     if CLEAN_JOB not in registry:
-        registry.register(CLEAN_JOB, clean)
+        registry.register(CLEAN_JOB, clean_all)

@@ -162,16 +162,22 @@ class HandlerRegistry:
 
     def load_modules(self, modules: list[str]) -> None:
         """Import each module. A module registers its handlers either with the
-        ``@registry.handler`` decorator on import, or by defining
+        ``@registry.handler`` decorator of the shared ``registry`` on import (they then
+        join every registry that loads the module), or by defining
         ``register(registry)``, which is then called with this registry."""
         for name in modules:
             module = importlib.import_module(name)
             register = getattr(module, "register", None)
             if callable(register):
                 register(self)
+            if self is not registry:
+                for job_name, fn in list(registry._handlers.items()):
+                    if getattr(fn, "__module__", None) == module.__name__ and job_name not in self:
+                        self.register(job_name, fn)
 
 
-# The registry that ``queueapp serve`` uses and handler modules decorate.
+# The registry handler modules decorate; each app and service copies from it what the
+# modules it loads registered (see load_modules), and otherwise has its own.
 registry = HandlerRegistry()
 
 

@@ -20,11 +20,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from .clock import Clock
-from .dispatch import Dispatcher
-from .model import Job
-from .retry import Failure
-from .store import Store
+from ..clock import Clock
+from ..dispatch import Dispatcher
+from ..model import Job
+from ..retry import Failure
+from ..store import Store
 
 log = logging.getLogger("queueapp.recovery")
 

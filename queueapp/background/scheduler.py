@@ -18,16 +18,15 @@ import asyncio
 import heapq
 import logging
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
 
-from .clock import Clock, to_iso
-from .cron import fire_times, next_cron_ms, next_every_ms, parse_zone
-from .errors import NotFound, StoreUnavailable
-from .model import Schedule
-from .options import JobOptions
-
-if TYPE_CHECKING:
-    from .service import QueueService
+from ..clock import Clock, to_iso
+from ..cron import fire_times, next_cron_ms, next_every_ms, parse_zone
+from ..dispatch import Dispatcher
+from ..enqueue import JobBuilder
+from ..errors import NotFound, StoreUnavailable
+from ..model import NewJob, Schedule
+from ..options import JobOptions
+from ..store import Store
 
 log = logging.getLogger("queueapp.scheduler")
 
@@ -43,10 +42,14 @@ def next_after(schedule: Schedule, after_ms: int) -> int:
 
 
 class Scheduler:
-    def __init__(self, service: QueueService, catch_up_limit: int = CATCH_UP_LIMIT) -> None:
-        self.service = service
-        self.store = service.store
-        self.clock: Clock = service.clock
+    def __init__(
+        self, store: Store, dispatcher: Dispatcher, clock: Clock, builder: JobBuilder,
+        catch_up_limit: int = CATCH_UP_LIMIT,
+    ) -> None:
+        self.store = store
+        self.dispatcher = dispatcher
+        self.clock = clock
+        self.builder = builder
         self.catch_up_limit = catch_up_limit
         # (next_run_at, queue, name); an entry is live while it matches _due[(queue, name)]
         self._heap: list[tuple[int, str, str]] = []
@@ -172,7 +175,7 @@ class Scheduler:
         if schedule.missed == "skip":
             times = times[-1:]
         jobs = [self._job_for(schedule, at) for at in times]
-        outcome = await self.service.dispatcher.add_scheduled(queue, name, due, jobs, following)
+        outcome = await self.dispatcher.add_scheduled(queue, name, due, jobs, following)
         if outcome is None:  # advanced elsewhere meanwhile
             refreshed = await self.store.get_schedule(queue, name)
             if refreshed is not None:
@@ -185,10 +188,10 @@ class Scheduler:
         self._track(replace(schedule, next_run_at=following))
         return sum(1 for a in added if a.created)
 
-    def _job_for(self, schedule: Schedule, fire_at: int) -> Any:
+    def _job_for(self, schedule: Schedule, fire_at: int) -> NewJob:
         options = JobOptions.model_validate(schedule.options)
         options = options.model_copy(update={"jobId": f"{schedule.name}@{to_iso(fire_at)}", "delay": 0})
-        return self.service.build_job(schedule.job_name, schedule.data, options, None, schedule.queue)
+        return self.builder.build(schedule.job_name, schedule.data, options, None, schedule.queue)
 
     # the loop -----------------------------------------------------------------------------
 

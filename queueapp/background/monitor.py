@@ -1,7 +1,7 @@
 """The monitor: health of every queue, on demand and every interval, with alerts.
 
 ``check`` judges one queue now (the API's ``GET /queues/health`` uses it).
-``tick`` checks every queue once, keeps in-process jobs' heartbeats fresh, and
+``tick`` checks every queue once, and
 raises an alert when a queue's status changes, or on every tick while it stays
 critical. Alerts go to the log and, when configured, to a webhook; sending never
 blocks or breaks the loop (see ``Alerter``).
@@ -17,9 +17,9 @@ from typing import Any
 
 import aiohttp
 
-from .clock import to_iso
-from .dispatch import Dispatcher
-from .health import HealthThresholds, judge
+from ..clock import to_iso
+from ..dispatch import ActiveJob, Dispatcher
+from ..health import HealthThresholds, judge
 
 log = logging.getLogger("queueapp.monitor")
 
@@ -58,7 +58,7 @@ class Monitor:
         horizon = now - self.thresholds_for(queue).stuck_after_ms
         return sorted(
             a.id for a in self.dispatcher.active.values()
-            if a.queue == queue and a.heartbeat_at < horizon
+            if a.queue == queue and a.heartbeat_at < horizon and not _alive_here(a)
         )
 
     def check(self, queue: str, now: int | None = None) -> HealthReport:
@@ -72,16 +72,8 @@ class Monitor:
         )
         return HealthReport(queue, status, issues, snapshot, now)
 
-    def refresh_in_process_heartbeats(self, now: int) -> None:
-        """In-process jobs heartbeat on their own: while the handler's task is alive and
-        the loop turns, the job is not stuck (its timeout bounds it)."""
-        for active in self.dispatcher.active.values():
-            if active.lease_expires_at is None and active.task is not None and not active.task.done():
-                active.heartbeat_at = now
-
     async def tick(self, now: int | None = None) -> list[HealthReport]:
         now = self.dispatcher.clock.now_ms() if now is None else now
-        self.refresh_in_process_heartbeats(now)
         if self.reclaim is not None:
             self.reclaim()
         for gone in set(self.last_status) - set(self.dispatcher.queues):
@@ -111,6 +103,12 @@ class Monitor:
             except Exception:  # the monitor must outlive any one bad check
                 log.exception("health check failed", extra={"event": "monitor.error"})
             await asyncio.sleep(self.interval_ms / 1000)
+
+
+def _alive_here(active: ActiveJob) -> bool:
+    """An in-process job whose handler task is alive is not stuck: the loop turns and
+    its timeout bounds it. (The monitor only reads the dispatcher's state.)"""
+    return active.in_process and active.task is not None and not active.task.done()
 
 
 def alert_payload(report: HealthReport, previous: str) -> dict[str, Any]:

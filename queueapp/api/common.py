@@ -1,0 +1,88 @@
+"""What every route module uses: the answer, the service and config of the app, and
+the parsing of queue names, bodies, ids and query parameters (400 on anything bad)."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from ..config import Config
+from ..enqueue import DEFAULT_QUEUE, validation_details
+from ..errors import NotFound, ValidationFailed
+from ..jsonfast import check_finite_json, dumps_bytes
+from ..options import check_queue_name
+from ..service import QueueService
+from .keys import CONFIG, SERVICE
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def ok(body: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=dumps_bytes(body), content_type="application/json")
+
+
+def service_of(request: web.Request) -> QueueService:
+    return request.app[SERVICE]
+
+
+def config_of(request: web.Request) -> Config:
+    return request.app[CONFIG]
+
+
+def queue_of(request: web.Request) -> str:
+    queue = request.query.get("queue", DEFAULT_QUEUE)
+    try:
+        return check_queue_name(queue)
+    except ValueError as exc:
+        raise ValidationFailed(str(exc), [{"field": "queue", "message": str(exc)}]) from None
+
+
+async def parse(request: web.Request, model: type[M], *, optional: bool = False) -> M:
+    raw = await request.read()
+    if optional and not raw.strip():
+        raw = b"{}"
+    try:
+        check_finite_json(raw)
+    except ValueError as exc:
+        message = f"invalid request body: {exc}; JSON numbers must be finite"
+        raise ValidationFailed(message, [{"field": None, "message": message}]) from None
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        details = validation_details(exc)
+        first = details[0]
+        where = f" at {first['field']}" if first["field"] else ""
+        raise ValidationFailed(f"invalid request body{where}: {first['message']}", details) from None
+
+
+def job_id_of(request: web.Request) -> int:
+    text = request.match_info["id"]
+    if not (text.isascii() and text.isdigit()) or len(text) > 15:
+        raise NotFound(f"no job with id {text}")
+    return int(text)
+
+
+def query_int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    text = request.query.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        message = f"{name} must be a whole number from {low} to {high}"
+        raise ValidationFailed(message, [{"field": name, "message": message}])
+    return value
+
+
+def query_name(request: web.Request) -> str | None:
+    """The ``name`` query parameter: a job name, 1 to 128 characters."""
+    names = request.query.getall("name", [])
+    for name in names:
+        if not 1 <= len(name) <= 128:
+            message = "name must be a job name of 1 to 128 characters"
+            raise ValidationFailed(message, [{"field": "name", "message": message}])
+    return names[0] if names else None

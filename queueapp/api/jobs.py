@@ -1,0 +1,111 @@
+"""Routes that add, read, cancel and retry jobs."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..clock import from_datetime
+from ..errors import NotFound, ValidationFailed
+from ..model import JobState
+from .common import job_id_of, ok, parse, query_int, query_name, queue_of, service_of
+from .models import AddJobBody, BulkBody, JobOut, JobPageOut, JobsOut, ScheduleBody
+from .present import job_out, jobs_out
+from .spec import JOB_NAME, QUEUE, Api, Query, int_query
+
+api = Api()
+
+
+@api.endpoint("POST", "/queues/jobs", "Add a job. 200 with the kept job when options.jobId was already used.",
+              body=AddJobBody, ok=JobOut, status=201, extra_ok={200: JobOut}, query=(QUEUE,),
+              errors=(413, 429, 503))
+async def add_job(request: web.Request) -> web.Response:
+    queue = queue_of(request)  # a bad queue name is reported before the body
+    return await _add_one(request, queue, await parse(request, AddJobBody), None)
+
+
+async def _add_one(
+    request: web.Request, queue: str, body: AddJobBody | ScheduleBody, run_at: int | None
+) -> web.Response:
+    """201 and the new job, or 200 and the job already kept under its jobId."""
+    service = service_of(request)
+    new = service.build_job(body.name, body.data, body.options, body.priorityFactors, queue, run_at)
+    added = (await service.add_jobs([new]))[0]
+    return ok(job_out(added.job), 201 if added.created else 200)
+
+
+@api.endpoint("POST", "/queues/jobs/bulk", "Add up to 10,000 jobs, all or none, in one transaction.",
+              body=BulkBody, ok=JobsOut, status=201, query=(QUEUE,), errors=(413, 429, 503))
+async def add_bulk(request: web.Request) -> web.Response:
+    queue = queue_of(request)
+    body = await parse(request, BulkBody)
+    service = service_of(request)
+    new = [service.build_job(j.name, j.data, j.options, j.priorityFactors, queue) for j in body.jobs]
+    added = await service.add_jobs(new)
+    return ok(jobs_out([a.job for a in added]), 201)
+
+
+@api.endpoint("POST", "/queues/jobs/schedule", "Add a job that runs at scheduledTime (a past time runs at once).",
+              body=ScheduleBody, ok=JobOut, status=201, extra_ok={200: JobOut}, query=(QUEUE,),
+              errors=(413, 429, 503))
+async def schedule_job(request: web.Request) -> web.Response:
+    queue = queue_of(request)  # a bad queue name is reported before the body
+    body = await parse(request, ScheduleBody)
+    return await _add_one(request, queue, body, from_datetime(body.scheduledTime))
+
+
+@api.endpoint("GET", "/queues/jobs", "A page of jobs in id order; pass nextCursor as cursor for the next.",
+              ok=JobPageOut, query=(QUEUE, Query("state", "Only jobs in this state.",
+                                                 {"type": "string", "enum": [s.value for s in JobState]}),
+                                    Query("name", "Only jobs of this name.", JOB_NAME),
+                                    int_query("limit", "Page size (default 100).", 1, 1000),
+                                    int_query("cursor", "nextCursor of the previous page.", 0, 2**48)))
+async def list_jobs(request: web.Request) -> web.Response:
+    queue = queue_of(request)
+    state_text = request.query.get("state")
+    try:
+        state = None if state_text is None else JobState(state_text)
+    except ValueError:
+        message = f"state must be one of {', '.join(s.value for s in JobState)}"
+        raise ValidationFailed(message, [{"field": "state", "message": message}]) from None
+    limit = query_int(request, "limit", 100, 1, 1000)
+    cursor = query_int(request, "cursor", 0, 0, 2**48)
+    jobs = await service_of(request).list_jobs(queue, state, query_name(request), limit, cursor)
+    next_cursor = str(jobs[-1].id) if len(jobs) == limit else None
+    return ok({**jobs_out(jobs), "nextCursor": next_cursor})
+
+
+@api.endpoint("GET", "/queues/jobs/failed", "Failed (dead-letter) jobs, newest failure first.",
+              ok=JobsOut, query=(QUEUE, int_query("limit", "How many (default 10).", 1, 1000)))
+async def failed_jobs(request: web.Request) -> web.Response:
+    queue = queue_of(request)
+    limit = query_int(request, "limit", 10, 1, 1000)
+    return ok(jobs_out(await service_of(request).get_failed_jobs(limit, queue=queue)))
+
+
+@api.endpoint("GET", "/queues/jobs/stuck", "Active jobs without a heartbeat for longer than the stuck threshold.",
+              ok=JobsOut, query=(QUEUE,))
+async def stuck_jobs(request: web.Request) -> web.Response:
+    return ok(jobs_out(await service_of(request).stuck_jobs(queue_of(request))))
+
+
+@api.endpoint("GET", "/queues/jobs/{id:[0-9]+}", "One job.", ok=JobOut, errors=(404,))
+async def get_job(request: web.Request) -> web.Response:
+    job_id = job_id_of(request)
+    job = await service_of(request).get_job(job_id)
+    if job is None:
+        raise NotFound(f"no job with id {job_id}")
+    return ok(job_out(job))
+
+
+@api.endpoint("DELETE", "/queues/jobs/{id:[0-9]+}",
+              "Cancel a job: waiting or delayed ones at once, an active one is stopped.",
+              ok=JobOut, errors=(404, 409, 503))
+async def cancel_job(request: web.Request) -> web.Response:
+    return ok(job_out(await service_of(request).cancel_job(job_id_of(request))))
+
+
+@api.endpoint("POST", "/queues/jobs/{id:[0-9]+}/retry",
+              "Put a failed or cancelled job back to waiting with fresh attempts.",
+              ok=JobOut, errors=(404, 409, 503))
+async def retry_job(request: web.Request) -> web.Response:
+    return ok(job_out(await service_of(request).retry_job(job_id_of(request))))

@@ -1,0 +1,70 @@
+"""The wire shape of what the API answers: written here, and only here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..background.monitor import HealthReport
+from ..clock import to_iso
+from ..model import Job, Schedule
+
+
+def job_out(job: Job) -> dict[str, Any]:
+    """A job as the HTTP API shows it (camelCase, ISO times, string id)."""
+    return {
+        "id": str(job.id),
+        "queue": job.queue,
+        "name": job.name,
+        "data": job.data,
+        "state": str(job.state),
+        "priority": job.priority,
+        "attempts": job.attempts,
+        "attemptsMade": job.attempts_made,
+        "progress": job.progress,
+        "result": job.result,
+        "error": job.error,
+        "errors": job.errors,
+        "createdAt": to_iso(job.created_at),
+        "runAt": to_iso(job.run_at),
+        "startedAt": to_iso(job.started_at),
+        "finishedAt": to_iso(job.finished_at),
+        "jobId": job.job_key,
+        "options": job.options,
+    }
+
+
+def leased_out(job: Job) -> dict[str, Any]:
+    return {**job_out(job), "leaseToken": job.lease_token}
+
+
+def heartbeat_out(job: Job) -> dict[str, Any]:
+    return {**job_out(job), "leaseExpiresAt": to_iso(job.lease_expires_at)}
+
+
+def jobs_out(jobs: list[Job]) -> dict[str, Any]:
+    return {"jobs": [job_out(j) for j in jobs]}
+
+
+def schedule_out(schedule: Schedule) -> dict[str, Any]:
+    return {
+        "queue": schedule.queue,
+        "name": schedule.name,
+        "jobName": schedule.job_name,
+        "data": schedule.data,
+        "options": schedule.options,
+        "cron": schedule.cron,
+        "timezone": schedule.timezone,
+        "everyMs": schedule.every_ms,
+        "missed": schedule.missed,
+        "overlap": schedule.overlap,
+        "enabled": schedule.enabled,
+        "nextRunAt": to_iso(schedule.next_run_at) if schedule.enabled else None,
+        "lastRunAt": to_iso(schedule.last_run_at),
+        "lastJobId": None if schedule.last_job_id is None else str(schedule.last_job_id),
+        "createdAt": to_iso(schedule.created_at),
+        "updatedAt": to_iso(schedule.updated_at),
+    }
+
+
+def health_out(report: HealthReport) -> dict[str, Any]:
+    return report.to_dict()

@@ -1,0 +1,99 @@
+"""Validated input to a job to store: priority from the explicit option or the
+factors, attempts from the priority unless given, the due time, and the data of a
+job type that has a validator. Used alike by the service (library and API) and the
+scheduler; anything wrong raises ValidationFailed before anything is stored."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import ValidationError
+
+from .clock import Clock, from_datetime
+from .errors import ValidationFailed
+from .model import DEFAULT_ATTEMPTS, NewJob
+from .options import LATEST_RUN_AT, JobOptions, PriorityFactors
+from .priority import calculate_priority
+
+DEFAULT_QUEUE = "default"
+
+# Checks a job type's data: raises ValueError for data its handler could never accept.
+DataCheck = Callable[[str, dict[str, Any]], None]
+
+
+def validation_details(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    """pydantic errors as the API's ``details``: the field path and what is wrong."""
+    return [
+        {"field": ".".join(str(p) for p in (*prefix, *e["loc"])) or None,
+         "message": e["msg"].removeprefix("Value error, ")}
+        for e in exc.errors(include_url=False)
+    ]
+
+
+def check_name(name: Any, data: Any) -> None:
+    if not isinstance(name, str) or not 1 <= len(name) <= 128:
+        raise ValidationFailed("name must be a string of 1 to 128 characters")
+    if data is not None and not isinstance(data, dict):
+        raise ValidationFailed("data must be a JSON object")
+
+
+def parse_options(
+    options: dict[str, Any] | JobOptions | None,
+    factors: dict[str, Any] | PriorityFactors | None = None,
+) -> tuple[JobOptions, PriorityFactors | None]:
+    try:
+        if not isinstance(options, JobOptions):
+            options = JobOptions.model_validate(options or {})
+        if factors is not None and not isinstance(factors, PriorityFactors):
+            factors = PriorityFactors.model_validate(factors)
+    except ValidationError as exc:
+        raise ValidationFailed("invalid job options", validation_details(exc)) from None
+    return options, factors
+
+
+class JobBuilder:
+    def __init__(self, clock: Clock, check_data: DataCheck) -> None:
+        self.clock = clock
+        self.check_data = check_data
+
+    def build(
+        self,
+        name: str,
+        data: dict[str, Any] | None,
+        options: JobOptions,
+        factors: PriorityFactors | None = None,
+        queue: str = DEFAULT_QUEUE,
+        run_at: int | None = None,
+    ) -> NewJob:
+        """A job to store, from input already parsed (ValidationFailed for data its
+        type refuses, or a due time past the last one kept)."""
+        try:
+            self.check_data(name, data or {})
+        except ValueError as exc:
+            raise ValidationFailed(f"invalid data for a {name} job: {exc}",
+                                   [{"field": "data", "message": str(exc)}]) from None
+        now = self.clock.now_ms()
+        priority = options.priority
+        if priority is None and factors is not None:
+            priority = calculate_priority(
+                user_tier=factors.userTier,
+                urgency=factors.urgency,
+                business_impact=factors.businessImpact,
+                deadline_ms=None if factors.deadline is None else from_datetime(factors.deadline),
+                now_ms=now,
+            )
+        priority = int(priority or 3)
+        if run_at is not None and run_at >= LATEST_RUN_AT:
+            message = "a job's time must be before 2100-01-01T00:00:00Z"
+            raise ValidationFailed(message, [{"field": "scheduledTime", "message": message}])
+        return NewJob(
+            queue=queue,
+            name=name,
+            data=data or {},
+            priority=priority,
+            attempts=options.attempts or DEFAULT_ATTEMPTS[priority],
+            run_at=run_at if run_at is not None else now + options.delay,
+            options=options.stored(),
+            job_key=options.jobId,
+        )
