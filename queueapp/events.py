@@ -12,8 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .clock import to_iso
-
 
 @dataclass(frozen=True, slots=True)
 class JobEvent:
@@ -23,12 +21,6 @@ class JobEvent:
     name: str
     at: int
     detail: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "type": self.type, "jobId": str(self.job_id), "queue": self.queue,
-            "name": self.name, "at": to_iso(self.at), **self.detail,
-        }
 
 
 class Subscription:

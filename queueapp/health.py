@@ -8,6 +8,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .clock import to_iso
+
+
+@dataclass(frozen=True, slots=True)
+class HealthReport:
+    queue: str
+    status: str  # healthy, warning or critical
+    issues: list[str]
+    metrics: dict[str, Any]
+    timestamp: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """As the API and alerts show it."""
+        return {"status": self.status, "issues": self.issues, "metrics": self.metrics,
+                "timestamp": to_iso(self.timestamp)}
+
 
 @dataclass(frozen=True, slots=True)
 class HealthThresholds:

@@ -10,8 +10,6 @@ from .histogram import Histogram
 from .model import JobState
 from .store import CommitStats
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-
 
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")

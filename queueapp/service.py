@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
-from .background.monitor import Alerter, HealthReport, Monitor
+from .background.monitor import Alerter, Monitor
 from .background.recovery import LeaseReaper, recover_after_restart
 from .background.scheduler import Scheduler
 from .clock import Clock, from_datetime
@@ -28,7 +28,7 @@ from .dispatch import Dispatcher
 from .enqueue import DEFAULT_QUEUE, JobBuilder, check_name, parse_options
 from .errors import ValidationFailed
 from .events import JobEvent, Subscription
-from .health import HealthThresholds
+from .health import HealthReport, HealthThresholds
 from .model import Job, JobState, NewJob
 from .options import MAX_DELAY_MS, JobOptions, PriorityFactors, check_queue_name
 from .prometheus import render

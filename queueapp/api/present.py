@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..background.monitor import HealthReport
 from ..clock import to_iso
+from ..events import JobEvent
+from ..health import HealthReport
 from ..model import Job, Schedule
 
 
@@ -67,4 +68,11 @@ def schedule_out(schedule: Schedule) -> dict[str, Any]:
 
 
 def health_out(report: HealthReport) -> dict[str, Any]:
-    return report.to_dict()
+    return report.as_dict()
+
+
+def event_out(event: JobEvent) -> dict[str, Any]:
+    return {
+        "type": event.type, "jobId": str(event.job_id), "queue": event.queue,
+        "name": event.name, "at": to_iso(event.at), **event.detail,
+    }

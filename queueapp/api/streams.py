@@ -9,13 +9,14 @@ from aiohttp import web
 
 from ..events import JobEvent
 from ..jsonfast import dumps
-from ..prometheus import CONTENT_TYPE
 from .common import query_name, queue_of, service_of
 from .models import DocumentOut
+from .present import event_out
 from .spec import JOB_NAME, QUEUE, Api, Query
 
 api = Api()
 
+PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 EVENT_BUFFER = 1000  # events a client may lag behind before it is dropped
 WRITE_TIMEOUT_S = 5.0  # a client that cannot take one event in this time is dropped
 KEEPALIVE_S = 15.0
@@ -24,7 +25,7 @@ KEEPALIVE_S = 15.0
 @api.endpoint("GET", "/metrics", "Prometheus text format: counts, rates, latency histograms.",
           content_type="text/plain")
 async def prometheus_metrics(request: web.Request) -> web.Response:
-    return web.Response(text=service_of(request).prometheus(), headers={"Content-Type": CONTENT_TYPE})
+    return web.Response(text=service_of(request).prometheus(), headers={"Content-Type": PROMETHEUS_TYPE})
 
 
 @api.endpoint("GET", "/queues/events",
@@ -51,7 +52,7 @@ async def job_events(request: web.Request) -> web.StreamResponse:
             if event is None:
                 chunk = b": keepalive\n\n"
             else:
-                chunk = f"event: {event.type}\ndata: {dumps(event.to_dict())}\n\n".encode()
+                chunk = f"event: {event.type}\ndata: {dumps(event_out(event))}\n\n".encode()
             if not await _write(response, chunk):
                 break
     return response

@@ -12,29 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
-from ..clock import to_iso
 from ..dispatch import ActiveJob, Dispatcher
-from ..health import HealthThresholds, judge
+from ..health import HealthReport, HealthThresholds, judge
 
 log = logging.getLogger("queueapp.monitor")
-
-
-@dataclass(frozen=True, slots=True)
-class HealthReport:
-    queue: str
-    status: str
-    issues: list[str]
-    metrics: dict[str, Any]
-    timestamp: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "issues": self.issues, "metrics": self.metrics,
-                "timestamp": to_iso(self.timestamp)}
 
 
 class Monitor:
@@ -118,7 +103,7 @@ def alert_payload(report: HealthReport, previous: str) -> dict[str, Any]:
         "queue": report.queue,
         "status": report.status,
         "previousStatus": previous,
-        **report.to_dict(),
+        **report.as_dict(),
     }
 
 

@@ -18,8 +18,6 @@ from collections.abc import Callable
 from typing import Any
 
 from ..clock import Clock
-from ..errors import Conflict
-from ..metrics import PROCESSING_WINDOW_MS
 from ..model import Job, JobState, NewJob
 from ..retry import Failure
 from ..store import Added, Change, Store
@@ -27,8 +25,10 @@ from ..workers.registry import HandlerRegistry
 from .audit import compare
 from .executor import JobExecutor
 from .lanes import Taken, Timer
-from .leases import LeaseDesk, stale
+from .leases import LeaseDesk
 from .ledger import ActiveJob, Ledger, QueueRuntime
+from .outcomes import Outcomes
+from .rebuild import rebuild, resync
 
 log = logging.getLogger("queueapp.dispatcher")
 
@@ -56,7 +56,8 @@ class Dispatcher:
         self.ledger.repair = self._repair
         self.leases = LeaseDesk(store, self.ledger, clock, default_lease_ms)
         self.ledger.queue_created = self.leases.wake_idle
-        self.executor = JobExecutor(registry, self)
+        self.outcomes = Outcomes(store, self.ledger, clock, self.leases)
+        self.executor = JobExecutor(registry, self.outcomes)
         registry.on_change(self._handlers_changed)
         self._wake = asyncio.Event()
         self._timer_handle: asyncio.TimerHandle | None = None
@@ -100,50 +101,11 @@ class Dispatcher:
     async def start(self, leased: list[Job] | None = None) -> None:
         """Rebuild the in-memory state from the store and start the loop. ``leased``:
         jobs whose external lease is still valid across the restart."""
-        for settings in await self.store.queue_settings():
-            if not settings.paused and not settings.concurrency:
-                continue  # a queue with default settings exists in memory while it has jobs
-            q = self.queue(settings.name)
-            q.paused = settings.paused
-            if settings.concurrency:
-                q.concurrency = settings.concurrency
-        for queue, counts in (await self.store.count_states()).items():
-            self.queue(queue)
-            self.metrics.of(queue).counts.update(counts)
-        now = self.clock.now_ms()
-        samples = await self.store.finished_since(now - PROCESSING_WINDOW_MS)
-        for sample in sorted(samples, key=lambda s: s.finished_at):
-            took = None if sample.started_at is None else sample.finished_at - sample.started_at
-            self.metrics.of(sample.queue).add_finish(sample.finished_at, took, sample.state is JobState.FAILED)
-        pending = await self._load_pending()
-        for job in leased or []:
-            self.ledger.adopt_active(job)
+        pending = await rebuild(self.store, self.ledger, self.clock, leased or [])
+        self._wake.set()
         self._loop_task = asyncio.create_task(self._loop(), name="queueapp-dispatcher")
         log.info("dispatcher started", extra={"event": "dispatcher.started", "pending": pending,
                                               "leases_kept": len(leased or [])})
-
-    async def _load_pending(self) -> int:
-        """Fill the lanes and the timer heap from the store in batches: keys are
-        appended and each heap is built once at the end (heapify is linear; a
-        million heappush calls are not)."""
-        from .lanes import pack
-
-        count = 0
-        timers: list[Timer] = []
-        async for batch in self.store.pending_jobs():
-            for p in batch:
-                if p.state == "delayed":
-                    self.queue(p.queue)
-                    timers.append(Timer(p.run_at, p.id, p.priority, p.queue, p.name))
-                else:
-                    lanes = self.queue(p.queue).lanes
-                    lanes.add_unordered(lanes.lane(p.name), pack(p.priority, p.run_at, p.id))
-            count += len(batch)
-        for q in self.queues.values():
-            q.lanes.rebuild()
-        self.ledger.timers.extend(timers)
-        self._wake.set()
-        return count
 
     def close_leases(self) -> None:
         """First step of a stop: open long polls return, no new lease is granted."""
@@ -321,22 +283,7 @@ class Dispatcher:
         task.add_done_callback(self._background.discard)
 
     def _repair(self, job_id: int) -> None:
-        self._spawn(self._resync(job_id))
-
-    async def _resync(self, job_id: int) -> None:
-        """Make memory follow the table for one job after the ledger failed on it."""
-        job = await self.store.get_job(job_id)
-        if job is None:
-            self.active.pop(job_id, None)
-        elif job.state in (JobState.WAITING, JobState.DELAYED):
-            self.active.pop(job_id, None)
-            self.ledger.place_job(job)
-        elif job.state is JobState.ACTIVE and job_id not in self.active and job.lease_expires_at:
-            self.ledger.adopt_active(job)
-        for queue, counts in (await self.store.count_states()).items():
-            m = self.metrics.of(queue).counts
-            m.clear()
-            m.update(counts)
+        self._spawn(resync(self.store, self.ledger, job_id))
 
     async def audit(self) -> list[str]:
         """Differences between memory and the table (none, unless there is a bug)."""
@@ -344,86 +291,28 @@ class Dispatcher:
         await self.store.snapshot(then=lambda snap: found.extend(compare(self.ledger, snap)))
         return found
 
-    # finishing (the executor's Reporter, and the API's worker routes) --------------
-
-    def owns(self, job_id: int, token: str) -> bool:
-        active = self.active.get(job_id)
-        return active is not None and active.token == token
-
-    def _told_to_nobody(self, job_id: int) -> bool:
-        """An in-process job's outcome is acknowledged to no one: its commit need not
-        wait for an fsync (see store/writer.py)."""
-        active = self.active.get(job_id)
-        return active is not None and active.in_process
+    # the outcome of attempts, cancel and retry (see outcomes.py) --------------------
 
     async def complete(self, job_id: int, token: str, result: Any) -> Job:
-        change = await self.store.complete_job(
-            job_id, token, result, self.clock.now_ms(), durable=not self._told_to_nobody(job_id),
-            then=self.ledger.finished,
-        )
-        if change is None:
-            raise stale(job_id)
-        return change.job
+        return await self.outcomes.complete(job_id, token, result)
 
     async def fail(self, job_id: int, token: str, failure: Failure) -> Job:
-        change = await self.store.fail_job(
-            job_id, token, failure, self.clock.now_ms(), durable=not self._told_to_nobody(job_id),
-            then=self.ledger.finished,
-        )
-        if change is None:
-            raise stale(job_id)
-        return change.job
+        return await self.outcomes.fail(job_id, token, failure)
 
     async def release(self, job_id: int, token: str) -> Job:
-        """Take a job back from its worker without counting the attempt."""
-        change = await self.store.release_job(
-            job_id, token, self.clock.now_ms(), then=lambda c: self.ledger.finished(c, counted=False)
-        )
-        if change is None:
-            raise stale(job_id)
-        return change.job
+        return await self.outcomes.release(job_id, token)
 
     async def heartbeat(self, job_id: int, token: str, progress: Any, lease_ms: int | None) -> Job:
         return await self.leases.heartbeat(job_id, token, progress, lease_ms)
 
-    async def clean(self, queue: str, state: JobState, grace_ms: int, limit: int | None) -> int:
-        """Remove finished jobs of ``state`` older than ``grace_ms``; keeps the counts."""
-        return await self.store.clean(
-            queue, state, self.clock.now_ms() - grace_ms, limit,
-            then=lambda removed: self.ledger.cleaned(queue, state, removed),
-        )
-
-    # cancel and retry --------------------------------------------------------------
-
     async def cancel(self, job_id: int) -> Job:
-        change = await self.store.cancel_job(job_id, self.clock.now_ms(), then=self.ledger.withdrawn)
-        if change.prior is JobState.ACTIVE:
-            return await self._cancel_active(change.job)
-        return change.job
-
-    async def _cancel_active(self, job: Job) -> Job:
-        """An active job is asked to stop: an in-process handler is cancelled; an
-        external worker finds its lease gone at its next heartbeat or answer."""
-        active = self.active.get(job.id)
-        if active is None or job.lease_token is None:
-            raise Conflict(f"job {job.id} is finishing; try again")
-
-        def stopped(change: Change | None) -> None:
-            self.ledger.finished(change)
-            if change is not None and active.task is not None:
-                active.task.cancel()  # delivered at its next await; its outcome is stored
-
-        change = await self.store.fail_job(
-            job.id, job.lease_token, Failure("cancelled while running", cancel=True),
-            self.clock.now_ms(), then=stopped,
-        )
-        if change is None:
-            raise Conflict(f"job {job.id} finished before it could be cancelled")
-        return change.job
+        return await self.outcomes.cancel(job_id)
 
     async def retry(self, job_id: int) -> Job:
-        change = await self.store.retry_job(job_id, self.clock.now_ms(), then=self.ledger.retried)
-        return change.job
+        return await self.outcomes.retry(job_id)
+
+    async def clean(self, queue: str, state: JobState, grace_ms: int, limit: int | None) -> int:
+        return await self.outcomes.clean(queue, state, self.clock.now_ms() - grace_ms, limit)
 
     # external workers --------------------------------------------------------------
 

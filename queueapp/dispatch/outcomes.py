@@ -1,0 +1,100 @@
+"""What becomes of an attempt (completed, failed, released) and of a job asked to
+stop or to start over (cancel, retry): each a guarded write whose post-commit hook
+is the ledger's. This is the executor's ``Reporter`` too."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..clock import Clock
+from ..errors import Conflict
+from ..model import Job, JobState
+from ..retry import Failure
+from ..store import Change, Store
+from .leases import LeaseDesk, stale
+from .ledger import Ledger
+
+
+class Outcomes:
+    def __init__(self, store: Store, ledger: Ledger, clock: Clock, leases: LeaseDesk) -> None:
+        self.store = store
+        self.ledger = ledger
+        self.clock = clock
+        self.leases = leases
+
+    def owns(self, job_id: int, token: str) -> bool:
+        active = self.ledger.active.get(job_id)
+        return active is not None and active.token == token
+
+    def _told_to_nobody(self, job_id: int) -> bool:
+        """An in-process job's outcome is acknowledged to no one: its commit need not
+        wait for an fsync (see store/writer.py)."""
+        active = self.ledger.active.get(job_id)
+        return active is not None and active.in_process
+
+    async def complete(self, job_id: int, token: str, result: Any) -> Job:
+        change = await self.store.complete_job(
+            job_id, token, result, self.clock.now_ms(), durable=not self._told_to_nobody(job_id),
+            then=self.ledger.finished,
+        )
+        if change is None:
+            raise stale(job_id)
+        return change.job
+
+    async def fail(self, job_id: int, token: str, failure: Failure) -> Job:
+        change = await self.store.fail_job(
+            job_id, token, failure, self.clock.now_ms(), durable=not self._told_to_nobody(job_id),
+            then=self.ledger.finished,
+        )
+        if change is None:
+            raise stale(job_id)
+        return change.job
+
+    async def release(self, job_id: int, token: str) -> Job:
+        """Take a job back from its worker without counting the attempt."""
+        change = await self.store.release_job(
+            job_id, token, self.clock.now_ms(), then=lambda c: self.ledger.finished(c, counted=False)
+        )
+        if change is None:
+            raise stale(job_id)
+        return change.job
+
+    async def heartbeat(self, job_id: int, token: str, progress: Any, lease_ms: int | None) -> Job:
+        return await self.leases.heartbeat(job_id, token, progress, lease_ms)
+
+    async def clean(self, queue: str, state: JobState, finished_before: int, limit: int | None) -> int:
+        """Remove finished jobs of ``state`` that finished before the time; keeps the counts."""
+        return await self.store.clean(
+            queue, state, finished_before, limit,
+            then=lambda removed: self.ledger.cleaned(queue, state, removed),
+        )
+
+    async def cancel(self, job_id: int) -> Job:
+        change = await self.store.cancel_job(job_id, self.clock.now_ms(), then=self.ledger.withdrawn)
+        if change.prior is JobState.ACTIVE:
+            return await self._cancel_active(change.job)
+        return change.job
+
+    async def _cancel_active(self, job: Job) -> Job:
+        """An active job is asked to stop: an in-process handler is cancelled; an
+        external worker finds its lease gone at its next heartbeat or answer."""
+        active = self.ledger.active.get(job.id)
+        if active is None or job.lease_token is None:
+            raise Conflict(f"job {job.id} is finishing; try again")
+
+        def stopped(change: Change | None) -> None:
+            self.ledger.finished(change)
+            if change is not None and active.task is not None:
+                active.task.cancel()  # delivered at its next await; its outcome is stored
+
+        change = await self.store.fail_job(
+            job.id, job.lease_token, Failure("cancelled while running", cancel=True),
+            self.clock.now_ms(), then=stopped,
+        )
+        if change is None:
+            raise Conflict(f"job {job.id} finished before it could be cancelled")
+        return change.job
+
+    async def retry(self, job_id: int) -> Job:
+        change = await self.store.retry_job(job_id, self.clock.now_ms(), then=self.ledger.retried)
+        return change.job
