@@ -57,12 +57,3 @@ def test_the_shipped_config_file_loads(tmp_path):
     shipped = Path(__file__).parent.parent / "deploy" / "queueapp.toml"
     config = load_config({}, str(shipped), {})
     assert config.durability == "full" and config.port == 3000
-
-
-def test_config_defaults_match_the_documented_settings():
-    from dataclasses import fields
-
-    from queueapp.config import SETTINGS, Config
-
-    defaults = {f.name: f.default for f in fields(Config) if f.name != "queues"}
-    assert defaults == {s.name: s.default for s in SETTINGS}
