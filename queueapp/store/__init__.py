@@ -2,7 +2,19 @@
 
 from pathlib import Path
 
-from .base import Added, Change, CommitStats, FinishedSample, PendingJob, QueueSettings, Store, TableSnapshot, Then
+from .base import (
+    Added,
+    Change,
+    CommitStats,
+    FinishedSample,
+    NameFigures,
+    PendingJob,
+    QueueSettings,
+    Report,
+    Store,
+    TableSnapshot,
+    Then,
+)
 from .check import job_count, table_problems
 from .connection import connect
 from .lock import DatabaseInUse, DatabaseLock
@@ -16,8 +28,10 @@ __all__ = [
     "DatabaseInUse",
     "DatabaseLock",
     "FinishedSample",
+    "NameFigures",
     "PendingJob",
     "QueueSettings",
+    "Report",
     "SqliteStore",
     "Store",
     "TableSnapshot",

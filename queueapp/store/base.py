@@ -72,6 +72,24 @@ class FinishedSample:
 
 
 @dataclass(slots=True)
+class NameFigures:
+    name: str
+    completed: int
+    failed: int
+    avg_processing_ms: float | None
+    max_processing_ms: int | None
+
+
+@dataclass(slots=True)
+class Report:
+    """Figures for one queue over a window (generate-report jobs)."""
+
+    by_name: list[NameFigures]
+    failure_reasons: list[tuple[str, int]]  # error, count; the commonest first
+    counts: dict[str, int]  # by state, now
+
+
+@dataclass(slots=True)
 class TableSnapshot:
     """The unfinished jobs and the counts, as one transaction sees them (self-audit)."""
 
@@ -221,7 +239,7 @@ class Store(ABC):
         returns its size in bytes."""
 
     @abstractmethod
-    async def report(self, queue: str, since: int, until: int) -> dict[str, Any]:
+    async def report(self, queue: str, since: int, until: int) -> Report:
         """Figures for jobs of ``queue`` finished in ``[since, until]``: per job name
         counts and processing times, the commonest failure reasons; and the queue's
         current counts by state."""

@@ -19,8 +19,10 @@ from .base import (
     Change,
     CommitStats,
     FinishedSample,
+    NameFigures,
     PendingJob,
     QueueSettings,
+    Report,
     Store,
     TableSnapshot,
     Then,
@@ -194,32 +196,14 @@ class SqliteStore(Store):
         # and readers go on meanwhile, and the copy is one consistent snapshot.
         return await asyncio.to_thread(backup_file, self.path, Path(path))
 
-    async def report(self, queue: str, since: int, until: int) -> dict[str, Any]:
-        by_name = await self._fetchall(
-            "SELECT name, sum(state = 'completed'), sum(state = 'failed'),"
-            " avg(CASE WHEN state = 'completed' THEN finished_at - started_at END),"
-            " max(finished_at - started_at)"
-            " FROM jobs WHERE queue = ? AND state IN ('completed', 'failed')"
-            " AND finished_at >= ? AND finished_at <= ? GROUP BY name ORDER BY name",
-            (queue, since, until),
+    async def report(self, queue: str, since: int, until: int) -> Report:
+        by_name, reasons, states = sql.report_queries(queue, since, until)
+        return Report(
+            [NameFigures(n, c, f, None if avg is None else round(avg, 1), mx)
+             for n, c, f, avg, mx in await self._fetchall(*by_name)],
+            [(e, n) for e, n in await self._fetchall(*reasons)],
+            {state: n for state, n in await self._fetchall(*states)},
         )
-        reasons = await self._fetchall(
-            "SELECT error, count(*) AS n FROM jobs WHERE queue = ? AND state = 'failed'"
-            " AND finished_at >= ? AND finished_at <= ? GROUP BY error ORDER BY n DESC, error LIMIT 10",
-            (queue, since, until),
-        )
-        states = await self._fetchall(
-            "SELECT state, count(*) FROM jobs WHERE queue = ? GROUP BY state", (queue,)
-        )
-        return {
-            "byName": [
-                {"name": n, "completed": c, "failed": f,
-                 "avgProcessingMs": None if avg is None else round(avg, 1), "maxProcessingMs": mx}
-                for n, c, f, avg, mx in by_name
-            ],
-            "failureReasons": [{"error": e, "count": n} for e, n in reasons],
-            "counts": {state: n for state, n in states},
-        }
 
     # reads -------------------------------------------------------------------
 
@@ -229,74 +213,40 @@ class SqliteStore(Store):
             return list(await cursor.fetchall())
 
     async def get_job(self, job_id: int) -> Job | None:
-        rows = await self._fetchall(f"SELECT {sql.COLUMNS} FROM jobs WHERE id = ?", (job_id,))
+        rows = await self._fetchall(*sql.get_query(job_id))
         return sql.row_to_job(rows[0]) if rows else None
 
     async def list_jobs(
         self, queue: str, state: JobState | None, name: str | None, limit: int,
         after_id: int | None,
     ) -> list[Job]:
-        where, params = ["queue = ?", "id > ?"], [queue, after_id or 0]
-        if state is not None:
-            where.append("state = ?")
-            params.append(state)
-        if name is not None:
-            where.append("name = ?")
-            params.append(name)
-        rows = await self._fetchall(
-            f"SELECT {sql.COLUMNS} FROM jobs WHERE {' AND '.join(where)} ORDER BY id LIMIT ?",
-            (*params, limit),
-        )
-        return [sql.row_to_job(r) for r in rows]
+        return [sql.row_to_job(r) for r in await self._fetchall(*sql.list_query(queue, state, name, limit, after_id))]
 
     async def failed_jobs(self, queue: str, limit: int) -> list[Job]:
-        rows = await self._fetchall(
-            f"SELECT {sql.COLUMNS} FROM jobs WHERE queue = ? AND state = 'failed'"
-            " ORDER BY finished_at DESC, id DESC LIMIT ?",
-            (queue, limit),
-        )
-        return [sql.row_to_job(r) for r in rows]
+        return [sql.row_to_job(r) for r in await self._fetchall(*sql.failed_query(queue, limit))]
 
     async def active_jobs(self, queue: str) -> list[Job]:
-        rows = await self._fetchall(
-            f"SELECT {sql.COLUMNS} FROM jobs WHERE queue = ? AND state = 'active' ORDER BY id",
-            (queue,),
-        )
-        return [sql.row_to_job(r) for r in rows]
+        return [sql.row_to_job(r) for r in await self._fetchall(*sql.active_query(queue))]
 
     async def pending_jobs(self, batch: int = 10_000) -> AsyncIterator[list[PendingJob]]:
         assert self._reader is not None, "store is not open"
-        async with self._reader.execute(
-            "SELECT id, queue, name, state, priority, run_at FROM jobs"
-            " WHERE state IN ('waiting', 'delayed')"
-        ) as cursor:
+        async with self._reader.execute(sql.PENDING) as cursor:
             while rows := await cursor.fetchmany(batch):
                 yield [PendingJob._make(r) for r in rows]
 
     async def count_states(self) -> dict[str, dict[JobState, int]]:
-        rows = await self._fetchall("SELECT queue, state, count(*) FROM jobs GROUP BY queue, state")
         counts: dict[str, dict[JobState, int]] = {}
-        for queue, state, n in rows:
+        for queue, state, n in await self._fetchall(sql.COUNT_STATES):
             counts.setdefault(queue, {})[JobState(state)] = n
         return counts
 
     async def finished_since(self, since: int) -> list[FinishedSample]:
         samples: list[FinishedSample] = []
-        for queue in await self._queue_names():
+        for (queue,) in await self._fetchall(sql.QUEUE_NAMES):
             for state in (JobState.COMPLETED, JobState.FAILED):
-                rows = await self._fetchall(
-                    "SELECT started_at, finished_at FROM jobs"
-                    " WHERE queue = ? AND state = ? AND finished_at >= ?",
-                    (queue, state, since),
-                )
+                rows = await self._fetchall(*sql.finished_query(queue, state, since))
                 samples.extend(FinishedSample(queue, state, s, f) for s, f in rows)
         return samples
-
-    async def _queue_names(self) -> list[str]:
-        rows = await self._fetchall(
-            "SELECT name FROM queues UNION SELECT DISTINCT queue FROM jobs"
-        )
-        return [r[0] for r in rows]
 
     async def queue_settings(self) -> list[QueueSettings]:
         rows = await self._fetchall("SELECT name, paused, concurrency FROM queues ORDER BY name")

@@ -103,20 +103,24 @@ class BuiltinJobs:
         window = job.data.get("windowMs", 24 * 3600 * 1000)
         until = self.clock.now_ms()
         figures = await self.store.report(queue, until - window, until)
-        completed = sum(row["completed"] for row in figures["byName"])
+        by_name = [{"name": r.name, "completed": r.completed, "failed": r.failed,
+                    "avgProcessingMs": r.avg_processing_ms, "maxProcessingMs": r.max_processing_ms}
+                   for r in figures.by_name]
+        completed = sum(r.completed for r in figures.by_name)
         report = {
             "queue": queue,
             "from": _iso(until - window), "until": _iso(until), "windowMs": window,
-            "counts": figures["counts"],
+            "counts": figures.counts,
             "completed": completed,
-            "failed": sum(row["failed"] for row in figures["byName"]),
+            "failed": sum(r.failed for r in figures.by_name),
             "throughputPerMinute": round(completed / (window / 60_000), 3),
-            "failureReasons": figures["failureReasons"],
-            "slowestJobTypes": sorted(
-                (r for r in figures["byName"] if r["avgProcessingMs"] is not None),
-                key=lambda r: r["avgProcessingMs"], reverse=True,
-            )[:10],
-            "byName": figures["byName"],
+            "failureReasons": [{"error": e, "count": n} for e, n in figures.failure_reasons],
+            "slowestJobTypes": [row for _, row in sorted(
+                ((r.avg_processing_ms, row) for r, row in zip(figures.by_name, by_name, strict=True)
+                 if r.avg_processing_ms is not None),
+                key=lambda pair: pair[0], reverse=True,
+            )][:10],
+            "byName": by_name,
         }
         folder = Path(self.settings.report_dir)
         folder.mkdir(parents=True, exist_ok=True)
