@@ -1,7 +1,7 @@
 .PHONY: install test lint typecheck bench all
 
 install:
-	python3 -m pip install -e '.[test,fast]'
+	python3 -m pip install -e '.[test]'
 
 test:
 	python3 -m pytest

@@ -20,6 +20,7 @@ from .api.ratelimit import rate_limit_middleware
 from .background.monitor import Alerter
 from .clock import Clock
 from .config import Config
+from .jsonfast import LIBRARY as JSON_LIBRARY
 from .redact import register_secret
 from .service import QueueService
 from .store import DatabaseLock, open_store
@@ -85,7 +86,8 @@ async def _service_ctx(app: web.Application) -> AsyncIterator[None]:
     log.info(
         "appliance started",
         extra={"event": "app.started", "db": config.db, "durability": config.durability,
-               "handlers": ",".join(service.registry.names()) or "-"},
+               "handlers": ",".join(service.registry.names()) or "-", "json": JSON_LIBRARY,
+               "event_loop": type(asyncio.get_running_loop()).__module__.split(".")[0]},
     )
     yield
     await service.stop(config.shutdown_grace_ms / 1000)

@@ -234,7 +234,7 @@ class Config:
     )
     event_loop: str = setting(
         "auto",
-        "auto: uvloop when installed (pip install queueapp[fast]), else asyncio; or asyncio, "
+        "auto: uvloop when installed (it is by default), else asyncio; or asyncio, "
         "uvloop.",
         choices=('auto', 'asyncio', 'uvloop'),
     )

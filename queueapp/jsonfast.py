@@ -1,5 +1,5 @@
-"""JSON encoding: orjson when it is installed (``pip install queueapp[fast]``),
-the standard library otherwise. Encoding every job answer is a visible share of
+"""JSON encoding: orjson when it is installed (a dependency, missing only where no
+wheel could install), the standard library otherwise. Encoding every job answer is a visible share of
 an enqueue's cost, and orjson does it several times faster."""
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ except ImportError:  # pragma: no cover - depends on the install
 def _std_dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
+
+LIBRARY = "orjson" if orjson is not None else "json"  # named in the start-up log line
 
 if orjson is not None:
     _OPTIONS = orjson.OPT_NON_STR_KEYS
