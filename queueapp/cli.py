@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
+import ssl
 import sys
 
 from .config import SETTINGS, ConfigError
@@ -87,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--grace-ms", type=int, default=10_000,
                         help="on SIGTERM, how long running jobs may finish before they are handed back")
     worker.add_argument("--token", default=None, help="bearer token (env QUEUEAPP_TOKEN)")
+    worker.add_argument("--cacert", default=None, metavar="FILE",
+                        help="CA certificate(s) to verify an https:// appliance with (default: the system's)")
     return parser
 
 
@@ -129,7 +133,6 @@ def _restore(backup: str, db: str) -> int:
 
 def _worker(args: argparse.Namespace) -> int:
     import asyncio
-    import signal
 
     from .client import QueueClient, RemoteWorker, WorkerRefused
     from .workers.registry import registry
@@ -147,7 +150,7 @@ def _worker(args: argparse.Namespace) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         token = args.token or os.environ.get("QUEUEAPP_TOKEN")
-        async with QueueClient(args.url, token=token, queue=args.queue) as client:
+        async with QueueClient(args.url, token=token, queue=args.queue, cacert=args.cacert) as client:
             worker = RemoteWorker(client, registry, concurrency=args.concurrency,
                                   lease_ms=args.lease_ms, grace_s=args.grace_ms / 1000)
             await worker.run(stop)
@@ -210,6 +213,7 @@ def _serve(config) -> int:  # noqa: ANN001 - Config
 
     from .app import make_app
     from .store import DatabaseInUse, lock_database
+    from .tls import ServerTls
 
     try:
         sock = _listen(config.host, config.port)
@@ -229,6 +233,15 @@ def _serve(config) -> int:  # noqa: ANN001 - Config
         lock.release()
         print(f"queueapp: cannot import a handler module: {exc}", file=sys.stderr)
         return 2
+    tls = None
+    if config.tls_cert:
+        try:
+            tls = ServerTls(config.tls_cert, config.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            lock.release()
+            sock.close()
+            print(f"queueapp: cannot use tls_cert/tls_key: {exc}", file=sys.stderr)
+            return 1
     raise_open_files_limit()
     # The store's writer thread needs the GIL back after each fsync while the event
     # loop is busy; at the default 5 ms switch interval it waits that long per commit,
@@ -237,10 +250,13 @@ def _serve(config) -> int:  # noqa: ANN001 - Config
     log.info(
         "listening", extra={"event": "server.listening", "host": config.host, "port": config.port}
     )
+    loop = _new_loop(config.event_loop)
+    if tls is not None:
+        loop.add_signal_handler(signal.SIGHUP, tls.reload)
     try:
         web.run_app(app, sock=sock, print=None, access_log=None, shutdown_timeout=1.0,
-                    keepalive_timeout=config.idle_timeout_ms / 1000,
-                    loop=_new_loop(config.event_loop))
+                    keepalive_timeout=config.idle_timeout_ms / 1000, loop=loop,
+                    ssl_context=None if tls is None else tls.context)
     except Exception as exc:  # a failed start: one line, a non-zero exit, no hang
         log.exception("start-up failed", extra={"event": "app.failed"})
         print(f"queueapp: start-up failed: {exc}", file=sys.stderr)

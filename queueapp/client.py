@@ -22,6 +22,7 @@ from typing import Any
 import aiohttp
 
 from .model import Job, JobState
+from .tls import client_context
 from .workers.registry import HandlerRegistry, JobContext, run_handler
 
 log = logging.getLogger("queueapp.worker")
@@ -49,13 +50,16 @@ def _retryable(exc: BaseException) -> bool:
 class QueueClient:
     def __init__(
         self, base_url: str, *, token: str | None = None, queue: str = "default",
-        timeout_s: float = 60.0,
+        timeout_s: float = 60.0, cacert: str | None = None,
     ) -> None:
+        """``cacert``: CA certificate(s) to verify an https:// appliance with; the
+        server is always verified (against the system's CAs by default)."""
         self.base_url = base_url.rstrip("/")
         self.queue = queue
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._session = aiohttp.ClientSession(
-            headers=headers, timeout=aiohttp.ClientTimeout(total=timeout_s)
+            headers=headers, timeout=aiohttp.ClientTimeout(total=timeout_s),
+            connector=aiohttp.TCPConnector(ssl=client_context(cacert)),
         )
 
     async def __aenter__(self) -> QueueClient:

@@ -54,6 +54,15 @@ class Config:
         "a crash of the process, not of the machine; faster.",
         choices=('full', 'normal'),
     )
+    tls_cert: str = setting(
+        "",
+        "PEM certificate (chain) file: serve HTTPS. Reloaded on SIGHUP without dropping the service. "
+        "Empty: plain HTTP.",
+    )
+    tls_key: str = setting(
+        "",
+        "PEM private key file of tls_cert.",
+    )
     token: str = setting(
         "",
         "Bearer token every request must carry (except GET /livez). Empty: no auth.",
@@ -297,6 +306,8 @@ class Config:
         for name in ("payment_url", "alert_webhook_url"):
             if getattr(self, name) and not getattr(self, name).startswith(("http://", "https://")):
                 raise ConfigError(f"{name} must be an http:// or https:// URL")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError("tls_cert and tls_key go together: give both or neither")
         unknown = set(self.builtin_job_names) - set(BUILTIN_JOBS)
         if unknown:
             raise ConfigError(f"builtin_jobs has unknown types {sorted(unknown)}; known: {', '.join(BUILTIN_JOBS)}")

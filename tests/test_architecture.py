@@ -26,6 +26,9 @@ from queueapp.store import SqliteStore
 ROOT = Path(__file__).parent.parent
 
 
+PARTNERS = {"tls_cert": {"tls_key": "key.pem"}, "tls_key": {"tls_cert": "cert.pem"}}
+
+
 def _sample(setting) -> tuple[str, object]:
     """A valid value other than the default, as text and as the parsed value."""
     if setting.choices:
@@ -45,12 +48,13 @@ def _sample(setting) -> tuple[str, object]:
 @pytest.mark.parametrize("setting", [s for s in SETTINGS if s.name != "handlers"], ids=lambda s: s.name)
 def test_every_setting_comes_from_option_environment_and_toml(setting, tmp_path):
     text, value = _sample(setting)
+    partner = PARTNERS.get(setting.name, {})  # settings that only go in pairs
     toml = tmp_path / "q.toml"
     toml.write_text(f"{setting.name} = {value!r}\n".replace("'", '"'))
-    assert getattr(load_config({}, str(toml), {}), setting.name) == value
-    assert getattr(load_config({}, None, {setting.env: text}), setting.name) == value
+    assert getattr(load_config(partner, str(toml), {}), setting.name) == value
+    assert getattr(load_config(partner, None, {setting.env: text}), setting.name) == value
     args = build_parser().parse_args(["serve", setting.option, text])
-    assert getattr(load_config({setting.name: getattr(args, setting.name)}, None, {}), setting.name) == value
+    assert getattr(load_config({**partner, setting.name: getattr(args, setting.name)}, None, {}), setting.name) == value
 
 
 def test_serve_help_lists_every_setting():

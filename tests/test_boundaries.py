@@ -36,7 +36,7 @@ def test_schema_is_defined_only_in_migrations():
 LAYERS: list[tuple[str, ...]] = [
     # pure: depend on nothing but each other
     ("version", "model", "clock", "retry", "priority", "options", "cron", "jsonfast", "histogram",
-     "health", "errors", "events", "metrics", "logs", "redact", "networks", "dispatch.lanes"),
+     "health", "errors", "events", "metrics", "logs", "redact", "networks", "tls", "dispatch.lanes"),
     ("store",),
     ("workers",),  # code that runs as a job, and the handler API
     ("dispatch",),
