@@ -9,6 +9,9 @@ import signal
 import ssl
 import sys
 
+from .admin import COMMANDS as ADMIN_COMMANDS
+from .admin import add_commands as add_admin_commands
+from .admin import run as run_admin
 from .config import SETTINGS, ConfigError
 from .logs import setup_logging
 from .settings import SECRET_FILES, load_config
@@ -26,6 +29,8 @@ SQLite file.
   queueapp serve                      start on 127.0.0.1:3000 with ./queueapp.db
   queueapp serve --db /var/lib/queueapp/q.db --port 8080
   queueapp migrate --db q.db          create or upgrade the database, then exit
+  queueapp jobs ls --state failed     operate a running appliance (also: queues,
+                                      schedules, enqueue, stats; -o json)
 
 Every option can also come from the environment (QUEUEAPP_PORT=8080) or a TOML
 file (--config queueapp.toml, with lines like: port = 8080).
@@ -91,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--token", default=None, help="bearer token (env QUEUEAPP_TOKEN)")
     worker.add_argument("--cacert", default=None, metavar="FILE",
                         help="CA certificate(s) to verify an https:// appliance with (default: the system's)")
+    add_admin_commands(commands)
     return parser
 
 
@@ -103,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "worker":
         setup_logging("info")
         return _worker(args)
+    if args.command in ADMIN_COMMANDS:
+        return run_admin(args)
     overrides = {k: v for k, v in vars(args).items() if k in SETTING_NAMES}
     try:
         config = load_config(overrides, args.config)

@@ -71,18 +71,27 @@ class QueueClient:
     async def close(self) -> None:
         await self._session.close()
 
-    async def request(self, method: str, path: str, body: Any = None) -> Any:
+    async def request(
+        self, method: str, path: str, body: Any = None, *, query: dict[str, str] | None = None,
+        also_ok: tuple[int, ...] = (),
+    ) -> Any:
+        """The answer's JSON; QueueApiError for an error status not in ``also_ok``."""
         url = f"{self.base_url}{path}"
-        async with self._session.request(method, url, params={"queue": self.queue}, json=body) as r:
+        params = {"queue": self.queue, **(query or {})}
+        async with self._session.request(method, url, params=params, json=body) as r:
             text = await r.text(errors="replace")
             try:
                 payload = json.loads(text) if text else None
             except ValueError:  # a proxy's HTML error page, say
                 raise QueueApiError(r.status, "bad_response", f"not a queueapp answer: {text[:120]!r}") from None
-            if r.status >= 400:
+            if r.status >= 400 and r.status not in also_ok:
                 error = (payload or {}).get("error", {}) if isinstance(payload, dict) else {}
                 raise QueueApiError(r.status, error.get("code", "error"), error.get("message", ""))
             return payload
+
+    async def request_any(self, method: str, path: str) -> Any:
+        """For answers whose 503 carries the same body as their 200 (health)."""
+        return await self.request(method, path, also_ok=(503,))
 
     async def add_job(self, name: str, data: dict[str, Any] | None = None,
                       options: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -43,7 +43,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("enqueue", "background", "prometheus", "config"),
     ("service", "service_parts"),
     ("api", "app", "settings", "client"),
-    ("cli", "__main__", ""),  # "": the package itself, which re-exports the library
+    ("cli", "admin", "__main__", ""),  # "": the package itself, which re-exports the library
 ]
 
 

@@ -1,0 +1,95 @@
+"""The admin commands against a real ``queueapp serve``: tables, ``-o json``, the exit
+codes scripts rely on (0 done, 1 refused or not found, 2 usage, 3 unreachable), and
+a refused token."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from conftest import free_port
+
+
+def cli(server_url: str, *args: str, token: str | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("QUEUEAPP_URL", "QUEUEAPP_TOKEN")}
+    if token:
+        env["QUEUEAPP_TOKEN"] = token
+    return subprocess.run([sys.executable, "-m", "queueapp", *args, "--url", server_url],
+                          capture_output=True, text=True, timeout=60, env=env)
+
+
+def as_json(result: subprocess.CompletedProcess):
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_enqueue_list_show_cancel_retry_and_purge(serve):
+    url = serve().url
+    added = as_json(cli(url, "enqueue", "resize", "--data", '{"id": 7}', "--priority", "2", "--delay", "1h",
+                        "-o", "json"))
+    assert added["state"] == "delayed" and added["priority"] == 2
+    table = cli(url, "jobs", "ls")
+    assert table.returncode == 0 and "resize" in table.stdout and "STATE" in table.stdout
+    shown = as_json(cli(url, "jobs", "show", added["id"], "-o", "json"))
+    assert shown["data"] == {"id": 7}
+    cancelled = as_json(cli(url, "jobs", "cancel", added["id"], "-o", "json"))
+    assert cancelled[0]["state"] == "cancelled"
+    retried = as_json(cli(url, "jobs", "retry", added["id"], "-o", "json"))
+    assert retried[0]["state"] == "waiting"
+    assert as_json(cli(url, "jobs", "ls", "--state", "waiting", "-o", "json"))[0]["id"] == added["id"]
+    as_json(cli(url, "jobs", "cancel", added["id"], "-o", "json"))
+    dry = as_json(cli(url, "jobs", "purge", "--state", "cancelled", "--older-than", "0s", "--dry-run", "-o", "json"))
+    assert dry == {"wouldRemove": 1, "dryRun": True}
+    assert as_json(cli(url, "jobs", "purge", "--state", "cancelled", "--older-than", "0s", "-o", "json")) == {
+        "removed": 1}
+
+
+def test_queues_pause_resume_and_stats(serve):
+    url = serve().url
+    cli(url, "enqueue", "x", "--queue", "mail")
+    assert as_json(cli(url, "queues", "pause", "mail", "-o", "json")) == {"queue": "mail", "paused": True}
+    rows = {r["queue"]: r for r in as_json(cli(url, "queues", "-o", "json"))}
+    assert rows["mail"]["paused"] is True and rows["mail"]["waiting"] == 1 and rows["mail"]["health"] == "healthy"
+    assert as_json(cli(url, "queues", "resume", "mail", "-o", "json"))["paused"] is False
+    stats = {r["queue"]: r for r in as_json(cli(url, "stats", "--once", "-o", "json"))}
+    assert stats["mail"]["waiting"] == 1
+    assert "QUEUE" in cli(url, "stats", "--once").stdout
+
+
+def test_schedules(serve, http):
+    import urllib.request
+
+    url = serve().url
+    body = json.dumps({"name": "nightly", "cron": "0 3 * * *", "timezone": "Europe/Berlin"}).encode()
+    urllib.request.urlopen(urllib.request.Request(f"{url}/queues/schedules", data=body, method="POST",
+                                                  headers={"Content-Type": "application/json"}), timeout=10)
+    names = [s["name"] for s in as_json(cli(url, "schedules", "ls", "-o", "json"))]
+    assert "nightly" in names
+    assert as_json(cli(url, "schedules", "pause", "nightly", "-o", "json"))["enabled"] is False
+    assert as_json(cli(url, "schedules", "resume", "nightly", "-o", "json"))["enabled"] is True
+    assert as_json(cli(url, "schedules", "rm", "nightly", "-o", "json")) == {"removed": 1}
+
+
+@pytest.mark.parametrize(("args", "code", "says"), [
+    (("jobs", "show", "999999"), 1, "404 not_found"),
+    (("jobs", "show"), 2, "needs job ids"),
+    (("enqueue", "x", "--data", "{nope"), 2, "not JSON"),
+    (("jobs", "frobnicate"), 2, "invalid choice"),
+])
+def test_exit_codes_and_one_line_errors(serve, args, code, says):
+    result = cli(serve().url, *args)
+    assert result.returncode == code and says in result.stderr.splitlines()[-1], result.stderr
+
+
+def test_an_unreachable_appliance_exits_3():
+    result = cli(f"http://127.0.0.1:{free_port()}", "queues")
+    assert result.returncode == 3 and "cannot reach" in result.stderr
+
+
+def test_a_refused_token_exits_1(serve):
+    url = serve("--token", "right").url
+    assert cli(url, "queues", token="wrong").returncode == 1
+    assert cli(url, "queues", token="right").returncode == 0
