@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="queueapp", description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"queueapp {__version__}")
+    parser.add_argument("--version", action="version", version=version_text())
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the appliance (HTTP API and workers)")
@@ -98,6 +98,20 @@ def build_parser() -> argparse.ArgumentParser:
                         help="CA certificate(s) to verify an https:// appliance with (default: the system's)")
     add_admin_commands(commands)
     return parser
+
+
+def version_text() -> str:
+    """The version, the SQLite it carries, and the JSON library and event loop it uses."""
+    from .jsonfast import LIBRARY
+    from .store import engine_version
+
+    try:
+        import uvloop  # noqa: F401
+
+        loop = "uvloop"
+    except ImportError:
+        loop = "asyncio"
+    return f"queueapp {__version__} ({engine_version()}, JSON {LIBRARY}, event loop {loop})"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -57,3 +57,13 @@ def test_the_shipped_config_file_loads(tmp_path):
     shipped = Path(__file__).parent.parent / "deploy" / "queueapp.toml"
     config = load_config({}, str(shipped), {})
     assert config.durability == "full" and config.port == 3000
+
+
+def test_version_names_sqlite_json_and_event_loop(capsys):
+    import sqlite3
+
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    text = capsys.readouterr().out
+    assert text.startswith("queueapp ") and f"SQLite {sqlite3.sqlite_version}" in text
+    assert "JSON " in text and "event loop " in text

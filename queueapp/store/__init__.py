@@ -37,12 +37,20 @@ __all__ = [
     "TableSnapshot",
     "Then",
     "check_database",
+    "engine_version",
     "lock_database",
     "migrate_database",
     "parse_location",
     "open_store",
     "restore_database",
 ]
+
+
+def engine_version() -> str:
+    """The database engine this build carries, for ``queueapp --version``."""
+    import sqlite3
+
+    return f"SQLite {sqlite3.sqlite_version}"
 
 
 def parse_location(db: str) -> Path:
