@@ -52,17 +52,19 @@ def add_commands(commands: Any) -> None:
     queues.add_argument("action", nargs="?", choices=("ls", "pause", "resume"), default="ls")
     queues.add_argument("name", nargs="?", help="the queue to pause or resume")
 
-    jobs = commands.add_parser("jobs", parents=[common], help="list, show, retry, cancel or purge jobs")
-    jobs.add_argument("action", choices=("ls", "show", "retry", "cancel", "purge"))
-    jobs.add_argument("ids", nargs="*", help="job ids (show, retry, cancel)")
+    jobs = commands.add_parser("jobs", parents=[common], help="list, show, retry, cancel, promote or purge jobs")
+    jobs.add_argument("action", choices=("ls", "show", "retry", "cancel", "promote", "purge"))
+    jobs.add_argument("ids", nargs="*", help="job ids (show, retry, cancel, promote)")
+    jobs.add_argument("--failed", action="store_true", help="retry: every failed job (with --name, of that name)")
     jobs.add_argument("--state", help="ls: only this state; purge: completed, failed or cancelled")
     jobs.add_argument("--name", help="ls: only jobs of this name")
     jobs.add_argument("--limit", type=int, default=50, help="ls: at most this many (default 50)")
     jobs.add_argument("--older-than", type=duration_ms, default=None, help="purge: finished longer ago than this")
     jobs.add_argument("--dry-run", action="store_true", help="purge: count, change nothing")
 
-    schedules = commands.add_parser("schedules", parents=[common], help="list, show, pause, resume or remove schedules")
-    schedules.add_argument("action", choices=("ls", "show", "pause", "resume", "rm"))
+    schedules = commands.add_parser("schedules", parents=[common],
+                                    help="list, show, pause, resume, run now or remove schedules")
+    schedules.add_argument("action", choices=("ls", "show", "pause", "resume", "run", "rm"))
     schedules.add_argument("name", nargs="?")
 
     enqueue = commands.add_parser("enqueue", parents=[common], help="add a job")
@@ -142,9 +144,12 @@ async def jobs_action(client: QueueClient, args: argparse.Namespace) -> Any:
         return [_job_row(j) for j in page["jobs"]]
     if args.action == "purge":
         return await _purge(client, args)
+    if args.action == "retry" and args.failed:
+        return await _retry_failed(client, args.name)
     if not args.ids:
         raise UsageError(f"jobs {args.action} needs job ids")
-    method, suffix = {"show": ("GET", ""), "retry": ("POST", "/retry"), "cancel": ("DELETE", "")}[args.action]
+    method, suffix = {"show": ("GET", ""), "retry": ("POST", "/retry"), "cancel": ("DELETE", ""),
+                      "promote": ("POST", "/promote")}[args.action]
     answers = [await client.request(method, f"/queues/jobs/{job_id}{suffix}") for job_id in args.ids]
     return answers[0] if args.action == "show" and len(answers) == 1 else [_job_row(j) for j in answers]
 
@@ -155,6 +160,30 @@ async def _purge(client: QueueClient, args: argparse.Namespace) -> Any:
     if args.dry_run:
         return {"wouldRemove": await _count_older(client, args.state, args.older_than), "dryRun": True}
     return await client.request("POST", "/queues/clean", {"grace": args.older_than, "status": args.state})
+
+
+async def _retry_failed(client: QueueClient, name: str | None) -> Any:
+    """Every failed job (of ``name``) back in line: the ids are paged first, then each
+    is retried (a job that moved meanwhile is counted apart, not an error)."""
+    ids, cursor = [], None
+    while True:
+        query = {"state": "failed", "limit": "1000", **({"name": name} if name else {}),
+                 **({"cursor": cursor} if cursor else {})}
+        page = await client.request("GET", "/queues/jobs", query=query)
+        ids += [job["id"] for job in page["jobs"]]
+        cursor = page["nextCursor"]
+        if cursor is None:
+            break
+    retried = skipped = 0
+    for job_id in ids:
+        try:
+            await client.request("POST", f"/queues/jobs/{job_id}/retry")
+            retried += 1
+        except QueueApiError as exc:
+            if exc.status not in (404, 409):
+                raise
+            skipped += 1
+    return {"retried": retried, "skipped": skipped}
 
 
 async def _count_older(client: QueueClient, state: str, older_than_ms: int) -> int:
@@ -181,7 +210,7 @@ async def schedules_action(client: QueueClient, args: argparse.Namespace) -> Any
     if not args.name:
         raise UsageError(f"schedules {args.action} needs a schedule name")
     method, suffix = {"show": ("GET", ""), "pause": ("POST", "/pause"), "resume": ("POST", "/resume"),
-                      "rm": ("DELETE", "")}[args.action]
+                      "run": ("POST", "/run"), "rm": ("DELETE", "")}[args.action]
     return await client.request(method, f"/queues/schedules/{args.name}{suffix}")
 
 

@@ -198,6 +198,10 @@ class QueueService:
     async def retry_job(self, job_id: int) -> Job:
         return await self.dispatcher.retry(job_id)
 
+    async def promote_job(self, job_id: int) -> Job:
+        """A delayed job (a delay, a time, or a retry's backoff) runs now."""
+        return await self.dispatcher.promote(job_id)
+
     async def clean(
         self, grace_ms: int, status: str = "completed", limit: int | None = None,
         *, queue: str = DEFAULT_QUEUE,

@@ -80,6 +80,10 @@ class ScheduleDesk:
     async def set_enabled(self, queue: str, name: str, enabled: bool) -> Schedule:
         return await self.scheduler.set_enabled(queue, name, enabled)
 
+    async def run_now(self, queue: str, name: str) -> Job:
+        """A run now, besides the rule; the job is validated as every run's is."""
+        return await self.scheduler.run_now(queue, name)
+
 
 def parse_schedule(raw: dict[str, Any]) -> ScheduleSpec:
     try:

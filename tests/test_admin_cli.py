@@ -70,6 +70,8 @@ def test_schedules(serve, http):
     assert "nightly" in names
     assert as_json(cli(url, "schedules", "pause", "nightly", "-o", "json"))["enabled"] is False
     assert as_json(cli(url, "schedules", "resume", "nightly", "-o", "json"))["enabled"] is True
+    run = as_json(cli(url, "schedules", "run", "nightly", "-o", "json"))
+    assert run["name"] == "nightly" and run["jobId"].startswith("nightly@") and run["state"] == "waiting"
     assert as_json(cli(url, "schedules", "rm", "nightly", "-o", "json")) == {"removed": 1}
 
 
@@ -93,3 +95,27 @@ def test_a_refused_token_exits_1(serve):
     url = serve("--token", "right").url
     assert cli(url, "queues", token="wrong").returncode == 1
     assert cli(url, "queues", token="right").returncode == 0
+
+
+def test_promote_and_retry_every_failed_job(serve):
+    import urllib.request
+
+    url = serve().url
+    delayed = as_json(cli(url, "enqueue", "later", "--delay", "1h", "-o", "json"))
+    promoted = as_json(cli(url, "jobs", "promote", delayed["id"], "-o", "json"))
+    assert promoted[0]["state"] == "waiting"
+    again = cli(url, "jobs", "promote", delayed["id"])
+    assert again.returncode == 1 and "409 conflict" in again.stderr
+    for _ in range(3):
+        cli(url, "enqueue", "fragile")
+    lease = json.dumps({"max": 10, "names": ["fragile"]}).encode()
+    with urllib.request.urlopen(urllib.request.Request(f"{url}/queues/jobs/lease", data=lease, method="POST",
+                                                       headers={"Content-Type": "application/json"})) as r:
+        leased = json.loads(r.read())["jobs"]
+    for job in leased:
+        body = json.dumps({"leaseToken": job["leaseToken"], "retry": False}).encode()
+        urllib.request.urlopen(urllib.request.Request(f"{url}/queues/jobs/{job['id']}/fail", data=body,
+                                                      method="POST", headers={"Content-Type": "application/json"}))
+    assert as_json(cli(url, "jobs", "retry", "--failed", "--name", "fragile", "-o", "json")) == {
+        "retried": 3, "skipped": 0}
+    assert len(as_json(cli(url, "jobs", "ls", "--state", "waiting", "--name", "fragile", "-o", "json"))) == 3

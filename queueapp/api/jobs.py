@@ -109,3 +109,10 @@ async def cancel_job(request: web.Request) -> web.Response:
               ok=JobOut, errors=(404, 409, 503))
 async def retry_job(request: web.Request) -> web.Response:
     return ok(job_out(await service_of(request).retry_job(job_id_of(request))))
+
+
+@api.endpoint("POST", "/queues/jobs/{id:[0-9]+}/promote",
+              "Run a delayed job now (its delay, time or retry backoff is cut short).",
+              ok=JobOut, errors=(404, 409, 503))
+async def promote_job(request: web.Request) -> web.Response:
+    return ok(job_out(await service_of(request).promote_job(job_id_of(request))))

@@ -6,8 +6,8 @@ from aiohttp import web
 
 from ..options import ScheduleSpec
 from .common import ok, parse, queue_of, service_of
-from .models import RemovedOut, ScheduleOut, SchedulesOut
-from .present import schedule_out
+from .models import JobOut, RemovedOut, ScheduleOut, SchedulesOut
+from .present import job_out, schedule_out
 from .spec import QUEUE, Api
 
 api = Api()
@@ -60,3 +60,11 @@ async def pause_schedule(request: web.Request) -> web.Response:
 async def resume_schedule(request: web.Request) -> web.Response:
     schedule = await service_of(request).schedules.set_enabled(queue_of(request), _name(request), True)
     return ok(schedule_out(schedule))
+
+
+@api.endpoint("POST", "/queues/schedules/{name:[A-Za-z0-9_.:-]+}/run",
+              "Run the schedule once now, besides its rule (which goes on unchanged).",
+              ok=JobOut, status=201, query=(QUEUE,), errors=(404, 429, 503))
+async def run_schedule(request: web.Request) -> web.Response:
+    job = await service_of(request).schedules.run_now(queue_of(request), _name(request))
+    return ok(job_out(job), 201)

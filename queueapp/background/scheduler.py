@@ -24,7 +24,7 @@ from ..cron import fire_times, next_cron_ms, next_every_ms, parse_zone
 from ..dispatch import Dispatcher
 from ..enqueue import JobBuilder
 from ..errors import NotFound, StoreUnavailable
-from ..model import NewJob, Schedule
+from ..model import Job, NewJob, Schedule
 from ..options import JobOptions
 from ..store import Store
 
@@ -115,6 +115,15 @@ class Scheduler:
             raise NotFound(f"no schedule {name!r} in queue {queue!r}")
         self._track(stored)
         return stored
+
+    async def run_now(self, queue: str, name: str) -> Job:
+        """One run of the schedule now, besides its rule (which goes on unchanged). Its
+        job's key is ``<schedule>@<now>`` like every run's, so it is told apart."""
+        schedule = await self.store.get_schedule(queue, name)
+        if schedule is None:
+            raise NotFound(f"no schedule {name!r} in queue {queue!r}")
+        added = await self.dispatcher.add([self._job_for(schedule, self.clock.now_ms())])
+        return added[0].job
 
     # firing ----------------------------------------------------------------------------
 

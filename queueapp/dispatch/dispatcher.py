@@ -311,6 +311,9 @@ class Dispatcher:
     async def retry(self, job_id: int) -> Job:
         return await self.outcomes.retry(job_id)
 
+    async def promote(self, job_id: int) -> Job:
+        return await self.outcomes.promote(job_id)
+
     async def clean(self, queue: str, state: JobState, grace_ms: int, limit: int | None) -> int:
         return await self.outcomes.clean(queue, state, self.clock.now_ms() - grace_ms, limit)
 

@@ -238,6 +238,15 @@ class Ledger:
         self.metrics.of(job.queue).move(change.prior, JobState.CANCELLED)
         self.emit("cancelled", job.id, job.queue, job.name)
 
+    def brought_forward(self, change: Change) -> None:
+        """delayed -> waiting committed ahead of its time (a promotion asked for)."""
+        job = change.job
+        assert change.prior_run_at is not None
+        self.timers.kill(change.prior_run_at, job.id)
+        self.metrics.of(job.queue).move(JobState.DELAYED, JobState.WAITING)
+        self.emit("waiting", job.id, job.queue, job.name, promoted=True)
+        self.place_job(job)
+
     def retried(self, change: Change) -> None:
         """failed/cancelled -> waiting committed."""
         job = change.job

@@ -98,3 +98,8 @@ class Outcomes:
     async def retry(self, job_id: int) -> Job:
         change = await self.store.retry_job(job_id, self.clock.now_ms(), then=self.ledger.retried)
         return change.job
+
+    async def promote(self, job_id: int) -> Job:
+        """A delayed job runs now."""
+        change = await self.store.promote_job(job_id, self.clock.now_ms(), then=self.ledger.brought_forward)
+        return change.job

@@ -42,6 +42,8 @@ class Change:
     deleted: bool = False  # removeOnComplete/removeOnFail removed the job's own row
     # Other finished jobs removed by a keep-newest-N policy, per state.
     pruned: dict[JobState, int] = field(default_factory=dict)
+    # The due time before the change, where it moved (a promoted job).
+    prior_run_at: int | None = None
 
 
 @dataclass(slots=True)
@@ -166,6 +168,10 @@ class Store(ABC):
     async def retry_job(self, job_id: int, now: int, *, then: Then = None) -> Change:
         """failed/cancelled -> waiting with a fresh set of attempts.
         Raises NotFound or Conflict."""
+
+    @abstractmethod
+    async def promote_job(self, job_id: int, now: int, *, then: Then = None) -> Change:
+        """delayed -> waiting, due now. Raises NotFound, or Conflict when not delayed."""
 
     @abstractmethod
     async def heartbeat(

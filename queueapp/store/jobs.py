@@ -261,6 +261,19 @@ def retry_job(conn: sqlite3.Connection, job_id: int, now: int) -> Change:
     return Change(row_to_job(row), job.state)
 
 
+def promote_job(conn: sqlite3.Connection, job_id: int, now: int) -> Change:
+    job = _select_one(conn, job_id)
+    if job is None:
+        raise NotFound(f"no job with id {job_id}")
+    if job.state is not JobState.DELAYED:
+        raise Conflict(f"only delayed jobs can be promoted; job {job_id} is {job.state}")
+    row = conn.execute(
+        f"UPDATE jobs SET state = 'waiting', run_at = ? WHERE id = ? AND state = 'delayed' RETURNING {COLUMNS}",
+        (now, job_id),
+    ).fetchone()
+    return Change(row_to_job(row), JobState.DELAYED, prior_run_at=job.run_at)
+
+
 def release_job(conn: sqlite3.Connection, job_id: int, token: str, now: int) -> Change | None:
     """active -> waiting without counting the attempt: the worker hands the job back
     unstarted or stopping (a graceful shutdown), not failed."""
@@ -335,61 +348,3 @@ def snapshot(conn: sqlite3.Connection) -> TableSnapshot:
     for queue, state, n in conn.execute("SELECT queue, state, count(*) FROM jobs GROUP BY queue, state"):
         counts.setdefault(queue, {})[_STATES[state]] = n
     return TableSnapshot(unfinished, counts)
-
-
-# -- reads (run on the read connection; each builds its query and parameters) --------
-
-Query = tuple[str, tuple[Any, ...]]
-
-PENDING = "SELECT id, queue, name, state, priority, run_at FROM jobs WHERE state IN ('waiting', 'delayed')"
-COUNT_STATES = "SELECT queue, state, count(*) FROM jobs GROUP BY queue, state"
-QUEUE_NAMES = "SELECT name FROM queues UNION SELECT DISTINCT queue FROM jobs"
-
-
-def get_query(job_id: int) -> Query:
-    return f"SELECT {COLUMNS} FROM jobs WHERE id = ?", (job_id,)
-
-
-def list_query(queue: str, state: JobState | None, name: str | None, limit: int, after_id: int | None) -> Query:
-    """A page in id order after the cursor (answered from the primary key)."""
-    where, params = ["queue = ?", "id > ?"], [queue, after_id or 0]
-    if state is not None:
-        where.append("state = ?")
-        params.append(state)
-    if name is not None:
-        where.append("name = ?")
-        params.append(name)
-    return f"SELECT {COLUMNS} FROM jobs WHERE {' AND '.join(where)} ORDER BY id LIMIT ?", (*params, limit)
-
-
-def failed_query(queue: str, limit: int) -> Query:
-    return (f"SELECT {COLUMNS} FROM jobs WHERE queue = ? AND state = 'failed'"
-            " ORDER BY finished_at DESC, id DESC LIMIT ?", (queue, limit))
-
-
-def active_query(queue: str) -> Query:
-    return f"SELECT {COLUMNS} FROM jobs WHERE queue = ? AND state = 'active' ORDER BY id", (queue,)
-
-
-def finished_query(queue: str, state: JobState, since: int) -> Query:
-    return ("SELECT started_at, finished_at FROM jobs WHERE queue = ? AND state = ? AND finished_at >= ?",
-            (queue, state, since))
-
-
-def report_queries(queue: str, since: int, until: int) -> tuple[Query, Query, Query]:
-    """Per job name, the failure reasons, and the counts: see Store.report."""
-    by_name = (
-        "SELECT name, sum(state = 'completed'), sum(state = 'failed'),"
-        " avg(CASE WHEN state = 'completed' THEN finished_at - started_at END),"
-        " max(finished_at - started_at)"
-        " FROM jobs WHERE queue = ? AND state IN ('completed', 'failed')"
-        " AND finished_at >= ? AND finished_at <= ? GROUP BY name ORDER BY name",
-        (queue, since, until),
-    )
-    reasons = (
-        "SELECT error, count(*) AS n FROM jobs WHERE queue = ? AND state = 'failed'"
-        " AND finished_at >= ? AND finished_at <= ? GROUP BY error ORDER BY n DESC, error LIMIT 10",
-        (queue, since, until),
-    )
-    states = ("SELECT state, count(*) FROM jobs WHERE queue = ? GROUP BY state", (queue,))
-    return by_name, reasons, states

@@ -12,6 +12,7 @@ import aiosqlite
 
 from ..model import Job, JobState, NewJob, Schedule
 from ..retry import Failure
+from . import job_reads as reads
 from . import jobs as sql
 from . import schedules as schedules_sql
 from .base import (
@@ -116,6 +117,9 @@ class SqliteStore(Store):
     async def retry_job(self, job_id: int, now: int, *, then: Then = None) -> Change:
         return await self._writer.submit(sql.retry_job, job_id, now, then=then)
 
+    async def promote_job(self, job_id: int, now: int, *, then: Then = None) -> Change:
+        return await self._writer.submit(sql.promote_job, job_id, now, then=then)
+
     async def heartbeat(
         self, job_id: int, token: str, now: int, lease_ms: int | None, progress: Any, *,
         then: Then = None,
@@ -197,7 +201,7 @@ class SqliteStore(Store):
         return await asyncio.to_thread(backup_file, self.path, Path(path))
 
     async def report(self, queue: str, since: int, until: int) -> Report:
-        by_name, reasons, states = sql.report_queries(queue, since, until)
+        by_name, reasons, states = reads.report_queries(queue, since, until)
         return Report(
             [NameFigures(n, c, f, None if avg is None else round(avg, 1), mx)
              for n, c, f, avg, mx in await self._fetchall(*by_name)],
@@ -213,38 +217,38 @@ class SqliteStore(Store):
             return list(await cursor.fetchall())
 
     async def get_job(self, job_id: int) -> Job | None:
-        rows = await self._fetchall(*sql.get_query(job_id))
+        rows = await self._fetchall(*reads.get_query(job_id))
         return sql.row_to_job(rows[0]) if rows else None
 
     async def list_jobs(
         self, queue: str, state: JobState | None, name: str | None, limit: int,
         after_id: int | None,
     ) -> list[Job]:
-        return [sql.row_to_job(r) for r in await self._fetchall(*sql.list_query(queue, state, name, limit, after_id))]
+        return [sql.row_to_job(r) for r in await self._fetchall(*reads.list_query(queue, state, name, limit, after_id))]
 
     async def failed_jobs(self, queue: str, limit: int) -> list[Job]:
-        return [sql.row_to_job(r) for r in await self._fetchall(*sql.failed_query(queue, limit))]
+        return [sql.row_to_job(r) for r in await self._fetchall(*reads.failed_query(queue, limit))]
 
     async def active_jobs(self, queue: str) -> list[Job]:
-        return [sql.row_to_job(r) for r in await self._fetchall(*sql.active_query(queue))]
+        return [sql.row_to_job(r) for r in await self._fetchall(*reads.active_query(queue))]
 
     async def pending_jobs(self, batch: int = 10_000) -> AsyncIterator[list[PendingJob]]:
         assert self._reader is not None, "store is not open"
-        async with self._reader.execute(sql.PENDING) as cursor:
+        async with self._reader.execute(reads.PENDING) as cursor:
             while rows := await cursor.fetchmany(batch):
                 yield [PendingJob._make(r) for r in rows]
 
     async def count_states(self) -> dict[str, dict[JobState, int]]:
         counts: dict[str, dict[JobState, int]] = {}
-        for queue, state, n in await self._fetchall(sql.COUNT_STATES):
+        for queue, state, n in await self._fetchall(reads.COUNT_STATES):
             counts.setdefault(queue, {})[JobState(state)] = n
         return counts
 
     async def finished_since(self, since: int) -> list[FinishedSample]:
         samples: list[FinishedSample] = []
-        for (queue,) in await self._fetchall(sql.QUEUE_NAMES):
+        for (queue,) in await self._fetchall(reads.QUEUE_NAMES):
             for state in (JobState.COMPLETED, JobState.FAILED):
-                rows = await self._fetchall(*sql.finished_query(queue, state, since))
+                rows = await self._fetchall(*reads.finished_query(queue, state, since))
                 samples.extend(FinishedSample(queue, state, s, f) for s, f in rows)
         return samples
 
