@@ -1,4 +1,4 @@
-.PHONY: install test lint typecheck bench all
+.PHONY: install test lint typecheck bench all dist
 
 install:
 	python3 -m pip install -e '.[test]'
@@ -16,3 +16,6 @@ bench:
 	python3 scripts/bench
 
 all: lint typecheck test
+
+dist:
+	scripts/build-single-file

@@ -28,8 +28,14 @@ def _migration_files() -> list[Traversable]:
     try:
         return list(resources.files("queueapp._migrations").iterdir())
     except ModuleNotFoundError:
-        # Run from a source checkout that was not installed: the top-level folder.
-        return list(Path(__file__).resolve().parents[2].joinpath("migrations").iterdir())
+        pass
+    here = Path(__file__).resolve()
+    # The single executable carries them as data beside the package; a source checkout
+    # that was not installed has the top-level folder.
+    for folder in (here.parents[1] / "_migrations", here.parents[2] / "migrations"):
+        if folder.is_dir():
+            return list(folder.iterdir())
+    raise RuntimeError("the schema migrations are missing from this installation")
 
 
 def available_migrations() -> list[Migration]:

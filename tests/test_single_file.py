@@ -1,0 +1,85 @@
+"""The single executable: built from PyPI alone (scripts/build-single-file), copied
+alone into an empty folder and run with an empty environment. It serves, takes a job
+over HTTP, runs it through ``./queueapp worker`` with a handler module in that folder,
+lists it with ``./queueapp jobs ls``, and stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import free_port
+
+ROOT = Path(__file__).parent.parent
+EMPTY_ENV = {"PATH": "/usr/bin:/bin"}
+HANDLERS = """from queueapp import registry
+
+
+@registry.handler("greet")
+async def greet(job):
+    return {"hello": job.data["who"]}
+"""
+
+
+@pytest.fixture(scope="module")
+def single_file(tmp_path_factory) -> Path:
+    build = subprocess.run([str(ROOT / "scripts" / "build-single-file")], cwd=ROOT, capture_output=True,
+                           text=True, timeout=900)
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    folder = tmp_path_factory.mktemp("host")
+    shutil.copy2(ROOT / "dist" / "queueapp", folder / "queueapp")
+    (folder / "greeting.py").write_text(HANDLERS)
+    return folder
+
+
+def _get(url: str):
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return json.loads(r.read())
+
+
+@pytest.mark.timeout(900)
+def test_the_single_file_runs_alone(single_file):
+    folder = single_file
+    version = subprocess.run(["./queueapp", "--version"], cwd=folder, env=EMPTY_ENV, capture_output=True,
+                             text=True, timeout=60)
+    assert version.returncode == 0 and "SQLite" in version.stdout and "event loop uvloop" in version.stdout
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    serve = subprocess.Popen(["./queueapp", "serve", "--port", str(port)], cwd=folder, env=EMPTY_ENV,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    worker = None
+    try:
+        for line in serve.stdout:  # type: ignore[union-attr]
+            if "appliance started" in line:
+                break
+        request = urllib.request.Request(f"{url}/queues/jobs", method="POST",
+                                         data=json.dumps({"name": "greet", "data": {"who": "host"}}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as r:
+            job_id = json.loads(r.read())["id"]
+        worker = subprocess.Popen(["./queueapp", "worker", "--url", url, "--handlers", "greeting"], cwd=folder,
+                                  env=EMPTY_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while _get(f"{url}/queues/jobs/{job_id}")["state"] != "completed":
+            assert time.monotonic() < deadline, "the worker did not complete the job"
+            time.sleep(0.1)  # other processes' progress: nothing to wait on but their answers
+        assert _get(f"{url}/queues/jobs/{job_id}")["result"] == {"hello": "host"}
+        listed = subprocess.run(["./queueapp", "jobs", "ls", "--url", url, "-o", "json"], cwd=folder,
+                                env=EMPTY_ENV, capture_output=True, text=True, timeout=60)
+        assert listed.returncode == 0 and json.loads(listed.stdout)[0]["state"] == "completed"
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 0
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(30) == 0
+        assert (folder / "queueapp.db").is_file()
+    finally:
+        for proc in (worker, serve):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
