@@ -58,6 +58,7 @@ def add_commands(commands: Any) -> None:
     jobs.add_argument("--failed", action="store_true", help="retry: every failed job (with --name, of that name)")
     jobs.add_argument("--state", help="ls: only this state; purge: completed, failed or cancelled")
     jobs.add_argument("--name", help="ls: only jobs of this name")
+    jobs.add_argument("--search", help='ls: a job id, a jobId key, data.field = VALUE or data.field contains "text"')
     jobs.add_argument("--limit", type=int, default=50, help="ls: at most this many (default 50)")
     jobs.add_argument("--older-than", type=duration_ms, default=None, help="purge: finished longer ago than this")
     jobs.add_argument("--dry-run", action="store_true", help="purge: count, change nothing")
@@ -139,7 +140,7 @@ async def queues_action(client: QueueClient, args: argparse.Namespace) -> Any:
 async def jobs_action(client: QueueClient, args: argparse.Namespace) -> Any:
     if args.action == "ls":
         query = {"limit": str(min(max(args.limit, 1), 1000))}
-        query.update({k: v for k, v in (("state", args.state), ("name", args.name)) if v})
+        query.update({k: v for k, v in (("state", args.state), ("name", args.name), ("q", args.search)) if v})
         page = await client.request("GET", "/queues/jobs", query=query)
         return [_job_row(j) for j in page["jobs"]]
     if args.action == "purge":

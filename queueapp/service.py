@@ -32,6 +32,7 @@ from .health import HealthReport, HealthThresholds
 from .model import Job, JobState, NewJob
 from .options import MAX_DELAY_MS, JobOptions, PriorityFactors, check_queue_name
 from .prometheus import render
+from .search import parse as parse_search
 from .service_parts import ScheduleDesk, WorkerDesk
 from .store import Added, Store
 from .workers.maintenance import register_maintenance
@@ -179,10 +180,15 @@ class QueueService:
 
     async def list_jobs(
         self, queue: str, state: JobState | None = None, name: str | None = None,
-        limit: int = 100, after_id: int | None = None,
+        limit: int = 100, after_id: int | None = None, search: str | None = None,
     ) -> list[Job]:
-        """A page of the queue's jobs in id order after ``after_id``."""
-        return await self.store.list_jobs(queue, state, name, limit, after_id)
+        """A page of the queue's jobs in id order after ``after_id``; ``search``: an
+        expression of search.py (ValidationFailed when it is not one)."""
+        try:
+            condition = None if search is None else parse_search(search)
+        except ValueError as exc:
+            raise ValidationFailed(f"bad search: {exc}", [{"field": "q", "message": str(exc)}]) from None
+        return await self.store.list_jobs(queue, state, name, limit, after_id, condition)
 
     async def get_failed_jobs(self, limit: int = 10, *, queue: str = DEFAULT_QUEUE) -> list[Job]:
         return await self.store.failed_jobs(queue, limit)

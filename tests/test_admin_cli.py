@@ -68,6 +68,9 @@ def test_schedules(serve, http):
                                                   headers={"Content-Type": "application/json"}), timeout=10)
     names = [s["name"] for s in as_json(cli(url, "schedules", "ls", "-o", "json"))]
     assert "nightly" in names
+    shown = as_json(cli(url, "schedules", "show", "nightly", "-o", "json"))
+    assert shown["cron"] == "0 3 * * *" and shown["timezone"] == "Europe/Berlin"
+    assert "nightly" in cli(url, "schedules", "show", "nightly").stdout
     assert as_json(cli(url, "schedules", "pause", "nightly", "-o", "json"))["enabled"] is False
     assert as_json(cli(url, "schedules", "resume", "nightly", "-o", "json"))["enabled"] is True
     run = as_json(cli(url, "schedules", "run", "nightly", "-o", "json"))
@@ -119,3 +122,13 @@ def test_promote_and_retry_every_failed_job(serve):
     assert as_json(cli(url, "jobs", "retry", "--failed", "--name", "fragile", "-o", "json")) == {
         "retried": 3, "skipped": 0}
     assert len(as_json(cli(url, "jobs", "ls", "--state", "waiting", "--name", "fragile", "-o", "json"))) == 3
+
+
+def test_jobs_ls_search(serve):
+    url = serve().url
+    for user in (1, 2, 3):
+        cli(url, "enqueue", "mail", "--data", json.dumps({"userId": user}))
+    found = as_json(cli(url, "jobs", "ls", "--search", "data.userId = 2", "-o", "json"))
+    assert [row["name"] for row in found] == ["mail"] and len(found) == 1
+    bad = cli(url, "jobs", "ls", "--search", "data.userId == 2")
+    assert bad.returncode == 1 and "bad search" in bad.stderr

@@ -35,7 +35,7 @@ def test_schema_is_defined_only_in_migrations():
 # api -> service -> {background, enqueue, dispatch} -> store; the pure rules at the bottom.
 LAYERS: list[tuple[str, ...]] = [
     # pure: depend on nothing but each other
-    ("version", "model", "clock", "retry", "priority", "options", "cron", "jsonfast", "histogram",
+    ("version", "model", "clock", "retry", "priority", "options", "cron", "jsonfast", "histogram", "search",
      "health", "errors", "events", "metrics", "logs", "redact", "networks", "tls", "dispatch.lanes"),
     ("store",),
     ("workers",),  # code that runs as a job, and the handler API

@@ -57,6 +57,8 @@ async def schedule_job(request: web.Request) -> web.Response:
               ok=JobPageOut, query=(QUEUE, Query("state", "Only jobs in this state.",
                                                  {"type": "string", "enum": [s.value for s in JobState]}),
                                     Query("name", "Only jobs of this name.", JOB_NAME),
+                                    Query("q", 'Search: a job id, a jobId key, data.field = VALUE, or data.field '
+                                          'contains "text".', {"type": "string", "minLength": 1, "maxLength": 500}),
                                     int_query("limit", "Page size (default 100).", 1, 1000),
                                     int_query("cursor", "nextCursor of the previous page.", 0, 2**48)))
 async def list_jobs(request: web.Request) -> web.Response:
@@ -69,7 +71,8 @@ async def list_jobs(request: web.Request) -> web.Response:
         raise ValidationFailed(message, [{"field": "state", "message": message}]) from None
     limit = query_int(request, "limit", 100, 1, 1000)
     cursor = query_int(request, "cursor", 0, 0, 2**48)
-    jobs = await service_of(request).list_jobs(queue, state, query_name(request), limit, cursor)
+    jobs = await service_of(request).list_jobs(queue, state, query_name(request), limit, cursor,
+                                               request.query.get("q"))
     next_cursor = str(jobs[-1].id) if len(jobs) == limit else None
     return ok({**jobs_out(jobs), "nextCursor": next_cursor})
 

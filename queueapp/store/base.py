@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 from ..histogram import Histogram
 from ..model import Job, JobState, NewJob, Schedule
 from ..retry import Failure
+from ..search import JobFilter
 
 # A write's post-commit hook: called once with the write's result, in the event loop's
 # thread, after the commit and before the caller is answered, even when the caller has
@@ -262,8 +263,10 @@ class Store(ABC):
         name: str | None,
         limit: int,
         after_id: int | None,
+        search: JobFilter | None = None,
     ) -> list[Job]:
-        """A page of jobs in id order after ``after_id`` (the cursor)."""
+        """A page of jobs in id order after ``after_id`` (the cursor), of those that
+        meet ``search`` (see search.py) when given."""
 
     @abstractmethod
     async def failed_jobs(self, queue: str, limit: int) -> list[Job]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..model import JobState
+from ..search import JobFilter
 from .jobs import COLUMNS
 
 Query = tuple[str, tuple[Any, ...]]
@@ -19,9 +20,15 @@ def get_query(job_id: int) -> Query:
     return f"SELECT {COLUMNS} FROM jobs WHERE id = ?", (job_id,)
 
 
-def list_query(queue: str, state: JobState | None, name: str | None, limit: int, after_id: int | None) -> Query:
+def list_query(
+    queue: str, state: JobState | None, name: str | None, limit: int, after_id: int | None,
+    search: JobFilter | None = None,
+) -> Query:
     """A page in id order after the cursor (answered from the primary key)."""
     where, params = ["queue = ?", "id > ?"], [queue, after_id or 0]
+    if search is not None:
+        where.append(_SEARCH[search.kind])
+        params += ([search.path] if search.path else []) + [_sql_value(search.value)]
     if state is not None:
         where.append("state = ?")
         params.append(state)
@@ -29,6 +36,20 @@ def list_query(queue: str, state: JobState | None, name: str | None, limit: int,
         where.append("name = ?")
         params.append(name)
     return f"SELECT {COLUMNS} FROM jobs WHERE {' AND '.join(where)} ORDER BY id LIMIT ?", (*params, limit)
+
+
+# A search's condition (search.py); data conditions take the JSON path first.
+_SEARCH = {
+    "id": "id = ?",
+    "key": "job_key = ?",
+    "equals": "json_extract(data, ?) IS ?",
+    "contains": "instr(json_extract(data, ?), ?) > 0",
+}
+
+
+def _sql_value(value: Any) -> Any:
+    """JSON true and false are 1 and 0 to SQLite's json_extract."""
+    return int(value) if isinstance(value, bool) else value
 
 
 def failed_query(queue: str, limit: int) -> Query:

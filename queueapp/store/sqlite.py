@@ -12,6 +12,7 @@ import aiosqlite
 
 from ..model import Job, JobState, NewJob, Schedule
 from ..retry import Failure
+from ..search import JobFilter
 from . import job_reads as reads
 from . import jobs as sql
 from . import schedules as schedules_sql
@@ -222,9 +223,10 @@ class SqliteStore(Store):
 
     async def list_jobs(
         self, queue: str, state: JobState | None, name: str | None, limit: int,
-        after_id: int | None,
+        after_id: int | None, search: JobFilter | None = None,
     ) -> list[Job]:
-        return [sql.row_to_job(r) for r in await self._fetchall(*reads.list_query(queue, state, name, limit, after_id))]
+        query = reads.list_query(queue, state, name, limit, after_id, search)
+        return [sql.row_to_job(r) for r in await self._fetchall(*query)]
 
     async def failed_jobs(self, queue: str, limit: int) -> list[Job]:
         return [sql.row_to_job(r) for r in await self._fetchall(*reads.failed_query(queue, limit))]

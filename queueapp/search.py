@@ -1,0 +1,71 @@
+"""Job search expressions (``GET /queues/jobs?q=...``), parsed into data the store
+turns into SQL:
+
+- ``42``: the job with that id;
+- ``jobId = "invoice-7"`` (or just ``invoice-7``): the job kept under that key;
+- ``data.userId = 42``, ``data.plan = "pro"``, ``data.vip = true``: a field of the
+  job's data equal to a JSON value;
+- ``data.to contains "example.com"``: a text field holding that text.
+
+Anything else is refused (ValueError) with what is accepted. Depends on nothing."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+MAX_LENGTH = 500
+_PATH = r"data((?:\.[A-Za-z_][A-Za-z0-9_]{0,63}){1,8})"
+_EQUALS = re.compile(rf"^{_PATH}\s*=\s*(.+)$")
+_CONTAINS = re.compile(rf'^{_PATH}\s+contains\s+(".*")$')
+_KEY = re.compile(r'^jobId\s*=\s*(".*")$')
+
+
+@dataclass(frozen=True, slots=True)
+class JobFilter:
+    kind: str  # id, key, equals, contains
+    path: str | None = None  # "$.a.b" for data conditions
+    value: Any = None
+
+
+def parse(expression: str) -> JobFilter:
+    text = expression.strip()
+    if not text or len(text) > MAX_LENGTH:
+        raise ValueError(f"a search is 1 to {MAX_LENGTH} characters")
+    if text.isascii() and text.isdigit() and len(text) <= 15:
+        return JobFilter("id", value=int(text))
+    if match := _CONTAINS.match(text):
+        return JobFilter("contains", "$" + match[1], _string(match[2]))
+    if match := _EQUALS.match(text):
+        return JobFilter("equals", "$" + match[1], _scalar(match[2]))
+    if match := _KEY.match(text):
+        return JobFilter("key", value=_string(match[1]))
+    if text.startswith("data"):
+        raise ValueError('write data.field = VALUE (a JSON number, "string", true, false or null)'
+                         ' or data.field contains "text"')
+    return JobFilter("key", value=text)
+
+
+def _string(literal: str) -> str:
+    value = _json(literal)
+    if not isinstance(value, str):
+        raise ValueError(f"{literal} is not a quoted string")
+    return value
+
+
+def _scalar(literal: str) -> Any:
+    value = _json(literal.strip())
+    if isinstance(value, dict | list):
+        raise ValueError("compare a data field with a number, a string, true, false or null")
+    if isinstance(value, float) and not value == value:  # NaN cannot be compared
+        raise ValueError("NaN is not a value")
+    return value
+
+
+def _json(literal: str) -> Any:
+    try:
+        return json.loads(literal)
+    except ValueError:
+        raise ValueError(f"{literal} is not a JSON value (strings are quoted)") from None
