@@ -258,8 +258,9 @@ class Dispatcher:
 
         def started(jobs: list[Job]) -> None:
             q.running -= len(ids) - len(jobs)  # ids no longer waiting (cancelled meanwhile)
+            by_id = {job.id: job for job in jobs}
             for active in self.ledger.claimed(ids, jobs):
-                job = next(j for j in jobs if j.id == active.id)
+                job = by_id[active.id]
                 active.task = asyncio.create_task(self.executor.run(job), name=f"job-{job.id}")
             if len(jobs) < len(ids):
                 self._wake.set()
