@@ -16,7 +16,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -166,15 +166,7 @@ async def _purge(client: QueueClient, args: argparse.Namespace) -> Any:
 async def _retry_failed(client: QueueClient, name: str | None) -> Any:
     """Every failed job (of ``name``) back in line: the ids are paged first, then each
     is retried (a job that moved meanwhile is counted apart, not an error)."""
-    ids, cursor = [], None
-    while True:
-        query = {"state": "failed", "limit": "1000", **({"name": name} if name else {}),
-                 **({"cursor": cursor} if cursor else {})}
-        page = await client.request("GET", "/queues/jobs", query=query)
-        ids += [job["id"] for job in page["jobs"]]
-        cursor = page["nextCursor"]
-        if cursor is None:
-            break
+    ids = [job["id"] async for job in _every_job(client, {"state": "failed", **({"name": name} if name else {})})]
     retried = skipped = 0
     for job_id in ids:
         try:
@@ -192,16 +184,24 @@ async def _count_older(client: QueueClient, state: str, older_than_ms: int) -> i
     from datetime import UTC, datetime
 
     horizon = datetime.now(UTC).timestamp() * 1000 - older_than_ms
-    count, cursor = 0, None
+    count = 0
+    async for job in _every_job(client, {"state": state}):
+        finished = datetime.fromisoformat(job["finishedAt"].replace("Z", "+00:00")).timestamp() * 1000
+        count += finished <= horizon
+    return count
+
+
+async def _every_job(client: QueueClient, query: dict[str, str]) -> AsyncIterator[dict[str, Any]]:
+    """Every job of the queue that ``query`` selects, a page of 1,000 at a time."""
+    cursor = None
     while True:
-        query = {"state": state, "limit": "1000", **({"cursor": cursor} if cursor else {})}
-        page = await client.request("GET", "/queues/jobs", query=query)
+        page = await client.request("GET", "/queues/jobs",
+                                    query={**query, "limit": "1000", **({"cursor": cursor} if cursor else {})})
         for job in page["jobs"]:
-            finished = datetime.fromisoformat(job["finishedAt"].replace("Z", "+00:00")).timestamp() * 1000
-            count += finished <= horizon
+            yield job
         cursor = page["nextCursor"]
         if cursor is None:
-            return count
+            return
 
 
 async def schedules_action(client: QueueClient, args: argparse.Namespace) -> Any:

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from .clock import Clock, from_datetime
 from .errors import ValidationFailed
 from .model import DEFAULT_ATTEMPTS, NewJob
-from .options import LATEST_RUN_AT, JobOptions, PriorityFactors
+from .options import LATEST_RUN_AT, JobOptions, PriorityFactors, check_queue_name
 from .priority import calculate_priority
 
 DEFAULT_QUEUE = "default"
@@ -29,6 +29,14 @@ def validation_details(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> li
          "message": e["msg"].removeprefix("Value error, ")}
         for e in exc.errors(include_url=False)
     ]
+
+
+def valid_queue(name: str) -> str:
+    """The queue name, or ValidationFailed naming the ``queue`` field."""
+    try:
+        return check_queue_name(name)
+    except ValueError as exc:
+        raise ValidationFailed(str(exc), [{"field": "queue", "message": str(exc)}]) from None
 
 
 def check_name(name: Any, data: Any) -> None:

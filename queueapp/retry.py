@@ -12,6 +12,8 @@ from typing import Any, Literal
 BackoffType = Literal["exponential", "fixed"]
 
 UNCAPPED_CEILING_MS = 24 * 3600 * 1000
+# The longest a worker, a handler or a server called may push a job's next attempt.
+MAX_RETRY_AFTER_MS = 24 * 3600 * 1000
 
 
 @dataclass(frozen=True, slots=True)

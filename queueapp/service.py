@@ -25,12 +25,12 @@ from .background.scheduler import Scheduler
 from .clock import Clock, from_datetime
 from .config import default_thresholds
 from .dispatch import Dispatcher
-from .enqueue import DEFAULT_QUEUE, JobBuilder, check_name, parse_options
+from .enqueue import DEFAULT_QUEUE, JobBuilder, check_name, parse_options, valid_queue
 from .errors import ValidationFailed
 from .events import JobEvent, Subscription
 from .health import HealthReport, HealthThresholds
 from .model import Job, JobState, NewJob
-from .options import MAX_DELAY_MS, JobOptions, PriorityFactors, check_queue_name
+from .options import MAX_DELAY_MS, JobOptions, PriorityFactors
 from .prometheus import render
 from .search import parse as parse_search
 from .service_parts import ScheduleDesk, WorkerDesk
@@ -142,7 +142,7 @@ class QueueService:
         """The seed's ``addJob(name, data, options)``. Returns the stored job (or the
         job already kept under the same ``options.jobId``)."""
         check_name(name, data)
-        _queue(queue)
+        valid_queue(queue)
         parsed, factors = parse_options(options, priority_factors)
         return (await self.add_jobs([self.build_job(name, data, parsed, factors, queue)]))[0].job
 
@@ -152,7 +152,7 @@ class QueueService:
     ) -> Job:
         """The seed's ``scheduleJob``: run at a time (a past time runs at once)."""
         check_name(name, data)
-        _queue(queue)
+        valid_queue(queue)
         parsed, _ = parse_options(options)
         try:
             run_at = from_datetime(at)
@@ -217,15 +217,15 @@ class QueueService:
             raise ValidationFailed(f"grace must be a whole number of ms from 0 to {MAX_DELAY_MS}")
         if status not in ("completed", "failed", "cancelled"):
             raise ValidationFailed("status must be completed, failed or cancelled")
-        return await self.dispatcher.clean(_queue(queue), JobState(status), grace_ms, limit)
+        return await self.dispatcher.clean(valid_queue(queue), JobState(status), grace_ms, limit)
 
     # queues ----------------------------------------------------------------------
 
     async def pause(self, queue: str = DEFAULT_QUEUE) -> None:
-        await self.dispatcher.set_paused(_queue(queue), True)
+        await self.dispatcher.set_paused(valid_queue(queue), True)
 
     async def resume(self, queue: str = DEFAULT_QUEUE) -> None:
-        await self.dispatcher.set_paused(_queue(queue), False)
+        await self.dispatcher.set_paused(valid_queue(queue), False)
 
     def is_paused(self, queue: str = DEFAULT_QUEUE) -> bool:
         q = self.dispatcher.queues.get(queue)
@@ -263,9 +263,3 @@ class QueueService:
         """Differences between memory and the table (none, unless there is a bug)."""
         return await self.dispatcher.audit()
 
-
-def _queue(name: str) -> str:
-    try:
-        return check_queue_name(name)
-    except ValueError as exc:
-        raise ValidationFailed(str(exc), [{"field": "queue", "message": str(exc)}]) from None

@@ -9,10 +9,9 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from ..config import Config
-from ..enqueue import DEFAULT_QUEUE, validation_details
+from ..enqueue import DEFAULT_QUEUE, valid_queue, validation_details
 from ..errors import NotFound, ValidationFailed
 from ..jsonfast import check_finite_json, dumps_bytes
-from ..options import check_queue_name
 from ..service import QueueService
 from .keys import CONFIG, SERVICE
 
@@ -32,11 +31,7 @@ def config_of(request: web.Request) -> Config:
 
 
 def queue_of(request: web.Request) -> str:
-    queue = request.query.get("queue", DEFAULT_QUEUE)
-    try:
-        return check_queue_name(queue)
-    except ValueError as exc:
-        raise ValidationFailed(str(exc), [{"field": "queue", "message": str(exc)}]) from None
+    return valid_queue(request.query.get("queue", DEFAULT_QUEUE))
 
 
 async def parse(request: web.Request, model: type[M], *, optional: bool = False) -> M:

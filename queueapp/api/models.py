@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from ..options import MAX_DELAY_MS, WHOLE, JobName, JobOptions, PriorityFactors, Strict
+from ..retry import MAX_RETRY_AFTER_MS
 
 MAX_BULK = 10_000
 
@@ -63,7 +64,7 @@ class FailBody(Strict):
     error: Annotated[str, Field(min_length=1, max_length=10_000)] = "failed"
     retry: bool = True
     # Retry after this long instead of the job's backoff (say, an upstream's Retry-After).
-    retryAfterMs: Annotated[int, Field(ge=0, le=24 * 3600 * 1000), WHOLE] | None = None
+    retryAfterMs: Annotated[int, Field(ge=0, le=MAX_RETRY_AFTER_MS), WHOLE] | None = None
 
 
 class ReleaseBody(Strict):

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from yarl import URL
 
+from ..retry import MAX_RETRY_AFTER_MS
 from .destinations import DestinationPolicy, DestinationRefused, PolicyResolver
 from .registry import JobContext, JobFailed, RetryLater, UnrecoverableError
 
@@ -52,7 +53,6 @@ def check_url(url: str, field: str) -> None:
         raise ValueError(f"{field} has no host")
 
 
-MAX_RETRY_AFTER_MS = 24 * 3600 * 1000  # a server cannot push a job further than a day
 
 
 def retry_after_ms(value: str | None, now: float | None = None) -> int | None:

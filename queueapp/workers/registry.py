@@ -22,6 +22,7 @@ from typing import Any
 
 from ..model import Job
 from ..redact import redact
+from ..retry import MAX_RETRY_AFTER_MS
 
 ProgressFn = Callable[[Any], Awaitable[None]]
 Handler = Callable[["JobContext"], Awaitable[Any]]
@@ -40,11 +41,9 @@ class RetryLater(JobFailed):
     """Raise from a handler to retry after ``delay_ms`` instead of the job's backoff
     (an upstream said when: HTTP 429 with Retry-After). Attempts still count."""
 
-    MAX_DELAY_MS = 24 * 3600 * 1000
-
     def __init__(self, message: str, delay_ms: int) -> None:
         super().__init__(message)
-        self.delay_ms = min(max(0, int(delay_ms)), self.MAX_DELAY_MS)
+        self.delay_ms = min(max(0, int(delay_ms)), MAX_RETRY_AFTER_MS)
 
 
 class JobContext:
