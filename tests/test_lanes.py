@@ -87,10 +87,8 @@ def test_in_process_and_leased_lanes_are_taken_apart():
     lanes = Lanes("q", lambda name: name == "inproc")
     lanes.push(lanes.lane("inproc"), pack(1, 0, 1))
     lanes.push(lanes.lane("remote"), pack(3, 0, 2))
-    assert lanes.has_local_work()
     assert lanes.take(5, local=False).ids == [2]
     assert lanes.take(5, local=True).ids == [1]
-    assert not lanes.has_local_work()
 
 
 def test_taking_from_thirty_thousand_names_looks_at_few_lanes():

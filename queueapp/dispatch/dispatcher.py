@@ -93,9 +93,6 @@ class Dispatcher:
     def default_lease_ms(self) -> int:
         return self.leases.default_lease_ms
 
-    def queue(self, name: str) -> QueueRuntime:
-        return self.ledger.queue(name)
-
     # start and stop ------------------------------------------------------------
 
     async def start(self, leased: list[Job] | None = None) -> None:
@@ -142,7 +139,7 @@ class Dispatcher:
 
     async def set_paused(self, queue: str, paused: bool) -> None:
         await self.store.set_paused(queue, paused, self.clock.now_ms())
-        q = self.queue(queue)
+        q = self.ledger.queue(queue)
         q.paused = paused
         if not paused:
             q.wake_waiters()

@@ -27,7 +27,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 _ID_BITS = 48
@@ -108,15 +108,13 @@ class Taken:
     def ids(self) -> list[int]:
         return [unpack_id(key) for _, key in self.entries]
 
-    def put_back(self, ids: Iterable[int] | None = None) -> None:
-        """Return the entries (those of ``ids``, or all) to their lanes, as they were."""
-        wanted = None if ids is None else set(ids)
+    def put_back(self) -> None:
+        """Return the entries to their lanes, as they were (nothing was claimed)."""
         for lane, key in self.entries:
-            if wanted is None or unpack_id(key) in wanted:
-                if self.owner is not None:
-                    self.owner.push(lane, key)
-                else:
-                    lane.push(key)
+            if self.owner is not None:
+                self.owner.push(lane, key)
+            else:
+                lane.push(key)
 
     def __bool__(self) -> bool:
         return bool(self.entries)
@@ -214,18 +212,6 @@ class Lanes:
             if best is not None:
                 heapq.heappush(self._tops[lane.name in self._local], (best, next(_serial), lane))
         return Taken(taken.entries, self)
-
-    def has_local_work(self) -> bool:
-        tops = self._tops[True]
-        while tops:
-            key, _, lane = tops[0]
-            best = lane.peek()
-            if best == key and self.by_name.get(lane.name) is lane:
-                return True
-            heapq.heappop(tops)
-            if best is not None and self.by_name.get(lane.name) is lane:
-                heapq.heappush(tops, (best, next(_serial), lane))
-        return False
 
     def forget_empty(self) -> None:
         """Drop lanes with nothing left in them (their stale tops are skipped)."""

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..clock import Clock, to_iso
 from ..events import EventBus, JobEvent
-from ..metrics import Metrics, QueueMetrics
+from ..metrics import Metrics
 from ..model import Job, JobState
 from ..store import Added, Change
 from .lanes import Lanes, Timer, TimerHeap, pack
@@ -100,9 +100,6 @@ class Ledger:
             self.metrics.of(name)
             self.queue_created(name)
         return found
-
-    def counts(self, queue: str) -> QueueMetrics:
-        return self.metrics.of(queue)
 
     def forget_idle(self, keep: set[str]) -> int:
         """Free the memory of queues with no job in any state, nothing running or
