@@ -38,6 +38,7 @@ class FakeClock(Clock):
 
 
 _seconds_text: dict[int, str] = {}
+_last: tuple[int, str] = (-1, "")  # the latest time formatted, and its text (one object: threads)
 
 
 def to_iso(ms: int | None) -> str | None:
@@ -47,13 +48,19 @@ def to_iso(ms: int | None) -> str | None:
     the formatted second is cached: formatting is the costly part."""
     if ms is None:
         return None
+    global _last
+    last = _last
+    if ms == last[0]:  # a bulk's jobs share their times
+        return last[1]
     seconds, millis = divmod(ms, 1000)
     text = _seconds_text.get(seconds)
     if text is None:
         if len(_seconds_text) > 4096:
             _seconds_text.clear()
         text = _seconds_text[seconds] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-    return f"{text}.{millis:03d}Z"
+    text = f"{text}.{millis:03d}Z"
+    _last = (ms, text)
+    return text
 
 
 def from_datetime(value: datetime) -> int:

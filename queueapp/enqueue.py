@@ -6,17 +6,21 @@ scheduler; anything wrong raises ValidationFailed before anything is stored."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from .clock import Clock, from_datetime
 from .errors import ValidationFailed
+from .jsonfast import dumps_bytes
 from .model import DEFAULT_ATTEMPTS, NewJob
 from .options import LATEST_RUN_AT, JobOptions, PriorityFactors, check_queue_name
 from .priority import calculate_priority
 
 DEFAULT_QUEUE = "default"
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
 
 # Checks a job type's data: raises ValueError for data its handler could never accept.
 DataCheck = Callable[[str, dict[str, Any]], None]
@@ -76,11 +80,7 @@ class JobBuilder:
     ) -> NewJob:
         """A job to store, from input already parsed (ValidationFailed for data its
         type refuses, or a due time past the last one kept)."""
-        try:
-            self.check_data(name, data or {})
-        except ValueError as exc:
-            raise ValidationFailed(f"invalid data for a {name} job: {exc}",
-                                   [{"field": "data", "message": str(exc)}]) from None
+        self._check_data(name, data or {})
         now = self.clock.now_ms()
         priority = options.priority
         if priority is None and factors is not None:
@@ -105,3 +105,71 @@ class JobBuilder:
             options=options.stored(),
             job_key=options.jobId,
         )
+
+    def build_many(self, items: list[dict[str, Any]], queue: str) -> list[NewJob]:
+        """Jobs of a bulk body (plain data shaped as BulkItem). A bulk usually repeats
+        one options object, so each distinct one is parsed once, not once per job."""
+        templates: dict[bytes, tuple[JobOptions, NewJob]] = {}
+        built = []
+        now = self.clock.now_ms()
+        check = self.check_data
+        for index, item in enumerate(items):
+            raw = item.get("options")
+            key = dumps_bytes(raw) if raw else b""
+            template = templates.get(key)
+            if template is None:
+                options = _parse_at(JobOptions, key or b"{}", ("jobs", index, "options"))
+                template = templates[key] = (options, self._shape(options, now))
+            options, shape = template
+            name, data = item["name"], item.get("data") or {}
+            factors = item.get("priorityFactors")
+            if factors is not None:  # the priority depends on the job: the one-job way
+                parsed = _parse_at(PriorityFactors, dumps_bytes(factors), ("jobs", index, "priorityFactors"))
+                built.append(_at_item(index, self.build, name, data, options, parsed, queue))
+                continue
+            try:
+                check(name, data)
+            except ValueError as exc:
+                message = f"invalid data for a {name} job: {exc}"
+                raise _failure([{"field": f"jobs.{index}.data", "message": message}]) from None
+            # The options dict is shared by the jobs alike: nothing changes a job's options.
+            built.append(NewJob(queue, name, data, shape.priority, shape.attempts, shape.run_at,
+                                shape.options, shape.job_key))
+        return built
+
+    def _check_data(self, name: str, data: dict[str, Any]) -> None:
+        try:
+            self.check_data(name, data)
+        except ValueError as exc:
+            raise ValidationFailed(f"invalid data for a {name} job: {exc}",
+                                   [{"field": "data", "message": str(exc)}]) from None
+
+    @staticmethod
+    def _shape(options: JobOptions, now: int) -> NewJob:
+        """What an options object makes of every job that carries it."""
+        priority = int(options.priority or 3)
+        return NewJob("", "", {}, priority, options.attempts or DEFAULT_ATTEMPTS[priority],
+                      now + options.delay, options.stored(), options.jobId)
+
+
+def _parse_at(model: type[M], raw: bytes, where: tuple[Any, ...]) -> M:
+    """The model from JSON (as the request said it: strict, with JSON's own types)."""
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        raise _failure(validation_details(exc, where)) from None
+
+
+def _at_item(index: int, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)``, a ValidationFailed it raises told as being about ``jobs.<index>``."""
+    try:
+        return fn(*args)
+    except ValidationFailed as exc:
+        details = [{**d, "field": ".".join(p for p in (f"jobs.{index}", d.get("field")) if p)}
+                   for d in exc.details] or [{"field": f"jobs.{index}", "message": exc.message}]
+        raise _failure(details) from None
+
+
+def _failure(details: list[dict[str, Any]]) -> ValidationFailed:
+    first = details[0]
+    return ValidationFailed(f"invalid request body at {first['field']}: {first['message']}", details)

@@ -9,6 +9,8 @@ import math
 import re
 from typing import Any
 
+from pydantic_core import from_json
+
 try:
     import orjson
 except ImportError:  # pragma: no cover - depends on the install
@@ -49,6 +51,29 @@ else:  # pragma: no cover
         return _std_dumps(value).encode()
 
 
+UNREAD = object()
+
+# Digits to "0", exponent letters to "e": a number too large for a double then shows
+# as a 300-digit run or as an exponent of three digits or more.
+_SHAPE = bytes(ord("0") if chr(c).isdigit() and c < 128 else ord("e") if c in b"eE"
+               else c if c == ord("+") else ord(" ") for c in range(256))
+
+
+def loads_finite(raw: bytes) -> Any:
+    """``raw`` parsed, when it surely holds no NaN, Infinity or number beyond a
+    double (pydantic-core's parser refuses the first two and keeps large integers
+    exact; a cheap scan of the text rules out the third); else ``UNREAD``: the
+    caller then checks the body the slow way."""
+    try:
+        value = from_json(raw, allow_inf_nan=False)
+    except ValueError:
+        return UNREAD
+    shape = raw.translate(_SHAPE)
+    if b"0e000" in shape or b"0e+000" in shape or b"0" * 300 in shape:
+        return UNREAD
+    return value
+
+
 def dumps_strict(value: Any) -> str:
     """JSON text, refusing NaN and infinities (ValueError) instead of writing them."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
@@ -72,8 +97,12 @@ def _finite(text: str) -> float:
 
 def check_finite_json(raw: bytes) -> None:
     """Raise ValueError when ``raw`` holds NaN, Infinity or a number too large for a
-    double: lenient parsers accept them, and they cannot be stored or answered."""
-    if not _SUSPECT.search(raw):
+    double: lenient parsers accept them, and they cannot be stored or answered.
+
+    orjson refuses every one of them, and parses a large body several times faster
+    than the pattern scan, so a body it reads is settled; anything it refuses (those,
+    malformed JSON, a lone surrogate) gets the full check."""
+    if loads_finite(raw) is not UNREAD or not _SUSPECT.search(raw):
         return
     try:
         json.loads(raw, parse_constant=_refuse_constant, parse_float=_finite)

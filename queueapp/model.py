@@ -71,6 +71,12 @@ class NewJob:
     options: dict[str, Any] = field(default_factory=dict)
     job_key: str | None = None
 
+    def placed(self, now: int) -> tuple[JobState, int]:
+        """The state and due time the job is stored with when added at ``now``."""
+        if self.run_at > now:
+            return JobState.DELAYED, self.run_at
+        return JobState.WAITING, now
+
 
 @dataclass(slots=True)
 class Job:
@@ -101,6 +107,13 @@ class Job:
     @property
     def timeout_ms(self) -> int | None:
         return self.options.get("timeout")
+
+
+def fresh_job(job_id: int, new: NewJob, now: int) -> Job:
+    """The job ``new`` becomes when stored under ``job_id`` at ``now``."""
+    state, run_at = new.placed(now)
+    return Job(job_id, new.queue, new.name, state, new.priority, new.data, new.options, new.attempts,
+               0, 0, None, None, [], new.job_key, now, run_at, None, None)
 
 
 @dataclass(slots=True)

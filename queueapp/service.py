@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -34,11 +34,11 @@ from .options import MAX_DELAY_MS, JobOptions, PriorityFactors
 from .prometheus import render
 from .search import parse as parse_search
 from .service_parts import ScheduleDesk, WorkerDesk
-from .store import Added, Store
+from .store import Added, Store, added_ids, added_jobs
 from .workers.maintenance import register_maintenance
 from .workers.registry import HandlerRegistry
 
-__all__ = ["DEFAULT_QUEUE", "QueueService"]
+__all__ = ["DEFAULT_QUEUE", "QueueService", "added_ids", "added_jobs"]
 
 
 class QueueService:
@@ -125,7 +125,11 @@ class QueueService:
         """Validated input to a job to store (see enqueue.py)."""
         return self.builder.build(name, data, options, factors, queue, run_at)
 
-    async def add_jobs(self, jobs: list[NewJob]) -> list[Added]:
+    def build_jobs(self, items: list[dict[str, Any]], queue: str = DEFAULT_QUEUE) -> list[NewJob]:
+        """Validated jobs of a bulk body (name, data, options, priorityFactors each)."""
+        return self.builder.build_many(items, queue)
+
+    async def add_jobs(self, jobs: list[NewJob]) -> Sequence[Added]:
         """Store jobs built with ``build_job``, all or none; each says whether it was
         created or an earlier job with its ``jobId`` was kept."""
         return await self.dispatcher.add(jobs)

@@ -113,3 +113,28 @@ def test_taking_from_thirty_thousand_names_looks_at_few_lanes():
         Lane.peek = original
     assert taken.ids == list(range(1, 1001))
     assert peeks < 5 * 1000
+
+
+def test_push_many_keeps_global_order_with_single_pushes_and_takes():
+    rng = random.Random(7)
+    lanes = Lanes("q", lambda name: False)
+    expected: list[int] = []
+    next_id = 1
+    for round_ in range(30):
+        lane = lanes.lane(rng.choice(["a", "b", "c"]))
+        count = rng.choice([1, 5, 200])
+        priority, run_at = rng.randint(1, 5), rng.randint(0, 100)
+        keys = [pack(priority, run_at, next_id + i) for i in range(count)]
+        next_id += count
+        if count == 1:
+            lanes.push(lane, keys[0])
+        else:
+            lanes.push_many(lane, keys)
+        expected += keys
+        if round_ % 7 == 6:  # take some in between: the tops must stay right
+            taken = lanes.take(50, local=False).entries
+            expected.sort()
+            assert [key for _, key in taken] == expected[:len(taken)]
+            del expected[:len(taken)]
+    expected.sort()
+    assert [key for _, key in lanes.take(10_000, local=False).entries] == expected

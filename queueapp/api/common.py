@@ -3,6 +3,7 @@ the parsing of queue names, bodies, ids and query parameters (400 on anything ba
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -11,11 +12,12 @@ from pydantic import BaseModel, ValidationError
 from ..config import Config
 from ..enqueue import DEFAULT_QUEUE, valid_queue, validation_details
 from ..errors import NotFound, ValidationFailed
-from ..jsonfast import check_finite_json, dumps_bytes
+from ..jsonfast import UNREAD, check_finite_json, dumps_bytes, loads_finite
 from ..service import QueueService
 from .keys import CONFIG, SERVICE
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 
 def ok(body: Any, status: int = 200) -> web.Response:
@@ -35,16 +37,30 @@ def queue_of(request: web.Request) -> str:
 
 
 async def parse(request: web.Request, model: type[M], *, optional: bool = False) -> M:
+    return await parse_with(request, model.model_validate_json, optional=optional)
+
+
+async def parse_with(
+    request: web.Request, validate_json: Callable[[bytes], T], *, optional: bool = False,
+    quick: Callable[[Any], T | None] | None = None,
+) -> T:
+    """The body, checked by ``validate_json`` (a model's or a TypeAdapter's). ``quick``
+    may accept the parsed JSON first, by cheaper tests; what it returns None for
+    goes to ``validate_json``."""
     raw = await request.read()
     if optional and not raw.strip():
         raw = b"{}"
+    if quick is not None:
+        parsed = loads_finite(raw)
+        if parsed is not UNREAD and (accepted := quick(parsed)) is not None:
+            return accepted
     try:
         check_finite_json(raw)
     except ValueError as exc:
         message = f"invalid request body: {exc}; JSON numbers must be finite"
         raise ValidationFailed(message, [{"field": None, "message": message}]) from None
     try:
-        return model.model_validate_json(raw)
+        return validate_json(raw)
     except ValidationError as exc:
         details = validation_details(exc)
         first = details[0]
@@ -82,3 +98,12 @@ def query_name(request: web.Request) -> str | None:
             message = "name must be a job name of 1 to 128 characters"
             raise ValidationFailed(message, [{"field": "name", "message": message}])
     return names[0] if names else None
+
+
+def query_choice(request: web.Request, name: str, choices: tuple[str, ...]) -> str | None:
+    """A query parameter that must be one of ``choices`` (None when absent)."""
+    value = request.query.get(name)
+    if value is not None and value not in choices:
+        message = f"{name} must be one of {', '.join(choices)}"
+        raise ValidationFailed(message, [{"field": name, "message": message}])
+    return value

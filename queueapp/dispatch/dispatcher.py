@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..clock import Clock
@@ -151,7 +151,7 @@ class Dispatcher:
 
     # enqueue ---------------------------------------------------------------------
 
-    async def add(self, jobs: list[NewJob]) -> list[Added]:
+    async def add(self, jobs: list[NewJob]) -> Sequence[Added]:
         now = self.clock.now_ms()
         await self._ensure_queues({j.queue for j in jobs}, now)
         return await self.store.add_jobs(jobs, now, then=self.ledger.accepted)

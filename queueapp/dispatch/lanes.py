@@ -166,6 +166,20 @@ class Lanes:
         if lane.heap[0] == key:  # a new best for its lane
             heapq.heappush(self._tops[lane.name in self._local], (key, next(_serial), lane))
 
+    def push_many(self, lane: Lane, keys: list[int]) -> None:
+        """``push`` for many keys: one heapify when they outnumber the lane's own."""
+        if not keys:
+            return
+        lowest = min(keys)
+        if len(keys) > len(lane.heap):
+            lane.heap.extend(keys)
+            heapq.heapify(lane.heap)
+        else:
+            for key in keys:
+                heapq.heappush(lane.heap, key)
+        if lane.heap[0] == lowest:  # a new best for its lane
+            heapq.heappush(self._tops[lane.name in self._local], (lowest, next(_serial), lane))
+
     def add_unordered(self, lane: Lane, key: int) -> None:
         """Append without ordering (start-up); ``rebuild`` must follow."""
         lane.heap.append(key)

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from .base import (
     Added,
+    AddedRun,
     Change,
     CommitStats,
     FinishedSample,
@@ -14,6 +15,8 @@ from .base import (
     Store,
     TableSnapshot,
     Then,
+    added_ids,
+    added_jobs,
 )
 from .check import job_count, table_problems
 from .connection import connect
@@ -23,6 +26,9 @@ from .sqlite import SqliteStore, restore_file
 
 __all__ = [
     "Added",
+    "AddedRun",
+    "added_ids",
+    "added_jobs",
     "Change",
     "CommitStats",
     "DatabaseInUse",

@@ -13,12 +13,12 @@ the committed result into memory state, run whether or not the caller still wait
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 
 from ..histogram import Histogram
-from ..model import Job, JobState, NewJob, Schedule
+from ..model import Job, JobState, NewJob, Schedule, fresh_job
 from ..retry import Failure
 from ..search import JobFilter
 
@@ -28,10 +28,85 @@ from ..search import JobFilter
 Then = Callable[[Any], Any] | None
 
 
-@dataclass(slots=True)
 class Added:
-    job: Job
-    created: bool  # False: options.jobId matched a job already kept, which is returned
+    """One job of an enqueue: the stored job, and whether it was created (False:
+    options.jobId matched a job already kept, which is returned). A created job's
+    ``Job`` is built only when asked for: a bulk answered with ids never needs one."""
+
+    __slots__ = ("_job", "created", "id", "_new", "_now")
+
+    def __init__(self, job: Job | None, created: bool, *, new: NewJob | None = None,
+                 job_id: int = 0, now: int = 0) -> None:
+        self._job = job
+        self.created = created
+        self.id = job.id if job is not None else job_id
+        self._new = new
+        self._now = now
+
+    @classmethod
+    def fresh(cls, job_id: int, new: NewJob, now: int) -> Added:
+        return cls(None, True, new=new, job_id=job_id, now=now)
+
+    @property
+    def job(self) -> Job:
+        if self._job is None:
+            assert self._new is not None
+            self._job = fresh_job(self.id, self._new, self._now)
+        return self._job
+
+    def placement(self) -> tuple[int, str, str, JobState, int, int]:
+        """Where the job goes in memory: id, queue, name, state, priority, due time."""
+        if self._new is None:
+            job = self.job
+            return job.id, job.queue, job.name, job.state, job.priority, job.run_at
+        new = self._new
+        state, run_at = new.placed(self._now)
+        return self.id, new.queue, new.name, state, new.priority, run_at
+
+
+class AddedRun(Sequence[Added]):
+    """The jobs a large enqueue created, with consecutive ids from ``first``: what
+    the caller and the ledger need is read from the jobs as given, and an ``Added``
+    is made only for an item asked for."""
+
+    __slots__ = ("first", "jobs", "now", "alike")
+
+    def __init__(self, first: int, jobs: list[NewJob], now: int, alike: bool) -> None:
+        self.first = first
+        self.jobs = jobs
+        self.now = now
+        self.alike = alike  # every job the same but for its data
+
+    def __len__(self) -> int:
+        return len(self.jobs)
+
+    @overload
+    def __getitem__(self, index: int) -> Added: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Added]: ...
+    def __getitem__(self, index: int | slice) -> Added | list[Added]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self.jobs)))]
+        if index < 0:
+            index += len(self.jobs)
+        return Added.fresh(self.first + index, self.jobs[index], self.now)
+
+    @property
+    def ids(self) -> range:
+        return range(self.first, self.first + len(self.jobs))
+
+
+def added_ids(added: Sequence[Added]) -> Iterable[int]:
+    """The ids of an enqueue's jobs, in the order given."""
+    return added.ids if isinstance(added, AddedRun) else (a.id for a in added)
+
+
+def added_jobs(added: Sequence[Added]) -> list[Job]:
+    """The jobs of an enqueue, in the order given."""
+    if isinstance(added, AddedRun):
+        first, now = added.first, added.now
+        return [fresh_job(first + index, new, now) for index, new in enumerate(added.jobs)]
+    return [a.job for a in added]
 
 
 @dataclass(slots=True)
@@ -122,7 +197,7 @@ class Store(ABC):
 
     # writes ------------------------------------------------------------------
     @abstractmethod
-    async def add_jobs(self, jobs: list[NewJob], now: int, *, then: Then = None) -> list[Added]:
+    async def add_jobs(self, jobs: list[NewJob], now: int, *, then: Then = None) -> Sequence[Added]:
         """All or none. A job whose ``job_key`` is already kept in its queue is not
         added; the kept job is returned with ``created=False``."""
 

@@ -4,16 +4,15 @@ one guarded UPDATE that also sets that state's timestamp."""
 
 from __future__ import annotations
 
-import secrets
 import sqlite3
 from typing import Any
 
 from ..clock import to_iso
 from ..errors import Conflict, NotFound
 from ..jsonfast import loads
-from ..model import FINISHED, Job, JobState, NewJob, dumps
+from ..model import FINISHED, Job, JobState, dumps
 from ..retry import Failure, after_failure
-from .base import Added, Change, TableSnapshot
+from .base import Change, TableSnapshot
 
 _STATES = {s.value: s for s in JobState}
 MAX_KEEP = 2**62  # the largest keep-newest-N count SQLite's OFFSET takes
@@ -56,102 +55,27 @@ def _select_one(conn: sqlite3.Connection, job_id: int) -> Job | None:
     return None if row is None else row_to_job(row)
 
 
-# -- ids ------------------------------------------------------------------------------
-
-
-class IdAllocator:
-    """Hands out job ids in the writer thread. The high-water mark comes from
-    sqlite_sequence, so ids are never reused even after the newest jobs are removed."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'jobs'").fetchone()
-        self.next_id = (row[0] if row else 0) + 1
-
-    def take(self) -> int:
-        value = self.next_id
-        self.next_id += 1
-        return value
-
-
-# -- enqueue --------------------------------------------------------------------------
-
-_INSERT = (
-    "INSERT INTO jobs (id, queue, name, state, priority, data, options, attempts, job_key,"
-    " created_at, run_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-
-
-def add_job_groups(
-    conn: sqlite3.Connection, groups: list[tuple[list[NewJob], int]], ids: IdAllocator
-) -> list[list[Added]]:
-    """Several callers' enqueues in one go: one result list per (jobs, now) group."""
-    plain_rows: list[tuple[Any, ...]] = []
-    results = [_add_jobs(conn, ids, jobs, now, plain_rows) for jobs, now in groups]
-    if plain_rows:
-        conn.executemany(_INSERT, plain_rows)
-    return results
-
-
-def _add_jobs(
-    conn: sqlite3.Connection, ids: IdAllocator, jobs: list[NewJob], now: int,
-    plain_rows: list[tuple[Any, ...]],
-) -> list[Added]:
-    """Jobs without an idempotency key go to ``plain_rows`` for one executemany at
-    the end; keyed jobs are inserted at once, so a later job with the same key (in
-    this batch or the next group) finds them."""
-    results: list[Added | None] = [None] * len(jobs)
-    for index, new in enumerate(jobs):
-        if new.job_key is not None:
-            existing = conn.execute(
-                f"SELECT {COLUMNS} FROM jobs WHERE queue = ? AND job_key = ?",
-                (new.queue, new.job_key),
-            ).fetchone()
-            if existing is not None:
-                results[index] = Added(row_to_job(existing), created=False)
-                continue
-        job = _new_job(ids.take(), new, now)
-        row = (
-            job.id, job.queue, job.name, job.state, job.priority, dumps(job.data),
-            dumps(job.options), job.attempts, job.job_key, now, job.run_at,
-        )
-        if new.job_key is not None:
-            conn.execute(_INSERT, row)
-        else:
-            plain_rows.append(row)
-        results[index] = Added(job, created=True)
-    return results  # type: ignore[return-value]
-
-
-def _new_job(job_id: int, new: NewJob, now: int) -> Job:
-    state = JobState.DELAYED if new.run_at > now else JobState.WAITING
-    return Job(
-        id=job_id, queue=new.queue, name=new.name, state=state, priority=new.priority,
-        data=new.data, options=new.options, attempts=new.attempts, attempts_made=0,
-        progress=0, result=None, error=None, errors=[], job_key=new.job_key,
-        created_at=now, run_at=max(new.run_at, now) if state is JobState.DELAYED else now,
-        started_at=None, finished_at=None,
-    )
-
-
 # -- running --------------------------------------------------------------------------
+
+
+# One statement claims a whole batch. The lease token is 24 hex digits from SQLite's
+# random source (ChaCha20, seeded by the OS), drawn for each row.
+_CLAIM = (
+    "UPDATE jobs SET state = 'active', started_at = ?2, heartbeat_at = ?2,"
+    " attempts_made = attempts_made + 1, lease_token = lower(hex(randomblob(12))),"
+    " lease_expires_at = ?3, finished_at = NULL"
+    f" WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'waiting' RETURNING {COLUMNS}"
+)
 
 
 def claim_jobs(
     conn: sqlite3.Connection, ids: list[int], now: int, lease_ms: int | None
 ) -> list[Job]:
+    """waiting -> active for those of ``ids`` still waiting, in the order of ``ids``."""
     expires = None if lease_ms is None else now + lease_ms
-    claimed = []
-    for job_id in ids:
-        row = conn.execute(
-            "UPDATE jobs SET state = 'active', started_at = ?, heartbeat_at = ?,"
-            " attempts_made = attempts_made + 1, lease_token = ?, lease_expires_at = ?,"
-            " finished_at = NULL"
-            f" WHERE id = ? AND state = 'waiting' RETURNING {COLUMNS}",
-            (now, now, secrets.token_urlsafe(12), expires, job_id),
-        ).fetchone()
-        if row is not None:
-            claimed.append(row_to_job(row))
-    return claimed
+    rows = conn.execute(_CLAIM, (dumps(ids), now, expires)).fetchall()
+    by_id = {row[0]: row for row in rows}
+    return [row_to_job(by_id[job_id]) for job_id in ids if job_id in by_id]
 
 
 def promote_jobs(conn: sqlite3.Connection, ids: list[int], now: int) -> list[int]:
@@ -166,16 +90,52 @@ def promote_jobs(conn: sqlite3.Connection, ids: list[int], now: int) -> list[int
     return promoted
 
 
-def complete_job(
-    conn: sqlite3.Connection, job_id: int, token: str, result: Any, now: int
-) -> Change | None:
-    row = conn.execute(
-        "UPDATE jobs SET state = 'completed', finished_at = ?, result = ?, progress = "
-        " CASE WHEN json_type(progress) IN ('integer', 'real') THEN '100' ELSE progress END,"
-        " lease_token = NULL, lease_expires_at = NULL"
-        f" WHERE id = ? AND state = 'active' AND lease_token = ? RETURNING {COLUMNS}",
-        (now, dumps(result), job_id, token),
-    ).fetchone()
+_COMPLETE = (
+    "UPDATE jobs SET state = 'completed', finished_at = ?, result = ?, progress = "
+    " CASE WHEN json_type(progress) IN ('integer', 'real') THEN '100' ELSE progress END,"
+    " lease_token = NULL, lease_expires_at = NULL"
+    f" WHERE id = ? AND state = 'active' AND lease_token = ? RETURNING {COLUMNS}"
+)
+
+# A completion as the writer merges them: job id, lease token, result as JSON text, time.
+Completion = tuple[int, str, str, int]
+
+
+# Many completions in one statement, from a JSON array of [id, token, result, time].
+_COMPLETE_MANY = (
+    "UPDATE jobs SET state = 'completed', finished_at = c.at, result = c.answer, progress ="
+    " CASE WHEN json_type(progress) IN ('integer', 'real') THEN '100' ELSE progress END,"
+    " lease_token = NULL, lease_expires_at = NULL"
+    " FROM (SELECT json_extract(value, '$[0]') AS job, json_extract(value, '$[1]') AS token_given,"
+    " json_extract(value, '$[2]') AS answer, json_extract(value, '$[3]') AS at FROM json_each(?1)) AS c"
+    " WHERE jobs.id = c.job AND jobs.state = 'active' AND jobs.lease_token = c.token_given"
+    f" RETURNING {COLUMNS}"
+)
+
+
+def complete_jobs(conn: sqlite3.Connection, items: list[Completion]) -> list[Change | None]:
+    """Many callers' completions in one go (the result is JSON text already, so
+    nothing here can fail but the store itself): one statement, then each job's
+    removal policy in the order given, as one completion after another would."""
+    ids = [item[0] for item in items]
+    if len(items) == 1 or len(set(ids)) < len(ids):  # a job twice: one by one decides
+        return [_complete(conn, *item) for item in items]
+    rows = conn.execute(_COMPLETE_MANY, (dumps(items),)).fetchall()
+    done = {row[0]: row for row in rows}
+    changes: list[Change | None] = []
+    for job_id in ids:
+        row = done.get(job_id)
+        if row is None:
+            changes.append(None)
+            continue
+        change = Change(row_to_job(row), JobState.ACTIVE)
+        _apply_removal(conn, change, change.job.options.get("removeOnComplete", False))
+        changes.append(change)
+    return changes
+
+
+def _complete(conn: sqlite3.Connection, job_id: int, token: str, result: str, now: int) -> Change | None:
+    row = conn.execute(_COMPLETE, (now, result, job_id, token)).fetchone()
     if row is None:
         return None
     job = row_to_job(row)

@@ -7,8 +7,8 @@ import sqlite3
 from typing import Any
 
 from ..model import UNFINISHED, NewJob, Schedule, dumps
+from .adds import IdAllocator, add_job_groups
 from .base import Added
-from .jobs import IdAllocator, add_job_groups
 
 COLUMNS = (
     "queue, name, job_name, data, options, cron, timezone, every_ms, missed, overlap, enabled,"
@@ -91,7 +91,7 @@ def fire(
         skipped = state is not None and state[0] in UNFINISHED
     added: list[Added] = []
     if not skipped and jobs:
-        added = add_job_groups(conn, [(jobs, now)], ids)[0]
+        added = list(add_job_groups(conn, [(jobs, now, None)], ids)[0])
         last_job_id = added[-1].job.id
     conn.execute(
         # a skipped run keeps the time of the last run that happened

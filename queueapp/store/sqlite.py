@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
-from ..model import Job, JobState, NewJob, Schedule
+from ..model import Job, JobState, NewJob, Schedule, dumps
 from ..retry import Failure
 from ..search import JobFilter
+from . import adds
 from . import job_reads as reads
 from . import jobs as sql
 from . import schedules as schedules_sql
@@ -46,7 +47,7 @@ class SqliteStore(Store):
         self._owns_lock = lock is None
         self._writer = GroupCommitWriter(lambda: connect(self.path, durability), fsync=durability == "full")
         self._reader: aiosqlite.Connection | None = None
-        self._ids: sql.IdAllocator | None = None
+        self._ids: adds.IdAllocator | None = None
 
     @property
     def commit_stats(self) -> CommitStats:  # type: ignore[override]
@@ -59,8 +60,8 @@ class SqliteStore(Store):
         await self._writer.start()
         await self._writer.run_sync(migrate)
 
-        def load_ids(conn: sqlite3.Connection) -> sql.IdAllocator:
-            return sql.IdAllocator(conn)
+        def load_ids(conn: sqlite3.Connection) -> adds.IdAllocator:
+            return adds.IdAllocator(conn)
 
         self._ids = await self._writer.run_sync(load_ids)
         self._reader = await aiosqlite.connect(str(self.path), isolation_level=None)
@@ -78,9 +79,12 @@ class SqliteStore(Store):
 
     # writes ------------------------------------------------------------------
 
-    async def add_jobs(self, jobs: list[NewJob], now: int, *, then: Then = None) -> list[Added]:
-        # Concurrent enqueues share one executemany (see GroupCommitWriter.submit_merged).
-        return await self._writer.submit_merged(sql.add_job_groups, (jobs, now), self._ids, then=then)
+    async def add_jobs(self, jobs: list[NewJob], now: int, *, then: Then = None) -> Sequence[Added]:
+        # Concurrent enqueues share one transaction (see GroupCommitWriter.submit_merged);
+        # a large one is encoded here, and its batch runs in the writer's thread.
+        encoded = adds.EncodedJobs.of(jobs, now)
+        return await self._writer.submit_merged(
+            adds.add_job_groups, (jobs, now, encoded), self._ids, then=then, offload=encoded is not None)
 
     async def claim_jobs(
         self, ids: list[int], now: int, lease_ms: int | None, *, then: Then = None
@@ -97,9 +101,10 @@ class SqliteStore(Store):
         self, job_id: int, token: str, result: Any, now: int, *, durable: bool = True,
         then: Then = None,
     ) -> Change | None:
-        return await self._writer.submit(
-            sql.complete_job, job_id, token, result, now, durable=durable, then=then
-        )
+        # Encoded here: a result that is not JSON fails its own caller, never the
+        # others' completions merged with it.
+        completion = (job_id, token, dumps(result), now)
+        return await self._writer.submit_merged(sql.complete_jobs, completion, durable=durable, then=then)
 
     async def fail_job(
         self, job_id: int, token: str, failure: Failure, now: int, *, durable: bool = True,

@@ -66,6 +66,9 @@ class _Op:
     # Runs on the committed result before the caller is answered (one per item when merged).
     then: Then | None = None
     thens: list[Then | None] | None = None
+    # True for a change that is a few long statements (a large enqueue): its whole
+    # batch runs in the writer's thread, which holds the GIL only between them.
+    offload: bool = False
 
     def resolve(self, ok: bool, value: Any) -> None:
         if self.futures is None:
@@ -146,7 +149,8 @@ class GroupCommitWriter:
         return future
 
     def submit_merged(
-        self, fn: WriteFn, item: Any, *args: Any, then: Then | None = None
+        self, fn: WriteFn, item: Any, *args: Any, then: Then | None = None, offload: bool = False,
+        durable: bool = True,
     ) -> asyncio.Future[Any]:
         """Queue ``item`` for ``fn(conn, items, *args)``, joining a pending call of the
         same ``fn`` and ``args`` that has not started. The future resolves with this
@@ -157,13 +161,15 @@ class GroupCommitWriter:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         last = self._pending[-1] if self._pending else None
         if last is None or last.items is None or last.fn is not fn or last.args != args:
-            last = _Op(fn, args, None, [], [], thens=[])
+            last = _Op(fn, args, None, [], [], thens=[], durable=durable)
             self._pending.append(last)
             self._wake.set()
         assert last.items is not None and last.futures is not None and last.thens is not None
         last.items.append(item)
         last.futures.append(future)
         last.thens.append(then)
+        last.offload = last.offload or offload
+        last.durable = last.durable or durable
         return future
 
     async def close(self) -> None:
@@ -189,13 +195,18 @@ class GroupCommitWriter:
                 started = time.perf_counter()
                 durable = self._fsync and any(op.durable for op in batch)
                 self._set_synchronous("FULL" if durable else "NORMAL")
-                outcomes = self._execute(batch)
-                if outcomes is None:
-                    if durable:  # the fsync waits in the writer thread; the loop goes on
-                        failure = await loop.run_in_executor(self._executor, self._commit)
-                    else:  # no fsync: committing here is quicker than a thread hop
-                        failure = self._commit()
-                    outcomes = self._outcomes if failure is None else [(False, failure)] * len(batch)
+                outcomes: list[tuple[bool, Any]] | None
+                if any(op.offload for op in batch):
+                    outcomes = await loop.run_in_executor(self._executor, self._execute_and_commit, batch)
+                else:
+                    outcomes = self._execute(batch)
+                    if outcomes is None:
+                        if durable:  # the fsync waits in the writer thread; the loop goes on
+                            failure = await loop.run_in_executor(self._executor, self._commit)
+                        else:  # no fsync: committing here is quicker than a thread hop
+                            failure = self._commit()
+                        outcomes = self._settled(batch, failure)
+                if outcomes is self._outcomes:
                     self._record(len(batch), started)
                 for op, (ok, value) in zip(batch, outcomes, strict=True):
                     op.resolve(ok, value)
@@ -233,6 +244,14 @@ class GroupCommitWriter:
             outcomes.append(outcome)
         self._outcomes = outcomes
         return None
+
+    def _execute_and_commit(self, batch: list[_Op]) -> list[tuple[bool, Any]]:
+        """In the writer thread: the whole batch, for one that is a few long statements."""
+        outcomes = self._execute(batch)
+        return outcomes if outcomes is not None else self._settled(batch, self._commit())
+
+    def _settled(self, batch: list[_Op], failure: StoreUnavailable | None) -> list[tuple[bool, Any]]:
+        return self._outcomes if failure is None else [(False, failure)] * len(batch)
 
     def _commit(self) -> StoreUnavailable | None:
         """In the writer thread: COMMIT, which waits for the fsync. The event loop goes

@@ -1,0 +1,160 @@
+"""SQL that adds jobs: ids, and inserts of one caller's jobs or many callers' at
+once. Write functions run in the writer (first argument: the connection, inside the
+writer's transaction)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+from ..jsonfast import dumps_bytes
+from ..model import NewJob, dumps
+from .base import Added, AddedRun
+from .jobs import COLUMNS, row_to_job
+
+# -- ids ------------------------------------------------------------------------------
+
+
+class IdAllocator:
+    """Hands out job ids in the writer thread. The high-water mark comes from
+    sqlite_sequence, so ids are never reused even after the newest jobs are removed."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'jobs'").fetchone()
+        self.next_id = (row[0] if row else 0) + 1
+
+    def take(self) -> int:
+        value = self.next_id
+        self.next_id += 1
+        return value
+
+    def take_many(self, count: int) -> int:
+        """``count`` consecutive ids; returns the first."""
+        value = self.next_id
+        self.next_id += count
+        return value
+
+
+# -- enqueue --------------------------------------------------------------------------
+
+_INSERT = (
+    "INSERT INTO jobs (id, queue, name, state, priority, data, options, attempts, job_key,"
+    " created_at, run_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+# A large enqueue without keys is one statement over a JSON array of its jobs: SQLite
+# reads the array in C with the GIL released, so the writer thread inserts while the
+# event loop goes on parsing the next request. Ids are consecutive from ?2.
+_INSERT_ROWS = (
+    "INSERT INTO jobs (id, queue, name, state, priority, data, options, attempts, created_at, run_at)"
+    " SELECT ?2 + key, json_extract(value, '$[0]'), json_extract(value, '$[1]'),"
+    " json_extract(value, '$[2]'), json_extract(value, '$[3]'), json_extract(value, '$[4]'),"
+    " json_extract(value, '$[5]'), json_extract(value, '$[6]'), ?3, json_extract(value, '$[7]')"
+    " FROM json_each(?1)"
+)
+# The common bulk: every job alike but for its data, which is all the array holds.
+_INSERT_ALIKE = (
+    "INSERT INTO jobs (id, queue, name, state, priority, data, options, attempts, created_at, run_at)"
+    " SELECT ?2 + key, ?4, ?5, ?6, ?7, value, ?8, ?9, ?3, ?10 FROM json_each(?1)"
+)
+# Below this many jobs a caller's enqueue joins the others' executemany instead.
+ARRAY_MIN = 64
+
+
+class EncodedJobs:
+    """A caller's jobs without keys as one JSON array for _INSERT_ROWS or
+    _INSERT_ALIKE, encoded in the event loop's thread before they reach the writer."""
+
+    __slots__ = ("array", "alike")
+
+    def __init__(self, jobs: list[NewJob], now: int) -> None:
+        first = jobs[0]
+        alike = all(
+            j.queue == first.queue and j.name == first.name and j.priority == first.priority
+            and j.attempts == first.attempts and j.run_at == first.run_at and j.options == first.options
+            for j in jobs
+        )
+        # The parameters _INSERT_ALIKE takes after the array, the id and the time.
+        self.alike: tuple[Any, ...] | None = None
+        if alike:
+            state, run_at = first.placed(now)
+            self.alike = (first.queue, first.name, state.value, first.priority, dumps(first.options),
+                          first.attempts, run_at)
+            self.array = dumps_bytes([j.data for j in jobs])
+        else:
+            rows = []
+            for j in jobs:
+                state, run_at = j.placed(now)
+                rows.append((j.queue, j.name, state.value, j.priority, j.data, j.options, j.attempts, run_at))
+            self.array = dumps_bytes(rows)
+
+    @classmethod
+    def of(cls, jobs: list[NewJob], now: int) -> EncodedJobs | None:
+        """The array for ``jobs``, or None when they go the row-by-row way (few jobs,
+        or any with a key: a key must be looked up before its job is inserted)."""
+        if len(jobs) < ARRAY_MIN or any(j.job_key is not None for j in jobs):
+            return None
+        return cls(jobs, now)
+
+
+EnqueueGroup = tuple[list[NewJob], int, EncodedJobs | None]
+
+
+def add_job_groups(
+    conn: sqlite3.Connection, groups: list[EnqueueGroup], ids: IdAllocator
+) -> list[Sequence[Added]]:
+    """Several callers' enqueues in one go: one result list per (jobs, now, encoded)
+    group. Small enqueues share one executemany; a large one is one statement."""
+    plain_rows: list[tuple[Any, ...]] = []
+    results: list[Sequence[Added]] = []
+    for jobs, now, encoded in groups:
+        if encoded is None:
+            results.append(_add_jobs(conn, ids, jobs, now, plain_rows))
+        else:
+            results.append(_add_encoded(conn, ids, jobs, now, encoded))
+    if plain_rows:
+        conn.executemany(_INSERT, plain_rows)
+    return results
+
+
+def _add_encoded(
+    conn: sqlite3.Connection, ids: IdAllocator, jobs: list[NewJob], now: int, encoded: EncodedJobs
+) -> AddedRun:
+    start = ids.take_many(len(jobs))
+    if encoded.alike is None:
+        conn.execute(_INSERT_ROWS, (encoded.array, start, now))
+    else:
+        conn.execute(_INSERT_ALIKE, (encoded.array, start, now, *encoded.alike))
+    return AddedRun(start, jobs, now, alike=encoded.alike is not None)
+
+
+def _add_jobs(
+    conn: sqlite3.Connection, ids: IdAllocator, jobs: list[NewJob], now: int,
+    plain_rows: list[tuple[Any, ...]],
+) -> list[Added]:
+    """Jobs without an idempotency key go to ``plain_rows`` for one executemany at
+    the end; keyed jobs are inserted at once, so a later job with the same key (in
+    this batch or the next group) finds them."""
+    results: list[Added | None] = [None] * len(jobs)
+    for index, new in enumerate(jobs):
+        if new.job_key is not None:
+            existing = conn.execute(
+                f"SELECT {COLUMNS} FROM jobs WHERE queue = ? AND job_key = ?",
+                (new.queue, new.job_key),
+            ).fetchone()
+            if existing is not None:
+                results[index] = Added(row_to_job(existing), created=False)
+                continue
+        job_id = ids.take()
+        state, run_at = new.placed(now)
+        row = (
+            job_id, new.queue, new.name, state.value, new.priority, dumps(new.data),
+            dumps(new.options), new.attempts, new.job_key, now, run_at,
+        )
+        if new.job_key is not None:
+            conn.execute(_INSERT, row)
+        else:
+            plain_rows.append(row)
+        results[index] = Added.fresh(job_id, new, now)
+    return results  # type: ignore[return-value]
