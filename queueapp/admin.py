@@ -94,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
 async def _run(args: argparse.Namespace, token: str | None) -> int:
     action: Callable[[QueueClient, argparse.Namespace], Awaitable[Any]] = ACTIONS[args.command]
     try:
-        async with QueueClient(args.url, token=token, queue=args.queue, cacert=args.cacert, timeout_s=30) as client:
+        async with QueueClient(args.url, token=token, queue=args.queue, cacert=args.cacert, timeout_s=30,
+                               coalesce=False) as client:
             result = await action(client, args)
     except UsageError as exc:
         print(f"queueapp: {exc}", file=sys.stderr)

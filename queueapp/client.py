@@ -21,6 +21,7 @@ from typing import Any
 
 import aiohttp
 
+from .coalesce import AddCoalescer, job_index
 from .model import Job, JobState
 from .tls import client_context
 from .workers.registry import HandlerRegistry, JobContext, run_handler
@@ -29,11 +30,19 @@ log = logging.getLogger("queueapp.worker")
 
 
 class QueueApiError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, details: list[Any] | None = None) -> None:
         super().__init__(f"{status} {code}: {message}")
         self.status = status
         self.code = code
         self.message = message
+        self.details = details or []
+
+
+def _refused_job(exc: BaseException) -> int | None:
+    """The one job of a bulk that the appliance refused, when that is what ``exc`` says."""
+    if isinstance(exc, QueueApiError) and exc.status == 400 and exc.details:
+        return job_index(exc.details[0].get("field"))
+    return None
 
 
 class WorkerRefused(Exception):
@@ -50,10 +59,13 @@ def _retryable(exc: BaseException) -> bool:
 class QueueClient:
     def __init__(
         self, base_url: str, *, token: str | None = None, queue: str = "default",
-        timeout_s: float = 60.0, cacert: str | None = None,
+        timeout_s: float = 60.0, cacert: str | None = None, coalesce: bool = True,
     ) -> None:
         """``cacert``: CA certificate(s) to verify an https:// appliance with; the
-        server is always verified (against the system's CAs by default)."""
+        server is always verified (against the system's CAs by default).
+        ``coalesce``: concurrent ``add_job`` calls go as bulk requests (see
+        coalesce.py); each still returns its own job once it is committed."""
+        self._adds = AddCoalescer(self._send_bulk, _refused_job) if coalesce else None
         self.base_url = base_url.rstrip("/")
         self.queue = queue
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -69,6 +81,8 @@ class QueueClient:
         await self.close()
 
     async def close(self) -> None:
+        if self._adds is not None:
+            await self._adds.close()
         await self._session.close()
 
     async def request(
@@ -86,7 +100,8 @@ class QueueClient:
                 raise QueueApiError(r.status, "bad_response", f"not a queueapp answer: {text[:120]!r}") from None
             if r.status >= 400 and r.status not in also_ok:
                 error = (payload or {}).get("error", {}) if isinstance(payload, dict) else {}
-                raise QueueApiError(r.status, error.get("code", "error"), error.get("message", ""))
+                raise QueueApiError(r.status, error.get("code", "error"), error.get("message", ""),
+                                    error.get("details"))
             return payload
 
     async def request_any(self, method: str, path: str) -> Any:
@@ -95,8 +110,17 @@ class QueueClient:
 
     async def add_job(self, name: str, data: dict[str, Any] | None = None,
                       options: dict[str, Any] | None = None) -> dict[str, Any]:
-        return await self.request("POST", "/queues/jobs",
-                                  {"name": name, "data": data or {}, "options": options or {}})
+        job = {"name": name, "data": data or {}, "options": options or {}}
+        if self._adds is None:
+            return await self.request("POST", "/queues/jobs", job)
+        return await self._adds.add(job)
+
+    async def add_bulk(self, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Jobs (each ``name``, ``data``, ``options``) in one request, all or none."""
+        return await self._send_bulk(jobs)
+
+    async def _send_bulk(self, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return (await self.request("POST", "/queues/jobs/bulk", {"jobs": jobs}))["jobs"]
 
     async def get_job(self, job_id: str) -> dict[str, Any]:
         return await self.request("GET", f"/queues/jobs/{job_id}")

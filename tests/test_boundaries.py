@@ -36,7 +36,8 @@ def test_schema_is_defined_only_in_migrations():
 LAYERS: list[tuple[str, ...]] = [
     # pure: depend on nothing but each other
     ("version", "model", "clock", "retry", "priority", "options", "cron", "jsonfast", "histogram", "search",
-     "health", "errors", "events", "metrics", "logs", "redact", "networks", "tls", "dispatch.lanes"),
+     "health", "errors", "events", "metrics", "logs", "redact", "networks", "tls", "dispatch.lanes",
+     "coalesce"),
     ("store",),
     ("workers",),  # code that runs as a job, and the handler API
     ("dispatch",),
