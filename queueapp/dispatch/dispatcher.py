@@ -258,7 +258,7 @@ class Dispatcher:
             by_id = {job.id: job for job in jobs}
             for active in self.ledger.claimed(ids, jobs):
                 job = by_id[active.id]
-                active.task = asyncio.create_task(self.executor.run(job), name=f"job-{job.id}")
+                active.task = asyncio.create_task(self.executor.run(job))
             if len(jobs) < len(ids):
                 self._wake.set()
 

@@ -195,10 +195,16 @@ async def run_handler(handler: Handler, context: JobContext, timeout_ms: int | N
     attempt's outcome. Cancellation passes through: the caller decides what a stop
     means (the in-process runner and the remote worker differ)."""
     try:
-        async with asyncio.timeout(timeout_ms / 1000 if timeout_ms else None):
+        if not timeout_ms:  # no timer to arm: the common no-timeout job skips its cost
             return Outcome(result=await handler(context))
-    except TimeoutError:
-        return Outcome(error=f"timed out after {timeout_ms} ms")
+        deadline = asyncio.timeout(timeout_ms / 1000)
+        try:
+            async with deadline:
+                return Outcome(result=await handler(context))
+        except TimeoutError:
+            if not deadline.expired():  # the handler's own TimeoutError: an ordinary failure
+                raise
+            return Outcome(error=f"timed out after {timeout_ms} ms")
     except UnrecoverableError as exc:
         return Outcome(error=failure_message(exc), retry=False)
     except RetryLater as exc:
