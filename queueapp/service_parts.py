@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from .background.scheduler import Scheduler
 from .dispatch import Dispatcher
 from .enqueue import DEFAULT_QUEUE, JobBuilder, validation_details
-from .errors import NotFound, ValidationFailed
+from .errors import NotFound, QueueAppError, ValidationFailed
 from .model import Job, Schedule
 from .options import ScheduleSpec, check_queue_name
 from .retry import Failure
@@ -118,6 +118,24 @@ class WorkerDesk:
     async def complete(self, job_id: int, token: str, result: Any) -> Job:
         await self._known(job_id)
         return await self.dispatcher.complete(job_id, token, result)
+
+    async def complete_many(self, items: list[tuple[int, str, Any]]) -> list[Job | QueueAppError]:
+        """Completions answered each on its own (a job, or the error its single
+        completion would raise); the jobs this appliance knows active are stored by
+        one change."""
+        answers: list[Job | QueueAppError | None] = [None] * len(items)
+        known = []
+        for index, (job_id, _, _) in enumerate(items):
+            try:
+                await self._known(job_id)
+                known.append(index)
+            except NotFound as exc:
+                answers[index] = exc
+        if known:
+            done = await self.dispatcher.complete_many([items[i] for i in known])
+            for index, answer in zip(known, done, strict=True):
+                answers[index] = answer
+        return answers  # type: ignore[return-value]
 
     async def fail(self, job_id: int, token: str, failure: Failure) -> Job:
         await self._known(job_id)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 
 from ..errors import QueueAppError
@@ -87,10 +85,7 @@ async def release(request: web.Request) -> web.Response:
 async def complete_many(request: web.Request) -> web.Response:
     body = await parse(request, CompleteManyBody)
     workers = service_of(request).workers
-    outcomes = await asyncio.gather(
-        *(workers.complete(int(item.id), item.leaseToken, item.result) for item in body.jobs),
-        return_exceptions=True,
-    )
+    outcomes = await workers.complete_many([(int(item.id), item.leaseToken, item.result) for item in body.jobs])
     results = []
     for item, outcome in zip(body.jobs, outcomes, strict=True):
         if isinstance(outcome, QueueAppError):

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..clock import Clock
+from ..errors import Conflict
 from ..model import Job, JobState, NewJob
 from ..retry import Failure
 from ..store import Added, Change, Store
@@ -293,6 +294,9 @@ class Dispatcher:
 
     async def complete(self, job_id: int, token: str, result: Any) -> Job:
         return await self.outcomes.complete(job_id, token, result)
+
+    async def complete_many(self, items: list[tuple[int, str, Any]]) -> list[Job | Conflict]:
+        return await self.outcomes.complete_many(items)
 
     async def fail(self, job_id: int, token: str, failure: Failure) -> Job:
         return await self.outcomes.fail(job_id, token, failure)

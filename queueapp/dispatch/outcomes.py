@@ -41,6 +41,17 @@ class Outcomes:
             raise stale(job_id)
         return change.job
 
+    async def complete_many(self, items: list[tuple[int, str, Any]]) -> list[Job | Conflict]:
+        """Completions of one request, stored by one change; each answers on its own."""
+
+        def finished(changes: list[Change | None]) -> None:
+            for change in changes:
+                self.ledger.finished(change)
+
+        changes = await self.store.complete_jobs(items, self.clock.now_ms(), then=finished)
+        return [stale(job_id) if change is None else change.job
+                for (job_id, _, _), change in zip(items, changes, strict=True)]
+
     async def fail(self, job_id: int, token: str, failure: Failure) -> Job:
         change = await self.store.fail_job(
             job_id, token, failure, self.clock.now_ms(), durable=not self._told_to_nobody(job_id),

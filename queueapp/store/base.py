@@ -222,6 +222,13 @@ class Store(ABC):
         fsync (an in-process handler's outcome; at worst the job runs again)."""
 
     @abstractmethod
+    async def complete_jobs(
+        self, items: list[tuple[int, str, Any]], now: int, *, then: Then = None
+    ) -> list[Change | None]:
+        """``complete_job`` for many (job id, token, result) at once, in one change;
+        each gets its own answer (None: not active under that token)."""
+
+    @abstractmethod
     async def fail_job(
         self, job_id: int, token: str, failure: Failure, now: int, *,
         durable: bool = True, then: Then = None,

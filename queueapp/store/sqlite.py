@@ -106,6 +106,12 @@ class SqliteStore(Store):
         completion = (job_id, token, dumps(result), now)
         return await self._writer.submit_merged(sql.complete_jobs, completion, durable=durable, then=then)
 
+    async def complete_jobs(
+        self, items: list[tuple[int, str, Any]], now: int, *, then: Then = None
+    ) -> list[Change | None]:
+        completions = [(job_id, token, dumps(result), now) for job_id, token, result in items]
+        return await self._writer.submit(sql.complete_jobs, completions, then=then)
+
     async def fail_job(
         self, job_id: int, token: str, failure: Failure, now: int, *, durable: bool = True,
         then: Then = None,
