@@ -50,13 +50,19 @@ async def _enqueuer(session: aiohttp.ClientSession, url: str, ledger: Ledger, rn
             continue
         try:
             if rng.random() < 0.3:
+                # Large bulks too (64 jobs and more take the one-statement path), alike
+                # or each with its own options, answered with jobs or with ids.
+                shared = {"attempts": rng.randint(1, 3), "backoff": {"type": "fixed", "delay": 0}}
+                alike = rng.random() < 0.5
                 body = {"jobs": [{"name": "work", "data": {"n": rng.randrange(10**6)},
-                                  "options": {"attempts": rng.randint(1, 3),
-                                              "backoff": {"type": "fixed", "delay": 0}}}
-                                 for _ in range(rng.randint(2, 20))]}
-                async with session.post(f"{url}/queues/jobs/bulk", json=body) as r:
+                                  "options": shared if alike else {**shared, "attempts": rng.randint(1, 3)}}
+                                 for _ in range(rng.choice([rng.randint(2, 20), rng.randint(64, 300)]))]}
+                answer = rng.choice(["jobs", "ids"])
+                async with session.post(f"{url}/queues/jobs/bulk?return={answer}", json=body) as r:
                     if r.status == 201:
-                        ledger.enqueued.update(j["id"] for j in (await r.json())["jobs"])
+                        payload = await r.json()
+                        ledger.enqueued.update(payload["ids"] if answer == "ids" else
+                                               (j["id"] for j in payload["jobs"]))
             else:
                 body = {"name": "work", "options": {"attempts": rng.randint(1, 3),
                                                     "backoff": {"type": "fixed", "delay": 0}}}
