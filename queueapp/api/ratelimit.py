@@ -24,7 +24,8 @@ from aiohttp import web
 from ..networks import parse_networks
 from .errors import error_response
 
-LIMITED = frozenset({"/queues/jobs", "/queues/jobs/bulk", "/queues/jobs/schedule", "/queues/schedules"})
+LIMITED = frozenset({"/queues/jobs", "/queues/jobs/bulk", "/queues/jobs/stream", "/queues/jobs/schedule",
+                     "/queues/schedules"})
 LIMITED_SUFFIXES = ("/retry", "/run")  # POST /queues/jobs/{id}/retry, /queues/schedules/{name}/run
 MAX_CLIENTS = 10_000  # buckets kept; the least recently seen client is forgotten first
 

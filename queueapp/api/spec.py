@@ -63,6 +63,7 @@ class Endpoint:
     handler: Callable[..., Any] = field(repr=False)
     content_type: str = "application/json"
     body_required: bool = True
+    body_content: str | None = None  # a body that is not one JSON document (NDJSON, say)
 
 
 class Api:
@@ -87,6 +88,7 @@ class Api:
         errors: tuple[int, ...] = (),
         content_type: str = "application/json",
         body_required: bool = True,
+        body_content: str | None = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Register ``handler`` for ``method path`` and describe it. ``path`` may give a
         parameter its pattern (``{id:[0-9]+}``), so that ``/queues/jobs/bulk`` is never
@@ -98,7 +100,7 @@ class Api:
             all_errors = tuple(sorted(set(errors) | ({400} if body or query else set())))
             self.endpoints.append(Endpoint(
                 method, _ROUTE_REGEX.sub(r"{\1}", path), summary, body, responses, query, all_errors,
-                handler, content_type, body_required,
+                handler, content_type, body_required, body_content,
             ))
             return handler
 
@@ -151,6 +153,13 @@ def _operation(e: Endpoint, refs: dict[Any, Any], auth: bool, bodies: set[Any]) 
                            "description": description, "schema": schema})
     if params:
         op["parameters"] = params
+    if e.body_content:
+        # Lines of text: said as text/plain too, which every client (and fuzzer) can send.
+        op["requestBody"] = {
+            "required": True,
+            "content": {kind: {"schema": {"type": "string", "minLength": 1}}
+                        for kind in (e.body_content, "text/plain")},
+        }
     if e.body:
         op["requestBody"] = {
             "required": e.body_required,
