@@ -130,8 +130,7 @@ class JobBuilder:
             try:
                 check(name, data)
             except ValueError as exc:
-                message = f"invalid data for a {name} job: {exc}"
-                raise _failure([{"field": f"jobs.{index}.data", "message": message}]) from None
+                raise _told_at(index, _data_refused(name, exc)) from None
             # The options dict is shared by the jobs alike: nothing changes a job's options.
             built.append(NewJob(queue, name, data, shape.priority, shape.attempts, shape.run_at,
                                 shape.options, shape.job_key))
@@ -141,8 +140,7 @@ class JobBuilder:
         try:
             self.check_data(name, data)
         except ValueError as exc:
-            raise ValidationFailed(f"invalid data for a {name} job: {exc}",
-                                   [{"field": "data", "message": str(exc)}]) from None
+            raise _data_refused(name, exc) from None
 
     @staticmethod
     def _shape(options: JobOptions, now: int) -> NewJob:
@@ -160,14 +158,23 @@ def _parse_at(model: type[M], raw: bytes, where: tuple[Any, ...]) -> M:
         raise _failure(validation_details(exc, where)) from None
 
 
+def _data_refused(name: str, exc: ValueError) -> ValidationFailed:
+    return ValidationFailed(f"invalid data for a {name} job: {exc}", [{"field": "data", "message": str(exc)}])
+
+
 def _at_item(index: int, fn: Callable[..., T], *args: Any) -> T:
     """``fn(*args)``, a ValidationFailed it raises told as being about ``jobs.<index>``."""
     try:
         return fn(*args)
     except ValidationFailed as exc:
-        details = [{**d, "field": ".".join(p for p in (f"jobs.{index}", d.get("field")) if p)}
-                   for d in exc.details] or [{"field": f"jobs.{index}", "message": exc.message}]
-        raise _failure(details) from None
+        raise _told_at(index, exc) from None
+
+
+def _told_at(index: int, exc: ValidationFailed) -> ValidationFailed:
+    """``exc`` as an error of the bulk body's ``jobs.<index>``."""
+    details = [{**d, "field": ".".join(p for p in (f"jobs.{index}", d.get("field")) if p)}
+               for d in exc.details] or [{"field": f"jobs.{index}", "message": exc.message}]
+    return _failure(details)
 
 
 def _failure(details: list[dict[str, Any]]) -> ValidationFailed:

@@ -99,9 +99,9 @@ def check_finite_json(raw: bytes) -> None:
     """Raise ValueError when ``raw`` holds NaN, Infinity or a number too large for a
     double: lenient parsers accept them, and they cannot be stored or answered.
 
-    orjson refuses every one of them, and parses a large body several times faster
-    than the pattern scan, so a body it reads is settled; anything it refuses (those,
-    malformed JSON, a lone surrogate) gets the full check."""
+    ``loads_finite`` settles most bodies, faster than the pattern scan even for a
+    small one (1.4 against 2.4 us); anything it cannot vouch for (those numbers,
+    malformed JSON) gets the scan and, where it finds a suspect, the full check."""
     if loads_finite(raw) is not UNREAD or not _SUSPECT.search(raw):
         return
     try:

@@ -50,22 +50,29 @@ async def parse_with(
     raw = await request.read()
     if optional and not raw.strip():
         raw = b"{}"
-    if quick is not None:
-        parsed = loads_finite(raw)
-        if parsed is not UNREAD and (accepted := quick(parsed)) is not None:
-            return accepted
-    try:
-        check_finite_json(raw)
-    except ValueError as exc:
-        message = f"invalid request body: {exc}; JSON numbers must be finite"
-        raise ValidationFailed(message, [{"field": None, "message": message}]) from None
+    parsed = loads_finite(raw)
+    if parsed is not UNREAD and quick is not None and (accepted := quick(parsed)) is not None:
+        return accepted
+    return validated(raw, validate_json, finite=parsed is not UNREAD)
+
+
+def validated(raw: bytes, validate_json: Callable[[bytes], T], *, what: str = "request body",
+              finite: bool = False) -> T:
+    """``raw`` checked by ``validate_json``; ValidationFailed naming the first fault
+    of ``what``. ``finite``: the text is already known to hold only finite numbers."""
+    if not finite:
+        try:
+            check_finite_json(raw)
+        except ValueError as exc:
+            message = f"invalid {what}: {exc}; JSON numbers must be finite"
+            raise ValidationFailed(message, [{"field": None, "message": message}]) from None
     try:
         return validate_json(raw)
     except ValidationError as exc:
         details = validation_details(exc)
         first = details[0]
         where = f" at {first['field']}" if first["field"] else ""
-        raise ValidationFailed(f"invalid request body{where}: {first['message']}", details) from None
+        raise ValidationFailed(f"invalid {what}{where}: {first['message']}", details) from None
 
 
 def job_id_of(request: web.Request) -> int:

@@ -17,13 +17,11 @@ from collections import deque
 from typing import Any
 
 from aiohttp import web
-from pydantic import ValidationError
 
-from ..enqueue import validation_details
 from ..errors import QueueAppError, ValidationFailed
-from ..jsonfast import check_finite_json, dumps_bytes
+from ..jsonfast import dumps_bytes
 from ..service import QueueService, added_ids
-from .common import config_of, queue_of, service_of
+from .common import config_of, queue_of, service_of, validated
 from .errors import code_of
 from .models import AddJobBody
 from .spec import QUEUE, Api
@@ -120,16 +118,7 @@ async def _store(service: QueueService, queue: str, lines: list[bytes], longest:
 def _parse(line: bytes, longest: int) -> AddJobBody:
     if len(line) > longest:
         raise ValidationFailed(f"a line is longer than max_body_bytes ({longest})")
-    try:
-        check_finite_json(line)
-    except ValueError as exc:
-        raise ValidationFailed(f"invalid line: {exc}; JSON numbers must be finite") from None
-    try:
-        return AddJobBody.model_validate_json(line)
-    except ValidationError as exc:
-        details = validation_details(exc)
-        where = f" at {details[0]['field']}" if details and details[0]["field"] else ""
-        raise ValidationFailed(f"invalid line{where}: {details[0]['message']}", details) from None
+    return validated(line, AddJobBody.model_validate_json, what="line")
 
 
 def _error(exc: QueueAppError) -> bytes:

@@ -126,6 +126,11 @@ class Ledger:
             self.timer_moved(run_at)
             return
         q.lanes.push(q.lanes.lane(name), pack(priority, run_at, job_id))
+        self._announce(q, name)
+
+    def _announce(self, q: QueueRuntime, name: str) -> None:
+        """New waiting jobs of ``name``: wake who takes them (the dispatcher's loop
+        for a name with a handler here, else the leases waiting on the queue)."""
         if self.runs_here(name):
             self.wake()
         else:
@@ -175,10 +180,7 @@ class Ledger:
         q = self.queue(queue)
         base = pack(priority, run_at, 0)
         q.lanes.push_many(q.lanes.lane(name), [base | job_id for job_id in run.ids])
-        if self.runs_here(name):
-            self.wake()
-        else:
-            q.wake_waiters()
+        self._announce(q, name)
 
     def _accept_one(self, job_id: int, queue: str, name: str, state: JobState, priority: int,
                     run_at: int) -> None:

@@ -128,19 +128,19 @@ def complete_jobs(conn: sqlite3.Connection, items: list[Completion]) -> list[Cha
         if row is None:
             changes.append(None)
             continue
-        change = Change(row_to_job(row), JobState.ACTIVE)
-        _apply_removal(conn, change, change.job.options.get("removeOnComplete", False))
-        changes.append(change)
+        changes.append(_completed(conn, row))
     return changes
 
 
 def _complete(conn: sqlite3.Connection, job_id: int, token: str, result: str, now: int) -> Change | None:
     row = conn.execute(_COMPLETE, (now, result, job_id, token)).fetchone()
-    if row is None:
-        return None
-    job = row_to_job(row)
-    change = Change(job, JobState.ACTIVE)
-    _apply_removal(conn, change, job.options.get("removeOnComplete", False))
+    return None if row is None else _completed(conn, row)
+
+
+def _completed(conn: sqlite3.Connection, row: tuple[Any, ...]) -> Change:
+    """A completion's change, from the row it returned, with the job's removeOnComplete applied."""
+    change = Change(row_to_job(row), JobState.ACTIVE)
+    _apply_removal(conn, change, change.job.options.get("removeOnComplete", False))
     return change
 
 
