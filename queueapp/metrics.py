@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .histogram import Histogram
+from .history import Tally
 from .model import Job, JobState
 
 THROUGHPUT_WINDOW_MS = 60_000
@@ -40,6 +41,15 @@ class QueueMetrics:
     added_total: int = 0
     processing: Histogram = field(default_factory=Histogram)
     waiting_time: Histogram = field(default_factory=Histogram)
+    # what happened since the history last took it (background/history.py)
+    tally: Tally = field(default_factory=Tally)
+    added_at_take: int = 0
+
+    @property
+    def idle(self) -> bool:
+        """No job in any state, and nothing the history has not taken yet."""
+        return (not any(self.counts.values()) and self.tally.empty
+                and self.added_total == self.added_at_take)
 
     def move(self, prior: JobState | None, state: JobState | None) -> None:
         if prior is not None:
@@ -54,6 +64,7 @@ class QueueMetrics:
         self.add_finish(job.finished_at, took, failed)
         if took is not None:
             self.processing.observe(took)
+        self.tally.finished(took, failed)
         if failed:
             self.failed_total += 1
         else:
@@ -107,6 +118,17 @@ class Metrics:
         if found is None:
             found = self.queues[queue] = QueueMetrics()
         return found
+
+    def take_tallies(self) -> list[tuple[str, Tally]]:
+        """What each queue did since the last call (queues that did something)."""
+        taken = []
+        for name, m in self.queues.items():
+            tally, m.tally = m.tally, Tally()
+            tally.enqueued = m.added_total - m.added_at_take
+            m.added_at_take = m.added_total
+            if not tally.empty:
+                taken.append((name, tally))
+        return taken
 
     def peek(self, queue: str) -> QueueMetrics:
         """A queue's metrics for reading: an unknown queue reads as empty and is not

@@ -69,3 +69,37 @@ def _json(literal: str) -> Any:
         return json.loads(literal)
     except ValueError:
         raise ValueError(f"{literal} is not a JSON value (strings are quoted)") from None
+
+
+ORDERS = ("asc", "desc")
+MAX_SCAN = 50_000  # rows a data condition may look at per page; the next page goes on
+
+
+@dataclass(frozen=True, slots=True)
+class JobSearch:
+    """Which jobs of a queue: every field is a condition (None: any). ``created_from``
+    and ``created_to`` bound the creation time (ms, both included). Pages are in id
+    order, oldest first (``asc``) or newest first (``desc``), after ``cursor``."""
+
+    queue: str
+    state: str | None = None
+    name: str | None = None
+    condition: JobFilter | None = None
+    created_from: int | None = None
+    created_to: int | None = None
+    order: str = "asc"
+    cursor: int | None = None
+    limit: int = 100
+    error: str | None = None  # the last attempt's error message, exactly
+
+    @property
+    def scans(self) -> bool:
+        """A data condition is answered by reading rows, not by an index."""
+        return self.condition is not None and self.condition.kind in ("equals", "contains")
+
+
+@dataclass(frozen=True, slots=True)
+class JobPage:
+    jobs: list[Any]  # model.Job; this module depends on nothing
+    next_cursor: int | None
+    scanned: int | None = None  # rows read to answer a data condition

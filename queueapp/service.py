@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
+from .background.history import HistoryKeeper
 from .background.monitor import Alerter, Monitor
 from .background.recovery import LeaseReaper, recover_after_restart
 from .background.scheduler import Scheduler
@@ -29,10 +30,11 @@ from .enqueue import DEFAULT_QUEUE, JobBuilder, check_name, parse_options, valid
 from .errors import ValidationFailed
 from .events import JobEvent, Subscription
 from .health import HealthReport, HealthThresholds
+from .history import KEPT_MS as HISTORY_KEPT_MS
 from .model import Job, JobState, NewJob
 from .options import MAX_DELAY_MS, JobOptions, PriorityFactors
 from .prometheus import render
-from .search import parse as parse_search
+from .service_browse import BrowseDesk, make_search
 from .service_parts import ScheduleDesk, WorkerDesk
 from .store import Added, Store, added_ids, added_jobs
 from .workers.maintenance import register_maintenance
@@ -72,9 +74,12 @@ class QueueService:
                                reclaim=self.reclaim_memory)
         self.schedules = ScheduleDesk(store, self.scheduler, self.builder, self.registry)
         self.workers = WorkerDesk(store, self.dispatcher)
+        self.history = HistoryKeeper(store, self.dispatcher.metrics, self.clock)
+        self.browse = BrowseDesk(store, self.dispatcher, self.history)
         register_maintenance(
             self.registry, lambda grace, state, queue: self.clean(grace, state, queue=queue),
             lambda: list(self.dispatcher.queues),
+            lambda: store.prune_history(self.clock.now_ms() - HISTORY_KEPT_MS),
         )
         self._loops: list[asyncio.Task[None]] = []
 
@@ -96,6 +101,7 @@ class QueueService:
                 asyncio.create_task(self.scheduler.run(), name="queueapp-scheduler"),
                 asyncio.create_task(self.reaper.run(), name="queueapp-lease-reaper"),
                 asyncio.create_task(self.monitor.run(), name="queueapp-monitor"),
+                asyncio.create_task(self.history.run(), name="queueapp-history"),
             ]
 
     def stop_serving_requests(self) -> None:
@@ -112,6 +118,8 @@ class QueueService:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self.dispatcher.stop(grace_s)
+        with contextlib.suppress(Exception):  # a store that cannot write loses this minute only
+            await self.history.flush()
         if self.monitor.alerter is not None:
             await self.monitor.alerter.stop()
         await self.store.close()
@@ -187,12 +195,10 @@ class QueueService:
         limit: int = 100, after_id: int | None = None, search: str | None = None,
     ) -> list[Job]:
         """A page of the queue's jobs in id order after ``after_id``; ``search``: an
-        expression of search.py (ValidationFailed when it is not one)."""
-        try:
-            condition = None if search is None else parse_search(search)
-        except ValueError as exc:
-            raise ValidationFailed(f"bad search: {exc}", [{"field": "q", "message": str(exc)}]) from None
-        return await self.store.list_jobs(queue, state, name, limit, after_id, condition)
+        expression of search.py (ValidationFailed when it is not one). See
+        ``service.browse`` for every filter and the next page's cursor."""
+        found = make_search(queue, state=state, name=name, q=search, cursor=after_id, limit=limit)
+        return (await self.browse.search(found)).jobs
 
     async def get_failed_jobs(self, limit: int = 10, *, queue: str = DEFAULT_QUEUE) -> list[Job]:
         return await self.store.failed_jobs(queue, limit)

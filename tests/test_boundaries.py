@@ -37,12 +37,12 @@ LAYERS: list[tuple[str, ...]] = [
     # pure: depend on nothing but each other
     ("version", "model", "clock", "retry", "priority", "options", "cron", "jsonfast", "histogram", "search",
      "health", "errors", "events", "metrics", "logs", "redact", "networks", "tls", "dispatch.lanes",
-     "coalesce"),
+     "coalesce", "history"),
     ("store",),
     ("workers",),  # code that runs as a job, and the handler API
     ("dispatch",),
     ("enqueue", "background", "prometheus", "config"),
-    ("service", "service_parts"),
+    ("service", "service_parts", "service_browse"),
     ("api", "app", "settings", "client"),
     ("cli", "admin", "__main__", ""),  # "": the package itself, which re-exports the library
 ]

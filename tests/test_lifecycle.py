@@ -250,7 +250,7 @@ async def test_remove_on_complete_and_keep_newest(make_service, registry):
             kept.append(await service.add_job("tidy", {"n": n}, {"removeOnComplete": 2}))
         await events.until(lambda e: e.type == "completed" and e.job_id == kept[-1].id)
     assert await service.get_job(gone.id) is None
-    remaining = await service.store.list_jobs("default", JobState.COMPLETED, None, 100, None)
+    remaining = await service.list_jobs("default", JobState.COMPLETED)
     assert [j.data["n"] for j in remaining] == [4, 5]
     assert service.get_queue_metrics()["completed"] == 2
 

@@ -68,7 +68,7 @@ async def schedule_service(make_service, start_ms, keep_cleanup=False):
 
 
 async def jobs_of(service, name):
-    return [j for j in await service.store.list_jobs("default", None, name, 1000, None)]
+    return await service.list_jobs("default", name=name, limit=1000)
 
 
 async def test_cron_schedule_fires_at_its_instants_in_berlin(make_service):

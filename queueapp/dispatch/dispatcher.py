@@ -21,7 +21,7 @@ from ..clock import Clock
 from ..errors import Conflict
 from ..model import Job, JobState, NewJob
 from ..retry import Failure
-from ..store import Added, Change, Store
+from ..store import Acted, Added, Change, Selection, Store
 from ..workers.registry import HandlerRegistry
 from .audit import compare
 from .executor import JobExecutor
@@ -318,6 +318,10 @@ class Dispatcher:
 
     async def clean(self, queue: str, state: JobState, grace_ms: int, limit: int | None) -> int:
         return await self.outcomes.clean(queue, state, self.clock.now_ms() - grace_ms, limit)
+
+    async def act_on_jobs(self, action: str, selection: Selection, limit: int) -> Acted:
+        return await self.store.act_on_jobs(action, selection, self.clock.now_ms(), limit,
+                                            then=lambda acted: self.ledger.acted(action, acted))
 
     # external workers --------------------------------------------------------------
 

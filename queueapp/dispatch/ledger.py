@@ -24,7 +24,7 @@ from ..clock import Clock, to_iso
 from ..events import EventBus, JobEvent
 from ..metrics import Metrics
 from ..model import Job, JobState
-from ..store import Added, AddedRun, Change
+from ..store import Acted, Added, AddedRun, Change
 from .lanes import Lanes, Timer, TimerHeap, pack
 
 log = logging.getLogger("queueapp.ledger")
@@ -107,7 +107,7 @@ class Ledger:
         gone = [
             name for name, q in self.queues.items()
             if name not in keep and not q.paused and q.running == 0 and not q.waiters
-            and not any(self.metrics.of(name).counts.values())
+            and self.metrics.of(name).idle
         ]
         for name in gone:
             del self.queues[name]
@@ -284,6 +284,20 @@ class Ledger:
         self.metrics.of(job.queue).move(change.prior, JobState.WAITING)
         self.emit("added", job.id, job.queue, job.name, state=str(job.state), retried=True)
         self.place_job(job)
+
+    def removed(self, change: Change) -> None:
+        """A job that was not active deleted."""
+        job = change.job
+        self._unplace(job, change.prior)
+        self.metrics.of(job.queue).move(change.prior, None)
+        self.emit("removed", job.id, job.queue, job.name)
+
+    def acted(self, action: str, acted: Acted) -> None:
+        """A bulk action committed (store/actions.py): each job as its own action would."""
+        step = {"retry": self.retried, "cancel": self.withdrawn, "promote": self.brought_forward,
+                "delete": self.removed}[action]
+        for change in acted.changes:
+            self._guard(change.job.id, step, change)
 
     def cleaned(self, queue: str, state: JobState, removed: int) -> None:
         if queue in self.metrics.queues:

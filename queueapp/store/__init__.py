@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from .actions import ELIGIBLE, Acted, Selection
 from .base import (
     Added,
     AddedRun,
@@ -25,6 +26,9 @@ from .migrate import migrate
 from .sqlite import SqliteStore, restore_file
 
 __all__ = [
+    "ELIGIBLE",
+    "Acted",
+    "Selection",
     "Added",
     "AddedRun",
     "added_ids",

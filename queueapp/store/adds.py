@@ -10,7 +10,7 @@ from typing import Any
 
 from ..jsonfast import dumps_bytes
 from ..model import NewJob, dumps
-from .base import Added, AddedRun
+from .records import Added, AddedRun
 from .jobs import COLUMNS, row_to_job
 
 # -- ids ------------------------------------------------------------------------------

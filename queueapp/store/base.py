@@ -13,177 +13,36 @@ the committed result into memory state, run whether or not the caller still wait
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple, overload
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
 
-from ..histogram import Histogram
-from ..model import Job, JobState, NewJob, Schedule, fresh_job
+from ..history import Tally
+from ..model import Job, JobState, NewJob, Schedule
 from ..retry import Failure
-from ..search import JobFilter
+from ..search import JobPage, JobSearch
+from .actions import Acted, Selection
+from .records import (
+    Added,
+    AddedRun,
+    Change,
+    CommitStats,
+    FinishedSample,
+    NameFigures,
+    PendingJob,
+    QueueSettings,
+    Report,
+    TableSnapshot,
+    added_ids,
+    added_jobs,
+)
+
+__all__ = ["Added", "AddedRun", "Change", "CommitStats", "FinishedSample", "NameFigures", "PendingJob",
+           "QueueSettings", "Report", "Store", "TableSnapshot", "Then", "added_ids", "added_jobs"]
 
 # A write's post-commit hook: called once with the write's result, in the event loop's
 # thread, after the commit and before the caller is answered, even when the caller has
 # stopped waiting. It must not await; the dispatcher's ledger is the one user.
 Then = Callable[[Any], Any] | None
-
-
-class Added:
-    """One job of an enqueue: the stored job, and whether it was created (False:
-    options.jobId matched a job already kept, which is returned). A created job's
-    ``Job`` is built only when asked for: a bulk answered with ids never needs one."""
-
-    __slots__ = ("_job", "created", "id", "_new", "_now")
-
-    def __init__(self, job: Job | None, created: bool, *, new: NewJob | None = None,
-                 job_id: int = 0, now: int = 0) -> None:
-        self._job = job
-        self.created = created
-        self.id = job.id if job is not None else job_id
-        self._new = new
-        self._now = now
-
-    @classmethod
-    def fresh(cls, job_id: int, new: NewJob, now: int) -> Added:
-        return cls(None, True, new=new, job_id=job_id, now=now)
-
-    @property
-    def job(self) -> Job:
-        if self._job is None:
-            assert self._new is not None
-            self._job = fresh_job(self.id, self._new, self._now)
-        return self._job
-
-    def placement(self) -> tuple[int, str, str, JobState, int, int]:
-        """Where the job goes in memory: id, queue, name, state, priority, due time."""
-        if self._new is None:
-            job = self.job
-            return job.id, job.queue, job.name, job.state, job.priority, job.run_at
-        new = self._new
-        state, run_at = new.placed(self._now)
-        return self.id, new.queue, new.name, state, new.priority, run_at
-
-
-class AddedRun(Sequence[Added]):
-    """The jobs a large enqueue created, with consecutive ids from ``first``: what
-    the caller and the ledger need is read from the jobs as given, and an ``Added``
-    is made only for an item asked for."""
-
-    __slots__ = ("first", "jobs", "now", "alike")
-
-    def __init__(self, first: int, jobs: list[NewJob], now: int, alike: bool) -> None:
-        self.first = first
-        self.jobs = jobs
-        self.now = now
-        self.alike = alike  # every job the same but for its data
-
-    def __len__(self) -> int:
-        return len(self.jobs)
-
-    @overload
-    def __getitem__(self, index: int) -> Added: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[Added]: ...
-    def __getitem__(self, index: int | slice) -> Added | list[Added]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self.jobs)))]
-        if index < 0:
-            index += len(self.jobs)
-        return Added.fresh(self.first + index, self.jobs[index], self.now)
-
-    @property
-    def ids(self) -> range:
-        return range(self.first, self.first + len(self.jobs))
-
-
-def added_ids(added: Sequence[Added]) -> Iterable[int]:
-    """The ids of an enqueue's jobs, in the order given."""
-    return added.ids if isinstance(added, AddedRun) else (a.id for a in added)
-
-
-def added_jobs(added: Sequence[Added]) -> list[Job]:
-    """The jobs of an enqueue, in the order given."""
-    if isinstance(added, AddedRun):
-        first, now = added.first, added.now
-        return [fresh_job(first + index, new, now) for index, new in enumerate(added.jobs)]
-    return [a.job for a in added]
-
-
-@dataclass(slots=True)
-class Change:
-    """One job's move from ``prior`` to ``job.state``."""
-
-    job: Job
-    prior: JobState
-    deleted: bool = False  # removeOnComplete/removeOnFail removed the job's own row
-    # Other finished jobs removed by a keep-newest-N policy, per state.
-    pruned: dict[JobState, int] = field(default_factory=dict)
-    # The due time before the change, where it moved (a promoted job).
-    prior_run_at: int | None = None
-
-
-@dataclass(slots=True)
-class QueueSettings:
-    name: str
-    paused: bool
-    concurrency: int | None
-
-
-class PendingJob(NamedTuple):
-    """What the dispatcher needs to order an unfinished job, without its payload.
-    A tuple: a million of them are read at start-up."""
-
-    id: int
-    queue: str
-    name: str
-    state: str  # "waiting" or "delayed" (JobState values)
-    priority: int
-    run_at: int
-
-
-@dataclass(slots=True)
-class FinishedSample:
-    queue: str
-    state: JobState
-    started_at: int | None
-    finished_at: int
-
-
-@dataclass(slots=True)
-class NameFigures:
-    name: str
-    completed: int
-    failed: int
-    avg_processing_ms: float | None
-    max_processing_ms: int | None
-
-
-@dataclass(slots=True)
-class Report:
-    """Figures for one queue over a window (generate-report jobs)."""
-
-    by_name: list[NameFigures]
-    failure_reasons: list[tuple[str, int]]  # error, count; the commonest first
-    counts: dict[str, int]  # by state, now
-
-
-@dataclass(slots=True)
-class TableSnapshot:
-    """The unfinished jobs and the counts, as one transaction sees them (self-audit)."""
-
-    unfinished: list[tuple[int, str, str, str, int, int, str | None]]  # id, queue, name, state, priority, run_at, token
-    counts: dict[str, dict[JobState, int]]
-
-
-@dataclass(slots=True)
-class CommitStats:
-    """How often the store commits, how many changes each commit carries, how long."""
-
-    commits: int = 0
-    ops: int = 0
-    last_commit_ms: float = 0.0
-    total_commit_ms: float = 0.0
-    latency: Histogram = field(default_factory=Histogram)
 
 
 class Store(ABC):
@@ -338,17 +197,9 @@ class Store(ABC):
     async def get_job(self, job_id: int) -> Job | None: ...
 
     @abstractmethod
-    async def list_jobs(
-        self,
-        queue: str,
-        state: JobState | None,
-        name: str | None,
-        limit: int,
-        after_id: int | None,
-        search: JobFilter | None = None,
-    ) -> list[Job]:
-        """A page of jobs in id order after ``after_id`` (the cursor), of those that
-        meet ``search`` (see search.py) when given."""
+    async def search_jobs(self, search: JobSearch) -> JobPage:
+        """A page of the jobs ``search`` finds (see search.py), in id order after its
+        cursor, with the cursor of the next page."""
 
     @abstractmethod
     async def failed_jobs(self, queue: str, limit: int) -> list[Job]:
@@ -375,3 +226,36 @@ class Store(ABC):
 
     @abstractmethod
     async def ensure_queue(self, queue: str, now: int) -> None: ...
+
+    # the dashboard ------------------------------------------------------------
+    @abstractmethod
+    async def act_on_jobs(
+        self, action: str, selection: Selection, now: int, limit: int, *, then: Then = None
+    ) -> Acted:
+        """Apply ``action`` (retry, cancel, promote, delete) to up to ``limit`` of the
+        chosen jobs in their eligible states (actions.ELIGIBLE), in one transaction."""
+
+    @abstractmethod
+    async def failure_groups(self, queue: str, limit: int) -> list[dict[str, Any]]:
+        """Failed jobs grouped by error message, the commonest first: error, count,
+        firstSeen and lastSeen (ms), names."""
+
+    @abstractmethod
+    async def count_action(self, action: str, selection: Selection) -> int:
+        """How many jobs ``act_on_jobs`` would change, over every call (a dry run)."""
+
+    @abstractmethod
+    async def record_history(self, minute: int, tallies: list[tuple[str, Tally]]) -> None:
+        """Add what each queue did in the minute starting at ``minute``."""
+
+    @abstractmethod
+    async def roll_up_history(self, before: int) -> int:
+        """Minutes that started before ``before`` become hours; how many minutes."""
+
+    @abstractmethod
+    async def prune_history(self, before: int) -> int:
+        """Remove history that started before ``before``; how many rows."""
+
+    @abstractmethod
+    async def read_history(self, queue: str, since: int) -> list[tuple[int, Tally]]:
+        """A queue's history from ``since`` on: (start, tally), oldest first."""

@@ -12,7 +12,7 @@ from ..errors import Conflict, NotFound
 from ..jsonfast import loads
 from ..model import FINISHED, Job, JobState, dumps
 from ..retry import Failure, after_failure
-from .base import Change, TableSnapshot
+from .records import Change, TableSnapshot
 
 _STATES = {s.value: s for s in JobState}
 MAX_KEEP = 2**62  # the largest keep-newest-N count SQLite's OFFSET takes

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..model import UNFINISHED, NewJob, Schedule, dumps
 from .adds import IdAllocator, add_job_groups
-from .base import Added
+from .records import Added
 
 COLUMNS = (
     "queue, name, job_name, data, options, cron, timezone, every_ms, missed, overlap, enabled,"

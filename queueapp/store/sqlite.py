@@ -10,13 +10,17 @@ from typing import Any
 
 import aiosqlite
 
+from ..history import Tally
+from ..jsonfast import loads
 from ..model import Job, JobState, NewJob, Schedule, dumps
 from ..retry import Failure
-from ..search import JobFilter
-from . import adds
+from ..search import MAX_SCAN, JobPage, JobSearch
+from . import actions, adds
+from . import history as history_sql
 from . import job_reads as reads
 from . import jobs as sql
 from . import schedules as schedules_sql
+from .actions import Acted, Selection
 from .base import (
     Added,
     Change,
@@ -164,6 +168,32 @@ class SqliteStore(Store):
     ) -> int:
         return await self._writer.submit(sql.clean, queue, state, finished_before, limit, then=then)
 
+    async def act_on_jobs(
+        self, action: str, selection: Selection, now: int, limit: int, *, then: Then = None
+    ) -> Acted:
+        return await self._writer.submit(actions.act, action, selection, now, limit, then=then)
+
+    async def failure_groups(self, queue: str, limit: int) -> list[dict[str, Any]]:
+        rows = await self._fetchall(*reads.failure_groups_query(queue, limit))
+        return [{"error": error, "count": n, "firstSeen": first, "lastSeen": last,
+                 "names": sorted(loads(names))} for error, n, first, last, names in rows]
+
+    async def count_action(self, action: str, selection: Selection) -> int:
+        query = actions.count_query(action, selection)
+        return 0 if query is None else (await self._fetchall(*query))[0][0]
+
+    async def record_history(self, minute: int, tallies: list[tuple[str, Tally]]) -> None:
+        await self._writer.submit(history_sql.record, minute, tallies)
+
+    async def roll_up_history(self, before: int) -> int:
+        return await self._writer.submit(history_sql.roll_up, before)
+
+    async def prune_history(self, before: int) -> int:
+        return await self._writer.submit(history_sql.prune, before)
+
+    async def read_history(self, queue: str, since: int) -> list[tuple[int, Tally]]:
+        return history_sql.rows_to_tallies(await self._fetchall(*history_sql.read_query(queue, since)))
+
     # schedules -----------------------------------------------------------------
 
     async def upsert_schedule(self, schedule: Schedule, now: int) -> Schedule:
@@ -232,12 +262,16 @@ class SqliteStore(Store):
         rows = await self._fetchall(*reads.get_query(job_id))
         return sql.row_to_job(rows[0]) if rows else None
 
-    async def list_jobs(
-        self, queue: str, state: JobState | None, name: str | None, limit: int,
-        after_id: int | None, search: JobFilter | None = None,
-    ) -> list[Job]:
-        query = reads.list_query(queue, state, name, limit, after_id, search)
-        return [sql.row_to_job(r) for r in await self._fetchall(*query)]
+    async def search_jobs(self, search: JobSearch) -> JobPage:
+        jobs = [sql.row_to_job(r) for r in await self._fetchall(*reads.search_query(search))]
+        full = len(jobs) == search.limit
+        if not search.scans:
+            return JobPage(jobs, jobs[-1].id if full else None)
+        last = jobs[-1].id if full else None
+        (scanned, edge), = await self._fetchall(*reads.scanned_query(search, last))
+        if full:
+            return JobPage(jobs, last, scanned)
+        return JobPage(jobs, edge if scanned >= MAX_SCAN else None, scanned)
 
     async def failed_jobs(self, queue: str, limit: int) -> list[Job]:
         return [sql.row_to_job(r) for r in await self._fetchall(*reads.failed_query(queue, limit))]

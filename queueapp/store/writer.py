@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ..errors import QueueAppError, StoreUnavailable
-from .base import CommitStats
+from .records import CommitStats
 
 T = TypeVar("T")
 

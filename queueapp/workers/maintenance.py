@@ -15,10 +15,12 @@ Clean = Callable[[int, str, str], Awaitable[int]]
 
 
 def register_maintenance(
-    registry: HandlerRegistry, clean: Clean, queues: Callable[[], Iterable[str]]
+    registry: HandlerRegistry, clean: Clean, queues: Callable[[], Iterable[str]],
+    prune_history: Callable[[], Awaitable[int]] | None = None,
 ) -> None:
     """``queueapp.clean`` on ``registry``: ``clean`` removes old finished jobs of one
-    queue, ``queues`` names the queues there are."""
+    queue, ``queues`` names the queues there are, ``prune_history`` removes metrics
+    history older than a week."""
 
     async def clean_all(job: JobContext) -> dict[str, Any]:
         """Remove old finished jobs in every queue (the seed's midnight cleanup).
@@ -36,7 +38,8 @@ def register_maintenance(
                     n = await clean(age, str(state), queue)
                     if n:
                         removed[f"{queue}.{state}"] = n
-        return {"removed": removed, "total": sum(removed.values())}
+        pruned = await prune_history() if prune_history is not None else 0
+        return {"removed": removed, "total": sum(removed.values()), "historyRowsPruned": pruned}
 
     if CLEAN_JOB not in registry:
         registry.register(CLEAN_JOB, clean_all)
