@@ -37,7 +37,7 @@ LAYERS: list[tuple[str, ...]] = [
     # pure: depend on nothing but each other
     ("version", "model", "clock", "retry", "priority", "options", "cron", "jsonfast", "histogram", "search",
      "health", "errors", "events", "metrics", "logs", "redact", "networks", "tls", "dispatch.lanes",
-     "coalesce", "history"),
+     "coalesce", "history", "rule_words"),
     ("store",),
     ("workers",),  # code that runs as a job, and the handler API
     ("dispatch",),

@@ -8,12 +8,11 @@ from aiohttp import web
 
 from ..clock import from_datetime
 from ..errors import NotFound
-from ..model import JobState
 from ..service import added_ids, added_jobs
-from .common import job_id_of, ok, parse, parse_with, query_choice, query_int, query_name, queue_of, service_of
-from .models import BULK_PLAIN, AddJobBody, BulkBody, BulkOut, JobOut, JobPageOut, JobsOut, ScheduleBody, plain_bulk
+from .common import job_id_of, ok, parse, parse_with, query_choice, query_int, queue_of, service_of
+from .models import BULK_PLAIN, AddJobBody, BulkBody, BulkOut, JobOut, JobsOut, ScheduleBody, plain_bulk
 from .present import job_out, jobs_out
-from .spec import JOB_NAME, QUEUE, Api, Query, int_query
+from .spec import QUEUE, Api, Query, int_query
 
 api = Api()
 
@@ -61,26 +60,6 @@ async def schedule_job(request: web.Request) -> web.Response:
     queue = queue_of(request)  # a bad queue name is reported before the body
     body = await parse(request, ScheduleBody)
     return await _add_one(request, queue, body, from_datetime(body.scheduledTime))
-
-
-@api.endpoint("GET", "/queues/jobs", "A page of jobs in id order; pass nextCursor as cursor for the next.",
-              ok=JobPageOut, query=(QUEUE, Query("state", "Only jobs in this state.",
-                                                 {"type": "string", "enum": [s.value for s in JobState]}),
-                                    Query("name", "Only jobs of this name.", JOB_NAME),
-                                    Query("q", 'Search: a job id, a jobId key, data.field = VALUE, or data.field '
-                                          'contains "text".', {"type": "string", "minLength": 1, "maxLength": 500}),
-                                    int_query("limit", "Page size (default 100).", 1, 1000),
-                                    int_query("cursor", "nextCursor of the previous page.", 0, 2**48)))
-async def list_jobs(request: web.Request) -> web.Response:
-    queue = queue_of(request)
-    state_text = query_choice(request, "state", tuple(s.value for s in JobState))
-    state = None if state_text is None else JobState(state_text)
-    limit = query_int(request, "limit", 100, 1, 1000)
-    cursor = query_int(request, "cursor", 0, 0, 2**48)
-    jobs = await service_of(request).list_jobs(queue, state, query_name(request), limit, cursor,
-                                               request.query.get("q"))
-    next_cursor = str(jobs[-1].id) if len(jobs) == limit else None
-    return ok({**jobs_out(jobs), "nextCursor": next_cursor})
 
 
 @api.endpoint("GET", "/queues/jobs/failed", "Failed (dead-letter) jobs, newest failure first.",

@@ -193,6 +193,7 @@ class BulkOut(Open):
 class JobPageOut(Open):
     jobs: list[JobOut]
     nextCursor: str | None
+    scanned: int | None = None
 
 
 class LeaseOut(Open):
@@ -286,6 +287,8 @@ class ScheduleOut(Open):
     lastJobId: str | None
     createdAt: str
     updatedAt: str
+    description: str
+    upcoming: list[str]
 
 
 class SchedulesOut(Open):

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from ..clock import to_iso
+from ..cron import next_cron_ms, next_every_ms, parse_zone
 from ..events import JobEvent
 from ..health import HealthReport
 from ..model import Job, Schedule
+from ..rule_words import rule_words
 
 
 def job_out(job: Job) -> dict[str, Any]:
@@ -64,7 +66,21 @@ def schedule_out(schedule: Schedule) -> dict[str, Any]:
         "lastJobId": None if schedule.last_job_id is None else str(schedule.last_job_id),
         "createdAt": to_iso(schedule.created_at),
         "updatedAt": to_iso(schedule.updated_at),
+        "description": rule_words(schedule.cron, schedule.every_ms, schedule.timezone),
+        "upcoming": [to_iso(t) for t in upcoming(schedule)],
     }
+
+
+def upcoming(schedule: Schedule, count: int = 5) -> list[int]:
+    """The next ``count`` fire times of an enabled schedule."""
+    if not schedule.enabled or schedule.next_run_at is None:
+        return []
+    times = [schedule.next_run_at]
+    zone = parse_zone(schedule.timezone)
+    while len(times) < count:
+        times.append(next_cron_ms(schedule.cron, zone, times[-1]) if schedule.cron
+                     else next_every_ms(schedule.anchor_at, schedule.every_ms or 1, times[-1]))
+    return times
 
 
 def health_out(report: HealthReport) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from ..networks import parse_networks
 from .errors import error_response
 
 LIMITED = frozenset({"/queues/jobs", "/queues/jobs/bulk", "/queues/jobs/stream", "/queues/jobs/schedule",
+                     "/queues/jobs/actions",
                      "/queues/schedules"})
 LIMITED_SUFFIXES = ("/retry", "/run")  # POST /queues/jobs/{id}/retry, /queues/schedules/{name}/run
 MAX_CLIENTS = 10_000  # buckets kept; the least recently seen client is forgotten first

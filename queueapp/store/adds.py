@@ -10,8 +10,8 @@ from typing import Any
 
 from ..jsonfast import dumps_bytes
 from ..model import NewJob, dumps
-from .records import Added, AddedRun
 from .jobs import COLUMNS, row_to_job
+from .records import Added, AddedRun
 
 # -- ids ------------------------------------------------------------------------------
 

@@ -1,0 +1,183 @@
+"""Routes for looking through a queue and acting on many jobs: search, actions,
+failures grouped by message, the metrics history."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import Field
+
+from ..clock import to_iso
+from ..errors import ValidationFailed
+from ..history import WINDOWS
+from ..model import JobState
+from ..options import Strict
+from ..search import ORDERS, JobSearch
+from ..service_browse import MAX_ACTION, MAX_IDS, make_search
+from .common import ok, parse, query_choice, query_int, query_name, queue_of, service_of
+from .models import JobPageOut, Open
+from .present import jobs_out
+from .spec import JOB_NAME, QUEUE, Api, Query, int_query
+
+api = Api()
+
+MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+_TIME = {"type": "string", "minLength": 1, "maxLength": 40,
+         "description": "ISO 8601 (2026-11-28T09:00:00Z) or milliseconds since the epoch."}
+_STATES = tuple(s.value for s in JobState)
+FILTERS = (
+    QUEUE,
+    Query("state", "Only jobs in this state.", {"type": "string", "enum": list(_STATES)}),
+    Query("name", "Only jobs of this name.", JOB_NAME),
+    Query("q", 'Search: a job id, a jobId key, data.field = VALUE, or data.field contains "text".',
+          {"type": "string", "minLength": 1, "maxLength": 500}),
+    Query("from", "Only jobs created at or after this time.", _TIME),
+    Query("to", "Only jobs created at or before this time.", _TIME),
+    Query("error", "Only jobs whose last error is exactly this message.",
+          {"type": "string", "minLength": 1, "maxLength": 2000}),
+)
+
+
+def query_time(request: web.Request, name: str) -> int | None:
+    text = request.query.get(name)
+    if text is None:
+        return None
+    try:
+        if text.isascii() and text.isdigit() and len(text) <= 15:
+            value = int(text)
+        else:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=UTC)
+            value = int(parsed.timestamp() * 1000)
+    except (ValueError, OverflowError):
+        value = -1
+    if not 0 <= value <= MAX_TIME_MS:
+        message = f"{name} must be an ISO 8601 time or milliseconds since the epoch"
+        raise ValidationFailed(message, [{"field": name, "message": message}])
+    return value
+
+
+def search_of(request: web.Request, *, cursor: int | None = None, limit: int = 100, order: str = "asc") -> JobSearch:
+    """The filters every search and action takes (FILTERS)."""
+    error = request.query.get("error")
+    if error is not None and not 1 <= len(error) <= 2000:
+        raise ValidationFailed("error must be 1 to 2000 characters", [{"field": "error", "message": "1 to 2000"}])
+    return make_search(
+        queue_of(request), state=query_choice(request, "state", _STATES), name=query_name(request),
+        q=request.query.get("q"), created_from=query_time(request, "from"), created_to=query_time(request, "to"),
+        order=order, cursor=cursor, limit=limit, error=error,
+    )
+
+
+@api.endpoint("GET", "/queues/jobs",
+              "A page of jobs in id order (order=desc: newest first); pass nextCursor as cursor for the next. "
+              "A data condition reads at most 50,000 rows a page and says how many in scanned.",
+              ok=JobPageOut, query=(*FILTERS,
+                                    Query("order", "asc (default): oldest first; desc: newest first.",
+                                          {"type": "string", "enum": list(ORDERS)}),
+                                    int_query("limit", "Page size (default 100).", 1, 1000),
+                                    int_query("cursor", "nextCursor of the previous page.", 0, 2**48)))
+async def list_jobs(request: web.Request) -> web.Response:
+    order = query_choice(request, "order", ORDERS) or "asc"
+    cursor = request.query.get("cursor")
+    search = search_of(request, order=order, limit=query_int(request, "limit", 100, 1, 1000),
+                       cursor=None if cursor is None else query_int(request, "cursor", 0, 0, 2**48))
+    page = await service_of(request).browse.search(search)
+    body: dict[str, Any] = {**jobs_out(page.jobs), "nextCursor": _text(page.next_cursor)}
+    if page.scanned is not None:
+        body["scanned"] = page.scanned
+    return ok(body)
+
+
+def _text(job_id: int | None) -> str | None:
+    return None if job_id is None else str(job_id)
+
+
+class ActionBody(Strict):
+    action: Literal["retry", "cancel", "promote", "delete"]
+    ids: list[str] | None = Field(None, max_length=MAX_IDS, description="These jobs (ids); else the filters of "
+                                  "the query string choose them.")
+    dryRun: bool = Field(False, description="Change nothing; answer how many jobs would change, over every call.")
+    cursor: str | None = Field(None, pattern=r"^[0-9]{1,15}$",
+                               description="nextCursor of the previous call, to go on.")
+
+
+class ActionOut(Open):
+    action: str
+    changed: int
+    ids: list[str]
+    matched: int | None
+    nextCursor: str | None
+
+
+@api.endpoint("POST", "/queues/jobs/actions",
+              f"Retry, cancel, promote or delete jobs in one transaction: the listed ids, or up to {MAX_ACTION:,} "
+              "jobs the filters find (nextCursor: call again with it for more). Only jobs in states the action "
+              "applies to change; an active job is never touched. dryRun counts first.",
+              body=ActionBody, ok=ActionOut, query=FILTERS, errors=(503,))
+async def act(request: web.Request) -> web.Response:
+    search = search_of(request)
+    body = await parse(request, ActionBody)
+    ids = None if body.ids is None else [_job_id(i) for i in body.ids]
+    after = None if body.cursor is None else int(body.cursor)
+    outcome = await service_of(request).browse.act(body.action, search, ids, dry_run=body.dryRun, after=after)
+    return ok({"action": outcome.action, "changed": outcome.changed, "ids": [str(i) for i in outcome.ids],
+               "matched": outcome.matched, "nextCursor": _text(outcome.next_cursor)})
+
+
+def _job_id(text: str) -> int:
+    if not (text.isascii() and text.isdigit() and 1 <= len(text) <= 15):
+        raise ValidationFailed("ids are job ids (1 to 15 digits)", [{"field": "ids", "message": "not a job id"}])
+    return int(text)
+
+
+class FailureGroupOut(Open):
+    error: str | None
+    count: int
+    firstSeen: str | None
+    lastSeen: str | None
+    names: list[str]
+
+
+class FailureGroupsOut(Open):
+    groups: list[FailureGroupOut]
+
+
+@api.endpoint("GET", "/queues/jobs/failed/groups", "Failed jobs grouped by error message, the commonest first.",
+              ok=FailureGroupsOut, query=(QUEUE, int_query("limit", "How many groups (default 50).", 1, 500)))
+async def failure_groups(request: web.Request) -> web.Response:
+    groups = await service_of(request).browse.failure_groups(queue_of(request), query_int(request, "limit", 50, 1, 500))
+    return ok({"groups": [{**g, "firstSeen": to_iso(g["firstSeen"]), "lastSeen": to_iso(g["lastSeen"])}
+                          for g in groups]})
+
+
+class HistoryPoint(Open):
+    start: str
+    enqueued: int
+    completed: int
+    failed: int
+    meanMs: float | None
+    p95Ms: float | None
+
+
+class HistoryOut(Open):
+    queue: str
+    window: str
+    stepMs: int
+    points: list[HistoryPoint]
+
+
+@api.endpoint("GET", "/queues/metrics/history",
+              "Per-queue counts over 1h (by minute), 24h (by 10 minutes) or 7d (by hour): enqueued, completed, "
+              "failed, mean and p95 processing ms. Kept in the database; the current minute from memory.",
+              ok=HistoryOut, query=(QUEUE, Query("window", "1h (default), 24h or 7d.",
+                                                 {"type": "string", "enum": list(WINDOWS)})))
+async def history(request: web.Request) -> web.Response:
+    queue = queue_of(request)
+    window = query_choice(request, "window", tuple(WINDOWS)) or "1h"
+    points = await service_of(request).browse.chart(queue, window)
+    return ok({"queue": queue, "window": window, "stepMs": WINDOWS[window][1],
+               "points": [{**p, "start": to_iso(p["start"])} for p in points]})
