@@ -13,13 +13,14 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from .api import add_routes
-from .api.auth import auth_middleware
+from .api.auth import Tokens, auth_middleware
 from .api.errors import error_middleware
 from .api.keys import CONFIG, SERVICE
 from .api.ratelimit import rate_limit_middleware
 from .background.monitor import Alerter
 from .clock import Clock
 from .config import Config
+from .dashboard import add_dashboard
 from .jsonfast import LIBRARY as JSON_LIBRARY
 from .redact import register_secret
 from .service import QueueService
@@ -43,9 +44,8 @@ def make_app(
     registry.load_modules(config.handler_modules)
     for secret in config.secrets():
         register_secret(secret)
-    middlewares = [error_middleware]
-    if config.token:
-        middlewares.insert(0, auth_middleware(config.token))
+    tokens = Tokens(config.token, config.read_token) if config.token else None
+    middlewares = [auth_middleware(tokens), error_middleware]
     if config.rate_limit:
         middlewares.append(rate_limit_middleware(
             config.rate_limit, config.rate_burst or config.rate_limit, config.trusted_proxies))
@@ -66,6 +66,7 @@ def make_app(
     builtins.register(registry, config.builtin_job_names)
     app[BUILTINS] = builtins
     add_routes(app, auth=bool(config.token))
+    add_dashboard(app, tokens)
     app.cleanup_ctx.append(_service_ctx)
     app.cleanup_ctx.append(_audit_ctx)
     app.on_shutdown.append(_end_open_requests)

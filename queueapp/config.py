@@ -68,6 +68,12 @@ class Config:
         "Bearer token every request must carry (except GET /livez). Empty: no auth.",
         secret=True,
     )
+    read_token: str = setting(
+        "",
+        "A second token that may read everything (API and dashboard) and change nothing (403). "
+        "Needs token.",
+        secret=True,
+    )
     handlers: str = setting(
         "",
         "Comma-separated Python modules to import at start; their @registry.handler functions "
@@ -306,6 +312,8 @@ class Config:
         for name in ("payment_url", "alert_webhook_url"):
             if getattr(self, name) and not getattr(self, name).startswith(("http://", "https://")):
                 raise ConfigError(f"{name} must be an http:// or https:// URL")
+        if self.read_token and (not self.token or self.read_token == self.token):
+            raise ConfigError("read_token needs token set, and a different value")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ConfigError("tls_cert and tls_key go together: give both or neither")
         unknown = set(self.builtin_job_names) - set(BUILTIN_JOBS)

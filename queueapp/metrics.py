@@ -45,12 +45,6 @@ class QueueMetrics:
     tally: Tally = field(default_factory=Tally)
     added_at_take: int = 0
 
-    @property
-    def idle(self) -> bool:
-        """No job in any state, and nothing the history has not taken yet."""
-        return (not any(self.counts.values()) and self.tally.empty
-                and self.added_total == self.added_at_take)
-
     def move(self, prior: JobState | None, state: JobState | None) -> None:
         if prior is not None:
             self.counts[prior] -= 1
@@ -112,6 +106,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.queues: dict[str, QueueMetrics] = {}
+        self.forgotten: list[tuple[str, Tally]] = []
 
     def of(self, queue: str) -> QueueMetrics:
         found = self.queues.get(queue)
@@ -121,14 +116,19 @@ class Metrics:
 
     def take_tallies(self) -> list[tuple[str, Tally]]:
         """What each queue did since the last call (queues that did something)."""
-        taken = []
+        taken, self.forgotten = self.forgotten, []
         for name, m in self.queues.items():
-            tally, m.tally = m.tally, Tally()
-            tally.enqueued = m.added_total - m.added_at_take
-            m.added_at_take = m.added_total
+            tally = _take(m)
             if not tally.empty:
                 taken.append((name, tally))
         return taken
+
+    def forget(self, queue: str) -> None:
+        """Drop a queue's metrics; what it did since the history last took it stays
+        for the next take."""
+        m = self.queues.pop(queue, None)
+        if m is not None and not (tally := _take(m)).empty:
+            self.forgotten.append((queue, tally))
 
     def peek(self, queue: str) -> QueueMetrics:
         """A queue's metrics for reading: an unknown queue reads as empty and is not
@@ -151,3 +151,10 @@ class Metrics:
         }
         return {"queueName": queue, **states, "total": sum(states.values()),
                 "throughput": throughput, "avgProcessingTime": round(avg_ms)}
+
+
+def _take(m: QueueMetrics) -> Tally:
+    tally, m.tally = m.tally, Tally()
+    tally.enqueued = m.added_total - m.added_at_take
+    m.added_at_take = m.added_total
+    return tally

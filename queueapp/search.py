@@ -90,7 +90,7 @@ class JobSearch:
     order: str = "asc"
     cursor: int | None = None
     limit: int = 100
-    error: str | None = None  # the last attempt's error message, exactly
+    error: str | None = None  # the last attempt's error message starts with this
 
     @property
     def scans(self) -> bool:

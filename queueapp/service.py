@@ -25,7 +25,7 @@ from .background.recovery import LeaseReaper, recover_after_restart
 from .background.scheduler import Scheduler
 from .clock import Clock, from_datetime
 from .config import default_thresholds
-from .dispatch import Dispatcher
+from .dispatch import ActiveJob, Dispatcher
 from .enqueue import DEFAULT_QUEUE, JobBuilder, check_name, parse_options, valid_queue
 from .errors import ValidationFailed
 from .events import JobEvent, Subscription
@@ -207,6 +207,13 @@ class QueueService:
         """Active jobs without a sign of life for longer than the stuck threshold."""
         found = [await self.store.get_job(i) for i in self.monitor.stuck_ids(queue, self.clock.now_ms())]
         return [job for job in found if job is not None and job.state is JobState.ACTIVE]
+
+    def running_jobs(self, queue: str = DEFAULT_QUEUE, limit: int = 1000) -> list[tuple[ActiveJob, bool]]:
+        """The queue's active jobs as the dispatcher knows them (oldest first), each
+        with whether it is stuck; read from memory."""
+        stuck = set(self.monitor.stuck_ids(queue, self.clock.now_ms()))
+        active = sorted((a for a in self.dispatcher.active.values() if a.queue == queue), key=lambda a: a.id)
+        return [(a, a.id in stuck) for a in active[:limit]]
 
     async def cancel_job(self, job_id: int) -> Job:
         return await self.dispatcher.cancel(job_id)

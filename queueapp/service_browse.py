@@ -31,8 +31,6 @@ def make_search(queue: str, *, state: str | None = None, name: str | None = None
         condition = None if q is None else parse_search(q)
     except ValueError as exc:
         raise _refuse("q", f"bad search: {exc}") from None
-    if created_from is not None and created_to is not None and created_from > created_to:
-        raise _refuse("from", "from is after to")
     return JobSearch(queue, state, name, condition, created_from, created_to, order, cursor, limit, error)
 
 

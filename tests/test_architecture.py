@@ -26,7 +26,7 @@ from queueapp.store import SqliteStore
 ROOT = Path(__file__).parent.parent
 
 
-PARTNERS = {"tls_cert": {"tls_key": "key.pem"}, "tls_key": {"tls_cert": "cert.pem"}}
+PARTNERS = {"tls_cert": {"tls_key": "key.pem"}, "tls_key": {"tls_cert": "cert.pem"}, "read_token": {"token": "t"}}
 
 
 def _sample(setting) -> tuple[str, object]:

@@ -43,7 +43,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("dispatch",),
     ("enqueue", "background", "prometheus", "config"),
     ("service", "service_parts", "service_browse"),
-    ("api", "app", "settings", "client"),
+    ("api", "app", "settings", "client", "dashboard"),
     ("cli", "admin", "__main__", ""),  # "": the package itself, which re-exports the library
 ]
 
@@ -142,3 +142,14 @@ def test_no_class_over_300_lines_and_no_module_over_400():
             if isinstance(node, ast.ClassDef):
                 length = node.end_lineno - node.lineno + 1
                 assert length <= 300, (path, node.name, length)
+
+
+def test_every_package_is_installed():
+    """A plain ``pip install .`` carries every package and the dashboard's files."""
+    import tomllib
+
+    project = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(project["packages"])
+    found = {".".join(p.parent.relative_to(PACKAGE.parent).parts) for p in PACKAGE.rglob("__init__.py")}
+    assert found - listed == set()
+    assert "static/*" in project["package-data"]["queueapp.dashboard"]

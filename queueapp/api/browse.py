@@ -4,7 +4,7 @@ failures grouped by message, the metrics history."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
 from pydantic import Field
@@ -24,8 +24,8 @@ from .spec import JOB_NAME, QUEUE, Api, Query, int_query
 api = Api()
 
 MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
-_TIME = {"type": "string", "minLength": 1, "maxLength": 40,
-         "description": "ISO 8601 (2026-11-28T09:00:00Z) or milliseconds since the epoch."}
+# Said as milliseconds; an ISO 8601 time (2026-11-28T09:00:00Z) is read too.
+_TIME = {"type": "integer", "minimum": 0, "maximum": MAX_TIME_MS}
 _STATES = tuple(s.value for s in JobState)
 FILTERS = (
     QUEUE,
@@ -33,10 +33,10 @@ FILTERS = (
     Query("name", "Only jobs of this name.", JOB_NAME),
     Query("q", 'Search: a job id, a jobId key, data.field = VALUE, or data.field contains "text".',
           {"type": "string", "minLength": 1, "maxLength": 500}),
-    Query("from", "Only jobs created at or after this time.", _TIME),
-    Query("to", "Only jobs created at or before this time.", _TIME),
-    Query("error", "Only jobs whose last error is exactly this message.",
-          {"type": "string", "minLength": 1, "maxLength": 2000}),
+    Query("from", "Only jobs created at or after this time (ms since the epoch, or ISO 8601).", _TIME),
+    Query("to", "Only jobs created at or before this time (ms since the epoch, or ISO 8601).", _TIME),
+    Query("error", "Only jobs whose last error message starts with this text.",
+          {"type": "string", "minLength": 1, "maxLength": 1000}),
 )
 
 
@@ -63,8 +63,9 @@ def query_time(request: web.Request, name: str) -> int | None:
 def search_of(request: web.Request, *, cursor: int | None = None, limit: int = 100, order: str = "asc") -> JobSearch:
     """The filters every search and action takes (FILTERS)."""
     error = request.query.get("error")
-    if error is not None and not 1 <= len(error) <= 2000:
-        raise ValidationFailed("error must be 1 to 2000 characters", [{"field": "error", "message": "1 to 2000"}])
+    if error is not None and not 1 <= len(error) <= 1000:
+        message = "error must be 1 to 1000 characters (the start of a longer message)"
+        raise ValidationFailed(message, [{"field": "error", "message": message}])
     return make_search(
         queue_of(request), state=query_choice(request, "state", _STATES), name=query_name(request),
         q=request.query.get("q"), created_from=query_time(request, "from"), created_to=query_time(request, "to"),
@@ -98,8 +99,8 @@ def _text(job_id: int | None) -> str | None:
 
 class ActionBody(Strict):
     action: Literal["retry", "cancel", "promote", "delete"]
-    ids: list[str] | None = Field(None, max_length=MAX_IDS, description="These jobs (ids); else the filters of "
-                                  "the query string choose them.")
+    ids: list[Annotated[str, Field(pattern=r"^[0-9]{1,15}$")]] | None = Field(
+        None, max_length=MAX_IDS, description="These jobs (ids); else the filters of the query string choose them.")
     dryRun: bool = Field(False, description="Change nothing; answer how many jobs would change, over every call.")
     cursor: str | None = Field(None, pattern=r"^[0-9]{1,15}$",
                                description="nextCursor of the previous call, to go on.")
@@ -121,17 +122,11 @@ class ActionOut(Open):
 async def act(request: web.Request) -> web.Response:
     search = search_of(request)
     body = await parse(request, ActionBody)
-    ids = None if body.ids is None else [_job_id(i) for i in body.ids]
+    ids = None if body.ids is None else [int(i) for i in body.ids]
     after = None if body.cursor is None else int(body.cursor)
     outcome = await service_of(request).browse.act(body.action, search, ids, dry_run=body.dryRun, after=after)
     return ok({"action": outcome.action, "changed": outcome.changed, "ids": [str(i) for i in outcome.ids],
                "matched": outcome.matched, "nextCursor": _text(outcome.next_cursor)})
-
-
-def _job_id(text: str) -> int:
-    if not (text.isascii() and text.isdigit() and 1 <= len(text) <= 15):
-        raise ValidationFailed("ids are job ids (1 to 15 digits)", [{"field": "ids", "message": "not a job id"}])
-    return int(text)
 
 
 class FailureGroupOut(Open):
@@ -181,3 +176,27 @@ async def history(request: web.Request) -> web.Response:
     points = await service_of(request).browse.chart(queue, window)
     return ok({"queue": queue, "window": window, "stepMs": WINDOWS[window][1],
                "points": [{**p, "start": to_iso(p["start"])} for p in points]})
+
+
+class RunningJobOut(Open):
+    id: str
+    name: str
+    startedAt: str | None
+    heartbeatAt: str | None
+    leaseExpiresAt: str | None
+    inProcess: bool
+    stuck: bool
+
+
+class RunningOut(Open):
+    jobs: list[RunningJobOut]
+
+
+@api.endpoint("GET", "/queues/jobs/running",
+              "Active jobs from the dispatcher's memory, oldest first: heartbeat, lease expiry (null: runs in "
+              "the appliance), stuck or not.", ok=RunningOut, query=(QUEUE,))
+async def running(request: web.Request) -> web.Response:
+    found = service_of(request).running_jobs(queue_of(request))
+    return ok({"jobs": [{"id": str(a.id), "name": a.name, "startedAt": to_iso(a.started_at),
+                         "heartbeatAt": to_iso(a.heartbeat_at), "leaseExpiresAt": to_iso(a.lease_expires_at),
+                         "inProcess": a.in_process, "stuck": stuck} for a, stuck in found]})

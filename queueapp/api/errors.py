@@ -17,6 +17,7 @@ log = logging.getLogger("queueapp.api")
 _HTTP_CODES = {
     400: "validation_error",
     401: "unauthorized",
+    403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",

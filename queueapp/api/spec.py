@@ -43,6 +43,7 @@ def int_query(name: str, description: str, low: int, high: int) -> Query:
 ERROR_TEXT = {
     400: "Invalid input: nothing was changed.",
     401: "Missing or wrong bearer token.",
+    403: "The read-only token may not change anything; a browser page of another origin may not either.",
     404: "No such job (or route).",
     409: "The job is not in a state that allows this, or the lease token is stale.",
     413: "Request body larger than max_body_bytes.",
@@ -137,6 +138,15 @@ def openapi_document(endpoints: list[Endpoint], auth: bool) -> dict[str, Any]:
     return doc
 
 
+def _error_statuses(e: Endpoint, auth: bool) -> list[int]:
+    """A route's own errors; 401 under auth; 403 for a change (read-only token, or a
+    browser page of another origin)."""
+    errors = set(e.errors) | ({401} if auth and e.path != "/livez" else set())
+    if e.method not in ("GET", "HEAD"):
+        errors.add(403)
+    return sorted(errors)
+
+
 def _operation(e: Endpoint, refs: dict[Any, Any], auth: bool, bodies: set[Any]) -> dict[str, Any]:
     def _ref(model: type[BaseModel]) -> dict[str, Any]:
         return refs[(model, "validation" if model in bodies else "serialization")]
@@ -169,8 +179,7 @@ def _operation(e: Endpoint, refs: dict[Any, Any], auth: bool, bodies: set[Any]) 
     for status, model in e.responses.items():
         content = {e.content_type: {"schema": _ref(model) if model else {"type": "string"}}}
         responses[str(status)] = {"description": "Success", "content": content}
-    errors = set(e.errors) | ({401} if auth and e.path != "/livez" else set())
-    for status in sorted(errors):
+    for status in _error_statuses(e, auth):
         responses[str(status)] = {
             "description": ERROR_TEXT.get(status, "Error"),
             "content": {"application/json": {"schema": _ref(ErrorOut)}},

@@ -107,11 +107,11 @@ class Ledger:
         gone = [
             name for name, q in self.queues.items()
             if name not in keep and not q.paused and q.running == 0 and not q.waiters
-            and self.metrics.of(name).idle
+            and not any(self.metrics.of(name).counts.values())
         ]
         for name in gone:
             del self.queues[name]
-            self.metrics.queues.pop(name, None)
+            self.metrics.forget(name)
         for q in self.queues.values():
             q.lanes.forget_empty()
         return len(gone)

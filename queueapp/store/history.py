@@ -15,7 +15,8 @@ _COLUMNS = "enqueued, completed, failed, took_ms, took_n, buckets"
 
 
 def _tally(row: tuple[Any, ...]) -> Tally:
-    return Tally.of_row(*row[:5], loads(row[5]))
+    enqueued, completed, failed, took_ms, took_n, buckets = row
+    return Tally.of_row(enqueued, completed, failed, took_ms, took_n, loads(buckets))
 
 
 def _add(conn: sqlite3.Connection, queue: str, span_ms: int, start: int, tally: Tally) -> None:

@@ -23,15 +23,18 @@ def get_query(job_id: int) -> Query:
 def search_where(search: JobSearch, *, cursor: int | None, order: str) -> tuple[list[str], list[Any]]:
     """The conditions an index answers: queue, state, name, creation time, an id or
     a key, and the cursor (after it in ``order``)."""
-    where, params = ["queue = ?"], [search.queue]
+    where: list[str] = ["queue = ?"]
+    params: list[Any] = [search.queue]
     for column, op, value in (("state", "=", search.state), ("name", "=", search.name),
-                              ("error", "=", search.error),
                               ("created_at", ">=", search.created_from),
                               ("created_at", "<=", search.created_to),
                               ("id", ">" if order == "asc" else "<", cursor)):
         if value is not None:
             where.append(f"{column} {op} ?")
             params.append(value)
+    if search.error is not None:
+        where.append("substr(error, 1, ?) = ?")
+        params += [len(search.error), search.error]
     condition = search.condition
     if condition is not None and not search.scans:
         where.append(_SEARCH[condition.kind])

@@ -1,0 +1,687 @@
+// queueapp dashboard: every view drawn from the appliance's own HTTP API.
+// Text from the server is always set as text (never as HTML), so job data that
+// holds markup shows as what it is.
+
+const STATES = ["waiting", "delayed", "active", "completed", "failed", "cancelled"];
+const ACTIONS_BY_STATE = {
+  retry: ["failed", "cancelled"],
+  cancel: ["waiting", "delayed", "active"],
+  promote: ["delayed"],
+  delete: ["waiting", "delayed", "completed", "failed", "cancelled"],
+};
+const VERBS = { retry: "Retry", cancel: "Cancel", promote: "Promote", delete: "Delete" };
+const REFRESH_MS = 2000;
+
+const session = { role: "admin", csrf: null, auth: false };
+let pageTimers = [];
+
+// ---------------------------------------------------------------- helpers
+
+function h(tag, props, ...kids) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(props || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
+    else if (key === "class") el.className = value;
+    else el.setAttribute(key, value === true ? "" : String(value));
+  }
+  for (const kid of kids.flat(Infinity)) {
+    if (kid === null || kid === undefined || kid === false) continue;
+    el.append(kid instanceof Node ? kid : String(kid));
+  }
+  return el;
+}
+
+function svg(tag, attrs, ...kids) {
+  const el = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [key, value] of Object.entries(attrs || {})) el.setAttribute(key, String(value));
+  for (const kid of kids.flat()) if (kid) el.append(kid instanceof Node ? kid : String(kid));
+  return el;
+}
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super(body?.error?.message || `HTTP ${status}`);
+    this.status = status;
+    this.details = body?.error?.details || [];
+  }
+}
+
+async function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (method !== "GET" && session.csrf) headers["X-CSRF-Token"] = session.csrf;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(path, {
+    method, headers, credentials: "same-origin",
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (response.status === 401) {
+    location.assign("/ui/login");
+    throw new ApiError(401, null);
+  }
+  const text = await response.text();
+  const data = text ? JSON.parse(text) : null;
+  if (!response.ok) throw new ApiError(response.status, data);
+  return data;
+}
+
+function qs(params) {
+  const search = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) {
+    if (value !== undefined && value !== null && value !== "") search.set(key, value);
+  }
+  const text = search.toString();
+  return text ? `?${text}` : "";
+}
+
+function when(iso) {
+  if (!iso) return "—";
+  return iso.replace("T", " ").replace(/\.\d+Z$/, "Z");
+}
+
+function ago(iso) {
+  if (!iso) return "—";
+  const seconds = Math.round((Date.now() - Date.parse(iso)) / 1000);
+  if (Math.abs(seconds) < 90) return `${seconds} s`;
+  if (Math.abs(seconds) < 5400) return `${Math.round(seconds / 60)} min`;
+  return `${Math.round(seconds / 3600)} h`;
+}
+
+function pretty(value) {
+  return JSON.stringify(value, null, 2);
+}
+
+function badge(text, kind) {
+  return h("span", { class: `badge ${kind || text}` }, text);
+}
+
+function say(message, good) {
+  const status = document.getElementById("status");
+  status.replaceChildren(message ? h("p", { class: good ? "good" : "" }, message) : "");
+  if (message && good) setTimeout(() => status.replaceChildren(), 2500);
+}
+
+function fail(error) {
+  if (error instanceof ApiError && error.status === 401) return;
+  say(error.message || String(error));
+}
+
+function readOnly() {
+  return session.role === "read";
+}
+
+// A button that acts: disabled for the read-only token; errors go to the status line.
+function actionButton(label, name, act, options = {}) {
+  const button = h("button", {
+    type: "button", class: options.class, "aria-label": name,
+    disabled: readOnly() || options.disabled,
+    title: readOnly() ? "read-only: this token cannot change anything" : undefined,
+  }, label);
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    try {
+      await act();
+    } catch (error) {
+      fail(error);
+    } finally {
+      button.disabled = readOnly() || options.disabled;
+    }
+  });
+  return button;
+}
+
+function confirmCount(text) {
+  const dialog = document.getElementById("confirm");
+  document.getElementById("confirm-text").textContent = text;
+  dialog.returnValue = "";
+  dialog.showModal();
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
+  });
+}
+
+function every(ms, fn) {
+  const timer = setInterval(() => fn().catch(fail), ms);
+  pageTimers.push(timer);
+}
+
+function link(href, ...kids) {
+  return h("a", { href, "data-link": true }, ...kids);
+}
+
+function queuePath(queue, tail = "") {
+  return `/ui/queues/${encodeURIComponent(queue)}${tail}`;
+}
+
+// Runs ``action`` over every job the filters find, page after page, after the
+// person has agreed to the count.
+async function actOnAll(action, queue, filters, describe) {
+  const dry = await api("POST", `/queues/jobs/actions${qs({ queue, ...filters })}`, { action, dryRun: true });
+  if (dry.matched === 0) {
+    say(`No job to ${action}.`, true);
+    return 0;
+  }
+  const noun = dry.matched === 1 ? "job" : "jobs";
+  if (!(await confirmCount(`${VERBS[action]} ${dry.matched.toLocaleString("en")} ${noun}${describe}?`))) return 0;
+  let changed = 0;
+  let cursor = null;
+  do {
+    const body = cursor ? { action, cursor } : { action };
+    const answer = await api("POST", `/queues/jobs/actions${qs({ queue, ...filters })}`, body);
+    changed += answer.changed;
+    cursor = answer.nextCursor;
+  } while (cursor);
+  say(`${VERBS[action]}: ${changed} ${changed === 1 ? "job" : "jobs"} changed.`, true);
+  return changed;
+}
+
+async function actOnIds(action, queue, ids) {
+  if (ids.length > 1 && (action === "delete" || action === "cancel")) {
+    if (!(await confirmCount(`${VERBS[action]} ${ids.length} jobs?`))) return 0;
+  }
+  const answer = await api("POST", `/queues/jobs/actions${qs({ queue })}`, { action, ids });
+  say(`${VERBS[action]}: ${answer.changed} ${answer.changed === 1 ? "job" : "jobs"} changed.`, true);
+  return answer.changed;
+}
+
+// ---------------------------------------------------------------- charts
+
+function chart(points, label) {
+  const width = 600;
+  const height = 90;
+  const peak = Math.max(1, ...points.map((p) => p.completed + p.failed));
+  const bar = width / Math.max(points.length, 1);
+  const bars = [];
+  points.forEach((p, i) => {
+    const done = (p.completed / peak) * (height - 4);
+    const failed = (p.failed / peak) * (height - 4);
+    const x = (i * bar).toFixed(2);
+    const w = Math.max(bar - 1, 0.5).toFixed(2);
+    if (done > 0) bars.push(svg("rect", { class: "completed", x, y: height - done, width: w, height: done }));
+    if (failed > 0) bars.push(svg("rect", { class: "failed", x, y: height - done - failed, width: w, height: failed }));
+  });
+  const total = points.reduce((n, p) => n + p.completed, 0);
+  const failures = points.reduce((n, p) => n + p.failed, 0);
+  const rate = total + failures ? ((100 * failures) / (total + failures)).toFixed(1) : "0.0";
+  return h("figure", { class: "chart-box" },
+    svg("svg", { class: "chart", viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "none", role: "img",
+      "aria-label": `${label}: ${total} completed, ${failures} failed, peak ${peak} per point` },
+    svg("line", { class: "axis", x1: 0, y1: height - 0.5, x2: width, y2: height - 0.5 }), bars),
+    h("figcaption", { class: "legend" }, h("span", { class: "c" }, `${total} completed`),
+      h("span", { class: "f" }, `${failures} failed (${rate} %)`), h("span", null, `peak ${peak}`)));
+}
+
+async function historyChart(queue, windowName) {
+  const history = await api("GET", `/queues/metrics/history${qs({ queue, window: windowName })}`);
+  return chart(history.points, `Throughput of ${queue} over ${windowName}`);
+}
+
+// ---------------------------------------------------------------- overview
+
+async function overview(main) {
+  main.replaceChildren(h("h1", null, "Queues"), h("div", { class: "cards", id: "queue-cards" }));
+  const charts = new Map();
+  const draw = async () => {
+    const { queues } = await api("GET", "/queues");
+    const cards = document.getElementById("queue-cards");
+    if (!cards) return;
+    if (!queues.length) {
+      cards.replaceChildren(h("p", { class: "muted" }, "No queue yet: add a job and its queue appears here."));
+      return;
+    }
+    const healths = await Promise.all(queues.slice(0, 100).map((q) =>
+      api("GET", `/queues/health${qs({ queue: q.name })}`).catch((e) => (e.status === 503 ? null : Promise.reject(e)))));
+    cards.replaceChildren(...queues.slice(0, 100).map((q, i) => queueCard(q, healths[i], charts)));
+  };
+  const drawCharts = async () => {
+    const { queues } = await api("GET", "/queues");
+    for (const q of queues.slice(0, 100)) charts.set(q.name, await historyChart(q.name, "1h"));
+    await draw();
+  };
+  await drawCharts();
+  every(REFRESH_MS, draw);
+  every(30000, drawCharts);
+}
+
+function queueCard(q, health, charts) {
+  const status = health ? health.status : "critical";
+  return h("section", { class: "panel card", "aria-label": `Queue ${q.name}` },
+    h("h2", null, link(queuePath(q.name), q.name), badge(status), q.paused ? badge("paused") : null),
+    h("div", { class: "counts" }, STATES.map((s) => h("div", null, h("span", { class: "muted" }, s),
+      h("strong", null, (q.counts[s] || 0).toLocaleString("en"))))),
+    health && health.issues.length ? h("ul", { class: "issues" }, health.issues.map((i) => h("li", null, i))) : null,
+    charts.get(q.name) || null,
+    h("div", { class: "row end" }, pauseButton(q.name, q.paused)));
+}
+
+function pauseButton(queue, paused) {
+  const verb = paused ? "Resume" : "Pause";
+  return actionButton(verb, `${verb} queue ${queue}`, async () => {
+    await api("POST", `/queues/${paused ? "resume" : "pause"}${qs({ queue })}`);
+    say(`${queue} ${paused ? "resumed" : "paused"}.`, true);
+    await route();
+  }, { class: paused ? "" : "quiet" });
+}
+
+// ---------------------------------------------------------------- one queue
+
+async function queuePage(main, queue, params) {
+  const filters = {
+    state: params.get("state") || "", name: params.get("name") || "", q: params.get("q") || "",
+    from: params.get("from") || "", to: params.get("to") || "", order: params.get("order") || "desc",
+  };
+  const { queues } = await api("GET", "/queues");
+  const info = queues.find((q) => q.name === queue) || { name: queue, paused: false, counts: {} };
+  const selected = new Set();
+  const chips = h("div", { class: "chips", role: "group", "aria-label": "Filter by state" });
+  const table = h("div", { class: "panel", id: "jobs" });
+  const chartBox = h("div");
+  const searchError = h("p", { class: "field-error", id: "q-error", role: "alert" });
+
+  const apply = (changes) => {
+    const next = { ...filters, ...changes };
+    history.pushState(null, "", queuePath(queue) + qs(next));
+    route();
+  };
+  const drawChips = (counts) => {
+    chips.replaceChildren(
+      h("button", { type: "button", "aria-pressed": String(!filters.state), onclick: () => apply({ state: "" }) }, "all"),
+      STATES.map((s) => h("button", {
+        type: "button", "aria-pressed": String(filters.state === s), onclick: () => apply({ state: s }),
+      }, `${s} (${(counts[s] || 0).toLocaleString("en")})`)));
+  };
+  drawChips(info.counts);
+
+  const form = h("form", { class: "form-grid", "aria-label": "Search jobs" },
+    h("label", null, "Job name", h("input", { name: "name", value: filters.name, maxlength: 128 })),
+    h("label", null, "Search", h("input", {
+      name: "q", value: filters.q, maxlength: 500, "aria-describedby": "q-error",
+      placeholder: 'id, jobId key, data.userId = 42, data.to contains "example.com"',
+    }), searchError),
+    h("label", null, "Created from (UTC)", h("input", { name: "from", type: "datetime-local", value: filters.from })),
+    h("label", null, "Created to (UTC)", h("input", { name: "to", type: "datetime-local", value: filters.to })),
+    h("label", null, "Order", h("select", { name: "order" },
+      h("option", { value: "desc", selected: filters.order === "desc" }, "newest first"),
+      h("option", { value: "asc", selected: filters.order === "asc" }, "oldest first"))),
+    h("div", { class: "row" }, h("button", { type: "submit" }, "Search"),
+      h("button", { type: "button", class: "quiet", onclick: () => apply({ name: "", q: "", from: "", to: "" }) },
+        "Clear")));
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const data = new FormData(form);
+    apply(Object.fromEntries(["name", "q", "from", "to", "order"].map((k) => [k, data.get(k) || ""])));
+  });
+
+  const apiFilters = () => ({
+    queue, state: filters.state, name: filters.name, q: filters.q,
+    from: filters.from ? `${filters.from}Z` : "", to: filters.to ? `${filters.to}Z` : "",
+  });
+  let cursors = [null];
+  const drawJobs = async () => {
+    let page;
+    try {
+      page = await api("GET", `/queues/jobs${qs({ ...apiFilters(), order: filters.order, limit: 50,
+        cursor: cursors[cursors.length - 1] })}`);
+      searchError.textContent = "";
+    } catch (error) {
+      if (error.status === 400) {
+        searchError.textContent = error.message;
+        table.replaceChildren(h("p", { class: "muted" }, "Fix the search to see jobs."));
+        return;
+      }
+      throw error;
+    }
+    table.replaceChildren(jobsTable(page.jobs, queue, selected, drawJobs),
+      h("div", { class: "row" },
+        h("button", { type: "button", class: "quiet", disabled: cursors.length === 1,
+          onclick: () => { cursors.pop(); drawJobs().catch(fail); } }, "Previous page"),
+        h("button", { type: "button", class: "quiet", disabled: !page.nextCursor,
+          onclick: () => { cursors.push(page.nextCursor); drawJobs().catch(fail); } }, "Next page"),
+        page.scanned !== undefined ? h("span", { class: "muted" }, `${page.scanned.toLocaleString("en")} rows read`)
+          : null));
+  };
+  const bulk = h("div", { class: "row", "aria-label": "Act on jobs" },
+    Object.keys(VERBS).map((action) => actionButton(`${VERBS[action]} selected`, `${VERBS[action]} selected jobs`,
+      async () => {
+        if (!selected.size) return say("Select jobs first.");
+        await actOnIds(action, queue, [...selected]);
+        selected.clear();
+        await drawJobs();
+      }, { class: action === "delete" ? "danger" : "quiet" })),
+    Object.keys(VERBS).filter((a) => !filters.state || ACTIONS_BY_STATE[a].includes(filters.state))
+      .map((action) => actionButton(`${VERBS[action]} all matching`, `${VERBS[action]} all matching jobs`,
+        async () => {
+          await actOnAll(action, queue, apiFilters(), " matching these filters");
+          await drawJobs();
+        }, { class: action === "delete" ? "danger" : "" })));
+
+  const windowPicker = h("div", { class: "chips", role: "group", "aria-label": "Chart window" });
+  const drawChart = async (name) => {
+    windowPicker.replaceChildren(...["1h", "24h", "7d"].map((w) => h("button", {
+      type: "button", "aria-pressed": String(w === name), onclick: () => drawChart(w).catch(fail),
+    }, w)));
+    chartBox.replaceChildren(await historyChart(queue, name));
+  };
+
+  main.replaceChildren(
+    h("h1", null, `Queue ${queue} `, info.paused ? badge("paused") : null, " ", pauseButton(queue, info.paused)),
+    h("section", { class: "panel" }, h("h2", null, "Throughput and failures"), windowPicker, chartBox),
+    h("section", { class: "panel" }, chips, form, bulk),
+    table);
+  await Promise.all([drawJobs(), drawChart("1h")]);
+  const refresh = async () => {
+    const fresh = (await api("GET", "/queues")).queues.find((q) => q.name === queue);
+    if (fresh) drawChips(fresh.counts);
+    if (cursors.length === 1 && !document.querySelector("#jobs input:checked")) await drawJobs();
+  };
+  every(REFRESH_MS, refresh);
+}
+
+function jobActions(job, queue, after) {
+  return Object.keys(VERBS).filter((a) => a !== "delete" && ACTIONS_BY_STATE[a].includes(job.state))
+    .map((action) => actionButton(VERBS[action], `${VERBS[action]} job ${job.id}`, async () => {
+      await api(action === "cancel" ? "DELETE" : "POST",
+        action === "cancel" ? `/queues/jobs/${job.id}` : `/queues/jobs/${job.id}/${action}`);
+      say(`${VERBS[action]}: job ${job.id}.`, true);
+      await after();
+    }, { class: "quiet" }));
+}
+
+function jobsTable(jobs, queue, selected, after) {
+  if (!jobs.length) return h("p", { class: "muted" }, "No job matches.");
+  return h("table", null,
+    h("thead", null, h("tr", null, h("th", null, h("span", { class: "sr" }, "")), h("th", null, "id"),
+      h("th", null, "name"), h("th", null, "state"), h("th", { class: "num hide-narrow" }, "priority"),
+      h("th", { class: "num hide-narrow" }, "attempts"), h("th", { class: "hide-narrow" }, "created"),
+      h("th", { class: "hide-narrow" }, "finished"), h("th", null, ""))),
+    h("tbody", null, jobs.map((job) => h("tr", null,
+      h("td", null, h("input", { type: "checkbox", "aria-label": `Select job ${job.id}`, checked: selected.has(job.id),
+        onchange: (e) => (e.target.checked ? selected.add(job.id) : selected.delete(job.id)) })),
+      h("td", null, link(`/ui/jobs/${job.id}`, job.id)),
+      h("td", null, job.name), h("td", null, badge(job.state)),
+      h("td", { class: "num hide-narrow" }, job.priority),
+      h("td", { class: "num hide-narrow" }, `${job.attemptsMade}/${job.attempts}`),
+      h("td", { class: "hide-narrow" }, when(job.createdAt)),
+      h("td", { class: "hide-narrow" }, when(job.finishedAt)),
+      h("td", null, h("div", { class: "row" }, jobActions(job, queue, after)))))));
+}
+
+// ---------------------------------------------------------------- one job
+
+async function jobPage(main, id) {
+  const draw = async () => {
+    let job;
+    try {
+      job = await api("GET", `/queues/jobs/${id}`);
+    } catch (error) {
+      if (error.status === 404) {
+        main.replaceChildren(h("h1", null, `Job ${id}`), h("p", { class: "muted" }, "No such job (deleted or cleaned)."));
+        return false;
+      }
+      throw error;
+    }
+    const verbs = Object.keys(VERBS).map((action) => actionButton(VERBS[action], `${VERBS[action]} job ${id}`,
+      async () => {
+        if (action === "delete") {
+          await api("POST", `/queues/jobs/actions${qs({ queue: job.queue })}`, { action: "delete", ids: [id] });
+          say(`Deleted job ${id}.`, true);
+          history.pushState(null, "", queuePath(job.queue));
+          return route();
+        }
+        await api(action === "cancel" ? "DELETE" : "POST",
+          action === "cancel" ? `/queues/jobs/${id}` : `/queues/jobs/${id}/${action}`);
+        say(`${VERBS[action]}: job ${id}.`, true);
+        await draw();
+      }, { disabled: !ACTIONS_BY_STATE[action].includes(job.state), class: action === "delete" ? "danger" : "" }));
+    main.replaceChildren(
+      h("h1", null, `Job ${job.id} `, badge(job.state)),
+      h("div", { class: "row" }, verbs),
+      h("section", { class: "panel" }, h("dl", { class: "fields" },
+        [["queue", link(queuePath(job.queue), job.queue)], ["name", job.name], ["state", job.state],
+          ["priority", job.priority], ["attempts", `${job.attemptsMade} of ${job.attempts}`],
+          ["jobId key", job.jobId || "—"], ["progress", typeof job.progress === "number" ? `${job.progress} %`
+            : pretty(job.progress)], ["last error", job.error || "—"]]
+          .map(([k, v]) => [h("dt", null, k), h("dd", null, v)]))),
+      h("section", { class: "panel" }, h("h2", null, "Timeline"), h("ul", { class: "timeline" },
+        [["created", job.createdAt], ["run at", job.runAt], ["started", job.startedAt], ["finished", job.finishedAt]]
+          .map(([k, v]) => h("li", null, h("span", { class: "muted" }, `${k}: `), when(v))))),
+      h("section", { class: "panel" }, h("h2", null, "Data"), h("pre", null, pretty(job.data))),
+      h("section", { class: "panel" }, h("h2", null, "Options"), h("pre", null, pretty(job.options))),
+      h("section", { class: "panel" }, h("h2", null, "Result"), h("pre", null, pretty(job.result))),
+      h("section", { class: "panel" }, h("h2", null, `Attempts' errors (${job.errors.length})`),
+        job.errors.length ? h("table", null, h("tbody", null, job.errors.map((e) => h("tr", null,
+          h("td", { class: "num" }, `#${e.attempt}`), h("td", null, when(e.at)), h("td", null, h("pre", null, e.message))))))
+          : h("p", { class: "muted" }, "None.")));
+    return !["completed", "failed", "cancelled"].includes(job.state);
+  };
+  if (await draw()) every(REFRESH_MS, async () => { await draw(); });
+}
+
+// ---------------------------------------------------------------- failures
+
+async function failedPage(main, queue) {
+  const list = h("div");
+  main.replaceChildren(h("h1", null, `Failures in ${queue}`), list);
+  const draw = async () => {
+    const { groups } = await api("GET", `/queues/jobs/failed/groups${qs({ queue })}`);
+    if (!groups.length) return list.replaceChildren(h("p", { class: "muted" }, "No failed job."));
+    list.replaceChildren(...groups.map((g) => failureGroup(queue, g, draw)));
+  };
+  await draw();
+}
+
+function failureGroup(queue, group, redraw) {
+  const filters = { state: "failed", error: group.error ? group.error.slice(0, 1000) : undefined };
+  const jobsBox = h("div");
+  const selected = new Set();
+  const showJobs = async () => {
+    const page = await api("GET", `/queues/jobs${qs({ queue, ...filters, order: "desc", limit: 50 })}`);
+    jobsBox.replaceChildren(jobsTable(page.jobs, queue, selected, redraw),
+      h("div", { class: "row" },
+        actionButton("Retry selected", "Retry selected jobs", async () => {
+          await actOnIds("retry", queue, [...selected]);
+          await redraw();
+        }),
+        actionButton("Delete selected", "Delete selected jobs", async () => {
+          await actOnIds("delete", queue, [...selected]);
+          await redraw();
+        }, { class: "danger" })));
+  };
+  const describe = ` failed with "${(group.error || "").slice(0, 80)}"`;
+  return h("section", { class: "panel", "aria-label": `Failure ${group.error}` },
+    h("pre", null, group.error || "(no message)"),
+    h("dl", { class: "fields" },
+      h("dt", null, "jobs"), h("dd", null, group.count.toLocaleString("en")),
+      h("dt", null, "first seen"), h("dd", null, when(group.firstSeen)),
+      h("dt", null, "last seen"), h("dd", null, when(group.lastSeen)),
+      h("dt", null, "job names"), h("dd", null, group.names.join(", "))),
+    h("div", { class: "row" },
+      h("button", { type: "button", class: "quiet", onclick: () => showJobs().catch(fail) }, "Show jobs"),
+      // A group without a message cannot be told apart by it: act on its jobs one by one.
+      group.error && actionButton(`Retry all ${group.count}`, `Retry all ${group.count} jobs of this failure`, async () => {
+        await actOnAll("retry", queue, filters, describe);
+        await redraw();
+      }),
+      group.error && actionButton(`Delete all ${group.count}`, `Delete all ${group.count} jobs of this failure`, async () => {
+        await actOnAll("delete", queue, filters, describe);
+        await redraw();
+      }, { class: "danger" })),
+    jobsBox);
+}
+
+// ---------------------------------------------------------------- schedules
+
+async function schedulesPage(main, queue) {
+  const list = h("div", { class: "panel" });
+  const draw = async () => {
+    const { schedules } = await api("GET", `/queues/schedules${qs({ queue })}`);
+    const outcomes = await Promise.all(schedules.map((s) => (s.lastJobId
+      ? api("GET", `/queues/jobs/${s.lastJobId}`).then((j) => j.state).catch(() => "gone") : null)));
+    if (!schedules.length) return list.replaceChildren(h("p", { class: "muted" }, "No schedule in this queue."));
+    list.replaceChildren(h("table", null,
+      h("thead", null, h("tr", null, ["name", "rule", "next runs", "last run", "state", ""].map((t) => h("th", null, t)))),
+      h("tbody", null, schedules.map((s, i) => h("tr", null,
+        h("td", null, h("strong", null, s.name), h("div", { class: "muted" }, `job ${s.jobName}`)),
+        h("td", null, s.description),
+        h("td", null, s.upcoming.length ? h("ul", { class: "timeline" }, s.upcoming.map((t) => h("li", null, when(t))))
+          : "—"),
+        h("td", null, when(s.lastRunAt), s.lastJobId ? h("div", null, link(`/ui/jobs/${s.lastJobId}`,
+          `job ${s.lastJobId}`), " ", badge(outcomes[i])) : null),
+        h("td", null, s.enabled ? badge("enabled", "healthy") : badge("paused")),
+        h("td", null, h("div", { class: "row" },
+          actionButton(s.enabled ? "Pause" : "Resume", `${s.enabled ? "Pause" : "Resume"} schedule ${s.name}`,
+            async () => {
+              await api("POST", `/queues/schedules/${encodeURIComponent(s.name)}/${s.enabled ? "pause" : "resume"}${qs({ queue })}`);
+              await draw();
+            }, { class: "quiet" }),
+          actionButton("Run now", `Run now schedule ${s.name}`, async () => {
+            const job = await api("POST", `/queues/schedules/${encodeURIComponent(s.name)}/run${qs({ queue })}`);
+            say(`Schedule ${s.name} ran: job ${job.id}.`, true);
+            await draw();
+          }, { class: "quiet" }),
+          actionButton("Delete", `Delete schedule ${s.name}`, async () => {
+            if (!(await confirmCount(`Delete schedule ${s.name}? Its jobs stay.`))) return;
+            await api("DELETE", `/queues/schedules/${encodeURIComponent(s.name)}${qs({ queue })}`);
+            await draw();
+          }, { class: "danger" }))))))));
+  };
+  main.replaceChildren(h("h1", null, `Schedules of ${queue}`), list, scheduleForm(queue, draw));
+  await draw();
+  every(10000, draw);
+}
+
+function scheduleForm(queue, after) {
+  const fields = ["name", "jobName", "cron", "everyMs", "timezone", "data"];
+  const errors = Object.fromEntries(fields.map((f) => [f, h("p", { class: "field-error", id: `err-${f}`, role: "alert" })]));
+  const input = (name, label, props) => h("label", null, label,
+    h("input", { name, "aria-describedby": `err-${name}`, ...props }), errors[name]);
+  const general = h("p", { class: "field-error", role: "alert" });
+  const form = h("form", { class: "form-grid", "aria-label": "New schedule" },
+    input("name", "Name", { required: true, maxlength: 128, placeholder: "nightly-report" }),
+    input("jobName", "Job name (default: the name)", { maxlength: 128 }),
+    input("cron", "Cron (minute hour day month weekday)", { maxlength: 200, placeholder: "0 9 * * 1-5" }),
+    input("everyMs", "Or every (ms)", { inputmode: "numeric", placeholder: "60000" }),
+    input("timezone", "Time zone", { value: "UTC", maxlength: 64 }),
+    h("label", { class: "wide" }, "Data (JSON object)", h("textarea", { name: "data", "aria-describedby": "err-data" }, "{}"),
+      errors.data),
+    h("div", { class: "row wide" }, h("button", { type: "submit", disabled: readOnly() }, "Create schedule"), general));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    for (const e of Object.values(errors)) e.textContent = "";
+    general.textContent = "";
+    const values = new FormData(form);
+    const body = { name: values.get("name"), timezone: values.get("timezone") || "UTC" };
+    if (values.get("jobName")) body.jobName = values.get("jobName");
+    if (values.get("cron")) body.cron = values.get("cron");
+    if (values.get("everyMs")) body.everyMs = Number(values.get("everyMs"));
+    try {
+      body.data = JSON.parse(values.get("data") || "{}");
+    } catch {
+      errors.data.textContent = "not JSON";
+      return;
+    }
+    try {
+      await api("POST", `/queues/schedules${qs({ queue })}`, body);
+      say(`Schedule ${body.name} saved.`, true);
+      form.reset();
+      await after();
+    } catch (error) {
+      if (!(error instanceof ApiError) || error.status !== 400) return fail(error);
+      let placed = false;
+      for (const d of error.details) {
+        const field = String(d.field || "").split(".")[0];
+        if (errors[field]) {
+          errors[field].textContent = d.message;
+          placed = true;
+        }
+      }
+      if (!placed) general.textContent = error.message;
+    }
+  });
+  return h("section", { class: "panel" }, h("h2", null, "New schedule"), form);
+}
+
+// ---------------------------------------------------------------- workers
+
+async function workersPage(main, queue) {
+  const box = h("div", { class: "panel" });
+  main.replaceChildren(h("h1", null, `Active jobs in ${queue}`), box);
+  const draw = async () => {
+    const { jobs } = await api("GET", `/queues/jobs/running${qs({ queue })}`);
+    if (!jobs.length) return box.replaceChildren(h("p", { class: "muted" }, "No job is running."));
+    box.replaceChildren(h("table", null,
+      h("thead", null, h("tr", null, ["job", "name", "runs", "started", "heartbeat", "lease expires", ""]
+        .map((t) => h("th", null, t)))),
+      h("tbody", null, jobs.map((j) => h("tr", { class: j.stuck ? "stuck" : "" },
+        h("td", null, link(`/ui/jobs/${j.id}`, j.id)), h("td", null, j.name),
+        h("td", null, j.inProcess ? "in the appliance" : "leased by a worker"),
+        h("td", null, `${ago(j.startedAt)} ago`), h("td", null, `${ago(j.heartbeatAt)} ago`),
+        h("td", null, j.leaseExpiresAt ? when(j.leaseExpiresAt) : "—"),
+        h("td", null, j.stuck ? badge("stuck", "critical") : null,
+          actionButton("Cancel", `Cancel job ${j.id}`, async () => {
+            await api("DELETE", `/queues/jobs/${j.id}`);
+            await draw();
+          }, { class: "quiet" })))))));
+  };
+  await draw();
+  every(REFRESH_MS, draw);
+}
+
+// ---------------------------------------------------------------- routing
+
+function navigation(queue, here) {
+  const nav = document.getElementById("nav");
+  const item = (href, text) => h("a", { href, "data-link": true, "aria-current": here === href ? "page" : undefined }, text);
+  nav.replaceChildren(item("/ui/", "Overview"), queue ? [
+    item(queuePath(queue), `Jobs of ${queue}`), item(queuePath(queue, "/failed"), "Failed"),
+    item(queuePath(queue, "/schedules"), "Schedules"), item(queuePath(queue, "/workers"), "Workers"),
+  ] : []);
+}
+
+async function route() {
+  for (const timer of pageTimers) clearInterval(timer);
+  pageTimers = [];
+  const main = document.getElementById("main");
+  const path = location.pathname;
+  const params = new URLSearchParams(location.search);
+  const queueMatch = path.match(/^\/ui\/queues\/([^/]+)(\/(failed|schedules|workers))?\/?$/);
+  const jobMatch = path.match(/^\/ui\/jobs\/(\d{1,15})\/?$/);
+  try {
+    if (queueMatch) {
+      const queue = decodeURIComponent(queueMatch[1]);
+      navigation(queue, path);
+      const page = { failed: failedPage, schedules: schedulesPage, workers: workersPage }[queueMatch[3]];
+      document.title = `${queue} · queueapp`;
+      await (page ? page(main, queue) : queuePage(main, queue, params));
+    } else if (jobMatch) {
+      navigation(null, path);
+      document.title = `Job ${jobMatch[1]} · queueapp`;
+      await jobPage(main, jobMatch[1]);
+    } else {
+      navigation(null, "/ui/");
+      document.title = "queueapp";
+      await overview(main);
+    }
+  } catch (error) {
+    fail(error);
+  }
+}
+
+document.addEventListener("click", (event) => {
+  const anchor = event.target.closest("a[data-link]");
+  if (!anchor || event.ctrlKey || event.metaKey || event.shiftKey || event.button !== 0) return;
+  event.preventDefault();
+  history.pushState(null, "", anchor.getAttribute("href"));
+  say("");
+  route();
+});
+window.addEventListener("popstate", route);
+
+async function start() {
+  Object.assign(session, await api("GET", "/ui/session"));
+  document.getElementById("role").textContent = session.role === "read" ? "read-only" : "";
+  document.getElementById("logout").hidden = !session.auth;
+  await route();
+}
+
+start().catch(fail);
