@@ -244,6 +244,8 @@ class QueueOut(Open):
     name: str
     paused: bool
     counts: dict[str, int]
+    status: Literal["healthy", "warning", "critical"]
+    issues: list[str]
 
 
 class QueuesOut(Open):

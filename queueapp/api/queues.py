@@ -31,10 +31,14 @@ async def livez(request: web.Request) -> web.Response:
     return ok({"status": "ok"})
 
 
-@api.endpoint("GET", "/queues", "Every queue with its counts and paused flag.", ok=QueuesOut)
+@api.endpoint("GET", "/queues", "Every queue with its counts, paused flag and health (status and issues).", ok=QueuesOut)
 async def list_queues(request: web.Request) -> web.Response:
-    queues = [{"name": name, "paused": paused, "counts": {str(s): counts.get(s, 0) for s in JobState}}
-              for name, paused, counts in service_of(request).queue_counts()]
+    service = service_of(request)
+    queues = []
+    for name, paused, counts in service.queue_counts():
+        report = service.health(name)
+        queues.append({"name": name, "paused": paused, "counts": {str(s): counts.get(s, 0) for s in JobState},
+                       "status": report.status, "issues": report.issues})
     return ok({"queues": queues})
 
 

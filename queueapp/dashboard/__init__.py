@@ -63,7 +63,7 @@ async def _page_headers(request: web.Request, response: web.StreamResponse) -> N
     if request.path.startswith("/ui"):
         response.headers["Content-Security-Policy"] = CSP
         response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["Referrer-Policy"] = "same-origin"  # "no-referrer" would make a form's Origin "null"
         response.headers.setdefault("Cache-Control", "no-cache")
 
 
@@ -93,7 +93,7 @@ async def _index(request: web.Request) -> web.Response:
 
 _LOGIN = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Log in · queueapp</title><link rel="stylesheet" href="/ui/static/app.css"></head>
+<title>Log in · queueapp</title><link rel="icon" href="data:,"><link rel="stylesheet" href="/ui/static/app.css"></head>
 <body class="login"><main class="login-box"><h1>queueapp</h1>
 <form method="post" action="/ui/login">
 <label for="token">Token</label>

@@ -32,6 +32,11 @@ function h(tag, props, ...kids) {
   return el;
 }
 
+// Puts ``kids`` (nested lists flattened, empties skipped) in place of el's children.
+function fill(el, ...kids) {
+  el.replaceChildren(...kids.flat(Infinity).filter((k) => k !== null && k !== undefined && k !== false && k !== ""));
+}
+
 function svg(tag, attrs, ...kids) {
   const el = document.createElementNS("http://www.w3.org/2000/svg", tag);
   for (const [key, value] of Object.entries(attrs || {})) el.setAttribute(key, String(value));
@@ -97,8 +102,8 @@ function badge(text, kind) {
 
 function say(message, good) {
   const status = document.getElementById("status");
-  status.replaceChildren(message ? h("p", { class: good ? "good" : "" }, message) : "");
-  if (message && good) setTimeout(() => status.replaceChildren(), 2500);
+  fill(status, message ? h("p", { class: good ? "good" : "" }, message) : "");
+  if (message && good) setTimeout(() => fill(status), 2500);
 }
 
 function fail(error) {
@@ -219,19 +224,17 @@ async function historyChart(queue, windowName) {
 // ---------------------------------------------------------------- overview
 
 async function overview(main) {
-  main.replaceChildren(h("h1", null, "Queues"), h("div", { class: "cards", id: "queue-cards" }));
+  fill(main, h("h1", null, "Queues"), h("div", { class: "cards", id: "queue-cards" }));
   const charts = new Map();
   const draw = async () => {
     const { queues } = await api("GET", "/queues");
     const cards = document.getElementById("queue-cards");
     if (!cards) return;
     if (!queues.length) {
-      cards.replaceChildren(h("p", { class: "muted" }, "No queue yet: add a job and its queue appears here."));
+      fill(cards, h("p", { class: "muted" }, "No queue yet: add a job and its queue appears here."));
       return;
     }
-    const healths = await Promise.all(queues.slice(0, 100).map((q) =>
-      api("GET", `/queues/health${qs({ queue: q.name })}`).catch((e) => (e.status === 503 ? null : Promise.reject(e)))));
-    cards.replaceChildren(...queues.slice(0, 100).map((q, i) => queueCard(q, healths[i], charts)));
+    fill(cards, queues.slice(0, 100).map((q) => queueCard(q, charts)));
   };
   const drawCharts = async () => {
     const { queues } = await api("GET", "/queues");
@@ -243,13 +246,12 @@ async function overview(main) {
   every(30000, drawCharts);
 }
 
-function queueCard(q, health, charts) {
-  const status = health ? health.status : "critical";
+function queueCard(q, charts) {
   return h("section", { class: "panel card", "aria-label": `Queue ${q.name}` },
-    h("h2", null, link(queuePath(q.name), q.name), badge(status), q.paused ? badge("paused") : null),
+    h("h2", null, link(queuePath(q.name), q.name), badge(q.status), q.paused ? badge("paused") : null),
     h("div", { class: "counts" }, STATES.map((s) => h("div", null, h("span", { class: "muted" }, s),
       h("strong", null, (q.counts[s] || 0).toLocaleString("en"))))),
-    health && health.issues.length ? h("ul", { class: "issues" }, health.issues.map((i) => h("li", null, i))) : null,
+    q.issues.length ? h("ul", { class: "issues" }, q.issues.map((i) => h("li", null, i))) : null,
     charts.get(q.name) || null,
     h("div", { class: "row end" }, pauseButton(q.name, q.paused)));
 }
@@ -284,7 +286,7 @@ async function queuePage(main, queue, params) {
     route();
   };
   const drawChips = (counts) => {
-    chips.replaceChildren(
+    fill(chips, 
       h("button", { type: "button", "aria-pressed": String(!filters.state), onclick: () => apply({ state: "" }) }, "all"),
       STATES.map((s) => h("button", {
         type: "button", "aria-pressed": String(filters.state === s), onclick: () => apply({ state: s }),
@@ -326,12 +328,12 @@ async function queuePage(main, queue, params) {
     } catch (error) {
       if (error.status === 400) {
         searchError.textContent = error.message;
-        table.replaceChildren(h("p", { class: "muted" }, "Fix the search to see jobs."));
+        fill(table, h("p", { class: "muted" }, "Fix the search to see jobs."));
         return;
       }
       throw error;
     }
-    table.replaceChildren(jobsTable(page.jobs, queue, selected, drawJobs),
+    fill(table, jobsTable(page.jobs, queue, selected, drawJobs),
       h("div", { class: "row" },
         h("button", { type: "button", class: "quiet", disabled: cursors.length === 1,
           onclick: () => { cursors.pop(); drawJobs().catch(fail); } }, "Previous page"),
@@ -357,14 +359,15 @@ async function queuePage(main, queue, params) {
 
   const windowPicker = h("div", { class: "chips", role: "group", "aria-label": "Chart window" });
   const drawChart = async (name) => {
-    windowPicker.replaceChildren(...["1h", "24h", "7d"].map((w) => h("button", {
+    fill(windowPicker, ...["1h", "24h", "7d"].map((w) => h("button", {
       type: "button", "aria-pressed": String(w === name), onclick: () => drawChart(w).catch(fail),
     }, w)));
-    chartBox.replaceChildren(await historyChart(queue, name));
+    fill(chartBox, await historyChart(queue, name));
   };
 
-  main.replaceChildren(
-    h("h1", null, `Queue ${queue} `, info.paused ? badge("paused") : null, " ", pauseButton(queue, info.paused)),
+  fill(main, 
+    h("div", { class: "row" }, h("h1", null, `Queue ${queue}`), info.paused ? badge("paused") : null,
+      pauseButton(queue, info.paused)),
     h("section", { class: "panel" }, h("h2", null, "Throughput and failures"), windowPicker, chartBox),
     h("section", { class: "panel" }, chips, form, bulk),
     table);
@@ -415,7 +418,7 @@ async function jobPage(main, id) {
       job = await api("GET", `/queues/jobs/${id}`);
     } catch (error) {
       if (error.status === 404) {
-        main.replaceChildren(h("h1", null, `Job ${id}`), h("p", { class: "muted" }, "No such job (deleted or cleaned)."));
+        fill(main, h("h1", null, `Job ${id}`), h("p", { class: "muted" }, "No such job (deleted or cleaned)."));
         return false;
       }
       throw error;
@@ -433,7 +436,7 @@ async function jobPage(main, id) {
         say(`${VERBS[action]}: job ${id}.`, true);
         await draw();
       }, { disabled: !ACTIONS_BY_STATE[action].includes(job.state), class: action === "delete" ? "danger" : "" }));
-    main.replaceChildren(
+    fill(main, 
       h("h1", null, `Job ${job.id} `, badge(job.state)),
       h("div", { class: "row" }, verbs),
       h("section", { class: "panel" }, h("dl", { class: "fields" },
@@ -461,11 +464,11 @@ async function jobPage(main, id) {
 
 async function failedPage(main, queue) {
   const list = h("div");
-  main.replaceChildren(h("h1", null, `Failures in ${queue}`), list);
+  fill(main, h("h1", null, `Failures in ${queue}`), list);
   const draw = async () => {
     const { groups } = await api("GET", `/queues/jobs/failed/groups${qs({ queue })}`);
-    if (!groups.length) return list.replaceChildren(h("p", { class: "muted" }, "No failed job."));
-    list.replaceChildren(...groups.map((g) => failureGroup(queue, g, draw)));
+    if (!groups.length) return fill(list, h("p", { class: "muted" }, "No failed job."));
+    fill(list, ...groups.map((g) => failureGroup(queue, g, draw)));
   };
   await draw();
 }
@@ -476,7 +479,7 @@ function failureGroup(queue, group, redraw) {
   const selected = new Set();
   const showJobs = async () => {
     const page = await api("GET", `/queues/jobs${qs({ queue, ...filters, order: "desc", limit: 50 })}`);
-    jobsBox.replaceChildren(jobsTable(page.jobs, queue, selected, redraw),
+    fill(jobsBox, jobsTable(page.jobs, queue, selected, redraw),
       h("div", { class: "row" },
         actionButton("Retry selected", "Retry selected jobs", async () => {
           await actOnIds("retry", queue, [...selected]);
@@ -517,8 +520,8 @@ async function schedulesPage(main, queue) {
     const { schedules } = await api("GET", `/queues/schedules${qs({ queue })}`);
     const outcomes = await Promise.all(schedules.map((s) => (s.lastJobId
       ? api("GET", `/queues/jobs/${s.lastJobId}`).then((j) => j.state).catch(() => "gone") : null)));
-    if (!schedules.length) return list.replaceChildren(h("p", { class: "muted" }, "No schedule in this queue."));
-    list.replaceChildren(h("table", null,
+    if (!schedules.length) return fill(list, h("p", { class: "muted" }, "No schedule in this queue."));
+    fill(list, h("table", null,
       h("thead", null, h("tr", null, ["name", "rule", "next runs", "last run", "state", ""].map((t) => h("th", null, t)))),
       h("tbody", null, schedules.map((s, i) => h("tr", null,
         h("td", null, h("strong", null, s.name), h("div", { class: "muted" }, `job ${s.jobName}`)),
@@ -545,7 +548,7 @@ async function schedulesPage(main, queue) {
             await draw();
           }, { class: "danger" }))))))));
   };
-  main.replaceChildren(h("h1", null, `Schedules of ${queue}`), list, scheduleForm(queue, draw));
+  fill(main, h("h1", null, `Schedules of ${queue}`), list, scheduleForm(queue, draw));
   await draw();
   every(10000, draw);
 }
@@ -605,11 +608,11 @@ function scheduleForm(queue, after) {
 
 async function workersPage(main, queue) {
   const box = h("div", { class: "panel" });
-  main.replaceChildren(h("h1", null, `Active jobs in ${queue}`), box);
+  fill(main, h("h1", null, `Active jobs in ${queue}`), box);
   const draw = async () => {
     const { jobs } = await api("GET", `/queues/jobs/running${qs({ queue })}`);
-    if (!jobs.length) return box.replaceChildren(h("p", { class: "muted" }, "No job is running."));
-    box.replaceChildren(h("table", null,
+    if (!jobs.length) return fill(box, h("p", { class: "muted" }, "No job is running."));
+    fill(box, h("table", null,
       h("thead", null, h("tr", null, ["job", "name", "runs", "started", "heartbeat", "lease expires", ""]
         .map((t) => h("th", null, t)))),
       h("tbody", null, jobs.map((j) => h("tr", { class: j.stuck ? "stuck" : "" },
@@ -632,7 +635,7 @@ async function workersPage(main, queue) {
 function navigation(queue, here) {
   const nav = document.getElementById("nav");
   const item = (href, text) => h("a", { href, "data-link": true, "aria-current": here === href ? "page" : undefined }, text);
-  nav.replaceChildren(item("/ui/", "Overview"), queue ? [
+  fill(nav, item("/ui/", "Overview"), queue ? [
     item(queuePath(queue), `Jobs of ${queue}`), item(queuePath(queue, "/failed"), "Failed"),
     item(queuePath(queue, "/schedules"), "Schedules"), item(queuePath(queue, "/workers"), "Workers"),
   ] : []);

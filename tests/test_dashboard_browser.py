@@ -1,0 +1,212 @@
+"""The dashboard, used as a person would: a real ``queueapp serve``, jobs made over
+the API, and Debian's chromium clicking through the pages. Each page's screenshot
+lands in docs/img/."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from browser import call, chromium, watch
+
+pytestmark = pytest.mark.timeout(240)
+ADMIN, READER = "admin-secret-7", "look-only-3"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as b:
+        yield b
+
+
+def _failed_emails(base: str, token: str | None = None) -> list[str]:
+    """Twenty emails in queue "emails" (one holding markup in its data), two of them
+    failed for good; a delayed report in queue "reports"."""
+    jobs = [{"name": "send-email", "data": {"to": f"u{i}@example.com"}} for i in range(19)]
+    jobs.append({"name": "send-email", "data": {"to": "x@example.com", "html": "<script>alert('x')</script>"}})
+    status, _ = call(base, "POST", "/queues/jobs/bulk?queue=emails", {"jobs": jobs}, token)
+    assert status == 201
+    _, leased = call(base, "POST", "/queues/jobs/lease?queue=emails", {"max": 2, "leaseMs": 60_000}, token)
+    for job in leased["jobs"]:
+        status, _ = call(base, "POST", f"/queues/jobs/{job['id']}/fail",
+                         {"leaseToken": job["leaseToken"], "error": "SMTP 550 mailbox unavailable", "retry": False},
+                         token)
+        assert status == 200
+    call(base, "POST", "/queues/jobs?queue=reports", {"name": "report", "options": {"delay": 3_600_000}}, token)
+    return [job["id"] for job in leased["jobs"]]
+
+
+def test_an_operator_finds_a_queue_retries_a_failed_job_pauses_and_cancels(serve, browser):
+    server = serve()
+    failed = _failed_emails(server.url)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    w = watch(context, server.url)
+    page = w.page
+
+    w.go("/ui/")
+    expect(page.get_by_role("heading", name="Queues")).to_be_visible()
+    card = page.get_by_role("region", name="Queue emails")
+    expect(card).to_contain_text("critical")  # two of three finished jobs failed
+    w.shot("overview")
+    page.get_by_role("link", name="emails", exact=True).click()
+    expect(page).to_have_url(re.compile(r"/ui/queues/emails"))
+
+    page.get_by_role("button", name=re.compile(r"^failed \(2\)")).click()
+    expect(page.get_by_role("button", name=re.compile(r"^Retry job"))).to_have_count(2)
+    w.shot("queue")
+    page.get_by_role("button", name=f"Retry job {failed[0]}").click()
+    expect(page.get_by_role("status")).to_contain_text(f"Retry: job {failed[0]}")
+    assert call(server.url, "GET", f"/queues/jobs/{failed[0]}")[1]["state"] == "waiting"
+
+    page.get_by_role("button", name="Pause queue emails").click()
+    expect(page.get_by_role("button", name="Resume queue emails")).to_be_visible()
+    assert [q["paused"] for q in call(server.url, "GET", "/queues")[1]["queues"] if q["name"] == "emails"] == [True]
+    page.get_by_role("button", name="Resume queue emails").click()
+    expect(page.get_by_role("button", name="Pause queue emails")).to_be_visible()
+    assert [q["paused"] for q in call(server.url, "GET", "/queues")[1]["queues"] if q["name"] == "emails"] == [False]
+
+    # The job whose data holds a script shows it as text, and nothing runs.
+    _, page_of = call(server.url, "GET", "/queues/jobs?queue=emails&q=data.to%20contains%20%22x%40%22")
+    marked = page_of["jobs"][0]["id"]
+    w.go(f"/ui/jobs/{marked}")
+    expect(page.locator("pre").first).to_contain_text("<script>alert('x')</script>")
+    expect(page.get_by_role("button", name=f"Promote job {marked}")).to_be_disabled()
+    w.shot("job")
+    page.get_by_role("button", name=f"Cancel job {marked}").click()
+    expect(page.get_by_role("heading", name=re.compile(f"Job {marked}"))).to_contain_text("cancelled")
+    assert call(server.url, "GET", f"/queues/jobs/{marked}")[1]["state"] == "cancelled"
+    expect(page.get_by_role("button", name=f"Retry job {marked}")).to_be_enabled()
+    w.check()
+
+
+def test_search_bulk_actions_and_the_other_pages(serve, browser):
+    server = serve()
+    failed = _failed_emails(server.url)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    w = watch(context, server.url)
+    page = w.page
+
+    w.go("/ui/queues/emails")
+    page.get_by_label("Search", exact=True).fill('data.to contains "u1"')
+    page.get_by_role("button", name="Search", exact=True).click()
+    expect(page.get_by_role("link", name=re.compile(r"^\d+$"))).to_have_count(10)  # u1, u10..u18
+    expect(page.get_by_text("rows read")).to_be_visible()
+    w.expect_console_error("status of 400")
+    page.get_by_label("Search", exact=True).fill("data.to ~ 3")
+    page.get_by_role("button", name="Search", exact=True).click()
+    expect(page.locator("#q-error")).to_contain_text("bad search")
+
+    # Cancel every waiting job matching a filter, after confirming the count.
+    w.go("/ui/queues/emails?state=waiting")
+    page.get_by_role("button", name="Cancel all matching jobs").click()
+    expect(page.locator("#confirm-text")).to_have_text("Cancel 18 jobs matching these filters?")
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.get_by_role("status")).to_contain_text("Cancel: 18 jobs changed")
+    counts = [q["counts"] for q in call(server.url, "GET", "/queues")[1]["queues"] if q["name"] == "emails"][0]
+    assert (counts["waiting"], counts["cancelled"]) == (0, 18)
+
+    w.go("/ui/queues/emails/failed")
+    group = page.get_by_role("region", name="Failure SMTP 550 mailbox unavailable")
+    expect(group).to_contain_text("send-email")
+    w.shot("failed")
+    group.get_by_role("button", name="Retry all 2 jobs of this failure").click()
+    expect(page.locator("#confirm-text")).to_contain_text("Retry 2 jobs")
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.get_by_text("No failed job.")).to_be_visible()
+    for job_id in failed:
+        assert call(server.url, "GET", f"/queues/jobs/{job_id}")[1]["state"] == "waiting"
+
+    _, leased = call(server.url, "POST", "/queues/jobs/lease?queue=emails", {"max": 1, "leaseMs": 60_000})
+    w.go("/ui/queues/emails/workers")
+    row = page.get_by_role("row", name=re.compile(leased["jobs"][0]["id"]))
+    expect(row).to_contain_text("leased by a worker")
+    w.shot("workers")
+
+    # 390 px wide: the pages still fit.
+    page.set_viewport_size({"width": 390, "height": 844})
+    w.go("/ui/")
+    expect(page.get_by_role("link", name="emails", exact=True)).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    w.shot("overview-narrow")
+    w.check()
+
+
+def test_a_schedule_is_made_from_the_form_and_its_errors_show_beside_the_field(serve, browser):
+    server = serve()
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    w = watch(context, server.url)
+    page = w.page
+    w.go("/ui/queues/reports/schedules")
+    expect(page.get_by_text("No schedule in this queue.")).to_be_visible()
+    page.get_by_label("Name", exact=True).fill("nightly")
+    page.get_by_label("Cron (minute hour day month weekday)").fill("61 * * * *")
+    w.expect_console_error("status of 400")
+    page.get_by_role("button", name="Create schedule").click()
+    expect(page.locator("#err-cron")).to_contain_text("invalid cron expression")
+    assert call(server.url, "GET", "/queues/schedules?queue=reports")[1]["schedules"] == []
+
+    page.get_by_label("Cron (minute hour day month weekday)").fill("0 2 * * 1-5")
+    page.get_by_label("Time zone").fill("Europe/Berlin")
+    page.get_by_role("button", name="Create schedule").click()
+    row = page.get_by_role("row", name=re.compile("nightly"))
+    expect(row).to_contain_text("at 02:00 on Monday to Friday (Europe/Berlin)")
+    expect(row.locator("li")).to_have_count(5)
+    w.shot("schedules")
+    row.get_by_role("button", name="Run now schedule nightly").click()
+    expect(page.get_by_role("status")).to_contain_text("Schedule nightly ran")
+    row.get_by_role("button", name="Pause schedule nightly").click()
+    expect(row.get_by_role("button", name="Resume schedule nightly")).to_be_visible()
+    assert call(server.url, "GET", "/queues/schedules/nightly?queue=reports")[1]["enabled"] is False
+    w.check()
+
+
+def test_the_token_guards_the_dashboard_and_the_read_only_token_cannot_act(serve, browser):
+    server = serve("--token", ADMIN, "--read-token", READER)
+    _failed_emails(server.url, ADMIN)
+    assert call(server.url, "GET", "/queues")[0] == 401
+
+    admin = browser.new_context(viewport={"width": 1280, "height": 900})
+    w = watch(admin, server.url)
+    page = w.page
+    w.go("/ui/")
+    expect(page).to_have_url(re.compile(r"/ui/login$"))
+    page.get_by_label("Token").fill("wrong")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("alert")).to_contain_text("not right")
+    w.shot("login")
+    page.get_by_label("Token").fill(ADMIN)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("link", name="emails", exact=True)).to_be_visible()
+    cookie = next(c for c in admin.cookies() if c["name"] == "queueapp_session")
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and ADMIN not in cookie["value"]
+    page.get_by_role("button", name="Pause queue emails").click()
+    expect(page.get_by_role("button", name="Resume queue emails")).to_be_visible()
+    # The cookie alone does not let a script change anything: the CSRF header is needed.
+    w.expect_console_error("status of 403")
+    status = page.evaluate("fetch('/queues/resume?queue=emails', {method: 'POST'}).then(r => r.status)")
+    assert status == 403
+    w.check()
+
+    reader = browser.new_context(viewport={"width": 1280, "height": 900})
+    r = watch(reader, server.url)
+    r.go("/ui/login")
+    r.page.get_by_label("Token").fill(READER)
+    r.page.get_by_role("button", name="Log in").click()
+    expect(r.page.locator("#role")).to_have_text("read-only")
+    expect(r.page.get_by_role("button", name="Resume queue emails")).to_be_disabled()
+    r.go("/ui/queues/emails?state=failed")
+    expect(r.page.get_by_role("button", name=re.compile(r"^Retry job"))).to_have_count(2)
+    for button in r.page.get_by_role("button", name=re.compile(r"^Retry job")).all():
+        expect(button).to_be_disabled()
+    r.expect_console_error("status of 403")
+    csrf = r.page.evaluate("fetch('/ui/session').then(r => r.json()).then(s => s.csrf)")
+    status = r.page.evaluate(
+        "csrf => fetch('/queues/resume?queue=emails', {method: 'POST', headers: {'X-CSRF-Token': csrf}})"
+        ".then(r => r.status)", csrf)
+    assert status == 403
+    assert call(server.url, "POST", "/queues/resume?queue=emails", token=READER)[0] == 403
+    assert [q["paused"] for q in call(server.url, "GET", "/queues", token=ADMIN)[1]["queues"]
+            if q["name"] == "emails"] == [True]
+    r.check()
