@@ -7,9 +7,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import expect
-
 from browser import call, chromium, watch
+from playwright.sync_api import expect
 
 pytestmark = pytest.mark.timeout(240)
 ADMIN, READER = "admin-secret-7", "look-only-3"

@@ -31,7 +31,8 @@ async def livez(request: web.Request) -> web.Response:
     return ok({"status": "ok"})
 
 
-@api.endpoint("GET", "/queues", "Every queue with its counts, paused flag and health (status and issues).", ok=QueuesOut)
+@api.endpoint("GET", "/queues", "Every queue with its counts, paused flag and health (status and issues).",
+              ok=QueuesOut)
 async def list_queues(request: web.Request) -> web.Response:
     service = service_of(request)
     queues = []
