@@ -6,6 +6,7 @@ history across minutes, hours and a restart, and the guards around all of it."""
 from __future__ import annotations
 
 import pytest
+from conftest import wait_for
 
 from queueapp.clock import FakeClock
 from queueapp.config import Config, ConfigError
@@ -241,3 +242,20 @@ async def test_the_session_cookie_needs_its_csrf_header_and_pages_carry_a_csp(ma
     client.session.cookie_jar.clear()
     forged = {"Cookie": "queueapp_session=admin.99999999999." + "0" * 64}
     assert (await client.get("/queues", headers=forged)).status == 401
+
+
+async def test_many_delayed_jobs_due_at_a_start_are_promoted_in_batches(make_service):
+    """After a long stop, more delayed jobs are due than one statement moves: all of
+    them reach waiting, batch after batch, and memory agrees with the table."""
+    from queueapp.dispatch.dispatcher import PROMOTE_BATCH
+
+    clock = FakeClock()
+    service = await make_service(clock=clock, background=False)
+    count = 2 * PROMOTE_BATCH + 500
+    await service.add_jobs(service.build_jobs([{"name": "later", "options": {"delay": 60_000}}] * count))
+    await service.stop()
+    clock.advance(3_600_000)
+    again = await make_service(clock=clock, background=False, registry=HandlerRegistry())
+    await wait_for(lambda: again.get_queue_metrics()["waiting"] == count, timeout=60)
+    assert again.get_queue_metrics()["delayed"] == 0
+    assert await again.audit() == []

@@ -129,6 +129,10 @@ def test_search_bulk_actions_and_the_other_pages(serve, browser):
     expect(page.get_by_role("link", name="emails", exact=True)).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     w.shot("overview-narrow")
+    w.go("/ui/queues/emails")
+    expect(page.get_by_role("button", name=re.compile(r"^waiting \(")).first).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    w.shot("queue-narrow")
     w.check()
 
 

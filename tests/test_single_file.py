@@ -73,6 +73,9 @@ def test_the_single_file_runs_alone(single_file):
         listed = subprocess.run(["./queueapp", "jobs", "ls", "--url", url, "-o", "json"], cwd=folder,
                                 env=EMPTY_ENV, capture_output=True, text=True, timeout=60)
         assert listed.returncode == 0 and json.loads(listed.stdout)[0]["state"] == "completed"
+        for page in ("/ui/", "/ui/static/app.js", "/ui/static/app.css"):  # the dashboard ships inside
+            with urllib.request.urlopen(url + page, timeout=10) as r:
+                assert r.status == 200 and len(r.read()) > 500
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(30) == 0
         serve.send_signal(signal.SIGTERM)

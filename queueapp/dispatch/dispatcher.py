@@ -34,6 +34,9 @@ from .rebuild import rebuild, resync
 log = logging.getLogger("queueapp.dispatcher")
 
 STORE_RETRY_MS = 1000  # after the store refused a write, wait this long before trying again
+# Due delayed jobs moved to waiting by one statement on the loop's thread: after a long
+# stop a hundred thousand may be due at once.
+PROMOTE_BATCH = 10_000
 
 
 class Dispatcher:
@@ -54,7 +57,7 @@ class Dispatcher:
         self.ledger = Ledger(clock, registry.__contains__, concurrency_for)
         self.ledger.wake = self._wake_soon
         self.ledger.timer_moved = self._timer_moved
-        self.ledger.repair = self._repair
+        self.ledger.repair = lambda job_id: self._spawn(resync(store, self.ledger, job_id))
         self.leases = LeaseDesk(store, self.ledger, clock, default_lease_ms)
         self.ledger.queue_created = self.leases.wake_idle
         self.outcomes = Outcomes(store, self.ledger, clock, self.leases)
@@ -220,11 +223,13 @@ class Dispatcher:
         self._wake.set()
 
     def _promote_due(self) -> None:
-        due = self.ledger.timers.pop_due(self.clock.now_ms())
+        due = self.ledger.timers.pop_due(self.clock.now_ms(), PROMOTE_BATCH)
         if due:
             by_id = {t.job_id: t for t in due}
             self.ledger.in_flight.update(by_id)
             self._spawn(self._promote(by_id))
+        if len(due) == PROMOTE_BATCH:
+            self._wake_soon()  # more are due: the next batch when the loop turns
         self._arm(self.ledger.timers.next_due())
 
     async def _promote(self, due: dict[int, Timer]) -> None:
@@ -280,9 +285,6 @@ class Dispatcher:
         task = asyncio.create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-    def _repair(self, job_id: int) -> None:
-        self._spawn(resync(self.store, self.ledger, job_id))
 
     async def audit(self) -> list[str]:
         """Differences between memory and the table (none, unless there is a bug)."""

@@ -268,13 +268,15 @@ class TimerHeap:
         self._drop_dead()
         return self._heap[0].run_at if self._heap else None
 
-    def pop_due(self, now: int) -> list[Timer]:
+    def pop_due(self, now: int, limit: int | None = None) -> list[Timer]:
+        """The timers due at ``now``, earliest first (at most ``limit``)."""
         due: list[Timer] = []
-        while True:
+        while limit is None or len(due) < limit:
             self._drop_dead()
             if not self._heap or self._heap[0].run_at > now:
                 return due
             due.append(heapq.heappop(self._heap))
+        return due
 
     def _drop_dead(self) -> None:
         heap = self._heap
