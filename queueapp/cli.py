@@ -293,7 +293,7 @@ def _serve(config) -> int:  # noqa: ANN001 - Config
                     keepalive_timeout=config.idle_timeout_ms / 1000, loop=loop,
                     ssl_context=None if tls is None else tls.context,
                     # A search's query string holds up to 500 + 1,000 characters, each up to 12 bytes escaped.
-                    handler_args={"max_line_size": 32_768})
+                    max_line_size=32_768)
     except Exception as exc:  # a failed start: one line, a non-zero exit, no hang
         log.exception("start-up failed", extra={"event": "app.failed"})
         print(f"queueapp: start-up failed: {exc}", file=sys.stderr)

@@ -75,11 +75,21 @@ ORDERS = ("asc", "desc")
 MAX_SCAN = 50_000  # rows a data condition may look at per page; the next page goes on
 
 
+FINISHED_STATES = ("completed", "failed", "cancelled")
+
+
 @dataclass(frozen=True, slots=True)
 class JobSearch:
-    """Which jobs of a queue: every field is a condition (None: any). ``created_from``
-    and ``created_to`` bound the creation time (ms, both included). Pages are in id
-    order, oldest first (``asc``) or newest first (``desc``), after ``cursor``."""
+    """Which jobs of a queue: every field is a condition (None: any). Pages come in
+    order of their key, ascending (``asc``) or descending (``desc``), after ``cursor``
+    (the key of the last job seen):
+
+    - a finished state (completed, failed, cancelled): the key is (finish time, id),
+      and ``created_from``/``created_to`` bound the finish time: the recently failed
+      first, say, straight off the (queue, state, finished_at) index;
+    - otherwise: the key is (id,), and the bounds are on the creation time.
+
+    ``by="id"`` keeps the id key whatever the state."""
 
     queue: str
     state: str | None = None
@@ -88,18 +98,39 @@ class JobSearch:
     created_from: int | None = None
     created_to: int | None = None
     order: str = "asc"
-    cursor: int | None = None
+    cursor: tuple[int, ...] | None = None
     limit: int = 100
     error: str | None = None  # the last attempt's error message starts with this
+    by: str = "auto"
 
     @property
     def scans(self) -> bool:
         """A data condition is answered by reading rows, not by an index."""
         return self.condition is not None and self.condition.kind in ("equals", "contains")
 
+    @property
+    def by_finish(self) -> bool:
+        return self.by == "auto" and self.state in FINISHED_STATES
+
+    def key_of(self, job: Any) -> tuple[int, ...]:
+        """A job's place in this search's order (a cursor)."""
+        return (job.finished_at, job.id) if self.by_finish else (job.id,)
+
 
 @dataclass(frozen=True, slots=True)
 class JobPage:
     jobs: list[Any]  # model.Job; this module depends on nothing
-    next_cursor: int | None
+    next_cursor: tuple[int, ...] | None
     scanned: int | None = None  # rows read to answer a data condition
+
+
+def cursor_text(key: tuple[int, ...] | None) -> str | None:
+    return None if key is None else ".".join(str(k) for k in key)
+
+
+def parse_cursor(text: str) -> tuple[int, ...]:
+    """"4711" or "1795852800000.4711" (a finished state's pages); ValueError else."""
+    parts = text.split(".")
+    if not 1 <= len(parts) <= 2 or not all(p.isascii() and p.isdigit() and len(p) <= 15 for p in parts):
+        raise ValueError("a cursor is the nextCursor of the previous page")
+    return tuple(int(p) for p in parts)

@@ -197,7 +197,8 @@ class QueueService:
         """A page of the queue's jobs in id order after ``after_id``; ``search``: an
         expression of search.py (ValidationFailed when it is not one). See
         ``service.browse`` for every filter and the next page's cursor."""
-        found = make_search(queue, state=state, name=name, q=search, cursor=after_id, limit=limit)
+        found = make_search(queue, state=state, name=name, q=search, limit=limit, by="id",
+                            cursor=None if after_id is None else (after_id,))
         return (await self.browse.search(found)).jobs
 
     async def get_failed_jobs(self, limit: int = 10, *, queue: str = DEFAULT_QUEUE) -> list[Job]:

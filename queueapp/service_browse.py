@@ -25,13 +25,26 @@ def _refuse(field: str, message: str) -> ValidationFailed:
 
 def make_search(queue: str, *, state: str | None = None, name: str | None = None, q: str | None = None,
                 created_from: int | None = None, created_to: int | None = None, order: str = "asc",
-                cursor: int | None = None, limit: int = 100, error: str | None = None) -> JobSearch:
+                cursor: tuple[int, ...] | None = None, limit: int = 100, error: str | None = None,
+                by: str = "auto") -> JobSearch:
     """A JobSearch from the API's parameters; ValidationFailed for a bad ``q``."""
     try:
         condition = None if q is None else parse_search(q)
     except ValueError as exc:
         raise _refuse("q", f"bad search: {exc}") from None
-    return JobSearch(queue, state, name, condition, created_from, created_to, order, cursor, limit, error)
+    search = JobSearch(queue, state, name, condition, created_from, created_to, order, cursor, limit, error, by)
+    return replace(search, cursor=None) if cursor is None else fitted(search, cursor)
+
+
+def fitted(search: JobSearch, cursor: tuple[int, ...]) -> JobSearch:
+    """``search`` going on after ``cursor``. A cursor from another kind of page still
+    means something: a bare job id pages a finished state in id order; a (finish
+    time, id) cursor on pages in id order goes on after that id."""
+    if search.by_finish and len(cursor) == 1:
+        return replace(search, by="id", cursor=cursor)
+    if not search.by_finish and len(cursor) == 2:
+        return replace(search, cursor=cursor[-1:])
+    return replace(search, cursor=cursor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +52,7 @@ class ActionOutcome:
     action: str
     changed: int  # jobs this call changed (0 for a dry run)
     matched: int | None  # a dry run: how many jobs the action would change, over every call
-    next_cursor: int | None
+    next_cursor: tuple[int, ...] | None
     ids: list[int]
 
 
@@ -54,7 +67,7 @@ class BrowseDesk:
 
     async def act(
         self, action: str, search: JobSearch, ids: list[int] | None = None, *, dry_run: bool = False,
-        after: int | None = None,
+        after: tuple[int, ...] | None = None,
     ) -> ActionOutcome:
         """``action`` on the jobs of ``ids`` (at most MAX_IDS), or on every job the
         search finds, MAX_ACTION a call in id order (``after``: the last call's
@@ -63,6 +76,9 @@ class BrowseDesk:
             raise _refuse("action", f"action must be one of {', '.join(ACTIONS)}")
         if ids is not None and len(ids) > MAX_IDS:
             raise _refuse("ids", f"at most {MAX_IDS} ids a call")
+        if after is not None:
+            search = fitted(search, after)
+            after = search.cursor
         selection = Selection(replace(search, cursor=None), None if ids is None else tuple(ids), after)
         if dry_run:
             matched = await self.store.count_action(action, selection)

@@ -77,7 +77,7 @@ async def test_time_range_error_and_data_conditions(make_service):
     page = await service.browse.search(make_search("default", error="SMTP 550", state="failed"))
     assert sorted(j.id for j in page.jobs) == failed
     page = await service.browse.search(make_search("default", q='data.to contains "test.org"', limit=10))
-    assert [j.id for j in page.jobs] == later[:10] and page.scanned == 110 and page.next_cursor == later[9]
+    assert [j.id for j in page.jobs] == later[:10] and page.scanned == 110 and page.next_cursor == (later[9],)
     page = await service.browse.search(make_search("default", q="data.i = 150"))
     assert [j.id for j in page.jobs] == [later[50]] and page.scanned == 200 and page.next_cursor is None
 
@@ -259,3 +259,46 @@ async def test_many_delayed_jobs_due_at_a_start_are_promoted_in_batches(make_ser
     await wait_for(lambda: again.get_queue_metrics()["waiting"] == count, timeout=60)
     assert again.get_queue_metrics()["delayed"] == 0
     assert await again.audit() == []
+
+
+async def test_a_finished_state_pages_by_finish_time_and_its_range_is_the_finish_time(make_service):
+    clock = FakeClock()
+    service = await make_service(clock=clock, background=False)
+    await service.add_jobs(service.build_jobs([{"name": "mail"}] * 30))
+    leased = await service.workers.lease("default", None, 30, 60_000, 0)
+    order = []
+    for job in reversed(leased):  # the newest job fails first
+        clock.advance(1000)
+        await service.workers.fail(job.id, job.lease_token, Failure("no", retry=False))
+        order.append(job.id)
+    newest_first, cursor = [], None
+    while True:
+        page = await service.browse.search(make_search("default", state="failed", order="desc", limit=7,
+                                                       cursor=cursor))
+        newest_first += [j.id for j in page.jobs]
+        if page.next_cursor is None:
+            break
+        assert len(page.next_cursor) == 2  # (finish time, id)
+        cursor = page.next_cursor
+    assert newest_first == order[::-1]
+    recent = await service.browse.search(make_search("default", state="failed", created_from=clock.now_ms() - 4500))
+    assert [j.id for j in recent.jobs] == sorted(order[-5:], key=order.index)
+    # a bare id as cursor pages the same state in id order
+    by_id = await service.browse.search(make_search("default", state="failed", cursor=(min(order),), limit=100))
+    assert [j.id for j in by_id.jobs] == sorted(order)[1:]
+
+
+async def test_cursors_over_the_api(make_client):
+    client = await make_client()
+    await client.post("/queues/jobs/bulk", json={"jobs": [{"name": "x"}] * 5})
+    leased = await (await client.post("/queues/jobs/lease", json={"max": 5})).json()
+    for job in leased["jobs"]:
+        await client.post(f"/queues/jobs/{job['id']}/fail", json={"leaseToken": job["leaseToken"], "retry": False,
+                                                                  "error": "boom"})
+    first, body = await _page_ids(client, state="failed", limit=2)
+    assert "." in body["nextCursor"]
+    second, _ = await _page_ids(client, state="failed", limit=2, cursor=body["nextCursor"])
+    assert not set(first) & set(second)
+    for bad in ("x", "1.2.3", "-1", "1" * 16):
+        r = await client.get("/queues/jobs", params={"state": "failed", "cursor": bad})
+        assert r.status == 400 and (await r.json())["error"]["details"][0]["field"] == "cursor"

@@ -14,7 +14,7 @@ from ..errors import ValidationFailed
 from ..history import WINDOWS
 from ..model import JobState
 from ..options import Strict
-from ..search import ORDERS, JobSearch
+from ..search import ORDERS, JobSearch, cursor_text, parse_cursor
 from ..service_browse import MAX_ACTION, MAX_IDS, make_search
 from .common import ok, parse, query_choice, query_int, query_name, queue_of, service_of
 from .models import JobPageOut, Open
@@ -27,6 +27,8 @@ MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 # Said as milliseconds; an ISO 8601 time (2026-11-28T09:00:00Z) is read too.
 _TIME = {"type": "integer", "minimum": 0, "maximum": MAX_TIME_MS}
 _STATES = tuple(s.value for s in JobState)
+# A job id, or for a finished state's pages its finish time and id ("1795852800000.4711").
+CURSOR = {"type": "string", "pattern": r"^[0-9]{1,15}(\.[0-9]{1,15})?$"}
 FILTERS = (
     QUEUE,
     Query("state", "Only jobs in this state.", {"type": "string", "enum": list(_STATES)}),
@@ -60,7 +62,8 @@ def query_time(request: web.Request, name: str) -> int | None:
     return value
 
 
-def search_of(request: web.Request, *, cursor: int | None = None, limit: int = 100, order: str = "asc") -> JobSearch:
+def search_of(request: web.Request, *, cursor: tuple[int, ...] | None = None, limit: int = 100,
+              order: str = "asc") -> JobSearch:
     """The filters every search and action takes (FILTERS)."""
     error = request.query.get("error")
     if error is not None and not 1 <= len(error) <= 1000:
@@ -80,21 +83,25 @@ def search_of(request: web.Request, *, cursor: int | None = None, limit: int = 1
                                     Query("order", "asc (default): oldest first; desc: newest first.",
                                           {"type": "string", "enum": list(ORDERS)}),
                                     int_query("limit", "Page size (default 100).", 1, 1000),
-                                    int_query("cursor", "nextCursor of the previous page.", 0, 2**48)))
+                                    Query("cursor", "nextCursor of the previous page.", CURSOR)))
 async def list_jobs(request: web.Request) -> web.Response:
     order = query_choice(request, "order", ORDERS) or "asc"
-    cursor = request.query.get("cursor")
     search = search_of(request, order=order, limit=query_int(request, "limit", 100, 1, 1000),
-                       cursor=None if cursor is None else query_int(request, "cursor", 0, 0, 2**48))
+                       cursor=cursor_of(request.query.get("cursor")))
     page = await service_of(request).browse.search(search)
-    body: dict[str, Any] = {**jobs_out(page.jobs), "nextCursor": _text(page.next_cursor)}
+    body: dict[str, Any] = {**jobs_out(page.jobs), "nextCursor": cursor_text(page.next_cursor)}
     if page.scanned is not None:
         body["scanned"] = page.scanned
     return ok(body)
 
 
-def _text(job_id: int | None) -> str | None:
-    return None if job_id is None else str(job_id)
+def cursor_of(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        return parse_cursor(text)
+    except ValueError as exc:
+        raise ValidationFailed(str(exc), [{"field": "cursor", "message": str(exc)}]) from None
 
 
 class ActionBody(Strict):
@@ -102,7 +109,7 @@ class ActionBody(Strict):
     ids: list[Annotated[str, Field(pattern=r"^[0-9]{1,15}$")]] | None = Field(
         None, max_length=MAX_IDS, description="These jobs (ids); else the filters of the query string choose them.")
     dryRun: bool = Field(False, description="Change nothing; answer how many jobs would change, over every call.")
-    cursor: str | None = Field(None, pattern=r"^[0-9]{1,15}$",
+    cursor: str | None = Field(None, pattern=CURSOR["pattern"],
                                description="nextCursor of the previous call, to go on.")
 
 
@@ -123,10 +130,10 @@ async def act(request: web.Request) -> web.Response:
     search = search_of(request)
     body = await parse(request, ActionBody)
     ids = None if body.ids is None else [int(i) for i in body.ids]
-    after = None if body.cursor is None else int(body.cursor)
+    after = cursor_of(body.cursor)
     outcome = await service_of(request).browse.act(body.action, search, ids, dry_run=body.dryRun, after=after)
     return ok({"action": outcome.action, "changed": outcome.changed, "ids": [str(i) for i in outcome.ids],
-               "matched": outcome.matched, "nextCursor": _text(outcome.next_cursor)})
+               "matched": outcome.matched, "nextCursor": cursor_text(outcome.next_cursor)})
 
 
 class FailureGroupOut(Open):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
+from typing import Any
 
 from ..model import JobState, dumps
 from ..search import MAX_SCAN, JobSearch
@@ -33,17 +34,18 @@ _APPLY = {
 @dataclass(frozen=True, slots=True)
 class Selection:
     """The jobs an action is for: ``ids`` (of ``search.queue``), or every job the
-    search finds (its cursor, order and limit are not used: see ``after``)."""
+    search finds, in the search's key order (see JobSearch) after ``after``, the last
+    answer's nextCursor. The search's own cursor, order and limit are not used."""
 
     search: JobSearch
     ids: tuple[int, ...] | None = None
-    after: int | None = None  # go on after this id (the last answer's nextCursor)
+    after: tuple[int, ...] | None = None
 
 
 @dataclass(slots=True)
 class Acted:
     changes: list[Change]
-    next_cursor: int | None  # where the next call goes on; None: nothing more to do
+    next_cursor: tuple[int, ...] | None  # where the next call goes on; None: nothing more to do
 
 
 def _eligible(action: str, selection: Selection) -> tuple[str, ...]:
@@ -52,34 +54,48 @@ def _eligible(action: str, selection: Selection) -> tuple[str, ...]:
     return states if wanted is None else tuple(s for s in states if s == wanted)
 
 
-def _chosen(action: str, selection: Selection, limit: int | None) -> Query | None:
-    """The chosen jobs (id, state, run_at) in id order, or None: none can be."""
+def _where(action: str, selection: Selection) -> tuple[str, list[Any]] | None:
+    """The chosen jobs' conditions, or None: none can be chosen."""
     states = _eligible(action, selection)
     if not states:
         return None
-    search = selection.search
-    marks = ", ".join("?" * len(states))
-    where, params = search_where(search, cursor=selection.after, order="asc")
-    where.append(f"state IN ({marks})")
+    where, params = search_where(selection.search, cursor=selection.after, order="asc")
+    where.append(f"state IN ({', '.join('?' * len(states))})")
     params += list(states)
     if selection.ids is not None:
         where.append("id IN (SELECT value FROM json_each(?))")
         params.append(dumps(list(selection.ids)))
+    return " AND ".join(where), params
+
+
+def _chosen(action: str, selection: Selection, limit: int | None) -> Query | None:
+    """The chosen jobs (id, state, run_at, finished_at) in key order."""
+    found = _where(action, selection)
+    if found is None:
+        return None
+    where, params = found
+    search = selection.search
+    order = "ORDER BY finished_at, id" if search.by_finish else "ORDER BY id"
     bound = "" if limit is None else f" LIMIT {int(limit)}"
+    columns = "id, state, run_at, finished_at"
     if search.scans:
         condition, condition_params = condition_sql(search)
-        window = f"SELECT id, state, run_at, data FROM jobs WHERE {' AND '.join(where)} ORDER BY id"
+        window = f"SELECT {columns}, data FROM jobs WHERE {where} {order}"
         if limit is not None:
             window += f" LIMIT {MAX_SCAN}"
-        return (f"SELECT id, state, run_at FROM ({window}) WHERE {condition} ORDER BY id{bound}",
+        return (f"SELECT {columns} FROM ({window}) WHERE {condition} {order}{bound}",
                 (*params, *condition_params))
-    return f"SELECT id, state, run_at FROM jobs WHERE {' AND '.join(where)} ORDER BY id{bound}", tuple(params)
+    return f"SELECT {columns} FROM jobs WHERE {where} {order}{bound}", tuple(params)
 
 
 def count_query(action: str, selection: Selection) -> Query | None:
     """How many jobs the action would change, over every page (a dry run)."""
     chosen = _chosen(action, selection, None)
     return None if chosen is None else (f"SELECT count(*) FROM ({chosen[0]})", chosen[1])
+
+
+def _key(search: JobSearch, row: tuple[Any, ...]) -> tuple[int, ...]:
+    return (row[3], row[0]) if search.by_finish else (row[0],)
 
 
 def act(conn: sqlite3.Connection, action: str, selection: Selection, now: int, limit: int) -> Acted:
@@ -90,7 +106,7 @@ def act(conn: sqlite3.Connection, action: str, selection: Selection, now: int, l
     rows = conn.execute(*chosen).fetchall()
     more = len(rows) > limit
     rows = rows[:limit]
-    next_cursor = rows[-1][0] if more else None
+    next_cursor = _key(selection.search, rows[-1]) if more else None
     if not more and selection.search.scans and selection.ids is None:
         next_cursor = _window_end(conn, action, selection)
     if not rows:
@@ -110,15 +126,13 @@ def act(conn: sqlite3.Connection, action: str, selection: Selection, now: int, l
     return Acted(changes, next_cursor)
 
 
-def _window_end(conn: sqlite3.Connection, action: str, selection: Selection) -> int | None:
+def _window_end(conn: sqlite3.Connection, action: str, selection: Selection) -> tuple[int, ...] | None:
     """A data condition reads at most MAX_SCAN rows a call: when it read that many,
     the next call goes on after the last of them."""
-    states = _eligible(action, selection)
-    where, params = search_where(selection.search, cursor=selection.after, order="asc")
-    marks = ", ".join("?" * len(states))
-    where.append(f"state IN ({marks})")
-    n, last = conn.execute(
-        f"SELECT count(*), max(id) FROM (SELECT id FROM jobs WHERE {' AND '.join(where)}"
-        f" ORDER BY id LIMIT {MAX_SCAN})", (*params, *states),
-    ).fetchone()
-    return last if n >= MAX_SCAN else None
+    found = _where(action, selection)
+    assert found is not None
+    where, params = found
+    order = "ORDER BY finished_at, id" if selection.search.by_finish else "ORDER BY id"
+    row = conn.execute(f"SELECT id, state, run_at, finished_at FROM jobs WHERE {where} {order}"
+                       f" LIMIT 1 OFFSET {MAX_SCAN - 1}", params).fetchone()
+    return None if row is None else _key(selection.search, row)

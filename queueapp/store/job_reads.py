@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..model import JobState
-from ..search import MAX_SCAN, JobSearch
+from ..search import FINISHED_STATES, MAX_SCAN, JobSearch
 from .jobs import COLUMNS
 
 Query = tuple[str, tuple[Any, ...]]
@@ -20,15 +20,21 @@ def get_query(job_id: int) -> Query:
     return f"SELECT {COLUMNS} FROM jobs WHERE id = ?", (job_id,)
 
 
-def search_where(search: JobSearch, *, cursor: int | None, order: str) -> tuple[list[str], list[Any]]:
-    """The conditions an index answers: queue, state, name, creation time, an id or
-    a key, and the cursor (after it in ``order``)."""
+def search_where(search: JobSearch, *, cursor: tuple[int, ...] | None, order: str) -> tuple[list[str], list[Any]]:
+    """The conditions an index answers: queue, state, name, time, an id or a key,
+    and the cursor (after it in ``order``; see JobSearch for the key)."""
     where: list[str] = ["queue = ?"]
     params: list[Any] = [search.queue]
-    for column, op, value in (("state", "=", search.state), ("name", "=", search.name),
-                              ("created_at", ">=", search.created_from),
-                              ("created_at", "<=", search.created_to),
-                              ("id", ">" if order == "asc" else "<", cursor)):
+    by_finish = search.by_finish
+    if search.state is not None:
+        where.append("state = ?")
+        params.append(search.state)
+        if search.state not in FINISHED_STATES:
+            # always so for these states (check.py): (queue, state, finished_at) reads in id order
+            where.append("finished_at IS NULL")
+    when = "finished_at" if by_finish else "created_at"
+    for column, op, value in (("name", "=", search.name), (when, ">=", search.created_from),
+                              (when, "<=", search.created_to)):
         if value is not None:
             where.append(f"{column} {op} ?")
             params.append(value)
@@ -39,7 +45,19 @@ def search_where(search: JobSearch, *, cursor: int | None, order: str) -> tuple[
     if condition is not None and not search.scans:
         where.append(_SEARCH[condition.kind])
         params.append(condition.value)
+    if cursor is not None:
+        where.append(f"{_keys(search)} {'>' if order == 'asc' else '<'} ({', '.join('?' * len(cursor))})")
+        params += list(cursor)
     return where, params
+
+
+def _keys(search: JobSearch) -> str:
+    return "(finished_at, id)" if search.by_finish else "(id)"
+
+
+def _order(search: JobSearch) -> str:
+    desc = " DESC" if search.order == "desc" else ""
+    return "ORDER BY " + (f"finished_at{desc}, id{desc}" if search.by_finish else f"id{desc}")
 
 
 def condition_sql(search: JobSearch) -> tuple[str, list[Any]]:
@@ -50,10 +68,10 @@ def condition_sql(search: JobSearch) -> tuple[str, list[Any]]:
 
 
 def search_query(search: JobSearch) -> Query:
-    """A page in id order after the cursor, read off an index. A data condition
-    looks at no more than MAX_SCAN rows (see scanned_query)."""
+    """A page after the cursor, read off an index. A data condition looks at no
+    more than MAX_SCAN rows (see scanned_query)."""
     where, params = search_where(search, cursor=search.cursor, order=search.order)
-    order = "ORDER BY id" + (" DESC" if search.order == "desc" else "")
+    order = _order(search)
     if not search.scans:
         return f"SELECT {COLUMNS} FROM jobs WHERE {' AND '.join(where)} {order} LIMIT ?", (*params, search.limit)
     condition, condition_params = condition_sql(search)
@@ -62,18 +80,23 @@ def search_query(search: JobSearch) -> Query:
             (*params, *condition_params, search.limit))
 
 
-def scanned_query(search: JobSearch, last_id: int | None) -> Query:
-    """How many rows a data condition's page read (up to ``last_id`` when the page
-    filled up, else its whole window), and the last of them."""
+def scanned_query(search: JobSearch, last: tuple[int, ...] | None) -> Query:
+    """How many rows a data condition's page read: up to ``last`` (the key of its
+    last job) when the page filled up, else its whole window."""
     where, params = search_where(search, cursor=search.cursor, order=search.order)
-    desc = search.order == "desc"
-    if last_id is not None:
-        where.append("id >= ?" if desc else "id <= ?")
-        params.append(last_id)
-    order = "ORDER BY id" + (" DESC" if desc else "")
-    edge = "min" if desc else "max"
-    return (f"SELECT count(*), {edge}(id) FROM (SELECT id FROM jobs WHERE {' AND '.join(where)}"
-            f" {order} LIMIT {MAX_SCAN})", tuple(params))
+    if last is not None:
+        where.append(f"{_keys(search)} {'<=' if search.order == 'asc' else '>='} ({', '.join('?' * len(last))})")
+        params += list(last)
+    return (f"SELECT count(*) FROM (SELECT id FROM jobs WHERE {' AND '.join(where)} {_order(search)}"
+            f" LIMIT {MAX_SCAN})", tuple(params))
+
+
+def window_end_query(search: JobSearch) -> Query:
+    """The key of the last row a full window read: where the next page goes on."""
+    where, params = search_where(search, cursor=search.cursor, order=search.order)
+    keys = "finished_at, id" if search.by_finish else "id"
+    return (f"SELECT {keys} FROM jobs WHERE {' AND '.join(where)} {_order(search)} LIMIT 1 OFFSET {MAX_SCAN - 1}",
+            tuple(params))
 
 
 # A search's condition (search.py); data conditions take the JSON path first.

@@ -264,14 +264,14 @@ class SqliteStore(Store):
 
     async def search_jobs(self, search: JobSearch) -> JobPage:
         jobs = [sql.row_to_job(r) for r in await self._fetchall(*reads.search_query(search))]
-        full = len(jobs) == search.limit
+        last = search.key_of(jobs[-1]) if len(jobs) == search.limit else None
         if not search.scans:
-            return JobPage(jobs, jobs[-1].id if full else None)
-        last = jobs[-1].id if full else None
-        (scanned, edge), = await self._fetchall(*reads.scanned_query(search, last))
-        if full:
+            return JobPage(jobs, last)
+        (scanned,), = await self._fetchall(*reads.scanned_query(search, last))
+        if last is not None or scanned < MAX_SCAN:
             return JobPage(jobs, last, scanned)
-        return JobPage(jobs, edge if scanned >= MAX_SCAN else None, scanned)
+        edge = await self._fetchall(*reads.window_end_query(search))
+        return JobPage(jobs, tuple(edge[0]) if edge else None, scanned)
 
     async def failed_jobs(self, queue: str, limit: int) -> list[Job]:
         return [sql.row_to_job(r) for r in await self._fetchall(*reads.failed_query(queue, limit))]
