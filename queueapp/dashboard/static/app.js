@@ -272,6 +272,8 @@ async function queuePage(main, queue, params) {
     state: params.get("state") || "", name: params.get("name") || "", q: params.get("q") || "",
     from: params.get("from") || "", to: params.get("to") || "", order: params.get("order") || "desc",
   };
+  // A finished state's pages run by finish time, and the range bounds it (docs/api.md).
+  const whenWord = ["completed", "failed", "cancelled"].includes(filters.state) ? "Finished" : "Created";
   const { queues } = await api("GET", "/queues");
   const info = queues.find((q) => q.name === queue) || { name: queue, paused: false, counts: {} };
   const selected = new Set();
@@ -300,8 +302,8 @@ async function queuePage(main, queue, params) {
       name: "q", value: filters.q, maxlength: 500, "aria-describedby": "q-error",
       placeholder: 'id, jobId key, data.userId = 42, data.to contains "example.com"',
     }), searchError),
-    h("label", null, "Created from (UTC)", h("input", { name: "from", type: "datetime-local", value: filters.from })),
-    h("label", null, "Created to (UTC)", h("input", { name: "to", type: "datetime-local", value: filters.to })),
+    h("label", null, `${whenWord} from (UTC)`, h("input", { name: "from", type: "datetime-local", value: filters.from })),
+    h("label", null, `${whenWord} to (UTC)`, h("input", { name: "to", type: "datetime-local", value: filters.to })),
     h("label", null, "Order", h("select", { name: "order" },
       h("option", { value: "desc", selected: filters.order === "desc" }, "newest first"),
       h("option", { value: "asc", selected: filters.order === "asc" }, "oldest first"))),
