@@ -13,7 +13,7 @@ from pydantic import BaseModel, ValidationError
 from .clock import Clock, from_datetime
 from .errors import ValidationFailed
 from .jsonfast import dumps_bytes
-from .model import DEFAULT_ATTEMPTS, NewJob
+from .model import DEFAULT_ATTEMPTS, NewJob, Unique
 from .options import LATEST_RUN_AT, JobOptions, PriorityFactors, check_queue_name
 from .priority import calculate_priority
 
@@ -104,6 +104,7 @@ class JobBuilder:
             run_at=run_at if run_at is not None else now + options.delay,
             options=options.stored(),
             job_key=options.jobId,
+            unique=unique_of(options),
         )
 
     def build_many(self, items: list[dict[str, Any]], queue: str) -> list[NewJob]:
@@ -133,7 +134,7 @@ class JobBuilder:
                 raise _told_at(index, _data_refused(name, exc)) from None
             # The options dict is shared by the jobs alike: nothing changes a job's options.
             built.append(NewJob(queue, name, data, shape.priority, shape.attempts, shape.run_at,
-                                shape.options, shape.job_key))
+                                shape.options, shape.job_key, shape.unique))
         return built
 
     def _check_data(self, name: str, data: dict[str, Any]) -> None:
@@ -147,7 +148,12 @@ class JobBuilder:
         """What an options object makes of every job that carries it."""
         priority = int(options.priority or 3)
         return NewJob("", "", {}, priority, options.attempts or DEFAULT_ATTEMPTS[priority],
-                      now + options.delay, options.stored(), options.jobId)
+                      now + options.delay, options.stored(), options.jobId, unique_of(options))
+
+
+def unique_of(options: JobOptions) -> Unique | None:
+    u = options.unique
+    return None if u is None else Unique(u.key, u.ttlMs, u.mode, tuple(dict.fromkeys(u.states)))
 
 
 def _parse_at(model: type[M], raw: bytes, where: tuple[Any, ...]) -> M:

@@ -58,6 +58,16 @@ class Priority(IntEnum):
 DEFAULT_ATTEMPTS: dict[int, int] = {1: 5, 2: 4, 3: 3, 4: 2, 5: 1}
 
 
+@dataclass(frozen=True, slots=True)
+class Unique:
+    """options.unique of a job to enqueue (see options.UniqueOptions)."""
+
+    key: str
+    ttl_ms: int
+    mode: str  # reject, replace, debounce
+    states: tuple[str, ...]
+
+
 @dataclass(slots=True)
 class NewJob:
     """A job to enqueue, already validated."""
@@ -70,6 +80,7 @@ class NewJob:
     run_at: int
     options: dict[str, Any] = field(default_factory=dict)
     job_key: str | None = None
+    unique: Unique | None = None
 
     def placed(self, now: int) -> tuple[JobState, int]:
         """The state and due time the job is stored with when added at ``now``."""

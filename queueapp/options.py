@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
@@ -54,6 +54,23 @@ MAX_KEEP = 1_000_000  # removeOnComplete/removeOnFail as a count: keep at most t
 Keep = bool | Annotated[int, Field(ge=0, le=MAX_KEEP), WHOLE]
 
 
+HeldBy = Literal["waiting", "delayed", "active"]
+
+
+class UniqueOptions(Strict):
+    """At most one job of a key at a time: while a job with ``key`` is in one of
+    ``states``, or finished less than ``ttlMs`` ago, a new enqueue with that key
+    creates nothing. ``mode`` says what it does instead: ``reject`` answers the kept
+    job; ``replace`` gives a waiting or delayed kept job the new data; ``debounce``
+    also moves its run time to the new job's (now + delay)."""
+
+    key: Annotated[str, Field(min_length=1, max_length=255)]
+    ttlMs: Annotated[int, Field(ge=0, le=MAX_DELAY_MS), WHOLE] = 0
+    mode: Literal["reject", "replace", "debounce"] = "reject"
+    states: Annotated[list[HeldBy], Field(min_length=1, max_length=3)] = Field(
+        default_factory=lambda: list(get_args(HeldBy)))
+
+
 class JobOptions(Strict):
     priority: Annotated[int, Field(ge=1, le=5), WHOLE] | None = None
     attempts: Annotated[int, Field(ge=1, le=100), WHOLE] | None = None
@@ -63,6 +80,7 @@ class JobOptions(Strict):
     jobId: Annotated[str, Field(min_length=1, max_length=255)] | None = None
     removeOnComplete: Keep = False
     removeOnFail: Keep = False
+    unique: UniqueOptions | None = None
 
     def stored(self) -> dict[str, Any]:
         """The options kept with the job (what governs it after enqueue)."""
@@ -75,6 +93,8 @@ class JobOptions(Strict):
             kept["removeOnComplete"] = self.removeOnComplete
         if self.removeOnFail is not False:
             kept["removeOnFail"] = self.removeOnFail
+        if self.unique is not None:
+            kept["unique"] = self.unique.model_dump()
         return kept
 
 

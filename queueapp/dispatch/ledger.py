@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..clock import Clock, to_iso
@@ -162,6 +162,8 @@ class Ledger:
         for a in added:
             if a.created:
                 self._guard(a.id, self._accept_one, *a.placement())
+            elif a.moved is not None:
+                self._guard(a.id, self._moved, a.job, *a.moved)
 
     def _accept_alike(self, run: AddedRun) -> None:
         """A large enqueue of jobs alike but for their data: counted and put in line
@@ -181,6 +183,13 @@ class Ledger:
         base = pack(priority, run_at, 0)
         q.lanes.push_many(q.lanes.lane(name), [base | job_id for job_id in run.ids])
         self._announce(q, name)
+
+    def _moved(self, job: Job, prior: JobState, prior_run_at: int) -> None:
+        """A kept job an enqueue moved in time (options.unique debounce)."""
+        self._unplace(replace(job, run_at=prior_run_at), prior)
+        self.metrics.of(job.queue).move(prior, job.state)
+        self.emit(str(job.state), job.id, job.queue, job.name, debounced=True, runAt=to_iso(job.run_at))
+        self.place_job(job)
 
     def _accept_one(self, job_id: int, queue: str, name: str, state: JobState, priority: int,
                     run_at: int) -> None:

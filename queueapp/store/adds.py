@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..jsonfast import dumps_bytes
-from ..model import NewJob, dumps
+from ..model import JobState, NewJob, dumps
 from .jobs import COLUMNS, row_to_job
 from .records import Added, AddedRun
 
@@ -40,7 +40,7 @@ class IdAllocator:
 
 _INSERT = (
     "INSERT INTO jobs (id, queue, name, state, priority, data, options, attempts, job_key,"
-    " created_at, run_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " created_at, run_at, unique_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 # A large enqueue without keys is one statement over a JSON array of its jobs: SQLite
@@ -93,7 +93,7 @@ class EncodedJobs:
     def of(cls, jobs: list[NewJob], now: int) -> EncodedJobs | None:
         """The array for ``jobs``, or None when they go the row-by-row way (few jobs,
         or any with a key: a key must be looked up before its job is inserted)."""
-        if len(jobs) < ARRAY_MIN or any(j.job_key is not None for j in jobs):
+        if len(jobs) < ARRAY_MIN or any(j.job_key is not None or j.unique is not None for j in jobs):
             return None
         return cls(jobs, now)
 
@@ -133,28 +133,57 @@ def _add_jobs(
     conn: sqlite3.Connection, ids: IdAllocator, jobs: list[NewJob], now: int,
     plain_rows: list[tuple[Any, ...]],
 ) -> list[Added]:
-    """Jobs without an idempotency key go to ``plain_rows`` for one executemany at
-    the end; keyed jobs are inserted at once, so a later job with the same key (in
-    this batch or the next group) finds them."""
+    """Jobs without a key go to ``plain_rows`` for one executemany at the end; a job
+    with a ``jobId`` or a unique key is looked up and inserted at once, so a later
+    job with the same key (in this batch or the next group) finds it."""
     results: list[Added | None] = [None] * len(jobs)
     for index, new in enumerate(jobs):
-        if new.job_key is not None:
-            existing = conn.execute(
-                f"SELECT {COLUMNS} FROM jobs WHERE queue = ? AND job_key = ?",
-                (new.queue, new.job_key),
-            ).fetchone()
-            if existing is not None:
-                results[index] = Added(row_to_job(existing), created=False)
-                continue
+        keyed = new.job_key is not None or new.unique is not None
+        if keyed and (kept := _kept(conn, new, now)) is not None:
+            results[index] = kept
+            continue
         job_id = ids.take()
         state, run_at = new.placed(now)
         row = (
             job_id, new.queue, new.name, state.value, new.priority, dumps(new.data),
             dumps(new.options), new.attempts, new.job_key, now, run_at,
+            None if new.unique is None else new.unique.key,
         )
-        if new.job_key is not None:
+        if keyed:
             conn.execute(_INSERT, row)
         else:
             plain_rows.append(row)
         results[index] = Added.fresh(job_id, new, now)
     return results  # type: ignore[return-value]
+
+
+def _kept(conn: sqlite3.Connection, new: NewJob, now: int) -> Added | None:
+    """The job kept instead of ``new``: the one with its jobId, or the one its unique
+    key holds (replaced or debounced as its mode says); None: insert ``new``."""
+    if new.job_key is not None:
+        row = conn.execute(f"SELECT {COLUMNS} FROM jobs WHERE queue = ? AND job_key = ?",
+                           (new.queue, new.job_key)).fetchone()
+        if row is not None:
+            return Added(row_to_job(row), created=False)
+    unique = new.unique
+    if unique is None:
+        return None
+    marks = ", ".join("?" * len(unique.states))
+    row = conn.execute(
+        f"SELECT {COLUMNS} FROM jobs WHERE queue = ? AND unique_key = ? AND (state IN ({marks})"
+        " OR (state IN ('completed', 'failed', 'cancelled') AND finished_at > ?)) ORDER BY id DESC LIMIT 1",
+        (new.queue, unique.key, *unique.states, now - unique.ttl_ms),
+    ).fetchone()
+    if row is None:
+        return None
+    kept = row_to_job(row)
+    if unique.mode == "reject" or kept.state not in (JobState.WAITING, JobState.DELAYED):
+        return Added(kept, created=False)
+    if unique.mode == "replace":
+        row = conn.execute(f"UPDATE jobs SET data = ? WHERE id = ? RETURNING {COLUMNS}",
+                           (dumps(new.data), kept.id)).fetchone()
+        return Added(row_to_job(row), created=False)
+    state, run_at = new.placed(now)  # debounce: it runs when the new job would have
+    row = conn.execute(f"UPDATE jobs SET data = ?, state = ?, run_at = ? WHERE id = ? RETURNING {COLUMNS}",
+                       (dumps(new.data), state.value, run_at, kept.id)).fetchone()
+    return Added(row_to_job(row), created=False, moved=(kept.state, kept.run_at))

@@ -16,15 +16,18 @@ class Added:
     options.jobId matched a job already kept, which is returned). A created job's
     ``Job`` is built only when asked for: a bulk answered with ids never needs one."""
 
-    __slots__ = ("_job", "created", "id", "_new", "_now")
+    __slots__ = ("_job", "created", "id", "_new", "_now", "moved")
 
     def __init__(self, job: Job | None, created: bool, *, new: NewJob | None = None,
-                 job_id: int = 0, now: int = 0) -> None:
+                 job_id: int = 0, now: int = 0, moved: tuple[JobState, int] | None = None) -> None:
         self._job = job
         self.created = created
         self.id = job.id if job is not None else job_id
         self._new = new
         self._now = now
+        # A kept job this enqueue moved (options.unique debounce): its state and due
+        # time before, so that memory can take it from where it was.
+        self.moved = moved
 
     @classmethod
     def fresh(cls, job_id: int, new: NewJob, now: int) -> Added:

@@ -1,0 +1,118 @@
+"""options.unique over a real store: at most one job of a key in the states named,
+or finished within ttlMs; reject, replace and debounce decided in the enqueue's own
+transaction, so concurrent enqueues of one key create one job."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from queueapp.clock import FakeClock
+from queueapp.model import JobState
+from queueapp.retry import Failure
+
+
+def unique(key: str, **more) -> dict:
+    return {"unique": {"key": key, **more}}
+
+
+async def test_twenty_concurrent_enqueues_of_one_key_create_one_job(make_client):
+    client = await make_client(audit_interval_ms=60_000)
+    answers = await asyncio.gather(*[
+        client.post("/queues/jobs", json={"name": "sync", "data": {"n": i}, "options": unique("acct-1")})
+        for i in range(20)])
+    statuses = sorted(r.status for r in answers)
+    ids = {(await r.json())["id"] for r in answers}
+    assert statuses == [200] * 19 + [201] and len(ids) == 1
+    assert (await (await client.get("/queues/metrics")).json())["waiting"] == 1
+    assert (await (await client.get("/debug/audit")).json())["ok"]
+
+
+async def test_reject_holds_while_pending_or_running_and_for_ttl_after_finishing(make_service):
+    clock = FakeClock()
+    service = await make_service(clock=clock, background=False)
+    first = await service.add_job("sync", {"n": 1}, unique("k", ttlMs=60_000))
+    again = await service.add_job("sync", {"n": 2}, unique("k", ttlMs=60_000))
+    assert again.id == first.id and again.data == {"n": 1}
+    [leased] = await service.workers.lease("default", None, 1, 60_000, 0)
+    assert (await service.add_job("sync", {}, unique("k", ttlMs=60_000))).id == first.id  # active
+    await service.workers.complete(leased.id, leased.lease_token, None)
+    clock.advance(30_000)
+    assert (await service.add_job("sync", {}, unique("k", ttlMs=60_000))).id == first.id  # finished 30 s ago
+    clock.advance(31_000)
+    later = await service.add_job("sync", {}, unique("k", ttlMs=60_000))
+    assert later.id != first.id and later.state is JobState.WAITING
+    # without a ttl, a finished job does not hold its key; a failed one neither
+    [leased] = await service.workers.lease("default", None, 1, 60_000, 0)
+    await service.workers.fail(leased.id, leased.lease_token, Failure("no", retry=False))
+    assert (await service.add_job("sync", {}, unique("k"))).id not in (first.id, later.id)
+    assert await service.audit() == []
+
+
+async def test_the_states_named_are_the_ones_that_hold_the_key(make_service):
+    service = await make_service(background=False)
+    first = await service.add_job("sync", {}, unique("k", states=["waiting"]))
+    await service.workers.lease("default", None, 1, 60_000, 0)
+    second = await service.add_job("sync", {}, unique("k", states=["waiting"]))
+    assert second.id != first.id  # the first is active: it does not hold the key
+
+
+async def test_replace_gives_the_waiting_job_the_new_data_but_not_a_running_one(make_service):
+    service = await make_service(background=False)
+    first = await service.add_job("sync", {"v": 1}, unique("k", mode="replace"))
+    replaced = await service.add_job("sync", {"v": 2}, unique("k", mode="replace"))
+    assert replaced.id == first.id and replaced.data == {"v": 2}
+    assert (await service.get_job(first.id)).data == {"v": 2}
+    [leased] = await service.workers.lease("default", None, 1, 60_000, 0)
+    kept = await service.add_job("sync", {"v": 3}, unique("k", mode="replace"))
+    assert kept.id == first.id and kept.data == {"v": 2} and kept.state is JobState.ACTIVE
+    assert await service.audit() == []
+
+
+async def test_debounce_moves_the_pending_job_to_the_new_time(make_service):
+    clock = FakeClock()
+    service = await make_service(clock=clock, background=False)
+    first = await service.add_job("sync", {"v": 1}, {**unique("k", mode="debounce"), "delay": 10_000})
+    clock.advance(6_000)
+    moved = await service.add_job("sync", {"v": 2}, {**unique("k", mode="debounce"), "delay": 10_000})
+    assert moved.id == first.id and moved.data == {"v": 2}
+    assert moved.run_at == clock.now_ms() + 10_000 and moved.state is JobState.DELAYED
+    assert service.dispatcher.ledger.timers.next_due() == moved.run_at  # memory moved it too
+    assert await service.audit() == []
+    now = await service.add_job("sync", {"v": 3}, unique("k", mode="debounce"))  # no delay: due now
+    assert now.id == first.id and now.state is JobState.WAITING
+    assert service.dispatcher.ledger.timers.next_due() is None
+    metrics = service.get_queue_metrics()
+    assert (metrics["waiting"], metrics["delayed"]) == (1, 0)
+    assert await service.audit() == []
+
+
+async def test_a_bulk_can_hold_one_key_twice_and_keeps_the_first(make_client):
+    client = await make_client()
+    r = await client.post("/queues/jobs/bulk", json={"jobs": [
+        {"name": "a", "options": unique("k")}, {"name": "b", "options": unique("k")}, {"name": "c"}]})
+    jobs = (await r.json())["jobs"]
+    assert r.status == 201 and jobs[0]["id"] == jobs[1]["id"] != jobs[2]["id"]
+    assert jobs[1]["options"]["unique"]["key"] == "k"
+
+
+@pytest.mark.parametrize("bad", [{"key": ""}, {"key": "k", "mode": "later"}, {"key": "k", "ttlMs": -1},
+                                 {"key": "k", "states": []}, {"key": "k", "states": ["completed"]},
+                                 {"key": "k" * 256}, {"mode": "reject"}, {"key": "k", "extra": 1}])
+async def test_bad_unique_options_are_refused(make_client, bad):
+    client = await make_client()
+    r = await client.post("/queues/jobs", json={"name": "x", "options": {"unique": bad}})
+    body = await r.json()
+    assert r.status == 400 and body["error"]["details"][0]["field"].startswith("options.unique")
+    assert (await (await client.get("/queues/metrics")).json())["total"] == 0
+
+
+async def test_a_large_bulk_with_unique_keys_takes_the_keyed_way(make_client):
+    client = await make_client(audit_interval_ms=60_000)
+    jobs = [{"name": "sync", "data": {"i": i}, "options": unique(f"k{i % 50}")} for i in range(200)]
+    r = await client.post("/queues/jobs/bulk?return=ids", json={"jobs": jobs})
+    ids = (await r.json())["ids"]
+    assert len(ids) == 200 and len(set(ids)) == 50 and ids[:50] == ids[50:100]
+    assert (await (await client.get("/queues/metrics")).json())["waiting"] == 50
+    assert (await (await client.get("/debug/audit")).json())["ok"]
