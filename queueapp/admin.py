@@ -56,7 +56,7 @@ def add_commands(commands: Any) -> None:
     jobs.add_argument("action", choices=("ls", "show", "retry", "cancel", "promote", "purge"))
     jobs.add_argument("ids", nargs="*", help="job ids (show, retry, cancel, promote)")
     jobs.add_argument("--failed", action="store_true", help="retry: every failed job (with --name, of that name)")
-    jobs.add_argument("--state", help="ls: only this state; purge: completed, failed or cancelled")
+    jobs.add_argument("--state", help="ls: only this state; purge: completed, failed, cancelled or expired")
     jobs.add_argument("--name", help="ls: only jobs of this name")
     jobs.add_argument("--search", help='ls: a job id, a jobId key, data.field = VALUE or data.field contains "text"')
     jobs.add_argument("--limit", type=int, default=50, help="ls: at most this many (default 50)")
@@ -157,8 +157,8 @@ async def jobs_action(client: QueueClient, args: argparse.Namespace) -> Any:
 
 
 async def _purge(client: QueueClient, args: argparse.Namespace) -> Any:
-    if args.state not in ("completed", "failed", "cancelled") or args.older_than is None:
-        raise UsageError("jobs purge needs --state completed|failed|cancelled and --older-than (such as 7d)")
+    if args.state not in ("completed", "failed", "cancelled", "expired") or args.older_than is None:
+        raise UsageError("jobs purge needs --state completed|failed|cancelled|expired and --older-than (such as 7d)")
     if args.dry_run:
         return {"wouldRemove": await _count_older(client, args.state, args.older_than), "dryRun": True}
     return await client.request("POST", "/queues/clean", {"grace": args.older_than, "status": args.state})

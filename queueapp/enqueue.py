@@ -105,6 +105,7 @@ class JobBuilder:
             options=options.stored(),
             job_key=options.jobId,
             unique=unique_of(options),
+            expire_at=None if options.expireInMs is None else now + options.expireInMs,
         )
 
     def build_many(self, items: list[dict[str, Any]], queue: str) -> list[NewJob]:
@@ -134,7 +135,7 @@ class JobBuilder:
                 raise _told_at(index, _data_refused(name, exc)) from None
             # The options dict is shared by the jobs alike: nothing changes a job's options.
             built.append(NewJob(queue, name, data, shape.priority, shape.attempts, shape.run_at,
-                                shape.options, shape.job_key, shape.unique))
+                                shape.options, shape.job_key, shape.unique, shape.expire_at))
         return built
 
     def _check_data(self, name: str, data: dict[str, Any]) -> None:
@@ -148,7 +149,8 @@ class JobBuilder:
         """What an options object makes of every job that carries it."""
         priority = int(options.priority or 3)
         return NewJob("", "", {}, priority, options.attempts or DEFAULT_ATTEMPTS[priority],
-                      now + options.delay, options.stored(), options.jobId, unique_of(options))
+                      now + options.delay, options.stored(), options.jobId, unique_of(options),
+                      None if options.expireInMs is None else now + options.expireInMs)
 
 
 def unique_of(options: JobOptions) -> Unique | None:

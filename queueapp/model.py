@@ -27,22 +27,25 @@ class JobState(StrEnum):
     """Dead letter: attempts spent, or failed with retry off. A retry moves it to waiting."""
     CANCELLED = "cancelled"
     """Cancelled before it ran. A retry moves it to waiting."""
+    EXPIRED = "expired"
+    """Not started by its expiry time (options.expireInMs). A retry moves it to waiting."""
 
 
 UNFINISHED = frozenset({JobState.WAITING, JobState.DELAYED, JobState.ACTIVE})
-FINISHED = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED})
+FINISHED = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.EXPIRED})
 
 # Which state may follow which. The store enforces each edge with a guarded UPDATE;
 # this table documents them and lets tests check the store against it.
 TRANSITIONS: dict[JobState, frozenset[JobState]] = {
-    JobState.WAITING: frozenset({JobState.ACTIVE, JobState.CANCELLED}),
-    JobState.DELAYED: frozenset({JobState.WAITING, JobState.CANCELLED}),
+    JobState.WAITING: frozenset({JobState.ACTIVE, JobState.CANCELLED, JobState.EXPIRED}),
+    JobState.DELAYED: frozenset({JobState.WAITING, JobState.CANCELLED, JobState.EXPIRED}),
     JobState.ACTIVE: frozenset(
         {JobState.COMPLETED, JobState.DELAYED, JobState.WAITING, JobState.FAILED, JobState.CANCELLED}
     ),
     JobState.COMPLETED: frozenset(),
     JobState.FAILED: frozenset({JobState.WAITING}),
     JobState.CANCELLED: frozenset({JobState.WAITING}),
+    JobState.EXPIRED: frozenset({JobState.WAITING}),
 }
 
 
@@ -81,6 +84,7 @@ class NewJob:
     options: dict[str, Any] = field(default_factory=dict)
     job_key: str | None = None
     unique: Unique | None = None
+    expire_at: int | None = None  # not started after this time (ms)
 
     def placed(self, now: int) -> tuple[JobState, int]:
         """The state and due time the job is stored with when added at ``now``."""

@@ -81,6 +81,8 @@ class JobOptions(Strict):
     removeOnComplete: Keep = False
     removeOnFail: Keep = False
     unique: UniqueOptions | None = None
+    # Not started within this long of its enqueue: the job ends expired instead.
+    expireInMs: Annotated[int, Field(ge=1, le=MAX_DELAY_MS), WHOLE] | None = None
 
     def stored(self) -> dict[str, Any]:
         """The options kept with the job (what governs it after enqueue)."""
@@ -95,6 +97,8 @@ class JobOptions(Strict):
             kept["removeOnFail"] = self.removeOnFail
         if self.unique is not None:
             kept["unique"] = self.unique.model_dump()
+        if self.expireInMs is not None:
+            kept["expireInMs"] = self.expireInMs
         return kept
 
 

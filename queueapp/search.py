@@ -75,7 +75,7 @@ ORDERS = ("asc", "desc")
 MAX_SCAN = 50_000  # rows a data condition may look at per page; the next page goes on
 
 
-FINISHED_STATES = ("completed", "failed", "cancelled")
+FINISHED_STATES = ("completed", "failed", "cancelled", "expired")
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
+from .background.expiry import ExpirySweep
 from .background.history import HistoryKeeper
 from .background.monitor import Alerter, Monitor
 from .background.recovery import LeaseReaper, recover_after_restart
@@ -70,6 +71,7 @@ class QueueService:
         self.builder = JobBuilder(self.clock, self.registry.validate)
         self.scheduler = Scheduler(store, self.dispatcher, self.clock, self.builder)
         self.reaper = LeaseReaper(self.dispatcher)
+        self.expiry = ExpirySweep(self.dispatcher)
         self.monitor = Monitor(self.dispatcher, thresholds_for, alerter, monitor_interval_ms,
                                reclaim=self.reclaim_memory)
         self.schedules = ScheduleDesk(store, self.scheduler, self.builder, self.registry)
@@ -102,6 +104,7 @@ class QueueService:
                 asyncio.create_task(self.reaper.run(), name="queueapp-lease-reaper"),
                 asyncio.create_task(self.monitor.run(), name="queueapp-monitor"),
                 asyncio.create_task(self.history.run(), name="queueapp-history"),
+                asyncio.create_task(self.expiry.run(), name="queueapp-expiry"),
             ]
 
     def stop_serving_requests(self) -> None:
@@ -233,8 +236,8 @@ class QueueService:
         """Remove jobs of ``status`` that finished more than ``grace_ms`` ago."""
         if isinstance(grace_ms, bool) or not isinstance(grace_ms, int) or not 0 <= grace_ms <= MAX_DELAY_MS:
             raise ValidationFailed(f"grace must be a whole number of ms from 0 to {MAX_DELAY_MS}")
-        if status not in ("completed", "failed", "cancelled"):
-            raise ValidationFailed("status must be completed, failed or cancelled")
+        if status not in ("completed", "failed", "cancelled", "expired"):
+            raise ValidationFailed("status must be completed, failed, cancelled or expired")
         return await self.dispatcher.clean(valid_queue(queue), JobState(status), grace_ms, limit)
 
     # queues ----------------------------------------------------------------------

@@ -83,7 +83,7 @@ class BrowseDesk:
         if dry_run:
             matched = await self.store.count_action(action, selection)
             return ActionOutcome(action, 0, matched, None, [])
-        acted = await self.dispatcher.act_on_jobs(action, selection, MAX_ACTION)
+        acted = await self.dispatcher.outcomes.act_on_jobs(action, selection, MAX_ACTION)
         changed = [c.job.id for c in acted.changes]
         return ActionOutcome(action, len(changed), None, acted.next_cursor, changed)
 

@@ -123,7 +123,7 @@ class ReleaseBody(Strict):
 
 class CleanBody(Strict):
     grace: Annotated[int, Field(ge=0, le=MAX_DELAY_MS), WHOLE] = 0
-    status: Literal["completed", "failed", "cancelled"] = "completed"
+    status: Literal["completed", "failed", "cancelled", "expired"] = "completed"
     limit: Annotated[int, Field(ge=1, le=1_000_000), WHOLE] | None = None
 
 
@@ -155,7 +155,7 @@ class JobOut(Open):
     queue: str
     name: str
     data: dict[str, Any]
-    state: Literal["waiting", "delayed", "active", "completed", "failed", "cancelled"]
+    state: Literal["waiting", "delayed", "active", "completed", "failed", "cancelled", "expired"]
     priority: Annotated[int, Field(ge=1, le=5)]
     attempts: int
     attemptsMade: int

@@ -30,7 +30,8 @@ async def prometheus_metrics(request: web.Request) -> web.Response:
 
 @api.endpoint("GET", "/queues/events",
           "Server-Sent Events of job transitions (added, waiting, active, progress, completed, "
-          "retrying, failed, cancelled, stalled, released) in a queue, optionally only for some job names.",
+          "retrying, failed, cancelled, stalled, released, expired, removed) in a queue, optionally only for "
+          "some job names.",
           ok=DocumentOut, content_type="text/event-stream",
           query=(QUEUE, Query("name", "Only jobs of this name; repeat for several.", JOB_NAME)))
 async def job_events(request: web.Request) -> web.StreamResponse:

@@ -21,7 +21,7 @@ from ..clock import Clock
 from ..errors import Conflict
 from ..model import Job, JobState, NewJob
 from ..retry import Failure
-from ..store import Acted, Added, Change, Selection, Store
+from ..store import Added, Change, Store
 from ..workers.registry import HandlerRegistry
 from .audit import compare
 from .executor import JobExecutor
@@ -260,12 +260,12 @@ class Dispatcher:
         ids = taken.ids
 
         def started(jobs: list[Job]) -> None:
-            q.running -= len(ids) - len(jobs)  # ids no longer waiting (cancelled meanwhile)
             by_id = {job.id: job for job in jobs}
-            for active in self.ledger.claimed(ids, jobs):
-                job = by_id[active.id]
-                active.task = asyncio.create_task(self.executor.run(job))
-            if len(jobs) < len(ids):
+            actives = self.ledger.claimed(ids, jobs)
+            q.running -= len(ids) - len(actives)  # no longer waiting (cancelled meanwhile), or expired
+            for active in actives:
+                active.task = asyncio.create_task(self.executor.run(by_id[active.id]))
+            if len(actives) < len(ids):
                 self._wake.set()
 
         try:
@@ -320,10 +320,6 @@ class Dispatcher:
 
     async def clean(self, queue: str, state: JobState, grace_ms: int, limit: int | None) -> int:
         return await self.outcomes.clean(queue, state, self.clock.now_ms() - grace_ms, limit)
-
-    async def act_on_jobs(self, action: str, selection: Selection, limit: int) -> Acted:
-        return await self.store.act_on_jobs(action, selection, self.clock.now_ms(), limit,
-                                            then=lambda acted: self.ledger.acted(action, acted))
 
     # external workers --------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..clock import Clock
 from ..errors import Conflict, NotFound
-from ..model import Job
+from ..model import Job, JobState
 from ..retry import Failure
 from ..store import Change, Store
 from .lanes import Taken
@@ -81,13 +81,14 @@ class LeaseDesk:
         claimed: list[Job] = []
 
         def record(jobs: list[Job]) -> None:
-            claimed.extend(jobs)
+            claimed.extend(job for job in jobs if job.state is JobState.ACTIVE)  # not the expired
             self.ledger.claimed(ids, jobs)
 
         write = asyncio.ensure_future(self.store.claim_jobs(ids, self.clock.now_ms(), lease_ms, then=record))
         write.add_done_callback(undo)
         try:
-            return await asyncio.shield(write)
+            await asyncio.shield(write)
+            return claimed
         except asyncio.CancelledError:
             # The asker went away mid-claim: whatever the commit claimed goes back.
             write.add_done_callback(lambda _t: asyncio.ensure_future(self._hand_back(claimed)))

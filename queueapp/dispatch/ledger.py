@@ -201,11 +201,27 @@ class Ledger:
 
     def claimed(self, taken: list[int], jobs: list[Job]) -> list[ActiveJob]:
         """waiting -> active committed for ``jobs`` (of the ``taken`` ids; the others
-        were no longer waiting)."""
+        were no longer waiting), or waiting -> expired for those past their expiry."""
         self.in_flight.difference_update(taken)
         for job_id in taken:
             self.claiming_here.pop(job_id, None)
-        return [a for job in jobs if (a := self._guard(job.id, self._activate, job)) is not None]
+        started = []
+        for job in jobs:
+            if job.state is JobState.EXPIRED:
+                self._guard(job.id, self._expire, job, JobState.WAITING)
+            elif (active := self._guard(job.id, self._activate, job)) is not None:
+                started.append(active)
+        return started
+
+    def expired(self, changes: list[Change]) -> None:
+        """waiting or delayed -> expired committed by the expiry sweep."""
+        for change in changes:
+            self._guard(change.job.id, self._unplace, change.job, change.prior)
+            self._guard(change.job.id, self._expire, change.job, change.prior)
+
+    def _expire(self, job: Job, prior: JobState) -> None:
+        self.metrics.of(job.queue).move(prior, JobState.EXPIRED)
+        self.emit("expired", job.id, job.queue, job.name)
 
     def _activate(self, job: Job) -> ActiveJob:
         assert job.lease_token is not None and job.started_at is not None

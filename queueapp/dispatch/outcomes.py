@@ -10,7 +10,7 @@ from ..clock import Clock
 from ..errors import Conflict
 from ..model import Job, JobState
 from ..retry import Failure
-from ..store import Change, Store
+from ..store import Acted, Change, Selection, Store
 from .leases import LeaseDesk, stale
 from .ledger import Ledger
 
@@ -105,6 +105,15 @@ class Outcomes:
         if change is None:
             raise Conflict(f"job {job.id} finished before it could be cancelled")
         return change.job
+
+    async def act_on_jobs(self, action: str, selection: Selection, limit: int) -> Acted:
+        """Retry, cancel, promote or delete many jobs (never an active one) at once."""
+        return await self.store.act_on_jobs(action, selection, self.clock.now_ms(), limit,
+                                            then=lambda acted: self.ledger.acted(action, acted))
+
+    async def expire_due(self, limit: int = 10_000) -> int:
+        """Waiting and delayed jobs past their expiry -> expired; how many."""
+        return len(await self.store.expire_jobs(self.clock.now_ms(), limit, then=self.ledger.expired))
 
     async def retry(self, job_id: int) -> Job:
         change = await self.store.retry_job(job_id, self.clock.now_ms(), then=self.ledger.retried)

@@ -16,15 +16,15 @@ from .records import Change
 
 # The states each action applies to; jobs in other states are left alone.
 ELIGIBLE: dict[str, tuple[str, ...]] = {
-    "retry": ("failed", "cancelled"),
+    "retry": ("failed", "cancelled", "expired"),
     "cancel": ("waiting", "delayed"),
     "promote": ("delayed",),
-    "delete": ("waiting", "delayed", "completed", "failed", "cancelled"),
+    "delete": ("waiting", "delayed", "completed", "failed", "cancelled", "expired"),
 }
 
 _APPLY = {
     "retry": "UPDATE jobs SET state = 'waiting', attempts_made = 0, run_at = ?2, started_at = NULL,"
-             " finished_at = NULL, result = NULL, progress = '0'",
+             " finished_at = NULL, result = NULL, progress = '0', expire_at = NULL",
     "cancel": "UPDATE jobs SET state = 'cancelled', finished_at = ?2",
     "promote": "UPDATE jobs SET state = 'waiting', run_at = ?2",
     "delete": "DELETE FROM jobs",

@@ -40,7 +40,7 @@ class IdAllocator:
 
 _INSERT = (
     "INSERT INTO jobs (id, queue, name, state, priority, data, options, attempts, job_key,"
-    " created_at, run_at, unique_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " created_at, run_at, unique_key, expire_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 # A large enqueue without keys is one statement over a JSON array of its jobs: SQLite
@@ -93,7 +93,8 @@ class EncodedJobs:
     def of(cls, jobs: list[NewJob], now: int) -> EncodedJobs | None:
         """The array for ``jobs``, or None when they go the row-by-row way (few jobs,
         or any with a key: a key must be looked up before its job is inserted)."""
-        if len(jobs) < ARRAY_MIN or any(j.job_key is not None or j.unique is not None for j in jobs):
+        if len(jobs) < ARRAY_MIN or any(
+                j.job_key is not None or j.unique is not None or j.expire_at is not None for j in jobs):
             return None
         return cls(jobs, now)
 
@@ -147,7 +148,7 @@ def _add_jobs(
         row = (
             job_id, new.queue, new.name, state.value, new.priority, dumps(new.data),
             dumps(new.options), new.attempts, new.job_key, now, run_at,
-            None if new.unique is None else new.unique.key,
+            None if new.unique is None else new.unique.key, new.expire_at,
         )
         if keyed:
             conn.execute(_INSERT, row)
@@ -171,7 +172,7 @@ def _kept(conn: sqlite3.Connection, new: NewJob, now: int) -> Added | None:
     marks = ", ".join("?" * len(unique.states))
     row = conn.execute(
         f"SELECT {COLUMNS} FROM jobs WHERE queue = ? AND unique_key = ? AND (state IN ({marks})"
-        " OR (state IN ('completed', 'failed', 'cancelled') AND finished_at > ?)) ORDER BY id DESC LIMIT 1",
+        " OR (state IN ('completed', 'failed', 'cancelled', 'expired') AND finished_at > ?)) ORDER BY id DESC LIMIT 1",
         (new.queue, unique.key, *unique.states, now - unique.ttl_ms),
     ).fetchone()
     if row is None:

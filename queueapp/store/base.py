@@ -65,7 +65,13 @@ class Store(ABC):
         self, ids: list[int], now: int, lease_ms: int | None, *, then: Then = None
     ) -> list[Job]:
         """waiting -> active for those of ``ids`` still waiting; counts the attempt and
-        gives each a fresh lease token. ``lease_ms`` None: owned by this process."""
+        gives each a fresh lease token. ``lease_ms`` None: owned by this process. One
+        past its expiry time is never started: it comes back expired."""
+
+    @abstractmethod
+    async def expire_jobs(self, now: int, limit: int, *, then: Then = None) -> list[Change]:
+        """Waiting and delayed jobs whose expiry time has come -> expired (at most
+        ``limit``, the earliest first)."""
 
     @abstractmethod
     async def promote_jobs(self, ids: list[int], now: int, *, then: Then = None) -> list[int]:

@@ -68,14 +68,41 @@ _CLAIM = (
 )
 
 
+# A job past its expiry is never started: the claim ends it instead.
+_EXPIRE_TAKEN = (
+    "UPDATE jobs SET state = 'expired', finished_at = ?2"
+    " WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'waiting' AND expire_at <= ?2"
+    f" RETURNING {COLUMNS}"
+)
+
+
 def claim_jobs(
     conn: sqlite3.Connection, ids: list[int], now: int, lease_ms: int | None
 ) -> list[Job]:
-    """waiting -> active for those of ``ids`` still waiting, in the order of ``ids``."""
+    """waiting -> active for those of ``ids`` still waiting, in the order of ``ids``;
+    those past their expiry become expired instead (returned in that state)."""
     expires = None if lease_ms is None else now + lease_ms
-    rows = conn.execute(_CLAIM, (dumps(ids), now, expires)).fetchall()
+    encoded = dumps(ids)
+    rows = conn.execute(_EXPIRE_TAKEN, (encoded, now)).fetchall()
+    rows += conn.execute(_CLAIM, (encoded, now, expires)).fetchall()
     by_id = {row[0]: row for row in rows}
     return [row_to_job(by_id[job_id]) for job_id in ids if job_id in by_id]
+
+
+def expire_jobs(conn: sqlite3.Connection, now: int, limit: int) -> list[Change]:
+    """Waiting and delayed jobs past their expiry time -> expired (the sweep)."""
+    rows = conn.execute(
+        "SELECT id, state FROM jobs WHERE expire_at IS NOT NULL AND (state = 'waiting' OR state = 'delayed')"
+        " AND expire_at <= ? ORDER BY expire_at LIMIT ?", (now, limit),
+    ).fetchall()
+    if not rows:
+        return []
+    prior = dict(rows)
+    done = conn.execute(
+        "UPDATE jobs SET state = 'expired', finished_at = ?2 WHERE id IN (SELECT value FROM json_each(?1))"
+        f" AND (state = 'waiting' OR state = 'delayed') RETURNING {COLUMNS}", (dumps(list(prior)), now),
+    ).fetchall()
+    return [Change(row_to_job(row), _STATES[prior[row[0]]]) for row in sorted(done)]
 
 
 def promote_jobs(conn: sqlite3.Connection, ids: list[int], now: int) -> list[int]:
@@ -208,11 +235,11 @@ def retry_job(conn: sqlite3.Connection, job_id: int, now: int) -> Change:
     job = _select_one(conn, job_id)
     if job is None:
         raise NotFound(f"no job with id {job_id}")
-    if job.state not in (JobState.FAILED, JobState.CANCELLED):
-        raise Conflict(f"only failed or cancelled jobs can be retried; job {job_id} is {job.state}")
+    if job.state not in (JobState.FAILED, JobState.CANCELLED, JobState.EXPIRED):
+        raise Conflict(f"only failed, cancelled or expired jobs can be retried; job {job_id} is {job.state}")
     row = conn.execute(
         "UPDATE jobs SET state = 'waiting', attempts_made = 0, run_at = ?, started_at = NULL,"
-        " finished_at = NULL, result = NULL, progress = '0'"
+        " finished_at = NULL, result = NULL, progress = '0', expire_at = NULL"
         f" WHERE id = ? AND state = ? RETURNING {COLUMNS}",
         (now, job_id, job.state),
     ).fetchone()

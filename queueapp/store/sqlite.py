@@ -98,6 +98,9 @@ class SqliteStore(Store):
             sql.claim_jobs, ids, now, lease_ms, durable=lease_ms is not None, then=then
         )
 
+    async def expire_jobs(self, now: int, limit: int, *, then: Then = None) -> list[Change]:
+        return await self._writer.submit(sql.expire_jobs, now, limit, then=then)
+
     async def promote_jobs(self, ids: list[int], now: int, *, then: Then = None) -> list[int]:
         return await self._writer.submit(sql.promote_jobs, ids, now, durable=False, then=then)
 

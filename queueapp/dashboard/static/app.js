@@ -2,12 +2,13 @@
 // Text from the server is always set as text (never as HTML), so job data that
 // holds markup shows as what it is.
 
-const STATES = ["waiting", "delayed", "active", "completed", "failed", "cancelled"];
+const STATES = ["waiting", "delayed", "active", "completed", "failed", "cancelled", "expired"];
+const FINISHED = ["completed", "failed", "cancelled", "expired"];
 const ACTIONS_BY_STATE = {
-  retry: ["failed", "cancelled"],
+  retry: ["failed", "cancelled", "expired"],
   cancel: ["waiting", "delayed", "active"],
   promote: ["delayed"],
-  delete: ["waiting", "delayed", "completed", "failed", "cancelled"],
+  delete: ["waiting", "delayed", "completed", "failed", "cancelled", "expired"],
 };
 const VERBS = { retry: "Retry", cancel: "Cancel", promote: "Promote", delete: "Delete" };
 const REFRESH_MS = 2000;
@@ -273,7 +274,7 @@ async function queuePage(main, queue, params) {
     from: params.get("from") || "", to: params.get("to") || "", order: params.get("order") || "desc",
   };
   // A finished state's pages run by finish time, and the range bounds it (docs/api.md).
-  const whenWord = ["completed", "failed", "cancelled"].includes(filters.state) ? "Finished" : "Created";
+  const whenWord = FINISHED.includes(filters.state) ? "Finished" : "Created";
   const { queues } = await api("GET", "/queues");
   const info = queues.find((q) => q.name === queue) || { name: queue, paused: false, counts: {} };
   const selected = new Set();
@@ -457,7 +458,7 @@ async function jobPage(main, id) {
         job.errors.length ? h("table", null, h("tbody", null, job.errors.map((e) => h("tr", null,
           h("td", { class: "num" }, `#${e.attempt}`), h("td", null, when(e.at)), h("td", null, h("pre", null, e.message))))))
           : h("p", { class: "muted" }, "None.")));
-    return !["completed", "failed", "cancelled"].includes(job.state);
+    return !FINISHED.includes(job.state);
   };
   if (await draw()) every(REFRESH_MS, async () => { await draw(); });
 }
