@@ -74,6 +74,12 @@ class Config:
         "Needs token.",
         secret=True,
     )
+    callback_secret: str = setting(
+        "",
+        "Key of the HMAC-SHA256 signature on the POST a job with options.callbackUrl makes when it "
+        "finishes. Empty: such callbacks fail, saying so.",
+        secret=True,
+    )
     handlers: str = setting(
         "",
         "Comma-separated Python modules to import at start; their @registry.handler functions "
@@ -286,7 +292,7 @@ class Config:
             smtp = SmtpSettings(self.smtp_host, self.smtp_port, self.smtp_security, self.smtp_user,
                                 self.smtp_password, self.smtp_from)
         return BuiltinSettings(smtp, self.payment_url, self.payment_token, self.backup_dir,
-                               self.backup_keep, self.report_dir, self.http_allowed_hosts)
+                               self.backup_keep, self.report_dir, self.http_allowed_hosts, self.callback_secret)
 
     def secrets(self) -> tuple[str, ...]:
         """The values that must never appear in a log line, an answer or a repr."""

@@ -55,6 +55,8 @@ Keep = bool | Annotated[int, Field(ge=0, le=MAX_KEEP), WHOLE]
 
 
 HeldBy = Literal["waiting", "delayed", "active"]
+# http(s)://host[:port][/path?query]: a host name or an IPv4 address, no user info.
+CALLBACK_URL = r"^https?://[A-Za-z0-9._~-]+(:[0-9]{1,5})?([/?#][^\s]*)?$"
 
 
 class UniqueOptions(Strict):
@@ -83,6 +85,8 @@ class JobOptions(Strict):
     unique: UniqueOptions | None = None
     # Not started within this long of its enqueue: the job ends expired instead.
     expireInMs: Annotated[int, Field(ge=1, le=MAX_DELAY_MS), WHOLE] | None = None
+    # Told the outcome (POST, signed) when the job completes or fails for good.
+    callbackUrl: Annotated[str, Field(max_length=2048, pattern=CALLBACK_URL)] | None = None
 
     def stored(self) -> dict[str, Any]:
         """The options kept with the job (what governs it after enqueue)."""
@@ -99,6 +103,8 @@ class JobOptions(Strict):
             kept["unique"] = self.unique.model_dump()
         if self.expireInMs is not None:
             kept["expireInMs"] = self.expireInMs
+        if self.callbackUrl is not None:
+            kept["callbackUrl"] = self.callbackUrl
         return kept
 
 

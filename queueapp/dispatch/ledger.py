@@ -282,8 +282,12 @@ class Ledger:
         if active is not None and active.in_process:
             self.queue(job.queue).running -= 1
             self.wake()
-        self._emit_finish(job, counted)
+        if self.events.active:
+            kind, detail = _finish_event(job, counted)
+            self.emit(kind, job.id, job.queue, job.name, **detail)
         _log_finish(job)
+        if change.spawned:
+            self.accepted(change.spawned)
 
     def withdrawn(self, change: Change) -> None:
         """waiting/delayed -> cancelled committed."""
@@ -346,19 +350,6 @@ class Ledger:
         if self.events.active:  # building events costs nothing when nobody listens
             self.events.publish(JobEvent(kind, job_id, queue, name, self.clock.now_ms(), detail))
 
-    def _emit_finish(self, job: Job, counted: bool) -> None:
-        if not counted:
-            self.emit("released", job.id, job.queue, job.name)
-        elif job.state is JobState.CANCELLED:
-            self.emit("cancelled", job.id, job.queue, job.name)
-        elif job.state is JobState.COMPLETED:
-            self.emit("completed", job.id, job.queue, job.name, result=job.result)
-        elif job.state is JobState.FAILED:
-            self.emit("failed", job.id, job.queue, job.name, error=job.error)
-        else:
-            self.emit("retrying", job.id, job.queue, job.name, error=job.error,
-                      runAt=to_iso(job.run_at), attempt=job.attempts_made)
-
     def _guard(self, job_id: int, step: Callable[..., Any], *args: Any) -> Any:
         try:
             return step(*args)
@@ -378,3 +369,17 @@ def _log_finish(job: Job) -> None:
         )
     elif job.state in (JobState.WAITING, JobState.DELAYED):
         log.debug("job will retry", extra={"event": "job.retry", "job": job.id})
+
+
+def _finish_event(job: Job, counted: bool) -> tuple[str, dict[str, Any]]:
+    """The event of a finished attempt: its kind, and what it carries."""
+    kind, detail = "retrying", {"error": job.error, "runAt": to_iso(job.run_at), "attempt": job.attempts_made}
+    if not counted:
+        kind, detail = "released", {}
+    elif job.state is JobState.CANCELLED:
+        kind, detail = "cancelled", {}
+    elif job.state is JobState.COMPLETED:
+        kind, detail = "completed", {"result": job.result}
+    elif job.state is JobState.FAILED:
+        kind, detail = "failed", {"error": job.error}
+    return kind, detail

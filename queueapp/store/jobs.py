@@ -5,7 +5,7 @@ one guarded UPDATE that also sets that state's timestamp."""
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
+from typing import Any, Protocol
 
 from ..clock import to_iso
 from ..errors import Conflict, NotFound
@@ -138,13 +138,21 @@ _COMPLETE_MANY = (
 )
 
 
-def complete_jobs(conn: sqlite3.Connection, items: list[Completion]) -> list[Change | None]:
+class AfterFinish(Protocol):
+    """What a finished job may add in its own transaction (callbacks.Callbacks)."""
+
+    def after(self, conn: sqlite3.Connection, change: Change, now: int) -> None: ...
+
+
+def complete_jobs(
+    conn: sqlite3.Connection, items: list[Completion], after: AfterFinish | None = None
+) -> list[Change | None]:
     """Many callers' completions in one go (the result is JSON text already, so
     nothing here can fail but the store itself): one statement, then each job's
     removal policy in the order given, as one completion after another would."""
     ids = [item[0] for item in items]
     if len(items) == 1 or len(set(ids)) < len(ids):  # a job twice: one by one decides
-        return [_complete(conn, *item) for item in items]
+        return [_complete(conn, *item, after=after) for item in items]
     rows = conn.execute(_COMPLETE_MANY, (dumps(items),)).fetchall()
     done = {row[0]: row for row in rows}
     changes: list[Change | None] = []
@@ -153,24 +161,29 @@ def complete_jobs(conn: sqlite3.Connection, items: list[Completion]) -> list[Cha
         if row is None:
             changes.append(None)
             continue
-        changes.append(_completed(conn, row))
+        changes.append(_completed(conn, row, after))
     return changes
 
 
-def _complete(conn: sqlite3.Connection, job_id: int, token: str, result: str, now: int) -> Change | None:
+def _complete(conn: sqlite3.Connection, job_id: int, token: str, result: str, now: int, *,
+              after: AfterFinish | None = None) -> Change | None:
     row = conn.execute(_COMPLETE, (now, result, job_id, token)).fetchone()
-    return None if row is None else _completed(conn, row)
+    return None if row is None else _completed(conn, row, after)
 
 
-def _completed(conn: sqlite3.Connection, row: tuple[Any, ...]) -> Change:
-    """A completion's change, from the row it returned, with the job's removeOnComplete applied."""
+def _completed(conn: sqlite3.Connection, row: tuple[Any, ...], after: AfterFinish | None) -> Change:
+    """A completion's change, from the row it returned, with the job's callback added
+    and its removeOnComplete applied."""
     change = Change(row_to_job(row), JobState.ACTIVE)
+    if after is not None:
+        after.after(conn, change, change.job.finished_at or 0)
     _apply_removal(conn, change, change.job.options.get("removeOnComplete", False))
     return change
 
 
 def fail_job(
-    conn: sqlite3.Connection, job_id: int, token: str, failure: Failure, now: int
+    conn: sqlite3.Connection, job_id: int, token: str, failure: Failure, now: int,
+    after: AfterFinish | None = None,
 ) -> Change | None:
     """Fail the current attempt of the job active under ``token``."""
     row = conn.execute(
@@ -193,6 +206,8 @@ def fail_job(
     ).fetchone()
     change = Change(row_to_job(row), JobState.ACTIVE)
     if state == JobState.FAILED:
+        if after is not None and not failure.cancel:
+            after.after(conn, change, now)
         _apply_removal(conn, change, job.options.get("removeOnFail", False))
     return change
 
@@ -292,14 +307,15 @@ def heartbeat(
 
 
 def rescue_active(
-    conn: sqlite3.Connection, now: int, failure: Failure, leases: list[tuple[int, str]]
+    conn: sqlite3.Connection, now: int, failure: Failure, leases: list[tuple[int, str]],
+    after: AfterFinish | None = None,
 ) -> list[Change]:
     """Fail the attempt of each job still active under the lease token given with
     it: its worker is gone. A job heartbeated or finished meanwhile has another
     token (or none) and is left alone."""
     changes = []
     for job_id, token in leases:
-        change = fail_job(conn, job_id, token, failure, now)
+        change = fail_job(conn, job_id, token, failure, now, after)
         if change is not None:
             changes.append(change)
     return changes

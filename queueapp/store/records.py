@@ -106,6 +106,8 @@ class Change:
     pruned: dict[JobState, int] = field(default_factory=dict)
     # The due time before the change, where it moved (a promoted job).
     prior_run_at: int | None = None
+    # Jobs the change added in its transaction (a finished job's callback).
+    spawned: list[Added] = field(default_factory=list)
 
 
 @dataclass(slots=True)

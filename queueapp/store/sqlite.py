@@ -15,7 +15,7 @@ from ..jsonfast import loads
 from ..model import Job, JobState, NewJob, Schedule, dumps
 from ..retry import Failure
 from ..search import MAX_SCAN, JobPage, JobSearch
-from . import actions, adds
+from . import actions, adds, callbacks
 from . import history as history_sql
 from . import job_reads as reads
 from . import jobs as sql
@@ -52,6 +52,7 @@ class SqliteStore(Store):
         self._writer = GroupCommitWriter(lambda: connect(self.path, durability), fsync=durability == "full")
         self._reader: aiosqlite.Connection | None = None
         self._ids: adds.IdAllocator | None = None
+        self._callbacks: callbacks.Callbacks | None = None
 
     @property
     def commit_stats(self) -> CommitStats:  # type: ignore[override]
@@ -68,6 +69,7 @@ class SqliteStore(Store):
             return adds.IdAllocator(conn)
 
         self._ids = await self._writer.run_sync(load_ids)
+        self._callbacks = callbacks.Callbacks(self._ids)
         self._reader = await aiosqlite.connect(str(self.path), isolation_level=None)
         for pragma in READER_PRAGMAS:
             await self._reader.execute(pragma)
@@ -111,20 +113,21 @@ class SqliteStore(Store):
         # Encoded here: a result that is not JSON fails its own caller, never the
         # others' completions merged with it.
         completion = (job_id, token, dumps(result), now)
-        return await self._writer.submit_merged(sql.complete_jobs, completion, durable=durable, then=then)
+        return await self._writer.submit_merged(sql.complete_jobs, completion, self._callbacks, durable=durable,
+                                                then=then)
 
     async def complete_jobs(
         self, items: list[tuple[int, str, Any]], now: int, *, then: Then = None
     ) -> list[Change | None]:
         completions = [(job_id, token, dumps(result), now) for job_id, token, result in items]
-        return await self._writer.submit(sql.complete_jobs, completions, then=then)
+        return await self._writer.submit(sql.complete_jobs, completions, self._callbacks, then=then)
 
     async def fail_job(
         self, job_id: int, token: str, failure: Failure, now: int, *, durable: bool = True,
         then: Then = None,
     ) -> Change | None:
         return await self._writer.submit(
-            sql.fail_job, job_id, token, failure, now, durable=durable, then=then
+            sql.fail_job, job_id, token, failure, now, self._callbacks, durable=durable, then=then
         )
 
     async def release_job(self, job_id: int, token: str, now: int, *, then: Then = None) -> Change | None:
@@ -151,7 +154,7 @@ class SqliteStore(Store):
     async def rescue_active(
         self, now: int, failure: Failure, leases: list[tuple[int, str]], *, then: Then = None
     ) -> list[Change]:
-        return await self._writer.submit(sql.rescue_active, now, failure, leases, then=then)
+        return await self._writer.submit(sql.rescue_active, now, failure, leases, self._callbacks, then=then)
 
     async def unowned_active(self, now: int) -> tuple[list[Job], list[Job]]:
         return await self._writer.submit(sql.unowned_active, now, savepoint=False, durable=False)

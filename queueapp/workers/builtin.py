@@ -39,6 +39,7 @@ class BuiltinSettings:
     backup_keep: int
     report_dir: str
     http_allowed_hosts: str
+    callback_secret: str = field(default="", repr=False)
 
 
 class BuiltinJobs:
@@ -50,7 +51,7 @@ class BuiltinJobs:
 
     def register(self, registry: HandlerRegistry, names: tuple[str, ...] = BUILTIN_JOBS) -> None:
         handlers = {
-            "http": (lambda job: http_job(self.http, job), self.validate_http),
+            "http": (lambda job: http_job(self.http, job, self.settings.callback_secret), self.validate_http),
             "send-email": (lambda job: send_email_job(self.settings.smtp, job), validate_email_data),
             "process-payment": (self.process_payment, validate_payment_data),
             "backup-data": (self.backup_data, None),

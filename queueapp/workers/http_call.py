@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import hashlib
+import hmac
 import json
 import time
 from typing import Any
@@ -167,9 +169,28 @@ def _body(text: str) -> Any:
         return text[:MAX_RESULT_BODY]
 
 
-async def http_job(caller: HttpCaller, job: JobContext) -> dict[str, Any]:
+async def http_job(caller: HttpCaller, job: JobContext, secret: str = "") -> dict[str, Any]:
     d = job.data
+    headers, body = d.get("headers"), d.get("body")
+    if d.get("sign"):  # a finished job's callback (store/callbacks.py)
+        if not secret:
+            raise UnrecoverableError("a callback is signed with callback_secret, which is not set")
+        body = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+        headers = {**(headers or {}), "Content-Type": "application/json", **signature_headers(secret, body)}
     return await caller.call(
         job, d["url"], method=d.get("method", "POST" if "body" in d else "GET"),
-        headers=d.get("headers"), body=d.get("body"), timeout_ms=d.get("timeoutMs", DEFAULT_TIMEOUT_MS),
+        headers=headers, body=body, timeout_ms=d.get("timeoutMs", DEFAULT_TIMEOUT_MS),
     )
+
+
+SIGNATURE_HEADER = "X-Queueapp-Signature"
+TIMESTAMP_HEADER = "X-Queueapp-Timestamp"
+
+
+def signature_headers(secret: str, body: str, now: float | None = None) -> dict[str, str]:
+    """``X-Queueapp-Timestamp`` (Unix seconds at sending) and ``X-Queueapp-Signature:
+    v1=<hex HMAC-SHA256 of "<timestamp>.<body>" under the secret>``: a receiver
+    recomputes it and refuses old timestamps, so a replayed call is refused too."""
+    stamp = str(int(time.time() if now is None else now))
+    digest = hmac.new(secret.encode(), f"{stamp}.{body}".encode(), hashlib.sha256).hexdigest()
+    return {TIMESTAMP_HEADER: stamp, SIGNATURE_HEADER: f"v1={digest}"}
