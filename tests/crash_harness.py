@@ -64,10 +64,15 @@ async def _enqueuer(session: aiohttp.ClientSession, url: str, ledger: Ledger, rn
                         ledger.enqueued.update(payload["ids"] if answer == "ids" else
                                                (j["id"] for j in payload["jobs"]))
             else:
-                body = {"name": "work", "options": {"attempts": rng.randint(1, 3),
-                                                    "backoff": {"type": "fixed", "delay": 0}}}
-                async with session.post(f"{url}/queues/jobs", json=body) as r:
-                    if r.status == 201:
+                options: dict = {"attempts": rng.randint(1, 3), "backoff": {"type": "fixed", "delay": 0}}
+                if rng.random() < 0.2:  # one of a few unique keys, in any mode
+                    mode = rng.choice(["reject", "replace", "debounce"])
+                    options["unique"] = {"key": f"u{rng.randrange(50)}", "mode": mode}
+                    options["delay"] = rng.choice([0, 20])
+                if rng.random() < 0.1:  # some expire soon: none may start late
+                    options["expireInMs"] = rng.choice([1, 50, 2_000])
+                async with session.post(f"{url}/queues/jobs", json={"name": "work", "options": options}) as r:
+                    if r.status in (200, 201):  # 200: the job its unique key holds
                         ledger.enqueued.add((await r.json())["id"])
         except (TimeoutError, aiohttp.ClientError, json.JSONDecodeError):
             return  # the server is gone
@@ -140,13 +145,20 @@ def check_invariants(db: Path, url: str, ledger: Ledger) -> None:
         conn.close()
     for job_id in ledger.enqueued - rows.keys():
         ledger.violations.append(f"acknowledged job {job_id} is missing")
+    conn = sqlite3.connect(db)
+    try:
+        held = conn.execute("select unique_key, count(*) from jobs where unique_key is not null and state in"
+                            " ('waiting', 'delayed', 'active') group by unique_key having count(*) > 1").fetchall()
+    finally:
+        conn.close()
+    ledger.violations.extend(f"unique key {key} holds {n} pending or running jobs" for key, n in held)
     for job_id in ledger.completed:
         if rows.get(job_id, ("missing",))[0] != "completed":
             ledger.violations.append(f"acknowledged completion of {job_id} is lost: {rows.get(job_id)}")
     for job_id, (state, attempts, made, finished_at, token) in rows.items():
         if made > attempts:
             ledger.violations.append(f"job {job_id} made {made} of {attempts} attempts")
-        if state in ("completed", "failed", "cancelled") and (finished_at is None or token is not None):
+        if state in ("completed", "failed", "cancelled", "expired") and (finished_at is None or token is not None):
             ledger.violations.append(f"finished job {job_id} has finished_at={finished_at} token={token}")
         if state in ("waiting", "delayed") and (finished_at is not None or token is not None):
             ledger.violations.append(f"unfinished job {job_id} has finished_at={finished_at} token={token}")
