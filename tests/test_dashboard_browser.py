@@ -20,6 +20,11 @@ def browser():
         yield b
 
 
+def wide_page(browser, base: str):
+    """A watched page in a fresh browser context (its own cookies), 1,280 px wide."""
+    return watch(browser.new_context(viewport={"width": 1280, "height": 900}), base)
+
+
 def _failed_emails(base: str, token: str | None = None) -> list[str]:
     """Twenty emails in queue "emails" (one holding markup in its data), two of them
     failed for good; a delayed report in queue "reports"."""
@@ -40,8 +45,7 @@ def _failed_emails(base: str, token: str | None = None) -> list[str]:
 def test_an_operator_finds_a_queue_retries_a_failed_job_pauses_and_cancels(serve, browser):
     server = serve()
     failed = _failed_emails(server.url)
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    w = watch(context, server.url)
+    w = wide_page(browser, server.url)
     page = w.page
 
     w.go("/ui/")
@@ -83,8 +87,7 @@ def test_an_operator_finds_a_queue_retries_a_failed_job_pauses_and_cancels(serve
 def test_search_bulk_actions_and_the_other_pages(serve, browser):
     server = serve()
     failed = _failed_emails(server.url)
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    w = watch(context, server.url)
+    w = wide_page(browser, server.url)
     page = w.page
 
     w.go("/ui/queues/emails")
@@ -138,8 +141,7 @@ def test_search_bulk_actions_and_the_other_pages(serve, browser):
 
 def test_a_schedule_is_made_from_the_form_and_its_errors_show_beside_the_field(serve, browser):
     server = serve()
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    w = watch(context, server.url)
+    w = wide_page(browser, server.url)
     page = w.page
     w.go("/ui/queues/reports/schedules")
     expect(page.get_by_text("No schedule in this queue.")).to_be_visible()
@@ -170,9 +172,8 @@ def test_the_token_guards_the_dashboard_and_the_read_only_token_cannot_act(serve
     _failed_emails(server.url, ADMIN)
     assert call(server.url, "GET", "/queues")[0] == 401
 
-    admin = browser.new_context(viewport={"width": 1280, "height": 900})
-    w = watch(admin, server.url)
-    page = w.page
+    w = wide_page(browser, server.url)
+    admin, page = w.page.context, w.page
     w.go("/ui/")
     expect(page).to_have_url(re.compile(r"/ui/login$"))
     page.get_by_label("Token").fill("wrong")
@@ -192,8 +193,7 @@ def test_the_token_guards_the_dashboard_and_the_read_only_token_cannot_act(serve
     assert status == 403
     w.check()
 
-    reader = browser.new_context(viewport={"width": 1280, "height": 900})
-    r = watch(reader, server.url)
+    r = wide_page(browser, server.url)
     r.go("/ui/login")
     r.page.get_by_label("Token").fill(READER)
     r.page.get_by_role("button", name="Log in").click()
