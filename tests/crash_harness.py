@@ -104,12 +104,27 @@ async def _worker(session: aiohttp.ClientSession, url: str, ledger: Ledger, rng:
             return
 
 
+async def _operator(session: aiohttp.ClientSession, url: str, rng: random.Random, stop: asyncio.Event) -> None:
+    """Someone at the dashboard: retries failed jobs and cancels or promotes others,
+    many at a time, while producers, workers and the kill go on."""
+    while not stop.is_set():
+        action, query = rng.choice([("retry", "state=failed"), ("cancel", "state=waiting&order=desc"),
+                                    ("promote", "state=delayed")])
+        try:
+            async with session.post(f"{url}/queues/jobs/actions?{query}", json={"action": action}) as r:
+                await r.read()
+        except (TimeoutError, aiohttp.ClientError):
+            return
+        await asyncio.sleep(rng.uniform(0.01, 0.05))
+
+
 async def _drive_and_kill(server: ServeProcess, ledger: Ledger, rng: random.Random) -> None:
     stop = asyncio.Event()
     timeout = aiohttp.ClientTimeout(total=10)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         clients = [asyncio.create_task(_enqueuer(session, server.url, ledger, rng, stop)) for _ in range(3)]
         clients += [asyncio.create_task(_worker(session, server.url, ledger, rng, stop)) for _ in range(2)]
+        clients.append(asyncio.create_task(_operator(session, server.url, rng, stop)))
         await asyncio.sleep(rng.uniform(0.1, 0.5))
         await _audit(session, server.url, ledger, "under load")
         ledger.in_flight_at_kill += sum(1 for c in clients if not c.done())
