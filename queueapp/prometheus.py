@@ -65,4 +65,6 @@ def render(dispatcher: Dispatcher, commits: CommitStats, sse_clients: int) -> st
                    [f"queueapp_store_changes_total {commits.ops}"])
     out += _family("queueapp_event_stream_clients", "gauge", "Clients of GET /queues/events.",
                    [f"queueapp_event_stream_clients {sse_clients}"])
+    out += _family("queueapp_lease_polls_waiting", "gauge", "Lease requests waiting for a job (long polls).",
+                   [f"queueapp_lease_polls_waiting {dispatcher.leases.polls_waiting()}"])
     return "\n".join(out) + "\n"

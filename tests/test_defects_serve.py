@@ -208,7 +208,12 @@ async def test_9_sigterm_with_open_streams_and_polls_exits_within_the_grace(serv
     events = await http.get(f"{server.url}/queues/events")
     await events.content.readline()  # connected
     poll = asyncio.ensure_future(http.post(f"{server.url}/queues/jobs/lease", json={"waitMs": 30_000}))
-    await asyncio.sleep(0.2)  # the poll is open on the server
+
+    async def poll_is_open() -> bool:  # the server's own count of waiting polls
+        async with http.get(f"{server.url}/metrics") as r:
+            return "queueapp_lease_polls_waiting 1" in await r.text()
+
+    await wait_for(poll_is_open, timeout=20)
     started = time.monotonic()
     server.proc.send_signal(signal.SIGTERM)
     code = await asyncio.to_thread(server.proc.wait, 30)

@@ -103,6 +103,11 @@ class LeaseDesk:
             except Exception:  # the reaper returns it when its lease runs out
                 continue
 
+    def polls_waiting(self) -> int:
+        """Lease requests waiting for a job now, in every queue."""
+        waiting = sum(len(q.waiters) for q in self.ledger.queues.values())
+        return waiting + sum(len(w) for w in self._idle_waiters.values())
+
     async def _wait(self, queue: str, q: QueueRuntime | None, timeout: float) -> bool:
         """Wait for a new job in ``queue`` (or ``timeout``); True when woken. The
         timeout bounds how long a gone client's poll lingers."""
