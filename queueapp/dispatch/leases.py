@@ -30,6 +30,8 @@ def stale(job_id: int) -> Conflict:
     )
 
 
+RESCUE_BATCH = 1_000  # expired leases failed by one change
+
 class LeaseDesk:
     def __init__(self, store: Store, ledger: Ledger, clock: Clock, default_lease_ms: int) -> None:
         self.store = store
@@ -161,11 +163,15 @@ class LeaseDesk:
     async def rescue_expired(self, message: str) -> list[Change]:
         """Fail the attempt of leased jobs whose lease ran out; see recovery.py."""
         leases = self.expired()
-        if not leases:
-            return []
-        return await self.store.rescue_active(
-            self.clock.now_ms(), Failure(message), leases, then=self.ledger.finished_many
-        )
+        changes: list[Change] = []
+        # A change at a time of RESCUE_BATCH: after a fleet of workers died, tens of
+        # thousands may run out at once, and one change holds the loop while it runs.
+        for start in range(0, len(leases), RESCUE_BATCH):
+            changes += await self.store.rescue_active(
+                self.clock.now_ms(), Failure(message), leases[start:start + RESCUE_BATCH],
+                then=self.ledger.finished_many,
+            )
+        return changes
 
     def next_expiry(self) -> int | None:
         """The monotonic ms at which the first lease runs out."""
