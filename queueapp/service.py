@@ -264,6 +264,12 @@ class QueueService:
     def health(self, queue: str = DEFAULT_QUEUE) -> HealthReport:
         return self.monitor.check(queue)
 
+    def health_of_all(self) -> dict[str, HealthReport]:
+        """Every queue's health, counting stuck jobs once for all of them."""
+        now = self.clock.now_ms()
+        stuck = self.monitor.stuck_counts(now)
+        return {name: self.monitor.check(name, now, stuck.get(name, 0)) for name in self.dispatcher.queues}
+
     def reclaim_memory(self) -> int:
         """Forget queues that have no job in any state and no schedule (their memory
         comes back with their next job); the number forgotten."""

@@ -36,8 +36,9 @@ async def livez(request: web.Request) -> web.Response:
 async def list_queues(request: web.Request) -> web.Response:
     service = service_of(request)
     queues = []
+    health = service.health_of_all()
     for name, paused, counts in service.queue_counts():
-        report = service.health(name)
+        report = health.get(name) or service.health(name)
         queues.append({"name": name, "paused": paused, "counts": {str(s): counts.get(s, 0) for s in JobState},
                        "status": report.status, "issues": report.issues})
     return ok({"queues": queues})

@@ -46,15 +46,23 @@ class Monitor:
             if a.queue == queue and a.heartbeat_at < horizon and not _alive_here(a)
         )
 
-    def check(self, queue: str, now: int | None = None) -> HealthReport:
+    def stuck_counts(self, now: int) -> dict[str, int]:
+        """Stuck jobs per queue, in one pass over the active jobs."""
+        counts: dict[str, int] = {}
+        for a in self.dispatcher.active.values():
+            if a.heartbeat_at < now - self.thresholds_for(a.queue).stuck_after_ms and not _alive_here(a):
+                counts[a.queue] = counts.get(a.queue, 0) + 1
+        return counts
+
+    def check(self, queue: str, now: int | None = None, stuck: int | None = None) -> HealthReport:
+        """``stuck``: the queue's stuck jobs when already counted (see stuck_counts)."""
         d = self.dispatcher
         now = d.clock.now_ms() if now is None else now
         q = d.queues.get(queue)
         snapshot = d.metrics.snapshot(queue, now, bool(q and q.paused))
         _, _, failure_rate = d.metrics.peek(queue).window(now)
-        status, issues = judge(
-            snapshot, failure_rate, len(self.stuck_ids(queue, now)), self.thresholds_for(queue)
-        )
+        stuck = len(self.stuck_ids(queue, now)) if stuck is None else stuck
+        status, issues = judge(snapshot, failure_rate, stuck, self.thresholds_for(queue))
         return HealthReport(queue, status, issues, snapshot, now)
 
     async def tick(self, now: int | None = None) -> list[HealthReport]:
@@ -63,7 +71,8 @@ class Monitor:
             self.reclaim()
         for gone in set(self.last_status) - set(self.dispatcher.queues):
             del self.last_status[gone]
-        reports = [self.check(queue, now) for queue in sorted(self.dispatcher.queues)]
+        stuck = self.stuck_counts(now)
+        reports = [self.check(queue, now, stuck.get(queue, 0)) for queue in sorted(self.dispatcher.queues)]
         for report in reports:
             previous = self.last_status.get(report.queue, "healthy")
             self.last_status[report.queue] = report.status
