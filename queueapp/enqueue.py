@@ -106,6 +106,7 @@ class JobBuilder:
             job_key=options.jobId,
             unique=unique_of(options),
             expire_at=None if options.expireInMs is None else now + options.expireInMs,
+            depends_on=tuple(options.dependsOn or ()),
         )
 
     def build_many(self, items: list[dict[str, Any]], queue: str) -> list[NewJob]:
@@ -135,7 +136,7 @@ class JobBuilder:
                 raise _told_at(index, _data_refused(name, exc)) from None
             # The options dict is shared by the jobs alike: nothing changes a job's options.
             built.append(NewJob(queue, name, data, shape.priority, shape.attempts, shape.run_at,
-                                shape.options, shape.job_key, shape.unique, shape.expire_at))
+                                shape.options, shape.job_key, shape.unique, shape.expire_at, shape.depends_on))
         return built
 
     def _check_data(self, name: str, data: dict[str, Any]) -> None:
@@ -150,7 +151,8 @@ class JobBuilder:
         priority = int(options.priority or 3)
         return NewJob("", "", {}, priority, options.attempts or DEFAULT_ATTEMPTS[priority],
                       now + options.delay, options.stored(), options.jobId, unique_of(options),
-                      None if options.expireInMs is None else now + options.expireInMs)
+                      None if options.expireInMs is None else now + options.expireInMs,
+                      tuple(options.dependsOn or ()))
 
 
 def unique_of(options: JobOptions) -> Unique | None:

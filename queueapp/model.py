@@ -29,9 +29,12 @@ class JobState(StrEnum):
     """Cancelled before it ran. A retry moves it to waiting."""
     EXPIRED = "expired"
     """Not started by its expiry time (options.expireInMs). A retry moves it to waiting."""
+    BLOCKED = "blocked"
+    """Waiting for its dependencies (options.dependsOn) to complete; then waiting or
+    delayed. A dependency that fails for good fails it too."""
 
 
-UNFINISHED = frozenset({JobState.WAITING, JobState.DELAYED, JobState.ACTIVE})
+UNFINISHED = frozenset({JobState.WAITING, JobState.DELAYED, JobState.ACTIVE, JobState.BLOCKED})
 FINISHED = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED, JobState.EXPIRED})
 
 # Which state may follow which. The store enforces each edge with a guarded UPDATE;
@@ -46,6 +49,7 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.FAILED: frozenset({JobState.WAITING}),
     JobState.CANCELLED: frozenset({JobState.WAITING}),
     JobState.EXPIRED: frozenset({JobState.WAITING}),
+    JobState.BLOCKED: frozenset({JobState.WAITING, JobState.DELAYED, JobState.FAILED, JobState.CANCELLED}),
 }
 
 
@@ -85,6 +89,7 @@ class NewJob:
     job_key: str | None = None
     unique: Unique | None = None
     expire_at: int | None = None  # not started after this time (ms)
+    depends_on: tuple[str, ...] = ()  # job ids, or "#n": the n-th job of the same bulk
 
     def placed(self, now: int) -> tuple[JobState, int]:
         """The state and due time the job is stored with when added at ``now``."""

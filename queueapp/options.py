@@ -85,6 +85,10 @@ class JobOptions(Strict):
     unique: UniqueOptions | None = None
     # Not started within this long of its enqueue: the job ends expired instead.
     expireInMs: Annotated[int, Field(ge=1, le=MAX_DELAY_MS), WHOLE] | None = None
+    # Runs once these jobs have completed: ids, or in a bulk "#n", the n-th job of it.
+    dependsOn: Annotated[list[Annotated[str, Field(pattern=r"^#?[0-9]{1,15}$")]],
+                         Field(min_length=1, max_length=100)] | None = None
+    allowDependencyFailure: bool = False
     # Told the outcome (POST, signed) when the job completes or fails for good.
     callbackUrl: Annotated[str, Field(max_length=2048, pattern=CALLBACK_URL)] | None = None
 
@@ -105,6 +109,10 @@ class JobOptions(Strict):
             kept["expireInMs"] = self.expireInMs
         if self.callbackUrl is not None:
             kept["callbackUrl"] = self.callbackUrl
+        if self.dependsOn is not None:
+            kept["dependsOn"] = self.dependsOn
+        if self.allowDependencyFailure:
+            kept["allowDependencyFailure"] = True
         return kept
 
 

@@ -49,7 +49,9 @@ async def _enqueuer(session: aiohttp.ClientSession, url: str, ledger: Ledger, rn
             await asyncio.sleep(0.1)  # producers hold back while the workers catch up
             continue
         try:
-            if rng.random() < 0.3:
+            if rng.random() < 0.05:
+                await _fan_in(session, url, ledger, rng)
+            elif rng.random() < 0.3:
                 # Large bulks too (64 jobs and more take the one-statement path), alike
                 # or each with its own options, answered with jobs or with ids.
                 shared = {"attempts": rng.randint(1, 3), "backoff": {"type": "fixed", "delay": 0}}
@@ -76,6 +78,17 @@ async def _enqueuer(session: aiohttp.ClientSession, url: str, ledger: Ledger, rn
                         ledger.enqueued.add((await r.json())["id"])
         except (TimeoutError, aiohttp.ClientError, json.JSONDecodeError):
             return  # the server is gone
+
+
+async def _fan_in(session: aiohttp.ClientSession, url: str, ledger: Ledger, rng: random.Random) -> None:
+    """Children, and a parent that waits for them all (options.dependsOn by index)."""
+    children = rng.randint(1, 30)
+    child = {"name": "work", "options": {"attempts": 2, "backoff": {"type": "fixed", "delay": 0}}}
+    parent = {"name": "work", "options": {"dependsOn": [f"#{i}" for i in range(children)]}}
+    body = {"jobs": [child] * children + [parent]}
+    async with session.post(f"{url}/queues/jobs/bulk?return=ids", json=body) as r:
+        if r.status == 201:
+            ledger.enqueued.update((await r.json())["ids"])
 
 
 async def _worker(session: aiohttp.ClientSession, url: str, ledger: Ledger, rng: random.Random,

@@ -19,7 +19,7 @@ api = Api()
 
 @api.endpoint("POST", "/queues/jobs", "Add a job. 200 with the kept job when options.jobId was already used.",
               body=AddJobBody, ok=JobOut, status=201, extra_ok={200: JobOut}, query=(QUEUE,),
-              errors=(413, 429, 503))
+              errors=(404, 413, 429, 503))
 async def add_job(request: web.Request) -> web.Response:
     queue = queue_of(request)  # a bad queue name is reported before the body
     return await _add_one(request, queue, await parse(request, AddJobBody), None)
@@ -40,7 +40,7 @@ RETURN = Query("return", "jobs (default): the stored jobs; ids: only their ids, 
 
 
 @api.endpoint("POST", "/queues/jobs/bulk", "Add up to 10,000 jobs, all or none, in one transaction.",
-              body=BulkBody, ok=BulkOut, status=201, query=(QUEUE, RETURN), errors=(413, 429, 503))
+              body=BulkBody, ok=BulkOut, status=201, query=(QUEUE, RETURN), errors=(404, 413, 429, 503))
 async def add_bulk(request: web.Request) -> web.Response:
     queue = queue_of(request)
     answer = query_choice(request, "return", ("jobs", "ids"))
@@ -55,7 +55,7 @@ async def add_bulk(request: web.Request) -> web.Response:
 
 @api.endpoint("POST", "/queues/jobs/schedule", "Add a job that runs at scheduledTime (a past time runs at once).",
               body=ScheduleBody, ok=JobOut, status=201, extra_ok={200: JobOut}, query=(QUEUE,),
-              errors=(413, 429, 503))
+              errors=(404, 413, 429, 503))
 async def schedule_job(request: web.Request) -> web.Response:
     queue = queue_of(request)  # a bad queue name is reported before the body
     body = await parse(request, ScheduleBody)

@@ -155,7 +155,7 @@ class JobOut(Open):
     queue: str
     name: str
     data: dict[str, Any]
-    state: Literal["waiting", "delayed", "active", "completed", "failed", "cancelled", "expired"]
+    state: Literal["waiting", "delayed", "blocked", "active", "completed", "failed", "cancelled", "expired"]
     priority: Annotated[int, Field(ge=1, le=5)]
     attempts: int
     attemptsMade: int

@@ -40,6 +40,9 @@ async def recover_after_restart(store: Store, clock: Clock) -> list[Job]:
     unowned, leased = await store.unowned_active(now)
     leases = [(j.id, j.lease_token) for j in unowned if j.lease_token is not None]
     changes = await store.rescue_active(now, Failure(RESTART_MESSAGE), leases)
+    if settled := await store.settle_lingering(now):
+        log.warning("blocked jobs whose dependency ended while the appliance stopped moved on",
+                    extra={"event": "recovery.dependencies", "jobs": settled})
     if changes or leased:
         log.warning(
             "recovered jobs left active by the previous run",

@@ -61,6 +61,7 @@ class Dispatcher:
         self.leases = LeaseDesk(store, self.ledger, clock, default_lease_ms)
         self.ledger.queue_created = self.leases.wake_idle
         self.outcomes = Outcomes(store, self.ledger, clock, self.leases)
+        self.ledger.ended = self.outcomes.settle_ended
         self.executor = JobExecutor(registry, self.outcomes)
         registry.on_change(self._handlers_changed)
         self._wake = asyncio.Event()

@@ -17,15 +17,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
-from ..clock import Clock, to_iso
+from ..clock import Clock
 from ..events import EventBus, JobEvent
 from ..metrics import Metrics
 from ..model import Job, JobState
-from ..store import Acted, Added, AddedRun, Change
+from ..store import Added, AddedRun, Change
+from .finishing import finish_event as _finish_event
+from .finishing import log_finish as _log_finish
 from .lanes import Lanes, Timer, TimerHeap, pack
+from .ledger_moves import FlowMoves
 
 log = logging.getLogger("queueapp.ledger")
 
@@ -67,7 +70,7 @@ class QueueRuntime:
         self.waiters.clear()
 
 
-class Ledger:
+class Ledger(FlowMoves):
     def __init__(
         self, clock: Clock, runs_here: Callable[[str], bool], concurrency_for: Callable[[str], int],
     ) -> None:
@@ -89,6 +92,7 @@ class Ledger:
         self.timer_moved: Callable[[int], None] = lambda due: None
         self.repair: Callable[[int], None] = lambda job_id: None
         self.queue_created: Callable[[str], None] = lambda name: None
+        self.ended: Callable[[Job], None] = lambda job: None  # a job ended outside a settling change
 
     # queues ----------------------------------------------------------------------
 
@@ -119,7 +123,10 @@ class Ledger:
     # placing ---------------------------------------------------------------------
 
     def place(self, job_id: int, queue: str, name: str, state: str, priority: int, run_at: int) -> None:
-        """Put an unfinished job where it will be found: its lane, or the timer heap."""
+        """Put an unfinished job where it will be found: its lane, or the timer heap
+        (a blocked job, or one added failed, is found by no one)."""
+        if state != JobState.WAITING and state != JobState.DELAYED:
+            return
         q = self.queue(queue)
         if state == JobState.DELAYED:
             self.timers.push(Timer(run_at, job_id, priority, queue, name))
@@ -184,13 +191,6 @@ class Ledger:
         q.lanes.push_many(q.lanes.lane(name), [base | job_id for job_id in run.ids])
         self._announce(q, name)
 
-    def _moved(self, job: Job, prior: JobState, prior_run_at: int) -> None:
-        """A kept job an enqueue moved in time (options.unique debounce)."""
-        self._unplace(replace(job, run_at=prior_run_at), prior)
-        self.metrics.of(job.queue).move(prior, job.state)
-        self.emit(str(job.state), job.id, job.queue, job.name, debounced=True, runAt=to_iso(job.run_at))
-        self.place_job(job)
-
     def _accept_one(self, job_id: int, queue: str, name: str, state: JobState, priority: int,
                     run_at: int) -> None:
         m = self.metrics.of(queue)
@@ -209,19 +209,10 @@ class Ledger:
         for job in jobs:
             if job.state is JobState.EXPIRED:
                 self._guard(job.id, self._expire, job, JobState.WAITING)
+                self.ended(job)  # its dependents move on by a change of their own
             elif (active := self._guard(job.id, self._activate, job)) is not None:
                 started.append(active)
         return started
-
-    def expired(self, changes: list[Change]) -> None:
-        """waiting or delayed -> expired committed by the expiry sweep."""
-        for change in changes:
-            self._guard(change.job.id, self._unplace, change.job, change.prior)
-            self._guard(change.job.id, self._expire, change.job, change.prior)
-
-    def _expire(self, job: Job, prior: JobState) -> None:
-        self.metrics.of(job.queue).move(prior, JobState.EXPIRED)
-        self.emit("expired", job.id, job.queue, job.name)
 
     def _activate(self, job: Job) -> ActiveJob:
         assert job.lease_token is not None and job.started_at is not None
@@ -288,6 +279,7 @@ class Ledger:
         _log_finish(job)
         if change.spawned:
             self.accepted(change.spawned)
+        self.settled(change.settled)
 
     def withdrawn(self, change: Change) -> None:
         """waiting/delayed -> cancelled committed."""
@@ -297,6 +289,7 @@ class Ledger:
         self._unplace(job, change.prior)
         self.metrics.of(job.queue).move(change.prior, JobState.CANCELLED)
         self.emit("cancelled", job.id, job.queue, job.name)
+        self.settled(change.settled)
 
     def brought_forward(self, change: Change) -> None:
         """delayed -> waiting committed ahead of its time (a promotion asked for)."""
@@ -313,20 +306,6 @@ class Ledger:
         self.metrics.of(job.queue).move(change.prior, JobState.WAITING)
         self.emit("added", job.id, job.queue, job.name, state=str(job.state), retried=True)
         self.place_job(job)
-
-    def removed(self, change: Change) -> None:
-        """A job that was not active deleted."""
-        job = change.job
-        self._unplace(job, change.prior)
-        self.metrics.of(job.queue).move(change.prior, None)
-        self.emit("removed", job.id, job.queue, job.name)
-
-    def acted(self, action: str, acted: Acted) -> None:
-        """A bulk action committed (store/actions.py): each job as its own action would."""
-        step = {"retry": self.retried, "cancel": self.withdrawn, "promote": self.brought_forward,
-                "delete": self.removed}[action]
-        for change in acted.changes:
-            self._guard(change.job.id, step, change)
 
     def cleaned(self, queue: str, state: JobState, removed: int) -> None:
         if queue in self.metrics.queues:
@@ -358,28 +337,3 @@ class Ledger:
                           extra={"event": "ledger.error", "job": job_id})
             self.repair(job_id)
             return None
-
-
-def _log_finish(job: Job) -> None:
-    if job.state is JobState.FAILED:
-        log.warning(
-            "job failed for good",
-            extra={"event": "job.failed", "job": job.id, "queue": job.queue,
-                   "job_name": job.name, "attempts": job.attempts_made, "error": job.error},
-        )
-    elif job.state in (JobState.WAITING, JobState.DELAYED):
-        log.debug("job will retry", extra={"event": "job.retry", "job": job.id})
-
-
-def _finish_event(job: Job, counted: bool) -> tuple[str, dict[str, Any]]:
-    """The event of a finished attempt: its kind, and what it carries."""
-    kind, detail = "retrying", {"error": job.error, "runAt": to_iso(job.run_at), "attempt": job.attempts_made}
-    if not counted:
-        kind, detail = "released", {}
-    elif job.state is JobState.CANCELLED:
-        kind, detail = "cancelled", {}
-    elif job.state is JobState.COMPLETED:
-        kind, detail = "completed", {"result": job.result}
-    elif job.state is JobState.FAILED:
-        kind, detail = "failed", {"error": job.error}
-    return kind, detail

@@ -4,6 +4,7 @@ is the ledger's. This is the executor's ``Reporter`` too."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from ..clock import Clock
@@ -21,6 +22,7 @@ class Outcomes:
         self.ledger = ledger
         self.clock = clock
         self.leases = leases
+        self._settling: set[asyncio.Future[Any]] = set()
 
     def owns(self, job_id: int, token: str) -> bool:
         active = self.ledger.active.get(job_id)
@@ -114,6 +116,14 @@ class Outcomes:
     async def expire_due(self, limit: int = 10_000) -> int:
         """Waiting and delayed jobs past their expiry -> expired; how many."""
         return len(await self.store.expire_jobs(self.clock.now_ms(), limit, then=self.ledger.expired))
+
+    def settle_ended(self, job: Job) -> None:
+        """The dependents of a job a claim found expired move on by a change of
+        their own, soon (a crash before it: start-up settles them)."""
+        task = asyncio.ensure_future(self.store.settle_ended(job.id, str(job.state), self.clock.now_ms(),
+                                                             then=self.ledger.settled))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
 
     async def retry(self, job_id: int) -> Job:
         change = await self.store.retry_job(job_id, self.clock.now_ms(), then=self.ledger.retried)

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..model import JobState, dumps
 from ..search import MAX_SCAN, JobSearch
+from .dependencies import settled_changes
 from .job_reads import Query, condition_sql, search_where
 from .jobs import COLUMNS, row_to_job
 from .records import Change
@@ -17,9 +18,9 @@ from .records import Change
 # The states each action applies to; jobs in other states are left alone.
 ELIGIBLE: dict[str, tuple[str, ...]] = {
     "retry": ("failed", "cancelled", "expired"),
-    "cancel": ("waiting", "delayed"),
+    "cancel": ("waiting", "delayed", "blocked"),
     "promote": ("delayed",),
-    "delete": ("waiting", "delayed", "completed", "failed", "cancelled", "expired"),
+    "delete": ("waiting", "delayed", "blocked", "completed", "failed", "cancelled", "expired"),
 }
 
 _APPLY = {
@@ -123,6 +124,8 @@ def act(conn: sqlite3.Connection, action: str, selection: Selection, now: int, l
         job = row_to_job(row)
         state, run_at = prior[job.id]
         changes.append(Change(job, JobState(state), deleted=action == "delete", prior_run_at=run_at))
+    if action in ("cancel", "delete"):
+        settled_changes(conn, changes, now)
     return Acted(changes, next_cursor)
 
 

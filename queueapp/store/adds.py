@@ -10,6 +10,7 @@ from typing import Any
 
 from ..jsonfast import dumps_bytes
 from ..model import JobState, NewJob, dumps
+from . import dependencies
 from .jobs import COLUMNS, row_to_job
 from .records import Added, AddedRun
 
@@ -94,7 +95,8 @@ class EncodedJobs:
         """The array for ``jobs``, or None when they go the row-by-row way (few jobs,
         or any with a key: a key must be looked up before its job is inserted)."""
         if len(jobs) < ARRAY_MIN or any(
-                j.job_key is not None or j.unique is not None or j.expire_at is not None for j in jobs):
+                j.job_key is not None or j.unique is not None or j.expire_at is not None or j.depends_on
+                for j in jobs):
             return None
         return cls(jobs, now)
 
@@ -142,6 +144,13 @@ def _add_jobs(
         keyed = new.job_key is not None or new.unique is not None
         if keyed and (kept := _kept(conn, new, now)) is not None:
             results[index] = kept
+            continue
+        if new.depends_on:
+            if plain_rows:  # the jobs it may name must be in the table first
+                conn.executemany(_INSERT, plain_rows)
+                plain_rows.clear()
+            deps = dependencies.resolve(new.depends_on, index, results)
+            results[index] = dependencies.add_dependent(conn, ids.take(), new, deps, now)
             continue
         job_id = ids.take()
         state, run_at = new.placed(now)

@@ -74,6 +74,15 @@ class Store(ABC):
         ``limit``, the earliest first)."""
 
     @abstractmethod
+    async def settle_ended(self, job_id: int, state: str, now: int, *, then: Then = None) -> list[Change]:
+        """Move on the jobs blocked on job ``job_id``, which ended ``state`` (as
+        every change that ends a job does in its own transaction)."""
+
+    @abstractmethod
+    async def settle_lingering(self, now: int) -> int:
+        """At start-up: settle the blocked jobs whose dependency ended without it."""
+
+    @abstractmethod
     async def promote_jobs(self, ids: list[int], now: int, *, then: Then = None) -> list[int]:
         """delayed -> waiting; returns the ids that were still delayed."""
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import sqlite3
 
 from ..clock import to_iso
-from ..model import DEFAULT_ATTEMPTS, Job, NewJob
+from ..model import DEFAULT_ATTEMPTS, Job, JobState, NewJob
+from . import dependencies
 from .adds import IdAllocator, add_job_groups
 from .records import Added, Change
 
@@ -36,10 +37,12 @@ class Callbacks:
         self.ids = ids
 
     def after(self, conn: sqlite3.Connection, change: Change, now: int) -> None:
-        """The callback job of a job that completed or failed for good, if it asked
-        for one, added to ``change.spawned``."""
+        """What a job that completed or failed for good changes in its transaction:
+        its dependents move on (``change.settled``), and its callback job, if it
+        asked for one, is added (``change.spawned``)."""
+        change.settled.extend(dependencies.settle(conn, change.job.id, str(change.job.state), now))
         url = change.job.options.get("callbackUrl")
-        if not url:
+        if not url or change.job.state not in (JobState.COMPLETED, JobState.FAILED):
             return
         data = {"url": url, "method": "POST", "body": outcome_of(change.job), "sign": True}
         new = NewJob(CALLBACK_QUEUE, CALLBACK_JOB, data, priority=3, attempts=DEFAULT_ATTEMPTS[1], run_at=now)

@@ -205,9 +205,9 @@ def fail_job(
         (state, run_at, finished, failure.message, dumps(job.errors), job_id),
     ).fetchone()
     change = Change(row_to_job(row), JobState.ACTIVE)
+    if after is not None and state in FINISHED:  # failed for good, or cancelled while running
+        after.after(conn, change, now)
     if state == JobState.FAILED:
-        if after is not None and not failure.cancel:
-            after.after(conn, change, now)
         _apply_removal(conn, change, job.options.get("removeOnFail", False))
     return change
 

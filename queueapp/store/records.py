@@ -108,6 +108,8 @@ class Change:
     prior_run_at: int | None = None
     # Jobs the change added in its transaction (a finished job's callback).
     spawned: list[Added] = field(default_factory=list)
+    # Blocked jobs the change moved on (its dependents: to waiting, delayed or failed).
+    settled: list[Change] = field(default_factory=list)
 
 
 @dataclass(slots=True)

@@ -15,7 +15,7 @@ from ..jsonfast import loads
 from ..model import Job, JobState, NewJob, Schedule, dumps
 from ..retry import Failure
 from ..search import MAX_SCAN, JobPage, JobSearch
-from . import actions, adds, callbacks
+from . import actions, adds, callbacks, dependencies
 from . import history as history_sql
 from . import job_reads as reads
 from . import jobs as sql
@@ -101,7 +101,13 @@ class SqliteStore(Store):
         )
 
     async def expire_jobs(self, now: int, limit: int, *, then: Then = None) -> list[Change]:
-        return await self._writer.submit(sql.expire_jobs, now, limit, then=then)
+        return await self._writer.submit(dependencies.expire_jobs, now, limit, then=then)
+
+    async def settle_ended(self, job_id: int, state: str, now: int, *, then: Then = None) -> list[Change]:
+        return await self._writer.submit(dependencies.settle_ended, job_id, state, now, then=then)
+
+    async def settle_lingering(self, now: int) -> int:
+        return await self._writer.submit(dependencies.settle_lingering, now)
 
     async def promote_jobs(self, ids: list[int], now: int, *, then: Then = None) -> list[int]:
         return await self._writer.submit(sql.promote_jobs, ids, now, durable=False, then=then)
@@ -134,7 +140,7 @@ class SqliteStore(Store):
         return await self._writer.submit(sql.release_job, job_id, token, now, savepoint=False, then=then)
 
     async def cancel_job(self, job_id: int, now: int, *, then: Then = None) -> Change:
-        return await self._writer.submit(sql.cancel_job, job_id, now, then=then)
+        return await self._writer.submit(dependencies.cancel_job, job_id, now, then=then)
 
     async def retry_job(self, job_id: int, now: int, *, then: Then = None) -> Change:
         return await self._writer.submit(sql.retry_job, job_id, now, then=then)

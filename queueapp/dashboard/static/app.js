@@ -2,13 +2,13 @@
 // Text from the server is always set as text (never as HTML), so job data that
 // holds markup shows as what it is.
 
-const STATES = ["waiting", "delayed", "active", "completed", "failed", "cancelled", "expired"];
+const STATES = ["waiting", "delayed", "blocked", "active", "completed", "failed", "cancelled", "expired"];
 const FINISHED = ["completed", "failed", "cancelled", "expired"];
 const ACTIONS_BY_STATE = {
   retry: ["failed", "cancelled", "expired"],
-  cancel: ["waiting", "delayed", "active"],
+  cancel: ["waiting", "delayed", "blocked", "active"],
   promote: ["delayed"],
-  delete: ["waiting", "delayed", "completed", "failed", "cancelled", "expired"],
+  delete: ["waiting", "delayed", "blocked", "completed", "failed", "cancelled", "expired"],
 };
 const VERBS = { retry: "Retry", cancel: "Cancel", promote: "Promote", delete: "Delete" };
 const REFRESH_MS = 2000;

@@ -1,7 +1,8 @@
--- options.expireInMs: a job not started by its expiry time ends in a new terminal
--- state, expired. SQLite cannot alter a CHECK, so the table is rebuilt as 0004 did
--- (copy, drop, rename, indexes, view, the id high-water mark carried over), with the
--- new state and the expire_at column.
+-- Two new states: expired (options.expireInMs: a job not started by its expiry time
+-- ends there) and blocked (options.dependsOn: a job waits there until its
+-- dependencies have completed). SQLite cannot alter a CHECK, so the table is rebuilt
+-- as 0004 did (copy, drop, rename, indexes, view, the id high-water mark carried
+-- over), with the new states and the expire_at column.
 DROP VIEW jobs_readable;
 
 CREATE TABLE jobs_next (
@@ -13,7 +14,7 @@ CREATE TABLE jobs_next (
     state           TEXT    NOT NULL
                     CHECK (state = 'waiting' OR state = 'delayed' OR state = 'active'
                            OR state = 'completed' OR state = 'failed' OR state = 'cancelled'
-                           OR state = 'expired'),
+                           OR state = 'expired' OR state = 'blocked'),
     priority        INTEGER NOT NULL CHECK (priority BETWEEN 1 AND 5),
     data            TEXT    NOT NULL DEFAULT '{}',   -- JSON object
     options         TEXT    NOT NULL DEFAULT '{}',   -- JSON: backoff, timeout, removeOnComplete, removeOnFail
@@ -70,3 +71,12 @@ SELECT id, queue, name, state, priority, attempts_made || '/' || attempts AS att
        strftime('%Y-%m-%dT%H:%M:%fZ', finished_at / 1000.0, 'unixepoch') AS finished_at,
        error
 FROM jobs;
+
+-- options.dependsOn: an edge per dependency still unfinished. A dependency's finish
+-- removes its edges in the same transaction; a blocked job without edges moves on.
+CREATE TABLE job_dependencies (
+    depends_on  INTEGER NOT NULL,
+    job_id      INTEGER NOT NULL,
+    PRIMARY KEY (depends_on, job_id)
+) WITHOUT ROWID;
+CREATE INDEX job_dependencies_job ON job_dependencies (job_id);
