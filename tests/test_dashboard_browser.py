@@ -126,6 +126,16 @@ def test_search_bulk_actions_and_the_other_pages(serve, browser):
     expect(row).to_contain_text("leased by a worker")
     w.shot("workers")
 
+    # A job that waits for another shows what it waits for, as a link.
+    _, waiting = call(server.url, "GET", "/queues/jobs?queue=emails&state=waiting&limit=1")
+    dep = waiting["jobs"][0]["id"]
+    _, blocked = call(server.url, "POST", "/queues/jobs?queue=emails",
+                      {"name": "digest", "options": {"dependsOn": [dep], "unique": {"key": "digest-1"}}})
+    w.go(f"/ui/jobs/{blocked['id']}")
+    expect(page.get_by_role("heading", name=re.compile(f"Job {blocked['id']}"))).to_contain_text("blocked")
+    expect(page.get_by_role("link", name=dep, exact=True)).to_be_visible()
+    expect(page.get_by_text("digest-1 (reject)")).to_be_visible()
+
     # 390 px wide: the pages still fit.
     page.set_viewport_size({"width": 390, "height": 844})
     w.go("/ui/")

@@ -446,7 +446,7 @@ async function jobPage(main, id) {
         [["queue", link(queuePath(job.queue), job.queue)], ["name", job.name], ["state", job.state],
           ["priority", job.priority], ["attempts", `${job.attemptsMade} of ${job.attempts}`],
           ["jobId key", job.jobId || "—"], ["progress", typeof job.progress === "number" ? `${job.progress} %`
-            : pretty(job.progress)], ["last error", job.error || "—"]]
+            : pretty(job.progress)], ["last error", job.error || "—"], ...flowFields(job)]
           .map(([k, v]) => [h("dt", null, k), h("dd", null, v)]))),
       h("section", { class: "panel" }, h("h2", null, "Timeline"), h("ul", { class: "timeline" },
         [["created", job.createdAt], ["run at", job.runAt], ["started", job.startedAt], ["finished", job.finishedAt]]
@@ -461,6 +461,21 @@ async function jobPage(main, id) {
     return !FINISHED.includes(job.state);
   };
   if (await draw()) every(REFRESH_MS, async () => { await draw(); });
+}
+
+// What flow control says of a job: what it waits for, its unique key, its expiry,
+// where its outcome goes (each row only when the job has it).
+function flowFields(job) {
+  const o = job.options || {};
+  const rows = [];
+  if (o.dependsOn) {
+    rows.push(["depends on", h("span", null, o.dependsOn.map((id, i) => [i ? ", " : "", link(`/ui/jobs/${id}`, id)]),
+      o.allowDependencyFailure ? " (runs even if one fails)" : "")]);
+  }
+  if (o.unique) rows.push(["unique key", `${o.unique.key} (${o.unique.mode})`]);
+  if (o.expireInMs) rows.push(["expires", when(new Date(Date.parse(job.createdAt) + o.expireInMs).toISOString())]);
+  if (o.callbackUrl) rows.push(["callback", o.callbackUrl]);
+  return rows;
 }
 
 // ---------------------------------------------------------------- failures
