@@ -120,3 +120,14 @@ async def test_a_bad_callback_url_is_refused(make_client):
     for bad in ("ftp://x/y", "not a url", "http://", "x" * 2049):
         r = await client.post("/queues/jobs", json={"name": "x", "options": {"callbackUrl": bad}})
         assert r.status == 400 and (await r.json())["error"]["details"][0]["field"] == "options.callbackUrl"
+
+
+async def test_a_dependent_failed_with_its_dependency_is_told_too(make_service):
+    service = await make_service(background=False)
+    first = await service.add_job("a", {})
+    waits = await service.add_job("b", {}, {"dependsOn": [str(first.id)], "callbackUrl": "http://127.0.0.1:9/hook"})
+    [leased] = await service.workers.lease("default", ["a"], 1, 60_000, 0)
+    await service.workers.fail(leased.id, leased.lease_token, Failure("broken", retry=False))
+    [told] = await service.list_jobs(CALLBACK_QUEUE)
+    assert told.data["body"]["id"] == str(waits.id) and told.data["body"]["error"] == f"dependency {first.id} failed"
+    assert await service.audit() == []

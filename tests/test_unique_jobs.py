@@ -116,3 +116,12 @@ async def test_a_large_bulk_with_unique_keys_takes_the_keyed_way(make_client):
     assert len(ids) == 200 and len(set(ids)) == 50 and ids[:50] == ids[50:100]
     assert (await (await client.get("/queues/metrics")).json())["waiting"] == 50
     assert (await (await client.get("/debug/audit")).json())["ok"]
+
+
+async def test_a_blocked_job_holds_its_key_like_a_waiting_one(make_service):
+    service = await make_service(background=False)
+    first = await service.add_job("a", {})
+    blocked = await service.add_job("b", {}, {**unique("k"), "dependsOn": [str(first.id)]})
+    assert blocked.state is JobState.BLOCKED
+    again = await service.add_job("b", {}, {**unique("k"), "dependsOn": [str(first.id)]})
+    assert again.id == blocked.id

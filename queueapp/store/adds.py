@@ -178,11 +178,12 @@ def _kept(conn: sqlite3.Connection, new: NewJob, now: int) -> Added | None:
     unique = new.unique
     if unique is None:
         return None
-    marks = ", ".join("?" * len(unique.states))
+    held = (*unique.states, "blocked") if "waiting" in unique.states else unique.states  # blocked: waiting on more
+    marks = ", ".join("?" * len(held))
     row = conn.execute(
         f"SELECT {COLUMNS} FROM jobs WHERE queue = ? AND unique_key = ? AND (state IN ({marks})"
         " OR (state IN ('completed', 'failed', 'cancelled', 'expired') AND finished_at > ?)) ORDER BY id DESC LIMIT 1",
-        (new.queue, unique.key, *unique.states, now - unique.ttl_ms),
+        (new.queue, unique.key, *held, now - unique.ttl_ms),
     ).fetchone()
     if row is None:
         return None

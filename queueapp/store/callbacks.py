@@ -40,11 +40,16 @@ class Callbacks:
         """What a job that completed or failed for good changes in its transaction:
         its dependents move on (``change.settled``), and its callback job, if it
         asked for one, is added (``change.spawned``)."""
-        change.settled.extend(dependencies.settle(conn, change.job.id, str(change.job.state), now))
-        url = change.job.options.get("callbackUrl")
-        if not url or change.job.state not in (JobState.COMPLETED, JobState.FAILED):
+        settled = dependencies.settle(conn, change.job.id, str(change.job.state), now)
+        change.settled.extend(settled)
+        for job in [change.job, *(s.job for s in settled)]:  # dependents it failed are told too
+            self._tell(conn, job, change, now)
+
+    def _tell(self, conn: sqlite3.Connection, job: Job, change: Change, now: int) -> None:
+        url = job.options.get("callbackUrl")
+        if not url or job.state not in (JobState.COMPLETED, JobState.FAILED):
             return
-        data = {"url": url, "method": "POST", "body": outcome_of(change.job), "sign": True}
+        data = {"url": url, "method": "POST", "body": outcome_of(job), "sign": True}
         new = NewJob(CALLBACK_QUEUE, CALLBACK_JOB, data, priority=3, attempts=DEFAULT_ATTEMPTS[1], run_at=now)
         added: list[Added] = list(add_job_groups(conn, [([new], now, None)], self.ids)[0])
         change.spawned.extend(added)
