@@ -131,3 +131,13 @@ async def test_a_dependent_failed_with_its_dependency_is_told_too(make_service):
     [told] = await service.list_jobs(CALLBACK_QUEUE)
     assert told.data["body"]["id"] == str(waits.id) and told.data["body"]["error"] == f"dependency {first.id} failed"
     assert await service.audit() == []
+
+
+async def test_a_dependent_failed_by_a_cancel_is_told_too(make_service):
+    service = await make_service(background=False)
+    first = await service.add_job("a", {}, {"delay": 60_000})
+    waits = await service.add_job("b", {}, {"dependsOn": [str(first.id)], "callbackUrl": "http://127.0.0.1:9/hook"})
+    await service.cancel_job(first.id)
+    [told] = await service.list_jobs(CALLBACK_QUEUE)
+    assert told.data["body"]["id"] == str(waits.id) and "cancelled" in told.data["body"]["error"]
+    assert await service.audit() == []

@@ -277,9 +277,7 @@ class Ledger(FlowMoves):
             kind, detail = _finish_event(job, counted)
             self.emit(kind, job.id, job.queue, job.name, **detail)
         _log_finish(job)
-        if change.spawned:
-            self.accepted(change.spawned)
-        self.settled(change.settled)
+        self.followed(change)
 
     def withdrawn(self, change: Change) -> None:
         """waiting/delayed -> cancelled committed."""
@@ -289,7 +287,7 @@ class Ledger(FlowMoves):
         self._unplace(job, change.prior)
         self.metrics.of(job.queue).move(change.prior, JobState.CANCELLED)
         self.emit("cancelled", job.id, job.queue, job.name)
-        self.settled(change.settled)
+        self.followed(change)
 
     def brought_forward(self, change: Change) -> None:
         """delayed -> waiting committed ahead of its time (a promotion asked for)."""

@@ -4,14 +4,14 @@ ledger (ledger.py), kept apart so that each part stays readable."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from ..clock import to_iso
 from ..metrics import Metrics
 from ..model import Job, JobState
-from ..store import Acted, Change
+from ..store import Acted, Added, Change
 
 
 class FlowMoves:
@@ -26,6 +26,7 @@ class FlowMoves:
         def retried(self, change: Change) -> None: ...
         def withdrawn(self, change: Change) -> None: ...
         def brought_forward(self, change: Change) -> None: ...
+        def accepted(self, added: Sequence[Added]) -> None: ...
 
     def _moved(self, job: Job, prior: JobState, prior_run_at: int) -> None:
         """A kept job an enqueue moved in time (options.unique debounce)."""
@@ -39,11 +40,18 @@ class FlowMoves:
         for change in changes:
             self._guard(change.job.id, self._unplace, change.job, change.prior)
             self._guard(change.job.id, self._expire, change.job, change.prior)
-            self.settled(change.settled)
+            self.followed(change)
 
     def _expire(self, job: Job, prior: JobState) -> None:
         self.metrics.of(job.queue).move(prior, JobState.EXPIRED)
         self.emit("expired", job.id, job.queue, job.name)
+
+    def followed(self, change: Change) -> None:
+        """What a change that ended a job did besides: its dependents moved on, and
+        the callbacks it added."""
+        self.settled(change.settled)
+        if change.spawned:
+            self.accepted(change.spawned)
 
     def settled(self, changes: list[Change]) -> None:
         """Blocked jobs moved on committed: waiting or delayed now, or failed with
@@ -60,7 +68,7 @@ class FlowMoves:
         self._unplace(job, change.prior)
         self.metrics.of(job.queue).move(change.prior, None)
         self.emit("removed", job.id, job.queue, job.name)
-        self.settled(change.settled)
+        self.followed(change)
 
     def acted(self, action: str, acted: Acted) -> None:
         """A bulk action committed (store/actions.py): each job as its own action would."""

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..model import JobState, dumps
 from ..search import MAX_SCAN, JobSearch
-from .dependencies import settled_changes
+from .dependencies import Teller, settled_changes
 from .job_reads import Query, condition_sql, search_where
 from .jobs import COLUMNS, row_to_job
 from .records import Change
@@ -99,7 +99,8 @@ def _key(search: JobSearch, row: tuple[Any, ...]) -> tuple[int, ...]:
     return (row[3], row[0]) if search.by_finish else (row[0],)
 
 
-def act(conn: sqlite3.Connection, action: str, selection: Selection, now: int, limit: int) -> Acted:
+def act(conn: sqlite3.Connection, action: str, selection: Selection, now: int, limit: int,
+        teller: Teller | None = None) -> Acted:
     """Apply ``action`` to up to ``limit`` chosen jobs, in one statement."""
     chosen = _chosen(action, selection, limit + 1)
     if chosen is None:
@@ -125,7 +126,7 @@ def act(conn: sqlite3.Connection, action: str, selection: Selection, now: int, l
         state, run_at = prior[job.id]
         changes.append(Change(job, JobState(state), deleted=action == "delete", prior_run_at=run_at))
     if action in ("cancel", "delete"):
-        settled_changes(conn, changes, now)
+        settled_changes(conn, changes, now, teller)
     return Acted(changes, next_cursor)
 
 

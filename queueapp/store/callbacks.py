@@ -43,9 +43,10 @@ class Callbacks:
         settled = dependencies.settle(conn, change.job.id, str(change.job.state), now)
         change.settled.extend(settled)
         for job in [change.job, *(s.job for s in settled)]:  # dependents it failed are told too
-            self._tell(conn, job, change, now)
+            self.tell(conn, job, change, now)
 
-    def _tell(self, conn: sqlite3.Connection, job: Job, change: Change, now: int) -> None:
+    def tell(self, conn: sqlite3.Connection, job: Job, change: Change, now: int) -> None:
+        """``job``'s callback, if it finished with one, added to ``change.spawned``."""
         url = job.options.get("callbackUrl")
         if not url or job.state not in (JobState.COMPLETED, JobState.FAILED):
             return

@@ -8,9 +8,10 @@ dependents in turn). Write functions run in the writer."""
 from __future__ import annotations
 
 import sqlite3
+from typing import Protocol
 
 from ..errors import NotFound
-from ..model import JobState, NewJob, dumps
+from ..model import Job, JobState, NewJob, dumps
 from . import jobs
 from .jobs import COLUMNS, row_to_job
 from .records import Added, Change
@@ -111,22 +112,33 @@ def settle_lingering(conn: sqlite3.Connection, now: int) -> int:
     return sum(len(settle(conn, dep_id, state, now)) for dep_id, state in rows)
 
 
-def settled_changes(conn: sqlite3.Connection, changes: list[Change], now: int) -> list[Change]:
+class Teller(Protocol):
+    """Adds a finished job's callback (callbacks.Callbacks)."""
+
+    def tell(self, conn: sqlite3.Connection, job: Job, change: Change, now: int) -> None: ...
+
+
+def settled_changes(conn: sqlite3.Connection, changes: list[Change], now: int,
+                    teller: Teller | None = None) -> list[Change]:
     """``changes`` (jobs that ended: cancelled, expired, deleted), each with its
-    dependents moved on."""
+    dependents moved on (and the callbacks of those it failed)."""
     for change in changes:
         if change.job.state is not JobState.ACTIVE:
             ended = "deleted" if change.deleted else str(change.job.state)
-            change.settled.extend(settle(conn, change.job.id, ended, now))
+            settled = settle(conn, change.job.id, ended, now)
+            change.settled.extend(settled)
+            if teller is not None:
+                for moved in settled:
+                    teller.tell(conn, moved.job, change, now)
     return changes
 
 
-def cancel_job(conn: sqlite3.Connection, job_id: int, now: int) -> Change:
-    return settled_changes(conn, [jobs.cancel_job(conn, job_id, now)], now)[0]
+def cancel_job(conn: sqlite3.Connection, job_id: int, now: int, teller: Teller | None = None) -> Change:
+    return settled_changes(conn, [jobs.cancel_job(conn, job_id, now)], now, teller)[0]
 
 
-def expire_jobs(conn: sqlite3.Connection, now: int, limit: int) -> list[Change]:
-    return settled_changes(conn, jobs.expire_jobs(conn, now, limit), now)
+def expire_jobs(conn: sqlite3.Connection, now: int, limit: int, teller: Teller | None = None) -> list[Change]:
+    return settled_changes(conn, jobs.expire_jobs(conn, now, limit), now, teller)
 
 
 def settle_ended(conn: sqlite3.Connection, job_id: int, state: str, now: int) -> list[Change]:

@@ -101,7 +101,7 @@ class SqliteStore(Store):
         )
 
     async def expire_jobs(self, now: int, limit: int, *, then: Then = None) -> list[Change]:
-        return await self._writer.submit(dependencies.expire_jobs, now, limit, then=then)
+        return await self._writer.submit(dependencies.expire_jobs, now, limit, self._callbacks, then=then)
 
     async def settle_ended(self, job_id: int, state: str, now: int, *, then: Then = None) -> list[Change]:
         return await self._writer.submit(dependencies.settle_ended, job_id, state, now, then=then)
@@ -140,7 +140,7 @@ class SqliteStore(Store):
         return await self._writer.submit(sql.release_job, job_id, token, now, savepoint=False, then=then)
 
     async def cancel_job(self, job_id: int, now: int, *, then: Then = None) -> Change:
-        return await self._writer.submit(dependencies.cancel_job, job_id, now, then=then)
+        return await self._writer.submit(dependencies.cancel_job, job_id, now, self._callbacks, then=then)
 
     async def retry_job(self, job_id: int, now: int, *, then: Then = None) -> Change:
         return await self._writer.submit(sql.retry_job, job_id, now, then=then)
@@ -183,7 +183,7 @@ class SqliteStore(Store):
     async def act_on_jobs(
         self, action: str, selection: Selection, now: int, limit: int, *, then: Then = None
     ) -> Acted:
-        return await self._writer.submit(actions.act, action, selection, now, limit, then=then)
+        return await self._writer.submit(actions.act, action, selection, now, limit, self._callbacks, then=then)
 
     async def failure_groups(self, queue: str, limit: int) -> list[dict[str, Any]]:
         rows = await self._fetchall(*reads.failure_groups_query(queue, limit))
