@@ -111,6 +111,9 @@ class QueueClient:
     async def add_job(self, name: str, data: dict[str, Any] | None = None,
                       options: dict[str, Any] | None = None) -> dict[str, Any]:
         job = {"name": name, "data": data or {}, "options": options or {}}
+        if any(str(ref).startswith("#") for ref in (options or {}).get("dependsOn") or ()):
+            # "#n" names a job of the same request; adds are sent together in bulks
+            raise ValueError('dependsOn "#n" names a job of the same request: use add_bulk, or job ids')
         if self._adds is None:
             return await self.request("POST", "/queues/jobs", job)
         return await self._adds.add(job)

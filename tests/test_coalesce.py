@@ -69,3 +69,20 @@ async def test_a_caller_that_gives_up_before_sending_withdraws_its_job(make_clie
         await adds.close()
     listing = await (await server.get("/queues/jobs")).json()
     assert [j["name"] for j in listing["jobs"]] == ["kept"]
+
+
+async def test_flow_options_go_through_the_client(aiohttp_server, db_path, registry):
+    """Unique keys and dependencies from the client: coalesced adds of one key make one
+    job, and a bulk's "#n" names its own jobs (a lone add cannot say "#n")."""
+    from queueapp.app import make_app
+    from queueapp.config import Config
+
+    server = await aiohttp_server(make_app(Config(db=str(db_path), durability="normal"), registry=registry))
+    async with QueueClient(str(server.make_url("")).rstrip("/")) as client:
+        same = await asyncio.gather(*[client.add_job("sync", {"n": i}, {"unique": {"key": "k"}}) for i in range(10)])
+        assert len({job["id"] for job in same}) == 1
+        parts = await client.add_bulk([{"name": "part"}, {"name": "part"},
+                                       {"name": "sum", "options": {"dependsOn": ["#0", "#1"]}}])
+        assert parts[2]["state"] == "blocked" and parts[2]["options"]["dependsOn"] == [parts[0]["id"], parts[1]["id"]]
+        with pytest.raises(ValueError, match="add_bulk"):
+            await client.add_job("x", {}, {"dependsOn": ["#0"]})
