@@ -45,6 +45,13 @@ class QueueMetrics:
     tally: Tally = field(default_factory=Tally)
     added_at_take: int = 0
 
+    def untaken(self) -> Tally:
+        """What happened since the history last took it, without taking it."""
+        tally = Tally()
+        tally.merge(self.tally)
+        tally.enqueued = self.added_total - self.added_at_take
+        return tally
+
     def move(self, prior: JobState | None, state: JobState | None) -> None:
         if prior is not None:
             self.counts[prior] -= 1
@@ -154,7 +161,6 @@ class Metrics:
 
 
 def _take(m: QueueMetrics) -> Tally:
-    tally, m.tally = m.tally, Tally()
-    tally.enqueued = m.added_total - m.added_at_take
-    m.added_at_take = m.added_total
+    tally = m.untaken()
+    m.tally, m.added_at_take = Tally(), m.added_total
     return tally

@@ -33,7 +33,7 @@ def make_search(queue: str, *, state: str | None = None, name: str | None = None
     except ValueError as exc:
         raise _refuse("q", f"bad search: {exc}") from None
     search = JobSearch(queue, state, name, condition, created_from, created_to, order, cursor, limit, error, by)
-    return replace(search, cursor=None) if cursor is None else fitted(search, cursor)
+    return search if cursor is None else fitted(search, cursor)
 
 
 def fitted(search: JobSearch, cursor: tuple[int, ...]) -> JobSearch:
@@ -70,8 +70,9 @@ class BrowseDesk:
         after: tuple[int, ...] | None = None,
     ) -> ActionOutcome:
         """``action`` on the jobs of ``ids`` (at most MAX_IDS), or on every job the
-        search finds, MAX_ACTION a call in id order (``after``: the last call's
-        nextCursor). Jobs in states the action does not apply to are left alone."""
+        search finds, MAX_ACTION a call in the order of its pages, first to last
+        (``after``: the last call's nextCursor). Jobs in states the action does not
+        apply to are left alone."""
         if action not in ELIGIBLE:
             raise _refuse("action", f"action must be one of {', '.join(ACTIONS)}")
         if ids is not None and len(ids) > MAX_IDS:

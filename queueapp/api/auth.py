@@ -48,20 +48,24 @@ class Tokens:
     def role_of_token(self, given: str) -> str | None:
         return self.role_of_bearer(f"Bearer {given}".encode(errors="surrogateescape"))
 
-    def _key(self, role: str) -> bytes:
-        return (self.admin if role == ADMIN else self.read).encode()
+    def _key(self, role: str) -> str:
+        return self.admin if role == ADMIN else self.read
+
+    def _sign(self, role: str, text: str) -> str:
+        """HMAC-SHA256 of ``text`` under the role's token, in hex."""
+        return hmac.new(self._key(role).encode(), text.encode(errors="surrogateescape"), hashlib.sha256).hexdigest()
 
     def session(self, role: str, now: float | None = None) -> str:
         expires = int((time.time() if now is None else now) + SESSION_S)
         body = f"{role}.{expires}"
-        return f"{body}.{hmac.new(self._key(role), body.encode(), hashlib.sha256).hexdigest()}"
+        return f"{body}.{self._sign(role, body)}"
 
     def role_of_session(self, cookie: str, now: float | None = None) -> str | None:
         role, _, rest = cookie.partition(".")
         expires, _, signature = rest.partition(".")
-        if role not in (ADMIN, READ) or not (self.admin if role == ADMIN else self.read):
+        if role not in (ADMIN, READ) or not self._key(role):
             return None
-        expected = hmac.new(self._key(role), f"{role}.{expires}".encode(), hashlib.sha256).hexdigest()
+        expected = self._sign(role, f"{role}.{expires}")
         if not hmac.compare_digest(signature.encode(errors="surrogateescape"), expected.encode()):
             return None
         if not expires.isdigit() or int(expires) < (time.time() if now is None else now):
@@ -69,9 +73,7 @@ class Tokens:
         return role
 
     def csrf(self, cookie: str) -> str:
-        role = cookie.partition(".")[0]
-        return hmac.new(self._key(role), b"csrf." + cookie.encode(errors="surrogateescape"),
-                        hashlib.sha256).hexdigest()
+        return self._sign(cookie.partition(".")[0], "csrf." + cookie)
 
 
 def role_of(request: web.Request, tokens: Tokens | None) -> str | None:

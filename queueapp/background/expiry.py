@@ -8,6 +8,7 @@ import asyncio
 import logging
 
 from ..dispatch import Dispatcher
+from ..dispatch.outcomes import EXPIRE_BATCH
 
 log = logging.getLogger("queueapp.expiry")
 
@@ -22,7 +23,7 @@ class ExpirySweep:
         total = 0
         while (n := await self.dispatcher.outcomes.expire_due()) > 0:
             total += n
-            if n < 10_000:
+            if n < EXPIRE_BATCH:
                 break
         return total
 

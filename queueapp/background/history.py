@@ -9,7 +9,7 @@ import logging
 from typing import Any
 
 from ..clock import Clock
-from ..history import HOUR_MS, MINUTE_MS, MINUTES_KEPT_MS, WINDOWS, Tally, chart
+from ..history import HOUR_MS, MINUTE_MS, MINUTES_KEPT_MS, WINDOWS, chart
 from ..metrics import Metrics
 from ..store import Store
 
@@ -66,8 +66,5 @@ class HistoryKeeper:
         rows = await self.store.read_history(queue, since)
         m = self.metrics.queues.get(queue)
         if m is not None:
-            current = Tally()
-            current.merge(m.tally)
-            current.enqueued = m.added_total - m.added_at_take
-            rows.append((now - now % MINUTE_MS, current))
+            rows.append((now - now % MINUTE_MS, m.untaken()))
         return chart(rows, since, until, step)

@@ -39,18 +39,17 @@ class Monitor:
         self.interval_ms = interval_ms
         self.last_status: dict[str, str] = {}
 
+    def _stuck(self, a: ActiveJob, now: int) -> bool:
+        return a.heartbeat_at < now - self.thresholds_for(a.queue).stuck_after_ms and not _alive_here(a)
+
     def stuck_ids(self, queue: str, now: int) -> list[int]:
-        horizon = now - self.thresholds_for(queue).stuck_after_ms
-        return sorted(
-            a.id for a in self.dispatcher.active.values()
-            if a.queue == queue and a.heartbeat_at < horizon and not _alive_here(a)
-        )
+        return sorted(a.id for a in self.dispatcher.active.values() if a.queue == queue and self._stuck(a, now))
 
     def stuck_counts(self, now: int) -> dict[str, int]:
         """Stuck jobs per queue, in one pass over the active jobs."""
         counts: dict[str, int] = {}
         for a in self.dispatcher.active.values():
-            if a.heartbeat_at < now - self.thresholds_for(a.queue).stuck_after_ms and not _alive_here(a):
+            if self._stuck(a, now):
                 counts[a.queue] = counts.get(a.queue, 0) + 1
         return counts
 

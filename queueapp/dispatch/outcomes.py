@@ -15,6 +15,8 @@ from ..store import Acted, Change, Selection, Store
 from .leases import LeaseDesk, stale
 from .ledger import Ledger
 
+EXPIRE_BATCH = 10_000  # jobs past their expiry ended by one change
+
 
 class Outcomes:
     def __init__(self, store: Store, ledger: Ledger, clock: Clock, leases: LeaseDesk) -> None:
@@ -113,7 +115,7 @@ class Outcomes:
         return await self.store.act_on_jobs(action, selection, self.clock.now_ms(), limit,
                                             then=lambda acted: self.ledger.acted(action, acted))
 
-    async def expire_due(self, limit: int = 10_000) -> int:
+    async def expire_due(self, limit: int = EXPIRE_BATCH) -> int:
         """Waiting and delayed jobs past their expiry -> expired; how many."""
         return len(await self.store.expire_jobs(self.clock.now_ms(), limit, then=self.ledger.expired))
 

@@ -11,7 +11,7 @@ from typing import Any
 from ..model import JobState, dumps
 from ..search import MAX_SCAN, JobSearch
 from .dependencies import Teller, settled_changes
-from .job_reads import Query, condition_sql, search_where
+from .job_reads import Query, condition_sql, order_by, search_where
 from .jobs import COLUMNS, row_to_job
 from .records import Change
 
@@ -76,7 +76,7 @@ def _chosen(action: str, selection: Selection, limit: int | None) -> Query | Non
         return None
     where, params = found
     search = selection.search
-    order = "ORDER BY finished_at, id" if search.by_finish else "ORDER BY id"
+    order = order_by(search, "asc")
     bound = "" if limit is None else f" LIMIT {int(limit)}"
     columns = "id, state, run_at, finished_at"
     if search.scans:
@@ -136,7 +136,7 @@ def _window_end(conn: sqlite3.Connection, action: str, selection: Selection) -> 
     found = _where(action, selection)
     assert found is not None
     where, params = found
-    order = "ORDER BY finished_at, id" if selection.search.by_finish else "ORDER BY id"
+    order = order_by(selection.search, "asc")
     row = conn.execute(f"SELECT id, state, run_at, finished_at FROM jobs WHERE {where} {order}"
                        f" LIMIT 1 OFFSET {MAX_SCAN - 1}", params).fetchone()
     return None if row is None else _key(selection.search, row)

@@ -40,10 +40,8 @@ class Callbacks:
         """What a job that completed or failed for good changes in its transaction:
         its dependents move on (``change.settled``), and its callback job, if it
         asked for one, is added (``change.spawned``)."""
-        settled = dependencies.settle(conn, change.job.id, str(change.job.state), now)
-        change.settled.extend(settled)
-        for job in [change.job, *(s.job for s in settled)]:  # dependents it failed are told too
-            self.tell(conn, job, change, now)
+        self.tell(conn, change.job, change, now)
+        dependencies.follow(conn, change, str(change.job.state), now, self)
 
     def tell(self, conn: sqlite3.Connection, job: Job, change: Change, now: int) -> None:
         """``job``'s callback, if it finished with one, added to ``change.spawned``."""

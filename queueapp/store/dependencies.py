@@ -118,18 +118,22 @@ class Teller(Protocol):
     def tell(self, conn: sqlite3.Connection, job: Job, change: Change, now: int) -> None: ...
 
 
+def follow(conn: sqlite3.Connection, change: Change, ended: str, now: int, teller: Teller | None) -> None:
+    """The dependents of the job ``change`` ended (``ended``: how) moved on, into
+    ``change.settled``, and the callbacks of those it failed added."""
+    settled = settle(conn, change.job.id, ended, now)
+    change.settled.extend(settled)
+    if teller is not None:
+        for moved in settled:
+            teller.tell(conn, moved.job, change, now)
+
+
 def settled_changes(conn: sqlite3.Connection, changes: list[Change], now: int,
                     teller: Teller | None = None) -> list[Change]:
-    """``changes`` (jobs that ended: cancelled, expired, deleted), each with its
-    dependents moved on (and the callbacks of those it failed)."""
+    """``changes`` (jobs that ended: cancelled, expired, deleted), each followed."""
     for change in changes:
         if change.job.state is not JobState.ACTIVE:
-            ended = "deleted" if change.deleted else str(change.job.state)
-            settled = settle(conn, change.job.id, ended, now)
-            change.settled.extend(settled)
-            if teller is not None:
-                for moved in settled:
-                    teller.tell(conn, moved.job, change, now)
+            follow(conn, change, "deleted" if change.deleted else str(change.job.state), now, teller)
     return changes
 
 
@@ -139,9 +143,3 @@ def cancel_job(conn: sqlite3.Connection, job_id: int, now: int, teller: Teller |
 
 def expire_jobs(conn: sqlite3.Connection, now: int, limit: int, teller: Teller | None = None) -> list[Change]:
     return settled_changes(conn, jobs.expire_jobs(conn, now, limit), now, teller)
-
-
-def settle_ended(conn: sqlite3.Connection, job_id: int, state: str, now: int) -> list[Change]:
-    """The dependents of a job that ended outside a change that settles them (an
-    expiry found by a claim)."""
-    return settle(conn, job_id, state, now)

@@ -51,13 +51,19 @@ def search_where(search: JobSearch, *, cursor: tuple[int, ...] | None, order: st
     return where, params
 
 
+def key_columns(search: JobSearch) -> str:
+    """The columns of a page's key (see JobSearch)."""
+    return "finished_at, id" if search.by_finish else "id"
+
+
 def _keys(search: JobSearch) -> str:
-    return "(finished_at, id)" if search.by_finish else "(id)"
+    return f"({key_columns(search)})"
 
 
-def _order(search: JobSearch) -> str:
-    desc = " DESC" if search.order == "desc" else ""
-    return "ORDER BY " + (f"finished_at{desc}, id{desc}" if search.by_finish else f"id{desc}")
+def order_by(search: JobSearch, order: str | None = None) -> str:
+    """ORDER BY the search's key, in ``order`` (default: the search's own)."""
+    desc = " DESC" if (order or search.order) == "desc" else ""
+    return "ORDER BY " + ", ".join(f"{column}{desc}" for column in key_columns(search).split(", "))
 
 
 def condition_sql(search: JobSearch) -> tuple[str, list[Any]]:
@@ -71,7 +77,7 @@ def search_query(search: JobSearch) -> Query:
     """A page after the cursor, read off an index. A data condition looks at no
     more than MAX_SCAN rows (see scanned_query)."""
     where, params = search_where(search, cursor=search.cursor, order=search.order)
-    order = _order(search)
+    order = order_by(search)
     if not search.scans:
         return f"SELECT {COLUMNS} FROM jobs WHERE {' AND '.join(where)} {order} LIMIT ?", (*params, search.limit)
     condition, condition_params = condition_sql(search)
@@ -87,16 +93,15 @@ def scanned_query(search: JobSearch, last: tuple[int, ...] | None) -> Query:
     if last is not None:
         where.append(f"{_keys(search)} {'<=' if search.order == 'asc' else '>='} ({', '.join('?' * len(last))})")
         params += list(last)
-    return (f"SELECT count(*) FROM (SELECT id FROM jobs WHERE {' AND '.join(where)} {_order(search)}"
+    return (f"SELECT count(*) FROM (SELECT id FROM jobs WHERE {' AND '.join(where)} {order_by(search)}"
             f" LIMIT {MAX_SCAN})", tuple(params))
 
 
 def window_end_query(search: JobSearch) -> Query:
     """The key of the last row a full window read: where the next page goes on."""
     where, params = search_where(search, cursor=search.cursor, order=search.order)
-    keys = "finished_at, id" if search.by_finish else "id"
-    return (f"SELECT {keys} FROM jobs WHERE {' AND '.join(where)} {_order(search)} LIMIT 1 OFFSET {MAX_SCAN - 1}",
-            tuple(params))
+    return (f"SELECT {key_columns(search)} FROM jobs WHERE {' AND '.join(where)} {order_by(search)}"
+            f" LIMIT 1 OFFSET {MAX_SCAN - 1}", tuple(params))
 
 
 # A search's condition (search.py); data conditions take the JSON path first.

@@ -104,7 +104,7 @@ class SqliteStore(Store):
         return await self._writer.submit(dependencies.expire_jobs, now, limit, self._callbacks, then=then)
 
     async def settle_ended(self, job_id: int, state: str, now: int, *, then: Then = None) -> list[Change]:
-        return await self._writer.submit(dependencies.settle_ended, job_id, state, now, then=then)
+        return await self._writer.submit(dependencies.settle, job_id, state, now, then=then)
 
     async def settle_lingering(self, now: int) -> int:
         return await self._writer.submit(dependencies.settle_lingering, now)
