@@ -58,6 +58,8 @@ def make_app(
         concurrency=config.concurrency_for,
         lease_ms=config.lease_ms,
         thresholds_for=config.thresholds_for,
+        group_limits=config.group_limits_for,
+        aging=config.aging_for,
         alerter=Alerter(config.alert_webhook_url) if config.alert_webhook_url else None,
         monitor_interval_ms=config.monitor_interval_ms,
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from .config_queues import HEALTH_FIELDS, PerQueue
 from .health import HealthThresholds
 from .networks import parse_networks
 from .store import parse_location
@@ -34,7 +35,7 @@ def setting(
 
 
 @dataclass(frozen=True)
-class Config:
+class Config(PerQueue):
     db: str = setting(
         "./queueapp.db",
         "Path of the SQLite database file (created if missing).",
@@ -89,6 +90,16 @@ class Config:
         5,
         "In-process jobs run at once per queue.",
         low=1, high=10000,
+    )
+    aging_every_ms: int = setting(
+        0,
+        "Priority aging: a waiting job rises a priority level per this many ms waited (0: off).",
+        low=0, high=86_400_000,
+    )
+    aging_max_levels: int = setting(
+        2,
+        "Priority aging: the most levels a waiting job rises.",
+        low=1, high=4,
     )
     lease_ms: int = setting(
         30_000,
@@ -262,19 +273,6 @@ class Config:
     # Per-queue overrides from the config file's [queues.NAME] tables.
     queues: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def thresholds_for(self, queue: str) -> HealthThresholds:
-        values = {name: getattr(self, name) for name in HEALTH_KEYS}
-        values.update({k: v for k, v in self.queues.get(queue, {}).items() if k in HEALTH_KEYS})
-        return HealthThresholds(
-            failure_rate_warning=values["health_failure_rate_warning"],
-            failure_rate_critical=values["health_failure_rate_critical"],
-            waiting_warning=values["health_waiting_warning"],
-            waiting_critical=values["health_waiting_critical"],
-            active_warning=values["health_active_warning"],
-            delayed_warning=values["health_delayed_warning"],
-            stuck_after_ms=self.stuck_after_ms,
-        )
-
     @property
     def builtin_job_names(self) -> tuple[str, ...]:
         if self.builtin_jobs.strip() == "auto":
@@ -297,9 +295,6 @@ class Config:
     def secrets(self) -> tuple[str, ...]:
         """The values that must never appear in a log line, an answer or a repr."""
         return tuple(getattr(self, s.name) for s in SETTINGS if s.secret and getattr(self, s.name))
-
-    def concurrency_for(self, queue: str) -> int:
-        return int(self.queues.get(queue, {}).get("concurrency", self.concurrency))
 
     @property
     def handler_modules(self) -> list[str]:
@@ -378,4 +373,5 @@ SETTINGS: tuple[Setting, ...] = tuple(
     for f in fields(Config) if "help" in f.metadata
 )
 HEALTH_KEYS = tuple(s.name for s in SETTINGS if s.name.startswith("health_"))
-QUEUE_KEYS = ("concurrency", *HEALTH_KEYS)
+assert HEALTH_KEYS == HEALTH_FIELDS, "config_queues.HEALTH_FIELDS names every health_ setting, in order"
+QUEUE_KEYS = ("concurrency", "aging_every_ms", "aging_max_levels", *HEALTH_KEYS)

@@ -91,6 +91,11 @@ class NewJob:
     expire_at: int | None = None  # not started after this time (ms)
     depends_on: tuple[str, ...] = ()  # job ids, or "#n": the n-th job of the same bulk
 
+    @property
+    def group(self) -> str | None:
+        """options.group: the key its flow control counts it under."""
+        return self.options.get("group")
+
     def placed(self, now: int) -> tuple[JobState, int]:
         """The state and due time the job is stored with when added at ``now``."""
         if self.run_at > now:
@@ -127,6 +132,10 @@ class Job:
     @property
     def timeout_ms(self) -> int | None:
         return self.options.get("timeout")
+
+    @property
+    def group(self) -> str | None:
+        return self.options.get("group")
 
 
 def fresh_job(job_id: int, new: NewJob, now: int) -> Job:

@@ -59,6 +59,10 @@ HeldBy = Literal["waiting", "delayed", "active"]
 CALLBACK_URL = r"^https?://[A-Za-z0-9._~-]+(:[0-9]{1,5})?([/?#][^\s]*)?$"
 
 
+# A group key: printable, no control characters, short enough to be a path segment.
+GroupKey = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f/]+$")]
+
+
 class UniqueOptions(Strict):
     """At most one job of a key at a time: while a job with ``key`` is in one of
     ``states``, or finished less than ``ttlMs`` ago, a new enqueue with that key
@@ -89,31 +93,27 @@ class JobOptions(Strict):
     dependsOn: Annotated[list[Annotated[str, Field(pattern=r"^#?[0-9]{1,15}$")]],
                          Field(min_length=1, max_length=100)] | None = None
     allowDependencyFailure: bool = False
+    # Flow control: the key (a tenant, an account) whose limits the job counts under.
+    group: GroupKey | None = None
     # Told the outcome (POST, signed) when the job completes or fails for good.
     callbackUrl: Annotated[str, Field(max_length=2048, pattern=CALLBACK_URL)] | None = None
 
     def stored(self) -> dict[str, Any]:
-        """The options kept with the job (what governs it after enqueue)."""
-        kept: dict[str, Any] = {}
-        if self.backoff is not None:
-            kept["backoff"] = self.backoff.model_dump()
-        if self.timeout is not None:
-            kept["timeout"] = self.timeout
-        if self.removeOnComplete is not False:
-            kept["removeOnComplete"] = self.removeOnComplete
-        if self.removeOnFail is not False:
-            kept["removeOnFail"] = self.removeOnFail
-        if self.unique is not None:
-            kept["unique"] = self.unique.model_dump()
-        if self.expireInMs is not None:
-            kept["expireInMs"] = self.expireInMs
-        if self.callbackUrl is not None:
-            kept["callbackUrl"] = self.callbackUrl
-        if self.dependsOn is not None:
-            kept["dependsOn"] = self.dependsOn
-        if self.allowDependencyFailure:
-            kept["allowDependencyFailure"] = True
-        return kept
+        """The options kept with the job (what governs it after enqueue): those given,
+        in this order, and none left at its default."""
+        kept: dict[str, Any] = {
+            "backoff": None if self.backoff is None else self.backoff.model_dump(),
+            "timeout": self.timeout,
+            "removeOnComplete": None if self.removeOnComplete is False else self.removeOnComplete,
+            "removeOnFail": None if self.removeOnFail is False else self.removeOnFail,
+            "unique": None if self.unique is None else self.unique.model_dump(),
+            "expireInMs": self.expireInMs,
+            "callbackUrl": self.callbackUrl,
+            "dependsOn": self.dependsOn,
+            "allowDependencyFailure": True if self.allowDependencyFailure else None,
+            "group": self.group,
+        }
+        return {key: value for key, value in kept.items() if value is not None}
 
 
 class PriorityFactors(Strict):

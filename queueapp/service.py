@@ -30,12 +30,14 @@ from .dispatch import ActiveJob, Dispatcher
 from .enqueue import DEFAULT_QUEUE, JobBuilder, check_name, parse_options, valid_queue
 from .errors import ValidationFailed
 from .events import JobEvent, Subscription
+from .flow import Aging, GroupLimits
 from .health import HealthReport, HealthThresholds
 from .history import KEPT_MS as HISTORY_KEPT_MS
 from .model import Job, JobState, NewJob
 from .options import MAX_DELAY_MS, JobOptions, PriorityFactors
 from .prometheus import render
 from .service_browse import BrowseDesk, make_search
+from .service_groups import GroupDesk
 from .service_parts import ScheduleDesk, WorkerDesk
 from .store import Added, Store, added_ids, added_jobs
 from .workers.maintenance import register_maintenance
@@ -57,6 +59,8 @@ class QueueService:
         thresholds_for: Callable[[str], HealthThresholds] = default_thresholds,
         alerter: Alerter | None = None,
         monitor_interval_ms: int = 60_000,
+        group_limits: Callable[[str], GroupLimits] | None = None,
+        aging: Callable[[str], Aging | None] | None = None,
     ) -> None:
         self.store = store
         # False: the scheduler, the lease reaper and the monitor only move when their
@@ -66,7 +70,8 @@ class QueueService:
         # Each service has its own handlers: two services never share one.
         self.registry = registry or HandlerRegistry()
         self.dispatcher = Dispatcher(
-            store, self.registry, self.clock, concurrency=concurrency, default_lease_ms=lease_ms
+            store, self.registry, self.clock, concurrency=concurrency, default_lease_ms=lease_ms,
+            group_limits=group_limits, aging=aging,
         )
         self.builder = JobBuilder(self.clock, self.registry.validate)
         self.scheduler = Scheduler(store, self.dispatcher, self.clock, self.builder)
@@ -76,6 +81,7 @@ class QueueService:
                                reclaim=self.reclaim_memory)
         self.schedules = ScheduleDesk(store, self.scheduler, self.builder, self.registry)
         self.workers = WorkerDesk(store, self.dispatcher)
+        self.groups = GroupDesk(store, self.dispatcher, self.clock)
         self.history = HistoryKeeper(store, self.dispatcher.metrics, self.clock)
         self.browse = BrowseDesk(store, self.dispatcher, self.history)
         register_maintenance(

@@ -96,15 +96,39 @@ def _from_file(config_file: str, values: dict[str, Any], sources: dict[str, str]
 
 
 def _queue_tables(tables: Any, source: str) -> dict[str, dict[str, Any]]:
-    """``[queues.NAME]`` tables: per-queue concurrency and health thresholds."""
+    """``[queues.NAME]`` tables: per-queue concurrency, aging and health thresholds,
+    and a ``[queues.NAME.groups]`` table of group limits."""
     if not isinstance(tables, dict):
         raise ConfigError(f"queues in {source} must be tables like [queues.emails]")
     result = {}
     for queue, table in tables.items():
         if not isinstance(table, dict):
             raise ConfigError(f"queues.{queue} in {source} must be a table")
+        table = dict(table)
+        groups = _group_table(table.pop("groups", {}), f"{source} [queues.{queue}.groups]")
         unknown = set(table) - set(QUEUE_KEYS)
         if unknown:
             raise ConfigError(f"unknown setting(s) {sorted(unknown)} in [queues.{queue}] of {source}")
         result[queue] = {k: convert(BY_NAME[k], v, f"{source} [queues.{queue}]") for k, v in table.items()}
+        if groups:
+            result[queue]["groups"] = groups
     return result
+
+
+# [queues.NAME.groups]: the limits of each group key of a queue, with their bounds.
+GROUP_KEYS = {"concurrency": (1, 100_000), "rate_max": (1, 1_000_000), "rate_per_ms": (1, 86_400_000)}
+
+
+def _group_table(table: Any, where: str) -> dict[str, int]:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table")
+    unknown = set(table) - set(GROUP_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {sorted(unknown)} in {where}; known: {', '.join(GROUP_KEYS)}")
+    for key, value in table.items():
+        low, high = GROUP_KEYS[key]
+        if type(value) is not int or not low <= value <= high:
+            raise ConfigError(f"{key} in {where} must be a whole number from {low} to {high}")
+    if ("rate_max" in table) != ("rate_per_ms" in table):
+        raise ConfigError(f"rate_max and rate_per_ms in {where} go together: give both or neither")
+    return dict(table)

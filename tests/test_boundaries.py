@@ -36,13 +36,14 @@ def test_schema_is_defined_only_in_migrations():
 LAYERS: list[tuple[str, ...]] = [
     # pure: depend on nothing but each other
     ("version", "model", "clock", "retry", "priority", "options", "cron", "jsonfast", "histogram", "search",
-     "health", "errors", "events", "metrics", "logs", "redact", "networks", "tls", "dispatch.lanes",
+     "health", "errors", "events", "metrics", "logs", "redact", "networks", "tls",
+     "dispatch.lanes", "dispatch.order", "dispatch.timers", "flow",
      "coalesce", "history", "rule_words"),
     ("store",),
     ("workers",),  # code that runs as a job, and the handler API
     ("dispatch",),
-    ("enqueue", "background", "prometheus", "config"),
-    ("service", "service_parts", "service_browse"),
+    ("enqueue", "background", "prometheus", "config", "config_queues"),
+    ("service", "service_parts", "service_browse", "service_groups"),
     ("api", "app", "settings", "client", "dashboard"),
     ("cli", "admin", "__main__", ""),  # "": the package itself, which re-exports the library
 ]

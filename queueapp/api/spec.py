@@ -33,6 +33,8 @@ JOB_NAME = {"type": "string", "minLength": 1, "maxLength": 128}
 PATH_PARAMS = {
     "id": ("Job id.", {"type": "string", "pattern": r"^[0-9]{1,15}$"}),
     "name": ("Schedule name.", {"type": "string", "pattern": r"^[A-Za-z0-9_.:-]{1,128}$"}),
+    "key": ("Group key (options.group), URL-encoded.",
+            {"type": "string", "minLength": 1, "maxLength": 128, "pattern": r"^[^\x00-\x1f\x7f/]+$"}),
 }
 _ROUTE_REGEX = re.compile(r"\{(\w+):[^}]+\}")
 

@@ -4,7 +4,8 @@
 committed before it is in it, none after) and, in the snapshot's post-commit hook,
 checks the ledger against it: counts per queue and state, every waiting job in its
 lane with its place, every delayed job in the timer heap, every active job in the
-active table with its lease token, and every queue's in-process slots. Jobs popped
+active table with its lease token, every queue's in-process slots, and every group
+key's count of running jobs. Jobs popped
 for a claim or a promotion that is being committed are in flight, and expected.
 
 A difference is a bug: the appliance logs each one (``audit_interval_ms``) and
@@ -24,19 +25,22 @@ from .ledger import Ledger
 def compare(ledger: Ledger, snap: TableSnapshot) -> list[str]:
     problems: list[str] = []
     _compare_counts(ledger, snap, problems)
-    waiting: dict[int, tuple[str, str, int]] = {}
-    delayed: dict[int, tuple[str, str, int]] = {}
+    waiting: dict[int, tuple[str, str, str | None, int]] = {}
+    delayed: dict[int, tuple[str, str, str | None, int]] = {}
     active: dict[int, tuple[str, str | None]] = {}
-    for job_id, queue, name, state, priority, run_at, token in snap.unfinished:
+    running: Counter[tuple[str, str | None]] = Counter()
+    for job_id, queue, name, state, priority, run_at, token, group in snap.unfinished:
         if state == JobState.WAITING:
-            waiting[job_id] = (queue, name, pack(priority, run_at, job_id))
+            waiting[job_id] = (queue, name, group, pack(priority, run_at, job_id))
         elif state == JobState.DELAYED:
-            delayed[job_id] = (queue, name, run_at)
+            delayed[job_id] = (queue, name, group, run_at)
         else:
             active[job_id] = (queue, token)
+            running[(queue, group)] += 1
     _compare_lanes(ledger, waiting, problems)
     _compare_timers(ledger, delayed, problems)
     _compare_active(ledger, active, problems)
+    _compare_groups(ledger, running, problems)
     return problems
 
 
@@ -51,17 +55,18 @@ def _compare_counts(ledger: Ledger, snap: TableSnapshot, problems: list[str]) ->
                                 f"{table.get(state, 0)} in the table")
 
 
-def _compare_lanes(ledger: Ledger, waiting: dict[int, tuple[str, str, int]], problems: list[str]) -> None:
+def _compare_lanes(ledger: Ledger, waiting: dict[int, tuple[str, str, str | None, int]],
+                   problems: list[str]) -> None:
     seen: Counter[int] = Counter()
     for queue, q in ledger.queues.items():
-        for name, lane in q.lanes.by_name.items():
+        for lane in q.lanes.all_lanes():
             for key in lane.live_keys():
                 job_id = unpack_id(key)
                 seen[job_id] += 1
                 expected = waiting.get(job_id)
                 if expected is None:
                     problems.append(f"job {job_id} is in line in memory but not waiting in the table")
-                elif expected != (queue, name, key):
+                elif expected != (queue, lane.name, lane.group, key) or key >> 90 != lane.priority:
                     problems.append(f"job {job_id} is in line in the wrong place")
     for job_id, n in seen.items():
         if n > 1:
@@ -71,13 +76,14 @@ def _compare_lanes(ledger: Ledger, waiting: dict[int, tuple[str, str, int]], pro
         problems.append(f"job {job_id} is waiting in the table but in no lane: it would never run")
 
 
-def _compare_timers(ledger: Ledger, delayed: dict[int, tuple[str, str, int]], problems: list[str]) -> None:
+def _compare_timers(ledger: Ledger, delayed: dict[int, tuple[str, str, str | None, int]],
+                    problems: list[str]) -> None:
     timers = Counter(t.job_id for t in ledger.timers.live())
     for t in ledger.timers.live():
         expected = delayed.get(t.job_id)
         if expected is None:
             problems.append(f"job {t.job_id} has a timer in memory but is not delayed in the table")
-        elif expected != (t.queue, t.name, t.run_at):
+        elif expected != (t.queue, t.name, t.group, t.run_at):
             problems.append(f"job {t.job_id}'s timer does not match its row")
     for job_id, n in timers.items():
         if n > 1:
@@ -101,3 +107,20 @@ def _compare_active(ledger: Ledger, active: dict[int, tuple[str, str | None]], p
         if q.running != running[queue] + claiming[queue]:
             problems.append(f"queue {queue}: {q.running} in-process slots taken, but "
                             f"{running[queue]} jobs run and {claiming[queue]} are being claimed")
+
+
+def _compare_groups(ledger: Ledger, running: Counter[tuple[str, str | None]], problems: list[str]) -> None:
+    """Each key's running count is its active jobs; nothing is being claimed unless
+    a claim is in flight."""
+    for queue, q in ledger.queues.items():
+        for key, line in q.lanes.lines.items():
+            gate = line.gate
+            if gate.running != running[(queue, key)]:
+                problems.append(f"queue {queue}: group {key!r} counts {gate.running} running jobs, "
+                                f"the table {running[(queue, key)]} active")
+            if gate.claiming < 0 or (gate.claiming and not ledger.in_flight):
+                problems.append(f"queue {queue}: group {key!r} counts {gate.claiming} jobs being claimed, "
+                                "with no claim in flight")
+    for (queue, key), n in running.items():
+        if queue not in ledger.queues or key not in ledger.queues[queue].lanes.lines:
+            problems.append(f"queue {queue}: group {key!r} has {n} active jobs that memory does not count")

@@ -19,17 +19,19 @@ from typing import Any
 
 from ..clock import Clock
 from ..errors import Conflict
+from ..flow import Aging, GroupLimits
 from ..model import Job, JobState, NewJob
 from ..retry import Failure
 from ..store import Added, Change, Store
 from ..workers.registry import HandlerRegistry
 from .audit import compare
 from .executor import JobExecutor
-from .lanes import Taken, Timer
 from .leases import LeaseDesk
 from .ledger import ActiveJob, Ledger, QueueRuntime
+from .order import Taken
 from .outcomes import Outcomes
 from .rebuild import rebuild, resync
+from .timers import Timer
 
 log = logging.getLogger("queueapp.dispatcher")
 
@@ -48,13 +50,15 @@ class Dispatcher:
         *,
         concurrency: int | Callable[[str], int] = 5,
         default_lease_ms: int = 30_000,
+        group_limits: Callable[[str], GroupLimits] | None = None,
+        aging: Callable[[str], Aging | None] | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
         self.clock = clock
         # in-process jobs at once, per queue
         concurrency_for = concurrency if callable(concurrency) else (lambda _q: concurrency)
-        self.ledger = Ledger(clock, registry.__contains__, concurrency_for)
+        self.ledger = Ledger(clock, registry.__contains__, concurrency_for, group_limits, aging)
         self.ledger.wake = self._wake_soon
         self.ledger.timer_moved = self._timer_moved
         self.ledger.repair = lambda job_id: self._spawn(resync(store, self.ledger, job_id))
@@ -224,14 +228,16 @@ class Dispatcher:
         self._wake.set()
 
     def _promote_due(self) -> None:
-        due = self.ledger.timers.pop_due(self.clock.now_ms(), PROMOTE_BATCH)
+        now = self.clock.now_ms()
+        self.ledger.reopen_due(now)
+        due = self.ledger.timers.pop_due(now, PROMOTE_BATCH)
         if due:
             by_id = {t.job_id: t for t in due}
             self.ledger.in_flight.update(by_id)
             self._spawn(self._promote(by_id))
         if len(due) == PROMOTE_BATCH:
             self._wake_soon()  # more are due: the next batch when the loop turns
-        self._arm(self.ledger.timers.next_due())
+        self._arm(self.ledger.next_wake())
 
     async def _promote(self, due: dict[int, Timer]) -> None:
         try:
@@ -262,7 +268,7 @@ class Dispatcher:
 
         def started(jobs: list[Job]) -> None:
             by_id = {job.id: job for job in jobs}
-            actives = self.ledger.claimed(ids, jobs)
+            actives = self.ledger.claimed(taken, jobs)
             q.running -= len(ids) - len(actives)  # no longer waiting (cancelled meanwhile), or expired
             for active in actives:
                 active.task = asyncio.create_task(self.executor.run(by_id[active.id]))
@@ -270,7 +276,7 @@ class Dispatcher:
                 self._wake.set()
 
         try:
-            await self.store.claim_jobs(ids, self.clock.now_ms(), None, then=started)
+            await self.store.claim_jobs(ids, taken.now, None, then=started)
         except Exception:
             # Nothing was claimed: the jobs go back in line, and dispatching pauses
             # briefly rather than spin against a store that cannot write.

@@ -1,25 +1,28 @@
-"""In-memory ordering of unfinished jobs: what runs next, and when delayed jobs are due.
+"""In-memory ordering of waiting jobs: lanes, and the lines they make up.
 
-Per queue and job name, a *lane* holds the waiting jobs in a binary heap ordered by
-(priority, run_at, id): a lower priority number first; within a priority, the job due
-first; then the job that arrived first (ids grow with arrival). A heap entry is one
-packed integer, so a million waiting jobs cost about 50 MB here and no payloads:
+A *lane* holds the waiting jobs of one job name, one group key and one priority in
+one queue, in a binary heap ordered by (run_at, id): the job due first, then the job
+that arrived first (ids grow with arrival). A heap entry is one packed integer, so a
+million waiting jobs cost about 50 MB here and no payloads:
 
     key = priority << 90 | run_at_ms << 48 | id
 
 (run_at in ms fits 42 bits until the year 2109, ids 48 bits.) Integers compare in C,
 so heap operations stay cheap.
 
-A queue's lanes (``Lanes``) keep a second heap of each lane's best key, so taking
-``n`` jobs across any number of lanes costs ``O(n log lanes)``: a queue with 30,000
-job names is served as fast as one with a single name.
+A *line* holds the lanes of one group key (options.group; the jobs without a key are
+a line of their own) with, per kind (jobs run by this process's handlers, or leased
+by external workers) and per priority, a heap of its lanes' best keys. Its best job
+is the best of at most five heads: the first non-empty priority, or, with priority
+aging, the head of the best aged level (a lane is FIFO within its priority, and the
+job that has waited longest has aged most). Taking ``n`` jobs over any number of
+names costs ``O(n log lanes)``: a queue with 30,000 job names is served as fast as
+one with a single name.
 
-Delayed jobs sit in one timer heap ordered by due time. Entries are never searched
-for: a cancelled job leaves a tombstone and its entry is dropped when it surfaces.
-The store's guarded UPDATEs are the last word either way: claiming a job that is no
-longer waiting changes nothing.
-
-Nothing here touches the store or the clock.
+Entries are never searched for: a cancelled job leaves a tombstone and its entry is
+dropped when it surfaces. The store's guarded UPDATEs are the last word either way:
+claiming a job that is no longer waiting changes nothing. Nothing here touches the
+store or the clock.
 """
 
 from __future__ import annotations
@@ -27,16 +30,20 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+
+from ..flow import Aging, Gate, GroupLimits
 
 _ID_BITS = 48
 _RUN_AT_BITS = 42
 _ID_MASK = (1 << _ID_BITS) - 1
 _PRIORITY_SHIFT = _ID_BITS + _RUN_AT_BITS
+WHEN_MASK = (1 << _PRIORITY_SHIFT) - 1  # run_at and id: the order within a level
+PRIORITIES = (1, 2, 3, 4, 5)
 
-# Tie-breaker of lane-top entries, so that two entries never compare their lanes.
-_serial = itertools.count()
+# Tie-breaker of heap entries, so that two entries never compare their lanes.
+serial = itertools.count()
 
 
 def pack(priority: int, run_at: int, job_id: int) -> int:
@@ -47,12 +54,19 @@ def unpack_id(key: int) -> int:
     return key & _ID_MASK
 
 
+def unpack_run_at(key: int) -> int:
+    return (key & WHEN_MASK) >> _ID_BITS
+
+
 @dataclass(eq=False, slots=True)
 class Lane:
-    """Waiting jobs of one name in one queue."""
+    """Waiting jobs of one name, group key and priority in one queue."""
 
     queue: str
     name: str
+    group: str | None = None
+    priority: int = 3
+    local: bool = False  # run by this process's handlers (else leased)
     heap: list[int] = field(default_factory=list)
     tombstones: Counter[int] = field(default_factory=Counter)
 
@@ -97,79 +111,47 @@ class Lane:
         return len(self.heap) - sum(self.tombstones.values())
 
 
-@dataclass(frozen=True, slots=True)
-class Taken:
-    """Job ids popped from their lanes, with what it takes to put them back."""
-
-    entries: list[tuple[Lane, int]]
-    owner: Lanes | None = None
-
-    @property
-    def ids(self) -> list[int]:
-        return [unpack_id(key) for _, key in self.entries]
-
-    def put_back(self) -> None:
-        """Return the entries to their lanes, as they were (nothing was claimed)."""
-        for lane, key in self.entries:
-            if self.owner is not None:
-                self.owner.push(lane, key)
-            else:
-                lane.push(key)
-
-    def __bool__(self) -> bool:
-        return bool(self.entries)
+Best = tuple[int, int, Lane]  # level (the priority, aged), key, lane
 
 
-def take_best(lanes: list[Lane], limit: int) -> Taken:
-    """Pop up to ``limit`` jobs across ``lanes`` in global (priority, run_at, id)
-    order: ``O(len(lanes) + limit log len(lanes))``."""
-    tops = [(key, next(_serial), lane) for lane in lanes if (key := lane.peek()) is not None]
-    heapq.heapify(tops)
-    taken: list[tuple[Lane, int]] = []
-    while tops and len(taken) < limit:
-        key, _, lane = heapq.heappop(tops)
-        lane.pop()
-        taken.append((lane, key))
-        following = lane.peek()
-        if following is not None:
-            heapq.heappush(tops, (following, next(_serial), lane))
-    return Taken(taken)
-
-
-class Lanes:
-    """A queue's lanes, by job name, and two heaps of their best keys: one over the
-    lanes whose jobs run in this process, one over those external workers lease.
+class Line:
+    """The waiting jobs of one group key in a queue, and what lets them start.
 
     A top heap may hold stale entries (a lane's best job was taken or killed, or a
     better one arrived); an entry is trusted only when it equals its lane's live best
     key, and a stale one is replaced by the lane's current best when it surfaces.
-    Every non-empty lane always has an entry no worse than its best key, so a top
-    heap's first valid entry is the best job of its kind in the queue."""
+    Every non-empty lane always has an entry no worse than its best key."""
 
-    def __init__(self, queue: str, runs_here: Callable[[str], bool]) -> None:
+    __slots__ = ("queue", "key", "lanes", "tops", "gate", "turn", "entry", "closed")
+
+    def __init__(self, queue: str, key: str | None, limits: GroupLimits) -> None:
         self.queue = queue
-        self.runs_here = runs_here
-        self.by_name: dict[str, Lane] = {}
-        self._local: set[str] = set()
-        self._tops: dict[bool, list[tuple[int, int, Lane]]] = {True: [], False: []}
+        self.key = key
+        self.lanes: dict[tuple[str, int], Lane] = {}
+        # Per kind (local or leased), per priority (index 1..5): lanes' best keys.
+        self.tops: dict[bool, list[list[tuple[int, int, Lane]]]] = {
+            kind: [[] for _ in range(6)] for kind in (True, False)}
+        self.gate = Gate(limits)
+        self.turn = 0  # when the line was last served: lines take turns (see order.py)
+        self.entry: dict[bool, tuple[int, int, int, int, Line] | None] = {True: None, False: None}
+        self.closed = False  # no room: out of the queue's order until reopened
 
-    def lane(self, name: str) -> Lane:
-        found = self.by_name.get(name)
+    def lane(self, name: str, priority: int, local: bool) -> Lane:
+        found = self.lanes.get((name, priority))
         if found is None:
-            found = self.by_name[name] = Lane(self.queue, name)
-            if self.runs_here(name):
-                self._local.add(name)
+            found = self.lanes[(name, priority)] = Lane(self.queue, name, self.key, priority, local)
         return found
 
-    def push(self, lane: Lane, key: int) -> None:
+    def push(self, lane: Lane, key: int) -> bool:
+        """Add ``key`` to ``lane``; True when it is the lane's new best."""
         lane.push(key)
-        if lane.heap[0] == key:  # a new best for its lane
-            heapq.heappush(self._tops[lane.name in self._local], (key, next(_serial), lane))
+        if lane.heap[0] != key:
+            return False
+        heapq.heappush(self.tops[lane.local][lane.priority], (key, next(serial), lane))
+        return True
 
-    def push_many(self, lane: Lane, keys: list[int]) -> None:
+    def push_many(self, lane: Lane, keys: list[int]) -> bool:
         """``push`` for many keys: one heapify when they outnumber the lane's own."""
-        if not keys:
-            return
         lowest = min(keys)
         if len(keys) > len(lane.heap):
             lane.heap.extend(keys)
@@ -177,128 +159,86 @@ class Lanes:
         else:
             for key in keys:
                 heapq.heappush(lane.heap, key)
-        if lane.heap[0] == lowest:  # a new best for its lane
-            heapq.heappush(self._tops[lane.name in self._local], (lowest, next(_serial), lane))
+        if lane.heap[0] != lowest:
+            return False
+        heapq.heappush(self.tops[lane.local][lane.priority], (lowest, next(serial), lane))
+        return True
 
-    def add_unordered(self, lane: Lane, key: int) -> None:
-        """Append without ordering (start-up); ``rebuild`` must follow."""
-        lane.heap.append(key)
+    def _head(self, local: bool, priority: int) -> tuple[int, Lane] | None:
+        """The best key of one kind and priority, fixing stale entries on the way."""
+        heap = self.tops[local][priority]
+        while heap:
+            key, _, lane = heap[0]
+            best = lane.peek()
+            if best is None or lane.local is not local or self.lanes.get((lane.name, priority)) is not lane:
+                heapq.heappop(heap)  # an empty, forgotten or moved lane
+            elif best != key:
+                heapq.heapreplace(heap, (best, next(serial), lane))
+            else:
+                return key, lane
+        return None
 
-    def rebuild(self) -> None:
+    def best(self, local: bool, aging: Aging | None, now: int) -> Best | None:
+        """The job of ``local`` kind that should start first, without taking it."""
+        found: Best | None = None
+        for priority in PRIORITIES:
+            head = self._head(local, priority)
+            if head is None:
+                continue
+            key, lane = head
+            if aging is None:
+                return priority, key, lane
+            level = aging.level(priority, unpack_run_at(key), now)
+            if found is None or (level, key & WHEN_MASK) < (found[0], found[1] & WHEN_MASK):
+                found = (level, key, lane)
+        return found
+
+    def best_of(self, names: Iterable[str], aging: Aging | None, now: int) -> Best | None:
+        """``best`` among the lanes of ``names`` only, of either kind."""
+        found: Best | None = None
+        for name in names:
+            for priority in PRIORITIES:
+                lane = self.lanes.get((name, priority))
+                key = None if lane is None else lane.peek()
+                if key is None or lane is None:
+                    continue
+                level = priority if aging is None else aging.level(priority, unpack_run_at(key), now)
+                if found is None or (level, key & WHEN_MASK) < (found[0], found[1] & WHEN_MASK):
+                    found = (level, key, lane)
+        return found
+
+    def take(self, best: Best, at_top: bool = True) -> int:
+        """Pop ``best`` from its lane. ``at_top``: found by ``best`` just now, so its
+        entry heads its top heap and is replaced there by the lane's next key (found
+        by ``best_of``, the entry is stale now and is replaced when it surfaces)."""
+        _, key, lane = best
+        lane.pop()
+        if at_top:
+            heap = self.tops[lane.local][lane.priority]
+            following = lane.peek()
+            if following is None:
+                heapq.heappop(heap)
+            else:
+                heapq.heapreplace(heap, (following, next(serial), lane))
+        return key
+
+    def rebuild(self, runs_here: Callable[[str], bool]) -> None:
         """Order every lane and the top heaps again (start-up; a handler registered
         or removed changes which lanes run here)."""
-        self._local = {name for name in self.by_name if self.runs_here(name)}
-        self._tops = {True: [], False: []}
-        for name, lane in self.by_name.items():
+        self.tops = {kind: [[] for _ in range(6)] for kind in (True, False)}
+        for lane in self.lanes.values():
+            lane.local = runs_here(lane.name)
             heapq.heapify(lane.heap)
             key = lane.peek()
             if key is not None:
-                self._tops[name in self._local].append((key, next(_serial), lane))
-        for tops in self._tops.values():
-            heapq.heapify(tops)
-
-    def take(self, limit: int, local: bool) -> Taken:
-        """Pop up to ``limit`` jobs, best first, from the lanes that run in this
-        process (``local``) or from those external workers lease."""
-        taken: list[tuple[Lane, int]] = []
-        tops = self._tops[local]
-        while tops and len(taken) < limit:
-            key, _, lane = heapq.heappop(tops)
-            best = lane.peek()
-            if best is None or self.by_name.get(lane.name) is not lane:
-                continue  # an empty or forgotten lane
-            if best != key:
-                heapq.heappush(tops, (best, next(_serial), lane))
-                continue
-            lane.pop()
-            taken.append((lane, key))
-            following = lane.peek()
-            if following is not None:
-                heapq.heappush(tops, (following, next(_serial), lane))
-        return Taken(taken, self)
-
-    def take_named(self, names: list[str], limit: int) -> Taken:
-        """Pop up to ``limit`` jobs from the lanes of ``names`` only."""
-        lanes = [self.by_name[n] for n in dict.fromkeys(names) if n in self.by_name]
-        taken = take_best(lanes, limit)
-        for lane, _ in taken.entries:  # the top heap must learn each lane's new best
-            best = lane.peek()
-            if best is not None:
-                heapq.heappush(self._tops[lane.name in self._local], (best, next(_serial), lane))
-        return Taken(taken.entries, self)
+                self.tops[lane.local][lane.priority].append((key, next(serial), lane))
+        for kind in self.tops.values():
+            for heap in kind:
+                heapq.heapify(heap)
 
     def forget_empty(self) -> None:
-        """Drop lanes with nothing left in them (their stale tops are skipped)."""
-        for name in [n for n, lane in self.by_name.items() if not lane.heap]:
-            del self.by_name[name]
-            self._local.discard(name)
+        for where in [w for w, lane in self.lanes.items() if not lane.heap]:
+            del self.lanes[where]
 
     def __len__(self) -> int:
-        return sum(len(lane) for lane in self.by_name.values())
-
-
-@dataclass(order=True, slots=True)
-class Timer:
-    run_at: int
-    job_id: int
-    priority: int = field(compare=False)
-    queue: str = field(compare=False)
-    name: str = field(compare=False)
-
-
-class TimerHeap:
-    """Delayed jobs by due time."""
-
-    def __init__(self) -> None:
-        self._heap: list[Timer] = []
-        self._dead: Counter[tuple[int, int]] = Counter()
-
-    def push(self, timer: Timer) -> None:
-        heapq.heappush(self._heap, timer)
-
-    def extend(self, timers: list[Timer]) -> None:
-        """Add many at once (start-up): one heapify instead of a push each."""
-        self._heap.extend(timers)
-        heapq.heapify(self._heap)
-
-    def kill(self, run_at: int, job_id: int) -> None:
-        self._dead[(run_at, job_id)] += 1
-
-    def next_due(self) -> int | None:
-        self._drop_dead()
-        return self._heap[0].run_at if self._heap else None
-
-    def pop_due(self, now: int, limit: int | None = None) -> list[Timer]:
-        """The timers due at ``now``, earliest first (at most ``limit``)."""
-        due: list[Timer] = []
-        while limit is None or len(due) < limit:
-            self._drop_dead()
-            if not self._heap or self._heap[0].run_at > now:
-                return due
-            due.append(heapq.heappop(self._heap))
-        return due
-
-    def _drop_dead(self) -> None:
-        heap = self._heap
-        while heap:
-            mark = (heap[0].run_at, heap[0].job_id)
-            if mark not in self._dead:
-                return
-            self._dead[mark] -= 1
-            if not self._dead[mark]:
-                del self._dead[mark]
-            heapq.heappop(heap)
-
-    def live(self) -> list[Timer]:
-        """Every live timer (for the self-audit)."""
-        dead = Counter(self._dead)
-        live = []
-        for t in self._heap:
-            if dead[(t.run_at, t.job_id)]:
-                dead[(t.run_at, t.job_id)] -= 1
-            else:
-                live.append(t)
-        return live
-
-    def __len__(self) -> int:
-        return len(self._heap) - sum(self._dead.values())
+        return sum(len(lane) for lane in self.lanes.values())

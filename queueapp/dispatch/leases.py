@@ -17,8 +17,8 @@ from ..errors import Conflict, NotFound
 from ..model import Job, JobState
 from ..retry import Failure
 from ..store import Change, Store
-from .lanes import Taken
 from .ledger import Ledger, QueueRuntime
+from .order import Taken
 
 Alive = Callable[[], bool]
 
@@ -84,9 +84,9 @@ class LeaseDesk:
 
         def record(jobs: list[Job]) -> None:
             claimed.extend(job for job in jobs if job.state is JobState.ACTIVE)  # not the expired
-            self.ledger.claimed(ids, jobs)
+            self.ledger.claimed(taken, jobs)
 
-        write = asyncio.ensure_future(self.store.claim_jobs(ids, self.clock.now_ms(), lease_ms, then=record))
+        write = asyncio.ensure_future(self.store.claim_jobs(ids, taken.now, lease_ms, then=record))
         write.add_done_callback(undo)
         try:
             await asyncio.shield(write)

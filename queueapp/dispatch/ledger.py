@@ -17,67 +17,41 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from ..clock import Clock
 from ..events import EventBus, JobEvent
+from ..flow import NONE, Aging, GroupLimits, GroupPolicy
 from ..metrics import Metrics
 from ..model import Job, JobState
 from ..store import Added, AddedRun, Change
 from .finishing import finish_event as _finish_event
 from .finishing import log_finish as _log_finish
-from .lanes import Lanes, Timer, TimerHeap, pack
+from .lanes import Line, pack
+from .ledger_groups import GroupMoves
 from .ledger_moves import FlowMoves
+from .order import Lanes, Taken
+from .runtime import ActiveJob, QueueRuntime
+from .timers import Timer, TimerHeap
 
 log = logging.getLogger("queueapp.ledger")
 
 
-@dataclass(slots=True)
-class ActiveJob:
-    """A running job, as far as the dispatcher needs to know it."""
-
-    id: int
-    queue: str
-    name: str
-    token: str
-    started_at: int
-    heartbeat_at: int
-    lease_expires_at: int | None  # wall-clock ms, as stored; None: runs in this process
-    # Monotonic ms at which the lease runs out: a wall-clock step cannot expire it early.
-    deadline: int | None = None
-    task: asyncio.Task[None] | None = None
-
-    @property
-    def in_process(self) -> bool:
-        return self.lease_expires_at is None
-
-
-@dataclass(eq=False, slots=True)
-class QueueRuntime:
-    name: str
-    concurrency: int
-    lanes: Lanes
-    paused: bool = False
-    running: int = 0  # in-process jobs claimed or running
-    # Long-polling leases wait on these; any new waiting job resolves them all.
-    waiters: list[asyncio.Future[None]] = field(default_factory=list)
-
-    def wake_waiters(self) -> None:
-        for waiter in self.waiters:
-            if not waiter.done():
-                waiter.set_result(None)
-        self.waiters.clear()
-
-
-class Ledger(FlowMoves):
+class Ledger(FlowMoves, GroupMoves):
     def __init__(
         self, clock: Clock, runs_here: Callable[[str], bool], concurrency_for: Callable[[str], int],
+        group_limits: Callable[[str], GroupLimits] | None = None, aging: Callable[[str], Aging | None] | None = None,
     ) -> None:
         self.clock = clock
         self.runs_here = runs_here  # a job name with an in-process handler
         self.concurrency_for = concurrency_for
         self.queues: dict[str, QueueRuntime] = {}
+        # Group policies by queue (config file, then the store's), and priority aging.
+        self.policies: dict[str, GroupPolicy] = {}
+        self.group_defaults: Callable[[str], GroupLimits] = group_limits or (lambda queue: NONE)
+        self.aging_for: Callable[[str], Aging | None] = aging or (lambda queue: None)
+        # Closed lines that time alone opens again: (at, serial, queue, line).
+        self.reopening: list[tuple[int, int, str, Line]] = []
         self.active: dict[int, ActiveJob] = {}
         self.timers = TimerHeap()
         self.metrics = Metrics()
@@ -99,8 +73,9 @@ class Ledger(FlowMoves):
     def queue(self, name: str) -> QueueRuntime:
         found = self.queues.get(name)
         if found is None:
-            found = self.queues[name] = QueueRuntime(
-                name, self.concurrency_for(name), Lanes(name, self.runs_here))
+            lanes = Lanes(name, self.runs_here, self.policy_of(name), self.aging_for(name), self.clock.now_ms)
+            lanes.closed_until = lambda line, at: self._reopen_at(name, line, at)
+            found = self.queues[name] = QueueRuntime(name, self.concurrency_for(name), lanes)
             self.metrics.of(name)
             self.queue_created(name)
         return found
@@ -122,17 +97,18 @@ class Ledger(FlowMoves):
 
     # placing ---------------------------------------------------------------------
 
-    def place(self, job_id: int, queue: str, name: str, state: str, priority: int, run_at: int) -> None:
+    def place(self, job_id: int, queue: str, name: str, state: str, priority: int, run_at: int,
+              group: str | None = None) -> None:
         """Put an unfinished job where it will be found: its lane, or the timer heap
         (a blocked job, or one added failed, is found by no one)."""
         if state != JobState.WAITING and state != JobState.DELAYED:
             return
         q = self.queue(queue)
         if state == JobState.DELAYED:
-            self.timers.push(Timer(run_at, job_id, priority, queue, name))
+            self.timers.push(Timer(run_at, job_id, priority, queue, name, group))
             self.timer_moved(run_at)
             return
-        q.lanes.push(q.lanes.lane(name), pack(priority, run_at, job_id))
+        q.lanes.push(q.lanes.lane(name, priority, group), pack(priority, run_at, job_id))
         self._announce(q, name)
 
     def _announce(self, q: QueueRuntime, name: str) -> None:
@@ -144,12 +120,12 @@ class Ledger(FlowMoves):
             q.wake_waiters()
 
     def place_job(self, job: Job) -> None:
-        self.place(job.id, job.queue, job.name, job.state, job.priority, job.run_at)
+        self.place(job.id, job.queue, job.name, job.state, job.priority, job.run_at, job.group)
 
     def _unplace(self, job: Job, prior: JobState) -> None:
         q = self.queue(job.queue)
         if prior is JobState.WAITING:
-            q.lanes.lane(job.name).kill(pack(job.priority, job.run_at, job.id))
+            q.lanes.lane(job.name, job.priority, job.group).kill(pack(job.priority, job.run_at, job.id))
         elif prior is JobState.DELAYED:
             self.timers.kill(job.run_at, job.id)
 
@@ -175,7 +151,7 @@ class Ledger(FlowMoves):
     def _accept_alike(self, run: AddedRun) -> None:
         """A large enqueue of jobs alike but for their data: counted and put in line
         at once (one heap operation for the lot when it outgrows the lane)."""
-        _, queue, name, state, priority, run_at = run[0].placement()
+        _, queue, name, state, priority, run_at, group = run[0].placement()
         m = self.metrics.of(queue)
         m.counts[state] += len(run)
         m.added_total += len(run)
@@ -184,26 +160,27 @@ class Ledger(FlowMoves):
                 self.emit("added", job_id, queue, name, state=str(state), priority=priority)
         if state is JobState.DELAYED:
             for job_id in run.ids:
-                self.place(job_id, queue, name, state, priority, run_at)
+                self.place(job_id, queue, name, state, priority, run_at, group)
             return
         q = self.queue(queue)
         base = pack(priority, run_at, 0)
-        q.lanes.push_many(q.lanes.lane(name), [base | job_id for job_id in run.ids])
+        q.lanes.push_many(q.lanes.lane(name, priority, group), [base | job_id for job_id in run.ids])
         self._announce(q, name)
 
     def _accept_one(self, job_id: int, queue: str, name: str, state: JobState, priority: int,
-                    run_at: int) -> None:
+                    run_at: int, group: str | None) -> None:
         m = self.metrics.of(queue)
         m.move(None, state)
         m.added_total += 1
         self.emit("added", job_id, queue, name, state=str(state), priority=priority)
-        self.place(job_id, queue, name, state, priority, run_at)
+        self.place(job_id, queue, name, state, priority, run_at, group)
 
-    def claimed(self, taken: list[int], jobs: list[Job]) -> list[ActiveJob]:
+    def claimed(self, taken: Taken, jobs: list[Job]) -> list[ActiveJob]:
         """waiting -> active committed for ``jobs`` (of the ``taken`` ids; the others
         were no longer waiting), or waiting -> expired for those past their expiry."""
-        self.in_flight.difference_update(taken)
-        for job_id in taken:
+        ids = taken.ids
+        self.in_flight.difference_update(ids)
+        for job_id in ids:
             self.claiming_here.pop(job_id, None)
         started = []
         for job in jobs:
@@ -212,6 +189,9 @@ class Ledger(FlowMoves):
                 self.ended(job)  # its dependents move on by a change of their own
             elif (active := self._guard(job.id, self._activate, job)) is not None:
                 started.append(active)
+        lanes = taken.owner
+        if lanes is not None and lanes.claimed(taken, {a.id for a in started}):
+            self._room_given(self.queue(lanes.queue))
         return started
 
     def _activate(self, job: Job) -> ActiveJob:
@@ -223,15 +203,18 @@ class Ledger(FlowMoves):
         self.emit("active", job.id, job.queue, job.name, attempt=job.attempts_made)
         return active
 
-    def adopt_active(self, job: Job) -> ActiveJob:
+    def adopt_active(self, job: Job, counted: bool = True) -> ActiveJob:
         """Track a job that is active in the store (claimed now, or a lease still
-        valid after a restart)."""
+        valid after a restart). ``counted`` False: its group does not know it runs yet
+        (it was not taken from a lane)."""
         assert job.lease_token is not None and job.started_at is not None
         deadline = None
         if job.lease_expires_at is not None:
             deadline = self.clock.monotonic_ms() + max(0, job.lease_expires_at - self.clock.now_ms())
         active = ActiveJob(job.id, job.queue, job.name, job.lease_token, job.started_at,
-                           job.heartbeat_at or job.started_at, job.lease_expires_at, deadline)
+                           job.heartbeat_at or job.started_at, job.lease_expires_at, job.group, deadline)
+        if not counted:
+            self.queue(job.queue).lanes.ran(job.group, +1)
         self.active[job.id] = active
         if deadline is not None:
             self.lease_granted.set()  # the lease reaper may be asleep with no lease out
@@ -244,7 +227,7 @@ class Ledger(FlowMoves):
             t = due[job_id]
             self.metrics.of(t.queue).move(JobState.DELAYED, JobState.WAITING)
             self.emit("waiting", job_id, t.queue, t.name)
-            self.place(job_id, t.queue, t.name, JobState.WAITING, t.priority, t.run_at)
+            self.place(job_id, t.queue, t.name, JobState.WAITING, t.priority, t.run_at, t.group)
 
     def finished(self, change: Change | None, counted: bool = True) -> None:
         """An active job's move committed (completed, failed, retrying, released,
@@ -259,7 +242,7 @@ class Ledger(FlowMoves):
 
     def _finish(self, change: Change, counted: bool) -> None:
         job = change.job
-        active = self.active.pop(job.id, None)
+        active = self.drop_active(job.id)
         m = self.metrics.of(job.queue)
         m.move(change.prior, None if change.deleted else job.state)
         for state, n in change.pruned.items():

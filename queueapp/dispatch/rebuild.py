@@ -8,8 +8,9 @@ from ..clock import Clock
 from ..metrics import PROCESSING_WINDOW_MS
 from ..model import Job, JobState
 from ..store import Store
-from .lanes import Timer, pack
+from .lanes import pack
 from .ledger import Ledger
+from .timers import Timer
 
 
 async def rebuild(store: Store, ledger: Ledger, clock: Clock, leased: list[Job]) -> int:
@@ -28,10 +29,26 @@ async def rebuild(store: Store, ledger: Ledger, clock: Clock, leased: list[Job])
     for sample in sorted(samples, key=lambda s: s.finished_at):
         took = None if sample.started_at is None else sample.finished_at - sample.started_at
         ledger.metrics.of(sample.queue).add_finish(sample.finished_at, took, sample.state is JobState.FAILED)
+    await _load_groups(store, ledger, clock)
     pending = await _load_pending(store, ledger)
     for job in leased:
-        ledger.adopt_active(job)
+        ledger.adopt_active(job, counted=False)
     return pending
+
+
+async def _load_groups(store: Store, ledger: Ledger, clock: Clock) -> None:
+    """Group policies as stored (they win over the config file's), and the starts
+    still inside each rate window, so a restart does not give a key a fresh window."""
+    for stored in await store.group_settings():
+        ledger.set_policy(stored.queue, stored.policy(ledger.group_defaults(stored.queue)))
+    windows = {q: p for q in ledger.queues if (p := ledger.policy_of(q)).longest_window()}
+    longest = max((p.longest_window() for p in windows.values()), default=0)
+    if not longest:
+        return
+    now = clock.now_ms()
+    for queue, key, started_at in sorted(await store.group_starts(now - longest), key=lambda s: s[2]):
+        if queue in windows:
+            ledger.queue(queue).lanes.line(key).gate.remember_start(started_at)
 
 
 async def _load_pending(store: Store, ledger: Ledger) -> int:
@@ -43,10 +60,10 @@ async def _load_pending(store: Store, ledger: Ledger) -> int:
         for p in batch:
             if p.state == "delayed":
                 ledger.queue(p.queue)
-                timers.append(Timer(p.run_at, p.id, p.priority, p.queue, p.name))
+                timers.append(Timer(p.run_at, p.id, p.priority, p.queue, p.name, p.group))
             else:
                 lanes = ledger.queue(p.queue).lanes
-                lanes.add_unordered(lanes.lane(p.name), pack(p.priority, p.run_at, p.id))
+                lanes.add_unordered(lanes.lane(p.name, p.priority, p.group), pack(p.priority, p.run_at, p.id))
         count += len(batch)
     for q in ledger.queues.values():
         q.lanes.rebuild()
@@ -58,12 +75,12 @@ async def resync(store: Store, ledger: Ledger, job_id: int) -> None:
     """Make memory follow the table for one job, after the ledger failed on it."""
     job = await store.get_job(job_id)
     if job is None:
-        ledger.active.pop(job_id, None)
+        ledger.drop_active(job_id)
     elif job.state in (JobState.WAITING, JobState.DELAYED):
-        ledger.active.pop(job_id, None)
+        ledger.drop_active(job_id)
         ledger.place_job(job)
     elif job.state is JobState.ACTIVE and job_id not in ledger.active and job.lease_expires_at:
-        ledger.adopt_active(job)
+        ledger.adopt_active(job, counted=False)
     for queue, counts in (await store.count_states()).items():
         kept = ledger.metrics.of(queue).counts
         kept.clear()

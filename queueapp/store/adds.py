@@ -41,23 +41,23 @@ class IdAllocator:
 
 _INSERT = (
     "INSERT INTO jobs (id, queue, name, state, priority, data, options, attempts, job_key,"
-    " created_at, run_at, unique_key, expire_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " created_at, run_at, unique_key, expire_at, group_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 
 # A large enqueue without keys is one statement over a JSON array of its jobs: SQLite
 # reads the array in C with the GIL released, so the writer thread inserts while the
 # event loop goes on parsing the next request. Ids are consecutive from ?2.
 _INSERT_ROWS = (
-    "INSERT INTO jobs (id, queue, name, state, priority, data, options, attempts, created_at, run_at)"
+    "INSERT INTO jobs (id, queue, name, state, priority, data, options, attempts, created_at, run_at, group_key)"
     " SELECT ?2 + key, json_extract(value, '$[0]'), json_extract(value, '$[1]'),"
     " json_extract(value, '$[2]'), json_extract(value, '$[3]'), json_extract(value, '$[4]'),"
-    " json_extract(value, '$[5]'), json_extract(value, '$[6]'), ?3, json_extract(value, '$[7]')"
-    " FROM json_each(?1)"
+    " json_extract(value, '$[5]'), json_extract(value, '$[6]'), ?3, json_extract(value, '$[7]'),"
+    " json_extract(value, '$[5].group') FROM json_each(?1)"
 )
 # The common bulk: every job alike but for its data, which is all the array holds.
 _INSERT_ALIKE = (
-    "INSERT INTO jobs (id, queue, name, state, priority, data, options, attempts, created_at, run_at)"
-    " SELECT ?2 + key, ?4, ?5, ?6, ?7, value, ?8, ?9, ?3, ?10 FROM json_each(?1)"
+    "INSERT INTO jobs (id, queue, name, state, priority, data, options, attempts, created_at, run_at, group_key)"
+    " SELECT ?2 + key, ?4, ?5, ?6, ?7, value, ?8, ?9, ?3, ?10, ?11 FROM json_each(?1)"
 )
 # Below this many jobs a caller's enqueue joins the others' executemany instead.
 ARRAY_MIN = 64
@@ -81,7 +81,7 @@ class EncodedJobs:
         if alike:
             state, run_at = first.placed(now)
             self.alike = (first.queue, first.name, state.value, first.priority, dumps(first.options),
-                          first.attempts, run_at)
+                          first.attempts, run_at, first.group)
             self.array = dumps_bytes([j.data for j in jobs])
         else:
             rows = []
@@ -157,7 +157,7 @@ def _add_jobs(
         row = (
             job_id, new.queue, new.name, state.value, new.priority, dumps(new.data),
             dumps(new.options), new.attempts, new.job_key, now, run_at,
-            None if new.unique is None else new.unique.key, new.expire_at,
+            None if new.unique is None else new.unique.key, new.expire_at, new.group,
         )
         if keyed:
             conn.execute(_INSERT, row)

@@ -16,6 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
+from ..flow import GroupLimits, KeySettings
 from ..history import Tally
 from ..model import Job, JobState, NewJob, Schedule
 from ..retry import Failure
@@ -31,13 +32,14 @@ from .records import (
     PendingJob,
     QueueSettings,
     Report,
+    StoredGroups,
     TableSnapshot,
     added_ids,
     added_jobs,
 )
 
 __all__ = ["Added", "AddedRun", "Change", "CommitStats", "FinishedSample", "NameFigures", "PendingJob",
-           "QueueSettings", "Report", "Store", "TableSnapshot", "Then", "added_ids", "added_jobs"]
+           "QueueSettings", "Report", "Store", "StoredGroups", "TableSnapshot", "Then", "added_ids", "added_jobs"]
 
 # A write's post-commit hook: called once with the write's result, in the event loop's
 # thread, after the commit and before the caller is answered, even when the caller has
@@ -241,6 +243,25 @@ class Store(ABC):
 
     @abstractmethod
     async def ensure_queue(self, queue: str, now: int) -> None: ...
+
+    # group flow control ---------------------------------------------------------
+    @abstractmethod
+    async def group_settings(self) -> list[StoredGroups]:
+        """Every queue's stored group policy and keys' settings."""
+
+    @abstractmethod
+    async def group_starts(self, since: int) -> list[tuple[str, str, int]]:
+        """(queue, key, started_at) of grouped jobs started at ``since`` or later."""
+
+    @abstractmethod
+    async def set_group_policy(self, queue: str, limits: GroupLimits | None, now: int, *,
+                               then: Then = None) -> None:
+        """Store a queue's group limits (None: drop them; the config file's apply)."""
+
+    @abstractmethod
+    async def set_group_key(self, queue: str, key: str, settings: KeySettings, now: int, *,
+                            then: Then = None) -> None:
+        """Store one key's own limits and pause (nothing of its own: forget it)."""
 
     # the dashboard ------------------------------------------------------------
     @abstractmethod

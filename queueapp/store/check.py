@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import sqlite3
 
+from .groups import OVER_LIMIT
+
 RULES = (
     ("active without a lease token or a start time",
      "state = 'active' AND (lease_token IS NULL OR started_at IS NULL)"),
@@ -38,6 +40,8 @@ def table_problems(conn: sqlite3.Connection) -> list[str]:
         ids = [r[0] for r in conn.execute(f"SELECT id FROM jobs WHERE {condition} LIMIT 20")]
         if ids:
             problems.append(f"{name}: jobs {', '.join(map(str, ids))}")
+    for queue, key, active, limit in conn.execute(OVER_LIMIT):
+        problems.append(f"group {key!r} of queue {queue} has {active} active jobs, above its limit of {limit}")
     row = conn.execute(
         "SELECT (SELECT max(id) FROM jobs), (SELECT seq FROM sqlite_sequence WHERE name = 'jobs')"
     ).fetchone()

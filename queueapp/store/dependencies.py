@@ -19,7 +19,7 @@ from .records import Added, Change
 _UNFINISHED = ("waiting", "delayed", "active", "blocked")
 _INSERT = (
     "INSERT INTO jobs (id, queue, name, state, priority, data, options, attempts, job_key, created_at, run_at,"
-    " unique_key, expire_at, finished_at, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " unique_key, expire_at, finished_at, error, group_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     f" RETURNING {COLUMNS}"
 )
 
@@ -63,6 +63,7 @@ def add_dependent(conn: sqlite3.Connection, job_id: int, new: NewJob, deps: list
     row = conn.execute(_INSERT, (
         job_id, new.queue, new.name, state.value, new.priority, dumps(new.data), dumps(options), new.attempts,
         new.job_key, now, run_at, None if new.unique is None else new.unique.key, new.expire_at, finished, error,
+        new.group,
     )).fetchone()
     if state is JobState.BLOCKED:
         conn.executemany("INSERT INTO job_dependencies (depends_on, job_id) VALUES (?, ?)",

@@ -11,7 +11,8 @@ from .jobs import COLUMNS
 
 Query = tuple[str, tuple[Any, ...]]
 
-PENDING = "SELECT id, queue, name, state, priority, run_at FROM jobs WHERE state IN ('waiting', 'delayed')"
+PENDING = ("SELECT id, queue, name, state, priority, run_at, group_key FROM jobs"
+           " WHERE state IN ('waiting', 'delayed')")
 COUNT_STATES = "SELECT queue, state, count(*) FROM jobs GROUP BY queue, state"
 QUEUE_NAMES = "SELECT name FROM queues UNION SELECT DISTINCT queue FROM jobs"
 

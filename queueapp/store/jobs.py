@@ -342,7 +342,7 @@ def clean(
 
 def snapshot(conn: sqlite3.Connection) -> TableSnapshot:
     unfinished = conn.execute(
-        "SELECT id, queue, name, state, priority, run_at, lease_token FROM jobs"
+        "SELECT id, queue, name, state, priority, run_at, lease_token, group_key FROM jobs"
         " WHERE state IN ('waiting', 'delayed', 'active')"
     ).fetchall()
     counts: dict[str, dict[JobState, int]] = {}

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, overload
 
+from ..flow import GroupLimits, GroupPolicy, KeySettings
 from ..histogram import Histogram
 from ..model import Job, JobState, NewJob, fresh_job
 
@@ -40,14 +41,14 @@ class Added:
             self._job = fresh_job(self.id, self._new, self._now)
         return self._job
 
-    def placement(self) -> tuple[int, str, str, JobState, int, int]:
-        """Where the job goes in memory: id, queue, name, state, priority, due time."""
+    def placement(self) -> tuple[int, str, str, JobState, int, int, str | None]:
+        """Where the job goes in memory: id, queue, name, state, priority, due time, group."""
         if self._new is None:
             job = self.job
-            return job.id, job.queue, job.name, job.state, job.priority, job.run_at
+            return job.id, job.queue, job.name, job.state, job.priority, job.run_at, job.group
         new = self._new
         state, run_at = new.placed(self._now)
-        return self.id, new.queue, new.name, state, new.priority, run_at
+        return self.id, new.queue, new.name, state, new.priority, run_at, new.group
 
 
 class AddedRun(Sequence[Added]):
@@ -129,6 +130,23 @@ class PendingJob(NamedTuple):
     state: str  # "waiting" or "delayed" (JobState values)
     priority: int
     run_at: int
+    group: str | None  # options.group
+
+
+@dataclass(slots=True)
+class StoredGroups:
+    """A queue's group settings as stored: its policy's limits (None: the config
+    file's apply) and the keys with settings of their own."""
+
+    queue: str
+    limits: GroupLimits | None = None
+    keys: dict[str, KeySettings] = field(default_factory=dict)
+
+    def policy(self, default: GroupLimits) -> GroupPolicy:
+        """The policy these settings make, over the config file's ``default``."""
+        overrides = {k: s.limits for k, s in self.keys.items() if s.limits is not None}
+        paused = {k: s.paused_until for k, s in self.keys.items() if s.paused}
+        return GroupPolicy(self.limits or default, overrides, paused)
 
 
 @dataclass(slots=True)
@@ -161,7 +179,8 @@ class Report:
 class TableSnapshot:
     """The unfinished jobs and the counts, as one transaction sees them (self-audit)."""
 
-    unfinished: list[tuple[int, str, str, str, int, int, str | None]]  # id, queue, name, state, priority, run_at, token
+    # id, queue, name, state, priority, run_at, token, group
+    unfinished: list[tuple[int, str, str, str, int, int, str | None, str | None]]
     counts: dict[str, dict[JobState, int]]
 
 

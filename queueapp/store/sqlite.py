@@ -10,12 +10,14 @@ from typing import Any
 
 import aiosqlite
 
+from ..flow import GroupLimits, KeySettings
 from ..history import Tally
 from ..jsonfast import loads
 from ..model import Job, JobState, NewJob, Schedule, dumps
 from ..retry import Failure
 from ..search import MAX_SCAN, JobPage, JobSearch
 from . import actions, adds, callbacks, dependencies
+from . import groups as groups_sql
 from . import history as history_sql
 from . import job_reads as reads
 from . import jobs as sql
@@ -31,6 +33,7 @@ from .base import (
     QueueSettings,
     Report,
     Store,
+    StoredGroups,
     TableSnapshot,
     Then,
 )
@@ -173,6 +176,20 @@ class SqliteStore(Store):
 
     async def ensure_queue(self, queue: str, now: int) -> None:
         await self._writer.submit(_ensure_queue, queue, now)
+
+    async def group_settings(self) -> list[StoredGroups]:
+        return await self._writer.submit(groups_sql.read_all, savepoint=False, durable=False)
+
+    async def group_starts(self, since: int) -> list[tuple[str, str, int]]:
+        return [tuple(r) for r in await self._fetchall(groups_sql.STARTS_SINCE, (since,))]
+
+    async def set_group_policy(self, queue: str, limits: GroupLimits | None, now: int, *,
+                               then: Then = None) -> None:
+        await self._writer.submit(groups_sql.set_policy, queue, limits, now, then=then)
+
+    async def set_group_key(self, queue: str, key: str, settings: KeySettings, now: int, *,
+                            then: Then = None) -> None:
+        await self._writer.submit(groups_sql.set_key, queue, key, settings, now, then=then)
 
     async def clean(
         self, queue: str, state: JobState, finished_before: int, limit: int | None, *,

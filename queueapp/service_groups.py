@@ -1,0 +1,111 @@
+"""Group flow control of a queue, as callers see it: the policy (the limits of every
+key), keys' own limits, pauses, and what each key is doing now.
+
+Every change is written to the store first; its post-commit hook hands the new
+policy to the ledger, so memory follows the table in commit order and the
+dispatcher applies it at once (a key over a lowered limit starts nothing until
+enough of its jobs finish; a resumed key starts at once).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from .clock import Clock
+from .dispatch import Dispatcher
+from .dispatch.lanes import Line
+from .errors import NotFound
+from .flow import Aging, GroupLimits, KeySettings
+from .store import Store
+
+
+@dataclass(frozen=True, slots=True)
+class KeyView:
+    key: str
+    limits: GroupLimits  # in force: its own, or the queue's
+    custom: bool
+    paused: bool
+    paused_until: int | None
+    active: int
+    waiting: int
+
+
+@dataclass(frozen=True, slots=True)
+class GroupsView:
+    queue: str
+    limits: GroupLimits
+    aging: Aging | None
+    keys: list[KeyView]
+    total_keys: int
+
+
+class GroupDesk:
+    def __init__(self, store: Store, dispatcher: Dispatcher, clock: Clock) -> None:
+        self.store = store
+        self.dispatcher = dispatcher
+        self.ledger = dispatcher.ledger
+        self.clock = clock
+
+    def view(self, queue: str, limit: int = 100) -> GroupsView:
+        """The queue's policy and its keys: those with jobs waiting or running, and
+        those with settings of their own; the most waiting first."""
+        policy = self.ledger.policy_of(queue)
+        keys = self._lines(queue).keys() | policy.overrides.keys() | policy.paused.keys()
+        views = sorted((self.key(queue, key) for key in keys if key is not None),
+                       key=lambda v: (-v.waiting, -v.active, v.key))
+        return GroupsView(queue, policy.default, self.ledger.aging_for(queue), views[:limit], len(views))
+
+    def key(self, queue: str, key: str) -> KeyView:
+        policy = self.ledger.policy_of(queue)
+        line = self._lines(queue).get(key)
+        own = policy.key_settings(key)
+        paused = own.paused and (own.paused_until is None or own.paused_until > self.clock.now_ms())
+        return KeyView(key, policy.limits_of(key), own.limits is not None, paused,
+                       own.paused_until if paused else None,
+                       0 if line is None else line.gate.busy, 0 if line is None else len(line))
+
+    def _lines(self, queue: str) -> dict[str | None, Line]:
+        q = self.dispatcher.queues.get(queue)
+        return {} if q is None else q.lanes.lines
+
+    async def set_policy(self, queue: str, limits: GroupLimits | None) -> GroupsView:
+        """The limits of every key of ``queue`` (None: back to the config file's)."""
+        await self.store.ensure_queue(queue, self.clock.now_ms())
+        default = limits or self.ledger.group_defaults(queue)
+
+        def applied(_: object) -> None:
+            self.ledger.set_policy(queue, replace(self.ledger.policy_of(queue), default=default))
+
+        await self.store.set_group_policy(queue, limits, self.clock.now_ms(), then=applied)
+        return self.view(queue)
+
+    async def set_key(self, queue: str, key: str, limits: GroupLimits | None) -> KeyView:
+        """``key``'s own limits (None: the queue's again)."""
+        own = self.ledger.policy_of(queue).key_settings(key)
+        return await self._save(queue, key, replace(own, limits=limits))
+
+    async def pause(self, queue: str, key: str, duration_ms: int | None) -> KeyView:
+        """Start no job of ``key`` for ``duration_ms`` (None: until resumed). Its
+        running jobs go on."""
+        own = self.ledger.policy_of(queue).key_settings(key)
+        until = None if duration_ms is None else self.clock.now_ms() + duration_ms
+        return await self._save(queue, key, replace(own, paused=True, paused_until=until))
+
+    async def resume(self, queue: str, key: str) -> KeyView:
+        own = self.ledger.policy_of(queue).key_settings(key)
+        return await self._save(queue, key, replace(own, paused=False, paused_until=None))
+
+    async def forget(self, queue: str, key: str) -> KeyView:
+        """Drop ``key``'s own limits and pause."""
+        if self.ledger.policy_of(queue).key_settings(key) == KeySettings():
+            raise NotFound(f"group {key!r} of queue {queue} has no settings of its own")
+        return await self._save(queue, key, KeySettings())
+
+    async def _save(self, queue: str, key: str, settings: KeySettings) -> KeyView:
+        await self.store.ensure_queue(queue, self.clock.now_ms())
+
+        def applied(_: object) -> None:
+            self.ledger.set_policy(queue, self.ledger.policy_of(queue).with_key(key, settings))
+
+        await self.store.set_group_key(queue, key, settings, self.clock.now_ms(), then=applied)
+        return self.key(queue, key)

@@ -1,0 +1,70 @@
+"""SQL for group settings (options.group): a queue's stored policy, keys' own limits
+and pauses, and the starts a restart must remember. Write functions run in the
+writer (first argument: the connection, inside the writer's transaction)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from ..flow import GroupLimits, KeySettings
+from .records import StoredGroups
+
+
+def _limits(concurrency: int | None, rate_max: int | None, rate_per_ms: int | None) -> GroupLimits:
+    return GroupLimits(concurrency, rate_max, rate_per_ms)
+
+
+def read_all(conn: sqlite3.Connection) -> list[StoredGroups]:
+    found: dict[str, StoredGroups] = {}
+    for queue, concurrency, rate_max, rate_per_ms in conn.execute(
+            "SELECT queue, concurrency, rate_max, rate_per_ms FROM group_policies"):
+        found[queue] = StoredGroups(queue, _limits(concurrency, rate_max, rate_per_ms))
+    for queue, key, custom, concurrency, rate_max, rate_per_ms, paused, until in conn.execute(
+            "SELECT queue, key, custom, concurrency, rate_max, rate_per_ms, paused, paused_until FROM group_keys"):
+        limits = _limits(concurrency, rate_max, rate_per_ms) if custom else None
+        found.setdefault(queue, StoredGroups(queue)).keys[key] = KeySettings(limits, bool(paused), until)
+    return list(found.values())
+
+
+def set_policy(conn: sqlite3.Connection, queue: str, limits: GroupLimits | None, now: int) -> None:
+    if limits is None:
+        conn.execute("DELETE FROM group_policies WHERE queue = ?", (queue,))
+        return
+    conn.execute(
+        "INSERT INTO group_policies (queue, concurrency, rate_max, rate_per_ms, updated_at) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (queue) DO UPDATE SET concurrency = excluded.concurrency, rate_max = excluded.rate_max,"
+        " rate_per_ms = excluded.rate_per_ms, updated_at = excluded.updated_at",
+        (queue, limits.concurrency, limits.rate_max, limits.rate_per_ms, now),
+    )
+
+
+def set_key(conn: sqlite3.Connection, queue: str, key: str, settings: KeySettings, now: int) -> None:
+    """``key``'s settings; a key with nothing of its own is forgotten."""
+    if settings.limits is None and not settings.paused:
+        conn.execute("DELETE FROM group_keys WHERE queue = ? AND key = ?", (queue, key))
+        return
+    limits = settings.limits or GroupLimits()
+    conn.execute(
+        "INSERT INTO group_keys (queue, key, custom, concurrency, rate_max, rate_per_ms, paused, paused_until,"
+        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (queue, key) DO UPDATE SET"
+        " custom = excluded.custom, concurrency = excluded.concurrency, rate_max = excluded.rate_max,"
+        " rate_per_ms = excluded.rate_per_ms, paused = excluded.paused, paused_until = excluded.paused_until,"
+        " updated_at = excluded.updated_at",
+        (queue, key, int(settings.limits is not None), limits.concurrency, limits.rate_max, limits.rate_per_ms,
+         int(settings.paused), settings.paused_until, now),
+    )
+
+
+# The latest start of each grouped job since a time (a retried job's earlier starts
+# are not kept: a restart may allow a key one start more per retried job).
+STARTS_SINCE = ("SELECT queue, group_key, started_at FROM jobs"
+                " WHERE group_key IS NOT NULL AND started_at >= ?")
+
+# Keys with more active jobs than the concurrency their stored settings allow.
+OVER_LIMIT = (
+    "SELECT j.queue, j.group_key, count(*) AS n, coalesce(k.concurrency, p.concurrency) AS lim"
+    " FROM jobs j LEFT JOIN group_keys k ON k.queue = j.queue AND k.key = j.group_key AND k.custom = 1"
+    " LEFT JOIN group_policies p ON p.queue = j.queue"
+    " WHERE j.state = 'active' AND j.group_key IS NOT NULL"
+    " GROUP BY j.queue, j.group_key HAVING lim IS NOT NULL AND n > lim LIMIT 20"
+)
