@@ -55,6 +55,7 @@ class LeaseDesk:
         while True:
             q = self.ledger.queues.get(queue)
             if q is not None and not q.paused and not self.closed and alive():
+                self.ledger.reopen_due(self.clock.now_ms())  # keys whose pause or window ran out
                 taken = q.lanes.take(max_jobs, local=False) if names is None else q.lanes.take_named(names, max_jobs)
                 if taken:
                     jobs = await self._claim(taken, lease_ms)

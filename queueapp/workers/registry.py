@@ -72,6 +72,11 @@ class JobContext:
         return self._job.data
 
     @property
+    def group(self) -> str | None:
+        """options.group: the key the job's flow control counts it under."""
+        return self._job.group
+
+    @property
     def attempt(self) -> int:
         """1 on the first attempt."""
         return self._job.attempts_made
