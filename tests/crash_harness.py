@@ -3,6 +3,8 @@ kill it with SIGKILL at random moments, restart it over the same file, and check
 after every restart that:
 
 - every acknowledged enqueue exists;
+- no group key has more active jobs than its limit, and no blocked job waits on
+  dependencies that have all finished;
 - every acknowledged completion is still completed, and no job is handed out again
   after its completion was acknowledged;
 - no job's attempts exceed its maximum, and each row's state agrees with its fields
@@ -28,6 +30,8 @@ from pathlib import Path
 
 import aiohttp
 from conftest import ServeProcess
+
+GROUPS = ["g0", "g1", "g2", "g3", "g-big"]
 
 
 @dataclass
@@ -55,6 +59,8 @@ async def _enqueuer(session: aiohttp.ClientSession, url: str, ledger: Ledger, rn
                 # Large bulks too (64 jobs and more take the one-statement path), alike
                 # or each with its own options, answered with jobs or with ids.
                 shared = {"attempts": rng.randint(1, 3), "backoff": {"type": "fixed", "delay": 0}}
+                if rng.random() < 0.5:
+                    shared["group"] = rng.choice(GROUPS)
                 alike = rng.random() < 0.5
                 body = {"jobs": [{"name": "work", "data": {"n": rng.randrange(10**6)},
                                   "options": shared if alike else {**shared, "attempts": rng.randint(1, 3)}}
@@ -73,6 +79,8 @@ async def _enqueuer(session: aiohttp.ClientSession, url: str, ledger: Ledger, rn
                     options["delay"] = rng.choice([0, 20])
                 if rng.random() < 0.1:  # some expire soon: none may start late
                     options["expireInMs"] = rng.choice([1, 50, 2_000])
+                if rng.random() < 0.4:  # a tenant's job: its key's limits apply
+                    options["group"] = rng.choice(GROUPS)
                 async with session.post(f"{url}/queues/jobs", json={"name": "work", "options": options}) as r:
                     if r.status in (200, 201):  # 200: the job its unique key holds
                         ledger.enqueued.add((await r.json())["id"])
@@ -83,7 +91,8 @@ async def _enqueuer(session: aiohttp.ClientSession, url: str, ledger: Ledger, rn
 async def _fan_in(session: aiohttp.ClientSession, url: str, ledger: Ledger, rng: random.Random) -> None:
     """Children, and a parent that waits for them all (options.dependsOn by index)."""
     children = rng.randint(1, 30)
-    child = {"name": "work", "options": {"attempts": 2, "backoff": {"type": "fixed", "delay": 0}}}
+    child = {"name": "work", "options": {"attempts": 2, "backoff": {"type": "fixed", "delay": 0},
+                                         "group": rng.choice(GROUPS)}}
     parent = {"name": "work", "options": {"dependsOn": [f"#{i}" for i in range(children)]}}
     body = {"jobs": [child] * children + [parent]}
     async with session.post(f"{url}/queues/jobs/bulk?return=ids", json=body) as r:
@@ -126,6 +135,11 @@ async def _operator(session: aiohttp.ClientSession, url: str, rng: random.Random
         try:
             async with session.post(f"{url}/queues/jobs/actions?{query}", json={"action": action}) as r:
                 await r.read()
+            if rng.random() < 0.2:  # a worker told to slow down by an upstream: hold a key back
+                verb = rng.choice(["pause", "resume"])
+                body = {"durationMs": rng.choice([50, 500])} if verb == "pause" else None
+                async with session.post(f"{url}/queues/groups/{rng.choice(GROUPS)}/{verb}", json=body) as r:
+                    await r.read()
         except (TimeoutError, aiohttp.ClientError):
             return
         await asyncio.sleep(rng.uniform(0.01, 0.05))
@@ -180,6 +194,19 @@ def check_invariants(db: Path, url: str, ledger: Ledger) -> None:
     finally:
         conn.close()
     ledger.violations.extend(f"unique key {key} holds {n} pending or running jobs" for key, n in held)
+    conn = sqlite3.connect(db)
+    try:
+        crowded = conn.execute(
+            "select group_key, count(*) from jobs where state = 'active' and group_key is not null"
+            " group by group_key having count(*) > (case group_key when 'g-big' then 4 else 2 end)").fetchall()
+        unblocked = conn.execute(
+            "select id from jobs j where state = 'blocked' and not exists (select 1 from job_dependencies d"
+            " join jobs p on p.id = d.depends_on where d.job_id = j.id and p.state in"
+            " ('waiting', 'delayed', 'active', 'blocked'))").fetchall()
+    finally:
+        conn.close()
+    ledger.violations.extend(f"group {key} has {n} active jobs, above its limit" for key, n in crowded)
+    ledger.violations.extend(f"job {job_id} is blocked, its dependencies all finished" for (job_id,) in unblocked)
     for job_id in ledger.completed:
         if rows.get(job_id, ("missing",))[0] != "completed":
             ledger.violations.append(f"acknowledged completion of {job_id} is lost: {rows.get(job_id)}")
@@ -222,11 +249,25 @@ def _check_metrics(db: Path, url: str, ledger: Ledger) -> None:
 SERVE_ARGS = ("--durability", "full", "--audit-interval-ms", "600000")
 
 
+def _set_group_limits(url: str) -> None:
+    """Two at once per key and 40 starts a second; one key may run four."""
+    import urllib.request
+
+    for path, body in [("/queues/groups/policy", {"concurrency": 2, "rate": {"max": 40, "perMs": 1000}}),
+                       ("/queues/groups/g-big", {"concurrency": 4})]:
+        request = urllib.request.Request(url + path, data=json.dumps(body).encode(), method="PUT",
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=30) as r:
+            assert r.status == 200
+
+
 def run_campaign(db: Path, kills: int, seed: int = 1) -> Ledger:
     rng = random.Random(seed)
     ledger = Ledger()
-    for _ in range(kills):
+    for kill in range(kills):
         server = ServeProcess(db, *SERVE_ARGS).start()
+        if kill == 0:
+            _set_group_limits(server.url)
         check_invariants(db, server.url, ledger)
         asyncio.run(_drive_and_kill(server, ledger, rng))
         check_table(db, ledger)
