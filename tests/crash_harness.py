@@ -72,20 +72,25 @@ async def _enqueuer(session: aiohttp.ClientSession, url: str, ledger: Ledger, rn
                         ledger.enqueued.update(payload["ids"] if answer == "ids" else
                                                (j["id"] for j in payload["jobs"]))
             else:
-                options: dict = {"attempts": rng.randint(1, 3), "backoff": {"type": "fixed", "delay": 0}}
-                if rng.random() < 0.2:  # one of a few unique keys, in any mode
-                    mode = rng.choice(["reject", "replace", "debounce"])
-                    options["unique"] = {"key": f"u{rng.randrange(50)}", "mode": mode}
-                    options["delay"] = rng.choice([0, 20])
-                if rng.random() < 0.1:  # some expire soon: none may start late
-                    options["expireInMs"] = rng.choice([1, 50, 2_000])
-                if rng.random() < 0.4:  # a tenant's job: its key's limits apply
-                    options["group"] = rng.choice(GROUPS)
-                async with session.post(f"{url}/queues/jobs", json={"name": "work", "options": options}) as r:
+                async with session.post(f"{url}/queues/jobs", json={"name": "work", "options": _options(rng)}) as r:
                     if r.status in (200, 201):  # 200: the job its unique key holds
                         ledger.enqueued.add((await r.json())["id"])
         except (TimeoutError, aiohttp.ClientError, json.JSONDecodeError):
             return  # the server is gone
+
+
+def _options(rng: random.Random) -> dict:
+    """A single job's options: a few unique keys in any mode, some expiring soon,
+    many a tenant's (its key's limits apply)."""
+    options: dict = {"attempts": rng.randint(1, 3), "backoff": {"type": "fixed", "delay": 0}}
+    if rng.random() < 0.2:
+        options["unique"] = {"key": f"u{rng.randrange(50)}", "mode": rng.choice(["reject", "replace", "debounce"])}
+        options["delay"] = rng.choice([0, 20])
+    if rng.random() < 0.1:  # none may start late
+        options["expireInMs"] = rng.choice([1, 50, 2_000])
+    if rng.random() < 0.4:
+        options["group"] = rng.choice(GROUPS)
+    return options
 
 
 async def _fan_in(session: aiohttp.ClientSession, url: str, ledger: Ledger, rng: random.Random) -> None:
