@@ -50,7 +50,8 @@ async def test_every_transition_the_store_makes_is_an_allowed_edge(store):
     (again,) = await store.claim_jobs([c.job.id], NOW, 1000)
     changes.append(await store.release_job(c.job.id, again.lease_token, NOW))
     (d,) = await store.add_jobs([new_job(run_at=NOW + 5)], NOW)
-    assert await store.promote_jobs([d.job.id], NOW + 5) == [d.job.id]
+    assert await store.promote_jobs([(d.job.id, NOW + 4)], NOW + 5) == []  # not the time it waits for
+    assert await store.promote_jobs([(d.job.id, NOW + 5)], NOW + 5) == [d.job.id]
     for change in changes:
         assert change is not None
         assert change.job.state in TRANSITIONS[change.prior], (change.prior, change.job.state)

@@ -125,3 +125,42 @@ async def test_a_blocked_job_holds_its_key_like_a_waiting_one(make_service):
     assert blocked.state is JobState.BLOCKED
     again = await service.add_job("b", {}, {**unique("k"), "dependsOn": [str(first.id)]})
     assert again.id == blocked.id
+
+
+async def test_a_debounce_committed_while_its_promotion_is_in_flight_keeps_the_new_time(make_service):
+    """The dispatcher has taken the due timer and its promotion is on the way to the
+    writer when a debounce moves the job later: the promotion must not make it
+    waiting (memory would place it at its old time, and a second timer would fire)."""
+    clock = FakeClock()
+    service = await make_service(clock=clock, background=False)
+    job = await service.add_job("sync", {"n": 1}, {**unique("k", mode="debounce"), "delay": 10})
+    clock.advance(10)
+    service.dispatcher._wake.set()
+    await asyncio.sleep(0)  # the loop pops the due timer and spawns the promotion
+    moved = await service.add_job("sync", {"n": 2}, {**unique("k", mode="debounce"), "delay": 50})
+    assert moved.id == job.id and moved.state is JobState.DELAYED
+    await asyncio.sleep(0.05)  # the promotion commits (and changes nothing)
+    assert (await service.get_job(job.id)).state is JobState.DELAYED
+    assert await service.dispatcher.audit() == []
+    clock.advance(50)
+    service.dispatcher._wake.set()
+    [leased] = await service.workers.lease("default", None, 1, 60_000, 1000)
+    assert leased.id == job.id and leased.data == {"n": 2}
+    assert await service.dispatcher.audit() == []
+
+
+async def test_a_debounce_committed_while_its_claim_is_in_flight_is_claimed_at_its_new_place(make_service):
+    """A worker's lease has taken the job and its claim is on the way to the writer
+    when a debounce moves it (still waiting, due later): the claim leaves it, and
+    the lease takes it again from its new place."""
+    clock = FakeClock()
+    service = await make_service(clock=clock, background=False)
+    job = await service.add_job("sync", {"n": 1}, unique("k", mode="debounce"))
+    lease = asyncio.create_task(service.workers.lease("default", None, 1, 60_000, 0))
+    await asyncio.sleep(0)  # the lease takes the job; its claim is not yet written
+    clock.advance(5)
+    moved = await service.add_job("sync", {"n": 2}, unique("k", mode="debounce"))
+    assert moved.id == job.id and moved.run_at == job.run_at + 5
+    [leased] = await lease
+    assert leased.id == job.id and leased.data == {"n": 2} and leased.run_at == moved.run_at
+    assert await service.dispatcher.audit() == []

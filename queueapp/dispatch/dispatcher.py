@@ -241,9 +241,8 @@ class Dispatcher:
 
     async def _promote(self, due: dict[int, Timer]) -> None:
         try:
-            await self.store.promote_jobs(
-                list(due), self.clock.now_ms(), then=lambda ids: self.ledger.promoted(due, ids)
-            )
+            await self.store.promote_jobs([(t.job_id, t.run_at) for t in due.values()], self.clock.now_ms(),
+                                          then=lambda ids: self.ledger.promoted(due, ids))
         except Exception:
             # Nothing changed in the store: keep the timers, and try again shortly.
             self.ledger.in_flight.difference_update(due)
@@ -276,7 +275,7 @@ class Dispatcher:
                 self._wake.set()
 
         try:
-            await self.store.claim_jobs(ids, taken.now, None, then=started)
+            await self.store.claim_jobs(ids, taken.now, None, taken_at=taken.due_times, then=started)
         except Exception:
             # Nothing was claimed: the jobs go back in line, and dispatching pauses
             # briefly rather than spin against a store that cannot write.

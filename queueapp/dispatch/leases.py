@@ -87,7 +87,8 @@ class LeaseDesk:
             claimed.extend(job for job in jobs if job.state is JobState.ACTIVE)  # not the expired
             self.ledger.claimed(taken, jobs)
 
-        write = asyncio.ensure_future(self.store.claim_jobs(ids, taken.now, lease_ms, then=record))
+        write = asyncio.ensure_future(self.store.claim_jobs(ids, taken.now, lease_ms, taken_at=taken.due_times,
+                                                            then=record))
         write.add_done_callback(undo)
         try:
             await asyncio.shield(write)

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ..flow import Aging, GroupPolicy
-from .lanes import WHEN_MASK, Lane, Line, serial, unpack_id
+from .lanes import WHEN_MASK, Lane, Line, serial, unpack_id, unpack_run_at
 
 RERANK_MS = 1000  # with aging: how often every line's level is computed again
 
@@ -46,6 +46,11 @@ class Taken:
     @property
     def ids(self) -> list[int]:
         return [unpack_id(key) for _, key in self.entries]
+
+    @property
+    def due_times(self) -> list[int]:
+        """The due time each job was taken at (a claim leaves a job moved since)."""
+        return [unpack_run_at(key) for _, key in self.entries]
 
     def put_back(self) -> None:
         """Return the entries to their lanes, as they were (nothing was claimed)."""

@@ -64,11 +64,14 @@ class Store(ABC):
 
     @abstractmethod
     async def claim_jobs(
-        self, ids: list[int], now: int, lease_ms: int | None, *, then: Then = None
+        self, ids: list[int], now: int, lease_ms: int | None, *, taken_at: list[int] | None = None,
+        then: Then = None,
     ) -> list[Job]:
-        """waiting -> active for those of ``ids`` still waiting; counts the attempt and
-        gives each a fresh lease token. ``lease_ms`` None: owned by this process. One
-        past its expiry time is never started: it comes back expired."""
+        """waiting -> active for those of ``ids`` still waiting (and, given
+        ``taken_at``, still due at the time each was taken at: one moved since is
+        left alone); counts the attempt and gives each a fresh lease token.
+        ``lease_ms`` None: owned by this process. One past its expiry time is never
+        started: it comes back expired."""
 
     @abstractmethod
     async def expire_jobs(self, now: int, limit: int, *, then: Then = None) -> list[Change]:
@@ -85,8 +88,9 @@ class Store(ABC):
         """At start-up: settle the blocked jobs whose dependency ended without it."""
 
     @abstractmethod
-    async def promote_jobs(self, ids: list[int], now: int, *, then: Then = None) -> list[int]:
-        """delayed -> waiting; returns the ids that were still delayed."""
+    async def promote_jobs(self, due: list[tuple[int, int]], now: int, *, then: Then = None) -> list[int]:
+        """delayed -> waiting for (id, due time) pairs; returns the ids still delayed
+        until that time (a job moved since keeps its new time)."""
 
     @abstractmethod
     async def complete_job(

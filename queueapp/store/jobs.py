@@ -22,6 +22,7 @@ COLUMNS = (
     " result, error, errors, job_key, created_at, run_at, started_at, finished_at,"
     " lease_token, lease_expires_at, heartbeat_at"
 )
+COLUMN_NAMES = tuple(c.strip() for c in COLUMNS.split(","))
 
 
 def row_to_job(r: tuple[Any, ...]) -> Job:
@@ -58,31 +59,38 @@ def _select_one(conn: sqlite3.Connection, job_id: int) -> Job | None:
 # -- running --------------------------------------------------------------------------
 
 
-# One statement claims a whole batch. The lease token is 24 hex digits from SQLite's
-# random source (ChaCha20, seeded by the OS), drawn for each row.
+# One statement claims a whole batch: pairs of a job id and the due time it was taken
+# at (null: any), so a job moved since it was taken (a debounced unique job) is not
+# claimed at its old place. The lease token is 24 hex digits from SQLite's random
+# source (ChaCha20, seeded by the OS), drawn for each row.
+_TAKEN = ("(SELECT json_extract(value, '$[0]') AS taken_id, json_extract(value, '$[1]') AS taken_at"
+          " FROM json_each(?1)) AS taken")
+_AS_TAKEN = "jobs.id = taken.taken_id AND (taken.taken_at IS NULL OR jobs.run_at = taken.taken_at)"
 _CLAIM = (
     "UPDATE jobs SET state = 'active', started_at = ?2, heartbeat_at = ?2,"
     " attempts_made = attempts_made + 1, lease_token = lower(hex(randomblob(12))),"
-    " lease_expires_at = ?3, finished_at = NULL"
-    f" WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'waiting' RETURNING {COLUMNS}"
+    f" lease_expires_at = ?3, finished_at = NULL FROM {_TAKEN}"
+    f" WHERE {_AS_TAKEN} AND jobs.state = 'waiting' RETURNING {', '.join('jobs.' + c for c in COLUMN_NAMES)}"
 )
 
 
 # A job past its expiry is never started: the claim ends it instead.
 _EXPIRE_TAKEN = (
-    "UPDATE jobs SET state = 'expired', finished_at = ?2"
-    " WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'waiting' AND expire_at <= ?2"
-    f" RETURNING {COLUMNS}"
+    f"UPDATE jobs SET state = 'expired', finished_at = ?2 FROM {_TAKEN}"
+    f" WHERE {_AS_TAKEN} AND jobs.state = 'waiting' AND jobs.expire_at <= ?2"
+    f" RETURNING {', '.join('jobs.' + c for c in COLUMN_NAMES)}"
 )
 
 
 def claim_jobs(
-    conn: sqlite3.Connection, ids: list[int], now: int, lease_ms: int | None
+    conn: sqlite3.Connection, ids: list[int], now: int, lease_ms: int | None,
+    taken_at: list[int] | None = None,
 ) -> list[Job]:
-    """waiting -> active for those of ``ids`` still waiting, in the order of ``ids``;
-    those past their expiry become expired instead (returned in that state)."""
+    """waiting -> active for those of ``ids`` still waiting (and still due at
+    ``taken_at``, when given), in the order of ``ids``; those past their expiry
+    become expired instead (returned in that state)."""
     expires = None if lease_ms is None else now + lease_ms
-    encoded = dumps(ids)
+    encoded = dumps([[job_id, None] for job_id in ids] if taken_at is None else list(zip(ids, taken_at, strict=True)))
     rows = conn.execute(_EXPIRE_TAKEN, (encoded, now)).fetchall()
     rows += conn.execute(_CLAIM, (encoded, now, expires)).fetchall()
     by_id = {row[0]: row for row in rows}
@@ -105,12 +113,16 @@ def expire_jobs(conn: sqlite3.Connection, now: int, limit: int) -> list[Change]:
     return [Change(row_to_job(row), _STATES[prior[row[0]]]) for row in sorted(done)]
 
 
-def promote_jobs(conn: sqlite3.Connection, ids: list[int], now: int) -> list[int]:
-    """delayed -> waiting for those of ``ids`` still delayed: one statement (many
-    small ones inside one savepoint slow down as the savepoint's journal grows)."""
+def promote_jobs(conn: sqlite3.Connection, due: list[tuple[int, int]], now: int) -> list[int]:
+    """delayed -> waiting for those of ``due`` (id, due time) still delayed until
+    that time: a job moved since (a debounced unique job) waits for its new time.
+    One statement (many small ones inside one savepoint slow down as the
+    savepoint's journal grows)."""
     rows = conn.execute(
-        "UPDATE jobs SET state = 'waiting' WHERE id IN (SELECT value FROM json_each(?)) AND state = 'delayed'"
-        " RETURNING id", (dumps(ids),),
+        "UPDATE jobs SET state = 'waiting' FROM (SELECT json_extract(value, '$[0]') AS due_id,"
+        " json_extract(value, '$[1]') AS due_at FROM json_each(?)) AS due"
+        " WHERE jobs.id = due.due_id AND jobs.run_at = due.due_at AND jobs.state = 'delayed' RETURNING jobs.id",
+        (dumps(due),),
     ).fetchall()
     return [row[0] for row in rows]
 

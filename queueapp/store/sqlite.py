@@ -96,11 +96,12 @@ class SqliteStore(Store):
             adds.add_job_groups, (jobs, now, encoded), self._ids, then=then, offload=encoded is not None)
 
     async def claim_jobs(
-        self, ids: list[int], now: int, lease_ms: int | None, *, then: Then = None
+        self, ids: list[int], now: int, lease_ms: int | None, *, taken_at: list[int] | None = None,
+        then: Then = None,
     ) -> list[Job]:
         # A claim for this process's own handlers is told to nobody (see the writer).
         return await self._writer.submit(
-            sql.claim_jobs, ids, now, lease_ms, durable=lease_ms is not None, then=then
+            sql.claim_jobs, ids, now, lease_ms, taken_at, durable=lease_ms is not None, then=then
         )
 
     async def expire_jobs(self, now: int, limit: int, *, then: Then = None) -> list[Change]:
@@ -112,8 +113,8 @@ class SqliteStore(Store):
     async def settle_lingering(self, now: int) -> int:
         return await self._writer.submit(dependencies.settle_lingering, now)
 
-    async def promote_jobs(self, ids: list[int], now: int, *, then: Then = None) -> list[int]:
-        return await self._writer.submit(sql.promote_jobs, ids, now, durable=False, then=then)
+    async def promote_jobs(self, due: list[tuple[int, int]], now: int, *, then: Then = None) -> list[int]:
+        return await self._writer.submit(sql.promote_jobs, due, now, durable=False, then=then)
 
     async def complete_job(
         self, job_id: int, token: str, result: Any, now: int, *, durable: bool = True,
