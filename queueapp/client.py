@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -160,6 +161,34 @@ class QueueClient:
 
     async def release(self, job_id: str, token: str) -> dict[str, Any]:
         return await self.request("POST", f"/queues/jobs/{job_id}/release", {"leaseToken": token})
+
+    # group flow control (docs/api.md, Groups) ------------------------------------------
+
+    async def groups(self, limit: int = 100) -> dict[str, Any]:
+        """The queue's group policy, aging, and its keys, the most waiting first."""
+        return await self.request("GET", "/queues/groups", query={"limit": str(limit)})
+
+    async def set_group_policy(self, concurrency: int | None = None,
+                               rate: tuple[int, int] | None = None) -> dict[str, Any]:
+        """Limit every key: ``concurrency`` active jobs, ``rate`` (max, per_ms) starts."""
+        return await self.request("PUT", "/queues/groups/policy", _limits(concurrency, rate))
+
+    async def set_group_limits(self, key: str, concurrency: int | None = None,
+                               rate: tuple[int, int] | None = None) -> dict[str, Any]:
+        """Limits of ``key``'s own, replacing the queue's."""
+        return await self.request("PUT", f"/queues/groups/{quote(key, safe='')}", _limits(concurrency, rate))
+
+    async def pause_group(self, key: str, duration_ms: int | None = None) -> dict[str, Any]:
+        """Start none of ``key``'s jobs for ``duration_ms`` (None: until resumed)."""
+        body = None if duration_ms is None else {"durationMs": duration_ms}
+        return await self.request("POST", f"/queues/groups/{quote(key, safe='')}/pause", body)
+
+    async def resume_group(self, key: str) -> dict[str, Any]:
+        return await self.request("POST", f"/queues/groups/{quote(key, safe='')}/resume")
+
+
+def _limits(concurrency: int | None, rate: tuple[int, int] | None) -> dict[str, Any]:
+    return {"concurrency": concurrency, "rate": None if rate is None else {"max": rate[0], "perMs": rate[1]}}
 
 
 def job_from_api(payload: dict[str, Any]) -> Job:

@@ -265,3 +265,23 @@ async def test_aging_stops_at_its_bound(make_service):
     normal = await service.add_job("page", {}, {"priority": 3}, queue="q")
     taken = await service.workers.lease("q", None, 2, 60_000, 0)
     assert [j.id for j in taken] == [normal.id, background.id]
+
+
+async def test_the_python_client_sets_limits_pauses_and_reads_keys(make_client):
+    from queueapp.client import QueueClient
+
+    server = await make_client()
+    async with QueueClient(str(server.make_url("")).rstrip("/"), queue="tenants") as client:
+        await client.set_group_policy(concurrency=1, rate=(5, 1000))
+        await client.set_group_limits("acct 7", concurrency=3)  # a space in the path, encoded
+        await client.add_bulk([{"name": "n", "options": {"group": key}} for key in ["acct 7"] * 4 + ["b"] * 2])
+        await client.pause_group("b", duration_ms=60_000)
+        leased = await client.lease(max_jobs=10)
+        assert [j["options"]["group"] for j in leased] == ["acct 7"] * 3
+        view = await client.groups()
+        keys = {k["key"]: k for k in view["keys"]}
+        assert view["policy"] == {"concurrency": 1, "rate": {"max": 5, "perMs": 1000}}
+        assert keys["acct 7"]["limits"] == {"concurrency": 3, "rate": None} and keys["acct 7"]["active"] == 3
+        assert keys["b"]["paused"] and keys["b"]["waiting"] == 2
+        await client.resume_group("b")
+        assert [j["options"]["group"] for j in await client.lease(max_jobs=10)] == ["b"]
