@@ -223,3 +223,43 @@ def test_the_token_guards_the_dashboard_and_the_read_only_token_cannot_act(serve
     assert [q["paused"] for q in call(server.url, "GET", "/queues", token=ADMIN)[1]["queues"]
             if q["name"] == "emails"] == [True]
     r.check()
+
+
+def test_groups_are_seen_paused_resumed_and_limited_from_the_dashboard(serve, browser):
+    server = serve()
+    base = server.url
+    call(base, "PUT", "/queues/groups/policy?queue=tenants", {"concurrency": 2})
+    jobs = [{"name": "sync", "options": {"group": key}} for key in ["acct-1"] * 5 + ["acct-2"] * 2]
+    assert call(base, "POST", "/queues/jobs/bulk?queue=tenants", {"jobs": jobs})[0] == 201
+    assert len(call(base, "POST", "/queues/jobs/lease?queue=tenants", {"max": 10})[1]["jobs"]) == 4
+    w = wide_page(browser, base)
+    page = w.page
+    w.go("/ui/queues/tenants/groups")
+    expect(page.get_by_text("Every key: 2 at once. Priority aging: off.")).to_be_visible()
+    row = page.get_by_role("row", name=re.compile("acct-1"))
+    expect(row).to_contain_text("2 at once")
+    expect(row.locator("td").nth(2)).to_have_text("2")  # active
+    expect(row.locator("td").nth(3)).to_have_text("3")  # waiting
+    w.shot("groups")
+    row.get_by_role("button", name="Pause group acct-1 for a minute").click()
+    expect(row.get_by_role("button", name="Resume group acct-1")).to_be_visible()
+    assert call(base, "GET", "/queues/groups/acct-1?queue=tenants")[1]["paused"] is True
+    row.get_by_role("button", name="Resume group acct-1").click()
+    expect(row.get_by_role("button", name="Pause group acct-1 for a minute")).to_be_visible()
+    assert call(base, "GET", "/queues/groups/acct-1?queue=tenants")[1]["paused"] is False
+
+    page.get_by_label("Starts").fill("5")
+    w.expect_console_error("status of 400")
+    page.get_by_role("button", name="Set limits of every key").click()
+    expect(page.get_by_role("alert")).to_contain_text("perMs")
+    assert call(base, "GET", "/queues/groups?queue=tenants")[1]["policy"]["rate"] is None
+    page.get_by_label("At once per key").fill("3")
+    page.get_by_label("per ms").fill("1000")
+    page.get_by_role("button", name="Set limits of every key").click()
+    expect(page.get_by_text("Every key: 3 at once, 5 per 1000 ms.", exact=False)).to_be_visible()
+    assert call(base, "GET", "/queues/groups?queue=tenants")[1]["policy"] == {
+        "concurrency": 3, "rate": {"max": 5, "perMs": 1000}}
+
+    w.go("/ui/queues/tenants")
+    expect(page.get_by_role("row", name=re.compile("acct-2")).first).to_be_visible()
+    w.check()

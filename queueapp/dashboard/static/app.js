@@ -398,6 +398,7 @@ function jobsTable(jobs, queue, selected, after) {
   return h("table", null,
     h("thead", null, h("tr", null, h("th", null, h("span", { class: "sr" }, "")), h("th", null, "id"),
       h("th", null, "name"), h("th", null, "state"), h("th", { class: "num hide-narrow" }, "priority"),
+      h("th", { class: "hide-narrow" }, "group"),
       h("th", { class: "num hide-narrow" }, "attempts"), h("th", { class: "hide-narrow" }, "created"),
       h("th", { class: "hide-narrow" }, "finished"), h("th", null, ""))),
     h("tbody", null, jobs.map((job) => h("tr", null,
@@ -406,6 +407,7 @@ function jobsTable(jobs, queue, selected, after) {
       h("td", null, link(`/ui/jobs/${job.id}`, job.id)),
       h("td", null, job.name), h("td", null, badge(job.state)),
       h("td", { class: "num hide-narrow" }, job.priority),
+      h("td", { class: "hide-narrow" }, job.options.group ?? "—"),
       h("td", { class: "num hide-narrow" }, `${job.attemptsMade}/${job.attempts}`),
       h("td", { class: "hide-narrow" }, when(job.createdAt)),
       h("td", { class: "hide-narrow" }, when(job.finishedAt)),
@@ -468,6 +470,7 @@ async function jobPage(main, id) {
 function flowFields(job) {
   const o = job.options || {};
   const rows = [];
+  if (o.group) rows.push(["group", link(queuePath(job.queue, "/groups"), o.group)]);
   if (o.dependsOn) {
     rows.push(["depends on", h("span", null, o.dependsOn.map((id, i) => [i ? ", " : "", link(`/ui/jobs/${id}`, id)]),
       o.allowDependencyFailure ? " (runs even if one fails)" : "")]);
@@ -648,6 +651,68 @@ async function workersPage(main, queue) {
   every(REFRESH_MS, draw);
 }
 
+// ---------------------------------------------------------------- groups
+
+function limitsText(limits) {
+  const parts = [];
+  if (limits.concurrency) parts.push(`${limits.concurrency} at once`);
+  if (limits.rate) parts.push(`${limits.rate.max} per ${limits.rate.perMs} ms`);
+  return parts.length ? parts.join(", ") : "no limit";
+}
+
+async function groupsPage(main, queue) {
+  const box = h("div", { class: "panel" });
+  const about = h("p", null);
+  fill(main, h("h1", null, `Groups of ${queue}`), about, groupPolicyForm(queue, () => draw()), box);
+  const keyPath = (key, tail = "") => `/queues/groups/${encodeURIComponent(key)}${tail}${qs({ queue })}`;
+  const draw = async () => {
+    const view = await api("GET", `/queues/groups${qs({ queue, limit: 200 })}`);
+    fill(about, `Every key: ${limitsText(view.policy)}. Priority aging: `,
+      view.aging ? `one level per ${view.aging.everyMs} ms waited, at most ${view.aging.maxLevels}.` : "off.",
+      ` ${view.totalKeys} keys.`);
+    if (!view.keys.length) return fill(box, h("p", { class: "muted" }, "No job of this queue has a group."));
+    fill(box, h("table", null,
+      h("thead", null, h("tr", null, ["key", "limits", "active", "waiting", "paused", ""]
+        .map((t) => h("th", { class: ["active", "waiting"].includes(t) ? "num" : "" }, t)))),
+      h("tbody", null, view.keys.map((k) => h("tr", null,
+        h("td", null, k.key), h("td", null, limitsText(k.limits), k.custom ? " (its own)" : ""),
+        h("td", { class: "num" }, k.active), h("td", { class: "num" }, k.waiting),
+        h("td", null, k.paused ? (k.pausedUntil ? `until ${when(k.pausedUntil)}` : "until resumed") : "—"),
+        h("td", null, h("div", { class: "row" }, k.paused
+          ? actionButton("Resume", `Resume group ${k.key}`, async () => { await api("POST", keyPath(k.key, "/resume")); await draw(); })
+          : [actionButton("Pause 1 min", `Pause group ${k.key} for a minute`, async () => {
+            await api("POST", keyPath(k.key, "/pause"), { durationMs: 60000 }); await draw();
+          }), actionButton("Pause", `Pause group ${k.key}`, async () => {
+            await api("POST", keyPath(k.key, "/pause")); await draw();
+          }, { class: "quiet" })])))))));
+  };
+  await draw();
+  every(REFRESH_MS, draw);
+}
+
+function groupPolicyForm(queue, after) {
+  const number = (name, label) => h("label", null, label, h("input", { name, type: "number", min: 1, inputmode: "numeric" }));
+  const error = h("p", { class: "field-error", role: "alert" });
+  const form = h("form", { class: "panel row" }, number("concurrency", "At once per key "),
+    number("max", "Starts "), number("perMs", "per ms "),
+    h("button", { type: "submit", disabled: readOnly() }, "Set limits of every key"), error);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const value = (name) => (form.elements[name].value === "" ? null : Number(form.elements[name].value));
+    const body = { concurrency: value("concurrency") };
+    if (value("max") !== null || value("perMs") !== null) body.rate = { max: value("max"), perMs: value("perMs") };
+    try {
+      await api("PUT", `/queues/groups/policy${qs({ queue })}`, body);
+      fill(error);
+      say(`Limits of every key of ${queue} set.`, true);
+      await after();
+    } catch (e) {
+      fill(error, e.message);
+    }
+  });
+  return form;
+}
+
 // ---------------------------------------------------------------- routing
 
 function navigation(queue, here) {
@@ -656,6 +721,7 @@ function navigation(queue, here) {
   fill(nav, item("/ui/", "Overview"), queue ? [
     item(queuePath(queue), `Jobs of ${queue}`), item(queuePath(queue, "/failed"), "Failed"),
     item(queuePath(queue, "/schedules"), "Schedules"), item(queuePath(queue, "/workers"), "Workers"),
+    item(queuePath(queue, "/groups"), "Groups"),
   ] : []);
 }
 
@@ -665,13 +731,13 @@ async function route() {
   const main = document.getElementById("main");
   const path = location.pathname;
   const params = new URLSearchParams(location.search);
-  const queueMatch = path.match(/^\/ui\/queues\/([^/]+)(\/(failed|schedules|workers))?\/?$/);
+  const queueMatch = path.match(/^\/ui\/queues\/([^/]+)(\/(failed|schedules|workers|groups))?\/?$/);
   const jobMatch = path.match(/^\/ui\/jobs\/(\d{1,15})\/?$/);
   try {
     if (queueMatch) {
       const queue = decodeURIComponent(queueMatch[1]);
       navigation(queue, path);
-      const page = { failed: failedPage, schedules: schedulesPage, workers: workersPage }[queueMatch[3]];
+      const page = { failed: failedPage, schedules: schedulesPage, workers: workersPage, groups: groupsPage }[queueMatch[3]];
       document.title = `${queue} · queueapp`;
       await (page ? page(main, queue) : queuePage(main, queue, params));
     } else if (jobMatch) {
