@@ -164,10 +164,13 @@ async def test_a_key_with_ten_jobs_is_not_held_up_by_a_key_with_ten_thousand(ser
     server = serve("--handlers", "group_handlers", "--concurrency", "4", *AUDIT,
                    env=serve_env(tmp_path / "starts.log"))
     url = server.url
+    # Both backlogs are in line before anything runs: A's 10,000, then B's 10.
+    await call(http, "POST", f"{url}/queues/pause?queue=fair")
     await call(http, "POST", f"{url}/queues/jobs/bulk?queue=fair",
                {"jobs": [{"name": "tick", "options": {"group": "A"}}] * 10_000})
     await call(http, "POST", f"{url}/queues/jobs/bulk?queue=fair",
                {"jobs": [{"name": "tick", "options": {"group": "B"}}] * 10})
+    await call(http, "POST", f"{url}/queues/resume?queue=fair")
     await wait_for(lambda: _completed(http, url, "fair", 10_010), timeout=120)
     finished = await all_jobs(http, url, "fair", "completed")
     last_b = max((ms(j["finishedAt"]), int(j["id"])) for j in finished if j["options"]["group"] == "B")

@@ -114,6 +114,12 @@ async def list_groups(request: web.Request) -> web.Response:
     return ok(groups_out(service_of(request).groups.view(queue, limit)))
 
 
+@api.endpoint("GET", "/queues/groups/policy", "The queue's group policy (answered as GET /queues/groups).",
+              ok=GroupsOut, query=(QUEUE, int_query("limit", "How many keys (default 100).", 1, 1000)))
+async def get_policy(request: web.Request) -> web.Response:
+    return await list_groups(request)
+
+
 @api.endpoint("PUT", "/queues/groups/policy",
               "Set the limits of every group key of the queue (stored; wins over [queues.NAME.groups]).",
               body=LimitsBody, ok=GroupsOut, query=(QUEUE,), errors=(503,))
