@@ -133,7 +133,7 @@ class Line:
             kind: [[] for _ in range(6)] for kind in (True, False)}
         self.gate = Gate(limits)
         self.turn = 0  # when the line was last served: lines take turns (see order.py)
-        self.entry: dict[bool, tuple[int, int, int, int, Line] | None] = {True: None, False: None}
+        self.entry: dict[bool, tuple[int, int, Line] | None] = {True: None, False: None}  # see order.py
         self.closed = False  # no room: out of the queue's order until reopened
 
     def lane(self, name: str, priority: int, local: bool) -> Lane:
@@ -181,7 +181,10 @@ class Line:
     def best(self, local: bool, aging: Aging | None, now: int) -> Best | None:
         """The job of ``local`` kind that should start first, without taking it."""
         found: Best | None = None
+        tops = self.tops[local]
         for priority in PRIORITIES:
+            if not tops[priority]:
+                continue
             head = self._head(local, priority)
             if head is None:
                 continue

@@ -1,7 +1,8 @@
 """A queue's waiting jobs in the order they start: its lines (lanes.py), taking turns.
 
 Per kind (jobs run by this process's handlers, or leased by external workers) a heap
-holds an entry per line with work and room: (level, turn, when, serial, line).
+holds an entry per line with work and room: (rank, serial, line), the rank packing
+(level, turn, when) into one integer, compared in C.
 
 - A lower level goes first: a HIGH job of any key starts before the NORMAL jobs of
   every key (the level is the job's priority, or its aged priority, groups.Aging).
@@ -28,11 +29,19 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ..flow import Aging, GroupPolicy
-from .lanes import WHEN_MASK, Lane, Line, serial, unpack_id, unpack_run_at
+from .lanes import WHEN_MASK, Best, Lane, Line, serial, unpack_id, unpack_run_at
 
 RERANK_MS = 1000  # with aging: how often every line's level is computed again
 
-Entry = tuple[int, int, int, int, Line]
+Entry = tuple[int, int, Line]
+_TURN_SHIFT = 90  # below it: the job's due time and id (lanes.WHEN_MASK)
+_LEVEL_SHIFT = _TURN_SHIFT + 48  # turns fit 48 bits: 2.8e14 takes
+
+
+def rank(level: int, turn: int, key: int) -> int:
+    """The order of a line's entry: its best job's level, the line's turn, then the
+    job's due time and id."""
+    return (level << _LEVEL_SHIFT) | (turn << _TURN_SHIFT) | (key & WHEN_MASK)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,18 +138,20 @@ class Lanes:
                 self._offer(line, local, now)
         self._ranked_at = now
 
-    def _offer(self, line: Line, local: bool, now: int | None = None) -> None:
-        """Give ``line`` an entry in the heap of its kind, unless it has a better one."""
+    def _offer(self, line: Line, local: bool, now: int | None = None, found: Best | None = None) -> None:
+        """Give ``line`` an entry in the heap of its kind, unless it has a better one
+        (``found``: its best job, when the caller has just looked)."""
         if line.closed:
             return
-        found = line.best(local, self.aging, self.now() if now is None else now)
+        if found is None:
+            found = line.best(local, self.aging, self.now() if now is None else now)
         if found is None:
             return
-        level, key, _ = found
+        order = rank(found[0], line.turn, found[1])
         old = line.entry[local]
-        if old is not None and old[:3] <= (level, line.turn, key & WHEN_MASK):
+        if old is not None and old[0] <= order:
             return
-        entry = (level, line.turn, key & WHEN_MASK, next(serial), line)
+        entry = (order, next(serial), line)
         line.entry[local] = entry
         heapq.heappush(self._heaps[local], entry)
 
@@ -154,14 +165,14 @@ class Lanes:
         taken: list[tuple[Lane, int]] = []
         while heap and len(taken) < limit:
             entry = heapq.heappop(heap)
-            line = entry[4]
+            line = entry[2]
             if line.entry[local] is not entry or line.closed:
                 continue  # superseded, or its line closed since
             line.entry[local] = None
             found = line.best(local, self.aging, now)
             if found is None:
                 continue
-            if (found[0], line.turn, found[1] & WHEN_MASK) != entry[:3]:
+            if rank(found[0], line.turn, found[1]) != entry[0]:
                 self._offer(line, local, now)  # its best job or its turn changed
                 continue
             room = line.gate.room(now)
@@ -169,24 +180,32 @@ class Lanes:
                 self._close(line, now)
                 continue
             # Alone in the order: as many as its room allows. Else one, then the next key.
-            for _ in range(min(room, limit - len(taken)) if not heap else 1):
-                if found is None:
-                    break
-                taken.append((found[2], line.take(found)))
-                line.gate.charge(now)
-                found = line.best(local, self.aging, now)
+            found = self._serve(line, local, found, min(room, limit - len(taken)) if not heap else 1, now, taken)
             line.turn = next(self._turns)
             if line.gate.room(now) <= 0:
                 self._close(line, now)
-            else:
-                self._offer(line, local, now)
+            elif found is not None:
+                self._offer(line, local, now, found)
         return Taken(taken, self, now)
+
+    def _serve(self, line: Line, local: bool, found: Best | None, count: int, now: int,
+               taken: list[tuple[Lane, int]]) -> Best | None:
+        """Take up to ``count`` of ``line``'s jobs, best first (``found``: its best
+        now); return its best job after them."""
+        gate, aging = line.gate, self.aging
+        for _ in range(count):
+            if found is None:
+                break
+            taken.append((found[2], line.take(found)))
+            gate.charge(now)
+            found = line.best(local, aging, now)
+        return found
 
     def take_named(self, names: list[str], limit: int) -> Taken:
         """Pop up to ``limit`` jobs from the lanes of ``names`` only, in order."""
         now = self.now()
         wanted = list(dict.fromkeys(names))
-        heap: list[tuple[int, int, int, int, Line, tuple[int, int, Lane]]] = []
+        heap: list[tuple[int, int, Line, Best]] = []
 
         def offer(line: Line) -> None:
             if line.closed or line.gate.room(now) <= 0:
@@ -195,7 +214,7 @@ class Lanes:
                 return
             found = line.best_of(wanted, self.aging, now)
             if found is not None:
-                heapq.heappush(heap, (found[0], line.turn, found[1] & WHEN_MASK, next(serial), line, found))
+                heapq.heappush(heap, (rank(found[0], line.turn, found[1]), next(serial), line, found))
 
         for key in {k for name in wanted for k in self._names.get(name, ())}:
             if (line := self.lines.get(key)) is not None:

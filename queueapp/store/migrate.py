@@ -24,9 +24,11 @@ class Migration:
     sql: str
 
 
-def _migration_files() -> list[Traversable]:
+def _migration_files(engine: str) -> list[Traversable]:
+    """The files of migrations/ (SQLite) or of migrations/postgres/."""
     try:
-        return list(resources.files("queueapp._migrations").iterdir())
+        root: Traversable = resources.files("queueapp._migrations")
+        return list((root if engine == "sqlite" else root / engine).iterdir())
     except ModuleNotFoundError:
         pass
     here = Path(__file__).resolve()
@@ -34,13 +36,14 @@ def _migration_files() -> list[Traversable]:
     # that was not installed has the top-level folder.
     for folder in (here.parents[1] / "_migrations", here.parents[2] / "migrations"):
         if folder.is_dir():
-            return list(folder.iterdir())
+            return list(folder.iterdir() if engine == "sqlite" else (folder / engine).iterdir())
     raise RuntimeError("the schema migrations are missing from this installation")
 
 
-def available_migrations() -> list[Migration]:
+def available_migrations(engine: str = "sqlite") -> list[Migration]:
+    """The numbered migrations of ``engine`` ("sqlite" or "postgres"), in order."""
     found = []
-    for entry in _migration_files():
+    for entry in _migration_files(engine):
         match = _NAME.match(entry.name)
         if match:
             found.append(Migration(int(match[1]), match[2], entry.read_text("utf-8")))
