@@ -1,0 +1,155 @@
+"""The job lifecycle on PostgreSQL, over an asyncpg connection: enqueue, the claim
+that several nodes share, completion, failure, promotion and the rescue of leases
+that ran out. Each state change is one guarded UPDATE, as in the SQLite store, so a
+stale caller changes nothing.
+
+The claim is where PostgreSQL differs: nodes share no memory, so the next jobs are
+chosen by the database, in (priority, due time, id) order through the ``jobs_claim``
+index, and ``FOR UPDATE SKIP LOCKED`` lets concurrent claimers on any node pass over
+each other's rows instead of waiting: no job is handed out twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ...clock import to_iso
+from ...jsonfast import dumps, loads
+from ...model import FINISHED, Job, JobState, NewJob
+from ...retry import Failure, after_failure
+from ..jobs import COLUMN_NAMES
+
+COLUMNS = ", ".join(COLUMN_NAMES)
+_STATES = {s.value: s for s in JobState}
+
+
+def row_to_job(r: Any) -> Job:
+    return Job(
+        id=r[0], queue=r[1], name=r[2], state=_STATES[r[3]], priority=r[4], data=loads(r[5]),
+        options=loads(r[6]), attempts=r[7], attempts_made=r[8], progress=loads(r[9]),
+        result=None if r[10] is None else loads(r[10]), error=r[11], errors=loads(r[12]), job_key=r[13],
+        created_at=r[14], run_at=r[15], started_at=r[16], finished_at=r[17], lease_token=r[18],
+        lease_expires_at=r[19], heartbeat_at=r[20],
+    )
+
+
+_INSERT = (
+    "INSERT INTO jobs (queue, name, state, priority, data, options, attempts, created_at, run_at, group_key,"
+    " expire_at) SELECT queue, name, state, priority, data, options, attempts, created_at, run_at, group_key,"
+    " expire_at FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[], $5::jsonb[],"
+    " $6::jsonb[], $7::smallint[], $8::bigint[], $9::bigint[], $10::text[], $11::bigint[])"
+    " WITH ORDINALITY AS given(queue, name, state, priority, data, options, attempts, created_at, run_at,"
+    " group_key, expire_at, n) ORDER BY n RETURNING id"
+)
+
+
+async def add_jobs(conn: Any, jobs: list[NewJob], now: int) -> list[int]:
+    """Jobs without keys (jobId, unique, dependencies), all or none, in one
+    statement; their ids in the order given."""
+    placed = [job.placed(now) for job in jobs]
+    columns = (
+        [j.queue for j in jobs], [j.name for j in jobs], [state.value for state, _ in placed],
+        [j.priority for j in jobs], [dumps(j.data) for j in jobs], [dumps(j.options) for j in jobs],
+        [j.attempts for j in jobs], [now] * len(jobs), [run_at for _, run_at in placed],
+        [j.group for j in jobs], [j.expire_at for j in jobs],
+    )
+    async with conn.transaction():
+        rows = await conn.fetch(_INSERT, *columns)
+    return [row[0] for row in rows]
+
+
+# The jobs to start, chosen by the database: the best waiting ones of the queue (of
+# ``names`` only, when given), skipping rows another claimer holds. One past its
+# expiry is ended instead of started, in the same statement.
+_CLAIM = (
+    "WITH picked AS (SELECT id FROM jobs WHERE queue = $1 AND state = 'waiting'"
+    " AND ($2::text[] IS NULL OR name = ANY($2::text[])) ORDER BY priority, run_at, id LIMIT $3"
+    " FOR UPDATE SKIP LOCKED)"
+    " UPDATE jobs SET"
+    " state = CASE WHEN expire_at <= $4 THEN 'expired' ELSE 'active' END,"
+    " finished_at = CASE WHEN expire_at <= $4 THEN $4 END,"
+    " started_at = CASE WHEN expire_at <= $4 THEN started_at ELSE $4 END,"
+    " heartbeat_at = CASE WHEN expire_at <= $4 THEN heartbeat_at ELSE $4 END,"
+    " attempts_made = attempts_made + CASE WHEN expire_at <= $4 THEN 0 ELSE 1 END,"
+    " lease_token = CASE WHEN expire_at <= $4 THEN NULL ELSE replace(gen_random_uuid()::text, '-', '') END,"
+    " lease_expires_at = CASE WHEN expire_at <= $4 OR $5::bigint IS NULL THEN NULL ELSE $4 + $5::bigint END,"
+    " node = CASE WHEN $5::bigint IS NULL THEN $6 END"
+    f" FROM picked WHERE jobs.id = picked.id RETURNING {', '.join('jobs.' + c for c in COLUMN_NAMES)}"
+)
+
+
+async def claim_next(
+    conn: Any, queue: str, names: list[str] | None, limit: int, now: int, lease_ms: int | None, node: str,
+) -> list[Job]:
+    """Up to ``limit`` waiting jobs, best first, made active (leased for ``lease_ms``,
+    or owned by ``node``'s handlers when None); those past their expiry come back
+    expired instead."""
+    rows = await conn.fetch(_CLAIM, queue, names, limit, now, lease_ms, node)
+    jobs = [row_to_job(r) for r in rows]
+    jobs.sort(key=lambda j: (j.priority, j.run_at, j.id))
+    return jobs
+
+
+_COMPLETE = (
+    "UPDATE jobs SET state = 'completed', finished_at = $3, result = $4::jsonb,"
+    " progress = CASE WHEN jsonb_typeof(progress) = 'number' THEN '100'::jsonb ELSE progress END,"
+    " lease_token = NULL, lease_expires_at = NULL, node = NULL"
+    f" WHERE id = $1 AND state = 'active' AND lease_token = $2 RETURNING {COLUMNS}"
+)
+
+
+async def complete_job(conn: Any, job_id: int, token: str, result: Any, now: int) -> Job | None:
+    """active -> completed for the job active under ``token``; None when it is not."""
+    row = await conn.fetchrow(_COMPLETE, job_id, token, now, dumps(result))
+    return None if row is None else row_to_job(row)
+
+
+async def fail_job(conn: Any, job_id: int, token: str, failure: Failure, now: int) -> Job | None:
+    """Fail the attempt of the job active under ``token``: back in line with its
+    backoff, or failed for good when its attempts are spent."""
+    async with conn.transaction():
+        row = await conn.fetchrow(
+            f"SELECT {COLUMNS} FROM jobs WHERE id = $1 AND state = 'active' AND lease_token = $2 FOR UPDATE",
+            job_id, token)
+        if row is None:
+            return None
+        job = row_to_job(row)
+        state, run_at = after_failure(job.name, job.options, job.attempts, job.attempts_made, now, failure)
+        job.errors.append({"attempt": job.attempts_made, "message": failure.message, "at": to_iso(now)})
+        row = await conn.fetchrow(
+            "UPDATE jobs SET state = $2, run_at = $3, finished_at = $4, error = $5, errors = $6::jsonb,"
+            f" lease_token = NULL, lease_expires_at = NULL, node = NULL WHERE id = $1 RETURNING {COLUMNS}",
+            job_id, state, run_at, now if state in FINISHED else None, failure.message, dumps(job.errors))
+        return row_to_job(row)
+
+
+async def promote_due(conn: Any, now: int, limit: int) -> list[int]:
+    """delayed -> waiting for up to ``limit`` jobs due by ``now``, skipping rows
+    another node is promoting."""
+    rows = await conn.fetch(
+        "UPDATE jobs SET state = 'waiting' WHERE id IN (SELECT id FROM jobs WHERE state = 'delayed'"
+        " AND run_at <= $1 ORDER BY run_at LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING id", now, limit)
+    return [r[0] for r in rows]
+
+
+async def rescue_expired(conn: Any, now: int, message: str, limit: int) -> list[Job]:
+    """Fail the attempt of leased jobs whose lease ran out by ``now`` (as a failure of
+    the worker: retried with backoff while attempts remain)."""
+    rows = await conn.fetch(
+        f"SELECT {COLUMNS} FROM jobs WHERE state = 'active' AND lease_expires_at <= $1"
+        " ORDER BY lease_expires_at LIMIT $2", now, limit)
+    rescued = []
+    for row in rows:
+        job = row_to_job(row)
+        assert job.lease_token is not None
+        failed = await fail_job(conn, job.id, job.lease_token, Failure(message), now)
+        if failed is not None:
+            rescued.append(failed)
+    return rescued
+
+
+async def count_states(conn: Any) -> dict[str, dict[JobState, int]]:
+    counts: dict[str, dict[JobState, int]] = {}
+    for queue, state, n in await conn.fetch("SELECT queue, state, count(*) FROM jobs GROUP BY queue, state"):
+        counts.setdefault(queue, {})[_STATES[state]] = n
+    return counts

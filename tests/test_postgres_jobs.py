@@ -1,0 +1,112 @@
+"""The job lifecycle on a real PostgreSQL server (tests/pg.py): claims shared by
+several nodes never hand a job out twice and go best first; a claim ends a job past
+its expiry instead of starting it; completion and failure are guarded by the lease
+token; a failed attempt waits out its backoff, then promotion brings it back; a
+lease that ran out is rescued."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+from pg import postgres_server
+
+from queueapp.model import JobState, NewJob
+from queueapp.retry import Failure
+from queueapp.store.postgres import jobs as pg
+from queueapp.store.postgres.migrate import migrate
+
+NOW = 1_800_000_000_000
+
+
+@pytest.fixture(scope="module")
+def server():
+    with postgres_server() as s:
+        yield s
+
+
+@pytest.fixture
+async def url(server, request):
+    url = server.create_database("j_" + request.node.name.lower()[:50])
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    return url
+
+
+@pytest.fixture
+async def conn(url):
+    c = await asyncpg.connect(url)
+    yield c
+    await c.close()
+
+
+def job(name: str = "n", priority: int = 3, run_at: int = NOW, queue: str = "q", **options) -> NewJob:
+    return NewJob(queue, name, {"n": 1}, priority, options.pop("attempts", 3), run_at, options)
+
+
+async def test_three_nodes_claiming_at_once_never_share_a_job(url, conn):
+    ids = await pg.add_jobs(conn, [job(priority=1 + i % 5) for i in range(3000)], NOW)
+    assert len(ids) == 3000 and ids == sorted(ids)
+    nodes = [await asyncpg.connect(url) for _ in range(3)]
+
+    async def node(c: asyncpg.Connection, name: str) -> list[int]:
+        got = []
+        while batch := await pg.claim_next(c, "q", None, 25, NOW, 30_000, name):
+            assert [(j.priority, j.id) for j in batch] == sorted((j.priority, j.id) for j in batch)
+            got += [j.id for j in batch]
+        return got
+
+    try:
+        claimed = await asyncio.gather(*(node(c, f"node-{i}") for i, c in enumerate(nodes)))
+    finally:
+        for c in nodes:
+            await c.close()
+    every = [i for got in claimed for i in got]
+    assert sorted(every) == sorted(ids) and all(claimed)
+    tokens = await conn.fetchval("SELECT count(DISTINCT lease_token) FROM jobs WHERE state = 'active'")
+    assert tokens == 3000
+
+
+async def test_best_first_names_and_expiry(conn):
+    low, high, other = await pg.add_jobs(conn, [job(priority=4), job(priority=1), job(name="other")], NOW)
+    late, = await pg.add_jobs(conn, [job(priority=1, run_at=NOW - 10)], NOW - 10)
+    await conn.execute("UPDATE jobs SET expire_at = $1 WHERE id = $2", NOW - 1, late)
+    claimed = await pg.claim_next(conn, "q", ["n"], 10, NOW, None, "node-a")
+    by_id = {j.id: j for j in claimed}
+    assert by_id[late].state is JobState.EXPIRED and by_id[late].started_at is None
+    assert [j.id for j in claimed if j.state is JobState.ACTIVE] == [high, low]
+    assert other not in by_id
+    assert await conn.fetchval("SELECT node FROM jobs WHERE id = $1", high) == "node-a"
+
+
+async def test_completion_and_failure_need_the_lease_token(conn):
+    a, b = await pg.add_jobs(conn, [job(attempts=2, backoff={"type": "fixed", "delay": 1000}), job(attempts=1)], NOW)
+    claimed = {j.id: j for j in await pg.claim_next(conn, "q", None, 2, NOW, 30_000, "n1")}
+    assert await pg.complete_job(conn, a, "stale", 1, NOW) is None
+    retried = await pg.fail_job(conn, a, claimed[a].lease_token, Failure("boom"), NOW)
+    assert retried.state is JobState.DELAYED and retried.run_at == NOW + 1000 and retried.lease_token is None
+    assert retried.errors[0]["message"] == "boom"
+    assert await pg.fail_job(conn, a, claimed[a].lease_token, Failure("again"), NOW) is None  # stale now
+    done = await pg.complete_job(conn, b, claimed[b].lease_token, {"ok": True}, NOW)
+    assert done.state is JobState.COMPLETED and done.result == {"ok": True} and done.finished_at == NOW
+    assert await pg.promote_due(conn, NOW + 999, 100) == []
+    assert await pg.promote_due(conn, NOW + 1000, 100) == [a]
+    again, = await pg.claim_next(conn, "q", None, 5, NOW + 1000, 30_000, "n1")
+    assert again.id == a and again.attempts_made == 2
+    failed = await pg.fail_job(conn, a, again.lease_token, Failure("boom"), NOW + 1000)
+    assert failed.state is JobState.FAILED and failed.finished_at == NOW + 1000
+    assert await pg.count_states(conn) == {"q": {JobState.COMPLETED: 1, JobState.FAILED: 1}}
+
+
+async def test_a_lease_that_ran_out_is_rescued_once(conn):
+    a, = await pg.add_jobs(conn, [job(attempts=3)], NOW)
+    leased, = await pg.claim_next(conn, "q", None, 1, NOW, 1000, "n1")
+    assert await pg.rescue_expired(conn, NOW + 999, "lease expired", 100) == []
+    rescued, = await pg.rescue_expired(conn, NOW + 1000, "lease expired", 100)
+    assert rescued.id == a and rescued.state in (JobState.WAITING, JobState.DELAYED)
+    assert await pg.rescue_expired(conn, NOW + 5000, "lease expired", 100) == []
+    assert await pg.complete_job(conn, a, leased.lease_token, None, NOW + 1001) is None  # the old worker is late
