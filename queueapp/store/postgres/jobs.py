@@ -18,6 +18,7 @@ from ...jsonfast import dumps, loads
 from ...model import FINISHED, Job, JobState, NewJob
 from ...retry import Failure, after_failure
 from ..jobs import COLUMN_NAMES
+from .cluster import notify
 
 COLUMNS = ", ".join(COLUMN_NAMES)
 _STATES = {s.value: s for s in JobState}
@@ -45,7 +46,7 @@ _INSERT = (
 
 async def add_jobs(conn: Any, jobs: list[NewJob], now: int) -> list[int]:
     """Jobs without keys (jobId, unique, dependencies), all or none, in one
-    statement; their ids in the order given."""
+    statement; their ids in the order given. Listening nodes are woken at commit."""
     placed = [job.placed(now) for job in jobs]
     columns = (
         [j.queue for j in jobs], [j.name for j in jobs], [state.value for state, _ in placed],
@@ -55,6 +56,8 @@ async def add_jobs(conn: Any, jobs: list[NewJob], now: int) -> list[int]:
     )
     async with conn.transaction():
         rows = await conn.fetch(_INSERT, *columns)
+        for queue in dict.fromkeys(j.queue for j in jobs):  # other nodes wake at commit
+            await notify(conn, queue)
     return [row[0] for row in rows]
 
 

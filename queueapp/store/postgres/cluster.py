@@ -1,0 +1,59 @@
+"""What several nodes on one PostgreSQL database share besides the jobs: who they
+are, who leads, and how an enqueue on one node wakes the others.
+
+**Leadership** is a lease in the one-row ``leadership`` table: a node leads while it
+renews before ``expires_at``; when it stops (it died, or lost the database), another
+node takes the row once the lease has run out, and the ``term`` grows. Work that
+must happen once per cluster (cron ticks, the lease reaper, alerts, cleanup) is
+written under a guard on the leader's node and term (``LEADS``), so a deposed leader
+that wakes late changes nothing: its term is fenced off.
+
+**Wake-ups** ride on ``LISTEN/NOTIFY``: an enqueue notifies ``CHANNEL`` with its queue
+in the same transaction (delivered at commit, never for a rolled-back one), and every
+node listening wakes its long polls and idle handlers. A notification can be lost
+when a listener's connection drops, so nodes also poll slowly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+CHANNEL = "queueapp_jobs"
+
+# A statement's guard: true only while node $1 holds term $2 of a lease not run out at $3.
+LEADS = ("EXISTS (SELECT 1 FROM leadership WHERE node = $1 AND term = $2 AND expires_at > $3)")
+
+
+async def seen(conn: Any, node: str, now: int) -> None:
+    """Record that ``node`` is alive (its id shows in leases, logs and the node list)."""
+    await conn.execute(
+        "INSERT INTO nodes (id, started_at, seen_at) VALUES ($1, $2::bigint, $2::bigint)"
+        " ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at", node, now)
+
+
+async def live_nodes(conn: Any, now: int, within_ms: int) -> list[str]:
+    rows = await conn.fetch("SELECT id FROM nodes WHERE seen_at > $1 ORDER BY id", now - within_ms)
+    return [r[0] for r in rows]
+
+
+async def lead(conn: Any, node: str, now: int, lease_ms: int) -> int | None:
+    """Take or renew leadership for ``node`` until ``now + lease_ms``: its term when
+    it leads, None while another node's lease runs."""
+    row = await conn.fetchrow(
+        "INSERT INTO leadership (singleton, node, term, expires_at) VALUES (TRUE, $1, 1, $2::bigint + $3::bigint)"
+        " ON CONFLICT (singleton) DO UPDATE SET node = excluded.node, expires_at = excluded.expires_at,"
+        " term = CASE WHEN leadership.node = excluded.node AND leadership.expires_at > $2"
+        " THEN leadership.term ELSE leadership.term + 1 END"
+        " WHERE leadership.node = excluded.node OR leadership.expires_at <= $2::bigint RETURNING term",
+        node, now, lease_ms)
+    return None if row is None else row[0]
+
+
+async def step_down(conn: Any, node: str, term: int) -> None:
+    """Give leadership up at once (a clean stop), so another node need not wait."""
+    await conn.execute("UPDATE leadership SET expires_at = 0 WHERE node = $1 AND term = $2", node, term)
+
+
+async def notify(conn: Any, queue: str) -> None:
+    """Tell every listening node that ``queue`` has new work (sent at commit)."""
+    await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, queue)

@@ -1,0 +1,91 @@
+"""Several nodes on one real PostgreSQL server (tests/pg.py): one leader at a time,
+another takes over once the leader's lease runs out, with a higher term that fences
+the old leader's writes off; an enqueue on one node wakes a node listening on
+another connection within milliseconds."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import asyncpg
+import pytest
+from pg import postgres_server
+
+from queueapp.model import NewJob
+from queueapp.store.postgres import cluster
+from queueapp.store.postgres import jobs as pg
+from queueapp.store.postgres.migrate import migrate
+
+NOW = 1_800_000_000_000
+
+
+@pytest.fixture(scope="module")
+def server():
+    with postgres_server() as s:
+        yield s
+
+
+@pytest.fixture
+async def url(server, request):
+    url = server.create_database("c_" + request.node.name.lower()[:50])
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    return url
+
+
+async def test_one_leader_then_another_with_a_higher_term_that_fences_the_first(url):
+    a, b = await asyncpg.connect(url), await asyncpg.connect(url)
+    try:
+        assert await cluster.lead(a, "node-a", NOW, 3000) == 1
+        assert await cluster.lead(b, "node-b", NOW + 10, 3000) is None  # a's lease runs
+        assert await cluster.lead(a, "node-a", NOW + 2000, 3000) == 1  # renewed: same term
+        assert await cluster.lead(b, "node-b", NOW + 4999, 3000) is None
+        assert await cluster.lead(b, "node-b", NOW + 5000, 3000) == 2  # a went quiet: b takes over
+        assert await cluster.lead(a, "node-a", NOW + 5001, 3000) is None  # a wakes late: not leader
+
+        fenced = f"UPDATE schedules SET last_run_at = $3 WHERE name = 'cleanup' AND {cluster.LEADS}"
+        assert await a.execute(fenced, "node-a", 1, NOW + 5002) == "UPDATE 0"  # the old term writes nothing
+        assert await b.execute(fenced, "node-b", 2, NOW + 5002) == "UPDATE 1"
+
+        await cluster.step_down(b, "node-b", 2)
+        assert await cluster.lead(a, "node-a", NOW + 5003, 3000) == 3  # no wait after a clean stop
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_the_nodes_that_are_alive(url):
+    conn = await asyncpg.connect(url)
+    try:
+        await cluster.seen(conn, "node-a", NOW)
+        await cluster.seen(conn, "node-b", NOW + 5000)
+        assert await cluster.live_nodes(conn, NOW + 6000, 3000) == ["node-b"]
+        await cluster.seen(conn, "node-a", NOW + 6000)
+        assert await cluster.live_nodes(conn, NOW + 6000, 3000) == ["node-a", "node-b"]
+    finally:
+        await conn.close()
+
+
+async def test_an_enqueue_on_one_node_wakes_another_at_commit(url):
+    producer, listener = await asyncpg.connect(url), await asyncpg.connect(url)
+    woken: asyncio.Queue[tuple[str, float]] = asyncio.Queue()
+    await listener.add_listener(cluster.CHANNEL, lambda *args: woken.put_nowait((args[3], time.monotonic())))
+    try:
+        async with producer.transaction():
+            await producer.execute("SELECT 1")
+            with pytest.raises(asyncpg.CheckViolationError):  # a rolled-back enqueue tells no one
+                await pg.add_jobs(producer, [NewJob("emails", "n", {}, 9, 1, NOW)], NOW)
+        sent = time.monotonic()
+        await pg.add_jobs(producer, [NewJob("emails", "n", {}, 3, 1, NOW), NewJob("sms", "n", {}, 3, 1, NOW)], NOW)
+        first = await asyncio.wait_for(woken.get(), 5)
+        second = await asyncio.wait_for(woken.get(), 5)
+        assert {first[0], second[0]} == {"emails", "sms"}
+        assert first[1] - sent < 1.0
+        assert woken.empty()
+    finally:
+        await listener.close()
+        await producer.close()
