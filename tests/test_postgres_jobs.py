@@ -14,6 +14,7 @@ from pg import postgres_server
 
 from queueapp.model import JobState, NewJob
 from queueapp.retry import Failure
+from queueapp.store.postgres import counts
 from queueapp.store.postgres import jobs as pg
 from queueapp.store.postgres.migrate import migrate
 
@@ -99,7 +100,7 @@ async def test_completion_and_failure_need_the_lease_token(conn):
     assert again.id == a and again.attempts_made == 2
     failed = await pg.fail_job(conn, a, again.lease_token, Failure("boom"), NOW + 1000)
     assert failed.state is JobState.FAILED and failed.finished_at == NOW + 1000
-    assert await pg.count_states(conn) == {"q": {JobState.COMPLETED: 1, JobState.FAILED: 1}}
+    assert await counts.count_states(conn) == {"q": {JobState.COMPLETED: 1, JobState.FAILED: 1}}
 
 
 async def test_a_lease_that_ran_out_is_rescued_once(conn):
@@ -110,3 +111,46 @@ async def test_a_lease_that_ran_out_is_rescued_once(conn):
     assert rescued.id == a and rescued.state in (JobState.WAITING, JobState.DELAYED)
     assert await pg.rescue_expired(conn, NOW + 5000, "lease expired", 100) == []
     assert await pg.complete_job(conn, a, leased.lease_token, None, NOW + 1001) is None  # the old worker is late
+
+
+async def test_counts_stay_exact_while_nodes_change_jobs_and_the_leader_folds(url, conn):
+    """Four nodes enqueue, claim, complete and fail jobs while one folds the deltas
+    every few ms; each read of the counts equals a count of the table in the same
+    snapshot, and so does the last."""
+    stop = asyncio.Event()
+    nodes = [await asyncpg.connect(url) for _ in range(5)]
+
+    async def work(c: asyncpg.Connection, queue: str) -> None:
+        for _ in range(40):
+            await pg.add_jobs(c, [job(queue=queue, attempts=2) for _ in range(10)], NOW)
+            for j in await pg.claim_next(c, queue, None, 7, NOW, 30_000, "n"):
+                if j.id % 3:
+                    await pg.complete_job(c, j.id, j.lease_token, None, NOW)
+                else:
+                    await pg.fail_job(c, j.id, j.lease_token, Failure("x"), NOW)
+            await c.execute("DELETE FROM jobs WHERE queue = $1 AND state = 'completed' AND id % 5 = 0", queue)
+
+    async def folder(c: asyncpg.Connection) -> int:
+        checks = 0
+        while not stop.is_set():
+            await counts.fold(c)
+            async with c.transaction(isolation="repeatable_read"):
+                seen = await counts.count_states(c)
+                table = await c.fetch("SELECT queue, state, count(*) FROM jobs GROUP BY queue, state")
+            assert seen == {q: {JobState(s): n for q2, s, n in table if q2 == q} for q in {r[0] for r in table}}
+            checks += 1
+        return checks
+
+    try:
+        fold_task = asyncio.create_task(folder(nodes[4]))
+        await asyncio.gather(*(work(c, f"q{i % 2}") for i, c in enumerate(nodes[:4])))
+        stop.set()
+        assert await fold_task > 3
+        await counts.fold(conn)
+        table = await conn.fetch("SELECT queue, state, count(*) FROM jobs GROUP BY queue, state")
+        assert await counts.count_states(conn) == {
+            q: {JobState(s): n for q2, s, n in table if q2 == q} for q in {r[0] for r in table}}
+        assert await conn.fetchval("SELECT count(*) FROM job_count_deltas") == 0
+    finally:
+        for c in nodes:
+            await c.close()

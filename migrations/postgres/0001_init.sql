@@ -136,3 +136,53 @@ CREATE TABLE leadership (
     term         BIGINT  NOT NULL,
     expires_at   BIGINT  NOT NULL
 );
+
+-- Counts of jobs per queue and state, for metrics and health on every node without
+-- counting the jobs table per request. A hot row per (queue, state) would make every
+-- transition in the cluster wait on the others, so each statement appends its net
+-- change to job_count_deltas instead (statement-level triggers over the transition
+-- tables), and the leader folds the deltas into job_counts every second. A count is
+-- job_counts plus the deltas not folded yet.
+CREATE TABLE job_counts (
+    queue  TEXT   NOT NULL,
+    state  TEXT   NOT NULL,
+    n      BIGINT NOT NULL,
+    PRIMARY KEY (queue, state)
+);
+CREATE TABLE job_count_deltas (
+    id     BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    queue  TEXT   NOT NULL,
+    state  TEXT   NOT NULL,
+    n      BIGINT NOT NULL
+);
+
+CREATE FUNCTION jobs_count_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO job_count_deltas (queue, state, n)
+    SELECT queue, state, count(*) FROM inserted GROUP BY queue, state;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION jobs_count_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO job_count_deltas (queue, state, n)
+    SELECT queue, state, -count(*) FROM deleted GROUP BY queue, state;
+    RETURN NULL;
+END $$;
+
+CREATE FUNCTION jobs_count_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO job_count_deltas (queue, state, n)
+    SELECT queue, state, sum(n) FROM (
+        SELECT queue, state, 1 AS n FROM after_rows
+        UNION ALL SELECT queue, state, -1 FROM before_rows) AS moved
+    GROUP BY queue, state HAVING sum(n) <> 0;
+    RETURN NULL;
+END $$;
+
+CREATE TRIGGER jobs_counted_insert AFTER INSERT ON jobs REFERENCING NEW TABLE AS inserted
+    FOR EACH STATEMENT EXECUTE FUNCTION jobs_count_inserted();
+CREATE TRIGGER jobs_counted_delete AFTER DELETE ON jobs REFERENCING OLD TABLE AS deleted
+    FOR EACH STATEMENT EXECUTE FUNCTION jobs_count_deleted();
+CREATE TRIGGER jobs_counted_update AFTER UPDATE ON jobs REFERENCING OLD TABLE AS before_rows NEW TABLE AS after_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION jobs_count_updated();

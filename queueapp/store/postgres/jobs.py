@@ -149,10 +149,3 @@ async def rescue_expired(conn: Any, now: int, message: str, limit: int) -> list[
         if failed is not None:
             rescued.append(failed)
     return rescued
-
-
-async def count_states(conn: Any) -> dict[str, dict[JobState, int]]:
-    counts: dict[str, dict[JobState, int]] = {}
-    for queue, state, n in await conn.fetch("SELECT queue, state, count(*) FROM jobs GROUP BY queue, state"):
-        counts.setdefault(queue, {})[_STATES[state]] = n
-    return counts
