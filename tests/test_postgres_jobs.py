@@ -154,3 +154,37 @@ async def test_counts_stay_exact_while_nodes_change_jobs_and_the_leader_folds(ur
     finally:
         for c in nodes:
             await c.close()
+
+
+async def test_release_heartbeat_retry_promote_cancel_and_clean(conn):
+    a, b, c = await pg.add_jobs(conn, [job(), job(), job(run_at=NOW + 60_000)], NOW)
+    first, second = await pg.claim_next(conn, "q", None, 2, NOW, 10_000, "n1")
+    beat = await pg.heartbeat(conn, first.id, first.lease_token, NOW + 5000, 10_000, {"step": 2})
+    assert beat.lease_expires_at == NOW + 15_000 and beat.progress == {"step": 2}
+    assert await pg.heartbeat(conn, first.id, "stale", NOW + 5000, 10_000, None) is None
+    released = await pg.release_job(conn, first.id, first.lease_token, NOW + 6000)
+    assert released.state is JobState.WAITING and released.attempts_made == 0 and released.lease_token is None
+    assert await pg.release_job(conn, first.id, first.lease_token, NOW + 6000) is None
+    failed = await pg.fail_job(conn, second.id, second.lease_token, Failure("no", retry=False), NOW)
+    assert failed.state is JobState.FAILED
+    assert await pg.retry_job(conn, a, NOW) is None  # waiting: nothing to retry
+    retried = await pg.retry_job(conn, second.id, NOW + 1)
+    assert retried.state is JobState.WAITING and retried.attempts_made == 0 and retried.finished_at is None
+    assert await pg.promote_job(conn, a, NOW) is None
+    promoted = await pg.promote_job(conn, c, NOW + 2)
+    assert promoted.state is JobState.WAITING and promoted.run_at == NOW + 2
+    cancelled = await pg.cancel_waiting(conn, c, NOW + 3)
+    assert cancelled.state is JobState.CANCELLED and await pg.cancel_waiting(conn, c, NOW + 3) is None
+    assert await pg.clean(conn, "q", JobState.CANCELLED, NOW + 2, None) == 0
+    assert await pg.clean(conn, "q", JobState.CANCELLED, NOW + 3, None) == 1
+    assert await pg.get_job(conn, c) is None
+
+
+async def test_jobs_of_a_node_that_died_are_orphans_and_a_live_nodes_are_not(conn):
+    await pg.add_jobs(conn, [job(), job(), job()], NOW)
+    mine = await pg.claim_next(conn, "q", None, 1, NOW, None, "node-a")
+    theirs = await pg.claim_next(conn, "q", None, 1, NOW, None, "node-b")
+    leased = await pg.claim_next(conn, "q", None, 1, NOW, 30_000, "node-b")
+    assert [j.id for j in await pg.orphans(conn, ["node-a", "node-b"])] == []
+    assert [j.id for j in await pg.orphans(conn, ["node-a"])] == [theirs[0].id]  # b died; its lease is the reaper's
+    assert leased[0].id not in [j.id for j in await pg.orphans(conn, [])] and mine

@@ -149,3 +149,72 @@ async def rescue_expired(conn: Any, now: int, message: str, limit: int) -> list[
         if failed is not None:
             rescued.append(failed)
     return rescued
+
+
+async def get_job(conn: Any, job_id: int) -> Job | None:
+    row = await conn.fetchrow(f"SELECT {COLUMNS} FROM jobs WHERE id = $1", job_id)
+    return None if row is None else row_to_job(row)
+
+
+async def release_job(conn: Any, job_id: int, token: str, now: int) -> Job | None:
+    """active -> waiting without counting the attempt (handed back unstarted, or a
+    graceful stop), for the job active under ``token``."""
+    row = await conn.fetchrow(
+        "UPDATE jobs SET state = 'waiting', attempts_made = greatest(attempts_made - 1, 0), started_at = NULL,"
+        " run_at = $3, lease_token = NULL, lease_expires_at = NULL, node = NULL"
+        f" WHERE id = $1 AND state = 'active' AND lease_token = $2 RETURNING {COLUMNS}", job_id, token, now)
+    return None if row is None else row_to_job(row)
+
+
+async def heartbeat(conn: Any, job_id: int, token: str, now: int, lease_ms: int | None, progress: Any) -> Job | None:
+    """The lease runs from ``now`` (for ``lease_ms`` when given), with the progress."""
+    row = await conn.fetchrow(
+        "UPDATE jobs SET heartbeat_at = $3, lease_expires_at = CASE WHEN $4::bigint IS NULL THEN lease_expires_at"
+        " ELSE $3 + $4::bigint END, progress = coalesce($5::jsonb, progress)"
+        f" WHERE id = $1 AND state = 'active' AND lease_token = $2 RETURNING {COLUMNS}",
+        job_id, token, now, lease_ms, None if progress is None else dumps(progress))
+    return None if row is None else row_to_job(row)
+
+
+async def retry_job(conn: Any, job_id: int, now: int) -> Job | None:
+    """failed, cancelled or expired -> waiting, attempts from zero; None when the job
+    is in none of those states."""
+    row = await conn.fetchrow(
+        "UPDATE jobs SET state = 'waiting', attempts_made = 0, run_at = $2, started_at = NULL, finished_at = NULL,"
+        " result = NULL, progress = '0', expire_at = NULL"
+        f" WHERE id = $1 AND state IN ('failed', 'cancelled', 'expired') RETURNING {COLUMNS}", job_id, now)
+    return None if row is None else row_to_job(row)
+
+
+async def promote_job(conn: Any, job_id: int, now: int) -> Job | None:
+    """delayed -> waiting now; None when the job is not delayed."""
+    row = await conn.fetchrow(
+        f"UPDATE jobs SET state = 'waiting', run_at = $2 WHERE id = $1 AND state = 'delayed' RETURNING {COLUMNS}",
+        job_id, now)
+    return None if row is None else row_to_job(row)
+
+
+async def cancel_waiting(conn: Any, job_id: int, now: int) -> Job | None:
+    """waiting, delayed or blocked -> cancelled; None when the job is in none of
+    those (a running job is stopped by its node first)."""
+    row = await conn.fetchrow(
+        "UPDATE jobs SET state = 'cancelled', finished_at = $2"
+        f" WHERE id = $1 AND state IN ('waiting', 'delayed', 'blocked') RETURNING {COLUMNS}", job_id, now)
+    return None if row is None else row_to_job(row)
+
+
+async def orphans(conn: Any, live_nodes: list[str]) -> list[Job]:
+    """Jobs run by the handlers of a node that is not alive: nothing will finish
+    them (a lease that runs out is the reaper's; a live node's own jobs are its own)."""
+    rows = await conn.fetch(
+        f"SELECT {COLUMNS} FROM jobs WHERE state = 'active' AND lease_expires_at IS NULL"
+        " AND (node IS NULL OR node <> ALL($1::text[]))", live_nodes)
+    return [row_to_job(r) for r in rows]
+
+
+async def clean(conn: Any, queue: str, state: JobState, finished_before: int, limit: int | None) -> int:
+    """Remove finished jobs of ``state`` finished by ``finished_before``, oldest first."""
+    status = await conn.execute(
+        "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs WHERE queue = $1 AND state = $2 AND finished_at <= $3"
+        " ORDER BY finished_at LIMIT $4)", queue, state.value, finished_before, limit)
+    return int(status.rsplit(" ", 1)[-1])
