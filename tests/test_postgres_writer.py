@@ -1,0 +1,84 @@
+"""The PostgreSQL store's ordered writer on a real server (tests/pg.py): hooks run in
+commit order; a write whose caller stops waiting still commits and runs its hook; a
+write that raises commits nothing; a database that went away is a 503-kind error,
+and the next write reconnects."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+from pg import postgres_server
+
+from queueapp.errors import NotFound, StoreUnavailable
+from queueapp.store.postgres.migrate import migrate
+from queueapp.store.postgres.writer import OrderedWriter
+
+
+@pytest.fixture(scope="module")
+def server():
+    with postgres_server() as s:
+        yield s
+
+
+@pytest.fixture
+async def writer(server, request):
+    url = server.create_database("w_" + request.node.name.lower()[:50])
+    conn = await asyncpg.connect(url)
+    await migrate(conn)
+    await conn.close()
+    w = OrderedWriter(lambda: asyncpg.connect(url))
+    await w.start()
+    w.url = url  # type: ignore[attr-defined]
+    yield w
+    await w.close()
+
+
+async def enqueue(conn, n: int) -> int:
+    return await conn.fetchval(
+        "INSERT INTO jobs (queue, name, state, priority, attempts, created_at, run_at, data)"
+        " VALUES ('q', 'n', 'waiting', 3, 1, 0, 0, $1::jsonb) RETURNING id", f'{{"n": {n}}}')
+
+
+async def test_hooks_run_in_commit_order_and_a_caller_that_leaves_changes_nothing(writer):
+    seen: list[int] = []
+    writes = [asyncio.ensure_future(writer.submit(enqueue, n, then=seen.append)) for n in range(50)]
+    await asyncio.sleep(0)  # every write is on its way
+    writes[10].cancel()  # its caller stops waiting: the write and its hook go on
+    done = await asyncio.gather(*writes, return_exceptions=True)
+    assert isinstance(done[10], asyncio.CancelledError)
+    await asyncio.sleep(0.1)
+    assert seen == sorted(seen) and len(seen) == 50  # ids grow with commits: hooks in commit order
+    conn = await asyncpg.connect(writer.url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM jobs") == 50
+    finally:
+        await conn.close()
+
+
+async def test_a_write_that_raises_commits_nothing_and_a_lost_connection_is_unavailable(writer):
+    async def half(conn) -> None:
+        await enqueue(conn, 1)
+        raise NotFound("no such thing")
+
+    hooked: list[object] = []
+    with pytest.raises(NotFound):
+        await writer.submit(half, then=hooked.append)
+    assert hooked == []
+    await writer._conn.close()  # closed under the writer
+    assert await writer.submit(enqueue, 2) > 0  # a closed connection is replaced
+    conn = await asyncpg.connect(writer.url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM jobs") == 1
+        pid = await writer.submit(lambda c: c.fetchval("SELECT pg_backend_pid()"))
+        await conn.execute("SELECT pg_terminate_backend($1)", pid)  # the server ends the writer's session
+    finally:
+        await conn.close()
+    reach = writer._connect
+    writer._connect = lambda: asyncpg.connect("postgresql://queueapp@127.0.0.1:1/none", timeout=2)
+    await writer._conn.close()
+    with pytest.raises(StoreUnavailable):  # and the database cannot be reached
+        await writer.submit(enqueue, 3)
+    writer._connect = reach
+    assert await writer.submit(enqueue, 4) > 0  # reachable again: the next write reconnects
