@@ -47,7 +47,7 @@ class OrderedWriter:
                     result = await write(self._conn, *args)
             except (QueueAppError, ValueError, LookupError):
                 raise  # the write's own refusal: nothing was committed
-            except (OSError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, OSError) as exc:
                 raise unavailable(exc) from exc
             except Exception as exc:  # asyncpg's errors: the database refused or went away
                 if type(exc).__module__.startswith("asyncpg"):
