@@ -34,9 +34,39 @@ def registry() -> HandlerRegistry:
     return HandlerRegistry()
 
 
+# The library tests (make_service) run on both stores: SQLite, and PostgreSQL on a
+# server started for the session (tests/pg.py). QUEUEAPP_TEST_STORE=sqlite (or
+# postgres) runs them on one only.
+STORES = [s for s in ("sqlite", "postgres") if os.environ.get("QUEUEAPP_TEST_STORE", s) == s]
+
+
+@pytest.fixture(scope="session")
+def postgres_for_library() -> Iterator[Any]:
+    from pg import postgres_server
+
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(params=STORES)
+def store_for(request: pytest.FixtureRequest, db_path: Path) -> Callable[[str], Any]:
+    """The store a test's services use: SQLite at ``db_path``, or one PostgreSQL
+    database per test (the same one for every service of that test). A test marked
+    ``sqlite_only`` reads the SQLite file itself."""
+    if request.param == "sqlite":
+        return lambda durability: SqliteStore(db_path, durability)
+    if request.node.get_closest_marker("sqlite_only"):
+        pytest.skip("reads the SQLite file itself")
+    from queueapp.store.postgres.store import PostgresStore
+
+    name = "lib_" + "".join(c if c.isalnum() else "_" for c in request.node.name.lower())[-50:]
+    url = request.getfixturevalue("postgres_for_library").create_database(name)
+    return lambda durability: PostgresStore(url)
+
+
 @pytest.fixture
 async def make_service(
-    db_path: Path, registry: HandlerRegistry
+    store_for: Callable[[str], Any], registry: HandlerRegistry
 ) -> AsyncIterator[Callable[..., Any]]:
     """``await make_service(**kwargs)``: a started QueueService over ``db_path``.
     Every service made is stopped at the end of the test."""
@@ -45,7 +75,7 @@ async def make_service(
     async def make(**kwargs: Any) -> QueueService:
         kwargs.setdefault("registry", registry)
         durability = kwargs.pop("durability", "normal")
-        service = QueueService(SqliteStore(db_path, durability), **kwargs)
+        service = QueueService(store_for(durability), **kwargs)
         await service.start()
         started.append(service)
         return service

@@ -84,8 +84,9 @@ async def test_time_range_error_and_data_conditions(make_service):
 
 async def test_a_data_condition_reads_a_bounded_window_and_goes_on(make_service, monkeypatch):
     from queueapp.store import actions, job_reads, sqlite
+    from queueapp.store.postgres import reads
 
-    for module in (actions, job_reads, sqlite):
+    for module in (actions, job_reads, sqlite, reads):
         monkeypatch.setattr(module, "MAX_SCAN", 500)
     service = await make_service(background=False)
     ids = [a.id for a in await service.add_jobs(

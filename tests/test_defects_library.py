@@ -269,6 +269,7 @@ async def test_14_names_and_redirects_that_lead_inside_are_refused(make_client, 
         assert job.attempts_made == 1  # refused for good, not retried
 
 
+@pytest.mark.sqlite_only
 async def test_15_a_backup_finishes_under_steady_writes(make_service, tmp_path):
     from queueapp.model import NewJob
 

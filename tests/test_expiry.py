@@ -10,7 +10,7 @@ import pytest
 
 from queueapp.clock import FakeClock
 from queueapp.model import JobState
-from queueapp.store import table_problems
+from queueapp.store import SqliteStore, table_problems
 from queueapp.store.connection import connect
 
 
@@ -71,11 +71,12 @@ async def test_no_attempt_starts_after_its_expiry_under_load(make_service, regis
             assert stored.state is JobState.EXPIRED and job.id not in started
     assert await service.audit() == []
     await service.stop()
-    conn = connect(db_path)
-    try:
-        assert table_problems(conn) == []
-    finally:
-        conn.close()
+    if isinstance(service.store, SqliteStore):  # the table's own invariants, read off the file
+        conn = connect(db_path)
+        try:
+            assert table_problems(conn) == []
+        finally:
+            conn.close()
 
 
 async def test_an_expired_job_is_retried_without_its_expiry(make_service):

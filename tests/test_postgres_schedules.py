@@ -43,16 +43,22 @@ def run_of(at: int) -> NewJob:
     return NewJob("q", "tick", {}, 3, 1, at, {}, job_key=f"tick@{at}")
 
 
+async def fire_as(conn, node: str, term: int, due: int, now: int):
+    """One tick's run, as leader ``node`` in ``term``: the new job's id, or None."""
+    async with conn.transaction():
+        fired = await fire(conn, "q", "tick", due, [run_of(due)], due + 1000, now, (node, term))
+    return None if fired is None else fired[0][0].job.id
+
+
 async def test_only_the_leaders_tick_fires_and_only_once(nodes):
     a, b, _ = nodes
     term = await cluster.lead(a, "a", NOW, 3000)
-    assert await fire(b, "b", term, "q", "tick", NOW, run_of(NOW), NOW + 1000, NOW) is None  # not b's term
-    fired = await fire(a, "a", term, "q", "tick", NOW, run_of(NOW), NOW + 1000, NOW)
-    assert fired is not None and fired[0] is not None and fired[1] is False
-    assert await fire(a, "a", term, "q", "tick", NOW, run_of(NOW), NOW + 1000, NOW) is None  # a double tick
+    assert await fire_as(b, "b", term, NOW, NOW) is None  # not b's term
+    assert await fire_as(a, "a", term, NOW, NOW) is not None
+    assert await fire_as(a, "a", term, NOW, NOW) is None  # a double tick
     new_term = await cluster.lead(b, "b", NOW + 3000, 3000)
     assert new_term == term + 1
-    assert await fire(a, "a", term, "q", "tick", NOW + 1000, run_of(NOW + 1000), NOW + 2000, NOW + 3001) is None
+    assert await fire_as(a, "a", term, NOW + 1000, NOW + 3001) is None  # deposed
     assert await a.fetchval("SELECT count(*) FROM jobs") == 1
 
 
@@ -68,8 +74,7 @@ async def test_a_one_second_schedule_fires_once_a_second_across_three_nodes(node
             return
         due = await conn.fetchval("SELECT next_run_at FROM schedules WHERE name = 'tick'")
         while due is not None and due <= now:
-            result = await fire(conn, names[i], term, "q", "tick", due, run_of(due), due + 1000, now)
-            if result is not None and result[0] is not None:
+            if await fire_as(conn, names[i], term, due, now) is not None:
                 fired.append(due)
             due = await conn.fetchval("SELECT next_run_at FROM schedules WHERE name = 'tick'")
 

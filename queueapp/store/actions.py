@@ -11,6 +11,7 @@ from typing import Any
 from ..model import JobState, dumps
 from ..search import MAX_SCAN, JobSearch
 from .dependencies import Teller, settled_changes
+from .dialect import SQLITE, Dialect
 from .job_reads import Query, condition_sql, order_by, search_where
 from .jobs import COLUMNS, row_to_job
 from .records import Change
@@ -55,7 +56,7 @@ def _eligible(action: str, selection: Selection) -> tuple[str, ...]:
     return states if wanted is None else tuple(s for s in states if s == wanted)
 
 
-def _where(action: str, selection: Selection) -> tuple[str, list[Any]] | None:
+def _where(action: str, selection: Selection, dialect: Dialect = SQLITE) -> tuple[str, list[Any]] | None:
     """The chosen jobs' conditions, or None: none can be chosen."""
     states = _eligible(action, selection)
     if not states:
@@ -64,14 +65,14 @@ def _where(action: str, selection: Selection) -> tuple[str, list[Any]] | None:
     where.append(f"state IN ({', '.join('?' * len(states))})")
     params += list(states)
     if selection.ids is not None:
-        where.append("id IN (SELECT value FROM json_each(?))")
-        params.append(dumps(list(selection.ids)))
+        where.append(dialect.in_ids)
+        params.append(dialect.ids(list(selection.ids)))
     return " AND ".join(where), params
 
 
-def _chosen(action: str, selection: Selection, limit: int | None) -> Query | None:
+def chosen(action: str, selection: Selection, limit: int | None, dialect: Dialect = SQLITE) -> Query | None:
     """The chosen jobs (id, state, run_at, finished_at) in key order."""
-    found = _where(action, selection)
+    found = _where(action, selection, dialect)
     if found is None:
         return None
     where, params = found
@@ -80,37 +81,49 @@ def _chosen(action: str, selection: Selection, limit: int | None) -> Query | Non
     bound = "" if limit is None else f" LIMIT {int(limit)}"
     columns = "id, state, run_at, finished_at"
     if search.scans:
-        condition, condition_params = condition_sql(search)
+        condition, condition_params = condition_sql(search, dialect)
         window = f"SELECT {columns}, data FROM jobs WHERE {where} {order}"
         if limit is not None:
             window += f" LIMIT {MAX_SCAN}"
-        return (f"SELECT {columns} FROM ({window}) WHERE {condition} {order}{bound}",
+        return (f"SELECT {columns} FROM ({window}) AS window_rows WHERE {condition} {order}{bound}",
                 (*params, *condition_params))
     return f"SELECT {columns} FROM jobs WHERE {where} {order}{bound}", tuple(params)
 
 
-def count_query(action: str, selection: Selection) -> Query | None:
+def count_query(action: str, selection: Selection, dialect: Dialect = SQLITE) -> Query | None:
     """How many jobs the action would change, over every page (a dry run)."""
-    chosen = _chosen(action, selection, None)
-    return None if chosen is None else (f"SELECT count(*) FROM ({chosen[0]})", chosen[1])
+    query = chosen(action, selection, None, dialect)
+    return None if query is None else (f"SELECT count(*) FROM ({query[0]}) AS chosen_rows", query[1])
 
 
-def _key(search: JobSearch, row: tuple[Any, ...]) -> tuple[int, ...]:
+def window_end_query(action: str, selection: Selection, dialect: Dialect = SQLITE) -> Query:
+    """A data condition reads at most MAX_SCAN rows a call: the key of the last row
+    a full window read, where the next call goes on."""
+    found = _where(action, selection, dialect)
+    assert found is not None
+    where, params = found
+    order = order_by(selection.search, "asc")
+    return (f"SELECT id, state, run_at, finished_at FROM jobs WHERE {where} {order} LIMIT 1 OFFSET {MAX_SCAN - 1}",
+            tuple(params))
+
+
+def key_of(search: JobSearch, row: tuple[Any, ...]) -> tuple[int, ...]:
     return (row[3], row[0]) if search.by_finish else (row[0],)
 
 
 def act(conn: sqlite3.Connection, action: str, selection: Selection, now: int, limit: int,
         teller: Teller | None = None) -> Acted:
     """Apply ``action`` to up to ``limit`` chosen jobs, in one statement."""
-    chosen = _chosen(action, selection, limit + 1)
-    if chosen is None:
+    query = chosen(action, selection, limit + 1)
+    if query is None:
         return Acted([], None)
-    rows = conn.execute(*chosen).fetchall()
+    rows = conn.execute(*query).fetchall()
     more = len(rows) > limit
     rows = rows[:limit]
-    next_cursor = _key(selection.search, rows[-1]) if more else None
+    next_cursor = key_of(selection.search, rows[-1]) if more else None
     if not more and selection.search.scans and selection.ids is None:
-        next_cursor = _window_end(conn, action, selection)
+        end = conn.execute(*window_end_query(action, selection)).fetchone()
+        next_cursor = None if end is None else key_of(selection.search, end)
     if not rows:
         return Acted([], next_cursor)
     prior = {row[0]: (row[1], row[2]) for row in rows}
@@ -128,15 +141,3 @@ def act(conn: sqlite3.Connection, action: str, selection: Selection, now: int, l
     if action in ("cancel", "delete"):
         settled_changes(conn, changes, now, teller)
     return Acted(changes, next_cursor)
-
-
-def _window_end(conn: sqlite3.Connection, action: str, selection: Selection) -> tuple[int, ...] | None:
-    """A data condition reads at most MAX_SCAN rows a call: when it read that many,
-    the next call goes on after the last of them."""
-    found = _where(action, selection)
-    assert found is not None
-    where, params = found
-    order = order_by(selection.search, "asc")
-    row = conn.execute(f"SELECT id, state, run_at, finished_at FROM jobs WHERE {where} {order}"
-                       f" LIMIT 1 OFFSET {MAX_SCAN - 1}", params).fetchone()
-    return None if row is None else _key(selection.search, row)

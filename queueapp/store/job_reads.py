@@ -7,6 +7,7 @@ from typing import Any
 
 from ..model import JobState
 from ..search import FINISHED_STATES, MAX_SCAN, JobSearch
+from .dialect import SQLITE, Dialect
 from .jobs import COLUMNS
 
 Query = tuple[str, tuple[Any, ...]]
@@ -44,7 +45,7 @@ def search_where(search: JobSearch, *, cursor: tuple[int, ...] | None, order: st
         params += [len(search.error), search.error]
     condition = search.condition
     if condition is not None and not search.scans:
-        where.append(_SEARCH[condition.kind])
+        where.append(_BY_INDEX[condition.kind])
         params.append(condition.value)
     if cursor is not None:
         where.append(f"{_keys(search)} {'>' if order == 'asc' else '<'} ({', '.join('?' * len(cursor))})")
@@ -67,23 +68,25 @@ def order_by(search: JobSearch, order: str | None = None) -> str:
     return "ORDER BY " + ", ".join(f"{column}{desc}" for column in key_columns(search).split(", "))
 
 
-def condition_sql(search: JobSearch) -> tuple[str, list[Any]]:
-    """A data condition, read from each row's data (json_extract)."""
+def condition_sql(search: JobSearch, dialect: Dialect = SQLITE) -> tuple[str, list[Any]]:
+    """A data condition, read from each row's data."""
     condition = search.condition
     assert condition is not None and condition.path is not None
-    return _SEARCH[condition.kind], [condition.path, _sql_value(condition.value)]
+    sql = dialect.equals if condition.kind == "equals" else dialect.contains
+    value = dialect.value(condition.value) if condition.kind == "equals" else condition.value
+    return sql, [dialect.path(condition.path), value]
 
 
-def search_query(search: JobSearch) -> Query:
+def search_query(search: JobSearch, dialect: Dialect = SQLITE) -> Query:
     """A page after the cursor, read off an index. A data condition looks at no
     more than MAX_SCAN rows (see scanned_query)."""
     where, params = search_where(search, cursor=search.cursor, order=search.order)
     order = order_by(search)
     if not search.scans:
         return f"SELECT {COLUMNS} FROM jobs WHERE {' AND '.join(where)} {order} LIMIT ?", (*params, search.limit)
-    condition, condition_params = condition_sql(search)
+    condition, condition_params = condition_sql(search, dialect)
     window = f"SELECT * FROM jobs WHERE {' AND '.join(where)} {order} LIMIT {MAX_SCAN}"
-    return (f"SELECT {COLUMNS} FROM ({window}) WHERE {condition} {order} LIMIT ?",
+    return (f"SELECT {COLUMNS} FROM ({window}) AS window_rows WHERE {condition} {order} LIMIT ?",
             (*params, *condition_params, search.limit))
 
 
@@ -95,7 +98,7 @@ def scanned_query(search: JobSearch, last: tuple[int, ...] | None) -> Query:
         where.append(f"{_keys(search)} {'<=' if search.order == 'asc' else '>='} ({', '.join('?' * len(last))})")
         params += list(last)
     return (f"SELECT count(*) FROM (SELECT id FROM jobs WHERE {' AND '.join(where)} {order_by(search)}"
-            f" LIMIT {MAX_SCAN})", tuple(params))
+            f" LIMIT {MAX_SCAN}) AS read_rows", tuple(params))
 
 
 def window_end_query(search: JobSearch) -> Query:
@@ -105,23 +108,14 @@ def window_end_query(search: JobSearch) -> Query:
             f" LIMIT 1 OFFSET {MAX_SCAN - 1}", tuple(params))
 
 
-# A search's condition (search.py); data conditions take the JSON path first.
-_SEARCH = {
-    "id": "id = ?",
-    "key": "job_key = ?",
-    "equals": "json_extract(data, ?) IS ?",
-    "contains": "instr(json_extract(data, ?), ?) > 0",
-}
+# A search's condition answered by an index (search.py); data conditions are the
+# dialect's (condition_sql).
+_BY_INDEX = {"id": "id = ?", "key": "job_key = ?"}
 
 
-def _sql_value(value: Any) -> Any:
-    """JSON true and false are 1 and 0 to SQLite's json_extract."""
-    return int(value) if isinstance(value, bool) else value
-
-
-def failure_groups_query(queue: str, limit: int) -> Query:
+def failure_groups_query(queue: str, limit: int, dialect: Dialect = SQLITE) -> Query:
     """Failed jobs by error message: how many, first and last seen, which names."""
-    return ("SELECT error, count(*) AS n, min(finished_at), max(finished_at), json_group_array(DISTINCT name)"
+    return (f"SELECT error, count(*) AS n, min(finished_at), max(finished_at), {dialect.names}"
             " FROM jobs WHERE queue = ? AND state = 'failed' GROUP BY error ORDER BY n DESC, error LIMIT ?",
             (queue, limit))
 
@@ -143,7 +137,7 @@ def finished_query(queue: str, state: JobState, since: int) -> Query:
 def report_queries(queue: str, since: int, until: int) -> tuple[Query, Query, Query]:
     """Per job name, the failure reasons, and the counts: see Store.report."""
     by_name = (
-        "SELECT name, sum(state = 'completed'), sum(state = 'failed'),"
+        "SELECT name, count(*) FILTER (WHERE state = 'completed'), count(*) FILTER (WHERE state = 'failed'),"
         " avg(CASE WHEN state = 'completed' THEN finished_at - started_at END),"
         " max(finished_at - started_at)"
         " FROM jobs WHERE queue = ? AND state IN ('completed', 'failed')"

@@ -20,8 +20,14 @@ from typing import Any
 
 CHANNEL = "queueapp_jobs"
 
-# A statement's guard: true only while node $1 holds term $2 of a lease not run out at $3.
-LEADS = ("EXISTS (SELECT 1 FROM leadership WHERE node = $1 AND term = $2 AND expires_at > $3)")
+def leads(first: int) -> str:
+    """A statement's guard: true only while node ${first} holds term ${first + 1} of a
+    lease not run out at ${first + 2}."""
+    node, term, now = first, first + 1, first + 2
+    return f"EXISTS (SELECT 1 FROM leadership WHERE node = ${node} AND term = ${term} AND expires_at > ${now})"
+
+
+LEADS = leads(1)
 
 
 async def seen(conn: Any, node: str, now: int) -> None:

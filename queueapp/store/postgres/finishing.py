@@ -10,7 +10,7 @@ from typing import Any
 
 from ...errors import Conflict, NotFound
 from ...jsonfast import dumps
-from ...model import DEFAULT_ATTEMPTS, Job, JobState
+from ...model import DEFAULT_ATTEMPTS, FINISHED, Job, JobState
 from ...retry import Failure
 from ..callbacks import CALLBACK_JOB, CALLBACK_QUEUE, outcome_of
 from ..records import Added, Change
@@ -112,16 +112,20 @@ async def fail(conn: Any, job_id: int, token: str, failure: Failure, now: int) -
 
 
 async def cancel(conn: Any, job_id: int, now: int) -> Change:
-    """A job that has not started: cancelled, and its dependents moved on. A
-    running job is stopped by the node that runs it (a failure with ``cancel``)."""
+    """A job that has not started: cancelled, and its dependents moved on. For a
+    running job nothing is stored (its runner stops it: a failure with ``cancel``)
+    and the change says ACTIVE to ACTIVE."""
     row = await conn.fetchrow(f"SELECT {COLUMNS} FROM jobs WHERE id = $1 FOR UPDATE", job_id)
     if row is None:
         raise NotFound(f"no job with id {job_id}")
-    prior = row_to_job(row).state
+    job = row_to_job(row)
+    if job.state in FINISHED:
+        raise Conflict(f"job {job_id} has already finished ({job.state})")
+    if job.state is JobState.ACTIVE:
+        return Change(job, JobState.ACTIVE)
     cancelled = await jobs.cancel_waiting(conn, job_id, now)
-    if cancelled is None:
-        raise Conflict(f"only waiting, delayed or blocked jobs can be cancelled here; job {job_id} is {prior}")
-    return await follow(conn, Change(cancelled, prior), "cancelled", now)
+    assert cancelled is not None  # the row is locked
+    return await follow(conn, Change(cancelled, job.state), "cancelled", now)
 
 
 async def expire_due(conn: Any, now: int, limit: int) -> list[Change]:
@@ -137,3 +141,29 @@ async def expire_due(conn: Any, now: int, limit: int) -> list[Change]:
         change = Change(row_to_job(row[1:]), JobState(row[0]))
         changes.append(await follow(conn, change, "expired", now))
     return changes
+
+
+async def complete_many(conn: Any, items: list[tuple[int, str, Any]], now: int) -> list[Change | None]:
+    """``complete`` for each (job id, token, result), in one transaction."""
+    return [await complete(conn, job_id, token, result, now) for job_id, token, result in items]
+
+
+async def rescue(conn: Any, now: int, failure: Failure, leases: list[tuple[int, str]]) -> list[Change]:
+    """The attempt of each job still active under the token given with it fails:
+    its worker is gone. A job heartbeated or finished meanwhile is left alone."""
+    changes = []
+    for job_id, token in leases:
+        change = await fail(conn, job_id, token, failure, now)
+        if change is not None:
+            changes.append(change)
+    return changes
+
+
+async def settle_lingering(conn: Any, now: int) -> int:
+    """At start-up: edges whose dependency ended (or is gone) without them being
+    settled (a crash between the two transactions that do it). How many moved."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT d.depends_on, coalesce(j.state, 'deleted') FROM job_dependencies d"
+        " LEFT JOIN jobs j ON j.id = d.depends_on"
+        " WHERE j.id IS NULL OR j.state NOT IN ('waiting', 'delayed', 'active', 'blocked')")
+    return sum([len(await settle(conn, dep_id, state, now)) for dep_id, state in rows])

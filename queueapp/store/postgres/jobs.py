@@ -93,6 +93,33 @@ async def claim_next(
     return jobs
 
 
+# The jobs this node's memory took, by id and the due time each was taken at (one
+# moved since is left alone), made active; one past its expiry ended instead.
+_CLAIM_IDS = (
+    "UPDATE jobs SET"
+    " state = CASE WHEN expire_at <= $2 THEN 'expired' ELSE 'active' END,"
+    " finished_at = CASE WHEN expire_at <= $2 THEN $2 END,"
+    " started_at = CASE WHEN expire_at <= $2 THEN started_at ELSE $2 END,"
+    " heartbeat_at = CASE WHEN expire_at <= $2 THEN heartbeat_at ELSE $2 END,"
+    " attempts_made = attempts_made + CASE WHEN expire_at <= $2 THEN 0 ELSE 1 END,"
+    " lease_token = CASE WHEN expire_at <= $2 THEN NULL ELSE replace(gen_random_uuid()::text, '-', '') END,"
+    " lease_expires_at = CASE WHEN expire_at <= $2 OR $3::bigint IS NULL THEN NULL ELSE $2 + $3::bigint END,"
+    " node = CASE WHEN $3::bigint IS NULL THEN $4 END"
+    " FROM unnest($1::bigint[], $5::bigint[]) AS taken(id, due)"
+    " WHERE jobs.id = taken.id AND jobs.state = 'waiting' AND (taken.due IS NULL OR jobs.run_at = taken.due)"
+    f" RETURNING {', '.join('jobs.' + c for c in COLUMN_NAMES)}"
+)
+
+
+async def claim_ids(conn: Any, ids: list[int], now: int, lease_ms: int | None, node: str,
+                    taken_at: list[int] | None = None) -> list[Job]:
+    """Those of ``ids`` still waiting (and still due at ``taken_at``), in the order
+    of ``ids``: active, or expired when past their expiry."""
+    dues = taken_at if taken_at is not None else [None] * len(ids)
+    by_id = {r[0]: row_to_job(r) for r in await conn.fetch(_CLAIM_IDS, ids, now, lease_ms, node, dues)}
+    return [by_id[job_id] for job_id in ids if job_id in by_id]
+
+
 _COMPLETE = (
     "UPDATE jobs SET state = 'completed', finished_at = $3, result = $4::jsonb,"
     " progress = CASE WHEN jsonb_typeof(progress) = 'number' THEN '100'::jsonb ELSE progress END,"
@@ -124,6 +151,15 @@ async def fail_job(conn: Any, job_id: int, token: str, failure: Failure, now: in
             f" lease_token = NULL, lease_expires_at = NULL, node = NULL WHERE id = $1 RETURNING {COLUMNS}",
             job_id, state, run_at, now if state in FINISHED else None, failure.message, dumps(job.errors))
         return row_to_job(row)
+
+
+async def promote_taken(conn: Any, due: list[tuple[int, int]]) -> list[int]:
+    """delayed -> waiting for (id, due time) pairs still delayed until that time."""
+    rows = await conn.fetch(
+        "UPDATE jobs SET state = 'waiting' FROM unnest($1::bigint[], $2::bigint[]) AS due(id, at)"
+        " WHERE jobs.id = due.id AND jobs.run_at = due.at AND jobs.state = 'delayed' RETURNING jobs.id",
+        [d[0] for d in due], [d[1] for d in due])
+    return [r[0] for r in rows]
 
 
 async def promote_due(conn: Any, now: int, limit: int) -> list[int]:

@@ -7,10 +7,12 @@ stops waiting. Reads use a pool of their own and never wait for writes."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ...errors import QueueAppError, StoreUnavailable
+from ..records import CommitStats
 
 Write = Callable[..., Awaitable[Any]]
 
@@ -25,6 +27,7 @@ class OrderedWriter:
         self._conn: Any = None
         self._lock = asyncio.Lock()
         self._closed = False
+        self.stats = CommitStats()
 
     async def start(self) -> None:
         self._conn = await self._connect()
@@ -43,8 +46,10 @@ class OrderedWriter:
             try:
                 if self._conn is None or self._conn.is_closed():
                     self._conn = await self._connect()
+                started = time.perf_counter()
                 async with self._conn.transaction():
                     result = await write(self._conn, *args)
+                self._count(started)
             except (QueueAppError, ValueError, LookupError):
                 raise  # the write's own refusal: nothing was committed
             except (TimeoutError, OSError) as exc:
@@ -56,6 +61,15 @@ class OrderedWriter:
             if then is not None:
                 then(result)
             return result
+
+    def _count(self, started: float) -> None:
+        took = (time.perf_counter() - started) * 1000
+        stats = self.stats
+        stats.commits += 1
+        stats.ops += 1
+        stats.last_commit_ms = took
+        stats.total_commit_ms += took
+        stats.latency.observe(took)
 
     async def close(self) -> None:
         self._closed = True

@@ -1,0 +1,171 @@
+"""Reads on PostgreSQL, over a connection of the read pool: the same queries as the
+SQLite store's (job_reads.py, built from the same searches, in PostgreSQL's
+dialect), and the rows start-up and the self-audit need."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ...flow import GroupLimits, KeySettings
+from ...history import HOUR_MS, MINUTE_MS, Tally
+from ...jsonfast import loads
+from ...model import Job, JobState, Schedule
+from ...search import MAX_SCAN, JobPage, JobSearch
+from .. import job_reads as reads
+from ..dialect import POSTGRES, numbered
+from ..records import (
+    FinishedSample,
+    NameFigures,
+    PendingJob,
+    QueueSettings,
+    Report,
+    StoredGroups,
+    TableSnapshot,
+)
+from ..schedules import COLUMNS as SCHEDULE_COLUMNS
+from .jobs import COLUMNS, row_to_job
+
+_STATES = {s.value: s for s in JobState}
+HISTORY_COLUMNS = "enqueued, completed, failed, took_ms, took_n, buckets"
+
+
+async def fetch(conn: Any, query: str, params: tuple[Any, ...] = ()) -> list[Any]:
+    """A query written with ``?`` placeholders, run in PostgreSQL's numbering."""
+    return list(await conn.fetch(numbered(query), *params))
+
+
+async def get_job(conn: Any, job_id: int) -> Job | None:
+    rows = await fetch(conn, *reads.get_query(job_id))
+    return row_to_job(rows[0]) if rows else None
+
+
+async def search_jobs(conn: Any, search: JobSearch) -> JobPage:
+    jobs = [row_to_job(r) for r in await fetch(conn, *reads.search_query(search, POSTGRES))]
+    last = search.key_of(jobs[-1]) if len(jobs) == search.limit else None
+    if not search.scans:
+        return JobPage(jobs, last)
+    (scanned,), = await fetch(conn, *reads.scanned_query(search, last))
+    if last is not None or scanned < MAX_SCAN:
+        return JobPage(jobs, last, scanned)
+    edge = await fetch(conn, *reads.window_end_query(search))
+    return JobPage(jobs, tuple(edge[0]) if edge else None, scanned)
+
+
+async def failed_jobs(conn: Any, queue: str, limit: int) -> list[Job]:
+    return [row_to_job(r) for r in await fetch(conn, *reads.failed_query(queue, limit))]
+
+
+async def active_jobs(conn: Any, queue: str) -> list[Job]:
+    return [row_to_job(r) for r in await fetch(conn, *reads.active_query(queue))]
+
+
+async def all_active(conn: Any) -> list[Job]:
+    return [row_to_job(r) for r in await conn.fetch(f"SELECT {COLUMNS} FROM jobs WHERE state = 'active'")]
+
+
+async def count_states(conn: Any) -> dict[str, dict[JobState, int]]:
+    """Counted from the table (start-up and repairs; metrics read memory)."""
+    counts: dict[str, dict[JobState, int]] = {}
+    for queue, state, n in await conn.fetch("SELECT queue, state, count(*) FROM jobs GROUP BY queue, state"):
+        counts.setdefault(queue, {})[_STATES[state]] = n
+    return counts
+
+
+async def pending_jobs(conn: Any, batch: int) -> AsyncIterator[list[PendingJob]]:
+    """Every waiting and delayed job, in batches by id (keyset pages)."""
+    after = 0
+    while True:
+        rows = await conn.fetch(
+            "SELECT id, queue, name, state, priority, run_at, group_key FROM jobs"
+            " WHERE state IN ('waiting', 'delayed') AND id > $1 ORDER BY id LIMIT $2", after, batch)
+        if not rows:
+            return
+        yield [PendingJob._make(tuple(r)) for r in rows]
+        after = rows[-1][0]
+
+
+async def finished_since(conn: Any, since: int) -> list[FinishedSample]:
+    rows = await conn.fetch(
+        "SELECT queue, state, started_at, finished_at FROM jobs WHERE state IN ('completed', 'failed')"
+        " AND finished_at >= $1", since)
+    return [FinishedSample(q, _STATES[s], started, finished) for q, s, started, finished in rows]
+
+
+async def queue_settings(conn: Any) -> list[QueueSettings]:
+    rows = await conn.fetch("SELECT name, paused, concurrency FROM queues ORDER BY name")
+    return [QueueSettings(name, paused, concurrency) for name, paused, concurrency in rows]
+
+
+async def report(conn: Any, queue: str, since: int, until: int) -> Report:
+    by_name, reasons, states = reads.report_queries(queue, since, until)
+    return Report(
+        [NameFigures(n, c, f, None if avg is None else round(float(avg), 1), mx)
+         for n, c, f, avg, mx in await fetch(conn, *by_name)],
+        [(e, n) for e, n in await fetch(conn, *reasons)],
+        {state: n for state, n in await fetch(conn, *states)},
+    )
+
+
+async def failure_groups(conn: Any, queue: str, limit: int) -> list[dict[str, Any]]:
+    rows = await fetch(conn, *reads.failure_groups_query(queue, limit, POSTGRES))
+    return [{"error": error, "count": n, "firstSeen": first, "lastSeen": last, "names": sorted(loads(names))}
+            for error, n, first, last, names in rows]
+
+
+async def snapshot(conn: Any) -> TableSnapshot:
+    """The unfinished jobs and the counts (in the writer's transaction: no write of
+    this store commits between the two)."""
+    unfinished = [tuple(r) for r in await conn.fetch(
+        "SELECT id, queue, name, state, priority, run_at, lease_token, group_key FROM jobs"
+        " WHERE state IN ('waiting', 'delayed', 'active')")]
+    return TableSnapshot(unfinished, await count_states(conn))
+
+
+def row_to_schedule(r: Any) -> Schedule:
+    return Schedule(
+        queue=r[0], name=r[1], job_name=r[2], data=loads(r[3]), options=loads(r[4]), cron=r[5], timezone=r[6],
+        every_ms=r[7], missed=r[8], overlap=r[9], enabled=r[10], anchor_at=r[11], next_run_at=r[12],
+        last_run_at=r[13], last_job_id=r[14], created_at=r[15], updated_at=r[16])
+
+
+async def list_schedules(conn: Any, queue: str | None) -> list[Schedule]:
+    rows = await conn.fetch(f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE $1::text IS NULL OR queue = $1"
+                            " ORDER BY queue, name", queue)
+    return [row_to_schedule(r) for r in rows]
+
+
+async def get_schedule(conn: Any, queue: str, name: str) -> Schedule | None:
+    row = await conn.fetchrow(f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE queue = $1 AND name = $2",
+                              queue, name)
+    return None if row is None else row_to_schedule(row)
+
+
+async def group_settings(conn: Any) -> list[StoredGroups]:
+    found: dict[str, StoredGroups] = {}
+    for queue, concurrency, rate_max, per_ms in await conn.fetch(
+            "SELECT queue, concurrency, rate_max, rate_per_ms FROM group_policies"):
+        found[queue] = StoredGroups(queue, GroupLimits(concurrency, rate_max, per_ms))
+    for queue, key, custom, concurrency, rate_max, per_ms, paused, until in await conn.fetch(
+            "SELECT queue, key, custom, concurrency, rate_max, rate_per_ms, paused, paused_until FROM group_keys"):
+        limits = GroupLimits(concurrency, rate_max, per_ms) if custom else None
+        found.setdefault(queue, StoredGroups(queue)).keys[key] = KeySettings(limits, paused, until)
+    return list(found.values())
+
+
+async def group_starts(conn: Any, since: int) -> list[tuple[str, str, int]]:
+    rows = await conn.fetch("SELECT queue, group_key, started_at FROM jobs WHERE group_key IS NOT NULL"
+                            " AND started_at >= $1", since)
+    return [(q, k, at) for q, k, at in rows]
+
+
+async def read_history(conn: Any, queue: str, since: int) -> list[tuple[int, Tally]]:
+    rows = await conn.fetch(
+        f"SELECT start_at, {HISTORY_COLUMNS} FROM metrics_history WHERE queue = $1 AND span_ms IN ($2, $3)"
+        " AND start_at >= $4 ORDER BY start_at", queue, MINUTE_MS, HOUR_MS, since)
+    return [(r[0], tally(r[1:])) for r in rows]
+
+
+def tally(row: Any) -> Tally:
+    enqueued, completed, failed, took_ms, took_n, buckets = row
+    return Tally.of_row(enqueued, completed, failed, took_ms, took_n, loads(buckets))

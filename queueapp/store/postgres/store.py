@@ -1,0 +1,283 @@
+"""The PostgreSQL store: the ``Store`` interface over one PostgreSQL database, with
+the same behaviour as the SQLite store (the contract tests run on both). Writes go
+one at a time through the ordered writer (its hooks in commit order, so memory
+follows the table); reads use a pool of their own. Each process is a node with an
+id, recorded on the jobs its own handlers run.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from ...errors import Conflict, NotFound
+from ...flow import GroupLimits, KeySettings
+from ...history import Tally
+from ...model import Job, JobState, NewJob, Schedule
+from ...retry import Failure
+from ...search import JobPage, JobSearch
+from ..actions import Acted, Selection, count_query
+from ..base import Store, Then
+from ..dialect import POSTGRES
+from ..records import (
+    Added,
+    Change,
+    CommitStats,
+    FinishedSample,
+    PendingJob,
+    QueueSettings,
+    Report,
+    StoredGroups,
+    TableSnapshot,
+)
+from . import finishing, jobs, reads, writes
+from .adds import add_keyed
+from .migrate import migrate
+from .schedules import fire
+from .writer import OrderedWriter
+
+
+def node_id() -> str:
+    """This process's name in the cluster: host and process id."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class PostgresStore(Store):
+    def __init__(self, url: str, *, node: str | None = None, pool_size: int = 4) -> None:
+        self.url = url
+        self.node = node or node_id()
+        self.pool_size = pool_size
+        self._pool: Any = None
+        self._writer = OrderedWriter(self._connect)
+
+    async def _connect(self) -> Any:
+        import asyncpg  # the postgres extra
+
+        return await asyncpg.connect(self.url)
+
+    @property
+    def commit_stats(self) -> CommitStats:  # type: ignore[override]
+        return self._writer.stats
+
+    async def open(self) -> None:
+        import asyncpg
+
+        conn = await self._connect()
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        await self._writer.start()
+        self._pool = await asyncpg.create_pool(self.url, min_size=1, max_size=self.pool_size)
+
+    async def close(self) -> None:
+        await self._writer.close()
+        if self._pool is not None:
+            await self._pool.close()
+
+    async def _read(self, read: Any, *args: Any) -> Any:
+        async with self._pool.acquire() as conn:
+            return await read(conn, *args)
+
+    # writes ------------------------------------------------------------------
+
+    async def add_jobs(self, jobs_: list[NewJob], now: int, *, then: Then = None) -> Sequence[Added]:
+        return await self._writer.submit(_add, jobs_, now, then=then)
+
+    async def claim_jobs(self, ids: list[int], now: int, lease_ms: int | None, *,
+                         taken_at: list[int] | None = None, then: Then = None) -> list[Job]:
+        return await self._writer.submit(jobs.claim_ids, ids, now, lease_ms, self.node, taken_at, then=then)
+
+    async def expire_jobs(self, now: int, limit: int, *, then: Then = None) -> list[Change]:
+        return await self._writer.submit(finishing.expire_due, now, limit, then=then)
+
+    async def settle_ended(self, job_id: int, state: str, now: int, *, then: Then = None) -> list[Change]:
+        return await self._writer.submit(finishing.settle, job_id, state, now, then=then)
+
+    async def settle_lingering(self, now: int) -> int:
+        return await self._writer.submit(finishing.settle_lingering, now)
+
+    async def promote_jobs(self, due: list[tuple[int, int]], now: int, *, then: Then = None) -> list[int]:
+        return await self._writer.submit(jobs.promote_taken, due, then=then)
+
+    async def complete_job(self, job_id: int, token: str, result: Any, now: int, *, durable: bool = True,
+                           then: Then = None) -> Change | None:
+        return await self._writer.submit(finishing.complete, job_id, token, result, now, then=then)
+
+    async def complete_jobs(self, items: list[tuple[int, str, Any]], now: int, *,
+                            then: Then = None) -> list[Change | None]:
+        return await self._writer.submit(finishing.complete_many, items, now, then=then)
+
+    async def fail_job(self, job_id: int, token: str, failure: Failure, now: int, *, durable: bool = True,
+                       then: Then = None) -> Change | None:
+        return await self._writer.submit(finishing.fail, job_id, token, failure, now, then=then)
+
+    async def release_job(self, job_id: int, token: str, now: int, *, then: Then = None) -> Change | None:
+        return await self._writer.submit(_release, job_id, token, now, then=then)
+
+    async def cancel_job(self, job_id: int, now: int, *, then: Then = None) -> Change:
+        return await self._writer.submit(finishing.cancel, job_id, now, then=then)
+
+    async def retry_job(self, job_id: int, now: int, *, then: Then = None) -> Change:
+        return await self._writer.submit(_retry, job_id, now, then=then)
+
+    async def promote_job(self, job_id: int, now: int, *, then: Then = None) -> Change:
+        return await self._writer.submit(_promote, job_id, now, then=then)
+
+    async def heartbeat(self, job_id: int, token: str, now: int, lease_ms: int | None, progress: Any, *,
+                        then: Then = None) -> Job | None:
+        return await self._writer.submit(jobs.heartbeat, job_id, token, now, lease_ms, progress, then=then)
+
+    async def rescue_active(self, now: int, failure: Failure, leases: list[tuple[int, str]], *,
+                            then: Then = None) -> list[Change]:
+        return await self._writer.submit(finishing.rescue, now, failure, leases, then=then)
+
+    async def unowned_active(self, now: int) -> tuple[list[Job], list[Job]]:
+        active = await self._read(reads.all_active)
+        valid = [j for j in active if j.lease_expires_at is not None and j.lease_expires_at > now]
+        return [j for j in active if j not in valid], valid
+
+    async def set_paused(self, queue: str, paused: bool, now: int) -> None:
+        await self._writer.submit(writes.set_paused, queue, paused, now)
+
+    async def clean(self, queue: str, state: JobState, finished_before: int, limit: int | None, *,
+                    then: Then = None) -> int:
+        return await self._writer.submit(jobs.clean, queue, state, finished_before, limit, then=then)
+
+    async def ensure_queue(self, queue: str, now: int) -> None:
+        await self._writer.submit(writes.ensure_queue, queue, now)
+
+    async def act_on_jobs(self, action: str, selection: Selection, now: int, limit: int, *,
+                          then: Then = None) -> Acted:
+        return await self._writer.submit(writes.act, action, selection, now, limit, then=then)
+
+    async def set_group_policy(self, queue: str, limits: GroupLimits | None, now: int, *,
+                               then: Then = None) -> None:
+        await self._writer.submit(writes.set_group_policy, queue, limits, now, then=then)
+
+    async def set_group_key(self, queue: str, key: str, settings: KeySettings, now: int, *,
+                            then: Then = None) -> None:
+        await self._writer.submit(writes.set_group_key, queue, key, settings, now, then=then)
+
+    async def record_history(self, minute: int, tallies: list[tuple[str, Tally]]) -> None:
+        await self._writer.submit(writes.record_history, minute, tallies)
+
+    async def roll_up_history(self, before: int) -> int:
+        return await self._writer.submit(writes.roll_up_history, before)
+
+    async def prune_history(self, before: int) -> int:
+        return await self._writer.submit(writes.prune_history, before)
+
+    # schedules -----------------------------------------------------------------
+
+    async def upsert_schedule(self, schedule: Schedule, now: int) -> Schedule:
+        return await self._writer.submit(writes.upsert_schedule, schedule, now)
+
+    async def delete_schedule(self, queue: str, name: str) -> bool:
+        return await self._writer.submit(writes.delete_schedule, queue, name)
+
+    async def set_schedule_enabled(self, queue: str, name: str, enabled: bool, next_run_at: int | None,
+                                   now: int) -> Schedule | None:
+        return await self._writer.submit(writes.set_schedule_enabled, queue, name, enabled, next_run_at, now)
+
+    async def init_schedule_next_run(self, queue: str, name: str, next_run_at: int) -> None:
+        await self._writer.submit(writes.init_schedule_next_run, queue, name, next_run_at)
+
+    async def fire_schedule(self, queue: str, name: str, expected_next: int, jobs_: list[NewJob],
+                            next_run_at: int, now: int, *, then: Then = None) -> tuple[list[Added], bool] | None:
+        return await self._writer.submit(fire, queue, name, expected_next, jobs_, next_run_at, now, then=then)
+
+    async def list_schedules(self, queue: str | None) -> list[Schedule]:
+        return await self._read(reads.list_schedules, queue)
+
+    async def get_schedule(self, queue: str, name: str) -> Schedule | None:
+        return await self._read(reads.get_schedule, queue, name)
+
+    # reads ---------------------------------------------------------------------
+
+    async def snapshot(self, *, then: Then = None) -> TableSnapshot:
+        # Through the writer: no write commits between the read and its hook.
+        return await self._writer.submit(reads.snapshot, then=then)
+
+    async def backup_to(self, path: str) -> int:
+        raise ValueError("a PostgreSQL database is backed up by PostgreSQL itself (pg_dump, or base backups"
+                         " with archived WAL), not by backup-data")
+
+    async def report(self, queue: str, since: int, until: int) -> Report:
+        return await self._read(reads.report, queue, since, until)
+
+    async def get_job(self, job_id: int) -> Job | None:
+        return await self._read(reads.get_job, job_id)
+
+    async def search_jobs(self, search: JobSearch) -> JobPage:
+        return await self._read(reads.search_jobs, search)
+
+    async def failed_jobs(self, queue: str, limit: int) -> list[Job]:
+        return await self._read(reads.failed_jobs, queue, limit)
+
+    async def active_jobs(self, queue: str) -> list[Job]:
+        return await self._read(reads.active_jobs, queue)
+
+    async def pending_jobs(self, batch: int = 10_000) -> AsyncIterator[list[PendingJob]]:
+        async with self._pool.acquire() as conn:
+            async for rows in reads.pending_jobs(conn, batch):
+                yield rows
+
+    async def count_states(self) -> dict[str, dict[JobState, int]]:
+        return await self._read(reads.count_states)
+
+    async def finished_since(self, since: int) -> list[FinishedSample]:
+        return await self._read(reads.finished_since, since)
+
+    async def queue_settings(self) -> list[QueueSettings]:
+        return await self._read(reads.queue_settings)
+
+    async def group_settings(self) -> list[StoredGroups]:
+        return await self._read(reads.group_settings)
+
+    async def group_starts(self, since: int) -> list[tuple[str, str, int]]:
+        return await self._read(reads.group_starts, since)
+
+    async def failure_groups(self, queue: str, limit: int) -> list[dict[str, Any]]:
+        return await self._read(reads.failure_groups, queue, limit)
+
+    async def count_action(self, action: str, selection: Selection) -> int:
+        query = count_query(action, selection, POSTGRES)
+        return 0 if query is None else (await self._read(reads.fetch, *query))[0][0]
+
+    async def read_history(self, queue: str, since: int) -> list[tuple[int, Tally]]:
+        return await self._read(reads.read_history, queue, since)
+
+
+async def _add(conn: Any, new_jobs: list[NewJob], now: int) -> list[Added]:
+    if any(j.job_key is not None or j.unique is not None or j.depends_on for j in new_jobs):
+        return [Added(k.job, k.created, moved=k.moved) for k in await add_keyed(conn, new_jobs, now)]
+    ids = await jobs.add_jobs(conn, new_jobs, now)
+    return [Added.fresh(job_id, new, now) for job_id, new in zip(ids, new_jobs, strict=True)]
+
+
+async def _release(conn: Any, job_id: int, token: str, now: int) -> Change | None:
+    job = await jobs.release_job(conn, job_id, token, now)
+    return None if job is None else Change(job, JobState.ACTIVE)
+
+
+async def _retry(conn: Any, job_id: int, now: int) -> Change:
+    prior = await reads.get_job(conn, job_id)
+    if prior is None:
+        raise NotFound(f"no job with id {job_id}")
+    job = await jobs.retry_job(conn, job_id, now)
+    if job is None:
+        raise Conflict(f"only failed, cancelled or expired jobs can be retried; job {job_id} is {prior.state}")
+    return Change(job, prior.state)
+
+
+async def _promote(conn: Any, job_id: int, now: int) -> Change:
+    prior = await reads.get_job(conn, job_id)
+    if prior is None:
+        raise NotFound(f"no job with id {job_id}")
+    job = await jobs.promote_job(conn, job_id, now)
+    if job is None:
+        raise Conflict(f"only delayed jobs can be promoted; job {job_id} is {prior.state}")
+    return Change(job, JobState.DELAYED, prior_run_at=prior.run_at)

@@ -1,0 +1,187 @@
+"""The store's contract, run on both stores (SQLite, and PostgreSQL on a real server
+started by the tests): each scenario drives a QueueService over the store, as the
+appliance does, and ends with the self-audit finding memory and table in agreement.
+One suite, parametrised, so the two stores cannot drift apart."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from pg import postgres_server
+
+from queueapp import QueueService
+from queueapp.clock import FakeClock
+from queueapp.flow import GroupLimits
+from queueapp.history import Tally
+from queueapp.model import JobState
+from queueapp.options import JobOptions, ScheduleSpec
+from queueapp.retry import Failure
+from queueapp.service_browse import make_search
+from queueapp.store import SqliteStore
+from queueapp.store.postgres.store import PostgresStore
+from queueapp.workers.registry import HandlerRegistry
+
+
+@pytest.fixture(scope="module")
+def server():
+    with postgres_server() as s:
+        yield s
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def make_store(request, tmp_path):
+    """``make_store()``: a fresh store of the kind, the same one on every call of
+    one test (a restart opens it again)."""
+    if request.param == "sqlite":
+        return lambda: SqliteStore(tmp_path / "contract.db", "normal")
+    url = request.getfixturevalue("server").create_database("k_" + request.node.name.lower()[-40:]
+                                                            .replace("[", "_").replace("]", ""))
+    return lambda: PostgresStore(url, node="node-1")
+
+
+@pytest.fixture
+async def open_service(make_store):
+    started: list[QueueService] = []
+
+    async def start(**kwargs) -> QueueService:
+        kwargs.setdefault("background", False)
+        service = QueueService(make_store(), **kwargs)
+        await service.start()
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:
+        if not service.dispatcher._stopping:
+            await service.stop(grace_s=1)
+
+
+async def clean_audit(service: QueueService) -> None:
+    assert await service.dispatcher.audit() == []
+
+
+async def test_a_job_leased_failed_retried_after_its_backoff_and_completed(open_service):
+    clock = FakeClock()
+    service = await open_service(clock=clock)
+    job = await service.add_job("send", {"to": "a"}, {"attempts": 2, "backoff": {"type": "fixed", "delay": 1000}})
+    [leased] = await service.workers.lease("default", None, 5, 30_000, 0)
+    failed = await service.workers.fail(leased.id, leased.lease_token, Failure("smtp 451"))
+    assert failed.state is JobState.DELAYED and failed.run_at == clock.ms + 1000
+    clock.advance(1000)
+    service.dispatcher._wake.set()
+    [again] = await service.workers.lease("default", None, 5, 30_000, 2000)
+    assert again.id == job.id and again.attempts_made == 2
+    done = await service.workers.complete(again.id, again.lease_token, {"id": "m-1"})
+    assert done.state is JobState.COMPLETED and done.result == {"id": "m-1"}
+    assert [e["message"] for e in done.errors] == ["smtp 451"]
+    metrics = service.get_queue_metrics()
+    assert (metrics["completed"], metrics["delayed"], metrics["waiting"]) == (1, 0, 0)
+    await clean_audit(service)
+
+
+async def test_in_process_handlers_run_every_job_and_a_restart_keeps_the_rest(open_service):
+    registry = HandlerRegistry()
+    ran: list[int] = []
+    done = asyncio.Event()
+
+    @registry.handler("work")
+    async def work(job):
+        ran.append(int(job.id))
+        if len(ran) == 30:
+            done.set()
+        return {"ok": True}
+
+    service = await open_service(registry=registry, concurrency=4)
+    await service.add_jobs([service.build_job("work", {"i": i}, service_options()) for i in range(30)])
+    await asyncio.wait_for(done.wait(), 20)
+    await service.add_jobs([service.build_job("later", {}, service_options(delay=60_000))])
+    await service.add_jobs([service.build_job("waits", {}, service_options())])
+    await asyncio.sleep(0.05)
+    await clean_audit(service)
+    await service.stop(grace_s=1)
+    again = await open_service()
+    counts = again.get_queue_metrics()
+    assert (counts["completed"], counts["delayed"], counts["waiting"]) == (30, 1, 1)
+    [waiting] = await again.workers.lease("default", None, 5, 30_000, 0)
+    assert waiting.name == "waits"
+    await clean_audit(again)
+
+
+def service_options(**options) -> JobOptions:
+    return JobOptions(**options)
+
+
+async def test_keys_unique_jobs_and_dependencies(open_service):
+    service = await open_service()
+    first = await service.add_job("sync", {"v": 1}, {"jobId": "k-1"})
+    assert (await service.add_job("sync", {"v": 2}, {"jobId": "k-1"})).id == first.id
+    kept = await service.add_job("sync", {"v": 1}, {"unique": {"key": "u", "mode": "replace"}})
+    replaced = await service.add_job("sync", {"v": 9}, {"unique": {"key": "u", "mode": "replace"}})
+    assert replaced.id == kept.id and replaced.data == {"v": 9}
+    added = await service.add_jobs(service.build_jobs([
+        {"name": "child"}, {"name": "child"}, {"name": "parent", "options": {"dependsOn": ["#0", "#1"]}}]))
+    parent = added[2].job
+    assert parent.state is JobState.BLOCKED
+    leased = await service.workers.lease("default", ["child"], 5, 30_000, 0)
+    for job in leased:
+        await service.workers.complete(job.id, job.lease_token, None)
+    assert (await service.get_job(parent.id)).state is JobState.WAITING
+    await clean_audit(service)
+
+
+async def test_cancel_retry_promote_and_actions_on_many(open_service):
+    service = await open_service()
+    delayed = await service.add_job("later", {}, {"delay": 60_000})
+    promoted = await service.promote_job(delayed.id)
+    assert promoted.state is JobState.WAITING
+    cancelled = await service.cancel_job(promoted.id)
+    assert cancelled.state is JobState.CANCELLED
+    assert (await service.retry_job(cancelled.id)).state is JobState.WAITING
+    await service.add_jobs([service.build_job("bulk", {"user": i % 3}, service_options()) for i in range(40)])
+    search = make_search("default", state="waiting", q="data.user = 1")
+    page = await service.browse.search(search)
+    assert len(page.jobs) == 13 and all(j.data == {"user": 1} for j in page.jobs)
+    dry = await service.browse.act("cancel", search, dry_run=True)
+    assert dry.matched == 13
+    acted = await service.browse.act("cancel", search)
+    assert acted.changed == 13
+    counts = dict((name, c) for name, _, c in service.queue_counts())["default"]
+    assert (counts[JobState.WAITING], counts[JobState.CANCELLED]) == (28, 13)
+    paged, cursor = [], None
+    while True:
+        one = await service.browse.search(make_search("default", state="waiting", limit=10, cursor=cursor))
+        paged += [j.id for j in one.jobs]
+        if (cursor := one.next_cursor) is None:
+            break
+    assert len(paged) == len(set(paged)) == 28
+    await clean_audit(service)
+
+
+async def test_schedules_groups_history_and_failures_survive_a_restart(open_service):
+    clock = FakeClock()
+    service = await open_service(clock=clock)
+    await service.schedules.save(ScheduleSpec(name="tick", everyMs=1000))
+    clock.advance(1000)
+    assert await service.scheduler.tick() >= 1
+    await service.groups.set_policy("default", GroupLimits(concurrency=3))
+    await service.groups.pause("default", "acct", None)
+    an_hour_ago = clock.ms - clock.ms % 60_000 - 3_600_000
+    await service.store.record_history(an_hour_ago, [("default", Tally(3, 2, 1))])
+    job = await service.add_job("x", {}, {"attempts": 1})
+    [leased] = await service.workers.lease("default", ["x"], 1, 30_000, 0)
+    await service.workers.fail(leased.id, leased.lease_token, Failure("boom"))
+    await service.stop(grace_s=1)
+
+    again = await open_service(clock=clock)
+    assert [s.name for s in await again.schedules.list("default")] == ["cleanup", "tick"]
+    ticks = await again.store.search_jobs(make_search("default", name="tick"))
+    assert len(ticks.jobs) == 1 and ticks.jobs[0].job_key.startswith("tick@")
+    view = again.groups.view("default")
+    assert view.limits.concurrency == 3 and [k.key for k in view.keys if k.paused] == ["acct"]
+    history = await again.store.read_history("default", 0)
+    assert [(t.enqueued, t.completed, t.failed) for at, t in history if at == an_hour_ago] == [(3, 2, 1)]
+    [group] = await again.browse.failure_groups("default")
+    assert (group["error"], group["count"]) == ("boom", 1)
+    assert (await again.get_job(job.id)).state is JobState.FAILED
+    await clean_audit(again)
