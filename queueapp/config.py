@@ -16,7 +16,7 @@ from typing import Any
 from .config_queues import HEALTH_FIELDS, PerQueue
 from .health import HealthThresholds
 from .networks import parse_networks
-from .store import parse_location
+from .store import check_location
 from .workers.builtin import BUILTIN_JOBS, BuiltinSettings
 from .workers.email import SmtpSettings
 
@@ -38,7 +38,7 @@ def setting(
 class Config(PerQueue):
     db: str = setting(
         "./queueapp.db",
-        "Path of the SQLite database file (created if missing).",
+        "Path of the SQLite database file (created if missing), or postgresql://user@host:5432/dbname.",
     )
     host: str = setting(
         "127.0.0.1",
@@ -304,7 +304,7 @@ class Config(PerQueue):
         """Refuse a configuration that cannot work, saying which setting and why."""
         for s in SETTINGS:
             s.check(getattr(self, s.name))
-        checks = [(parse_location, "db"), (parse_networks, "trusted_proxies")]
+        checks = [(check_location, "db"), (parse_networks, "trusted_proxies")]
         for check, name in checks:
             try:
                 check(getattr(self, name))

@@ -111,13 +111,15 @@ def free_port() -> int:
 class ServeProcess:
     """A real ``queueapp serve`` child process."""
 
-    def __init__(self, db: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    def __init__(self, db: Path | str, *args: str, env: dict[str, str] | None = None,
+                 folder: Path | None = None) -> None:
+        """``db``: a SQLite file, or a PostgreSQL URL (then ``folder`` holds the log)."""
         self.db = db
         self.args = args
         self.env = {**os.environ, **(env or {})}
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = db.parent / f"serve-{self.port}.log"
+        self.log_path = (folder or Path(db).parent) / f"serve-{self.port}.log"
 
     @property
     def url(self) -> str:

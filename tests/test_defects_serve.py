@@ -144,9 +144,13 @@ def test_4_a_taken_port_or_an_unknown_database_exits_at_once_having_made_nothing
                                 capture_output=True, text=True, timeout=30)
     assert result.returncode == 1 and "cannot listen" in result.stderr
     assert not db.exists()
-    result = subprocess.run([sys.executable, "-m", "queueapp", "serve", "--db", "postgresql://u@localhost/q"],
+    result = subprocess.run([sys.executable, "-m", "queueapp", "serve", "--db", "mysql://u@localhost/q"],
                             capture_output=True, text=True, timeout=30, cwd=tmp_path)
-    assert result.returncode == 2 and "SQLite only" in result.stderr
+    assert result.returncode == 2 and "unknown scheme 'mysql'" in result.stderr
+    closed = free_port()  # a PostgreSQL URL whose server is not there: one line, nothing made
+    result = subprocess.run([sys.executable, "-m", "queueapp", "serve", "--db", f"postgresql://u@127.0.0.1:{closed}/q",
+                             "--port", str(free_port())], capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    assert result.returncode == 1 and result.stderr.startswith("queueapp: ") and "Traceback" not in result.stderr
     assert list(tmp_path.iterdir()) == []
 
 

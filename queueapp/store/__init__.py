@@ -1,5 +1,6 @@
 """Storage. All SQL of the appliance lives in this package."""
 
+import asyncio
 from pathlib import Path
 
 from .actions import ELIGIBLE, Acted, Selection
@@ -21,8 +22,9 @@ from .base import (
 )
 from .check import job_count, table_problems
 from .connection import connect
-from .lock import DatabaseInUse, DatabaseLock
+from .lock import DatabaseInUse, DatabaseLock, NoFileLock
 from .migrate import migrate
+from .postgres.location import postgres_url, shown
 from .sqlite import SqliteStore, restore_file
 
 __all__ = [
@@ -47,6 +49,8 @@ __all__ = [
     "TableSnapshot",
     "Then",
     "check_database",
+    "check_location",
+    "postgres_url",
     "engine_version",
     "lock_database",
     "migrate_database",
@@ -73,28 +77,52 @@ def parse_location(db: str) -> Path:
         return Path(path[1:])  # sqlite:///rel/q.db is rel/q.db; sqlite:////abs/q.db is /abs/q.db
     scheme, sep, _ = db.partition("://")
     if sep:
-        if scheme in ("postgresql", "postgres"):
-            raise ValueError(
-                f"db {db!r}: this version stores jobs in SQLite only; give a file path"
-                " (PostgreSQL for several nodes is not part of it yet)")
-        raise ValueError(f"db {db!r}: unknown scheme {scheme!r}; give a file path or sqlite:///path")
+        if postgres_url(db) is not None:
+            raise ValueError(f"db {shown(db)} is a PostgreSQL database, not a SQLite file (back it up"
+                             " and check it with PostgreSQL's own tools)")
+        raise ValueError(f"db {db!r}: unknown scheme {scheme!r}; give a file path, sqlite:///path"
+                         " or postgresql://user@host:5432/dbname")
     if not db.strip():
         raise ValueError("db must name a file")
     return Path(db)
 
 
+def check_location(db: str) -> None:
+    """ValueError when ``db`` names no database this build can use."""
+    if postgres_url(db) is None:
+        parse_location(db)
+
+
 def open_store(db: str, durability: str = "full", lock: DatabaseLock | None = None) -> Store:
     """The store for a database location; ``lock``: already taken by the caller."""
+    url = postgres_url(db)
+    if url is not None:
+        from .postgres.store import PostgresStore  # needs asyncpg: the postgres extra
+
+        return PostgresStore(url)
     return SqliteStore(parse_location(db), durability, lock=lock)
 
 
 def lock_database(db: str) -> DatabaseLock:
-    """Take the database's single-appliance lock (DatabaseInUse when taken)."""
+    """Take the database's single-appliance lock (DatabaseInUse when taken). A
+    PostgreSQL database's is taken by its store when it opens: this only looks
+    whether another node holds it (or the server cannot be reached: OSError)."""
+    url = postgres_url(db)
+    if url is not None:  # its store holds a lock in the database itself; here, a look first
+        from .postgres.store import check_free
+
+        asyncio.run(check_free(url))
+        return NoFileLock()
     return DatabaseLock(parse_location(db)).acquire()
 
 
 def migrate_database(db: str) -> list[str]:
     """Create or upgrade the schema at a database location; the migrations applied."""
+    url = postgres_url(db)
+    if url is not None:
+        from .postgres.store import migrate_url
+
+        return asyncio.run(migrate_url(url))
     with DatabaseLock(parse_location(db)):
         conn = connect(parse_location(db))
         try:

@@ -55,3 +55,16 @@ class DatabaseLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+class NoFileLock(DatabaseLock):
+    """A database that is not a file (PostgreSQL): its store guards it itself."""
+
+    def __init__(self) -> None:
+        self._fd = None
+
+    def acquire(self) -> DatabaseLock:
+        return self
+
+    def release(self) -> None:
+        pass

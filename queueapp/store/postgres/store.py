@@ -21,6 +21,7 @@ from ...search import JobPage, JobSearch
 from ..actions import Acted, Selection, count_query
 from ..base import Store, Then
 from ..dialect import POSTGRES
+from ..lock import DatabaseInUse
 from ..records import (
     Added,
     Change,
@@ -34,9 +35,47 @@ from ..records import (
 )
 from . import finishing, jobs, reads, writes
 from .adds import add_keyed
+from .location import shown
 from .migrate import migrate
 from .schedules import fire
 from .writer import OrderedWriter
+
+# Held by the node that serves a database (a session advisory lock on the writer's
+# connection): several nodes on one database need the cluster mode (docs/postgres.md).
+NODE_LOCK = int.from_bytes(b"qa-node1", "big") & (2**63 - 1)
+
+
+async def migrate_url(url: str) -> list[str]:
+    """Create or upgrade the schema of the database at ``url``."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        return [f"{m.version:04d}_{m.name}" for m in await migrate(conn)]
+    finally:
+        await conn.close()
+
+
+async def check_free(url: str) -> None:
+    """DatabaseInUse when a node serves the database at ``url`` now; OSError when it
+    cannot be reached."""
+    import asyncpg
+
+    try:
+        conn = await asyncpg.connect(url, timeout=10)
+    except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise OSError(f"cannot open the PostgreSQL database {shown(url)}: {exc}") from None
+    try:
+        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", NODE_LOCK):
+            raise DatabaseInUse(in_use(url))
+        await conn.execute("SELECT pg_advisory_unlock($1)", NODE_LOCK)
+    finally:
+        await conn.close()
+
+
+def in_use(url: str) -> str:
+    return (f"another queueapp node serves the PostgreSQL database {shown(url)}; several nodes on one database"
+            " are not supported yet (docs/postgres.md)")
 
 
 def node_id() -> str:
@@ -50,12 +89,20 @@ class PostgresStore(Store):
         self.node = node or node_id()
         self.pool_size = pool_size
         self._pool: Any = None
-        self._writer = OrderedWriter(self._connect)
+        self._writer = OrderedWriter(self._connect_writer)
 
     async def _connect(self) -> Any:
         import asyncpg  # the postgres extra
 
         return await asyncpg.connect(self.url)
+
+    async def _connect_writer(self) -> Any:
+        """The writer's connection, holding the node lock for as long as it lives."""
+        conn = await self._connect()
+        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", NODE_LOCK):
+            await conn.close()
+            raise DatabaseInUse(in_use(self.url))
+        return conn
 
     @property
     def commit_stats(self) -> CommitStats:  # type: ignore[override]

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ...errors import QueueAppError, StoreUnavailable
+from ..lock import DatabaseInUse
 from ..records import CommitStats
 
 Write = Callable[..., Awaitable[Any]]
@@ -52,6 +53,8 @@ class OrderedWriter:
                 self._count(started)
             except (QueueAppError, ValueError, LookupError):
                 raise  # the write's own refusal: nothing was committed
+            except DatabaseInUse as exc:  # reconnected, and another node holds the database now
+                raise StoreUnavailable(str(exc)) from exc
             except (TimeoutError, OSError) as exc:
                 raise unavailable(exc) from exc
             except Exception as exc:  # asyncpg's errors: the database refused or went away
