@@ -205,7 +205,7 @@ def _migrate(db: str) -> int:
 
     try:
         names = ", ".join(migrate_database(db)) or "none (up to date)"
-    except DatabaseInUse as exc:
+    except (DatabaseInUse, OSError, ValueError) as exc:
         print(f"queueapp: {exc}", file=sys.stderr)
         return 1
     log.info("migrations applied", extra={"event": "db.migrated", "db": db, "applied": names})

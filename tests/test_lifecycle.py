@@ -175,7 +175,7 @@ async def test_pause_stops_new_starts_lets_active_finish_and_survives_restart(ma
 async def test_active_jobs_are_recovered_after_a_crash(make_service, registry, db_path):
     """Jobs claimed by a process that died, whose leases ran out by the restart: back
     to waiting with the attempt counted, or failed when that was their last attempt."""
-    service = await make_service()
+    service = await make_service(background=False)  # no reaper: the 1 ms leases run out unseen
     retryable = await service.add_job("external", {}, {"attempts": 3, "backoff": {"type": "fixed", "delay": 0}})
     last_try = await service.add_job("external", {}, {"attempts": 1})
     leased = await service.dispatcher.lease("default", None, 10, 1, 0)

@@ -1,7 +1,8 @@
 """The single executable: built from PyPI alone (scripts/build-single-file), copied
 alone into an empty folder and run with an empty environment. It serves, takes a job
 over HTTP, runs it through ``./queueapp worker`` with a handler module in that folder,
-lists it with ``./queueapp jobs ls``, and stops cleanly on SIGTERM."""
+lists it with ``./queueapp jobs ls``, and stops cleanly on SIGTERM; it carries the
+PostgreSQL driver and schema too (``./queueapp migrate`` on a real server)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import free_port
+from pg import postgres_server
 
 ROOT = Path(__file__).parent.parent
 EMPTY_ENV = {"PATH": "/usr/bin:/bin"}
@@ -86,3 +88,12 @@ def test_the_single_file_runs_alone(single_file):
             if proc is not None and proc.poll() is None:
                 proc.kill()
                 proc.wait(10)
+
+
+@pytest.mark.timeout(900)
+def test_the_single_file_carries_the_postgresql_store(single_file):
+    with postgres_server() as server:
+        url = server.create_database("single_file")
+        migrated = subprocess.run(["./queueapp", "migrate", "--db", url], cwd=single_file, env=EMPTY_ENV,
+                                  capture_output=True, text=True, timeout=120)
+        assert migrated.returncode == 0 and "applied=0001_init" in migrated.stderr, migrated.stdout + migrated.stderr

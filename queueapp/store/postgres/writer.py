@@ -1,14 +1,19 @@
-"""Writes to PostgreSQL one after another on one connection, each in its own
-transaction, its post-commit hook (``then``) run right after its commit and before
-the next write starts: memory follows the table in commit order, as with the SQLite
-store's single writer. A write goes on to its commit and hook even when its caller
-stops waiting. Reads use a pool of their own and never wait for writes."""
+"""Writes to PostgreSQL on one connection, in order, with group commit: the writes
+waiting when the connection frees up go into one transaction, each inside a
+savepoint of its own (one that raises is rolled back alone and its caller told), one
+commit for them all, then each write's post-commit hook (``then``) in order, before
+the next batch starts. So memory follows the table in commit order, as with the
+SQLite store's single writer, and a burst of enqueues costs one commit, not one
+each. A write goes on to its commit and hook even when its caller stops waiting.
+Reads use a pool of their own and never wait for writes."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from ...errors import QueueAppError, StoreUnavailable
@@ -16,17 +21,27 @@ from ..lock import DatabaseInUse
 from ..records import CommitStats
 
 Write = Callable[..., Awaitable[Any]]
+MAX_BATCH = 256  # writes in one transaction: bounds how long one commit holds the others
 
 
 def unavailable(exc: BaseException) -> StoreUnavailable:
     return StoreUnavailable(f"the store cannot take writes: {exc}")
 
 
+@dataclass(slots=True)
+class _Op:
+    write: Write
+    args: tuple[Any, ...]
+    then: Callable[[Any], Any] | None
+    done: asyncio.Future[Any] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
 class OrderedWriter:
     def __init__(self, connect: Callable[[], Awaitable[Any]]) -> None:
         self._connect = connect
         self._conn: Any = None
-        self._lock = asyncio.Lock()
+        self._waiting: deque[_Op] = deque()
+        self._running: asyncio.Task[None] | None = None
         self._closed = False
         self.stats = CommitStats()
 
@@ -34,48 +49,79 @@ class OrderedWriter:
         self._conn = await self._connect()
 
     async def submit(self, write: Write, *args: Any, then: Callable[[Any], Any] | None = None) -> Any:
-        """``write(conn, *args)`` in a transaction of its own; ``then(result)`` after
-        its commit. Raises what the write raised (nothing committed) or
-        StoreUnavailable when the database cannot be reached."""
+        """``write(conn, *args)`` in a savepoint of a batch's transaction; ``then(result)``
+        after the batch commits. Raises what the write raised (nothing of it
+        committed), or StoreUnavailable when the database cannot take writes."""
         if self._closed:
             raise StoreUnavailable("the store is shutting down")
-        task = asyncio.ensure_future(self._run(write, args, then))
-        return await asyncio.shield(task)
+        op = _Op(write, args, then)
+        self._waiting.append(op)
+        if self._running is None or self._running.done():
+            self._running = asyncio.ensure_future(self._drain())
+        return await asyncio.shield(op.done)
 
-    async def _run(self, write: Write, args: tuple[Any, ...], then: Callable[[Any], Any] | None) -> Any:
-        async with self._lock:
-            try:
-                if self._conn is None or self._conn.is_closed():
-                    self._conn = await self._connect()
-                started = time.perf_counter()
-                async with self._conn.transaction():
-                    result = await write(self._conn, *args)
-                self._count(started)
-            except (QueueAppError, ValueError, LookupError):
-                raise  # the write's own refusal: nothing was committed
-            except DatabaseInUse as exc:  # reconnected, and another node holds the database now
-                raise StoreUnavailable(str(exc)) from exc
-            except (TimeoutError, OSError) as exc:
-                raise unavailable(exc) from exc
-            except Exception as exc:  # asyncpg's errors: the database refused or went away
-                if type(exc).__module__.startswith("asyncpg"):
-                    raise unavailable(exc) from exc
-                raise
-            if then is not None:
-                then(result)
-            return result
+    async def _drain(self) -> None:
+        while self._waiting:
+            batch = [self._waiting.popleft() for _ in range(min(MAX_BATCH, len(self._waiting)))]
+            started = time.perf_counter()
+            outcomes = await self._commit(batch)
+            if outcomes is not None:
+                self._count(started, len(batch))
+            for index, op in enumerate(batch):
+                if outcomes is None:
+                    continue  # failed as a whole: each was told in _commit
+                ok, value = outcomes[index]
+                if not ok:
+                    op.done.set_exception(value)
+                    continue
+                if op.then is not None:
+                    op.then(value)  # after the commit, in order, before the caller hears
+                op.done.set_result(value)
 
-    def _count(self, started: float) -> None:
+    async def _commit(self, batch: list[_Op]) -> list[tuple[bool, Any]] | None:
+        """The batch's outcomes, or None when it could not commit (each op told)."""
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            if self._conn is None or self._conn.is_closed():
+                self._conn = await self._connect()
+            async with self._conn.transaction():
+                for op in batch:
+                    outcomes.append(await self._one(op))
+            return outcomes
+        except DatabaseInUse as exc:  # reconnected, and another node holds the database now
+            failure: BaseException = StoreUnavailable(str(exc))
+        except (OSError, TimeoutError) as exc:
+            failure = unavailable(exc)
+        except Exception as exc:  # asyncpg's: the connection or the commit failed
+            failure = unavailable(exc)
+        for op in batch:
+            if not op.done.done():
+                op.done.set_exception(failure)
+        return None
+
+    async def _one(self, op: _Op) -> tuple[bool, Any]:
+        try:
+            async with self._conn.transaction():  # a savepoint: this write alone on failure
+                return True, await op.write(self._conn, *op.args)
+        except (QueueAppError, ValueError, LookupError) as exc:
+            return False, exc  # the write's own refusal
+        except Exception as exc:
+            if type(exc).__module__.startswith("asyncpg") and not self._conn.is_closed():
+                return False, unavailable(exc)  # the database refused this write only
+            raise
+
+    def _count(self, started: float, ops: int) -> None:
         took = (time.perf_counter() - started) * 1000
         stats = self.stats
         stats.commits += 1
-        stats.ops += 1
+        stats.ops += ops
         stats.last_commit_ms = took
         stats.total_commit_ms += took
         stats.latency.observe(took)
 
     async def close(self) -> None:
         self._closed = True
-        async with self._lock:
-            if self._conn is not None:
-                await self._conn.close()
+        if self._running is not None:
+            await asyncio.gather(self._running, return_exceptions=True)
+        if self._conn is not None:
+            await self._conn.close()
