@@ -82,3 +82,22 @@ async def test_a_write_that_raises_commits_nothing_and_a_lost_connection_is_unav
         await writer.submit(enqueue, 3)
     writer._connect = reach
     assert await writer.submit(enqueue, 4) > 0  # reachable again: the next write reconnects
+
+
+async def test_a_refused_write_in_a_batch_leaves_out_only_itself(writer):
+    async def refused(conn) -> None:
+        await enqueue(conn, 99)
+        raise NotFound("no such thing")
+
+    seen: list[int] = []
+    writes = [asyncio.ensure_future(writer.submit(refused if n == 3 else enqueue, *(() if n == 3 else (n,)),
+                                                  then=seen.append)) for n in range(10)]
+    done = await asyncio.gather(*writes, return_exceptions=True)
+    assert isinstance(done[3], NotFound) and len(seen) == 9 and seen == sorted(seen)
+    assert writer.stats.commits < 9  # they shared commits
+    conn = await asyncpg.connect(writer.url)
+    try:
+        assert [r[0] for r in await conn.fetch("SELECT data->>'n' FROM jobs ORDER BY id")] == [
+            str(n) for n in range(10) if n != 3]
+    finally:
+        await conn.close()

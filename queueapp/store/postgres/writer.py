@@ -79,15 +79,20 @@ class OrderedWriter:
                 op.done.set_result(value)
 
     async def _commit(self, batch: list[_Op]) -> list[tuple[bool, Any]] | None:
-        """The batch's outcomes, or None when it could not commit (each op told)."""
-        outcomes: list[tuple[bool, Any]] = []
+        """The batch's outcomes, or None when it could not commit (each op told).
+        First without savepoints (a round trip each saved); when a write refuses,
+        that transaction is rolled back and the batch runs again, each write in a
+        savepoint of its own, so only the refused one is left out."""
         try:
             if self._conn is None or self._conn.is_closed():
                 self._conn = await self._connect()
+            try:
+                async with self._conn.transaction():
+                    return [(True, await op.write(self._conn, *op.args)) for op in batch]
+            except Exception:  # a refusal, or the connection lost: the slow way tells which
+                pass
             async with self._conn.transaction():
-                for op in batch:
-                    outcomes.append(await self._one(op))
-            return outcomes
+                return [await self._one(op) for op in batch]
         except DatabaseInUse as exc:  # reconnected, and another node holds the database now
             failure: BaseException = StoreUnavailable(str(exc))
         except (OSError, TimeoutError) as exc:
