@@ -144,8 +144,27 @@ async def expire_due(conn: Any, now: int, limit: int) -> list[Change]:
 
 
 async def complete_many(conn: Any, items: list[tuple[int, str, Any]], now: int) -> list[Change | None]:
-    """``complete`` for each (job id, token, result), in one transaction."""
-    return [await complete(conn, job_id, token, result, now) for job_id, token, result in items]
+    """``complete`` for each (job id, token, result), in one statement; then what
+    follows for the few jobs that have it to do (dependents, a callback, removal).
+    One job twice among them: one by one, so that only its live token counts."""
+    ids = [item[0] for item in items]
+    if len(set(ids)) < len(ids):
+        return [await complete(conn, job_id, token, result, now) for job_id, token, result in items]
+    done = await jobs.complete_jobs(conn, items, now)
+    awaited = {r[0] for r in await conn.fetch(
+        "SELECT DISTINCT depends_on FROM job_dependencies WHERE depends_on = ANY($1::bigint[])", list(done))}
+    changes: list[Change | None] = []
+    for job_id in ids:
+        job = done.get(job_id)
+        if job is None:
+            changes.append(None)
+            continue
+        change = Change(job, JobState.ACTIVE)
+        if job_id in awaited or job.options.get("callbackUrl"):
+            await follow(conn, change, "completed", now)
+        await _removal(conn, change, job.options.get("removeOnComplete", False))
+        changes.append(change)
+    return changes
 
 
 async def rescue(conn: Any, now: int, failure: Failure, leases: list[tuple[int, str]]) -> list[Change]:

@@ -132,6 +132,24 @@ _COMPLETE = (
 )
 
 
+_COMPLETE_MANY = (
+    "UPDATE jobs SET state = 'completed', finished_at = $4, result = done.result,"
+    " progress = CASE WHEN jsonb_typeof(progress) = 'number' THEN '100'::jsonb ELSE progress END,"
+    " lease_token = NULL, lease_expires_at = NULL, node = NULL"
+    " FROM unnest($1::bigint[], $2::text[], $3::jsonb[]) AS done(id, token, result)"
+    " WHERE jobs.id = done.id AND jobs.state = 'active' AND jobs.lease_token = done.token"
+    f" RETURNING {', '.join('jobs.' + c for c in COLUMN_NAMES)}"
+)
+
+
+async def complete_jobs(conn: Any, items: list[tuple[int, str, Any]], now: int) -> dict[int, Job]:
+    """active -> completed in one statement for each (id, token, result) active
+    under that token (ids distinct); the jobs completed, by id."""
+    rows = await conn.fetch(_COMPLETE_MANY, [i[0] for i in items], [i[1] for i in items],
+                            [dumps(i[2]) for i in items], now)
+    return {r[0]: row_to_job(r) for r in rows}
+
+
 async def complete_job(conn: Any, job_id: int, token: str, result: Any, now: int) -> Job | None:
     """active -> completed for the job active under ``token``; None when it is not."""
     row = await conn.fetchrow(_COMPLETE, job_id, token, now, dumps(result))
