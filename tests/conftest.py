@@ -41,11 +41,43 @@ STORES = [s for s in ("sqlite", "postgres") if os.environ.get("QUEUEAPP_TEST_STO
 
 
 @pytest.fixture(scope="session")
-def postgres_for_library() -> Iterator[Any]:
+def postgres() -> Iterator[Any]:
+    """One real PostgreSQL server for the whole run (tests/pg.py); each test makes
+    databases of its own on it."""
     from pg import postgres_server
 
     with postgres_server() as server:
         yield server
+
+
+def database_name(request: pytest.FixtureRequest, prefix: str) -> str:
+    """A database name of the test's own (PostgreSQL names are up to 63 bytes)."""
+    return prefix + "".join(c if c.isalnum() else "_" for c in request.node.nodeid.lower())[-50:]
+
+
+@pytest.fixture
+async def pg_url(postgres: Any, request: pytest.FixtureRequest) -> str:
+    """A fresh database with the PostgreSQL store's schema."""
+    import asyncpg
+
+    from queueapp.store.postgres.migrate import migrate
+
+    url = postgres.create_database(database_name(request, "t_"))
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn)
+    finally:
+        await conn.close()
+    return url
+
+
+@pytest.fixture
+async def pg_conn(pg_url: str) -> AsyncIterator[Any]:
+    import asyncpg
+
+    conn = await asyncpg.connect(pg_url)
+    yield conn
+    await conn.close()
 
 
 @pytest.fixture(params=STORES)
@@ -59,8 +91,7 @@ def store_for(request: pytest.FixtureRequest, db_path: Path) -> Callable[[str], 
         pytest.skip("reads the SQLite file itself")
     from queueapp.store.postgres.store import PostgresStore
 
-    name = "lib_" + "".join(c if c.isalnum() else "_" for c in request.node.name.lower())[-50:]
-    url = request.getfixturevalue("postgres_for_library").create_database(name)
+    url = request.getfixturevalue("postgres").create_database(database_name(request, "lib_"))
     return lambda durability: PostgresStore(url)
 
 

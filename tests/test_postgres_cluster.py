@@ -10,35 +10,16 @@ import time
 
 import asyncpg
 import pytest
-from pg import postgres_server
 
 from queueapp.model import NewJob
 from queueapp.store.postgres import cluster
 from queueapp.store.postgres import jobs as pg
-from queueapp.store.postgres.migrate import migrate
 
 NOW = 1_800_000_000_000
 
 
-@pytest.fixture(scope="module")
-def server():
-    with postgres_server() as s:
-        yield s
-
-
-@pytest.fixture
-async def url(server, request):
-    url = server.create_database("c_" + request.node.name.lower()[:50])
-    conn = await asyncpg.connect(url)
-    try:
-        await migrate(conn)
-    finally:
-        await conn.close()
-    return url
-
-
-async def test_one_leader_then_another_with_a_higher_term_that_fences_the_first(url):
-    a, b = await asyncpg.connect(url), await asyncpg.connect(url)
+async def test_one_leader_then_another_with_a_higher_term_that_fences_the_first(pg_url):
+    a, b = await asyncpg.connect(pg_url), await asyncpg.connect(pg_url)
     try:
         assert await cluster.lead(a, "node-a", NOW, 3000) == 1
         assert await cluster.lead(b, "node-b", NOW + 10, 3000) is None  # a's lease runs
@@ -58,20 +39,20 @@ async def test_one_leader_then_another_with_a_higher_term_that_fences_the_first(
         await b.close()
 
 
-async def test_the_nodes_that_are_alive(url):
-    conn = await asyncpg.connect(url)
+async def test_the_nodes_that_are_alive(pg_url):
+    pg_conn = await asyncpg.connect(pg_url)
     try:
-        await cluster.seen(conn, "node-a", NOW)
-        await cluster.seen(conn, "node-b", NOW + 5000)
-        assert await cluster.live_nodes(conn, NOW + 6000, 3000) == ["node-b"]
-        await cluster.seen(conn, "node-a", NOW + 6000)
-        assert await cluster.live_nodes(conn, NOW + 6000, 3000) == ["node-a", "node-b"]
+        await cluster.seen(pg_conn, "node-a", NOW)
+        await cluster.seen(pg_conn, "node-b", NOW + 5000)
+        assert await cluster.live_nodes(pg_conn, NOW + 6000, 3000) == ["node-b"]
+        await cluster.seen(pg_conn, "node-a", NOW + 6000)
+        assert await cluster.live_nodes(pg_conn, NOW + 6000, 3000) == ["node-a", "node-b"]
     finally:
-        await conn.close()
+        await pg_conn.close()
 
 
-async def test_an_enqueue_on_one_node_wakes_another_at_commit(url):
-    producer, listener = await asyncpg.connect(url), await asyncpg.connect(url)
+async def test_an_enqueue_on_one_node_wakes_another_at_commit(pg_url):
+    producer, listener = await asyncpg.connect(pg_url), await asyncpg.connect(pg_url)
     woken: asyncio.Queue[tuple[str, float]] = asyncio.Queue()
     await listener.add_listener(cluster.CHANNEL, lambda *args: woken.put_nowait((args[3], time.monotonic())))
     try:

@@ -9,50 +9,23 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
-import pytest
-from pg import postgres_server
 
 from queueapp.model import JobState, NewJob
 from queueapp.retry import Failure
 from queueapp.store.postgres import counts
 from queueapp.store.postgres import jobs as pg
-from queueapp.store.postgres.migrate import migrate
 
 NOW = 1_800_000_000_000
-
-
-@pytest.fixture(scope="module")
-def server():
-    with postgres_server() as s:
-        yield s
-
-
-@pytest.fixture
-async def url(server, request):
-    url = server.create_database("j_" + request.node.name.lower()[:50])
-    conn = await asyncpg.connect(url)
-    try:
-        await migrate(conn)
-    finally:
-        await conn.close()
-    return url
-
-
-@pytest.fixture
-async def conn(url):
-    c = await asyncpg.connect(url)
-    yield c
-    await c.close()
 
 
 def job(name: str = "n", priority: int = 3, run_at: int = NOW, queue: str = "q", **options) -> NewJob:
     return NewJob(queue, name, {"n": 1}, priority, options.pop("attempts", 3), run_at, options)
 
 
-async def test_three_nodes_claiming_at_once_never_share_a_job(url, conn):
-    ids = await pg.add_jobs(conn, [job(priority=1 + i % 5) for i in range(3000)], NOW)
+async def test_three_nodes_claiming_at_once_never_share_a_job(pg_url, pg_conn):
+    ids = await pg.add_jobs(pg_conn, [job(priority=1 + i % 5) for i in range(3000)], NOW)
     assert len(ids) == 3000 and ids == sorted(ids)
-    nodes = [await asyncpg.connect(url) for _ in range(3)]
+    nodes = [await asyncpg.connect(pg_url) for _ in range(3)]
 
     async def node(c: asyncpg.Connection, name: str) -> list[int]:
         got = []
@@ -68,57 +41,57 @@ async def test_three_nodes_claiming_at_once_never_share_a_job(url, conn):
             await c.close()
     every = [i for got in claimed for i in got]
     assert sorted(every) == sorted(ids) and all(claimed)
-    tokens = await conn.fetchval("SELECT count(DISTINCT lease_token) FROM jobs WHERE state = 'active'")
+    tokens = await pg_conn.fetchval("SELECT count(DISTINCT lease_token) FROM jobs WHERE state = 'active'")
     assert tokens == 3000
 
 
-async def test_best_first_names_and_expiry(conn):
-    low, high, other = await pg.add_jobs(conn, [job(priority=4), job(priority=1), job(name="other")], NOW)
-    late, = await pg.add_jobs(conn, [job(priority=1, run_at=NOW - 10)], NOW - 10)
-    await conn.execute("UPDATE jobs SET expire_at = $1 WHERE id = $2", NOW - 1, late)
-    claimed = await pg.claim_next(conn, "q", ["n"], 10, NOW, None, "node-a")
+async def test_best_first_names_and_expiry(pg_conn):
+    low, high, other = await pg.add_jobs(pg_conn, [job(priority=4), job(priority=1), job(name="other")], NOW)
+    late, = await pg.add_jobs(pg_conn, [job(priority=1, run_at=NOW - 10)], NOW - 10)
+    await pg_conn.execute("UPDATE jobs SET expire_at = $1 WHERE id = $2", NOW - 1, late)
+    claimed = await pg.claim_next(pg_conn, "q", ["n"], 10, NOW, None, "node-a")
     by_id = {j.id: j for j in claimed}
     assert by_id[late].state is JobState.EXPIRED and by_id[late].started_at is None
     assert [j.id for j in claimed if j.state is JobState.ACTIVE] == [high, low]
     assert other not in by_id
-    assert await conn.fetchval("SELECT node FROM jobs WHERE id = $1", high) == "node-a"
+    assert await pg_conn.fetchval("SELECT node FROM jobs WHERE id = $1", high) == "node-a"
 
 
-async def test_completion_and_failure_need_the_lease_token(conn):
-    a, b = await pg.add_jobs(conn, [job(attempts=2, backoff={"type": "fixed", "delay": 1000}), job(attempts=1)], NOW)
-    claimed = {j.id: j for j in await pg.claim_next(conn, "q", None, 2, NOW, 30_000, "n1")}
-    assert await pg.complete_job(conn, a, "stale", 1, NOW) is None
-    retried = await pg.fail_job(conn, a, claimed[a].lease_token, Failure("boom"), NOW)
+async def test_completion_and_failure_need_the_lease_token(pg_conn):
+    a, b = await pg.add_jobs(pg_conn, [job(attempts=2, backoff={"type": "fixed", "delay": 1000}), job(attempts=1)], NOW)
+    claimed = {j.id: j for j in await pg.claim_next(pg_conn, "q", None, 2, NOW, 30_000, "n1")}
+    assert await pg.complete_job(pg_conn, a, "stale", 1, NOW) is None
+    retried = await pg.fail_job(pg_conn, a, claimed[a].lease_token, Failure("boom"), NOW)
     assert retried.state is JobState.DELAYED and retried.run_at == NOW + 1000 and retried.lease_token is None
     assert retried.errors[0]["message"] == "boom"
-    assert await pg.fail_job(conn, a, claimed[a].lease_token, Failure("again"), NOW) is None  # stale now
-    done = await pg.complete_job(conn, b, claimed[b].lease_token, {"ok": True}, NOW)
+    assert await pg.fail_job(pg_conn, a, claimed[a].lease_token, Failure("again"), NOW) is None  # stale now
+    done = await pg.complete_job(pg_conn, b, claimed[b].lease_token, {"ok": True}, NOW)
     assert done.state is JobState.COMPLETED and done.result == {"ok": True} and done.finished_at == NOW
-    assert await pg.promote_due(conn, NOW + 999, 100) == []
-    assert await pg.promote_due(conn, NOW + 1000, 100) == [a]
-    again, = await pg.claim_next(conn, "q", None, 5, NOW + 1000, 30_000, "n1")
+    assert await pg.promote_due(pg_conn, NOW + 999, 100) == []
+    assert await pg.promote_due(pg_conn, NOW + 1000, 100) == [a]
+    again, = await pg.claim_next(pg_conn, "q", None, 5, NOW + 1000, 30_000, "n1")
     assert again.id == a and again.attempts_made == 2
-    failed = await pg.fail_job(conn, a, again.lease_token, Failure("boom"), NOW + 1000)
+    failed = await pg.fail_job(pg_conn, a, again.lease_token, Failure("boom"), NOW + 1000)
     assert failed.state is JobState.FAILED and failed.finished_at == NOW + 1000
-    assert await counts.count_states(conn) == {"q": {JobState.COMPLETED: 1, JobState.FAILED: 1}}
+    assert await counts.count_states(pg_conn) == {"q": {JobState.COMPLETED: 1, JobState.FAILED: 1}}
 
 
-async def test_a_lease_that_ran_out_is_rescued_once(conn):
-    a, = await pg.add_jobs(conn, [job(attempts=3)], NOW)
-    leased, = await pg.claim_next(conn, "q", None, 1, NOW, 1000, "n1")
-    assert await pg.rescue_expired(conn, NOW + 999, "lease expired", 100) == []
-    rescued, = await pg.rescue_expired(conn, NOW + 1000, "lease expired", 100)
+async def test_a_lease_that_ran_out_is_rescued_once(pg_conn):
+    a, = await pg.add_jobs(pg_conn, [job(attempts=3)], NOW)
+    leased, = await pg.claim_next(pg_conn, "q", None, 1, NOW, 1000, "n1")
+    assert await pg.rescue_expired(pg_conn, NOW + 999, "lease expired", 100) == []
+    rescued, = await pg.rescue_expired(pg_conn, NOW + 1000, "lease expired", 100)
     assert rescued.id == a and rescued.state in (JobState.WAITING, JobState.DELAYED)
-    assert await pg.rescue_expired(conn, NOW + 5000, "lease expired", 100) == []
-    assert await pg.complete_job(conn, a, leased.lease_token, None, NOW + 1001) is None  # the old worker is late
+    assert await pg.rescue_expired(pg_conn, NOW + 5000, "lease expired", 100) == []
+    assert await pg.complete_job(pg_conn, a, leased.lease_token, None, NOW + 1001) is None  # the old worker is late
 
 
-async def test_counts_stay_exact_while_nodes_change_jobs_and_the_leader_folds(url, conn):
+async def test_counts_stay_exact_while_nodes_change_jobs_and_the_leader_folds(pg_url, pg_conn):
     """Four nodes enqueue, claim, complete and fail jobs while one folds the deltas
     every few ms; each read of the counts equals a count of the table in the same
     snapshot, and so does the last."""
     stop = asyncio.Event()
-    nodes = [await asyncpg.connect(url) for _ in range(5)]
+    nodes = [await asyncpg.connect(pg_url) for _ in range(5)]
 
     async def work(c: asyncpg.Connection, queue: str) -> None:
         for _ in range(40):
@@ -146,45 +119,45 @@ async def test_counts_stay_exact_while_nodes_change_jobs_and_the_leader_folds(ur
         await asyncio.gather(*(work(c, f"q{i % 2}") for i, c in enumerate(nodes[:4])))
         stop.set()
         assert await fold_task > 3
-        await counts.fold(conn)
-        table = await conn.fetch("SELECT queue, state, count(*) FROM jobs GROUP BY queue, state")
-        assert await counts.count_states(conn) == {
+        await counts.fold(pg_conn)
+        table = await pg_conn.fetch("SELECT queue, state, count(*) FROM jobs GROUP BY queue, state")
+        assert await counts.count_states(pg_conn) == {
             q: {JobState(s): n for q2, s, n in table if q2 == q} for q in {r[0] for r in table}}
-        assert await conn.fetchval("SELECT count(*) FROM job_count_deltas") == 0
+        assert await pg_conn.fetchval("SELECT count(*) FROM job_count_deltas") == 0
     finally:
         for c in nodes:
             await c.close()
 
 
-async def test_release_heartbeat_retry_promote_cancel_and_clean(conn):
-    a, b, c = await pg.add_jobs(conn, [job(), job(), job(run_at=NOW + 60_000)], NOW)
-    first, second = await pg.claim_next(conn, "q", None, 2, NOW, 10_000, "n1")
-    beat = await pg.heartbeat(conn, first.id, first.lease_token, NOW + 5000, 10_000, {"step": 2})
+async def test_release_heartbeat_retry_promote_cancel_and_clean(pg_conn):
+    a, b, c = await pg.add_jobs(pg_conn, [job(), job(), job(run_at=NOW + 60_000)], NOW)
+    first, second = await pg.claim_next(pg_conn, "q", None, 2, NOW, 10_000, "n1")
+    beat = await pg.heartbeat(pg_conn, first.id, first.lease_token, NOW + 5000, 10_000, {"step": 2})
     assert beat.lease_expires_at == NOW + 15_000 and beat.progress == {"step": 2}
-    assert await pg.heartbeat(conn, first.id, "stale", NOW + 5000, 10_000, None) is None
-    released = await pg.release_job(conn, first.id, first.lease_token, NOW + 6000)
+    assert await pg.heartbeat(pg_conn, first.id, "stale", NOW + 5000, 10_000, None) is None
+    released = await pg.release_job(pg_conn, first.id, first.lease_token, NOW + 6000)
     assert released.state is JobState.WAITING and released.attempts_made == 0 and released.lease_token is None
-    assert await pg.release_job(conn, first.id, first.lease_token, NOW + 6000) is None
-    failed = await pg.fail_job(conn, second.id, second.lease_token, Failure("no", retry=False), NOW)
+    assert await pg.release_job(pg_conn, first.id, first.lease_token, NOW + 6000) is None
+    failed = await pg.fail_job(pg_conn, second.id, second.lease_token, Failure("no", retry=False), NOW)
     assert failed.state is JobState.FAILED
-    assert await pg.retry_job(conn, a, NOW) is None  # waiting: nothing to retry
-    retried = await pg.retry_job(conn, second.id, NOW + 1)
+    assert await pg.retry_job(pg_conn, a, NOW) is None  # waiting: nothing to retry
+    retried = await pg.retry_job(pg_conn, second.id, NOW + 1)
     assert retried.state is JobState.WAITING and retried.attempts_made == 0 and retried.finished_at is None
-    assert await pg.promote_job(conn, a, NOW) is None
-    promoted = await pg.promote_job(conn, c, NOW + 2)
+    assert await pg.promote_job(pg_conn, a, NOW) is None
+    promoted = await pg.promote_job(pg_conn, c, NOW + 2)
     assert promoted.state is JobState.WAITING and promoted.run_at == NOW + 2
-    cancelled = await pg.cancel_waiting(conn, c, NOW + 3)
-    assert cancelled.state is JobState.CANCELLED and await pg.cancel_waiting(conn, c, NOW + 3) is None
-    assert await pg.clean(conn, "q", JobState.CANCELLED, NOW + 2, None) == 0
-    assert await pg.clean(conn, "q", JobState.CANCELLED, NOW + 3, None) == 1
-    assert await pg.get_job(conn, c) is None
+    cancelled = await pg.cancel_waiting(pg_conn, c, NOW + 3)
+    assert cancelled.state is JobState.CANCELLED and await pg.cancel_waiting(pg_conn, c, NOW + 3) is None
+    assert await pg.clean(pg_conn, "q", JobState.CANCELLED, NOW + 2, None) == 0
+    assert await pg.clean(pg_conn, "q", JobState.CANCELLED, NOW + 3, None) == 1
+    assert await pg.get_job(pg_conn, c) is None
 
 
-async def test_jobs_of_a_node_that_died_are_orphans_and_a_live_nodes_are_not(conn):
-    await pg.add_jobs(conn, [job(), job(), job()], NOW)
-    mine = await pg.claim_next(conn, "q", None, 1, NOW, None, "node-a")
-    theirs = await pg.claim_next(conn, "q", None, 1, NOW, None, "node-b")
-    leased = await pg.claim_next(conn, "q", None, 1, NOW, 30_000, "node-b")
-    assert [j.id for j in await pg.orphans(conn, ["node-a", "node-b"])] == []
-    assert [j.id for j in await pg.orphans(conn, ["node-a"])] == [theirs[0].id]  # b died; its lease is the reaper's
-    assert leased[0].id not in [j.id for j in await pg.orphans(conn, [])] and mine
+async def test_jobs_of_a_node_that_died_are_orphans_and_a_live_nodes_are_not(pg_conn):
+    await pg.add_jobs(pg_conn, [job(), job(), job()], NOW)
+    mine = await pg.claim_next(pg_conn, "q", None, 1, NOW, None, "node-a")
+    theirs = await pg.claim_next(pg_conn, "q", None, 1, NOW, None, "node-b")
+    leased = await pg.claim_next(pg_conn, "q", None, 1, NOW, 30_000, "node-b")
+    assert [j.id for j in await pg.orphans(pg_conn, ["node-a", "node-b"])] == []
+    assert [j.id for j in await pg.orphans(pg_conn, ["node-a"])] == [theirs[0].id]  # b died; its lease is the reaper's
+    assert leased[0].id not in [j.id for j in await pg.orphans(pg_conn, [])] and mine

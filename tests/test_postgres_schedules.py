@@ -10,27 +10,20 @@ import asyncio
 
 import asyncpg
 import pytest
-from pg import postgres_server
 
 from queueapp.model import NewJob
 from queueapp.store.postgres import cluster
-from queueapp.store.postgres.migrate import migrate
 from queueapp.store.postgres.schedules import fire
 
 NOW = 1_800_000_000_000
 
 
-@pytest.fixture(scope="module")
-def server():
-    with postgres_server() as s:
-        yield s
+
 
 
 @pytest.fixture
-async def nodes(server, request):
-    url = server.create_database("s_" + request.node.name.lower()[:50])
-    conns = [await asyncpg.connect(url) for _ in range(3)]
-    await migrate(conns[0])
+async def nodes(pg_url):
+    conns = [await asyncpg.connect(pg_url) for _ in range(3)]
     await conns[0].execute(
         "INSERT INTO schedules (queue, name, job_name, every_ms, anchor_at, next_run_at, created_at, updated_at)"
         " VALUES ('q', 'tick', 'tick', 1000, $1, $1, 0, 0)", NOW)

@@ -9,7 +9,7 @@ import asyncio
 
 import asyncpg
 import pytest
-from pg import postgres_server
+from conftest import database_name
 
 from queueapp.store.migrate import available_migrations
 from queueapp.store.postgres.migrate import migrate
@@ -18,16 +18,13 @@ CLAIM = ("SELECT id FROM jobs WHERE queue = $1 AND state = 'waiting' ORDER BY pr
          " LIMIT $2 FOR UPDATE SKIP LOCKED")
 
 
-@pytest.fixture(scope="module")
-def server():
-    with postgres_server() as s:
-        yield s
+
 
 
 @pytest.fixture
-async def database(server, request):
-    name = "t_" + request.node.name.lower().replace("[", "_").replace("]", "")[:50]
-    return server.create_database(name)
+def database(postgres, request):
+    """An empty database: these tests apply the migrations themselves."""
+    return postgres.create_database(database_name(request, "e_"))
 
 
 async def test_migrations_apply_once_even_when_three_nodes_start_together(database):

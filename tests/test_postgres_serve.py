@@ -13,16 +13,12 @@ from pathlib import Path
 
 import pytest
 from conftest import ServeProcess, free_port, wait_for
-from pg import postgres_server
 
 HERE = Path(__file__).parent
 ENV = {"PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "GROUP_LOG": os.devnull}
 
 
-@pytest.fixture(scope="module")
-def server():
-    with postgres_server() as s:
-        yield s
+
 
 
 async def call(http, method: str, url: str, body=None):
@@ -30,8 +26,8 @@ async def call(http, method: str, url: str, body=None):
         return r.status, await r.json()
 
 
-async def test_jobs_acknowledged_survive_a_sigkill_and_all_complete(server, http, tmp_path):
-    db = server.create_database("serve_kill")
+async def test_jobs_acknowledged_survive_a_sigkill_and_all_complete(postgres, http, tmp_path):
+    db = postgres.create_database("serve_kill")
     args = ("--handlers", "group_handlers", "--audit-interval-ms", "60000")
     first = ServeProcess(db, *args, env=ENV, folder=tmp_path).start()
     acknowledged = set()

@@ -9,28 +9,16 @@ import asyncio
 
 import asyncpg
 import pytest
-from pg import postgres_server
 
 from queueapp.errors import NotFound, StoreUnavailable
-from queueapp.store.postgres.migrate import migrate
 from queueapp.store.postgres.writer import OrderedWriter
 
 
-@pytest.fixture(scope="module")
-def server():
-    with postgres_server() as s:
-        yield s
-
-
 @pytest.fixture
-async def writer(server, request):
-    url = server.create_database("w_" + request.node.name.lower()[:50])
-    conn = await asyncpg.connect(url)
-    await migrate(conn)
-    await conn.close()
-    w = OrderedWriter(lambda: asyncpg.connect(url))
+async def writer(pg_url):
+    w = OrderedWriter(lambda: asyncpg.connect(pg_url))
     await w.start()
-    w.url = url  # type: ignore[attr-defined]
+    w.url = pg_url  # type: ignore[attr-defined]
     yield w
     await w.close()
 

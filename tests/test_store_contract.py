@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from pg import postgres_server
+from conftest import database_name
 
 from queueapp import QueueService
 from queueapp.clock import FakeClock
@@ -23,20 +23,13 @@ from queueapp.store.postgres.store import PostgresStore
 from queueapp.workers.registry import HandlerRegistry
 
 
-@pytest.fixture(scope="module")
-def server():
-    with postgres_server() as s:
-        yield s
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def make_store(request, tmp_path):
     """``make_store()``: a fresh store of the kind, the same one on every call of
     one test (a restart opens it again)."""
     if request.param == "sqlite":
         return lambda: SqliteStore(tmp_path / "contract.db", "normal")
-    url = request.getfixturevalue("server").create_database("k_" + request.node.name.lower()[-40:]
-                                                            .replace("[", "_").replace("]", ""))
+    url = request.getfixturevalue("postgres").create_database(database_name(request, "k_"))
     return lambda: PostgresStore(url, node="node-1")
 
 
