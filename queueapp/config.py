@@ -16,7 +16,7 @@ from typing import Any
 from .config_queues import HEALTH_FIELDS, PerQueue
 from .health import HealthThresholds
 from .networks import parse_networks
-from .store import check_location
+from .store import check_location, postgres_url
 from .workers.builtin import BUILTIN_JOBS, BuiltinSettings
 from .workers.email import SmtpSettings
 
@@ -276,7 +276,8 @@ class Config(PerQueue):
     @property
     def builtin_job_names(self) -> tuple[str, ...]:
         if self.builtin_jobs.strip() == "auto":
-            names = ["http", "backup-data", "generate-report"]
+            # backup-data copies a SQLite file; PostgreSQL is backed up by its own tools
+            names = ["http", "generate-report"] + ([] if postgres_url(self.db) else ["backup-data"])
             if self.smtp_host:
                 names.append("send-email")
             if self.payment_url:

@@ -68,3 +68,11 @@ def test_version_names_sqlite_json_and_event_loop(capsys):
     text = capsys.readouterr().out
     assert text.startswith("queueapp ") and f"SQLite {sqlite3.sqlite_version}" in text
     assert "JSON " in text and "event loop " in text
+
+
+def test_a_postgresql_database_runs_no_backup_data_by_default():
+    from queueapp.config import Config
+
+    assert "backup-data" in Config(db="./q.db").validate().builtin_job_names
+    on_postgres = Config(db="postgresql://queueapp@db.internal:5432/jobs?sslmode=require").validate()
+    assert "backup-data" not in on_postgres.builtin_job_names and "http" in on_postgres.builtin_job_names
