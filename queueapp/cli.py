@@ -9,6 +9,7 @@ import os
 import signal
 import ssl
 import sys
+from pathlib import Path
 
 from .admin import COMMANDS as ADMIN_COMMANDS
 from .admin import add_commands as add_admin_commands
@@ -30,6 +31,7 @@ SQLite file.
   queueapp serve                      start on 127.0.0.1:3000 with ./queueapp.db
   queueapp serve --db /var/lib/queueapp/q.db --port 8080
   queueapp migrate --db q.db          create or upgrade the database, then exit
+  queueapp copy --from q.db --to postgresql://user@host/jobs   move to PostgreSQL
   queueapp jobs ls --state failed     operate a running appliance (also: queues,
                                       schedules, enqueue, stats; -o json)
 
@@ -83,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("backup", metavar="FILE", help="the backup file")
     _add_common(restore)
 
+    copy = commands.add_parser(
+        "copy", help="copy an appliance's SQLite file into an empty PostgreSQL database (both stopped)")
+    copy.add_argument("--from", dest="source", required=True, metavar="FILE", help="the SQLite database file")
+    copy.add_argument("--to", dest="target", required=True, metavar="URL", help="postgresql://user@host:5432/dbname")
+
     worker = commands.add_parser(
         "worker", help="run handlers from a module on jobs leased from a remote appliance")
     worker.add_argument("--url", default="http://127.0.0.1:3000", help="the appliance's base URL")
@@ -124,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "worker":
         setup_logging("info")
         return _worker(args)
+    if args.command == "copy":
+        return _copy(args.source, args.target)
     if args.command in ADMIN_COMMANDS:
         return run_admin(args)
     overrides = {k: v for k, v in vars(args).items() if k in SETTING_NAMES}
@@ -151,6 +160,24 @@ def _restore(backup: str, db: str) -> int:
         print(f"queueapp: cannot restore: {exc}", file=sys.stderr)
         return 1
     log.info("database restored", extra={"event": "db.restored", "db": db, "backup": backup})
+    return 0
+
+
+def _copy(source: str, target: str) -> int:
+    import asyncio
+
+    from .store import DatabaseInUse, postgres_url
+
+    try:
+        if postgres_url(target) is None:
+            raise ValueError(f"--to must be a postgresql:// URL, not {target!r}")
+        from .store.postgres.copy import copy
+
+        copied = asyncio.run(copy(Path(source), target))
+    except (OSError, ValueError, DatabaseInUse) as exc:
+        print(f"queueapp: cannot copy: {exc}", file=sys.stderr)
+        return 1
+    print(", ".join(f"{table} {n}" for table, n in copied.items()))
     return 0
 
 
