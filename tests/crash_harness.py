@@ -173,43 +173,53 @@ async def _audit(session: aiohttp.ClientSession, url: str, ledger: Ledger, when:
     ledger.violations.extend(f"self-audit {when}: {p}" for p in report["problems"])
 
 
-def check_table(db: Path, ledger: Ledger) -> None:
-    """With the appliance down: the table's own invariants (queueapp check)."""
+def query(db: Path | str, sql: str) -> list[tuple]:
+    """Rows of ``sql`` from the appliance's database: a SQLite file, or PostgreSQL."""
+    if isinstance(db, str) and db.startswith("postgresql://"):
+        import asyncpg
+
+        async def fetch() -> list[tuple]:
+            conn = await asyncpg.connect(db)
+            try:
+                return [tuple(r) for r in await conn.fetch(sql)]
+            finally:
+                await conn.close()
+
+        return asyncio.run(fetch())
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+def check_table(db: Path | str, ledger: Ledger) -> None:
+    """With the appliance down: the table's own invariants (queueapp check, which
+    reads SQLite files; on PostgreSQL the invariants below and the self-audit)."""
     from queueapp.store import check_database
+
+    if isinstance(db, str):
+        return
 
     _, problems = check_database(str(db))
     ledger.violations.extend(f"queueapp check: {p}" for p in problems)
 
 
-def check_invariants(db: Path, url: str, ledger: Ledger) -> None:
+def check_invariants(db: Path | str, url: str, ledger: Ledger) -> None:
     import urllib.request
 
-    conn = sqlite3.connect(db)
-    try:
-        rows = {str(r[0]): r[1:] for r in conn.execute(
-            "select id, state, attempts, attempts_made, finished_at, lease_token from jobs")}
-    finally:
-        conn.close()
+    rows = {str(r[0]): r[1:] for r in query(
+        db, "select id, state, attempts, attempts_made, finished_at, lease_token from jobs")}
     for job_id in ledger.enqueued - rows.keys():
         ledger.violations.append(f"acknowledged job {job_id} is missing")
-    conn = sqlite3.connect(db)
-    try:
-        held = conn.execute("select unique_key, count(*) from jobs where unique_key is not null and state in"
-                            " ('waiting', 'delayed', 'active') group by unique_key having count(*) > 1").fetchall()
-    finally:
-        conn.close()
+    held = query(db, "select unique_key, count(*) from jobs where unique_key is not null and state in"
+                     " ('waiting', 'delayed', 'active') group by unique_key having count(*) > 1")
     ledger.violations.extend(f"unique key {key} holds {n} pending or running jobs" for key, n in held)
-    conn = sqlite3.connect(db)
-    try:
-        crowded = conn.execute(
-            "select group_key, count(*) from jobs where state = 'active' and group_key is not null"
-            " group by group_key having count(*) > (case group_key when 'g-big' then 4 else 2 end)").fetchall()
-        unblocked = conn.execute(
-            "select id from jobs j where state = 'blocked' and not exists (select 1 from job_dependencies d"
-            " join jobs p on p.id = d.depends_on where d.job_id = j.id and p.state in"
-            " ('waiting', 'delayed', 'active', 'blocked'))").fetchall()
-    finally:
-        conn.close()
+    crowded = query(db, "select group_key, count(*) from jobs where state = 'active' and group_key is not null"
+                        " group by group_key having count(*) > (case group_key when 'g-big' then 4 else 2 end)")
+    unblocked = query(db, "select id from jobs j where state = 'blocked' and not exists (select 1 from"
+                          " job_dependencies d join jobs p on p.id = d.depends_on where d.job_id = j.id and"
+                          " p.state in ('waiting', 'delayed', 'active', 'blocked'))")
     ledger.violations.extend(f"group {key} has {n} active jobs, above its limit" for key, n in crowded)
     ledger.violations.extend(f"job {job_id} is blocked, its dependencies all finished" for (job_id,) in unblocked)
     for job_id in ledger.completed:
@@ -228,7 +238,7 @@ def check_invariants(db: Path, url: str, ledger: Ledger) -> None:
     _check_metrics(db, url, ledger)
 
 
-def _check_metrics(db: Path, url: str, ledger: Ledger) -> None:
+def _check_metrics(db: Path | str, url: str, ledger: Ledger) -> None:
     """GET /queues/metrics against the table's counts. Leases kept across the restart
     may run out and be returned between two reads, so the counts are compared at a
     quiet moment: the metrics read the same before and after the table."""
@@ -241,8 +251,7 @@ def _check_metrics(db: Path, url: str, ledger: Ledger) -> None:
     states = ("waiting", "active", "completed", "failed", "delayed")
     for _ in range(20):
         before = metrics()
-        with sqlite3.connect(db) as conn:
-            counts = dict(conn.execute("select state, count(*) from jobs where queue = 'default' group by state"))
+        counts = dict(query(db, "select state, count(*) from jobs where queue = 'default' group by state"))
         after = metrics()
         if all(before[s] == after[s] for s in states):
             break
@@ -266,17 +275,18 @@ def _set_group_limits(url: str) -> None:
             assert r.status == 200
 
 
-def run_campaign(db: Path, kills: int, seed: int = 1) -> Ledger:
+def run_campaign(db: Path | str, kills: int, seed: int = 1, folder: Path | None = None) -> Ledger:
+    """``db``: a SQLite file, or a PostgreSQL URL (``folder`` then holds the logs)."""
     rng = random.Random(seed)
     ledger = Ledger()
     for kill in range(kills):
-        server = ServeProcess(db, *SERVE_ARGS).start()
+        server = ServeProcess(db, *SERVE_ARGS, folder=folder).start()
         if kill == 0:
             _set_group_limits(server.url)
         check_invariants(db, server.url, ledger)
         asyncio.run(_drive_and_kill(server, ledger, rng))
         check_table(db, ledger)
-    server = ServeProcess(db, *SERVE_ARGS).start()
+    server = ServeProcess(db, *SERVE_ARGS, folder=folder).start()
     try:
         check_invariants(db, server.url, ledger)
     finally:
@@ -338,6 +348,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=int(time.time()))
     parser.add_argument("--soak", type=float, metavar="SECONDS",
                         help="instead: mixed load for this long without kills, sampling memory")
+    parser.add_argument("--postgres", action="store_true",
+                        help="on the PostgreSQL store (a server started for the campaign, tests/pg.py)")
     args = parser.parse_args()
     if args.soak:
         with tempfile.TemporaryDirectory() as folder:
@@ -346,7 +358,13 @@ def main() -> None:
         raise SystemExit(1 if report["violationCount"] else 0)
     with tempfile.TemporaryDirectory() as folder:
         started = time.monotonic()
-        ledger = run_campaign(Path(folder) / "crash.db", args.kills, args.seed)
+        if args.postgres:
+            from pg import postgres_server
+
+            with postgres_server() as server:
+                ledger = run_campaign(server.create_database("campaign"), args.kills, args.seed, Path(folder))
+        else:
+            ledger = run_campaign(Path(folder) / "crash.db", args.kills, args.seed)
     print(json.dumps({
         "kills": ledger.kills, "seed": args.seed, "seconds": round(time.monotonic() - started, 1),
         "acknowledgedEnqueues": len(ledger.enqueued), "acknowledgedCompletions": len(ledger.completed),

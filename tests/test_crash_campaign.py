@@ -1,5 +1,6 @@
 """A CI-sized crash campaign: 20 SIGKILLs of a real serve process under load, with
-`queueapp check` after each kill and the self-audit under load and after each restart."""
+`queueapp check` after each kill and the self-audit under load and after each restart;
+and a shorter one on the PostgreSQL store (a real server, tests/pg.py)."""
 
 from crash_harness import run_campaign
 
@@ -9,4 +10,11 @@ def test_twenty_kills_lose_nothing_acknowledged(tmp_path):
     assert ledger.kills == 20
     assert ledger.audits >= 40  # under load before each kill, and after each restart
     assert len(ledger.enqueued) > 200 and len(ledger.completed) > 50  # the campaign did real work
+    assert ledger.violations == []
+
+
+def test_ten_kills_on_postgresql_lose_nothing_acknowledged(postgres, tmp_path):
+    ledger = run_campaign(postgres.create_database("campaign"), kills=10, seed=20261128, folder=tmp_path)
+    assert ledger.kills == 10 and ledger.audits >= 20
+    assert len(ledger.enqueued) > 100 and len(ledger.completed) > 20
     assert ledger.violations == []
