@@ -89,3 +89,25 @@ async def test_a_refused_write_in_a_batch_leaves_out_only_itself(writer):
             str(n) for n in range(10) if n != 3]
     finally:
         await conn.close()
+
+
+async def test_concurrent_enqueues_share_one_statement_and_each_gets_its_own_jobs(pg_url):
+    from queueapp.model import NewJob
+    from queueapp.store.postgres.store import PostgresStore
+
+    store = PostgresStore(pg_url)
+    await store.open()
+    try:
+        seen: list[list[int]] = []
+        calls = [store.add_jobs([NewJob("q", "n", {"caller": c, "i": i}, 3, 1, 1000) for i in range(c % 3 + 1)],
+                                1000, then=lambda added: seen.append([a.id for a in added])) for c in range(60)]
+        answers = await asyncio.gather(*calls)
+        assert [len(a) for a in answers] == [c % 3 + 1 for c in range(60)]
+        every = [a.id for added in answers for a in added]
+        assert len(set(every)) == len(every) and seen == sorted(seen)  # hooks in commit order
+        assert store.commit_stats.commits < 30  # merged into few transactions
+        for c, added in enumerate(answers):
+            got = [await store.get_job(a.id) for a in added]
+            assert [j.data for j in got] == [{"caller": c, "i": i} for i in range(c % 3 + 1)]
+    finally:
+        await store.close()

@@ -54,15 +54,29 @@ _ADD = (
 async def add_jobs(conn: Any, jobs: list[NewJob], now: int) -> list[int]:
     """Jobs without keys (jobId, unique, dependencies), all or none, in one
     statement; their ids in the order given. Listening nodes are woken at commit."""
-    placed = [job.placed(now) for job in jobs]
+    return (await add_job_groups(conn, [(jobs, now)]))[0]
+
+
+async def add_job_groups(conn: Any, groups: list[tuple[list[NewJob], int]]) -> list[list[int]]:
+    """Several callers' enqueues (their jobs, and when each came) in one statement:
+    each caller's ids, in its order."""
+    rows: list[tuple[NewJob, int, Any, int]] = []
+    for jobs, now in groups:
+        for job in jobs:
+            state, run_at = job.placed(now)
+            rows.append((job, now, state.value, run_at))
     columns = (
-        [j.queue for j in jobs], [j.name for j in jobs], [state.value for state, _ in placed],
-        [j.priority for j in jobs], [dumps(j.data) for j in jobs], [dumps(j.options) for j in jobs],
-        [j.attempts for j in jobs], [now] * len(jobs), [run_at for _, run_at in placed],
-        [j.group for j in jobs], [j.expire_at for j in jobs],
+        [j.queue for j, *_ in rows], [j.name for j, *_ in rows], [state for _, _, state, _ in rows],
+        [j.priority for j, *_ in rows], [dumps(j.data) for j, *_ in rows], [dumps(j.options) for j, *_ in rows],
+        [j.attempts for j, *_ in rows], [now for _, now, _, _ in rows], [run_at for *_, run_at in rows],
+        [j.group for j, *_ in rows], [j.expire_at for j, *_ in rows],
     )
-    rows = await conn.fetch(_ADD, *columns, CHANNEL)
-    return [row[0] for row in rows]
+    ids = [row[0] for row in await conn.fetch(_ADD, *columns, CHANNEL)]
+    split, start = [], 0
+    for jobs, _ in groups:
+        split.append(ids[start:start + len(jobs)])
+        start += len(jobs)
+    return split
 
 
 # The jobs to start, chosen by the database: the best waiting ones of the queue (of

@@ -131,7 +131,8 @@ class PostgresStore(Store):
     # writes ------------------------------------------------------------------
 
     async def add_jobs(self, jobs_: list[NewJob], now: int, *, then: Then = None) -> Sequence[Added]:
-        return await self._writer.submit(_add, jobs_, now, then=then)
+        keyed = any(j.job_key is not None or j.unique is not None or j.depends_on for j in jobs_)
+        return await self._writer.submit(_add, jobs_, now, then=then, merge=None if keyed else _add_plain)
 
     async def claim_jobs(self, ids: list[int], now: int, lease_ms: int | None, *,
                          taken_at: list[int] | None = None, then: Then = None) -> list[Job]:
@@ -303,6 +304,13 @@ async def _add(conn: Any, new_jobs: list[NewJob], now: int) -> list[Added]:
         return [Added(k.job, k.created, moved=k.moved) for k in await add_keyed(conn, new_jobs, now)]
     ids = await jobs.add_jobs(conn, new_jobs, now)
     return [Added.fresh(job_id, new, now) for job_id, new in zip(ids, new_jobs, strict=True)]
+
+
+async def _add_plain(conn: Any, calls: list[tuple[Any, ...]]) -> list[list[Added]]:
+    """Several callers' enqueues without keys, in one statement."""
+    groups = [(new_jobs, now) for new_jobs, now in calls]
+    return [[Added.fresh(job_id, new, now) for job_id, new in zip(ids, new_jobs, strict=True)]
+            for ids, (new_jobs, now) in zip(await jobs.add_job_groups(conn, groups), groups, strict=True)]
 
 
 async def _release(conn: Any, job_id: int, token: str, now: int) -> Change | None:

@@ -21,6 +21,9 @@ from ..lock import DatabaseInUse
 from ..records import CommitStats
 
 Write = Callable[..., Awaitable[Any]]
+# Writes of one kind merged into one statement: (connection, each write's args) to
+# each write's result, in order.
+Merge = Callable[[Any, list[tuple[Any, ...]]], Awaitable[list[Any]]]
 MAX_BATCH = 256  # writes in one transaction: bounds how long one commit holds the others
 
 
@@ -33,6 +36,7 @@ class _Op:
     write: Write
     args: tuple[Any, ...]
     then: Callable[[Any], Any] | None
+    merge: Merge | None = None
     done: asyncio.Future[Any] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -48,13 +52,16 @@ class OrderedWriter:
     async def start(self) -> None:
         self._conn = await self._connect()
 
-    async def submit(self, write: Write, *args: Any, then: Callable[[Any], Any] | None = None) -> Any:
+    async def submit(self, write: Write, *args: Any, then: Callable[[Any], Any] | None = None,
+                     merge: Merge | None = None) -> Any:
         """``write(conn, *args)`` in a savepoint of a batch's transaction; ``then(result)``
         after the batch commits. Raises what the write raised (nothing of it
-        committed), or StoreUnavailable when the database cannot take writes."""
+        committed), or StoreUnavailable when the database cannot take writes.
+        ``merge``: neighbours in a batch with the same one run as one statement
+        (the write alone is the way back when that statement refuses)."""
         if self._closed:
             raise StoreUnavailable("the store is shutting down")
-        op = _Op(write, args, then)
+        op = _Op(write, args, then, merge)
         self._waiting.append(op)
         if self._running is None or self._running.done():
             self._running = asyncio.ensure_future(self._drain())
@@ -88,7 +95,7 @@ class OrderedWriter:
                 self._conn = await self._connect()
             try:
                 async with self._conn.transaction():
-                    return [(True, await op.write(self._conn, *op.args)) for op in batch]
+                    return await self._fast(batch)
             except Exception:  # a refusal, or the connection lost: the slow way tells which
                 pass
             async with self._conn.transaction():
@@ -103,6 +110,23 @@ class OrderedWriter:
             if not op.done.done():
                 op.done.set_exception(failure)
         return None
+
+    async def _fast(self, batch: list[_Op]) -> list[tuple[bool, Any]]:
+        """Each write once, neighbours of one merge in one statement."""
+        outcomes: list[tuple[bool, Any]] = []
+        start = 0
+        while start < len(batch):
+            merge = batch[start].merge
+            end = start + 1
+            while merge is not None and end < len(batch) and batch[end].merge is merge:
+                end += 1
+            if merge is not None and end - start > 1:
+                results = await merge(self._conn, [op.args for op in batch[start:end]])
+                outcomes += [(True, result) for result in results]
+            else:
+                outcomes.append((True, await batch[start].write(self._conn, *batch[start].args)))
+            start = end
+        return outcomes
 
     async def _one(self, op: _Op) -> tuple[bool, Any]:
         try:
