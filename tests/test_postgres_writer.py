@@ -111,3 +111,21 @@ async def test_concurrent_enqueues_share_one_statement_and_each_gets_its_own_job
             assert [j.data for j in got] == [{"caller": c, "i": i} for i in range(c % 3 + 1)]
     finally:
         await store.close()
+
+
+async def test_one_node_folds_the_count_deltas_as_it_goes(pg_url, pg_conn):
+    from queueapp.model import JobState, NewJob
+    from queueapp.store.postgres import counts
+    from queueapp.store.postgres.store import FOLD_EVERY, PostgresStore
+
+    store = PostgresStore(pg_url)
+    await store.open()
+    try:
+        for _ in range(3):
+            await asyncio.gather(*(store.add_jobs([NewJob("q", "n", {}, 3, 1, 1000)], 1000)
+                                   for _ in range(FOLD_EVERY)))
+    finally:
+        await store.close()
+    assert await pg_conn.fetchval("SELECT count(*) FROM job_count_deltas") < FOLD_EVERY + 300
+    assert await pg_conn.fetchval("SELECT count(*) FROM job_counts") == 1
+    assert await counts.count_states(pg_conn) == {"q": {JobState.WAITING: 3 * FOLD_EVERY}}

@@ -33,7 +33,7 @@ from ..records import (
     StoredGroups,
     TableSnapshot,
 )
-from . import finishing, jobs, reads, writes
+from . import counts, finishing, jobs, reads, writes
 from .adds import add_keyed
 from .location import shown
 from .migrate import migrate
@@ -78,6 +78,9 @@ def in_use(url: str) -> str:
             " are not supported yet (docs/postgres.md)")
 
 
+FOLD_EVERY = 1_000  # writes between two folds of the count deltas
+
+
 def node_id() -> str:
     """This process's name in the cluster: host and process id."""
     return f"{socket.gethostname()}:{os.getpid()}"
@@ -89,7 +92,8 @@ class PostgresStore(Store):
         self.node = node or node_id()
         self.pool_size = pool_size
         self._pool: Any = None
-        self._writer = OrderedWriter(self._connect_writer)
+        # One node folds the count deltas itself (in a cluster, the leader will).
+        self._writer = OrderedWriter(self._connect_writer, housekeeping=(counts.fold, FOLD_EVERY))
 
     async def _connect(self) -> Any:
         import asyncpg  # the postgres extra

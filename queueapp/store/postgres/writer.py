@@ -41,8 +41,13 @@ class _Op:
 
 
 class OrderedWriter:
-    def __init__(self, connect: Callable[[], Awaitable[Any]]) -> None:
+    def __init__(self, connect: Callable[[], Awaitable[Any]],
+                 housekeeping: tuple[Write, int] | None = None) -> None:
+        """``housekeeping``: a write run in a transaction of its own after every so
+        many writes (the counts' fold, which keeps their deltas few)."""
         self._connect = connect
+        self._housekeeping = housekeeping
+        self._since_housekeeping = 0
         self._conn: Any = None
         self._waiting: deque[_Op] = deque()
         self._running: asyncio.Task[None] | None = None
@@ -74,6 +79,7 @@ class OrderedWriter:
             outcomes = await self._commit(batch)
             if outcomes is not None:
                 self._count(started, len(batch))
+                await self._keep_house(len(batch))
             for index, op in enumerate(batch):
                 if outcomes is None:
                     continue  # failed as a whole: each was told in _commit
@@ -138,6 +144,20 @@ class OrderedWriter:
             if type(exc).__module__.startswith("asyncpg") and not self._conn.is_closed():
                 return False, unavailable(exc)  # the database refused this write only
             raise
+
+    async def _keep_house(self, ops: int) -> None:
+        if self._housekeeping is None:
+            return
+        write, every = self._housekeeping
+        self._since_housekeeping += ops
+        if self._since_housekeeping < every:
+            return
+        self._since_housekeeping = 0
+        try:
+            async with self._conn.transaction():
+                await write(self._conn)
+        except Exception:  # it runs again after the next writes
+            pass
 
     def _count(self, started: float, ops: int) -> None:
         took = (time.perf_counter() - started) * 1000
