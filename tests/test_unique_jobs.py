@@ -164,3 +164,28 @@ async def test_a_debounce_committed_while_its_claim_is_in_flight_is_claimed_at_i
     [leased] = await lease
     assert leased.id == job.id and leased.data == {"n": 2} and leased.run_at == moved.run_at
     assert await service.dispatcher.audit() == []
+
+
+async def test_a_retry_never_makes_two_unfinished_jobs_of_one_unique_key(make_service):
+    """A failed job's key was taken by a new job meanwhile: retrying the failed one
+    (alone: 409; among many: left alone) would make two; of two failed ones with a
+    free key, a bulk retry brings back the first only."""
+    from queueapp.errors import Conflict
+    from queueapp.service_browse import make_search
+
+    service = await make_service(background=False)
+    first = await service.add_job("sync", {"n": 1}, unique("k"))
+    [leased] = await service.workers.lease("default", None, 1, 60_000, 0)
+    await service.workers.fail(leased.id, leased.lease_token, Failure("down", retry=False))
+    second = await service.add_job("sync", {"n": 2}, unique("k"))  # the key is free: a new job
+    assert second.id != first.id
+    with pytest.raises(Conflict, match="held by an unfinished job"):
+        await service.retry_job(first.id)
+    acted = await service.browse.act("retry", make_search("default", state="failed"))
+    assert acted.changed == 0
+    await service.cancel_job(second.id)
+    other = await service.add_job("sync", {"n": 3}, unique("k"))
+    await service.cancel_job(other.id)
+    acted = await service.browse.act("retry", make_search("default"), ids=[first.id, second.id, other.id])
+    assert acted.ids == [first.id]  # one of the key comes back, the first
+    assert await service.dispatcher.audit() == []

@@ -107,6 +107,27 @@ def window_end_query(action: str, selection: Selection, dialect: Dialect = SQLIT
             tuple(params))
 
 
+def unique_keys_query(ids: list[int], dialect: Dialect = SQLITE) -> Query:
+    """Of ``ids``, those with a unique key: id, key, and whether an unfinished job
+    holds the key now."""
+    return ("SELECT j.id, j.unique_key, EXISTS (SELECT 1 FROM jobs o WHERE o.queue = j.queue"
+            " AND o.unique_key = j.unique_key AND o.state IN ('waiting', 'delayed', 'active', 'blocked'))"
+            f" FROM jobs j WHERE {dialect.in_ids} AND j.unique_key IS NOT NULL ORDER BY j.id",
+            (dialect.ids(ids),))
+
+
+def kept_from_retry(rows: list[tuple[Any, ...]]) -> set[int]:
+    """The ids (rows of unique_keys_query) a retry must leave alone, so that a unique
+    key never has two unfinished jobs: those whose key an unfinished job holds, and
+    of several with one free key all but the first."""
+    skipped, taken = set(), set()
+    for job_id, key, held in rows:
+        if held or key in taken:
+            skipped.add(job_id)
+        taken.add(key)
+    return skipped
+
+
 def key_of(search: JobSearch, row: tuple[Any, ...]) -> tuple[int, ...]:
     return (row[3], row[0]) if search.by_finish else (row[0],)
 
@@ -127,6 +148,9 @@ def act(conn: sqlite3.Connection, action: str, selection: Selection, now: int, l
     if not rows:
         return Acted([], next_cursor)
     prior = {row[0]: (row[1], row[2]) for row in rows}
+    if action == "retry":
+        for job_id in kept_from_retry(conn.execute(*unique_keys_query(list(prior))).fetchall()):
+            del prior[job_id]
     states = ", ".join(f"'{s}'" for s in ELIGIBLE[action])
     done = conn.execute(
         f"{_APPLY[action]} WHERE id IN (SELECT value FROM json_each(?1)) AND state IN ({states})"

@@ -258,12 +258,21 @@ def cancel_job(conn: sqlite3.Connection, job_id: int, now: int) -> Change:
     return Change(row_to_job(row), job.state)
 
 
+def held_key(job_id: int, key: str) -> str:
+    return (f"job {job_id}'s unique key {key!r} is held by an unfinished job: retrying it would make two;"
+            " retry it once that one has finished")
+
+
 def retry_job(conn: sqlite3.Connection, job_id: int, now: int) -> Change:
     job = _select_one(conn, job_id)
     if job is None:
         raise NotFound(f"no job with id {job_id}")
     if job.state not in (JobState.FAILED, JobState.CANCELLED, JobState.EXPIRED):
         raise Conflict(f"only failed, cancelled or expired jobs can be retried; job {job_id} is {job.state}")
+    if job.options.get("unique") and conn.execute(
+            "SELECT 1 FROM jobs WHERE queue = ? AND unique_key = ? AND state IN ('waiting', 'delayed', 'active',"
+            " 'blocked') LIMIT 1", (job.queue, job.options["unique"]["key"])).fetchone():
+        raise Conflict(held_key(job_id, job.options["unique"]["key"]))
     row = conn.execute(
         "UPDATE jobs SET state = 'waiting', attempts_made = 0, run_at = ?, started_at = NULL,"
         " finished_at = NULL, result = NULL, progress = '0', expire_at = NULL"

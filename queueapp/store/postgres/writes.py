@@ -11,7 +11,7 @@ from ...flow import GroupLimits, KeySettings
 from ...history import HOUR_MS, MINUTE_MS, Tally
 from ...jsonfast import dumps
 from ...model import JobState, Schedule
-from ..actions import ELIGIBLE, Acted, Selection, chosen, key_of, window_end_query
+from ..actions import ELIGIBLE, Acted, Selection, chosen, kept_from_retry, key_of, unique_keys_query, window_end_query
 from ..dialect import POSTGRES, numbered
 from ..records import Change
 from ..schedules import COLUMNS as SCHEDULE_COLUMNS
@@ -42,6 +42,9 @@ async def act(conn: Any, action: str, selection: Selection, now: int, limit: int
     if not rows:
         return Acted([], next_cursor)
     prior = {row[0]: (row[1], row[2]) for row in rows}
+    if action == "retry":
+        for job_id in kept_from_retry(await fetch(conn, *unique_keys_query(list(prior), POSTGRES))):
+            del prior[job_id]
     states = list(ELIGIBLE[action])
     if action == "delete":
         done = await conn.fetch(f"DELETE FROM jobs WHERE id = ANY($1::bigint[]) AND state = ANY($2::text[])"
