@@ -12,7 +12,7 @@ import asyncpg
 
 from queueapp.model import JobState, NewJob
 from queueapp.retry import Failure
-from queueapp.store.postgres import counts
+from queueapp.store.postgres import counts, finishing
 from queueapp.store.postgres import jobs as pg
 
 NOW = 1_800_000_000_000
@@ -79,10 +79,10 @@ async def test_completion_and_failure_need_the_lease_token(pg_conn):
 async def test_a_lease_that_ran_out_is_rescued_once(pg_conn):
     a, = await pg.add_jobs(pg_conn, [job(attempts=3)], NOW)
     leased, = await pg.claim_next(pg_conn, "q", None, 1, NOW, 1000, "n1")
-    assert await pg.rescue_expired(pg_conn, NOW + 999, "lease expired", 100) == []
-    rescued, = await pg.rescue_expired(pg_conn, NOW + 1000, "lease expired", 100)
+    assert await finishing.rescue_expired(pg_conn, NOW + 999, "lease expired", 100) == []
+    rescued, = [change.job for change in await finishing.rescue_expired(pg_conn, NOW + 1000, "lease expired", 100)]
     assert rescued.id == a and rescued.state in (JobState.WAITING, JobState.DELAYED)
-    assert await pg.rescue_expired(pg_conn, NOW + 5000, "lease expired", 100) == []
+    assert await finishing.rescue_expired(pg_conn, NOW + 5000, "lease expired", 100) == []
     assert await pg.complete_job(pg_conn, a, leased.lease_token, None, NOW + 1001) is None  # the old worker is late
 
 

@@ -15,6 +15,7 @@ from .dialect import SQLITE, Dialect
 from .job_reads import Query, condition_sql, order_by, search_where
 from .jobs import COLUMNS, row_to_job
 from .records import Change
+from .unique import kept_from_retry, unique_keys_query
 
 # The states each action applies to; jobs in other states are left alone.
 ELIGIBLE: dict[str, tuple[str, ...]] = {
@@ -105,27 +106,6 @@ def window_end_query(action: str, selection: Selection, dialect: Dialect = SQLIT
     order = order_by(selection.search, "asc")
     return (f"SELECT id, state, run_at, finished_at FROM jobs WHERE {where} {order} LIMIT 1 OFFSET {MAX_SCAN - 1}",
             tuple(params))
-
-
-def unique_keys_query(ids: list[int], dialect: Dialect = SQLITE) -> Query:
-    """Of ``ids``, those with a unique key: id, key, and whether an unfinished job
-    holds the key now."""
-    return ("SELECT j.id, j.unique_key, EXISTS (SELECT 1 FROM jobs o WHERE o.queue = j.queue"
-            " AND o.unique_key = j.unique_key AND o.state IN ('waiting', 'delayed', 'active', 'blocked'))"
-            f" FROM jobs j WHERE {dialect.in_ids} AND j.unique_key IS NOT NULL ORDER BY j.id",
-            (dialect.ids(ids),))
-
-
-def kept_from_retry(rows: list[tuple[Any, ...]]) -> set[int]:
-    """The ids (rows of unique_keys_query) a retry must leave alone, so that a unique
-    key never has two unfinished jobs: those whose key an unfinished job holds, and
-    of several with one free key all but the first."""
-    skipped, taken = set(), set()
-    for job_id, key, held in rows:
-        if held or key in taken:
-            skipped.add(job_id)
-        taken.add(key)
-    return skipped
 
 
 def key_of(search: JobSearch, row: tuple[Any, ...]) -> tuple[int, ...]:

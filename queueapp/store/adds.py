@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..jsonfast import dumps_bytes
-from ..model import JobState, NewJob, dumps
+from ..model import Job, JobState, NewJob, dumps
 from . import dependencies
 from .jobs import COLUMNS, row_to_job
 from .records import Added, AddedRun
@@ -167,34 +167,55 @@ def _add_jobs(
     return results  # type: ignore[return-value]
 
 
+Query = tuple[str, tuple[Any, ...]]
+
+
+def job_key_query(new: NewJob) -> Query:
+    """The job kept under ``new``'s jobId."""
+    return f"SELECT {COLUMNS} FROM jobs WHERE queue = ? AND job_key = ?", (new.queue, new.job_key)
+
+
+def unique_holder_query(new: NewJob, now: int) -> Query:
+    """The job ``new``'s unique key holds: in one of its states (a blocked job counts
+    as waiting on more), or finished less than ttlMs ago; the newest."""
+    unique = new.unique
+    assert unique is not None
+    held = (*unique.states, "blocked") if "waiting" in unique.states else unique.states
+    marks = ", ".join("?" * len(held))
+    return (f"SELECT {COLUMNS} FROM jobs WHERE queue = ? AND unique_key = ? AND (state IN ({marks})"
+            " OR (state IN ('completed', 'failed', 'cancelled', 'expired') AND finished_at > ?))"
+            " ORDER BY id DESC LIMIT 1", (new.queue, unique.key, *held, now - unique.ttl_ms))
+
+
+def unique_update(new: NewJob, kept: Job, now: int) -> Query | None:
+    """What ``new``'s unique mode changes of the ``kept`` job: ``replace`` its data,
+    ``debounce`` its data and run time (when the new job would have run); None:
+    ``reject``, or a kept job already running or finished, answered as it is."""
+    assert new.unique is not None
+    if new.unique.mode == "reject" or kept.state not in (JobState.WAITING, JobState.DELAYED):
+        return None
+    if new.unique.mode == "replace":
+        return f"UPDATE jobs SET data = ? WHERE id = ? RETURNING {COLUMNS}", (dumps(new.data), kept.id)
+    state, run_at = new.placed(now)
+    return (f"UPDATE jobs SET data = ?, state = ?, run_at = ? WHERE id = ? RETURNING {COLUMNS}",
+            (dumps(new.data), state.value, run_at, kept.id))
+
+
 def _kept(conn: sqlite3.Connection, new: NewJob, now: int) -> Added | None:
     """The job kept instead of ``new``: the one with its jobId, or the one its unique
     key holds (replaced or debounced as its mode says); None: insert ``new``."""
     if new.job_key is not None:
-        row = conn.execute(f"SELECT {COLUMNS} FROM jobs WHERE queue = ? AND job_key = ?",
-                           (new.queue, new.job_key)).fetchone()
+        row = conn.execute(*job_key_query(new)).fetchone()
         if row is not None:
             return Added(row_to_job(row), created=False)
-    unique = new.unique
-    if unique is None:
+    if new.unique is None:
         return None
-    held = (*unique.states, "blocked") if "waiting" in unique.states else unique.states  # blocked: waiting on more
-    marks = ", ".join("?" * len(held))
-    row = conn.execute(
-        f"SELECT {COLUMNS} FROM jobs WHERE queue = ? AND unique_key = ? AND (state IN ({marks})"
-        " OR (state IN ('completed', 'failed', 'cancelled', 'expired') AND finished_at > ?)) ORDER BY id DESC LIMIT 1",
-        (new.queue, unique.key, *held, now - unique.ttl_ms),
-    ).fetchone()
+    row = conn.execute(*unique_holder_query(new, now)).fetchone()
     if row is None:
         return None
     kept = row_to_job(row)
-    if unique.mode == "reject" or kept.state not in (JobState.WAITING, JobState.DELAYED):
+    update = unique_update(new, kept, now)
+    if update is None:
         return Added(kept, created=False)
-    if unique.mode == "replace":
-        row = conn.execute(f"UPDATE jobs SET data = ? WHERE id = ? RETURNING {COLUMNS}",
-                           (dumps(new.data), kept.id)).fetchone()
-        return Added(row_to_job(row), created=False)
-    state, run_at = new.placed(now)  # debounce: it runs when the new job would have
-    row = conn.execute(f"UPDATE jobs SET data = ?, state = ?, run_at = ? WHERE id = ? RETURNING {COLUMNS}",
-                       (dumps(new.data), state.value, run_at, kept.id)).fetchone()
-    return Added(row_to_job(row), created=False, moved=(kept.state, kept.run_at))
+    moved = (kept.state, kept.run_at) if new.unique.mode == "debounce" else None
+    return Added(row_to_job(conn.execute(*update).fetchone()), created=False, moved=moved)

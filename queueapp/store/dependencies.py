@@ -8,7 +8,9 @@ dependents in turn). Write functions run in the writer."""
 from __future__ import annotations
 
 import sqlite3
-from typing import Protocol
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from ..errors import NotFound
 from ..model import Job, JobState, NewJob, dumps
@@ -16,7 +18,7 @@ from . import jobs
 from .jobs import COLUMNS, row_to_job
 from .records import Added, Change
 
-_UNFINISHED = ("waiting", "delayed", "active", "blocked")
+UNFINISHED_STATES = ("waiting", "delayed", "active", "blocked")
 _INSERT = (
     "INSERT INTO jobs (id, queue, name, state, priority, data, options, attempts, job_key, created_at, run_at,"
     " unique_key, expire_at, finished_at, error, group_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -24,7 +26,12 @@ _INSERT = (
 )
 
 
-def resolve(refs: tuple[str, ...], index: int, earlier: list[Added | None]) -> list[int]:
+class HasId(Protocol):
+    @property
+    def id(self) -> int: ...
+
+
+def resolve(refs: tuple[str, ...], index: int, earlier: Sequence[HasId | None]) -> list[int]:
     """Job ids of ``refs``: an id, or "#n", the n-th job of the same request (an
     earlier one: a job cannot wait for itself or a later one)."""
     ids = []
@@ -42,32 +49,50 @@ def resolve(refs: tuple[str, ...], index: int, earlier: list[Added | None]) -> l
     return list(dict.fromkeys(ids))
 
 
-def add_dependent(conn: sqlite3.Connection, job_id: int, new: NewJob, deps: list[int], now: int) -> Added:
-    """Insert ``new`` as ``job_id``: blocked with an edge per unfinished dependency,
-    failed when one has failed for good (unless allowed), else as any job."""
-    marks = ", ".join("?" * len(deps))
-    states = dict(conn.execute(f"SELECT id, state FROM jobs WHERE id IN ({marks})", deps).fetchall())
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """How a job with dependencies is stored: its state (blocked while any is
+    unfinished, failed when one ended otherwise than completed, unless allowed), and
+    the edges it waits on."""
+
+    state: JobState
+    run_at: int
+    finished_at: int | None
+    error: str | None
+    blocking: list[int]
+    options: dict[str, Any]
+
+
+def placement(new: NewJob, deps: list[int], states: dict[int, str], now: int) -> Placement:
+    """``new``'s placement given its dependencies' ``states`` (by id, from either
+    engine). Raises NotFound for a dependency that does not exist."""
     missing = [d for d in deps if d not in states]
     if missing:
         raise NotFound(f"dependsOn names job {missing[0]}, which does not exist")
-    allowed = bool(new.options.get("allowDependencyFailure"))
-    failed = [d for d in deps if states[d] not in _UNFINISHED and states[d] != "completed"]
-    blocking = [d for d in deps if states[d] in _UNFINISHED]
+    failed = [d for d in deps if states[d] not in UNFINISHED_STATES and states[d] != "completed"]
+    blocking = [d for d in deps if states[d] in UNFINISHED_STATES]
     state, run_at = new.placed(now)
     finished, error = None, None
-    if failed and not allowed:
+    if failed and not new.options.get("allowDependencyFailure"):
         state, finished, error = JobState.FAILED, now, f"dependency {failed[0]} {states[failed[0]]}"
     elif blocking:
         state = JobState.BLOCKED
     options = {**new.options, "dependsOn": [str(d) for d in deps]}  # "#n" said as the job it named
+    return Placement(state, run_at, finished, error, blocking if state is JobState.BLOCKED else [], options)
+
+
+def add_dependent(conn: sqlite3.Connection, job_id: int, new: NewJob, deps: list[int], now: int) -> Added:
+    """Insert ``new`` as ``job_id`` as its placement says, with its edges."""
+    marks = ", ".join("?" * len(deps))
+    states = dict(conn.execute(f"SELECT id, state FROM jobs WHERE id IN ({marks})", deps).fetchall())
+    p = placement(new, deps, states, now)
     row = conn.execute(_INSERT, (
-        job_id, new.queue, new.name, state.value, new.priority, dumps(new.data), dumps(options), new.attempts,
-        new.job_key, now, run_at, None if new.unique is None else new.unique.key, new.expire_at, finished, error,
-        new.group,
+        job_id, new.queue, new.name, p.state.value, new.priority, dumps(new.data), dumps(p.options), new.attempts,
+        new.job_key, now, p.run_at, None if new.unique is None else new.unique.key, new.expire_at, p.finished_at,
+        p.error, new.group,
     )).fetchone()
-    if state is JobState.BLOCKED:
-        conn.executemany("INSERT INTO job_dependencies (depends_on, job_id) VALUES (?, ?)",
-                         [(d, job_id) for d in blocking])
+    conn.executemany("INSERT INTO job_dependencies (depends_on, job_id) VALUES (?, ?)",
+                     [(d, job_id) for d in p.blocking])
     return Added(row_to_job(row), created=True)
 
 
@@ -102,14 +127,19 @@ def settle(conn: sqlite3.Connection, finished: int, state: str, now: int) -> lis
     return changes
 
 
+# Edges whose dependency has ended or is gone: (dependency, how it ended).
+LINGERING = (
+    "SELECT DISTINCT d.depends_on, coalesce(j.state, 'deleted') FROM job_dependencies d"
+    " LEFT JOIN jobs j ON j.id = d.depends_on"
+    " WHERE j.id IS NULL OR j.state NOT IN ('waiting', 'delayed', 'active', 'blocked')"
+)
+
+
 def settle_lingering(conn: sqlite3.Connection, now: int) -> int:
     """At start-up: edges whose dependency finished (or is gone) without them being
     settled (a crash between the two transactions that do it: an expiry found by a
     claim, say). How many blocked jobs moved."""
-    rows = conn.execute(
-        "SELECT DISTINCT d.depends_on, coalesce(j.state, 'deleted') FROM job_dependencies d"
-        " LEFT JOIN jobs j ON j.id = d.depends_on"
-        " WHERE j.id IS NULL OR j.state NOT IN ('waiting', 'delayed', 'active', 'blocked')").fetchall()
+    rows = conn.execute(LINGERING).fetchall()
     return sum(len(settle(conn, dep_id, state, now)) for dep_id, state in rows)
 
 

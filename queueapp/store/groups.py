@@ -5,6 +5,8 @@ writer (first argument: the connection, inside the writer's transaction)."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from ..flow import GroupLimits, KeySettings
 from .records import StoredGroups
@@ -14,16 +16,23 @@ def _limits(concurrency: int | None, rate_max: int | None, rate_per_ms: int | No
     return GroupLimits(concurrency, rate_max, rate_per_ms)
 
 
-def read_all(conn: sqlite3.Connection) -> list[StoredGroups]:
+POLICIES = "SELECT queue, concurrency, rate_max, rate_per_ms FROM group_policies"
+KEYS = "SELECT queue, key, custom, concurrency, rate_max, rate_per_ms, paused, paused_until FROM group_keys"
+
+
+def stored_groups(policies: Iterable[Sequence[Any]], keys: Iterable[Sequence[Any]]) -> list[StoredGroups]:
+    """The rows of POLICIES and KEYS (from either engine) as each queue's settings."""
     found: dict[str, StoredGroups] = {}
-    for queue, concurrency, rate_max, rate_per_ms in conn.execute(
-            "SELECT queue, concurrency, rate_max, rate_per_ms FROM group_policies"):
+    for queue, concurrency, rate_max, rate_per_ms in policies:
         found[queue] = StoredGroups(queue, _limits(concurrency, rate_max, rate_per_ms))
-    for queue, key, custom, concurrency, rate_max, rate_per_ms, paused, until in conn.execute(
-            "SELECT queue, key, custom, concurrency, rate_max, rate_per_ms, paused, paused_until FROM group_keys"):
+    for queue, key, custom, concurrency, rate_max, rate_per_ms, paused, until in keys:
         limits = _limits(concurrency, rate_max, rate_per_ms) if custom else None
         found.setdefault(queue, StoredGroups(queue)).keys[key] = KeySettings(limits, bool(paused), until)
     return list(found.values())
+
+
+def read_all(conn: sqlite3.Connection) -> list[StoredGroups]:
+    return stored_groups(conn.execute(POLICIES), conn.execute(KEYS))
 
 
 def set_policy(conn: sqlite3.Connection, queue: str, limits: GroupLimits | None, now: int) -> None:

@@ -13,6 +13,7 @@ from ..jsonfast import loads
 from ..model import FINISHED, Job, JobState, dumps
 from ..retry import Failure, after_failure
 from .records import Change, TableSnapshot
+from .unique import held_key, kept_from_retry, unique_keys_query
 
 _STATES = {s.value: s for s in JobState}
 MAX_KEEP = 2**62  # the largest keep-newest-N count SQLite's OFFSET takes
@@ -23,6 +24,7 @@ COLUMNS = (
     " lease_token, lease_expires_at, heartbeat_at"
 )
 COLUMN_NAMES = tuple(c.strip() for c in COLUMNS.split(","))
+QUALIFIED = ", ".join("jobs." + c for c in COLUMN_NAMES)  # COLUMNS where an UPDATE ... FROM names another table
 
 
 def row_to_job(r: tuple[Any, ...]) -> Job:
@@ -70,7 +72,7 @@ _CLAIM = (
     "UPDATE jobs SET state = 'active', started_at = ?2, heartbeat_at = ?2,"
     " attempts_made = attempts_made + 1, lease_token = lower(hex(randomblob(12))),"
     f" lease_expires_at = ?3, finished_at = NULL FROM {_TAKEN}"
-    f" WHERE {_AS_TAKEN} AND jobs.state = 'waiting' RETURNING {', '.join('jobs.' + c for c in COLUMN_NAMES)}"
+    f" WHERE {_AS_TAKEN} AND jobs.state = 'waiting' RETURNING {QUALIFIED}"
 )
 
 
@@ -78,7 +80,7 @@ _CLAIM = (
 _EXPIRE_TAKEN = (
     f"UPDATE jobs SET state = 'expired', finished_at = ?2 FROM {_TAKEN}"
     f" WHERE {_AS_TAKEN} AND jobs.state = 'waiting' AND jobs.expire_at <= ?2"
-    f" RETURNING {', '.join('jobs.' + c for c in COLUMN_NAMES)}"
+    f" RETURNING {QUALIFIED}"
 )
 
 
@@ -258,20 +260,13 @@ def cancel_job(conn: sqlite3.Connection, job_id: int, now: int) -> Change:
     return Change(row_to_job(row), job.state)
 
 
-def held_key(job_id: int, key: str) -> str:
-    return (f"job {job_id}'s unique key {key!r} is held by an unfinished job: retrying it would make two;"
-            " retry it once that one has finished")
-
-
 def retry_job(conn: sqlite3.Connection, job_id: int, now: int) -> Change:
     job = _select_one(conn, job_id)
     if job is None:
         raise NotFound(f"no job with id {job_id}")
     if job.state not in (JobState.FAILED, JobState.CANCELLED, JobState.EXPIRED):
         raise Conflict(f"only failed, cancelled or expired jobs can be retried; job {job_id} is {job.state}")
-    if job.options.get("unique") and conn.execute(
-            "SELECT 1 FROM jobs WHERE queue = ? AND unique_key = ? AND state IN ('waiting', 'delayed', 'active',"
-            " 'blocked') LIMIT 1", (job.queue, job.options["unique"]["key"])).fetchone():
+    if kept_from_retry(conn.execute(*unique_keys_query([job_id])).fetchall()):
         raise Conflict(held_key(job_id, job.options["unique"]["key"]))
     row = conn.execute(
         "UPDATE jobs SET state = 'waiting', attempts_made = 0, run_at = ?, started_at = NULL,"

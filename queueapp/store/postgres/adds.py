@@ -15,12 +15,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...errors import NotFound
 from ...jsonfast import dumps
 from ...model import Job, JobState, NewJob
+from ..adds import job_key_query, unique_holder_query, unique_update
+from ..dependencies import placement, resolve
+from ..dialect import numbered
 from .jobs import COLUMNS, row_to_job
 
-_UNFINISHED = ("waiting", "delayed", "active", "blocked")
 _INSERT = (
     "INSERT INTO jobs (queue, name, state, priority, data, options, attempts, job_key, created_at, run_at,"
     " unique_key, expire_at, group_key, finished_at, error)"
@@ -38,6 +39,10 @@ class Kept:
     def __init__(self, job: Job, created: bool, moved: tuple[JobState, int] | None = None) -> None:
         self.job, self.created, self.moved = job, created, moved
 
+    @property
+    def id(self) -> int:
+        return self.job.id
+
 
 async def add_keyed(conn: Any, jobs: list[NewJob], now: int) -> list[Kept]:
     """Each job in order (a later one may name an earlier one by "#n" or share its
@@ -46,51 +51,27 @@ async def add_keyed(conn: Any, jobs: list[NewJob], now: int) -> list[Kept]:
     for index, new in enumerate(jobs):
         kept = await _kept_by_unique(conn, new, now) if new.unique is not None else None
         if kept is None:
-            kept = await _insert(conn, new, now, _resolve(new.depends_on, index, results))
+            kept = await _insert(conn, new, now, resolve(new.depends_on, index, results))
         results.append(kept)
     return results
 
 
-def _resolve(refs: tuple[str, ...], index: int, earlier: list[Kept]) -> list[int]:
-    ids = []
-    for ref in refs:
-        if ref.startswith("#"):
-            n = int(ref[1:])
-            if n >= index:
-                raise NotFound(f"dependsOn {ref}: no earlier job #{n} in this request (a job may depend on an"
-                               " earlier job of its request, or on a job by id)")
-            ids.append(earlier[n].job.id)
-        else:
-            ids.append(int(ref))
-    return list(dict.fromkeys(ids))
-
-
 async def _insert(conn: Any, new: NewJob, now: int, deps: list[int]) -> Kept:
     state, run_at = new.placed(now)
-    finished, error, blocking = None, None, []
-    options = new.options
+    finished, error, blocking, options = None, None, [], new.options
     if deps:
         rows = await conn.fetch("SELECT id, state FROM jobs WHERE id = ANY($1::bigint[]) FOR SHARE", deps)
-        states = {r[0]: r[1] for r in rows}
-        missing = [d for d in deps if d not in states]
-        if missing:
-            raise NotFound(f"dependsOn names job {missing[0]}, which does not exist")
-        failed = [d for d in deps if states[d] not in _UNFINISHED and states[d] != "completed"]
-        blocking = [d for d in deps if states[d] in _UNFINISHED]
-        if failed and not options.get("allowDependencyFailure"):
-            state, finished, error = JobState.FAILED, now, f"dependency {failed[0]} {states[failed[0]]}"
-        elif blocking:
-            state = JobState.BLOCKED
-        options = {**options, "dependsOn": [str(d) for d in deps]}  # "#n" said as the job it named
+        p = placement(new, deps, {r[0]: r[1] for r in rows}, now)
+        state, run_at, finished, error, blocking, options = (p.state, p.run_at, p.finished_at, p.error, p.blocking,
+                                                             p.options)
     row = await conn.fetchrow(
         _INSERT, new.queue, new.name, state.value, new.priority, dumps(new.data), dumps(options), new.attempts,
         new.job_key, now, run_at, None if new.unique is None else new.unique.key, new.expire_at, new.group,
         finished, error)
     if row is None:  # its jobId is kept: that job answers
-        row = await conn.fetchrow(f"SELECT {COLUMNS} FROM jobs WHERE queue = $1 AND job_key = $2",
-                                  new.queue, new.job_key)
+        row = await fetch_one(conn, job_key_query(new))
         return Kept(row_to_job(row), created=False)
-    if state is JobState.BLOCKED:
+    if blocking:
         await conn.executemany("INSERT INTO job_dependencies (depends_on, job_id) VALUES ($1, $2)",
                                [(d, row[0]) for d in blocking])
     return Kept(row_to_job(row), created=True)
@@ -104,26 +85,20 @@ async def _kept_by_unique(conn: Any, new: NewJob, now: int) -> Kept | None:
     await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(length($1) || ':' || $1 || $2, 0))",
                        new.queue, unique.key)
     if new.job_key is not None:
-        row = await conn.fetchrow(f"SELECT {COLUMNS} FROM jobs WHERE queue = $1 AND job_key = $2",
-                                  new.queue, new.job_key)
+        row = await fetch_one(conn, job_key_query(new))
         if row is not None:
             return Kept(row_to_job(row), created=False)
-    held = [*unique.states, "blocked"] if "waiting" in unique.states else list(unique.states)
-    row = await conn.fetchrow(
-        f"SELECT {COLUMNS} FROM jobs WHERE queue = $1 AND unique_key = $2 AND (state = ANY($3::text[])"
-        " OR (state IN ('completed', 'failed', 'cancelled', 'expired') AND finished_at > $4))"
-        " ORDER BY id DESC LIMIT 1", new.queue, unique.key, held, now - unique.ttl_ms)
+    row = await fetch_one(conn, unique_holder_query(new, now))
     if row is None:
         return None
     kept = row_to_job(row)
-    if unique.mode == "reject" or kept.state not in (JobState.WAITING, JobState.DELAYED):
+    update = unique_update(new, kept, now)
+    if update is None:
         return Kept(kept, created=False)
-    if unique.mode == "replace":
-        row = await conn.fetchrow(f"UPDATE jobs SET data = $1::jsonb WHERE id = $2 RETURNING {COLUMNS}",
-                                  dumps(new.data), kept.id)
-        return Kept(row_to_job(row), created=False)
-    state, run_at = new.placed(now)  # debounce: it runs when the new job would have
-    row = await conn.fetchrow(
-        f"UPDATE jobs SET data = $1::jsonb, state = $2, run_at = $3 WHERE id = $4 RETURNING {COLUMNS}",
-        dumps(new.data), state.value, run_at, kept.id)
-    return Kept(row_to_job(row), created=False, moved=(kept.state, kept.run_at))
+    moved = (kept.state, kept.run_at) if unique.mode == "debounce" else None
+    return Kept(row_to_job(await fetch_one(conn, update)), created=False, moved=moved)
+
+
+async def fetch_one(conn: Any, query: tuple[str, tuple[Any, ...]]) -> Any:
+    """One row of a query written with ``?`` placeholders (the SQLite store's)."""
+    return await conn.fetchrow(numbered(query[0]), *query[1])

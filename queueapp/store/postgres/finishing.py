@@ -13,6 +13,8 @@ from ...jsonfast import dumps
 from ...model import DEFAULT_ATTEMPTS, FINISHED, Job, JobState
 from ...retry import Failure
 from ..callbacks import CALLBACK_JOB, CALLBACK_QUEUE, outcome_of
+from ..dependencies import LINGERING
+from ..jobs import QUALIFIED
 from ..records import Added, Change
 from . import jobs
 from .cluster import notify
@@ -135,7 +137,7 @@ async def expire_due(conn: Any, now: int, limit: int) -> list[Change]:
         "WITH due AS (SELECT id, state FROM jobs WHERE expire_at <= $1 AND state IN ('waiting', 'delayed')"
         " ORDER BY expire_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
         " UPDATE jobs SET state = 'expired', finished_at = $1 FROM due WHERE jobs.id = due.id"
-        f" RETURNING due.state, {', '.join('jobs.' + c for c in COLUMNS.split(', '))}", now, limit)
+        f" RETURNING due.state, {QUALIFIED}", now, limit)
     changes = []
     for row in rows:
         change = Change(row_to_job(row[1:]), JobState(row[0]))
@@ -178,11 +180,15 @@ async def rescue(conn: Any, now: int, failure: Failure, leases: list[tuple[int, 
     return changes
 
 
+async def rescue_expired(conn: Any, now: int, message: str, limit: int) -> list[Change]:
+    """The attempt of each leased job whose lease ran out by ``now`` fails (its worker
+    is gone): retried with backoff while attempts remain, and what follows a failure
+    for good (dependents, callback, removal) as for any failure."""
+    return await rescue(conn, now, Failure(message), await jobs.expired_leases(conn, now, limit))
+
+
 async def settle_lingering(conn: Any, now: int) -> int:
     """At start-up: edges whose dependency ended (or is gone) without them being
     settled (a crash between the two transactions that do it). How many moved."""
-    rows = await conn.fetch(
-        "SELECT DISTINCT d.depends_on, coalesce(j.state, 'deleted') FROM job_dependencies d"
-        " LEFT JOIN jobs j ON j.id = d.depends_on"
-        " WHERE j.id IS NULL OR j.state NOT IN ('waiting', 'delayed', 'active', 'blocked')")
+    rows = await conn.fetch(LINGERING)
     return sum([len(await settle(conn, dep_id, state, now)) for dep_id, state in rows])

@@ -14,25 +14,11 @@ from __future__ import annotations
 from typing import Any
 
 from ...clock import to_iso
-from ...jsonfast import dumps, loads
+from ...jsonfast import dumps
 from ...model import FINISHED, Job, JobState, NewJob
 from ...retry import Failure, after_failure
-from ..jobs import COLUMN_NAMES
+from ..jobs import COLUMNS, QUALIFIED, row_to_job  # a row reads the same off either engine
 from .cluster import CHANNEL
-
-COLUMNS = ", ".join(COLUMN_NAMES)
-_STATES = {s.value: s for s in JobState}
-
-
-def row_to_job(r: Any) -> Job:
-    return Job(
-        id=r[0], queue=r[1], name=r[2], state=_STATES[r[3]], priority=r[4], data=loads(r[5]),
-        options=loads(r[6]), attempts=r[7], attempts_made=r[8], progress=loads(r[9]),
-        result=None if r[10] is None else loads(r[10]), error=r[11], errors=loads(r[12]), job_key=r[13],
-        created_at=r[14], run_at=r[15], started_at=r[16], finished_at=r[17], lease_token=r[18],
-        lease_expires_at=r[19], heartbeat_at=r[20],
-    )
-
 
 _INSERT = (
     "INSERT INTO jobs (queue, name, state, priority, data, options, attempts, created_at, run_at, group_key,"
@@ -82,20 +68,30 @@ async def add_job_groups(conn: Any, groups: list[tuple[list[NewJob], int]]) -> l
 # The jobs to start, chosen by the database: the best waiting ones of the queue (of
 # ``names`` only, when given), skipping rows another claimer holds. One past its
 # expiry is ended instead of started, in the same statement.
+def _start_or_expire(now: str, lease_ms: str, node: str) -> str:
+    """The SET of a claim, with these placeholders: active from ``now`` (leased for
+    ``lease_ms``, or run by ``node``'s handlers when that is null), or, for a job past
+    its expiry, expired instead."""
+    late = f"expire_at <= {now}"
+    return (
+        f"UPDATE jobs SET state = CASE WHEN {late} THEN 'expired' ELSE 'active' END,"
+        f" finished_at = CASE WHEN {late} THEN {now} END,"
+        f" started_at = CASE WHEN {late} THEN started_at ELSE {now} END,"
+        f" heartbeat_at = CASE WHEN {late} THEN heartbeat_at ELSE {now} END,"
+        f" attempts_made = attempts_made + CASE WHEN {late} THEN 0 ELSE 1 END,"
+        f" lease_token = CASE WHEN {late} THEN NULL ELSE replace(gen_random_uuid()::text, '-', '') END,"
+        f" lease_expires_at = CASE WHEN {late} OR {lease_ms}::bigint IS NULL THEN NULL"
+        f" ELSE {now} + {lease_ms}::bigint END,"
+        f" node = CASE WHEN {lease_ms}::bigint IS NULL THEN {node} END"
+    )
+
+
+_RETURNING = f" RETURNING {QUALIFIED}"
 _CLAIM = (
     "WITH picked AS (SELECT id FROM jobs WHERE queue = $1 AND state = 'waiting'"
     " AND ($2::text[] IS NULL OR name = ANY($2::text[])) ORDER BY priority, run_at, id LIMIT $3"
-    " FOR UPDATE SKIP LOCKED)"
-    " UPDATE jobs SET"
-    " state = CASE WHEN expire_at <= $4 THEN 'expired' ELSE 'active' END,"
-    " finished_at = CASE WHEN expire_at <= $4 THEN $4 END,"
-    " started_at = CASE WHEN expire_at <= $4 THEN started_at ELSE $4 END,"
-    " heartbeat_at = CASE WHEN expire_at <= $4 THEN heartbeat_at ELSE $4 END,"
-    " attempts_made = attempts_made + CASE WHEN expire_at <= $4 THEN 0 ELSE 1 END,"
-    " lease_token = CASE WHEN expire_at <= $4 THEN NULL ELSE replace(gen_random_uuid()::text, '-', '') END,"
-    " lease_expires_at = CASE WHEN expire_at <= $4 OR $5::bigint IS NULL THEN NULL ELSE $4 + $5::bigint END,"
-    " node = CASE WHEN $5::bigint IS NULL THEN $6 END"
-    f" FROM picked WHERE jobs.id = picked.id RETURNING {', '.join('jobs.' + c for c in COLUMN_NAMES)}"
+    f" FOR UPDATE SKIP LOCKED) {_start_or_expire('$4', '$5', '$6')}"
+    f" FROM picked WHERE jobs.id = picked.id{_RETURNING}"
 )
 
 
@@ -114,18 +110,9 @@ async def claim_next(
 # The jobs this node's memory took, by id and the due time each was taken at (one
 # moved since is left alone), made active; one past its expiry ended instead.
 _CLAIM_IDS = (
-    "UPDATE jobs SET"
-    " state = CASE WHEN expire_at <= $2 THEN 'expired' ELSE 'active' END,"
-    " finished_at = CASE WHEN expire_at <= $2 THEN $2 END,"
-    " started_at = CASE WHEN expire_at <= $2 THEN started_at ELSE $2 END,"
-    " heartbeat_at = CASE WHEN expire_at <= $2 THEN heartbeat_at ELSE $2 END,"
-    " attempts_made = attempts_made + CASE WHEN expire_at <= $2 THEN 0 ELSE 1 END,"
-    " lease_token = CASE WHEN expire_at <= $2 THEN NULL ELSE replace(gen_random_uuid()::text, '-', '') END,"
-    " lease_expires_at = CASE WHEN expire_at <= $2 OR $3::bigint IS NULL THEN NULL ELSE $2 + $3::bigint END,"
-    " node = CASE WHEN $3::bigint IS NULL THEN $4 END"
-    " FROM unnest($1::bigint[], $5::bigint[]) AS taken(id, due)"
+    f"{_start_or_expire('$2', '$3', '$4')} FROM unnest($1::bigint[], $5::bigint[]) AS taken(id, due)"
     " WHERE jobs.id = taken.id AND jobs.state = 'waiting' AND (taken.due IS NULL OR jobs.run_at = taken.due)"
-    f" RETURNING {', '.join('jobs.' + c for c in COLUMN_NAMES)}"
+    f"{_RETURNING}"
 )
 
 
@@ -152,7 +139,7 @@ _COMPLETE_MANY = (
     " lease_token = NULL, lease_expires_at = NULL, node = NULL"
     " FROM unnest($1::bigint[], $2::text[], $3::jsonb[]) AS done(id, token, result)"
     " WHERE jobs.id = done.id AND jobs.state = 'active' AND jobs.lease_token = done.token"
-    f" RETURNING {', '.join('jobs.' + c for c in COLUMN_NAMES)}"
+    f" RETURNING {QUALIFIED}"
 )
 
 
@@ -207,20 +194,11 @@ async def promote_due(conn: Any, now: int, limit: int) -> list[int]:
     return [r[0] for r in rows]
 
 
-async def rescue_expired(conn: Any, now: int, message: str, limit: int) -> list[Job]:
-    """Fail the attempt of leased jobs whose lease ran out by ``now`` (as a failure of
-    the worker: retried with backoff while attempts remain)."""
-    rows = await conn.fetch(
-        f"SELECT {COLUMNS} FROM jobs WHERE state = 'active' AND lease_expires_at <= $1"
-        " ORDER BY lease_expires_at LIMIT $2", now, limit)
-    rescued = []
-    for row in rows:
-        job = row_to_job(row)
-        assert job.lease_token is not None
-        failed = await fail_job(conn, job.id, job.lease_token, Failure(message), now)
-        if failed is not None:
-            rescued.append(failed)
-    return rescued
+async def expired_leases(conn: Any, now: int, limit: int) -> list[tuple[int, str]]:
+    """(id, lease token) of leased jobs whose lease ran out by ``now``, the earliest first."""
+    rows = await conn.fetch("SELECT id, lease_token FROM jobs WHERE state = 'active' AND lease_expires_at <= $1"
+                            " ORDER BY lease_expires_at LIMIT $2", now, limit)
+    return [(r[0], r[1]) for r in rows]
 
 
 async def get_job(conn: Any, job_id: int) -> Job | None:

@@ -7,13 +7,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from ...flow import GroupLimits, KeySettings
-from ...history import HOUR_MS, MINUTE_MS, Tally
+from ...history import Tally
 from ...jsonfast import loads
 from ...model import Job, JobState, Schedule
 from ...search import MAX_SCAN, JobPage, JobSearch
 from .. import job_reads as reads
 from ..dialect import POSTGRES, numbered
+from ..groups import KEYS, POLICIES, stored_groups
+from ..history import read_query, rows_to_tallies
 from ..records import (
     FinishedSample,
     NameFigures,
@@ -24,10 +25,10 @@ from ..records import (
     TableSnapshot,
 )
 from ..schedules import COLUMNS as SCHEDULE_COLUMNS
+from ..schedules import row_to_schedule
 from .jobs import COLUMNS, row_to_job
 
 _STATES = {s.value: s for s in JobState}
-HISTORY_COLUMNS = "enqueued, completed, failed, took_ms, took_n, buckets"
 
 
 async def fetch(conn: Any, query: str, params: tuple[Any, ...] = ()) -> list[Any]:
@@ -122,13 +123,6 @@ async def snapshot(conn: Any) -> TableSnapshot:
     return TableSnapshot(unfinished, await count_states(conn))
 
 
-def row_to_schedule(r: Any) -> Schedule:
-    return Schedule(
-        queue=r[0], name=r[1], job_name=r[2], data=loads(r[3]), options=loads(r[4]), cron=r[5], timezone=r[6],
-        every_ms=r[7], missed=r[8], overlap=r[9], enabled=r[10], anchor_at=r[11], next_run_at=r[12],
-        last_run_at=r[13], last_job_id=r[14], created_at=r[15], updated_at=r[16])
-
-
 async def list_schedules(conn: Any, queue: str | None) -> list[Schedule]:
     rows = await conn.fetch(f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE $1::text IS NULL OR queue = $1"
                             " ORDER BY queue, name", queue)
@@ -142,15 +136,7 @@ async def get_schedule(conn: Any, queue: str, name: str) -> Schedule | None:
 
 
 async def group_settings(conn: Any) -> list[StoredGroups]:
-    found: dict[str, StoredGroups] = {}
-    for queue, concurrency, rate_max, per_ms in await conn.fetch(
-            "SELECT queue, concurrency, rate_max, rate_per_ms FROM group_policies"):
-        found[queue] = StoredGroups(queue, GroupLimits(concurrency, rate_max, per_ms))
-    for queue, key, custom, concurrency, rate_max, per_ms, paused, until in await conn.fetch(
-            "SELECT queue, key, custom, concurrency, rate_max, rate_per_ms, paused, paused_until FROM group_keys"):
-        limits = GroupLimits(concurrency, rate_max, per_ms) if custom else None
-        found.setdefault(queue, StoredGroups(queue)).keys[key] = KeySettings(limits, paused, until)
-    return list(found.values())
+    return stored_groups(await conn.fetch(POLICIES), await conn.fetch(KEYS))
 
 
 async def group_starts(conn: Any, since: int) -> list[tuple[str, str, int]]:
@@ -160,12 +146,5 @@ async def group_starts(conn: Any, since: int) -> list[tuple[str, str, int]]:
 
 
 async def read_history(conn: Any, queue: str, since: int) -> list[tuple[int, Tally]]:
-    rows = await conn.fetch(
-        f"SELECT start_at, {HISTORY_COLUMNS} FROM metrics_history WHERE queue = $1 AND span_ms IN ($2, $3)"
-        " AND start_at >= $4 ORDER BY start_at", queue, MINUTE_MS, HOUR_MS, since)
-    return [(r[0], tally(r[1:])) for r in rows]
+    return rows_to_tallies(await fetch(conn, *read_query(queue, since)))
 
-
-def tally(row: Any) -> Tally:
-    enqueued, completed, failed, took_ms, took_n, buckets = row
-    return Tally.of_row(enqueued, completed, failed, took_ms, took_n, loads(buckets))

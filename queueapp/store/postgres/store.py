@@ -15,13 +15,12 @@ from typing import Any
 from ...errors import Conflict, NotFound
 from ...flow import GroupLimits, KeySettings
 from ...history import Tally
-from ...model import FINISHED, Job, JobState, NewJob, Schedule
+from ...model import Job, JobState, NewJob, Schedule
 from ...retry import Failure
 from ...search import JobPage, JobSearch
 from ..actions import Acted, Selection, count_query
 from ..base import Store, Then
 from ..dialect import POSTGRES
-from ..jobs import held_key
 from ..lock import DatabaseInUse
 from ..records import (
     Added,
@@ -34,6 +33,7 @@ from ..records import (
     StoredGroups,
     TableSnapshot,
 )
+from ..unique import held_key, kept_from_retry, unique_keys_query
 from . import counts, finishing, jobs, reads, writes
 from .adds import add_keyed
 from .location import shown
@@ -323,15 +323,15 @@ async def _release(conn: Any, job_id: int, token: str, now: int) -> Change | Non
     return None if job is None else Change(job, JobState.ACTIVE)
 
 
+_RETRYABLE = (JobState.FAILED, JobState.CANCELLED, JobState.EXPIRED)
+
+
 async def _retry(conn: Any, job_id: int, now: int) -> Change:
     prior = await reads.get_job(conn, job_id)
     if prior is None:
         raise NotFound(f"no job with id {job_id}")
-    unique = prior.options.get("unique")
-    if prior.state in FINISHED and unique and await conn.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM jobs WHERE queue = $1 AND unique_key = $2 AND state IN ('waiting',"
-            " 'delayed', 'active', 'blocked'))", prior.queue, unique["key"]):
-        raise Conflict(held_key(job_id, unique["key"]))
+    if prior.state in _RETRYABLE and kept_from_retry(await reads.fetch(conn, *unique_keys_query([job_id], POSTGRES))):
+        raise Conflict(held_key(job_id, prior.options["unique"]["key"]))
     job = await jobs.retry_job(conn, job_id, now)
     if job is None:
         raise Conflict(f"only failed, cancelled or expired jobs can be retried; job {job_id} is {prior.state}")

@@ -11,13 +11,17 @@ from ...flow import GroupLimits, KeySettings
 from ...history import HOUR_MS, MINUTE_MS, Tally
 from ...jsonfast import dumps
 from ...model import JobState, Schedule
-from ..actions import ELIGIBLE, Acted, Selection, chosen, kept_from_retry, key_of, unique_keys_query, window_end_query
+from ..actions import ELIGIBLE, Acted, Selection, chosen, key_of, window_end_query
 from ..dialect import POSTGRES, numbered
+from ..history import COLUMNS as HISTORY_COLUMNS
+from ..history import by_hour, tally
 from ..records import Change
 from ..schedules import COLUMNS as SCHEDULE_COLUMNS
+from ..schedules import row_to_schedule
+from ..unique import kept_from_retry, unique_keys_query
 from .finishing import follow
 from .jobs import COLUMNS, row_to_job
-from .reads import HISTORY_COLUMNS, fetch, row_to_schedule, tally
+from .reads import fetch
 
 _APPLY = {
     "retry": "UPDATE jobs SET state = 'waiting', attempts_made = 0, run_at = $2, started_at = NULL,"
@@ -155,10 +159,7 @@ async def roll_up_history(conn: Any, before: int) -> int:
     """Minutes that started before ``before`` become (part of) their hour's row."""
     rows = await conn.fetch(f"DELETE FROM metrics_history WHERE span_ms = $1 AND start_at < $2"
                             f" RETURNING queue, start_at, {HISTORY_COLUMNS}", MINUTE_MS, before)
-    hours: dict[tuple[str, int], Tally] = {}
-    for row in rows:
-        hours.setdefault((row[0], row[1] - row[1] % HOUR_MS), Tally()).merge(tally(row[2:]))
-    for (queue, hour), each in sorted(hours.items()):
+    for (queue, hour), each in by_hour(rows):
         await _add_history(conn, queue, HOUR_MS, hour, each)
     return len(rows)
 
