@@ -134,8 +134,7 @@ class Lanes:
         self._heaps = {True: [], False: []}
         for line in self.lines.values():
             line.entry = {True: None, False: None}
-            for local in (True, False):
-                self._offer(line, local, now)
+            self._offer_both(line, now)
         self._ranked_at = now
 
     def _offer(self, line: Line, local: bool, now: int | None = None, found: Best | None = None) -> None:
@@ -233,14 +232,21 @@ class Lanes:
         for key in keys:
             line = self.lines.get(key)
             if line is not None:
-                for local in (True, False):
-                    self._offer(line, local, now)
+                self._offer_both(line, now)
+
+    def _offer_both(self, line: Line, now: int) -> None:
+        for local in (True, False):
+            self._offer(line, local, now)
 
     # room given and taken back ------------------------------------------------------------
 
     def _close(self, line: Line, now: int) -> None:
         line.closed = True
         line.entry = {True: None, False: None}
+        self._reopen_later(line, now)
+
+    def _reopen_later(self, line: Line, now: int) -> None:
+        """Ask to be called back when time alone gives ``line`` room (if it can)."""
         at = line.gate.reopens_at(now)
         if at is not None:
             self.closed_until(line, at)
@@ -251,13 +257,10 @@ class Lanes:
             return False
         now = self.now()
         if line.gate.room(now) <= 0:
-            at = line.gate.reopens_at(now)
-            if at is not None:
-                self.closed_until(line, at)
+            self._reopen_later(line, now)
             return False
         line.closed = False
-        for local in (True, False):
-            self._offer(line, local, now)
+        self._offer_both(line, now)
         return True
 
     def claimed(self, taken: Taken, started: set[int]) -> bool:
@@ -265,12 +268,12 @@ class Lanes:
         others had moved on). True when a line reopened."""
         reopened = False
         for lane, key in taken.entries:
-            gate = self.line(lane.group).gate
-            gate.claiming -= 1
+            line = self.line(lane.group)
+            line.gate.claiming -= 1
             if unpack_id(key) in started:
-                gate.running += 1
+                line.gate.running += 1
             else:
-                reopened |= self.reopen(self.line(lane.group))
+                reopened |= self.reopen(line)
         return reopened
 
     def put_back(self, entries: list[tuple[Lane, int]]) -> None:

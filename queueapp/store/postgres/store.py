@@ -136,8 +136,9 @@ class PostgresStore(Store):
     # writes ------------------------------------------------------------------
 
     async def add_jobs(self, jobs_: list[NewJob], now: int, *, then: Then = None) -> Sequence[Added]:
-        keyed = any(j.job_key is not None or j.unique is not None or j.depends_on for j in jobs_)
-        return await self._writer.submit(_add, jobs_, now, then=then, merge=None if keyed else _add_plain)
+        if any(j.job_key is not None or j.unique is not None or j.depends_on for j in jobs_):
+            return await self._writer.submit(_add_keyed, jobs_, now, then=then)
+        return await self._writer.submit(_add_one_plain, jobs_, now, then=then, merge=_add_plain)
 
     async def claim_jobs(self, ids: list[int], now: int, lease_ms: int | None, *,
                          taken_at: list[int] | None = None, then: Then = None) -> list[Job]:
@@ -304,11 +305,12 @@ class PostgresStore(Store):
         return await self._read(reads.read_history, queue, since)
 
 
-async def _add(conn: Any, new_jobs: list[NewJob], now: int) -> list[Added]:
-    if any(j.job_key is not None or j.unique is not None or j.depends_on for j in new_jobs):
-        return [Added(k.job, k.created, moved=k.moved) for k in await add_keyed(conn, new_jobs, now)]
-    ids = await jobs.add_jobs(conn, new_jobs, now)
-    return [Added.fresh(job_id, new, now) for job_id, new in zip(ids, new_jobs, strict=True)]
+async def _add_keyed(conn: Any, new_jobs: list[NewJob], now: int) -> list[Added]:
+    return [Added(k.job, k.created, moved=k.moved) for k in await add_keyed(conn, new_jobs, now)]
+
+
+async def _add_one_plain(conn: Any, new_jobs: list[NewJob], now: int) -> list[Added]:
+    return (await _add_plain(conn, [(new_jobs, now)]))[0]
 
 
 async def _add_plain(conn: Any, calls: list[tuple[Any, ...]]) -> list[list[Added]]:
