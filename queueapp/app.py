@@ -22,6 +22,7 @@ from .clock import Clock
 from .config import Config
 from .dashboard import add_dashboard
 from .jsonfast import LIBRARY as JSON_LIBRARY
+from .logs import name_node
 from .redact import register_secret
 from .service import QueueService
 from .store import DatabaseLock, open_store
@@ -52,7 +53,7 @@ def make_app(
     app = web.Application(middlewares=middlewares, client_max_size=config.max_body_bytes)
     app[CONFIG] = config
     service = QueueService(
-        open_store(config.db, config.durability, lock=lock),
+        open_store(config.db, config.durability, lock=lock, cluster=config.clustered),
         registry=registry,
         clock=clock,
         concurrency=config.concurrency_for,
@@ -85,6 +86,7 @@ async def _service_ctx(app: web.Application) -> AsyncIterator[None]:
     """Open the store, recover, dispatch; on shutdown drain and close in reverse."""
     service = app[SERVICE]
     config = app[CONFIG]
+    name_node(service.node)
     await service.start()
     log.info(
         "appliance started",

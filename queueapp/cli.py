@@ -286,7 +286,7 @@ def _serve(config) -> int:  # noqa: ANN001 - Config
         print(f"queueapp: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     try:
-        lock = lock_database(config.db)
+        lock = lock_database(config.db, config.clustered)
     except (DatabaseInUse, OSError) as exc:
         sock.close()
         print(f"queueapp: {exc}", file=sys.stderr)

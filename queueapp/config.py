@@ -40,6 +40,12 @@ class Config(PerQueue):
         "./queueapp.db",
         "Path of the SQLite database file (created if missing), or postgresql://user@host:5432/dbname.",
     )
+    cluster: str = setting(
+        "off",
+        "on: this process is one node of several serving one PostgreSQL database (start every node "
+        "with it). off: it serves its database alone.",
+        choices=("off", "on"),
+    )
     host: str = setting(
         "127.0.0.1",
         "Address to listen on. Use 0.0.0.0 to serve other hosts.",
@@ -274,6 +280,10 @@ class Config(PerQueue):
     queues: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
+    def clustered(self) -> bool:
+        return self.cluster == "on"
+
+    @property
     def builtin_job_names(self) -> tuple[str, ...]:
         if self.builtin_jobs.strip() == "auto":
             # backup-data copies a SQLite file; PostgreSQL is backed up by its own tools
@@ -316,6 +326,8 @@ class Config(PerQueue):
                 raise ConfigError(f"{name} must be an http:// or https:// URL")
         if self.read_token and (not self.token or self.read_token == self.token):
             raise ConfigError("read_token needs token set, and a different value")
+        if self.clustered and not postgres_url(self.db):
+            raise ConfigError("cluster = on needs a PostgreSQL database (db = postgresql://...)")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ConfigError("tls_cert and tls_key go together: give both or neither")
         unknown = set(self.builtin_job_names) - set(BUILTIN_JOBS)

@@ -16,6 +16,13 @@ from .clock import to_iso
 from .redact import redact
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+_node: str | None = None  # a node of a cluster names itself on every line
+
+
+def name_node(node: str | None) -> None:
+    """Every line from now on says which node of a cluster wrote it (None: no node)."""
+    global _node
+    _node = node
 
 
 def _quote(value: object) -> str:
@@ -31,6 +38,8 @@ class LogfmtFormatter(logging.Formatter):
             f"ts={to_iso(int(record.created * 1000))}",
             f"level={record.levelname.lower()}",
         ]
+        if _node is not None and "node" not in record.__dict__:
+            parts.append(f"node={_quote(_node)}")
         event = record.__dict__.get("event")
         if event:
             parts.append(f"event={_quote(event)}")

@@ -44,6 +44,11 @@ class QueueMetrics:
     # what happened since the history last took it (background/history.py)
     tally: Tally = field(default_factory=Tally)
     added_at_take: int = 0
+    # A node of a cluster: counts are the database's (moves change nothing), and the
+    # other nodes' finishes join the windows (completed in 60 s, then over 5 min: ms
+    # summed, timed, failed, finished), as they published them.
+    moves: bool = True
+    elsewhere: tuple[int, int, int, int, int] = (0, 0, 0, 0, 0)
 
     def untaken(self) -> Tally:
         """What happened since the history last took it, without taking it."""
@@ -53,6 +58,8 @@ class QueueMetrics:
         return tally
 
     def move(self, prior: JobState | None, state: JobState | None) -> None:
+        if not self.moves:
+            return
         if prior is not None:
             self.counts[prior] -= 1
         if state is not None:
@@ -94,6 +101,14 @@ class QueueMetrics:
     def window(self, now: int) -> tuple[int, float, float | None]:
         """(completed in the last 60 s, mean processing ms over 5 min, failure rate
         over 5 min), at one-second resolution."""
+        throughput, took_sum, took_n, failed, total = (a + b for a, b in zip(self.own(now), self.elsewhere,
+                                                                             strict=True))
+        rate = None if total == 0 else failed / total
+        return throughput, (took_sum / took_n if took_n else 0.0), rate
+
+    def own(self, now: int) -> tuple[int, int, int, int, int]:
+        """What finished here: (completed in the last 60 s, and over 5 min: processing
+        ms summed, jobs timed, failed, finished)."""
         self.trim(now)
         recent = (now - THROUGHPUT_WINDOW_MS) // 1000
         throughput = took_sum = took_n = failed = total = 0
@@ -104,21 +119,22 @@ class QueueMetrics:
             took_n += b.took_n
             failed += b.failed
             total += b.completed + b.failed
-        rate = None if total == 0 else failed / total
-        return throughput, (took_sum / took_n if took_n else 0.0), rate
+        return throughput, took_sum, took_n, failed, total
 
 
 class Metrics:
     """Metrics of every queue."""
 
-    def __init__(self) -> None:
+    def __init__(self, moves: bool = True) -> None:
+        """``moves`` False: counts are set from elsewhere (a node of a cluster)."""
         self.queues: dict[str, QueueMetrics] = {}
         self.forgotten: list[tuple[str, Tally]] = []
+        self.moves = moves
 
     def of(self, queue: str) -> QueueMetrics:
         found = self.queues.get(queue)
         if found is None:
-            found = self.queues[queue] = QueueMetrics()
+            found = self.queues[queue] = QueueMetrics(moves=self.moves)
         return found
 
     def take_tallies(self) -> list[tuple[str, Tally]]:

@@ -21,10 +21,12 @@ from typing import Any
 
 from .background.expiry import ExpirySweep
 from .background.history import HistoryKeeper
+from .background.leader import Leadership
 from .background.monitor import Alerter, Monitor
 from .background.recovery import LeaseReaper, recover_after_restart
 from .background.scheduler import Scheduler
 from .clock import Clock, from_datetime
+from .cluster import ClusterDispatcher
 from .config import default_thresholds
 from .dispatch import ActiveJob, Dispatcher
 from .enqueue import DEFAULT_QUEUE, JobBuilder, check_name, parse_options, valid_queue
@@ -69,7 +71,9 @@ class QueueService:
         self.clock = clock or Clock()
         # Each service has its own handlers: two services never share one.
         self.registry = registry or HandlerRegistry()
-        self.dispatcher = Dispatcher(
+        # A store several nodes share makes this a node of a cluster (cluster/node.py).
+        kind = Dispatcher if store.shared is None else ClusterDispatcher
+        self.dispatcher = kind(
             store, self.registry, self.clock, concurrency=concurrency, default_lease_ms=lease_ms,
             group_limits=group_limits, aging=aging,
         )
@@ -83,6 +87,9 @@ class QueueService:
         self.workers = WorkerDesk(store, self.dispatcher)
         self.groups = GroupDesk(store, self.dispatcher, self.clock)
         self.history = HistoryKeeper(store, self.dispatcher.metrics, self.clock)
+        self.leadership = None
+        if isinstance(self.dispatcher, ClusterDispatcher):
+            self.leadership = Leadership(self.dispatcher, self.scheduler, self.monitor, self.expiry)
         self.browse = BrowseDesk(store, self.dispatcher, self.history)
         register_maintenance(
             self.registry, lambda grace, state, queue: self.clean(grace, state, queue=queue),
@@ -96,7 +103,8 @@ class QueueService:
         (``background``) the scheduler, the lease reaper and the monitor."""
         await self.store.open()
         try:
-            leased = await recover_after_restart(self.store, self.clock)
+            # In a cluster the leader returns the jobs of a node that stopped.
+            leased = [] if self.leadership else await recover_after_restart(self.store, self.clock)
             await self.dispatcher.start(leased)
             await self.scheduler.start()
         except BaseException:
@@ -104,7 +112,12 @@ class QueueService:
             raise
         if self.monitor.alerter is not None:
             await self.monitor.alerter.start()
-        if self.background:
+        if self.background and self.leadership is not None:
+            self._loops = [
+                asyncio.create_task(self.leadership.run(), name="queueapp-leadership"),
+                asyncio.create_task(self.history.run(), name="queueapp-history"),
+            ]
+        elif self.background:
             self._loops = [
                 asyncio.create_task(self.scheduler.run(), name="queueapp-scheduler"),
                 asyncio.create_task(self.reaper.run(), name="queueapp-lease-reaper"),
@@ -126,12 +139,19 @@ class QueueService:
         for task in self._loops:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self.leadership is not None:
+            await self.leadership.step_down()
         await self.dispatcher.stop(grace_s)
         with contextlib.suppress(Exception):  # a store that cannot write loses this minute only
             await self.history.flush()
         if self.monitor.alerter is not None:
             await self.monitor.alerter.stop()
         await self.store.close()
+
+    @property
+    def node(self) -> str | None:
+        """This node's name in a cluster; None for an appliance that serves alone."""
+        return self.store.shared.node if self.store.shared is not None else None
 
     # adding jobs -----------------------------------------------------------------
 

@@ -26,7 +26,8 @@ from queueapp.store import SqliteStore
 ROOT = Path(__file__).parent.parent
 
 
-PARTNERS = {"tls_cert": {"tls_key": "key.pem"}, "tls_key": {"tls_cert": "cert.pem"}, "read_token": {"token": "t"}}
+PARTNERS = {"tls_cert": {"tls_key": "key.pem"}, "tls_key": {"tls_cert": "cert.pem"}, "read_token": {"token": "t"},
+            "cluster": {"db": "postgresql://q@127.0.0.1/jobs"}}
 
 
 def _sample(setting) -> tuple[str, object]:

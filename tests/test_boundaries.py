@@ -41,7 +41,7 @@ LAYERS: list[tuple[str, ...]] = [
      "coalesce", "history", "rule_words"),
     ("store",),
     ("workers",),  # code that runs as a job, and the handler API
-    ("dispatch",),
+    ("dispatch", "cluster"),
     ("enqueue", "background", "prometheus", "config", "config_queues"),
     ("service", "service_parts", "service_browse", "service_groups"),
     ("api", "app", "settings", "client", "dashboard"),

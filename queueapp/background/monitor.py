@@ -100,8 +100,9 @@ class Monitor:
 
 def _alive_here(active: ActiveJob) -> bool:
     """An in-process job whose handler task is alive is not stuck: the loop turns and
-    its timeout bounds it. (The monitor only reads the dispatcher's state.)"""
-    return active.in_process and active.task is not None and not active.task.done()
+    its timeout bounds it; so is one that a live node of the cluster runs. (The
+    monitor only reads the dispatcher's state.)"""
+    return active.in_process and (active.alive_elsewhere or (active.task is not None and not active.task.done()))
 
 
 def alert_payload(report: HealthReport, previous: str) -> dict[str, Any]:

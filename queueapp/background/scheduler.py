@@ -70,6 +70,18 @@ class Scheduler:
                 await self.store.init_schedule_next_run(schedule.queue, schedule.name, schedule.next_run_at)
             self._track(schedule)
 
+    async def reload(self) -> None:
+        """Follow the schedules as stored (in a cluster, any node may have changed
+        them); a schedule waiting after a failure keeps waiting."""
+        stored = await self.store.list_schedules(None)
+        retry_at, self._retry_at = self._retry_at, {}
+        self._heap.clear()
+        self._due.clear()
+        for schedule in stored:
+            if schedule.enabled and schedule.next_run_at is not None:
+                key = (schedule.queue, schedule.name)
+                self._track_due(*key, schedule.next_run_at, retry_at.get(key) or None)
+
     def _track_due(self, queue: str, name: str, due: int, retry_at: int | None = None) -> None:
         """Keep following a schedule due at ``due``, looked at again at ``retry_at``."""
         self._due[(queue, name)] = due

@@ -42,29 +42,28 @@ PROMOTE_BATCH = 10_000
 
 
 class Dispatcher:
+    # What it is made of (a node of a cluster brings its own, see cluster/).
+    ledger_kind: type[Ledger] = Ledger
+    lease_kind: type[LeaseDesk] = LeaseDesk
+    outcome_kind: type[Outcomes] = Outcomes
+
     def __init__(
-        self,
-        store: Store,
-        registry: HandlerRegistry,
-        clock: Clock,
-        *,
-        concurrency: int | Callable[[str], int] = 5,
-        default_lease_ms: int = 30_000,
-        group_limits: Callable[[str], GroupLimits] | None = None,
-        aging: Callable[[str], Aging | None] | None = None,
+        self, store: Store, registry: HandlerRegistry, clock: Clock, *,
+        concurrency: int | Callable[[str], int] = 5, default_lease_ms: int = 30_000,
+        group_limits: Callable[[str], GroupLimits] | None = None, aging: Callable[[str], Aging | None] | None = None,
     ) -> None:
         self.store = store
         self.registry = registry
         self.clock = clock
         # in-process jobs at once, per queue
         concurrency_for = concurrency if callable(concurrency) else (lambda _q: concurrency)
-        self.ledger = Ledger(clock, registry.__contains__, concurrency_for, group_limits, aging)
+        self.ledger = self.ledger_kind(clock, registry.__contains__, concurrency_for, group_limits, aging)
         self.ledger.wake = self._wake_soon
         self.ledger.timer_moved = self._timer_moved
         self.ledger.repair = lambda job_id: self._spawn(resync(store, self.ledger, job_id))
-        self.leases = LeaseDesk(store, self.ledger, clock, default_lease_ms)
+        self.leases = self.lease_kind(store, self.ledger, clock, default_lease_ms)
         self.ledger.queue_created = self.leases.wake_idle
-        self.outcomes = Outcomes(store, self.ledger, clock, self.leases)
+        self.outcomes = self.outcome_kind(store, self.ledger, clock, self.leases)
         self.ledger.ended = self.outcomes.settle_ended
         self.executor = JobExecutor(registry, self.outcomes)
         registry.on_change(self._handlers_changed)

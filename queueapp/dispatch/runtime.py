@@ -23,6 +23,8 @@ class ActiveJob:
     # Monotonic ms at which the lease runs out: a wall-clock step cannot expire it early.
     deadline: int | None = None
     task: asyncio.Task[None] | None = None
+    node: str | None = None  # in a cluster: the node that claimed it
+    alive_elsewhere: bool = False  # in a cluster: run by the handlers of another node, alive
 
     @property
     def in_process(self) -> bool:

@@ -25,6 +25,7 @@ from .connection import connect
 from .lock import DatabaseInUse, DatabaseLock, NoFileLock
 from .migrate import migrate
 from .postgres.location import postgres_url, shown
+from .shared import NodeSeen, SharedStore
 from .sqlite import SqliteStore, restore_file
 
 __all__ = [
@@ -44,6 +45,8 @@ __all__ = [
     "PendingJob",
     "QueueSettings",
     "Report",
+    "NodeSeen",
+    "SharedStore",
     "SqliteStore",
     "Store",
     "TableSnapshot",
@@ -93,17 +96,22 @@ def check_location(db: str) -> None:
         parse_location(db)
 
 
-def open_store(db: str, durability: str = "full", lock: DatabaseLock | None = None) -> Store:
-    """The store for a database location; ``lock``: already taken by the caller."""
+def open_store(db: str, durability: str = "full", lock: DatabaseLock | None = None,
+               cluster: bool = False) -> Store:
+    """The store for a database location; ``lock``: already taken by the caller;
+    ``cluster``: a node of several on one PostgreSQL database."""
     url = postgres_url(db)
+    if cluster and url is None:
+        raise ValueError("cluster mode needs a PostgreSQL database (db = postgresql://...); a SQLite file is"
+                         " served by one process")
     if url is not None:
         from .postgres.store import PostgresStore  # needs asyncpg: the postgres extra
 
-        return PostgresStore(url)
+        return PostgresStore(url, cluster=cluster)
     return SqliteStore(parse_location(db), durability, lock=lock)
 
 
-def lock_database(db: str) -> DatabaseLock:
+def lock_database(db: str, cluster: bool = False) -> DatabaseLock:
     """Take the database's single-appliance lock (DatabaseInUse when taken). A
     PostgreSQL database's is taken by its store when it opens: this only looks
     whether another node holds it (or the server cannot be reached: OSError)."""
@@ -111,7 +119,7 @@ def lock_database(db: str) -> DatabaseLock:
     if url is not None:  # its store holds a lock in the database itself; here, a look first
         from .postgres.store import check_free
 
-        asyncio.run(check_free(url))
+        asyncio.run(check_free(url, cluster))
         return NoFileLock()
     return DatabaseLock(parse_location(db)).acquire()
 

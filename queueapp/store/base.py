@@ -37,6 +37,7 @@ from .records import (
     added_ids,
     added_jobs,
 )
+from .shared import SharedStore
 
 __all__ = ["Added", "AddedRun", "Change", "CommitStats", "FinishedSample", "NameFigures", "PendingJob",
            "QueueSettings", "Report", "Store", "StoredGroups", "TableSnapshot", "Then", "added_ids", "added_jobs"]
@@ -48,6 +49,10 @@ Then = Callable[[Any], Any] | None
 
 
 class Store(ABC):
+    # What several nodes on one database need besides (shared.py); None: a store one
+    # process serves alone.
+    shared: SharedStore | None = None
+
     commit_stats: CommitStats
     # lifecycle ---------------------------------------------------------------
     @abstractmethod

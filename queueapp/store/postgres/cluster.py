@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 CHANNEL = "queueapp_jobs"
+CANCEL_CHANNEL = "queueapp_cancel"  # a running job was cancelled: its runner, on any node, stops it
 
 def leads(first: int) -> str:
     """A statement's guard: true only while node ${first} holds term ${first + 1} of a
@@ -30,11 +31,19 @@ def leads(first: int) -> str:
 LEADS = leads(1)
 
 
-async def seen(conn: Any, node: str, now: int) -> None:
-    """Record that ``node`` is alive (its id shows in leases, logs and the node list)."""
+async def seen(conn: Any, node: str, now: int, stats: str = "{}") -> None:
+    """Record that ``node`` is alive (its id shows in leases, logs and the node list),
+    with what it publishes for the others (JSON)."""
     await conn.execute(
-        "INSERT INTO nodes (id, started_at, seen_at) VALUES ($1, $2::bigint, $2::bigint)"
-        " ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at", node, now)
+        "INSERT INTO nodes (id, started_at, seen_at, stats) VALUES ($1, $2::bigint, $2::bigint, $3::jsonb)"
+        " ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at, stats = excluded.stats", node, now, stats)
+
+
+async def seen_nodes(conn: Any, now: int, within_ms: int) -> list[tuple[str, int, int, str]]:
+    """(id, started_at, seen_at, stats as JSON) of the nodes seen within ``within_ms``."""
+    rows = await conn.fetch("SELECT id, started_at, seen_at, stats::text FROM nodes WHERE seen_at > $1 ORDER BY id",
+                            now - within_ms)
+    return [tuple(r) for r in rows]
 
 
 async def live_nodes(conn: Any, now: int, within_ms: int) -> list[str]:

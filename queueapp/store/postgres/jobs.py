@@ -69,9 +69,9 @@ async def add_job_groups(conn: Any, groups: list[tuple[list[NewJob], int]]) -> l
 # ``names`` only, when given), skipping rows another claimer holds. One past its
 # expiry is ended instead of started, in the same statement.
 def _start_or_expire(now: str, lease_ms: str, node: str) -> str:
-    """The SET of a claim, with these placeholders: active from ``now`` (leased for
-    ``lease_ms``, or run by ``node``'s handlers when that is null), or, for a job past
-    its expiry, expired instead."""
+    """The SET of a claim, with these placeholders: active from ``now`` on ``node``
+    (leased through it for ``lease_ms``, or run by its handlers when that is null), or,
+    for a job past its expiry, expired instead."""
     late = f"expire_at <= {now}"
     return (
         f"UPDATE jobs SET state = CASE WHEN {late} THEN 'expired' ELSE 'active' END,"
@@ -82,14 +82,17 @@ def _start_or_expire(now: str, lease_ms: str, node: str) -> str:
         f" lease_token = CASE WHEN {late} THEN NULL ELSE replace(gen_random_uuid()::text, '-', '') END,"
         f" lease_expires_at = CASE WHEN {late} OR {lease_ms}::bigint IS NULL THEN NULL"
         f" ELSE {now} + {lease_ms}::bigint END,"
-        f" node = CASE WHEN {lease_ms}::bigint IS NULL THEN {node} END"
+        f" node = {node}"
     )
 
 
 _RETURNING = f" RETURNING {QUALIFIED}"
+# A paused queue gives nothing (a one-time filter of the plan, not a join per row).
 _CLAIM = (
     "WITH picked AS (SELECT id FROM jobs WHERE queue = $1 AND state = 'waiting'"
-    " AND ($2::text[] IS NULL OR name = ANY($2::text[])) ORDER BY priority, run_at, id LIMIT $3"
+    " AND ($2::text[] IS NULL OR name = ANY($2::text[])) AND NOT name = ANY($7::text[])"
+    " AND NOT EXISTS (SELECT 1 FROM queues WHERE queues.name = $1 AND paused)"
+    " ORDER BY priority, run_at, id LIMIT $3"
     f" FOR UPDATE SKIP LOCKED) {_start_or_expire('$4', '$5', '$6')}"
     f" FROM picked WHERE jobs.id = picked.id{_RETURNING}"
 )
@@ -97,11 +100,13 @@ _CLAIM = (
 
 async def claim_next(
     conn: Any, queue: str, names: list[str] | None, limit: int, now: int, lease_ms: int | None, node: str,
+    excluded: list[str] | None = None,
 ) -> list[Job]:
-    """Up to ``limit`` waiting jobs, best first, made active (leased for ``lease_ms``,
-    or owned by ``node``'s handlers when None); those past their expiry come back
-    expired instead."""
-    rows = await conn.fetch(_CLAIM, queue, names, limit, now, lease_ms, node)
+    """Up to ``limit`` waiting jobs, best first (of ``names`` when given, never of
+    ``excluded``), made active (leased for ``lease_ms``, or owned by ``node``'s
+    handlers when None); those past their expiry come back expired instead. Nothing
+    while the queue is paused."""
+    rows = await conn.fetch(_CLAIM, queue, names, limit, now, lease_ms, node, excluded or [])
     jobs = [row_to_job(r) for r in rows]
     jobs.sort(key=lambda j: (j.priority, j.run_at, j.id))
     return jobs
@@ -217,9 +222,11 @@ async def release_job(conn: Any, job_id: int, token: str, now: int) -> Job | Non
 
 
 async def heartbeat(conn: Any, job_id: int, token: str, now: int, lease_ms: int | None, progress: Any) -> Job | None:
-    """The lease runs from ``now`` (for ``lease_ms`` when given), with the progress."""
+    """The lease runs from ``now`` (for ``lease_ms`` when given; a job run by a
+    node's handlers has no lease), with the progress."""
     row = await conn.fetchrow(
-        "UPDATE jobs SET heartbeat_at = $3, lease_expires_at = CASE WHEN $4::bigint IS NULL THEN lease_expires_at"
+        "UPDATE jobs SET heartbeat_at = $3, lease_expires_at = CASE WHEN $4::bigint IS NULL OR lease_expires_at IS NULL"
+        " THEN lease_expires_at"
         " ELSE $3 + $4::bigint END, progress = coalesce($5::jsonb, progress)"
         f" WHERE id = $1 AND state = 'active' AND lease_token = $2 RETURNING {COLUMNS}",
         job_id, token, now, lease_ms, None if progress is None else dumps(progress))

@@ -39,11 +39,15 @@ from .adds import add_keyed
 from .location import shown
 from .migrate import migrate
 from .schedules import fire
+from .shared import PostgresShared
 from .writer import OrderedWriter
 
-# Held by the node that serves a database (a session advisory lock on the writer's
-# connection): several nodes on one database need the cluster mode (docs/postgres.md).
+# Held by every node that serves a database, on its writer's connection: alone
+# (exclusive) by a node without cluster mode, shared by the nodes of a cluster, so
+# that the two kinds never serve one database at once.
 NODE_LOCK = int.from_bytes(b"qa-node1", "big") & (2**63 - 1)
+_TAKE = {False: "SELECT pg_try_advisory_lock($1)", True: "SELECT pg_try_advisory_lock_shared($1)"}
+_GIVE = {False: "SELECT pg_advisory_unlock($1)", True: "SELECT pg_advisory_unlock_shared($1)"}
 
 
 async def migrate_url(url: str) -> list[str]:
@@ -57,9 +61,10 @@ async def migrate_url(url: str) -> list[str]:
         await conn.close()
 
 
-async def check_free(url: str) -> None:
-    """DatabaseInUse when a node serves the database at ``url`` now; OSError when it
-    cannot be reached."""
+async def check_free(url: str, cluster: bool = False) -> None:
+    """DatabaseInUse when a node serves the database at ``url`` now in a way this one
+    cannot join (any node, or with ``cluster`` a node without cluster mode); OSError
+    when it cannot be reached."""
     import asyncpg
 
     try:
@@ -67,16 +72,19 @@ async def check_free(url: str) -> None:
     except (asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise OSError(f"cannot open the PostgreSQL database {shown(url)}: {exc}") from None
     try:
-        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", NODE_LOCK):
-            raise DatabaseInUse(in_use(url))
-        await conn.execute("SELECT pg_advisory_unlock($1)", NODE_LOCK)
+        if not await conn.fetchval(_TAKE[cluster], NODE_LOCK):
+            raise DatabaseInUse(in_use(url, cluster))
+        await conn.execute(_GIVE[cluster], NODE_LOCK)
     finally:
         await conn.close()
 
 
-def in_use(url: str) -> str:
-    return (f"another queueapp node serves the PostgreSQL database {shown(url)}; several nodes on one database"
-            " are not supported yet (docs/postgres.md)")
+def in_use(url: str, cluster: bool = False) -> str:
+    if cluster:
+        return (f"a queueapp node without cluster mode serves the PostgreSQL database {shown(url)}; stop it, or"
+                " start every node with --cluster on")
+    return (f"another queueapp node serves the PostgreSQL database {shown(url)}; to serve one database from"
+            " several nodes, start every node with --cluster on (docs/postgres.md)")
 
 
 FOLD_EVERY = 1_000  # writes between two folds of the count deltas
@@ -88,26 +96,40 @@ def node_id() -> str:
 
 
 class PostgresStore(Store):
-    def __init__(self, url: str, *, node: str | None = None, pool_size: int = 4) -> None:
+    def __init__(self, url: str, *, node: str | None = None, pool_size: int = 4, cluster: bool = False) -> None:
+        """``cluster``: this node serves the database together with others (see
+        ``shared``); otherwise it serves it alone."""
         self.url = url
         self.node = node or node_id()
+        self.cluster = cluster
         self.pool_size = pool_size
         self._pool: Any = None
-        # One node folds the count deltas itself (in a cluster, the leader will).
+        # The writer folds the count deltas itself now and then, so they stay few
+        # (in a cluster the leader also folds them every second).
         self._writer = OrderedWriter(self._connect_writer, housekeeping=(counts.fold, FOLD_EVERY))
+        self.shared = PostgresShared(self) if cluster else None
 
-    async def _connect(self) -> Any:
+    async def connect(self) -> Any:
+        """A connection of its own (the caller closes it)."""
         import asyncpg  # the postgres extra
 
         return await asyncpg.connect(self.url)
 
     async def _connect_writer(self) -> Any:
         """The writer's connection, holding the node lock for as long as it lives."""
-        conn = await self._connect()
-        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", NODE_LOCK):
+        conn = await self.connect()
+        if not await conn.fetchval(_TAKE[self.cluster], NODE_LOCK):
             await conn.close()
-            raise DatabaseInUse(in_use(self.url))
+            raise DatabaseInUse(in_use(self.url, self.cluster))
         return conn
+
+    async def submit(self, write: Any, *args: Any, then: Then = None) -> Any:
+        """``write(conn, *args)`` through the ordered writer (see writer.py)."""
+        return await self._writer.submit(write, *args, then=then)
+
+    async def read(self, read: Any, *args: Any) -> Any:
+        """``read(conn, *args)`` on a connection of the pool, outside the writer's order."""
+        return await self._read(read, *args)
 
     @property
     def commit_stats(self) -> CommitStats:  # type: ignore[override]
@@ -116,7 +138,7 @@ class PostgresStore(Store):
     async def open(self) -> None:
         import asyncpg
 
-        conn = await self._connect()
+        conn = await self.connect()
         try:
             await migrate(conn)
         finally:

@@ -1,0 +1,93 @@
+"""The ledger of a node in a cluster: the same hooks as one appliance's ledger
+(dispatch/ledger.py), turning this node's committed changes into its memory, but
+that memory holds no waiting job, since the database chooses the next job for
+whichever node asks. What stays: this node's running jobs (its handlers' tasks),
+the due times of the delayed jobs this node made (so it promotes them on time; the
+leader catches any other), metrics windows of what finished here, events, and the
+queues it heard of. Counts come from the database (see view.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..dispatch import ActiveJob, Ledger
+from ..dispatch.timers import Timer
+from ..metrics import Metrics
+from ..model import Job, JobState
+from ..store import Added, AddedRun
+
+
+class ClusterLedger(Ledger):
+    # Queues that gained waiting jobs by this node's changes other than enqueues
+    # (an enqueue wakes the other nodes in its own statement): the dispatcher tells
+    # the other nodes after each turn.
+    woken: set[str]
+    _accepting = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.metrics = Metrics(moves=False)  # counts are the database's
+        self.woken = set()
+        self.fresh: set[str] = set()  # queues with new waiting jobs since the dispatcher last looked
+
+    def place(self, job_id: int, queue: str, name: str, state: str, priority: int, run_at: int,
+              group: str | None = None) -> None:
+        self.queue(queue)
+        if state == JobState.DELAYED:
+            self.timers.push(Timer(run_at, job_id, priority, queue, name, group))
+            self.timer_moved(run_at)
+        elif state == JobState.WAITING:
+            self.heard(queue)
+            if not self._accepting:
+                self.woken.add(queue)
+
+    def heard(self, queue: str) -> None:
+        """``queue`` has new waiting jobs (here, or on another node): whoever takes
+        them here looks."""
+        self.queue(queue).wake_waiters()
+        self.fresh.add(queue)
+        self.wake()
+
+    def _unplace(self, job: Job, prior: JobState) -> None:
+        if prior is JobState.DELAYED:
+            self.timers.kill(job.run_at, job.id)
+
+    def accepted(self, added: Sequence[Added]) -> None:
+        self._accepting = True
+        try:
+            super().accepted(added)
+        finally:
+            self._accepting = False
+
+    def _accept_alike(self, run: AddedRun) -> None:
+        _, queue, name, state, priority, run_at, group = run[0].placement()
+        self.metrics.of(queue).added_total += len(run)
+        if self.events.active:
+            for job_id in run.ids:
+                self.emit("added", job_id, queue, name, state=str(state), priority=priority)
+        ids = run.ids if state is JobState.DELAYED else run.ids[:1]
+        for job_id in ids:
+            self.place(job_id, queue, name, state, priority, run_at, group)
+
+    def started(self, jobs: list[Job], here: bool) -> list[ActiveJob]:
+        """Claims committed through this node: active (``here``: for this node's
+        handlers, whose running jobs memory keeps), or expired instead."""
+        actives = []
+        for job in jobs:
+            if job.state is JobState.EXPIRED:
+                self._guard(job.id, self._expire, job, JobState.WAITING)
+                self.ended(job)
+                continue
+            assert job.started_at is not None
+            self.metrics.of(job.queue).waiting_time.observe(max(0, job.started_at - job.run_at))
+            self.emit("active", job.id, job.queue, job.name, attempt=job.attempts_made)
+            if here:
+                actives.append(self.adopt_active(job))
+        return actives
+
+    def drop_active(self, job_id: int) -> ActiveJob | None:
+        return self.active.pop(job_id, None)
+
+    def cleaned(self, queue: str, state: JobState, removed: int) -> None:
+        pass  # counted by the database

@@ -1,0 +1,189 @@
+"""The cluster's side of the PostgreSQL store (``SharedStore``): claims through the
+database, wake-ups by LISTEN/NOTIFY, leadership, node liveness and folded counts.
+Writes go through the store's ordered writer, so a claim or a promotion shares a
+commit with the writes around it; reads use its pool; the listener has a
+connection of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from ...jsonfast import dumps, loads
+from ...model import Job, JobState, NewJob
+from ..records import Added
+from ..shared import NodeSeen, SharedStore
+from . import cluster, counts, jobs, reads
+from .jobs import COLUMNS, row_to_job
+from .schedules import fire
+
+log = logging.getLogger("queueapp.cluster")
+
+LISTEN_RETRY_S = 1.0  # after the listening connection was lost, connect again this much later
+
+
+async def _promote_and_wake(conn: Any, now: int, limit: int) -> int:
+    promoted = await jobs.promote_due(conn, now, limit)
+    if promoted:
+        await conn.execute("SELECT pg_notify($1, queue) FROM (SELECT DISTINCT queue FROM jobs"
+                           " WHERE id = ANY($2::bigint[])) AS woken", cluster.CHANNEL, promoted)
+    return len(promoted)
+
+
+async def _wake(conn: Any, queues: list[str]) -> None:
+    await conn.execute("SELECT pg_notify($1, queue) FROM unnest($2::text[]) AS queue", cluster.CHANNEL, queues)
+
+
+async def _running(conn: Any, node: str) -> list[tuple[int, str]]:
+    rows = await conn.fetch("SELECT id, lease_token FROM jobs WHERE state = 'active' AND node = $1"
+                            " AND lease_expires_at IS NULL", node)
+    return [(r[0], r[1]) for r in rows]
+
+
+async def _both_counts(conn: Any) -> tuple[dict[str, dict[JobState, int]], dict[str, dict[JobState, int]]]:
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        return await counts.count_states(conn), await reads.count_states(conn)
+
+
+async def _fold(conn: Any) -> int:
+    async with conn.transaction():
+        return await counts.fold(conn)
+
+
+class Host(Protocol):
+    """What this needs of the PostgreSQL store it is part of (store.py)."""
+
+    node: str
+
+    async def submit(self, write: Any, *args: Any, then: Any = None) -> Any: ...
+
+    async def read(self, read: Any, *args: Any) -> Any: ...
+
+    async def connect(self) -> Any: ...
+
+
+class PostgresShared(SharedStore):
+    def __init__(self, store: Host) -> None:
+        self.store = store
+        self.node = store.node
+        self._listening: asyncio.Task[None] | None = None
+
+    async def claim(self, queue: str, names: list[str] | None, excluded: list[str], limit: int, now: int,
+                    lease_ms: int | None, *, then: Callable[[list[Job]], Any] | None = None) -> list[Job]:
+        return await self.store.submit(jobs.claim_next, queue, names, limit, now, lease_ms, self.node, excluded,
+                                       then=then)
+
+    async def promote_due(self, now: int, limit: int) -> int:
+        return await self.store.submit(_promote_and_wake, now, limit)
+
+    async def wake(self, queues: list[str]) -> None:
+        await self.store.submit(_wake, sorted(set(queues)))
+
+    async def tell_cancelled(self, job_id: int) -> None:
+        await self.store.submit(lambda conn: conn.execute("SELECT pg_notify($1, $2)", cluster.CANCEL_CHANNEL,
+                                                          str(job_id)))
+
+    # wake-ups ----------------------------------------------------------------------
+
+    async def listen(self, on_queue: Callable[[str], None], on_cancel: Callable[[int], None]) -> None:
+        connected = asyncio.get_running_loop().create_future()
+        self._listening = asyncio.create_task(self._listen(on_queue, on_cancel, connected),
+                                              name="queueapp-listener")
+        await asyncio.shield(connected)
+
+    async def _listen(self, on_queue: Callable[[str], None], on_cancel: Callable[[int], None],
+                      connected: asyncio.Future[None]) -> None:
+        def queue_told(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
+            on_queue(payload)
+
+        def cancel_told(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
+            with contextlib.suppress(ValueError):
+                on_cancel(int(payload))
+
+        while True:
+            try:
+                await self._hear(queue_told, cancel_told, connected)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not connected.done():
+                    connected.set_exception(exc)
+                    return
+                log.warning("lost the connection that hears other nodes; connecting again",
+                            extra={"event": "cluster.listen_lost", "error": str(exc)})
+            await asyncio.sleep(LISTEN_RETRY_S)
+
+    async def _hear(self, queue_told: Callable[..., None], cancel_told: Callable[..., None],
+                    connected: asyncio.Future[None]) -> None:
+        """Listen on one connection until it is lost."""
+        conn = await self.store.connect()
+        try:
+            await conn.add_listener(cluster.CHANNEL, queue_told)
+            await conn.add_listener(cluster.CANCEL_CHANNEL, cancel_told)
+            if not connected.done():
+                connected.set_result(None)
+            while not conn.is_closed():
+                await asyncio.sleep(LISTEN_RETRY_S)
+                await conn.execute("SELECT 1")  # finds a dead connection
+        finally:
+            conn.terminate()
+
+    async def unlisten(self) -> None:
+        if self._listening is not None:
+            self._listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._listening
+
+    # leadership and liveness ---------------------------------------------------------
+
+    async def lead(self, now: int, lease_ms: int) -> int | None:
+        return await self.store.read(cluster.lead, self.node, now, lease_ms)
+
+    async def step_down(self, term: int) -> None:
+        await self.store.read(cluster.step_down, self.node, term)
+
+    async def seen(self, now: int, stats: dict[str, Any]) -> None:
+        await self.store.read(cluster.seen, self.node, now, dumps(stats))
+
+    async def nodes(self, now: int, within_ms: int) -> list[NodeSeen]:
+        rows = await self.store.read(cluster.seen_nodes, now, within_ms)
+        return [NodeSeen(node, started, seen_at, loads(stats)) for node, started, seen_at, stats in rows]
+
+    async def forget_node(self) -> None:
+        await self.store.read(lambda conn: conn.execute("DELETE FROM nodes WHERE id = $1", self.node))
+
+    # counts and the jobs of the whole cluster ------------------------------------------
+
+    async def counts(self) -> dict[str, dict[JobState, int]]:
+        return await self.store.read(counts.count_states)
+
+    async def fold_counts(self) -> int:
+        return await self.store.read(_fold)
+
+    async def expired_leases(self, now: int, limit: int) -> list[tuple[int, str]]:
+        return await self.store.read(jobs.expired_leases, now, limit)
+
+    async def orphans(self, live: list[str]) -> list[tuple[int, str]]:
+        found = await self.store.read(jobs.orphans, live)
+        return [(j.id, j.lease_token) for j in found if j.lease_token is not None]
+
+    async def active_jobs(self, limit: int) -> list[tuple[Job, str | None]]:
+        rows = await self.store.read(lambda conn: conn.fetch(
+            f"SELECT {COLUMNS}, node FROM jobs WHERE state = 'active' ORDER BY id LIMIT $1", limit))
+        return [(row_to_job(r), r[-1]) for r in rows]
+
+    async def running_here(self, *, then: Callable[[list[tuple[int, str]]], Any]) -> None:
+        await self.store.submit(_running, self.node, then=then)
+
+    async def both_counts(self) -> tuple[dict[str, dict[JobState, int]], dict[str, dict[JobState, int]]]:
+        return await self.store.read(_both_counts)
+
+    async def fire_schedule(
+        self, term: int, queue: str, name: str, expected_next: int, jobs_: list[NewJob], next_run_at: int,
+        now: int, *, then: Callable[[Any], Any] | None = None,
+    ) -> tuple[list[Added], bool] | None:
+        return await self.store.submit(fire, queue, name, expected_next, jobs_, next_run_at, now,
+                                       (self.node, term), then=then)

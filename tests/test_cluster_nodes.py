@@ -1,0 +1,137 @@
+"""Nodes of a cluster as libraries in one process, each with its own connections to
+one real PostgreSQL database: claims through the database, wake-ups between nodes,
+the leader's chores, cancels across nodes, counts and the self-audit."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from queueapp.errors import Conflict
+from queueapp.model import JobState
+from queueapp.service import QueueService
+from queueapp.store.postgres.store import PostgresStore
+from queueapp.workers.registry import HandlerRegistry
+from tests.conftest import wait_for
+
+
+@pytest.fixture
+async def nodes(pg_url: str) -> AsyncIterator[Callable[..., Any]]:
+    made: list[QueueService] = []
+
+    async def make(name: str, registry: HandlerRegistry | None = None, **kwargs: Any) -> QueueService:
+        service = QueueService(PostgresStore(pg_url, node=name, cluster=True), registry=registry, **kwargs)
+        await service.start()
+        made.append(service)
+        return service
+
+    yield make
+    for service in reversed(made):
+        await service.stop(grace_s=2)
+
+
+async def test_a_second_node_joins_and_a_node_without_cluster_mode_is_refused(pg_url: str, nodes: Any) -> None:
+    from queueapp.store import DatabaseInUse
+
+    await nodes("a")
+    await nodes("b")
+    alone = QueueService(PostgresStore(pg_url, node="alone"))
+    with pytest.raises(Exception) as refused:
+        await alone.start()
+    assert isinstance(refused.value, DatabaseInUse) or "cluster" in str(refused.value)
+
+
+async def test_an_enqueue_on_one_node_wakes_a_long_poll_on_another(nodes: Any) -> None:
+    a = await nodes("a")
+    b = await nodes("b")
+    poll = asyncio.create_task(b.workers.lease("mail", None, 1, 30_000, 10_000))
+    await asyncio.sleep(0.2)  # the poll is waiting (it looks every second otherwise)
+    started = time.monotonic()
+    job = await a.add_job("send", {"n": 1}, queue="mail")
+    leased = await poll
+    took = time.monotonic() - started
+    assert [j.id for j in leased] == [job.id]
+    assert took < 0.9, f"woken by the notification, not the slow poll ({took:.3f} s)"
+    done = await a.workers.complete(job.id, leased[0].lease_token, {"ok": True})
+    assert done.state is JobState.COMPLETED
+    assert await a.audit() == [] and await b.audit() == []
+
+
+async def test_handlers_on_every_node_run_each_job_once(nodes: Any) -> None:
+    runs: dict[int, list[str]] = {}
+
+    def registry_of(node: str) -> HandlerRegistry:
+        registry = HandlerRegistry()
+
+        async def work(job: Any) -> dict[str, Any]:
+            runs.setdefault(int(job.id), []).append(node)
+            await asyncio.sleep(0.001)
+            return {"by": node}
+
+        registry.register("work", work)
+        return registry
+
+    a = await nodes("a", registry_of("a"), concurrency=4)
+    b = await nodes("b", registry_of("b"), concurrency=4)
+    ids = [j.id for j in await asyncio.gather(*(a.add_job("work", {"i": i}) for i in range(100)))]
+    ids += [j.id for j in await asyncio.gather(*(b.add_job("work", {"i": i}) for i in range(100)))]
+    await wait_for(lambda: len(runs) == 200, timeout=30)
+    await wait_for(lambda: a.dispatcher.ledger.active == {} and b.dispatcher.ledger.active == {})
+    assert sorted(runs) == sorted(ids)
+    assert all(len(by) == 1 for by in runs.values()), "a job ran twice"
+    assert {n for by in runs.values() for n in by} == {"a", "b"}
+    await a.dispatcher.view.refresh()
+    assert a.get_queue_metrics()["completed"] == 200
+    assert await a.audit() == [] and await b.audit() == []
+
+
+async def test_cancelling_a_job_running_on_another_node_stops_its_handler(nodes: Any) -> None:
+    started = asyncio.Event()
+    stopped = asyncio.Event()
+    registry = HandlerRegistry()
+
+    async def slow(job: Any) -> None:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            stopped.set()
+            raise
+
+    registry.register("slow", slow)
+    a = await nodes("a", registry)
+    b = await nodes("b")
+    job = await b.add_job("slow")
+    await asyncio.wait_for(started.wait(), 10)
+    cancelled = await b.cancel_job(job.id)
+    assert cancelled.state is JobState.CANCELLED
+    await asyncio.wait_for(stopped.wait(), 5)
+    await wait_for(lambda: a.dispatcher.ledger.active == {})
+    assert a.dispatcher.queues["default"].running == 0
+    assert await a.audit() == [] and await b.audit() == []
+
+
+async def test_the_leader_returns_a_dead_nodes_jobs_and_another_leads_when_it_stops(nodes: Any, pg_url: str) -> None:
+    a = await nodes("a", background=False)
+    b = await nodes("b", background=False)
+    await a.leadership.tick()
+    await b.leadership.tick()
+    assert a.leadership.term is not None and b.leadership.term is None
+    job = await a.add_job("manual")
+    leased = await a.workers.lease("default", None, 1, 200, 0)
+    assert [j.id for j in leased] == [job.id]
+    await b.leadership.tick()  # not the leader: it sweeps nothing
+    assert (await a.get_job(job.id)).state is JobState.ACTIVE
+    await asyncio.sleep(0.25)
+    await a.leadership.tick()  # the leader's sweep returns the expired lease
+    again = await a.get_job(job.id)
+    assert again.state in (JobState.DELAYED, JobState.WAITING) and again.attempts_made == 1
+    with pytest.raises(Conflict):
+        await b.workers.complete(job.id, leased[0].lease_token, None)
+    await a.leadership.step_down()
+    await b.leadership.tick()
+    assert b.leadership.term is not None and b.leadership.term > 1
