@@ -25,7 +25,7 @@ from .background.leader import Leadership
 from .background.monitor import Alerter, Monitor
 from .background.recovery import LeaseReaper, recover_after_restart
 from .background.scheduler import Scheduler
-from .clock import Clock, from_datetime
+from .clock import Clock, from_datetime, to_iso
 from .cluster import ClusterDispatcher
 from .config import default_thresholds
 from .dispatch import ActiveJob, Dispatcher
@@ -152,6 +152,15 @@ class QueueService:
     def node(self) -> str | None:
         """This node's name in a cluster; None for an appliance that serves alone."""
         return self.store.shared.node if self.store.shared is not None else None
+
+    def nodes(self) -> dict[str, Any]:
+        """This node, the leader and the nodes of the cluster as last read."""
+        if not isinstance(self.dispatcher, ClusterDispatcher):
+            return {"node": None, "cluster": False, "leader": None, "nodes": []}
+        view = self.dispatcher.view
+        return {"node": self.node, "cluster": True, "leader": view.leader,
+                "nodes": [{"id": n.id, "startedAt": to_iso(n.started_at), "seenAt": to_iso(n.seen_at),
+                           "leader": n.id == view.leader} for n in view.nodes]}
 
     # adding jobs -----------------------------------------------------------------
 

@@ -43,10 +43,11 @@ async def test_the_nodes_that_are_alive(pg_url):
     pg_conn = await asyncpg.connect(pg_url)
     try:
         await cluster.seen(pg_conn, "node-a", NOW)
-        await cluster.seen(pg_conn, "node-b", NOW + 5000)
-        assert await cluster.live_nodes(pg_conn, NOW + 6000, 3000) == ["node-b"]
+        await cluster.seen(pg_conn, "node-b", NOW + 5000, '{"finished": {}}')
+        assert [n[0] for n in await cluster.seen_nodes(pg_conn, NOW + 6000, 3000)] == ["node-b"]
         await cluster.seen(pg_conn, "node-a", NOW + 6000)
-        assert await cluster.live_nodes(pg_conn, NOW + 6000, 3000) == ["node-a", "node-b"]
+        seen = await cluster.seen_nodes(pg_conn, NOW + 6000, 3000)
+        assert seen == [("node-a", NOW, NOW + 6000, "{}"), ("node-b", NOW + 5000, NOW + 5000, '{"finished": {}}')]
     finally:
         await pg_conn.close()
 

@@ -12,7 +12,7 @@ import asyncpg
 
 from queueapp.model import JobState, NewJob
 from queueapp.retry import Failure
-from queueapp.store.postgres import counts, finishing
+from queueapp.store.postgres import cluster, counts, finishing
 from queueapp.store.postgres import jobs as pg
 
 NOW = 1_800_000_000_000
@@ -158,6 +158,9 @@ async def test_jobs_of_a_node_that_died_are_orphans_and_a_live_nodes_are_not(pg_
     mine = await pg.claim_next(pg_conn, "q", None, 1, NOW, None, "node-a")
     theirs = await pg.claim_next(pg_conn, "q", None, 1, NOW, None, "node-b")
     leased = await pg.claim_next(pg_conn, "q", None, 1, NOW, 30_000, "node-b")
-    assert [j.id for j in await pg.orphans(pg_conn, ["node-a", "node-b"])] == []
-    assert [j.id for j in await pg.orphans(pg_conn, ["node-a"])] == [theirs[0].id]  # b died; its lease is the reaper's
-    assert leased[0].id not in [j.id for j in await pg.orphans(pg_conn, [])] and mine
+    await cluster.seen(pg_conn, "node-a", NOW)
+    await cluster.seen(pg_conn, "node-b", NOW)
+    assert [j.id for j in await pg.orphans(pg_conn, NOW + 4000, 5000)] == []
+    await cluster.seen(pg_conn, "node-a", NOW + 5000)
+    assert [j.id for j in await pg.orphans(pg_conn, NOW + 5000, 5000)] == [theirs[0].id]  # b went quiet
+    assert leased[0].id not in [j.id for j in await pg.orphans(pg_conn, NOW + 99_000, 5000)] and mine

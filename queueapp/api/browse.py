@@ -193,6 +193,7 @@ class RunningJobOut(Open):
     leaseExpiresAt: str | None
     inProcess: bool
     stuck: bool
+    node: str | None
 
 
 class RunningOut(Open):
@@ -201,9 +202,10 @@ class RunningOut(Open):
 
 @api.endpoint("GET", "/queues/jobs/running",
               "Active jobs from the dispatcher's memory, oldest first: heartbeat, lease expiry (null: runs in "
-              "the appliance), stuck or not.", ok=RunningOut, query=(QUEUE,))
+              "the appliance), stuck or not, and in a cluster the node that claimed it.", ok=RunningOut,
+              query=(QUEUE,))
 async def running(request: web.Request) -> web.Response:
     found = service_of(request).running_jobs(queue_of(request))
     return ok({"jobs": [{"id": str(a.id), "name": a.name, "startedAt": to_iso(a.started_at),
                          "heartbeatAt": to_iso(a.heartbeat_at), "leaseExpiresAt": to_iso(a.lease_expires_at),
-                         "inProcess": a.in_process, "stuck": stuck} for a, stuck in found]})
+                         "inProcess": a.in_process, "stuck": stuck, "node": a.node} for a, stuck in found]})

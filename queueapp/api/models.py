@@ -300,3 +300,17 @@ class SchedulesOut(Open):
 class AuditOut(Open):
     ok: bool
     problems: list[str]
+
+
+class NodeOut(Open):
+    id: str
+    startedAt: str | None
+    seenAt: str | None
+    leader: bool
+
+
+class NodesOut(Open):
+    node: str | None
+    cluster: bool
+    leader: str | None
+    nodes: list[NodeOut]

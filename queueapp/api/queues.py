@@ -16,6 +16,7 @@ from .models import (
     HealthOut,
     LivezOut,
     MetricsOut,
+    NodesOut,
     PausedOut,
     QueuesOut,
     RemovedOut,
@@ -79,6 +80,14 @@ async def metrics(request: web.Request) -> web.Response:
 async def health(request: web.Request) -> web.Response:
     report = service_of(request).health(queue_of(request))
     return ok(health_out(report), 503 if report.status == "critical" else 200)
+
+
+@api.endpoint("GET", "/queues/nodes",
+              "The nodes serving the database: this one, the leader, and every node seen in the last 5 s with "
+              "its last heartbeat (in a cluster; one appliance alone answers with itself only as null).",
+              ok=NodesOut)
+async def nodes(request: web.Request) -> web.Response:
+    return ok(service_of(request).nodes())
 
 
 @api.endpoint("GET", "/debug/audit",

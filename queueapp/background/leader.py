@@ -20,6 +20,7 @@ import asyncio
 import logging
 
 from ..cluster import ClusterDispatcher
+from ..cluster.view import NODE_GONE_MS
 from ..retry import Failure
 from .expiry import ExpirySweep
 from .monitor import Monitor
@@ -79,8 +80,7 @@ class Leadership:
         self.dispatcher.term = term
 
     async def _return_orphans(self) -> None:
-        live = self.dispatcher.view.live_nodes() + [self.dispatcher.node]
-        orphans = await self.shared.orphans(live)
+        orphans = await self.shared.orphans(self.clock.now_ms(), NODE_GONE_MS)
         if not orphans:
             return
         changes = await self.dispatcher.store.rescue_active(

@@ -23,6 +23,7 @@ class ClusterLedger(Ledger):
     # (an enqueue wakes the other nodes in its own statement): the dispatcher tells
     # the other nodes after each turn.
     woken: set[str]
+    node: str | None = None  # set by the dispatcher
     _accepting = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -83,7 +84,9 @@ class ClusterLedger(Ledger):
             self.metrics.of(job.queue).waiting_time.observe(max(0, job.started_at - job.run_at))
             self.emit("active", job.id, job.queue, job.name, attempt=job.attempts_made)
             if here:
-                actives.append(self.adopt_active(job))
+                active = self.adopt_active(job)
+                active.node = self.node
+                actives.append(active)
         return actives
 
     def drop_active(self, job_id: int) -> ActiveJob | None:

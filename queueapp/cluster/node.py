@@ -52,6 +52,7 @@ class ClusterDispatcher(Dispatcher):
         self.shared: SharedStore = shared
         self.leases.shared = self.outcomes.shared = shared
         self.leases.local_names = self.registry.names
+        self.ledger.node = shared.node
         self.view = ClusterView(self.store, shared, self.ledger, self.clock)
         self.term: int | None = None  # the leader's term while this node leads (background/leader.py)
         self._more: set[str] = set()  # queues whose last claim for the handlers came back full

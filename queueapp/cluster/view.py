@@ -35,6 +35,7 @@ class ClusterView:
         self.ledger = ledger
         self.clock = clock
         self.nodes: list[NodeSeen] = []
+        self.leader: str | None = None
         self.running: dict[int, ActiveJob] = {}  # the whole cluster's, as last read
 
     @property
@@ -42,13 +43,11 @@ class ClusterView:
         """Every running job: this node's own as memory has them, the others as read."""
         return {**self.running, **self.ledger.active}
 
-    def live_nodes(self) -> list[str]:
-        return [n.id for n in self.nodes]
-
     async def refresh(self) -> None:
         now = self.clock.now_ms()
         await self.shared.seen(now, self.published(now))
         self.nodes = await self.shared.nodes(now, NODE_GONE_MS)
+        self.leader = await self.shared.leader(now)
         ledger = self.ledger
         for settings in await self.store.queue_settings():
             q = ledger.queue(settings.name)

@@ -69,6 +69,10 @@ class SharedStore(ABC):
     async def step_down(self, term: int) -> None: ...
 
     @abstractmethod
+    async def leader(self, now: int) -> str | None:
+        """The node whose leader's lease runs at ``now``."""
+
+    @abstractmethod
     async def seen(self, now: int, stats: dict[str, Any]) -> None:
         """This node is alive, with what it publishes for the others."""
 
@@ -92,8 +96,8 @@ class SharedStore(ABC):
         """(id, token) of leased jobs whose lease ran out by ``now``."""
 
     @abstractmethod
-    async def orphans(self, live: list[str]) -> list[tuple[int, str]]:
-        """(id, token) of jobs run by the handlers of a node not in ``live``."""
+    async def orphans(self, now: int, gone_ms: int) -> list[tuple[int, str]]:
+        """(id, token) of jobs run by the handlers of a node not seen for ``gone_ms``."""
 
     @abstractmethod
     async def active_jobs(self, limit: int) -> list[tuple[Job, str | None]]:

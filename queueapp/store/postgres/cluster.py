@@ -46,11 +46,6 @@ async def seen_nodes(conn: Any, now: int, within_ms: int) -> list[tuple[str, int
     return [tuple(r) for r in rows]
 
 
-async def live_nodes(conn: Any, now: int, within_ms: int) -> list[str]:
-    rows = await conn.fetch("SELECT id FROM nodes WHERE seen_at > $1 ORDER BY id", now - within_ms)
-    return [r[0] for r in rows]
-
-
 async def lead(conn: Any, node: str, now: int, lease_ms: int) -> int | None:
     """Take or renew leadership for ``node`` until ``now + lease_ms``: its term when
     it leads, None while another node's lease runs."""

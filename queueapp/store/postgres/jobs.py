@@ -260,12 +260,15 @@ async def cancel_waiting(conn: Any, job_id: int, now: int) -> Job | None:
     return None if row is None else row_to_job(row)
 
 
-async def orphans(conn: Any, live_nodes: list[str]) -> list[Job]:
-    """Jobs run by the handlers of a node that is not alive: nothing will finish
-    them (a lease that runs out is the reaper's; a live node's own jobs are its own)."""
+async def orphans(conn: Any, now: int, gone_ms: int) -> list[Job]:
+    """Jobs run by the handlers of a node not seen for ``gone_ms``: nothing will
+    finish them (a lease that runs out is the reaper's; a live node's own jobs are
+    its own). Liveness is read in the same statement: a node that joined a moment ago
+    and claimed at once is alive."""
     rows = await conn.fetch(
         f"SELECT {COLUMNS} FROM jobs WHERE state = 'active' AND lease_expires_at IS NULL"
-        " AND (node IS NULL OR node <> ALL($1::text[]))", live_nodes)
+        " AND (node IS NULL OR node NOT IN (SELECT id FROM nodes WHERE seen_at > $1::bigint - $2::bigint))",
+        now, gone_ms)
     return [row_to_job(r) for r in rows]
 
 

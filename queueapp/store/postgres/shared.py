@@ -145,6 +145,10 @@ class PostgresShared(SharedStore):
     async def step_down(self, term: int) -> None:
         await self.store.read(cluster.step_down, self.node, term)
 
+    async def leader(self, now: int) -> str | None:
+        return await self.store.read(
+            lambda conn: conn.fetchval("SELECT node FROM leadership WHERE expires_at > $1", now))
+
     async def seen(self, now: int, stats: dict[str, Any]) -> None:
         await self.store.read(cluster.seen, self.node, now, dumps(stats))
 
@@ -166,8 +170,8 @@ class PostgresShared(SharedStore):
     async def expired_leases(self, now: int, limit: int) -> list[tuple[int, str]]:
         return await self.store.read(jobs.expired_leases, now, limit)
 
-    async def orphans(self, live: list[str]) -> list[tuple[int, str]]:
-        found = await self.store.read(jobs.orphans, live)
+    async def orphans(self, now: int, gone_ms: int) -> list[tuple[int, str]]:
+        found = await self.store.read(jobs.orphans, now, gone_ms)
         return [(j.id, j.lease_token) for j in found if j.lease_token is not None]
 
     async def active_jobs(self, limit: int) -> list[tuple[Job, str | None]]:
