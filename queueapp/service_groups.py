@@ -13,7 +13,6 @@ from dataclasses import dataclass, replace
 
 from .clock import Clock
 from .dispatch import Dispatcher
-from .dispatch.lanes import Line
 from .errors import NotFound
 from .flow import Aging, GroupLimits, KeySettings
 from .store import Store
@@ -46,27 +45,25 @@ class GroupDesk:
         self.ledger = dispatcher.ledger
         self.clock = clock
 
-    def view(self, queue: str, limit: int = 100) -> GroupsView:
+    async def view(self, queue: str, limit: int = 100) -> GroupsView:
         """The queue's policy and its keys: those with jobs waiting or running, and
         those with settings of their own; the most waiting first."""
+        counts = await self.dispatcher.key_counts(queue)
         policy = self.ledger.policy_of(queue)
-        keys = self._lines(queue).keys() | policy.overrides.keys() | policy.paused.keys()
-        views = sorted((self.key(queue, key) for key in keys if key is not None),
+        keys = counts.keys() | policy.overrides.keys() | policy.paused.keys()
+        views = sorted((self._key(queue, key, counts.get(key, (0, 0))) for key in keys),
                        key=lambda v: (-v.waiting, -v.active, v.key))
         return GroupsView(queue, policy.default, self.ledger.aging_for(queue), views[:limit], len(views))
 
-    def key(self, queue: str, key: str) -> KeyView:
+    async def key(self, queue: str, key: str) -> KeyView:
+        return self._key(queue, key, (await self.dispatcher.key_counts(queue)).get(key, (0, 0)))
+
+    def _key(self, queue: str, key: str, counts: tuple[int, int]) -> KeyView:
         policy = self.ledger.policy_of(queue)
-        line = self._lines(queue).get(key)
         own = policy.key_settings(key)
         paused = own.paused and (own.paused_until is None or own.paused_until > self.clock.now_ms())
         return KeyView(key, policy.limits_of(key), own.limits is not None, paused,
-                       own.paused_until if paused else None,
-                       0 if line is None else line.gate.busy, 0 if line is None else len(line))
-
-    def _lines(self, queue: str) -> dict[str | None, Line]:
-        q = self.dispatcher.queues.get(queue)
-        return {} if q is None else q.lanes.lines
+                       own.paused_until if paused else None, *counts)
 
     async def set_policy(self, queue: str, limits: GroupLimits | None) -> GroupsView:
         """The limits of every key of ``queue`` (None: back to the config file's)."""
@@ -77,7 +74,7 @@ class GroupDesk:
             self.ledger.set_policy(queue, replace(self.ledger.policy_of(queue), default=default))
 
         await self.store.set_group_policy(queue, limits, self.clock.now_ms(), then=applied)
-        return self.view(queue)
+        return await self.view(queue)
 
     async def set_key(self, queue: str, key: str, limits: GroupLimits | None) -> KeyView:
         """``key``'s own limits (None: the queue's again)."""
@@ -108,4 +105,4 @@ class GroupDesk:
             self.ledger.set_policy(queue, self.ledger.policy_of(queue).with_key(key, settings))
 
         await self.store.set_group_key(queue, key, settings, self.clock.now_ms(), then=applied)
-        return self.key(queue, key)
+        return await self.key(queue, key)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from queueapp.errors import Conflict
+from queueapp.flow import GroupLimits
 from queueapp.model import JobState
 from queueapp.service import QueueService
 from queueapp.store.postgres.store import PostgresStore
@@ -135,3 +136,74 @@ async def test_the_leader_returns_a_dead_nodes_jobs_and_another_leads_when_it_st
     await a.leadership.step_down()
     await b.leadership.tick()
     assert b.leadership.term is not None and b.leadership.term > 1
+
+
+async def test_group_limits_hold_across_nodes(nodes: Any) -> None:
+    """Two nodes' handlers and a worker on each share a key's limit of 2 active jobs;
+    a paused key starts nothing until resumed."""
+    running: dict[str, int] = {}
+    most: dict[str, int] = {}
+
+    def registry_of() -> HandlerRegistry:
+        registry = HandlerRegistry()
+
+        async def step(job: Any) -> None:
+            key = job.group
+            running[key] = running.get(key, 0) + 1
+            most[key] = max(most.get(key, 0), running[key])
+            await asyncio.sleep(0.01)
+            running[key] -= 1
+
+        registry.register("step", step)
+        return registry
+
+    a = await nodes("a", registry_of(), concurrency=8)
+    b = await nodes("b", registry_of(), concurrency=8)
+    await a.groups.set_policy("default", GroupLimits(concurrency=2))
+    await b.groups.pause("default", "held", None)
+    jobs = [await a.add_job("step", {}, {"group": f"k{i % 4}"}) for i in range(120)]
+    jobs += [await b.add_job("step", {}, {"group": "held"}) for _ in range(5)]
+    remote = [await b.add_job("remote", {}, {"group": "k0"}) for _ in range(10)]
+
+    async def lease_all(service: QueueService) -> None:  # leases count toward the key's limit too
+        while True:
+            leased = await service.workers.lease("default", ["remote"], 2, 30_000, 100)
+            if not leased:
+                if all(state is JobState.COMPLETED for state in [(await service.get_job(j.id)).state for j in remote]):
+                    return
+                continue
+            active = await service.dispatcher.key_counts("default")
+            assert active["k0"][0] <= 2, active
+            for job in leased:
+                await service.workers.complete(job.id, job.lease_token, None)
+
+    await asyncio.gather(lease_all(a), lease_all(b))
+
+    async def done(ids: list[int]) -> bool:
+        return all(state is JobState.COMPLETED for state in [(await a.get_job(i)).state for i in ids])
+
+    await wait_for(lambda: done([j.id for j in jobs[:120]]), timeout=30)
+    assert most == {"k0": 2, "k1": 2, "k2": 2, "k3": 2}
+    held = [j.id for j in jobs[120:]]
+    assert [(await a.get_job(i)).state for i in held] == [JobState.WAITING] * 5
+    view = await a.groups.view("default")
+    assert {k.key: (k.paused, k.waiting) for k in view.keys}["held"] == (True, 5)
+    await a.groups.resume("default", "held")
+    await wait_for(lambda: done(held), timeout=10)
+    assert most["held"] == 2
+    assert await a.audit() == [] and await b.audit() == []
+
+
+async def test_aging_lifts_a_long_waiting_job_in_a_cluster(nodes: Any) -> None:
+    from queueapp.clock import FakeClock
+    from queueapp.flow import Aging
+
+    clock = FakeClock(time.time_ns() // 1_000_000)
+    a = await nodes("a", clock=clock, aging=lambda q: Aging(every_ms=1000, max_levels=2))
+    low = await a.add_job("x", {}, {"priority": 4})
+    clock.advance(2500)
+    high = await a.add_job("x", {}, {"priority": 2})
+    first = await a.workers.lease("default", None, 1, 30_000, 0)
+    assert [j.id for j in first] == [low.id]  # LOW that waited 2.5 s competes as HIGH, and was due first
+    second = await a.workers.lease("default", None, 1, 30_000, 0)
+    assert [j.id for j in second] == [high.id]

@@ -229,7 +229,7 @@ async def test_policy_keys_pauses_and_windows_survive_a_restart(make_service, db
     await service.stop(grace_s=1)
 
     again = await make_service(clock=clock, background=False)
-    view = again.groups.view("q")
+    view = await again.groups.view("q")
     assert (view.limits.concurrency, view.limits.rate_max) == (2, 3)
     keys = {k.key: k for k in view.keys}
     assert keys["vip"].limits.concurrency == 5 and keys["vip"].custom

@@ -68,7 +68,7 @@ async def test_a_copy_serves_on_with_every_job_and_setting(postgres, tmp_path):
         done = await service.get_job(ids["done"])
         assert done.state is JobState.COMPLETED and done.result == {"ok": 1}
         assert [s.name for s in await service.schedules.list("default")] == ["cleanup", "nightly"]
-        view = service.groups.view("default")
+        view = await service.groups.view("default")
         assert view.limits.concurrency == 2 and [k.key for k in view.keys if k.paused] == ["acct-9"]
         history = await service.store.read_history("default", 0)
         assert (4, 3, 1) in [(t.enqueued, t.completed, t.failed) for _, t in history]

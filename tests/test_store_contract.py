@@ -170,7 +170,7 @@ async def test_schedules_groups_history_and_failures_survive_a_restart(open_serv
     assert [s.name for s in await again.schedules.list("default")] == ["cleanup", "tick"]
     ticks = await again.store.search_jobs(make_search("default", name="tick"))
     assert len(ticks.jobs) == 1 and ticks.jobs[0].job_key.startswith("tick@")
-    view = again.groups.view("default")
+    view = await again.groups.view("default")
     assert view.limits.concurrency == 3 and [k.key for k in view.keys if k.paused] == ["acct"]
     history = await again.store.read_history("default", 0)
     assert [(t.enqueued, t.completed, t.failed) for at, t in history if at == an_hour_ago] == [(3, 2, 1)]

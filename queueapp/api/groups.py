@@ -111,7 +111,7 @@ def groups_out(view: GroupsView) -> dict[str, Any]:
 async def list_groups(request: web.Request) -> web.Response:
     queue = queue_of(request)
     limit = query_int(request, "limit", 100, 1, 1000)
-    return ok(groups_out(service_of(request).groups.view(queue, limit)))
+    return ok(groups_out(await service_of(request).groups.view(queue, limit)))
 
 
 @api.endpoint("GET", "/queues/groups/policy", "The queue's group policy (answered as GET /queues/groups).",
@@ -140,7 +140,7 @@ async def drop_policy(request: web.Request) -> web.Response:
               ok=GroupKeyOut, query=(QUEUE,))
 async def get_key(request: web.Request) -> web.Response:
     queue, key = queue_of(request), _key(request)
-    return ok(key_out(service_of(request).groups.key(queue, key)))
+    return ok(key_out(await service_of(request).groups.key(queue, key)))
 
 
 @api.endpoint("PUT", KEY_ROUTE, "Give one group key limits of its own (instead of the queue's policy).",

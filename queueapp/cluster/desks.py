@@ -54,7 +54,8 @@ class ClusterLeases(LeaseDesk):
             self.ledger.started(jobs, here=False)
 
         write = asyncio.ensure_future(self.shared.claim(queue, names, self.local_names(), max_jobs,
-                                                        self.clock.now_ms(), lease_ms, then=record))
+                                                        self.clock.now_ms(), lease_ms, self.ledger.rules(queue),
+                                                        then=record))
         try:
             await asyncio.shield(write)
             return claimed

@@ -16,6 +16,7 @@ from ..dispatch.timers import Timer
 from ..metrics import Metrics
 from ..model import Job, JobState
 from ..store import Added, AddedRun
+from ..store.shared import FlowRules
 
 
 class ClusterLedger(Ledger):
@@ -42,6 +43,11 @@ class ClusterLedger(Ledger):
             self.heard(queue)
             if not self._accepting:
                 self.woken.add(queue)
+
+    def rules(self, queue: str) -> FlowRules:
+        """What a claim of ``queue`` must respect besides its stored group policy: the
+        config file's group limits and its aging."""
+        return self.group_defaults(queue), self.aging_for(queue)
 
     def heard(self, queue: str) -> None:
         """``queue`` has new waiting jobs (here, or on another node): whoever takes

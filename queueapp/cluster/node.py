@@ -118,6 +118,10 @@ class ClusterDispatcher(Dispatcher):
         return await self.shared.fire_schedule(term, queue, name, expected_next, jobs, next_run_at, now,
                                                then=accept)
 
+    async def key_counts(self, queue: str) -> dict[str, tuple[int, int]]:
+        await self.view.follow_groups()  # another node may have changed them a moment ago
+        return await self.shared.key_counts(queue)
+
     def _cancelled(self, job_id: int) -> None:
         """Another node cancelled a job this node's handler runs: stop it."""
         active = self.ledger.active.get(job_id)
@@ -178,7 +182,7 @@ class ClusterDispatcher(Dispatcher):
 
         try:
             jobs = await self.shared.claim(q.name, self.registry.names(), [], wanted, self.clock.now_ms(), None,
-                                           then=started)
+                                           self.ledger.rules(q.name), then=started)
         except Exception:
             q.running -= wanted
             self._retry_soon()

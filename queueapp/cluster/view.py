@@ -12,6 +12,7 @@ from typing import Any
 
 from ..clock import Clock
 from ..dispatch import ActiveJob, Ledger
+from ..flow import GroupPolicy
 from ..model import Job, JobState
 from ..store import NodeSeen, SharedStore, Store
 
@@ -54,6 +55,7 @@ class ClusterView:
             q.paused = settings.paused
             if settings.concurrency:
                 q.concurrency = settings.concurrency
+        await self.follow_groups()
         counts = await self.shared.counts()
         for queue in counts:
             ledger.queue(queue)
@@ -63,6 +65,16 @@ class ClusterView:
         alive = {n.id for n in self.nodes}
         self.running = {job.id: _active(job, node, node in alive)
                         for job, node in await self.shared.active_jobs(RUNNING_SHOWN)}
+
+    async def follow_groups(self) -> None:
+        """Group policies and keys' settings as stored (any node may change them), for
+        the groups' views; claims read them themselves."""
+        ledger = self.ledger
+        stored = {s.queue: s for s in await self.store.group_settings()}
+        for queue in stored.keys() | ledger.policies.keys():
+            found = stored.get(queue)
+            default = ledger.group_defaults(queue)
+            ledger.set_policy(queue, found.policy(default) if found else GroupPolicy(default))
 
     def published(self, now: int) -> dict[str, Any]:
         """This node's finishes of the last minutes, per queue, for the others."""

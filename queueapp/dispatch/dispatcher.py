@@ -18,11 +18,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..clock import Clock
-from ..errors import Conflict
 from ..flow import Aging, GroupLimits
-from ..model import Job, JobState, NewJob
-from ..retry import Failure
-from ..store import Added, Change, Store
+from ..model import Job, NewJob
+from ..store import Added, Store
 from ..workers.registry import HandlerRegistry
 from .audit import compare
 from .executor import JobExecutor
@@ -32,6 +30,7 @@ from .order import Taken
 from .outcomes import Outcomes
 from .rebuild import rebuild, resync
 from .timers import Timer
+from .verbs import Verbs
 
 log = logging.getLogger("queueapp.dispatcher")
 
@@ -41,7 +40,7 @@ STORE_RETRY_MS = 1000  # after the store refused a write, wait this long before 
 PROMOTE_BATCH = 10_000
 
 
-class Dispatcher:
+class Dispatcher(Verbs):
     # What it is made of (a node of a cluster brings its own, see cluster/).
     ledger_kind: type[Ledger] = Ledger
     lease_kind: type[LeaseDesk] = LeaseDesk
@@ -291,51 +290,15 @@ class Dispatcher:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    async def key_counts(self, queue: str) -> dict[str, tuple[int, int]]:
+        """(active, waiting) jobs of each group key of ``queue`` that has some (and
+        its policy in memory up to date)."""
+        q = self.queues.get(queue)
+        lines = {} if q is None else q.lanes.lines
+        return {key: (line.gate.busy, len(line)) for key, line in lines.items() if key is not None}
+
     async def audit(self) -> list[str]:
         """Differences between memory and the table (none, unless there is a bug)."""
         found: list[str] = []
         await self.store.snapshot(then=lambda snap: found.extend(compare(self.ledger, snap)))
         return found
-
-    # the outcome of attempts, cancel and retry (see outcomes.py) --------------------
-
-    async def complete(self, job_id: int, token: str, result: Any) -> Job:
-        return await self.outcomes.complete(job_id, token, result)
-
-    async def complete_many(self, items: list[tuple[int, str, Any]]) -> list[Job | Conflict]:
-        return await self.outcomes.complete_many(items)
-
-    async def fail(self, job_id: int, token: str, failure: Failure) -> Job:
-        return await self.outcomes.fail(job_id, token, failure)
-
-    async def release(self, job_id: int, token: str) -> Job:
-        return await self.outcomes.release(job_id, token)
-
-    async def heartbeat(self, job_id: int, token: str, progress: Any, lease_ms: int | None) -> Job:
-        return await self.leases.heartbeat(job_id, token, progress, lease_ms)
-
-    async def cancel(self, job_id: int) -> Job:
-        return await self.outcomes.cancel(job_id)
-
-    async def retry(self, job_id: int) -> Job:
-        return await self.outcomes.retry(job_id)
-
-    async def promote(self, job_id: int) -> Job:
-        return await self.outcomes.promote(job_id)
-
-    async def clean(self, queue: str, state: JobState, grace_ms: int, limit: int | None) -> int:
-        return await self.outcomes.clean(queue, state, self.clock.now_ms() - grace_ms, limit)
-
-    # external workers --------------------------------------------------------------
-
-    async def lease(
-        self, queue: str, names: list[str] | None, max_jobs: int, lease_ms: int, wait_ms: int,
-        alive: Callable[[], bool] = lambda: True,
-    ) -> list[Job]:
-        return await self.leases.lease(queue, names, max_jobs, lease_ms, wait_ms, alive)
-
-    async def rescue_expired(self, message: str) -> list[Change]:
-        return await self.leases.rescue_expired(message)
-
-    def next_lease_expiry(self) -> int | None:
-        return self.leases.next_expiry()

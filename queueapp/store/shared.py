@@ -13,8 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..flow import NONE, Aging, GroupLimits
 from ..model import Job, JobState, NewJob
 from .records import Added
+
+FlowRules = tuple[GroupLimits, Aging | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,11 +35,17 @@ class SharedStore(ABC):
 
     @abstractmethod
     async def claim(self, queue: str, names: list[str] | None, excluded: list[str], limit: int, now: int,
-                    lease_ms: int | None, *, then: Callable[[list[Job]], Any] | None = None) -> list[Job]:
+                    lease_ms: int | None, rules: FlowRules = (NONE, None), *,
+                    then: Callable[[list[Job]], Any] | None = None) -> list[Job]:
         """Up to ``limit`` of the queue's best waiting jobs (of ``names`` when given, never
         of ``excluded``), made active: leased for ``lease_ms``, or run by this node's
         handlers when None. Nothing when the queue is paused. Jobs past their expiry
-        come back expired instead."""
+        come back expired instead. ``rules``: the config file's group limits of the
+        queue (its stored policy wins) and its priority aging."""
+
+    @abstractmethod
+    async def key_counts(self, queue: str) -> dict[str, tuple[int, int]]:
+        """(active, waiting) jobs of each group key of ``queue`` that has some."""
 
     @abstractmethod
     async def promote_due(self, now: int, limit: int) -> int:

@@ -12,11 +12,12 @@ import logging
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from ...flow import NONE
 from ...jsonfast import dumps, loads
 from ...model import Job, JobState, NewJob
 from ..records import Added
-from ..shared import NodeSeen, SharedStore
-from . import cluster, counts, jobs, reads
+from ..shared import FlowRules, NodeSeen, SharedStore
+from . import cluster, counts, flow, jobs, reads
 from .jobs import COLUMNS, row_to_job
 from .schedules import fire
 
@@ -72,9 +73,13 @@ class PostgresShared(SharedStore):
         self._listening: asyncio.Task[None] | None = None
 
     async def claim(self, queue: str, names: list[str] | None, excluded: list[str], limit: int, now: int,
-                    lease_ms: int | None, *, then: Callable[[list[Job]], Any] | None = None) -> list[Job]:
-        return await self.store.submit(jobs.claim_next, queue, names, limit, now, lease_ms, self.node, excluded,
+                    lease_ms: int | None, rules: FlowRules = (NONE, None), *,
+                    then: Callable[[list[Job]], Any] | None = None) -> list[Job]:
+        return await self.store.submit(flow.claim, queue, names, excluded, limit, now, lease_ms, self.node, *rules,
                                        then=then)
+
+    async def key_counts(self, queue: str) -> dict[str, tuple[int, int]]:
+        return await self.store.read(flow.key_counts, queue)
 
     async def promote_due(self, now: int, limit: int) -> int:
         return await self.store.submit(_promote_and_wake, now, limit)
