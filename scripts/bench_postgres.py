@@ -1,7 +1,7 @@
 """The postgres scenario of scripts/bench: the same appliance on PostgreSQL and on
 SQLite, in the same run, on the same machine: HTTP enqueue (64 connections), bulk
-enqueue (1,000 jobs a request) and processing by 4 leasing worker processes. One
-node: several nodes on one database are not supported yet (docs/postgres.md).
+enqueue (1,000 jobs a request) and processing by 4 leasing worker processes; then
+1, 2 and 3 nodes of a cluster on one database (bench_cluster.py).
 
 The PostgreSQL server is started for the run as the tests start theirs
 (tests/pg.py: initdb in a temporary folder, fsync on, synchronous_commit on), on
@@ -36,6 +36,10 @@ def run(work: Path, args: Any, bench: Any) -> dict:
                 }
             finally:
                 bench.DATABASE = default
+        import bench_cluster
+
+        cluster = bench_cluster.run(args, bench, server)
     ratios = {key: round(stores["postgres"][key] / stores["sqlite"][key], 2) for key in stores["sqlite"]}
     return {"what": "one node on PostgreSQL (server on the same machine) beside SQLite, same run: enqueue,"
-                    " bulk, 4 leasing workers", **stores, "postgres_to_sqlite": ratios}
+                    " bulk, 4 leasing workers; then 1, 2 and 3 cluster nodes on one database", **stores,
+            "postgres_to_sqlite": ratios, "cluster": cluster}
