@@ -73,7 +73,14 @@ def make_app(
     app.cleanup_ctx.append(_service_ctx)
     app.cleanup_ctx.append(_audit_ctx)
     app.on_shutdown.append(_end_open_requests)
+    if service.node is not None:
+        app.on_response_prepare.append(_name_node)
     return app
+
+
+async def _name_node(request: web.Request, response: web.StreamResponse) -> None:
+    """Behind a load balancer, every answer of a node of a cluster says which node gave it."""
+    response.headers["X-Queueapp-Node"] = request.app[SERVICE].node or ""
 
 
 async def _end_open_requests(app: web.Application) -> None:

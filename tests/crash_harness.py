@@ -150,17 +150,21 @@ async def _operator(session: aiohttp.ClientSession, url: str, rng: random.Random
         await asyncio.sleep(rng.uniform(0.01, 0.05))
 
 
-async def _drive_and_kill(server: ServeProcess, ledger: Ledger, rng: random.Random) -> None:
+async def _drive_and_kill(servers: list[ServeProcess], victim: int, ledger: Ledger, rng: random.Random) -> None:
+    """Load on every node (one appliance, or the nodes of a cluster), then SIGKILL
+    ``servers[victim]`` while the clients are mid-request."""
     stop = asyncio.Event()
     timeout = aiohttp.ClientTimeout(total=10)
+    urls = [server.url for server in servers]
     async with aiohttp.ClientSession(timeout=timeout) as session:
-        clients = [asyncio.create_task(_enqueuer(session, server.url, ledger, rng, stop)) for _ in range(3)]
-        clients += [asyncio.create_task(_worker(session, server.url, ledger, rng, stop)) for _ in range(2)]
-        clients.append(asyncio.create_task(_operator(session, server.url, rng, stop)))
+        clients = [asyncio.create_task(_enqueuer(session, urls[i % len(urls)], ledger, rng, stop)) for i in range(3)]
+        clients += [asyncio.create_task(_worker(session, urls[i % len(urls)], ledger, rng, stop)) for i in range(2)]
+        clients.append(asyncio.create_task(_operator(session, rng.choice(urls), rng, stop)))
         await asyncio.sleep(rng.uniform(0.1, 0.5))
-        await _audit(session, server.url, ledger, "under load")
+        for url in urls:
+            await _audit(session, url, ledger, "under load")
         ledger.in_flight_at_kill += sum(1 for c in clients if not c.done())
-        server.kill9()  # while the clients are mid-request
+        servers[victim].kill9()
         ledger.kills += 1
         stop.set()
         await asyncio.gather(*clients)
@@ -205,7 +209,7 @@ def check_table(db: Path | str, ledger: Ledger) -> None:
     ledger.violations.extend(f"queueapp check: {p}" for p in problems)
 
 
-def check_invariants(db: Path | str, url: str, ledger: Ledger) -> None:
+def check_invariants(db: Path | str, urls: list[str], ledger: Ledger) -> None:
     import urllib.request
 
     rows = {str(r[0]): r[1:] for r in query(
@@ -232,16 +236,18 @@ def check_invariants(db: Path | str, url: str, ledger: Ledger) -> None:
             ledger.violations.append(f"finished job {job_id} has finished_at={finished_at} token={token}")
         if state in ("waiting", "delayed") and (finished_at is not None or token is not None):
             ledger.violations.append(f"unfinished job {job_id} has finished_at={finished_at} token={token}")
-    with urllib.request.urlopen(f"{url}/debug/audit", timeout=30) as r:
-        ledger.audits += 1
-        ledger.violations.extend(f"self-audit after restart: {p}" for p in json.loads(r.read())["problems"])
-    _check_metrics(db, url, ledger)
+    for url in urls:
+        with urllib.request.urlopen(f"{url}/debug/audit", timeout=30) as r:
+            ledger.audits += 1
+            ledger.violations.extend(f"self-audit after restart: {p}" for p in json.loads(r.read())["problems"])
+        _check_metrics(db, url, ledger)
 
 
 def _check_metrics(db: Path | str, url: str, ledger: Ledger) -> None:
     """GET /queues/metrics against the table's counts. Leases kept across the restart
     may run out and be returned between two reads, so the counts are compared at a
-    quiet moment: the metrics read the same before and after the table."""
+    quiet moment: the metrics read the same before and after the table. (A node of a
+    cluster reads the counts every second: it is given a few seconds to agree.)"""
     import urllib.request
 
     def metrics() -> dict:
@@ -249,12 +255,15 @@ def _check_metrics(db: Path | str, url: str, ledger: Ledger) -> None:
             return json.loads(r.read())
 
     states = ("waiting", "active", "completed", "failed", "delayed")
-    for _ in range(20):
+    deadline = time.monotonic() + 5
+    for _ in range(200):
         before = metrics()
         counts = dict(query(db, "select state, count(*) from jobs where queue = 'default' group by state"))
         after = metrics()
-        if all(before[s] == after[s] for s in states):
+        agree = all(after[s] == counts.get(s, 0) for s in states)
+        if all(before[s] == after[s] for s in states) and (agree or time.monotonic() > deadline):
             break
+        time.sleep(0.05)  # a child process's counts: nothing to wait on but the next read
     for state in states:
         if after[state] != counts.get(state, 0):
             ledger.violations.append(f"metrics say {after[state]} {state}, the table {counts.get(state, 0)}")
@@ -275,22 +284,27 @@ def _set_group_limits(url: str) -> None:
             assert r.status == 200
 
 
-def run_campaign(db: Path | str, kills: int, seed: int = 1, folder: Path | None = None) -> Ledger:
-    """``db``: a SQLite file, or a PostgreSQL URL (``folder`` then holds the logs)."""
+def run_campaign(db: Path | str, kills: int, seed: int = 1, folder: Path | None = None, nodes: int = 1) -> Ledger:
+    """``db``: a SQLite file, or a PostgreSQL URL (``folder`` then holds the logs);
+    ``nodes`` above 1: that many nodes of a cluster on the PostgreSQL database, one
+    of them, at random, killed and started again each round."""
     rng = random.Random(seed)
     ledger = Ledger()
-    for kill in range(kills):
-        server = ServeProcess(db, *SERVE_ARGS, folder=folder).start()
-        if kill == 0:
-            _set_group_limits(server.url)
-        check_invariants(db, server.url, ledger)
-        asyncio.run(_drive_and_kill(server, ledger, rng))
-        check_table(db, ledger)
-    server = ServeProcess(db, *SERVE_ARGS, folder=folder).start()
+    args = SERVE_ARGS + (("--cluster", "on") if nodes > 1 else ())
+    servers = [ServeProcess(db, *args, folder=folder).start() for _ in range(nodes)]
+    _set_group_limits(servers[0].url)
     try:
-        check_invariants(db, server.url, ledger)
+        for _ in range(kills):
+            check_invariants(db, [s.url for s in servers], ledger)
+            victim = rng.randrange(nodes)
+            asyncio.run(_drive_and_kill(servers, victim, ledger, rng))
+            check_table(db, ledger)
+            servers[victim] = ServeProcess(db, *args, folder=folder).start()
+        check_invariants(db, [s.url for s in servers], ledger)
     finally:
-        server.terminate()
+        for server in servers:
+            if server.proc is not None and server.proc.poll() is None:
+                server.terminate()
     return ledger
 
 
@@ -331,7 +345,7 @@ def soak(db: Path, seconds: float, seed: int) -> dict:
     server = ServeProcess(db, *SERVE_ARGS).start()
     try:
         samples = asyncio.run(_soak(server, ledger, seconds, rng))
-        check_invariants(db, server.url, ledger)
+        check_invariants(db, [server.url], ledger)
     finally:
         server.terminate()
     return {"seconds": seconds, "acknowledgedEnqueues": len(ledger.enqueued),
@@ -350,6 +364,8 @@ def main() -> None:
                         help="instead: mixed load for this long without kills, sampling memory")
     parser.add_argument("--postgres", action="store_true",
                         help="on the PostgreSQL store (a server started for the campaign, tests/pg.py)")
+    parser.add_argument("--nodes", type=int, default=1,
+                        help="with --postgres: this many nodes of a cluster, a random one killed each round")
     args = parser.parse_args()
     if args.soak:
         with tempfile.TemporaryDirectory() as folder:
@@ -362,7 +378,8 @@ def main() -> None:
             from pg import postgres_server
 
             with postgres_server() as server:
-                ledger = run_campaign(server.create_database("campaign"), args.kills, args.seed, Path(folder))
+                ledger = run_campaign(server.create_database("campaign"), args.kills, args.seed, Path(folder),
+                                      args.nodes)
         else:
             ledger = run_campaign(Path(folder) / "crash.db", args.kills, args.seed)
     print(json.dumps({

@@ -133,6 +133,8 @@ async def _run(http: aiohttp.ClientSession, nodes: Nodes, db: str, tmp_path: Pat
 
     leader = await wait_for(lambda: leader_of(http, nodes.urls[0]))
     ids = [await (await http.get(f"{u}/queues/nodes")).json() for u in nodes.urls]
+    async with http.get(f"{nodes.urls[1]}/livez") as r:  # every answer names the node that gave it
+        assert r.headers["X-Queueapp-Node"] == ids[1]["node"]
     victim = next(i for i, n in enumerate(ids) if n["node"] == leader)
     killed_at = time.monotonic()
     nodes.procs[victim].kill9()

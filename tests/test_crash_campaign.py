@@ -1,6 +1,7 @@
 """A CI-sized crash campaign: 20 SIGKILLs of a real serve process under load, with
 `queueapp check` after each kill and the self-audit under load and after each restart;
-and a shorter one on the PostgreSQL store (a real server, tests/pg.py)."""
+and shorter ones on the PostgreSQL store (a real server, tests/pg.py), one node and
+three nodes of a cluster."""
 
 from crash_harness import run_campaign
 
@@ -16,5 +17,15 @@ def test_twenty_kills_lose_nothing_acknowledged(tmp_path):
 def test_ten_kills_on_postgresql_lose_nothing_acknowledged(postgres, tmp_path):
     ledger = run_campaign(postgres.create_database("campaign"), kills=10, seed=20261128, folder=tmp_path)
     assert ledger.kills == 10 and ledger.audits >= 20
+    assert len(ledger.enqueued) > 100 and len(ledger.completed) > 20
+    assert ledger.violations == []
+
+
+def test_six_kills_of_nodes_of_a_cluster_lose_nothing_acknowledged(postgres, tmp_path):
+    """Three nodes of a cluster under load through all of them, a random one killed
+    and started again each round: the same invariants, every node's audit clean."""
+    ledger = run_campaign(postgres.create_database("campaign_cluster"), kills=6, seed=20261129, folder=tmp_path,
+                          nodes=3)
+    assert ledger.kills == 6 and ledger.audits >= 36
     assert len(ledger.enqueued) > 100 and len(ledger.completed) > 20
     assert ledger.violations == []
