@@ -40,14 +40,21 @@ class ClusterLedger(Ledger):
             self.timers.push(Timer(run_at, job_id, priority, queue, name, group))
             self.timer_moved(run_at)
         elif state == JobState.WAITING:
-            self.heard(queue)
+            self.queue(queue).wake_waiters()
+            if self.runs_here(name):
+                self.fresh.add(queue)
+                self.wake()
             if not self._accepting:
                 self.woken.add(queue)
 
     def rules(self, queue: str) -> FlowRules:
-        """What a claim of ``queue`` must respect besides its stored group policy: the
-        config file's group limits and its aging."""
-        return self.group_defaults(queue), self.aging_for(queue)
+        """What a claim of ``queue`` must respect: the config file's group limits, its
+        aging, and whether the group settings stored when the view last read them
+        govern it (the claim reads them itself unless they did not: then a queue that
+        gained settings since claims nothing until the view sees them)."""
+        policy = self.policies.get(queue)
+        stored = policy is not None and bool(policy.default.limited or policy.overrides or policy.paused)
+        return self.group_defaults(queue), self.aging_for(queue), stored
 
     def heard(self, queue: str) -> None:
         """``queue`` has new waiting jobs (here, or on another node): whoever takes

@@ -17,7 +17,8 @@ from ..flow import NONE, Aging, GroupLimits
 from ..model import Job, JobState, NewJob
 from .records import Added
 
-FlowRules = tuple[GroupLimits, Aging | None]
+# A queue's group limits in the config file, its aging, and whether stored group settings govern it.
+FlowRules = tuple[GroupLimits, Aging | None, bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,13 +36,15 @@ class SharedStore(ABC):
 
     @abstractmethod
     async def claim(self, queue: str, names: list[str] | None, excluded: list[str], limit: int, now: int,
-                    lease_ms: int | None, rules: FlowRules = (NONE, None), *,
+                    lease_ms: int | None, rules: FlowRules = (NONE, None, True), *,
                     then: Callable[[list[Job]], Any] | None = None) -> list[Job]:
         """Up to ``limit`` of the queue's best waiting jobs (of ``names`` when given, never
         of ``excluded``), made active: leased for ``lease_ms``, or run by this node's
         handlers when None. Nothing when the queue is paused. Jobs past their expiry
         come back expired instead. ``rules``: the config file's group limits of the
-        queue (its stored policy wins) and its priority aging."""
+        queue (its stored policy wins), its priority aging, and whether stored group
+        settings were seen (False: a claim that finds the queue governed after all
+        claims nothing, rather than read the settings at every claim)."""
 
     @abstractmethod
     async def key_counts(self, queue: str) -> dict[str, tuple[int, int]]:

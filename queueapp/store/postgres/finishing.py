@@ -101,6 +101,12 @@ async def complete(conn: Any, job_id: int, token: str, result: Any, now: int) ->
     return change
 
 
+async def complete_merged(conn: Any, calls: list[tuple[Any, ...]]) -> list[Change | None]:
+    """Several callers' single completions ((id, token, result, now) each), neighbours
+    in the writer's batch, as one ``complete_many``."""
+    return await complete_many(conn, [(c[0], c[1], c[2]) for c in calls], [c[3] for c in calls])
+
+
 async def fail(conn: Any, job_id: int, token: str, failure: Failure, now: int) -> Change | None:
     job = await jobs.fail_job(conn, job_id, token, failure, now)
     if job is None:
@@ -145,25 +151,28 @@ async def expire_due(conn: Any, now: int, limit: int) -> list[Change]:
     return changes
 
 
-async def complete_many(conn: Any, items: list[tuple[int, str, Any]], now: int) -> list[Change | None]:
-    """``complete`` for each (job id, token, result), in one statement; then what
-    follows for the few jobs that have it to do (dependents, a callback, removal).
-    One job twice among them: one by one, so that only its live token counts."""
+async def complete_many(conn: Any, items: list[tuple[int, str, Any]], now: int | list[int]) -> list[Change | None]:
+    """``complete`` for each (job id, token, result), in one statement, finished at
+    ``now`` (or each at its own time); then what follows for the few jobs that have it
+    to do (dependents, a callback, removal). One job twice among them: one by one, so
+    that only its live token counts."""
     ids = [item[0] for item in items]
+    times = now if isinstance(now, list) else [now] * len(items)
     if len(set(ids)) < len(ids):
-        return [await complete(conn, job_id, token, result, now) for job_id, token, result in items]
-    done = await jobs.complete_jobs(conn, items, now)
+        return [await complete(conn, job_id, token, result, at)
+                for (job_id, token, result), at in zip(items, times, strict=True)]
+    done = await jobs.complete_jobs(conn, items, times)
     awaited = {r[0] for r in await conn.fetch(
         "SELECT DISTINCT depends_on FROM job_dependencies WHERE depends_on = ANY($1::bigint[])", list(done))}
     changes: list[Change | None] = []
-    for job_id in ids:
+    for job_id, at in zip(ids, times, strict=True):
         job = done.get(job_id)
         if job is None:
             changes.append(None)
             continue
         change = Change(job, JobState.ACTIVE)
         if job_id in awaited or job.options.get("callbackUrl"):
-            await follow(conn, change, "completed", now)
+            await follow(conn, change, "completed", at)
         await _removal(conn, change, job.options.get("removeOnComplete", False))
         changes.append(change)
     return changes

@@ -75,9 +75,14 @@ async def _rooms(conn: Any, queue: str, policy: GroupPolicy, now: int) -> tuple[
 
 async def claim(
     conn: Any, queue: str, names: list[str] | None, excluded: list[str], limit: int, now: int,
-    lease_ms: int | None, node: str, default: GroupLimits, aging: Aging | None,
+    lease_ms: int | None, node: str, default: GroupLimits, aging: Aging | None, stored: bool = True,
 ) -> list[Job]:
-    """``jobs.claim_next`` within the queue's group limits and aging, when it has any."""
+    """``jobs.claim_next`` within the queue's group limits and aging, when it has any.
+    A queue the caller knows none of (``stored`` False, no config limits, no aging)
+    claims in one statement that gives nothing should settings have been stored since;
+    otherwise the settings are read first."""
+    if not stored and not default.limited and aging is None:
+        return await jobs.claim_next(conn, queue, names, limit, now, lease_ms, node, excluded, ungoverned=True)
     policy = await policy_of(conn, queue, default)
     if not _governed(policy, aging):
         return await jobs.claim_next(conn, queue, names, limit, now, lease_ms, node, excluded)

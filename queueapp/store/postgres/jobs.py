@@ -87,26 +87,35 @@ def _start_or_expire(now: str, lease_ms: str, node: str) -> str:
 
 
 _RETURNING = f" RETURNING {QUALIFIED}"
-# A paused queue gives nothing (a one-time filter of the plan, not a join per row).
-_CLAIM = (
-    "WITH picked AS (SELECT id FROM jobs WHERE queue = $1 AND state = 'waiting'"
-    " AND ($2::text[] IS NULL OR name = ANY($2::text[])) AND NOT name = ANY($7::text[])"
-    " AND NOT EXISTS (SELECT 1 FROM queues WHERE queues.name = $1 AND paused)"
-    " ORDER BY priority, run_at, id LIMIT $3"
-    f" FOR UPDATE SKIP LOCKED) {_start_or_expire('$4', '$5', '$6')}"
-    f" FROM picked WHERE jobs.id = picked.id{_RETURNING}"
-)
+def _claim_sql(condition: str = "") -> str:
+    """The claim; a paused queue gives nothing (a one-time filter of the plan, not a
+    join per row), nor one where ``condition`` (on $1, the queue) is false."""
+    return (
+        "WITH picked AS (SELECT id FROM jobs WHERE queue = $1 AND state = 'waiting'"
+        " AND ($2::text[] IS NULL OR name = ANY($2::text[])) AND NOT name = ANY($7::text[])"
+        f" AND NOT EXISTS (SELECT 1 FROM queues WHERE queues.name = $1 AND paused){condition}"
+        " ORDER BY priority, run_at, id LIMIT $3"
+        f" FOR UPDATE SKIP LOCKED) {_start_or_expire('$4', '$5', '$6')}"
+        f" FROM picked WHERE jobs.id = picked.id{_RETURNING}"
+    )
+
+
+_CLAIM = _claim_sql()
+# Only while the queue has no stored group settings: the common claim in one round trip.
+_CLAIM_UNGOVERNED = _claim_sql(" AND NOT EXISTS (SELECT 1 FROM group_policies WHERE queue = $1)"
+                               " AND NOT EXISTS (SELECT 1 FROM group_keys WHERE queue = $1)")
 
 
 async def claim_next(
     conn: Any, queue: str, names: list[str] | None, limit: int, now: int, lease_ms: int | None, node: str,
-    excluded: list[str] | None = None,
+    excluded: list[str] | None = None, ungoverned: bool = False,
 ) -> list[Job]:
     """Up to ``limit`` waiting jobs, best first (of ``names`` when given, never of
     ``excluded``), made active (leased for ``lease_ms``, or owned by ``node``'s
     handlers when None); those past their expiry come back expired instead. Nothing
-    while the queue is paused."""
-    rows = await conn.fetch(_CLAIM, queue, names, limit, now, lease_ms, node, excluded or [])
+    while the queue is paused, nor (``ungoverned``) while it has group settings."""
+    sql = _CLAIM_UNGOVERNED if ungoverned else _CLAIM
+    rows = await conn.fetch(sql, queue, names, limit, now, lease_ms, node, excluded or [])
     jobs = [row_to_job(r) for r in rows]
     jobs.sort(key=lambda j: (j.priority, j.run_at, j.id))
     return jobs
@@ -139,20 +148,22 @@ _COMPLETE = (
 
 
 _COMPLETE_MANY = (
-    "UPDATE jobs SET state = 'completed', finished_at = $4, result = done.result,"
+    "UPDATE jobs SET state = 'completed', finished_at = done.at, result = done.result,"
     " progress = CASE WHEN jsonb_typeof(progress) = 'number' THEN '100'::jsonb ELSE progress END,"
     " lease_token = NULL, lease_expires_at = NULL, node = NULL"
-    " FROM unnest($1::bigint[], $2::text[], $3::jsonb[]) AS done(id, token, result)"
+    " FROM unnest($1::bigint[], $2::text[], $3::jsonb[], $4::bigint[]) AS done(id, token, result, at)"
     " WHERE jobs.id = done.id AND jobs.state = 'active' AND jobs.lease_token = done.token"
     f" RETURNING {QUALIFIED}"
 )
 
 
-async def complete_jobs(conn: Any, items: list[tuple[int, str, Any]], now: int) -> dict[int, Job]:
+async def complete_jobs(conn: Any, items: list[tuple[int, str, Any]], now: int | list[int]) -> dict[int, Job]:
     """active -> completed in one statement for each (id, token, result) active
-    under that token (ids distinct); the jobs completed, by id."""
+    under that token (ids distinct), finished at ``now`` (or each at its own time);
+    the jobs completed, by id."""
+    times = now if isinstance(now, list) else [now] * len(items)
     rows = await conn.fetch(_COMPLETE_MANY, [i[0] for i in items], [i[1] for i in items],
-                            [dumps(i[2]) for i in items], now)
+                            [dumps(i[2]) for i in items], times)
     return {r[0]: row_to_job(r) for r in rows}
 
 

@@ -65,6 +65,8 @@ class Host(Protocol):
 
     async def connect(self) -> Any: ...
 
+    def writer_pid(self) -> int | None: ...
+
 
 class PostgresShared(SharedStore):
     def __init__(self, store: Host) -> None:
@@ -73,7 +75,7 @@ class PostgresShared(SharedStore):
         self._listening: asyncio.Task[None] | None = None
 
     async def claim(self, queue: str, names: list[str] | None, excluded: list[str], limit: int, now: int,
-                    lease_ms: int | None, rules: FlowRules = (NONE, None), *,
+                    lease_ms: int | None, rules: FlowRules = (NONE, None, True), *,
                     then: Callable[[list[Job]], Any] | None = None) -> list[Job]:
         return await self.store.submit(flow.claim, queue, names, excluded, limit, now, lease_ms, self.node, *rules,
                                        then=then)
@@ -101,12 +103,15 @@ class PostgresShared(SharedStore):
 
     async def _listen(self, on_queue: Callable[[str], None], on_cancel: Callable[[int], None],
                       connected: asyncio.Future[None]) -> None:
-        def queue_told(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
-            on_queue(payload)
+        # What this node's own writer told, it knew already.
+        def queue_told(_conn: Any, pid: int, _channel: str, payload: str) -> None:
+            if pid != self.store.writer_pid():
+                on_queue(payload)
 
-        def cancel_told(_conn: Any, _pid: int, _channel: str, payload: str) -> None:
-            with contextlib.suppress(ValueError):
-                on_cancel(int(payload))
+        def cancel_told(_conn: Any, pid: int, _channel: str, payload: str) -> None:
+            if pid != self.store.writer_pid():
+                with contextlib.suppress(ValueError):
+                    on_cancel(int(payload))
 
         while True:
             try:

@@ -127,6 +127,11 @@ class PostgresStore(Store):
         """``write(conn, *args)`` through the ordered writer (see writer.py)."""
         return await self._writer.submit(write, *args, then=then)
 
+    def writer_pid(self) -> int | None:
+        """The server process of the writer's connection: what this node itself told
+        other nodes comes from it."""
+        return self._writer.server_pid()
+
     async def read(self, read: Any, *args: Any) -> Any:
         """``read(conn, *args)`` on a connection of the pool, outside the writer's order."""
         return await self._read(read, *args)
@@ -180,7 +185,8 @@ class PostgresStore(Store):
 
     async def complete_job(self, job_id: int, token: str, result: Any, now: int, *, durable: bool = True,
                            then: Then = None) -> Change | None:
-        return await self._writer.submit(finishing.complete, job_id, token, result, now, then=then)
+        return await self._writer.submit(finishing.complete, job_id, token, result, now, then=then,
+                                         merge=finishing.complete_merged)
 
     async def complete_jobs(self, items: list[tuple[int, str, Any]], now: int, *,
                             then: Then = None) -> list[Change | None]:

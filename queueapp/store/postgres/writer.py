@@ -57,6 +57,11 @@ class OrderedWriter:
     async def start(self) -> None:
         self._conn = await self._connect()
 
+    def server_pid(self) -> int | None:
+        """The backend process of the writer's connection (None while it has none)."""
+        conn = self._conn
+        return None if conn is None or conn.is_closed() else conn.get_server_pid()
+
     async def submit(self, write: Write, *args: Any, then: Callable[[Any], Any] | None = None,
                      merge: Merge | None = None) -> Any:
         """``write(conn, *args)`` in a savepoint of a batch's transaction; ``then(result)``
