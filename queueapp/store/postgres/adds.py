@@ -5,7 +5,9 @@ store, and safe across nodes:
 - a jobId is inserted with ``ON CONFLICT DO NOTHING`` on its unique index, so two
   nodes adding one key make one job, and the loser answers the winner's;
 - a unique key is looked up under a transaction-scoped advisory lock on (queue,
-  key), so concurrent enqueues of one key on any nodes are decided one at a time;
+  key), so concurrent enqueues of one key on any nodes are decided one at a time,
+  and its holder's row is locked, so no other change of it falls between the look
+  and the update;
 - a dependent is inserted blocked with an edge per unfinished dependency, its
   dependencies' rows locked (``FOR SHARE``) so none can finish between the look and
   the edge.
@@ -77,18 +79,32 @@ async def _insert(conn: Any, new: NewJob, now: int, deps: list[int]) -> Kept:
     return Kept(row_to_job(row), created=True)
 
 
+_KEY_LOCK = "pg_advisory_xact_lock(hashtextextended(length({q}) || ':' || {q} || {k}, 0))"
+
+
+async def lock_unique_keys(conn: Any, ids: list[int]) -> None:
+    """The unique keys of jobs about to be retried, locked as an enqueue locks its
+    key (in one order, so two retries cannot wait on each other), so no enqueue on
+    any node takes a key between the retry's look and its update."""
+    lock = _KEY_LOCK.format(q="queue", k="unique_key")
+    await conn.execute(f"SELECT {lock} FROM (SELECT DISTINCT queue, unique_key FROM jobs WHERE id = ANY($1::bigint[])"
+                       " AND unique_key IS NOT NULL ORDER BY queue, unique_key) AS keys", ids)
+
+
 async def _kept_by_unique(conn: Any, new: NewJob, now: int) -> Kept | None:
     """The job ``new``'s unique key holds (replaced or debounced as its mode says),
     or None: insert ``new``. The key's lock is held until the transaction ends."""
     unique = new.unique
     assert unique is not None
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(length($1) || ':' || $1 || $2, 0))",
-                       new.queue, unique.key)
+    await conn.execute(f"SELECT {_KEY_LOCK.format(q='$1', k='$2')}", new.queue, unique.key)
     if new.job_key is not None:
         row = await fetch_one(conn, job_key_query(new))
         if row is not None:
             return Kept(row_to_job(row), created=False)
-    row = await fetch_one(conn, unique_holder_query(new, now))
+    # Locked: a claim, a cancel or an expiry on another node must not change the holder
+    # between this look and its update (a cancelled job debounced back to waiting).
+    sql, args = unique_holder_query(new, now)
+    row = await conn.fetchrow(f"{numbered(sql)} FOR UPDATE", *args)
     if row is None:
         return None
     kept = row_to_job(row)

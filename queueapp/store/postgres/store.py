@@ -35,7 +35,7 @@ from ..records import (
 )
 from ..unique import held_key, kept_from_retry, unique_keys_query
 from . import counts, finishing, jobs, reads, writes
-from .adds import add_keyed
+from .adds import add_keyed, lock_unique_keys
 from .location import shown
 from .migrate import migrate
 from .schedules import fire
@@ -356,8 +356,15 @@ async def _release(conn: Any, job_id: int, token: str, now: int) -> Change | Non
 _RETRYABLE = (JobState.FAILED, JobState.CANCELLED, JobState.EXPIRED)
 
 
+async def _locked(conn: Any, job_id: int) -> Job | None:
+    """The job, its row locked until the transaction ends (other nodes write too)."""
+    row = await conn.fetchrow(f"SELECT {jobs.COLUMNS} FROM jobs WHERE id = $1 FOR UPDATE", job_id)
+    return None if row is None else jobs.row_to_job(row)
+
+
 async def _retry(conn: Any, job_id: int, now: int) -> Change:
-    prior = await reads.get_job(conn, job_id)
+    await lock_unique_keys(conn, [job_id])
+    prior = await _locked(conn, job_id)
     if prior is None:
         raise NotFound(f"no job with id {job_id}")
     if prior.state in _RETRYABLE and kept_from_retry(await reads.fetch(conn, *unique_keys_query([job_id], POSTGRES))):
@@ -369,7 +376,7 @@ async def _retry(conn: Any, job_id: int, now: int) -> Change:
 
 
 async def _promote(conn: Any, job_id: int, now: int) -> Change:
-    prior = await reads.get_job(conn, job_id)
+    prior = await _locked(conn, job_id)
     if prior is None:
         raise NotFound(f"no job with id {job_id}")
     job = await jobs.promote_job(conn, job_id, now)

@@ -19,6 +19,7 @@ from ..records import Change
 from ..schedules import COLUMNS as SCHEDULE_COLUMNS
 from ..schedules import row_to_schedule
 from ..unique import kept_from_retry, unique_keys_query
+from .adds import lock_unique_keys
 from .finishing import follow
 from .jobs import COLUMNS, row_to_job
 from .reads import fetch
@@ -47,6 +48,7 @@ async def act(conn: Any, action: str, selection: Selection, now: int, limit: int
         return Acted([], next_cursor)
     prior = {row[0]: (row[1], row[2]) for row in rows}
     if action == "retry":
+        await lock_unique_keys(conn, list(prior))
         for job_id in kept_from_retry(await fetch(conn, *unique_keys_query(list(prior), POSTGRES))):
             del prior[job_id]
     states = list(ELIGIBLE[action])
