@@ -82,6 +82,7 @@ class ClusterView:
                              if m.finished}}
 
     def _take_elsewhere(self) -> None:
+        """The other nodes' published finishes, summed per queue, into the windows."""
         sums: dict[str, list[int]] = {}
         for node in self.nodes:
             if node.id == self.shared.node:
@@ -90,9 +91,7 @@ class ClusterView:
                 total = sums.setdefault(queue, [0] * 5)
                 for i, value in enumerate(figures[:5]):
                     total[i] += int(value)
-        for queue, m in self.ledger.metrics.queues.items():
-            a, b, c, d, e = sums.get(queue, (0, 0, 0, 0, 0))
-            m.elsewhere = (a, b, c, d, e)
-        for queue in sums.keys() - self.ledger.metrics.queues.keys():
-            a, b, c, d, e = sums[queue]
-            self.ledger.metrics.of(queue).elsewhere = (a, b, c, d, e)
+        metrics = self.ledger.metrics
+        for queue in metrics.queues.keys() | sums.keys():
+            a, b, c, d, e = sums.get(queue, [0] * 5)
+            metrics.of(queue).elsewhere = (a, b, c, d, e)
