@@ -21,16 +21,16 @@ from ..store.shared import FlowRules
 
 class ClusterLedger(Ledger):
     # Queues that gained waiting jobs by this node's changes other than enqueues
-    # (an enqueue wakes the other nodes in its own statement): the dispatcher tells
-    # the other nodes after each turn.
-    woken: set[str]
+    # (an enqueue wakes the other nodes in its own statement), with their names: the
+    # dispatcher tells the other nodes after each turn.
+    woken: dict[str, set[str]]
     node: str | None = None  # set by the dispatcher
     _accepting = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.metrics = Metrics(moves=False)  # counts are the database's
-        self.woken = set()
+        self.woken = {}
         self.fresh: set[str] = set()  # queues with new waiting jobs since the dispatcher last looked
 
     def place(self, job_id: int, queue: str, name: str, state: str, priority: int, run_at: int,
@@ -45,7 +45,7 @@ class ClusterLedger(Ledger):
                 self.fresh.add(queue)
                 self.wake()
             if not self._accepting:
-                self.woken.add(queue)
+                self.woken.setdefault(queue, set()).add(name)
 
     def rules(self, queue: str) -> FlowRules:
         """What a claim of ``queue`` must respect: the config file's group limits, its
@@ -56,12 +56,13 @@ class ClusterLedger(Ledger):
         stored = policy is not None and bool(policy.default.limited or policy.overrides or policy.paused)
         return self.group_defaults(queue), self.aging_for(queue), stored
 
-    def heard(self, queue: str) -> None:
-        """``queue`` has new waiting jobs (here, or on another node): whoever takes
-        them here looks."""
+    def heard(self, queue: str, names: list[str] | None) -> None:
+        """Another node told of new waiting jobs in ``queue``, of these ``names`` (None:
+        any): the long polls on it look, and this node's handlers when they run one."""
         self.queue(queue).wake_waiters()
-        self.fresh.add(queue)
-        self.wake()
+        if names is None or any(self.runs_here(name) for name in names):
+            self.fresh.add(queue)
+            self.wake()
 
     def _unplace(self, job: Job, prior: JobState) -> None:
         if prior is JobState.DELAYED:

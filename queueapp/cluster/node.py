@@ -35,6 +35,7 @@ from .view import REFRESH_MS, ClusterView
 log = logging.getLogger("queueapp.cluster")
 
 POLL_MS = 1000  # the slow look for work behind the wake-ups
+GATHER_MS = 5  # how long a lone free slot waits for others before it is claimed for
 AUDIT_SETTLE_S = 0.5  # how long another node's notification may take to arrive, for the audit
 
 
@@ -57,6 +58,8 @@ class ClusterDispatcher(Dispatcher):
         self.view = ClusterView(self.store, shared, self.ledger, self.clock)
         self.term: int | None = None  # the leader's term while this node leads (background/leader.py)
         self._more: set[str] = set()  # queues whose last claim for the handlers came back full
+        self._gathering: set[str] = set()  # queues waiting GATHER_MS for more free slots
+        self._gathered: set[str] = set()  # queues that waited: they claim at the next look
         self._refreshing: asyncio.Task[None] | None = None
 
     @property
@@ -100,7 +103,7 @@ class ClusterDispatcher(Dispatcher):
     async def set_paused(self, queue: str, paused: bool) -> None:
         await super().set_paused(queue, paused)
         if not paused:
-            await self.shared.wake([queue])
+            await self.shared.wake({queue: set()})
 
     async def add_scheduled(
         self, queue: str, name: str, expected_next: int, jobs: list[NewJob], next_run_at: int
@@ -146,7 +149,7 @@ class ClusterDispatcher(Dispatcher):
                 self._promote_due()
                 self._look(everything)
                 if self.ledger.woken:
-                    woken, self.ledger.woken = sorted(self.ledger.woken), set()
+                    woken, self.ledger.woken = self.ledger.woken, {}
                     self._spawn(self._tell(woken))
             except Exception:  # never let one bad tick stop the dispatcher
                 log.exception("dispatcher tick failed", extra={"event": "dispatcher.error"})
@@ -160,9 +163,9 @@ class ClusterDispatcher(Dispatcher):
         for name in sorted(names):
             self._start_in_process(self.queues[name])
 
-    async def _tell(self, queues: list[str]) -> None:
+    async def _tell(self, woken: dict[str, set[str]]) -> None:
         try:
-            await self.shared.wake(queues)
+            await self.shared.wake(woken)
         except Exception:  # the others' slow poll finds the jobs
             log.warning("could not wake the other nodes", extra={"event": "cluster.wake_failed"})
 
@@ -170,8 +173,23 @@ class ClusterDispatcher(Dispatcher):
         free = q.concurrency - q.running
         if q.paused or free <= 0 or self._held_until > self.clock.now_ms():
             return
+        if q.running and free * 2 < q.concurrency and q.name not in self._gathered:
+            # A slot freed while most still run: the finishes of the next moment join
+            # it, so that one claim fills several slots (a claim a job would be a
+            # statement a job for the database).
+            if q.name not in self._gathering:
+                self._gathering.add(q.name)
+                asyncio.get_running_loop().call_later(GATHER_MS / 1000, self._gathered_now, q.name)
+            return
+        self._gathered.discard(q.name)
         q.running += free  # the slots are reserved while the claim runs
         self._spawn(self._claim_for_handlers(q, free))
+
+    def _gathered_now(self, queue: str) -> None:
+        self._gathering.discard(queue)
+        self._gathered.add(queue)
+        self.ledger.fresh.add(queue)
+        self._wake.set()
 
     async def _claim_for_handlers(self, q: QueueRuntime, wanted: int) -> None:
         def started(jobs: list[Job]) -> None:

@@ -56,18 +56,21 @@ class SharedStore(ABC):
         their queues' nodes woken; how many."""
 
     @abstractmethod
-    async def wake(self, queues: list[str]) -> None:
-        """Tell every node that these queues have new waiting jobs."""
+    async def wake(self, woken: dict[str, set[str]]) -> None:
+        """Tell every node that these queues have new waiting jobs of these names (an
+        empty set: of any name)."""
 
     @abstractmethod
     async def tell_cancelled(self, job_id: int) -> None:
         """Tell every node that a running job was cancelled (its runner stops it)."""
 
     @abstractmethod
-    async def listen(self, on_queue: Callable[[str], None], on_cancel: Callable[[int], None]) -> None:
-        """Call ``on_queue`` for every wake-up and ``on_cancel`` for every cancelled
-        running job told by any node, until ``unlisten``; reconnects when the
-        connection is lost (a wake-up may be lost then: nodes also poll)."""
+    async def listen(self, on_queue: Callable[[str, list[str] | None], None],
+                     on_cancel: Callable[[int], None]) -> None:
+        """Call ``on_queue`` with the queue and the names of the new jobs (None: any)
+        for every wake-up, and ``on_cancel`` for every cancelled running job, told by
+        another node, until ``unlisten``; reconnects when the connection is lost (a
+        wake-up may be lost then: nodes also poll)."""
 
     @abstractmethod
     async def unlisten(self) -> None: ...

@@ -20,6 +20,28 @@ from typing import Any
 
 CHANNEL = "queueapp_jobs"
 CANCEL_CHANNEL = "queueapp_cancel"  # a running job was cancelled: its runner, on any node, stops it
+# A wake-up's payload: the queue, then the names of its new jobs, each after this
+# separator; the queue alone says "any name" (also when the names would not fit).
+SEPARATOR = "\x1f"
+_FITS = 7000  # bytes of names in one payload (PostgreSQL's limit is 8000)
+
+
+def told(queue: str, names: list[str] | None = None) -> str:
+    """The payload of a wake-up for ``queue`` (and these names)."""
+    joined = SEPARATOR.join(sorted(set(names or ())))
+    return f"{queue}{SEPARATOR}{joined}" if joined and len(joined) < _FITS else queue
+
+
+def heard(payload: str) -> tuple[str, list[str] | None]:
+    """(queue, names or None for any) of a wake-up's payload. A name holding the
+    separator splits in two: a node that runs it may then wake at the next poll only."""
+    queue, _, names = payload.partition(SEPARATOR)
+    return queue, names.split(SEPARATOR) if names else None
+
+
+# The same in SQL, for statements that notify as they write: (queue, names) rows.
+NOTIFY_ROWS = (f"pg_notify('{CHANNEL}', CASE WHEN names IS NOT NULL AND length(names) < {_FITS}"
+               " THEN queue || chr(31) || names ELSE queue END)")
 
 def leads(first: int) -> str:
     """A statement's guard: true only while node ${first} holds term ${first + 1} of a

@@ -18,7 +18,7 @@ from ...jsonfast import dumps
 from ...model import FINISHED, Job, JobState, NewJob
 from ...retry import Failure, after_failure
 from ..jobs import COLUMNS, QUALIFIED, row_to_job  # a row reads the same off either engine
-from .cluster import CHANNEL
+from .cluster import NOTIFY_ROWS
 
 _INSERT = (
     "INSERT INTO jobs (queue, name, state, priority, data, options, attempts, created_at, run_at, group_key,"
@@ -26,13 +26,15 @@ _INSERT = (
     " expire_at FROM unnest($1::text[], $2::text[], $3::text[], $4::smallint[], $5::jsonb[],"
     " $6::jsonb[], $7::smallint[], $8::bigint[], $9::bigint[], $10::text[], $11::bigint[])"
     " WITH ORDINALITY AS given(queue, name, state, priority, data, options, attempts, created_at, run_at,"
-    " group_key, expire_at, n) ORDER BY n RETURNING id, queue"
+    " group_key, expire_at, n) ORDER BY n RETURNING id, queue, name"
 )
 # The insert and its wake-up in one statement (one round trip): a NOTIFY per queue
-# added to, sent at commit. Ids are drawn in the order given, so ORDER BY id is it.
+# added to with the names added, sent at commit. Ids are drawn in the order given,
+# so ORDER BY id is it.
 _ADD = (
     f"WITH added AS ({_INSERT}),"
-    " told AS (SELECT count(pg_notify($12, queue)) AS n FROM (SELECT DISTINCT queue FROM added) AS queues)"
+    f" told AS (SELECT count({NOTIFY_ROWS}) AS n FROM (SELECT queue,"
+    " string_agg(DISTINCT name, chr(31)) AS names FROM added GROUP BY queue) AS queues)"
     " SELECT added.id FROM added, told ORDER BY added.id"
 )
 
@@ -57,7 +59,7 @@ async def add_job_groups(conn: Any, groups: list[tuple[list[NewJob], int]]) -> l
         [j.attempts for j, *_ in rows], [now for _, now, _, _ in rows], [run_at for *_, run_at in rows],
         [j.group for j, *_ in rows], [j.expire_at for j, *_ in rows],
     )
-    ids = [row[0] for row in await conn.fetch(_ADD, *columns, CHANNEL)]
+    ids = [row[0] for row in await conn.fetch(_ADD, *columns)]
     split, start = [], 0
     for jobs, _ in groups:
         split.append(ids[start:start + len(jobs)])
@@ -87,12 +89,16 @@ def _start_or_expire(now: str, lease_ms: str, node: str) -> str:
 
 
 _RETURNING = f" RETURNING {QUALIFIED}"
-def _claim_sql(condition: str = "") -> str:
-    """The claim; a paused queue gives nothing (a one-time filter of the plan, not a
-    join per row), nor one where ``condition`` (on $1, the queue) is false."""
+def _claim_sql(named: bool, condition: str = "") -> str:
+    """The claim, of the names in $2 (``named``: a statement of its own, whose plan
+    reads those names' waiting jobs through ``jobs_claim_named``) or of any name
+    ($2 ignored: through ``jobs_claim``); a paused queue gives nothing (a one-time
+    filter of the plan, not a join per row), nor one where ``condition`` (on $1, the
+    queue) is false."""
+    names = "name = ANY($2::text[])" if named else "$2::text[] IS NULL"
     return (
-        "WITH picked AS (SELECT id FROM jobs WHERE queue = $1 AND state = 'waiting'"
-        " AND ($2::text[] IS NULL OR name = ANY($2::text[])) AND NOT name = ANY($7::text[])"
+        f"WITH picked AS (SELECT id FROM jobs WHERE queue = $1 AND state = 'waiting' AND {names}"
+        " AND NOT name = ANY($7::text[])"
         f" AND NOT EXISTS (SELECT 1 FROM queues WHERE queues.name = $1 AND paused){condition}"
         " ORDER BY priority, run_at, id LIMIT $3"
         f" FOR UPDATE SKIP LOCKED) {_start_or_expire('$4', '$5', '$6')}"
@@ -100,10 +106,11 @@ def _claim_sql(condition: str = "") -> str:
     )
 
 
-_CLAIM = _claim_sql()
 # Only while the queue has no stored group settings: the common claim in one round trip.
-_CLAIM_UNGOVERNED = _claim_sql(" AND NOT EXISTS (SELECT 1 FROM group_policies WHERE queue = $1)"
-                               " AND NOT EXISTS (SELECT 1 FROM group_keys WHERE queue = $1)")
+_UNGOVERNED = (" AND NOT EXISTS (SELECT 1 FROM group_policies WHERE queue = $1)"
+               " AND NOT EXISTS (SELECT 1 FROM group_keys WHERE queue = $1)")
+_CLAIMS = {(named, ungoverned): _claim_sql(named, _UNGOVERNED if ungoverned else "")
+           for named in (False, True) for ungoverned in (False, True)}
 
 
 async def claim_next(
@@ -114,7 +121,7 @@ async def claim_next(
     ``excluded``), made active (leased for ``lease_ms``, or owned by ``node``'s
     handlers when None); those past their expiry come back expired instead. Nothing
     while the queue is paused, nor (``ungoverned``) while it has group settings."""
-    sql = _CLAIM_UNGOVERNED if ungoverned else _CLAIM
+    sql = _CLAIMS[names is not None, ungoverned]
     rows = await conn.fetch(sql, queue, names, limit, now, lease_ms, node, excluded or [])
     jobs = [row_to_job(r) for r in rows]
     jobs.sort(key=lambda j: (j.priority, j.run_at, j.id))

@@ -29,13 +29,14 @@ LISTEN_RETRY_S = 1.0  # after the listening connection was lost, connect again t
 async def _promote_and_wake(conn: Any, now: int, limit: int) -> int:
     promoted = await jobs.promote_due(conn, now, limit)
     if promoted:
-        await conn.execute("SELECT pg_notify($1, queue) FROM (SELECT DISTINCT queue FROM jobs"
-                           " WHERE id = ANY($2::bigint[])) AS woken", cluster.CHANNEL, promoted)
+        await conn.execute(f"SELECT {cluster.NOTIFY_ROWS} FROM (SELECT queue, string_agg(DISTINCT name, chr(31))"
+                           " AS names FROM jobs WHERE id = ANY($1::bigint[]) GROUP BY queue) AS woken", promoted)
     return len(promoted)
 
 
-async def _wake(conn: Any, queues: list[str]) -> None:
-    await conn.execute("SELECT pg_notify($1, queue) FROM unnest($2::text[]) AS queue", cluster.CHANNEL, queues)
+async def _wake(conn: Any, payloads: list[str]) -> None:
+    await conn.execute("SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload", cluster.CHANNEL,
+                       payloads)
 
 
 async def _running(conn: Any, node: str) -> list[tuple[int, str]]:
@@ -86,8 +87,8 @@ class PostgresShared(SharedStore):
     async def promote_due(self, now: int, limit: int) -> int:
         return await self.store.submit(_promote_and_wake, now, limit)
 
-    async def wake(self, queues: list[str]) -> None:
-        await self.store.submit(_wake, sorted(set(queues)))
+    async def wake(self, woken: dict[str, set[str]]) -> None:
+        await self.store.submit(_wake, [cluster.told(queue, sorted(names)) for queue, names in sorted(woken.items())])
 
     async def tell_cancelled(self, job_id: int) -> None:
         await self.store.submit(lambda conn: conn.execute("SELECT pg_notify($1, $2)", cluster.CANCEL_CHANNEL,
@@ -95,18 +96,19 @@ class PostgresShared(SharedStore):
 
     # wake-ups ----------------------------------------------------------------------
 
-    async def listen(self, on_queue: Callable[[str], None], on_cancel: Callable[[int], None]) -> None:
+    async def listen(self, on_queue: Callable[[str, list[str] | None], None],
+                     on_cancel: Callable[[int], None]) -> None:
         connected = asyncio.get_running_loop().create_future()
         self._listening = asyncio.create_task(self._listen(on_queue, on_cancel, connected),
                                               name="queueapp-listener")
         await asyncio.shield(connected)
 
-    async def _listen(self, on_queue: Callable[[str], None], on_cancel: Callable[[int], None],
+    async def _listen(self, on_queue: Callable[[str, list[str] | None], None], on_cancel: Callable[[int], None],
                       connected: asyncio.Future[None]) -> None:
         # What this node's own writer told, it knew already.
         def queue_told(_conn: Any, pid: int, _channel: str, payload: str) -> None:
             if pid != self.store.writer_pid():
-                on_queue(payload)
+                on_queue(*cluster.heard(payload))
 
         def cancel_told(_conn: Any, pid: int, _channel: str, payload: str) -> None:
             if pid != self.store.writer_pid():
