@@ -164,3 +164,23 @@ async def test_jobs_of_a_node_that_died_are_orphans_and_a_live_nodes_are_not(pg_
     await cluster.seen(pg_conn, "node-a", NOW + 5000)
     assert [j.id for j in await pg.orphans(pg_conn, NOW + 5000, 5000)] == [theirs[0].id]  # b went quiet
     assert leased[0].id not in [j.id for j in await pg.orphans(pg_conn, NOW + 99_000, 5000)] and mine
+
+
+async def test_the_jobs_tables_statistics_are_refreshed_after_a_burst(pg_conn):
+    """A burst of enqueues makes the statistics stale: the upkeep analyses the table
+    once (the claim's plan then reads the claim's index), and not again at once."""
+    from conftest import wait_for
+
+    from queueapp.store.postgres import upkeep
+
+    await pg.add_jobs(pg_conn, [job() for _ in range(3000)], NOW)
+
+    async def analysed() -> bool:
+        async with pg_conn.transaction():
+            return await upkeep.analyze_if_stale(pg_conn)
+
+    await wait_for(analysed, timeout=10)  # once the inserts' counters are published (within a second)
+    assert not await analysed()
+    plan = "\n".join(r[0] for r in await pg_conn.fetch(
+        "EXPLAIN SELECT id FROM jobs WHERE queue = 'q' AND state = 'waiting' ORDER BY priority, run_at, id LIMIT 10"))
+    assert "jobs_claim" in plan and "Sort" not in plan, plan

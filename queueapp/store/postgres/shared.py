@@ -17,7 +17,7 @@ from ...jsonfast import dumps, loads
 from ...model import Job, JobState, NewJob
 from ..records import Added
 from ..shared import FlowRules, NodeSeen, SharedStore
-from . import cluster, counts, flow, jobs, reads
+from . import cluster, counts, flow, jobs, reads, upkeep
 from .jobs import COLUMNS, row_to_job
 from .schedules import fire
 
@@ -52,7 +52,9 @@ async def _both_counts(conn: Any) -> tuple[dict[str, dict[JobState, int]], dict[
 
 async def _fold(conn: Any) -> int:
     async with conn.transaction():
-        return await counts.fold(conn)
+        folded = await counts.fold(conn)
+        await upkeep.analyze_if_stale(conn)
+        return folded
 
 
 class Host(Protocol):

@@ -34,7 +34,7 @@ from ..records import (
     TableSnapshot,
 )
 from ..unique import held_key, kept_from_retry, unique_keys_query
-from . import counts, finishing, jobs, reads, writes
+from . import finishing, jobs, reads, upkeep, writes
 from .adds import add_keyed, lock_unique_keys
 from .location import shown
 from .migrate import migrate
@@ -105,8 +105,9 @@ class PostgresStore(Store):
         self.pool_size = pool_size
         self._pool: Any = None
         # The writer folds the count deltas itself now and then, so they stay few
-        # (in a cluster the leader also folds them every second).
-        self._writer = OrderedWriter(self._connect_writer, housekeeping=(counts.fold, FOLD_EVERY))
+        # (in a cluster the leader also folds them every second), and keeps the jobs
+        # table's statistics fresh (upkeep.py).
+        self._writer = OrderedWriter(self._connect_writer, housekeeping=(upkeep.keep_up, FOLD_EVERY))
         self.shared = PostgresShared(self) if cluster else None
 
     async def connect(self) -> Any:
