@@ -6,7 +6,7 @@ cancelled through any node, not only the one that handed it out."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..dispatch.leases import RESCUE_BATCH, Alive, LeaseDesk
@@ -56,13 +56,7 @@ class ClusterLeases(LeaseDesk):
         write = asyncio.ensure_future(self.shared.claim(queue, names, self.local_names(), max_jobs,
                                                         self.clock.now_ms(), lease_ms, self.ledger.rules(queue),
                                                         then=record))
-        try:
-            await asyncio.shield(write)
-            return claimed
-        except asyncio.CancelledError:
-            # The asker went away mid-claim: whatever the commit claimed goes back.
-            write.add_done_callback(lambda _t: asyncio.ensure_future(self._hand_back(claimed)))
-            raise
+        return await self.for_asker(write, claimed)
 
     async def heartbeat(self, job_id: int, token: str, progress: Any, lease_ms: int | None) -> Job:
         if lease_ms is None and job_id not in self.ledger.active:
@@ -86,22 +80,19 @@ class ClusterOutcomes(Outcomes):
     shared: SharedStore
 
     async def complete(self, job_id: int, token: str, result: Any) -> Job:
-        try:
-            return await super().complete(job_id, token, result)
-        except Conflict:
-            self.lost(job_id, token)
-            raise
+        return await self._watching(job_id, token, super().complete(job_id, token, result))
 
     async def fail(self, job_id: int, token: str, failure: Failure) -> Job:
-        try:
-            return await super().fail(job_id, token, failure)
-        except Conflict:
-            self.lost(job_id, token)
-            raise
+        return await self._watching(job_id, token, super().fail(job_id, token, failure))
 
     async def release(self, job_id: int, token: str) -> Job:
+        return await self._watching(job_id, token, super().release(job_id, token))
+
+    async def _watching(self, job_id: int, token: str, answer: Awaitable[Job]) -> Job:
+        """An attempt's outcome; when the job is no longer this token's, it was ended
+        through another node (see ``lost``)."""
         try:
-            return await super().release(job_id, token)
+            return await answer
         except Conflict:
             self.lost(job_id, token)
             raise

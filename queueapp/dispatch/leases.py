@@ -90,11 +90,15 @@ class LeaseDesk:
         write = asyncio.ensure_future(self.store.claim_jobs(ids, taken.now, lease_ms, taken_at=taken.due_times,
                                                             then=record))
         write.add_done_callback(undo)
+        return await self.for_asker(write, claimed)
+
+    async def for_asker(self, write: asyncio.Future[Any], claimed: list[Job]) -> list[Job]:
+        """The jobs a claim's commit gave (``claimed``, filled by its hook); when the
+        asker goes away mid-claim, whatever the commit claimed goes back."""
         try:
             await asyncio.shield(write)
             return claimed
         except asyncio.CancelledError:
-            # The asker went away mid-claim: whatever the commit claimed goes back.
             write.add_done_callback(lambda _t: asyncio.ensure_future(self._hand_back(claimed)))
             raise
 
