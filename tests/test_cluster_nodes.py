@@ -207,3 +207,11 @@ async def test_aging_lifts_a_long_waiting_job_in_a_cluster(nodes: Any) -> None:
     assert [j.id for j in first] == [low.id]  # LOW that waited 2.5 s competes as HIGH, and was due first
     second = await a.workers.lease("default", None, 1, 30_000, 0)
     assert [j.id for j in second] == [high.id]
+
+
+async def test_a_lease_for_a_name_postgresql_cannot_hold_is_bad_input(nodes: Any) -> None:
+    from queueapp.errors import ValidationFailed
+
+    a = await nodes("a")
+    with pytest.raises(ValidationFailed, match="U\\+0000"):
+        await a.workers.lease("default", ["n\u0000"], 1, 30_000, 0)

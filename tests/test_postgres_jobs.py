@@ -184,3 +184,26 @@ async def test_the_jobs_tables_statistics_are_refreshed_after_a_burst(pg_conn):
     plan = "\n".join(r[0] for r in await pg_conn.fetch(
         "EXPLAIN SELECT id FROM jobs WHERE queue = 'q' AND state = 'waiting' ORDER BY priority, run_at, id LIMIT 10"))
     assert "jobs_claim" in plan and "Sort" not in plan, plan
+
+
+async def test_a_nul_character_postgresql_cannot_store_is_refused_as_bad_input(pg_url):
+    """U+0000 in a name or in JSON: 400 (ValidationFailed), nothing stored, and the
+    writes beside it in the same commit go on."""
+    import pytest
+
+    from queueapp.errors import ValidationFailed
+    from queueapp.service import QueueService
+    from queueapp.store.postgres.store import PostgresStore
+
+    service = QueueService(PostgresStore(pg_url), background=False)
+    await service.start()
+    try:
+        good = asyncio.ensure_future(service.add_job("fine", {"a": 1}))
+        with pytest.raises(ValidationFailed, match="U\\+0000"):
+            await service.add_job("x", {"key\u0000": 1})
+        with pytest.raises(ValidationFailed, match="U\\+0000"):
+            await service.add_job("bad\u0000name")
+        assert (await good).name == "fine"
+        assert [j.name for j in await service.list_jobs("default")] == ["fine"]
+    finally:
+        await service.stop()

@@ -40,7 +40,7 @@ from .location import shown
 from .migrate import migrate
 from .schedules import fire
 from .shared import PostgresShared
-from .writer import OrderedWriter
+from .writer import OrderedWriter, unstorable
 
 # Held by every node that serves a database, on its writer's connection: alone
 # (exclusive) by a node without cluster mode, shared by the nodes of a cluster, so
@@ -159,7 +159,12 @@ class PostgresStore(Store):
 
     async def _read(self, read: Any, *args: Any) -> Any:
         async with self._pool.acquire() as conn:
-            return await read(conn, *args)
+            try:
+                return await read(conn, *args)
+            except Exception as exc:
+                if (refused := unstorable(exc)) is not None:
+                    raise refused from None
+                raise
 
     # writes ------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...errors import QueueAppError, StoreUnavailable
+from ...errors import QueueAppError, StoreUnavailable, ValidationFailed
 from ..lock import DatabaseInUse
 from ..records import CommitStats
 
@@ -29,6 +29,18 @@ MAX_BATCH = 256  # writes in one transaction: bounds how long one commit holds t
 
 def unavailable(exc: BaseException) -> StoreUnavailable:
     return StoreUnavailable(f"the store cannot take writes: {exc}")
+
+
+# SQLSTATEs of text PostgreSQL cannot hold (U+0000 in TEXT or in JSONB): the input's
+# fault, not the database's, so the caller hears 400, not 503.
+_UNSTORABLE = ("22021", "22P05")
+
+
+def unstorable(exc: BaseException) -> ValidationFailed | None:
+    if getattr(exc, "sqlstate", None) in _UNSTORABLE:
+        return ValidationFailed("PostgreSQL cannot store the character U+0000 (NUL) in text or JSON: remove it"
+                                " from names, data, results and messages")
+    return None
 
 
 @dataclass(slots=True)
@@ -146,6 +158,8 @@ class OrderedWriter:
         except (QueueAppError, ValueError, LookupError) as exc:
             return False, exc  # the write's own refusal
         except Exception as exc:
+            if (refused := unstorable(exc)) is not None:
+                return False, refused
             if type(exc).__module__.startswith("asyncpg") and not self._conn.is_closed():
                 return False, unavailable(exc)  # the database refused this write only
             raise
