@@ -22,6 +22,7 @@ class ClusterLeases(LeaseDesk):
     ledger: ClusterLedger
     shared: SharedStore
     local_names: Callable[[], list[str]]  # names this node's handlers run: never leased from here
+    look_every_s = 1.0  # a waiting long poll looks again this often, in case a wake-up was lost
 
     async def lease(
         self, queue: str, names: list[str] | None, max_jobs: int, lease_ms: int, wait_ms: int,
@@ -44,7 +45,7 @@ class ClusterLeases(LeaseDesk):
             left = deadline - loop.time()
             if left <= 0 or self.closed or not alive():
                 return []
-            await self._wait(queue, q, min(left, 1.0))
+            await self._wait(queue, q, min(left, self.look_every_s))
 
     async def _claim_shared(self, queue: str, names: list[str] | None, max_jobs: int, lease_ms: int) -> list[Job]:
         claimed: list[Job] = []
