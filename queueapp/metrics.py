@@ -57,13 +57,14 @@ class QueueMetrics:
         tally.enqueued = self.added_total - self.added_at_take
         return tally
 
-    def move(self, prior: JobState | None, state: JobState | None) -> None:
+    def move(self, prior: JobState | None, state: JobState | None, n: int = 1) -> None:
+        """``n`` jobs left ``prior`` for ``state`` (None: came, or went)."""
         if not self.moves:
             return
         if prior is not None:
-            self.counts[prior] -= 1
+            self.counts[prior] -= n
         if state is not None:
-            self.counts[state] += 1
+            self.counts[state] += n
 
     def record_finish(self, job: Job) -> None:
         assert job.finished_at is not None

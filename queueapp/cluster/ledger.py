@@ -35,12 +35,12 @@ class ClusterLedger(Ledger):
 
     def place(self, job_id: int, queue: str, name: str, state: str, priority: int, run_at: int,
               group: str | None = None) -> None:
-        self.queue(queue)
+        q = self.queue(queue)
         if state == JobState.DELAYED:
             self.timers.push(Timer(run_at, job_id, priority, queue, name, group))
             self.timer_moved(run_at)
         elif state == JobState.WAITING:
-            self.queue(queue).wake_waiters()
+            q.wake_waiters()
             if self.runs_here(name):
                 self.fresh.add(queue)
                 self.wake()
@@ -75,14 +75,10 @@ class ClusterLedger(Ledger):
         finally:
             self._accepting = False
 
-    def _accept_alike(self, run: AddedRun) -> None:
-        _, queue, name, state, priority, run_at, group = run[0].placement()
-        self.metrics.of(queue).added_total += len(run)
-        if self.events.active:
-            for job_id in run.ids:
-                self.emit("added", job_id, queue, name, state=str(state), priority=priority)
-        ids = run.ids if state is JobState.DELAYED else run.ids[:1]
-        for job_id in ids:
+    def _place_alike(self, run: AddedRun, queue: str, name: str, state: JobState, priority: int, run_at: int,
+                     group: str | None) -> None:
+        """A large enqueue: delayed jobs are timed one by one, waiting ones announced once."""
+        for job_id in run.ids if state is JobState.DELAYED else run.ids[:1]:
             self.place(job_id, queue, name, state, priority, run_at, group)
 
     def started(self, jobs: list[Job], here: bool) -> list[ActiveJob]:
@@ -105,6 +101,3 @@ class ClusterLedger(Ledger):
 
     def drop_active(self, job_id: int) -> ActiveJob | None:
         return self.active.pop(job_id, None)
-
-    def cleaned(self, queue: str, state: JobState, removed: int) -> None:
-        pass  # counted by the database

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 from typing import Any
 
 from ..dispatch import ActiveJob, Dispatcher, QueueRuntime
@@ -114,13 +113,8 @@ class ClusterDispatcher(Dispatcher):
             return None
         now = self.clock.now_ms()
         await self._ensure_queues({queue}, now)
-
-        def accept(outcome: tuple[Sequence[Added], bool] | None) -> None:
-            if outcome is not None:
-                self.ledger.accepted(outcome[0])
-
         return await self.shared.fire_schedule(term, queue, name, expected_next, jobs, next_run_at, now,
-                                               then=accept)
+                                               then=self.ledger.fired)
 
     async def key_counts(self, queue: str) -> dict[str, tuple[int, int]]:
         await self.view.follow_groups()  # another node may have changed them a moment ago
@@ -221,16 +215,16 @@ class ClusterDispatcher(Dispatcher):
         (in one snapshot). A job another node ended a moment ago (a cancel) reaches
         this node's memory by a notification after that node's commit: a difference
         in running jobs counts only when a second look a moment later finds it too."""
-        first = await self._running_differences()
-        found = sorted(set(first) & set(await self._running_differences(settle_s=AUDIT_SETTLE_S))) if first else []
+        found = await self._running_differences()
+        if found:
+            await asyncio.sleep(AUDIT_SETTLE_S)
+            found = sorted(set(found) & set(await self._running_differences()))
         counted, table = await self.shared.both_counts()
         if counted != table:
             found.append(f"counts differ: {counted} read against {table} in the table")
         return found
 
-    async def _running_differences(self, settle_s: float = 0.0) -> list[str]:
-        if settle_s:
-            await asyncio.sleep(settle_s)
+    async def _running_differences(self) -> list[str]:
         found: list[str] = []
 
         def compare(running: list[tuple[int, str]]) -> None:

@@ -169,13 +169,8 @@ class Dispatcher(Verbs):
         """A schedule's run: enqueue and advance the schedule in one transaction."""
         now = self.clock.now_ms()
         await self._ensure_queues({queue}, now)
-
-        def accept(outcome: tuple[list[Added], bool] | None) -> None:
-            if outcome is not None:
-                self.ledger.accepted(outcome[0])
-
         return await self.store.fire_schedule(queue, name, expected_next, jobs, next_run_at, now,
-                                              then=accept)
+                                              then=self.ledger.fired)
 
     async def _ensure_queues(self, queues: set[str], now: int) -> None:
         for queue in queues - self.queues.keys():

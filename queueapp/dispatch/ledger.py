@@ -153,11 +153,15 @@ class Ledger(FlowMoves, GroupMoves):
         at once (one heap operation for the lot when it outgrows the lane)."""
         _, queue, name, state, priority, run_at, group = run[0].placement()
         m = self.metrics.of(queue)
-        m.counts[state] += len(run)
+        m.move(None, state, len(run))
         m.added_total += len(run)
         if self.events.active:
             for job_id in run.ids:
                 self.emit("added", job_id, queue, name, state=str(state), priority=priority)
+        self._place_alike(run, queue, name, state, priority, run_at, group)
+
+    def _place_alike(self, run: AddedRun, queue: str, name: str, state: JobState, priority: int, run_at: int,
+                     group: str | None) -> None:
         if state is JobState.DELAYED:
             for job_id in run.ids:
                 self.place(job_id, queue, name, state, priority, run_at, group)
@@ -246,7 +250,7 @@ class Ledger(FlowMoves, GroupMoves):
         m = self.metrics.of(job.queue)
         m.move(change.prior, None if change.deleted else job.state)
         for state, n in change.pruned.items():
-            m.counts[state] -= n
+            m.move(state, None, n)
         if job.state in (JobState.COMPLETED, JobState.FAILED):
             m.record_finish(job)
         elif job.state in (JobState.WAITING, JobState.DELAYED):
@@ -290,7 +294,7 @@ class Ledger(FlowMoves, GroupMoves):
 
     def cleaned(self, queue: str, state: JobState, removed: int) -> None:
         if queue in self.metrics.queues:
-            self.metrics.of(queue).counts[state] -= removed
+            self.metrics.of(queue).move(state, None, removed)
 
     def beat(self, job: Job | None) -> None:
         """A heartbeat committed: the lease runs from now."""

@@ -35,6 +35,11 @@ class FlowMoves:
         self.emit(str(job.state), job.id, job.queue, job.name, debounced=True, runAt=to_iso(job.run_at))
         self.place_job(job)
 
+    def fired(self, outcome: tuple[Sequence[Added], bool] | None) -> None:
+        """A schedule's run committed (None: it did not fire): its jobs are added."""
+        if outcome is not None:
+            self.accepted(outcome[0])
+
     def expired(self, changes: list[Change]) -> None:
         """waiting or delayed -> expired committed by the expiry sweep."""
         for change in changes:

@@ -50,11 +50,9 @@ async def _both_counts(conn: Any) -> tuple[dict[str, dict[JobState, int]], dict[
         return await counts.count_states(conn), await reads.count_states(conn)
 
 
-async def _fold(conn: Any) -> int:
+async def _keep_up(conn: Any) -> int:
     async with conn.transaction():
-        folded = await counts.fold(conn)
-        await upkeep.analyze_if_stale(conn)
-        return folded
+        return await upkeep.keep_up(conn)
 
 
 class Host(Protocol):
@@ -64,7 +62,7 @@ class Host(Protocol):
 
     async def submit(self, write: Any, *args: Any, then: Any = None) -> Any: ...
 
-    async def read(self, read: Any, *args: Any) -> Any: ...
+    async def pooled(self, work: Any, *args: Any) -> Any: ...
 
     async def connect(self) -> Any: ...
 
@@ -84,7 +82,7 @@ class PostgresShared(SharedStore):
                                        then=then)
 
     async def key_counts(self, queue: str) -> dict[str, tuple[int, int]]:
-        return await self.store.read(flow.key_counts, queue)
+        return await self.store.pooled(flow.key_counts, queue)
 
     async def promote_due(self, now: int, limit: int) -> int:
         return await self.store.submit(_promote_and_wake, now, limit)
@@ -154,42 +152,42 @@ class PostgresShared(SharedStore):
     # leadership and liveness ---------------------------------------------------------
 
     async def lead(self, now: int, lease_ms: int) -> int | None:
-        return await self.store.read(cluster.lead, self.node, now, lease_ms)
+        return await self.store.pooled(cluster.lead, self.node, now, lease_ms)
 
     async def step_down(self, term: int) -> None:
-        await self.store.read(cluster.step_down, self.node, term)
+        await self.store.pooled(cluster.step_down, self.node, term)
 
     async def leader(self, now: int) -> str | None:
-        return await self.store.read(
+        return await self.store.pooled(
             lambda conn: conn.fetchval("SELECT node FROM leadership WHERE expires_at > $1", now))
 
     async def seen(self, now: int, stats: dict[str, Any]) -> None:
-        await self.store.read(cluster.seen, self.node, now, dumps(stats))
+        await self.store.pooled(cluster.seen, self.node, now, dumps(stats))
 
     async def nodes(self, now: int, within_ms: int) -> list[NodeSeen]:
-        rows = await self.store.read(cluster.seen_nodes, now, within_ms)
+        rows = await self.store.pooled(cluster.seen_nodes, now, within_ms)
         return [NodeSeen(node, started, seen_at, loads(stats)) for node, started, seen_at, stats in rows]
 
     async def forget_node(self) -> None:
-        await self.store.read(lambda conn: conn.execute("DELETE FROM nodes WHERE id = $1", self.node))
+        await self.store.pooled(lambda conn: conn.execute("DELETE FROM nodes WHERE id = $1", self.node))
 
     # counts and the jobs of the whole cluster ------------------------------------------
 
     async def counts(self) -> dict[str, dict[JobState, int]]:
-        return await self.store.read(counts.count_states)
+        return await self.store.pooled(counts.count_states)
 
     async def fold_counts(self) -> int:
-        return await self.store.read(_fold)
+        return await self.store.pooled(_keep_up)
 
     async def expired_leases(self, now: int, limit: int) -> list[tuple[int, str]]:
-        return await self.store.read(jobs.expired_leases, now, limit)
+        return await self.store.pooled(jobs.expired_leases, now, limit)
 
     async def orphans(self, now: int, gone_ms: int) -> list[tuple[int, str]]:
-        found = await self.store.read(jobs.orphans, now, gone_ms)
+        found = await self.store.pooled(jobs.orphans, now, gone_ms)
         return [(j.id, j.lease_token) for j in found if j.lease_token is not None]
 
     async def active_jobs(self, limit: int) -> list[tuple[Job, str | None]]:
-        rows = await self.store.read(lambda conn: conn.fetch(
+        rows = await self.store.pooled(lambda conn: conn.fetch(
             f"SELECT {COLUMNS}, node FROM jobs WHERE state = 'active' ORDER BY id LIMIT $1", limit))
         return [(row_to_job(r), r[-1]) for r in rows]
 
@@ -197,7 +195,7 @@ class PostgresShared(SharedStore):
         await self.store.submit(_running, self.node, then=then)
 
     async def both_counts(self) -> tuple[dict[str, dict[JobState, int]], dict[str, dict[JobState, int]]]:
-        return await self.store.read(_both_counts)
+        return await self.store.pooled(_both_counts)
 
     async def fire_schedule(
         self, term: int, queue: str, name: str, expected_next: int, jobs_: list[NewJob], next_run_at: int,

@@ -133,10 +133,6 @@ class PostgresStore(Store):
         other nodes comes from it."""
         return self._writer.server_pid()
 
-    async def read(self, read: Any, *args: Any) -> Any:
-        """``read(conn, *args)`` on a connection of the pool, outside the writer's order."""
-        return await self._read(read, *args)
-
     @property
     def commit_stats(self) -> CommitStats:  # type: ignore[override]
         return self._writer.stats
@@ -157,10 +153,12 @@ class PostgresStore(Store):
         if self._pool is not None:
             await self._pool.close()
 
-    async def _read(self, read: Any, *args: Any) -> Any:
+    async def pooled(self, work: Any, *args: Any) -> Any:
+        """``work(conn, *args)`` on a connection of the pool, outside the writer's order:
+        reads, and a cluster node's own bookkeeping (heartbeat, leadership)."""
         async with self._pool.acquire() as conn:
             try:
-                return await read(conn, *args)
+                return await work(conn, *args)
             except Exception as exc:
                 if (refused := unstorable(exc)) is not None:
                     raise refused from None
@@ -223,7 +221,7 @@ class PostgresStore(Store):
         return await self._writer.submit(finishing.rescue, now, failure, leases, then=then)
 
     async def unowned_active(self, now: int) -> tuple[list[Job], list[Job]]:
-        active = await self._read(reads.all_active)
+        active = await self.pooled(reads.all_active)
         valid = [j for j in active if j.lease_expires_at is not None and j.lease_expires_at > now]
         return [j for j in active if j not in valid], valid
 
@@ -278,10 +276,10 @@ class PostgresStore(Store):
         return await self._writer.submit(fire, queue, name, expected_next, jobs_, next_run_at, now, then=then)
 
     async def list_schedules(self, queue: str | None) -> list[Schedule]:
-        return await self._read(reads.list_schedules, queue)
+        return await self.pooled(reads.list_schedules, queue)
 
     async def get_schedule(self, queue: str, name: str) -> Schedule | None:
-        return await self._read(reads.get_schedule, queue, name)
+        return await self.pooled(reads.get_schedule, queue, name)
 
     # reads ---------------------------------------------------------------------
 
@@ -294,19 +292,19 @@ class PostgresStore(Store):
                          " with archived WAL), not by backup-data")
 
     async def report(self, queue: str, since: int, until: int) -> Report:
-        return await self._read(reads.report, queue, since, until)
+        return await self.pooled(reads.report, queue, since, until)
 
     async def get_job(self, job_id: int) -> Job | None:
-        return await self._read(reads.get_job, job_id)
+        return await self.pooled(reads.get_job, job_id)
 
     async def search_jobs(self, search: JobSearch) -> JobPage:
-        return await self._read(reads.search_jobs, search)
+        return await self.pooled(reads.search_jobs, search)
 
     async def failed_jobs(self, queue: str, limit: int) -> list[Job]:
-        return await self._read(reads.failed_jobs, queue, limit)
+        return await self.pooled(reads.failed_jobs, queue, limit)
 
     async def active_jobs(self, queue: str) -> list[Job]:
-        return await self._read(reads.active_jobs, queue)
+        return await self.pooled(reads.active_jobs, queue)
 
     async def pending_jobs(self, batch: int = 10_000) -> AsyncIterator[list[PendingJob]]:
         async with self._pool.acquire() as conn:
@@ -314,29 +312,29 @@ class PostgresStore(Store):
                 yield rows
 
     async def count_states(self) -> dict[str, dict[JobState, int]]:
-        return await self._read(reads.count_states)
+        return await self.pooled(reads.count_states)
 
     async def finished_since(self, since: int) -> list[FinishedSample]:
-        return await self._read(reads.finished_since, since)
+        return await self.pooled(reads.finished_since, since)
 
     async def queue_settings(self) -> list[QueueSettings]:
-        return await self._read(reads.queue_settings)
+        return await self.pooled(reads.queue_settings)
 
     async def group_settings(self) -> list[StoredGroups]:
-        return await self._read(reads.group_settings)
+        return await self.pooled(reads.group_settings)
 
     async def group_starts(self, since: int) -> list[tuple[str, str, int]]:
-        return await self._read(reads.group_starts, since)
+        return await self.pooled(reads.group_starts, since)
 
     async def failure_groups(self, queue: str, limit: int) -> list[dict[str, Any]]:
-        return await self._read(reads.failure_groups, queue, limit)
+        return await self.pooled(reads.failure_groups, queue, limit)
 
     async def count_action(self, action: str, selection: Selection) -> int:
         query = count_query(action, selection, POSTGRES)
-        return 0 if query is None else (await self._read(reads.fetch, *query))[0][0]
+        return 0 if query is None else (await self.pooled(reads.fetch, *query))[0][0]
 
     async def read_history(self, queue: str, since: int) -> list[tuple[int, Tally]]:
-        return await self._read(reads.read_history, queue, since)
+        return await self.pooled(reads.read_history, queue, since)
 
 
 async def _add_keyed(conn: Any, new_jobs: list[NewJob], now: int) -> list[Added]:

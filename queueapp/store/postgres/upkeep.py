@@ -16,11 +16,12 @@ ANALYZE_AFTER = 1_000  # changed rows since the last ANALYZE, beyond a tenth of 
 ANALYZE_LOCK = int.from_bytes(b"qa-stats", "big") & (2**63 - 1)  # one node analyses at a time
 
 
-async def keep_up(conn: Any) -> None:
+async def keep_up(conn: Any) -> int:
     """Fold the counts, and analyse the jobs table when its statistics are stale (in
-    the caller's transaction)."""
-    await counts.fold(conn)
+    the caller's transaction); how many (queue, state) counts moved."""
+    folded = await counts.fold(conn)
     await analyze_if_stale(conn)
+    return folded
 
 
 async def analyze_if_stale(conn: Any) -> bool:
