@@ -22,6 +22,7 @@ import aiohttp
 from yarl import URL
 
 from ..retry import MAX_RETRY_AFTER_MS
+from ..store.callbacks import CALLBACK_QUEUE
 from .destinations import DestinationPolicy, DestinationRefused, PolicyResolver
 from .registry import JobContext, JobFailed, RetryLater, UnrecoverableError
 
@@ -45,6 +46,10 @@ def validate_http_data(data: dict[str, Any]) -> None:
     timeout = data.get("timeoutMs", DEFAULT_TIMEOUT_MS)
     if not isinstance(timeout, int) or isinstance(timeout, bool) or not 1 <= timeout <= 600_000:
         raise ValueError("data.timeoutMs must be a whole number of ms from 1 to 600000")
+    if "sign" in data:
+        # Signing is the appliance's word that it sent the body: a producer who could
+        # ask for it could have any body signed (a forged "job completed").
+        raise ValueError("data.sign is not accepted: only the appliance's own completion callbacks are signed")
 
 
 def check_url(url: str, field: str) -> None:
@@ -172,7 +177,7 @@ def _body(text: str) -> Any:
 async def http_job(caller: HttpCaller, job: JobContext, secret: str = "") -> dict[str, Any]:
     d = job.data
     headers, body = d.get("headers"), d.get("body")
-    if d.get("sign"):  # a finished job's callback (store/callbacks.py)
+    if d.get("sign") and job.queue == CALLBACK_QUEUE:  # a finished job's callback (store/callbacks.py)
         if not secret:
             raise UnrecoverableError("a callback is signed with callback_secret, which is not set")
         body = json.dumps(body, separators=(",", ":"), ensure_ascii=False)

@@ -1,0 +1,128 @@
+"""Defects found by trying the appliance as an attacker, a careless operator and a
+busy producer would, each against a real ``queueapp serve`` (or the real CLI): each
+fails on the code that had it and passes now, and ends with a clean self-audit
+where the appliance kept running."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import os
+import subprocess
+import sys
+
+from aiohttp import web
+
+AUDIT = ("--audit-interval-ms", "60000")
+SECRET = "whsec-trust-1"
+
+
+async def audit_clean(http, url: str) -> None:
+    async with http.get(f"{url}/debug/audit") as r:
+        body = await r.json()
+    assert r.status == 200 and body == {"ok": True, "problems": []}, body
+
+
+async def call(http, method: str, url: str, body=None, **kwargs):
+    async with http.request(method, url, json=body, **kwargs) as r:
+        return r.status, await r.json()
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("QUEUEAPP_")}
+    return subprocess.run([sys.executable, "-m", "queueapp", *args], capture_output=True, text=True,
+                          timeout=60, env={**clean, **(env or {})})
+
+
+class Receiver:
+    """An HTTP peer on loopback that says whether each call it got was signed with
+    ``SECRET`` (as docs/api.md tells a receiver to check)."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict] = []
+        self.arrived = asyncio.Event()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.text()
+        stamp = request.headers.get("X-Queueapp-Timestamp", "")
+        given = request.headers.get("X-Queueapp-Signature")
+        expected = "v1=" + hmac.new(SECRET.encode(), f"{stamp}.{body}".encode(), hashlib.sha256).hexdigest()
+        self.calls.append({"path": request.path, "signed": given is not None,
+                           "verified": given is not None and hmac.compare_digest(given, expected),
+                           "body": body})
+        self.arrived.set()
+        return web.json_response({"ok": True})
+
+    async def next_call(self) -> dict:
+        await asyncio.wait_for(self.arrived.wait(), 30)
+        self.arrived.clear()
+        return self.calls[-1]
+
+
+async def start_receiver(aiohttp_server, receiver: Receiver) -> str:
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", receiver.handle)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    return f"http://127.0.0.1:{server.port}"
+
+
+# -- 1. a signing oracle ----------------------------------------------------------------
+
+
+async def test_1_nothing_a_producer_sends_is_signed_only_the_appliances_callbacks(serve, http, aiohttp_server):
+    receiver = Receiver()
+    base = await start_receiver(aiohttp_server, receiver)
+    server = serve(*AUDIT, "--http-allowed-hosts", "127.0.0.1", env={"QUEUEAPP_CALLBACK_SECRET": SECRET})
+    forged = {"id": "42", "state": "completed", "result": {"paid": 1_000_000}}
+    for queue in ("default", "queueapp.callbacks"):
+        status, body = await call(http, "POST", f"{server.url}/queues/jobs?queue={queue}", {
+            "name": "http", "data": {"url": f"{base}/forged", "method": "POST", "body": forged, "sign": True}})
+        assert status == 400 and body["error"]["details"][0]["field"] == "data", body
+        assert "sign" in body["error"]["message"]
+    # the same call without "sign" goes out, unsigned, even from the callbacks' queue
+    status, _ = await call(http, "POST", f"{server.url}/queues/jobs?queue=queueapp.callbacks", {
+        "name": "http", "data": {"url": f"{base}/plain", "method": "POST", "body": forged}})
+    assert status == 201
+    plain = await receiver.next_call()
+    assert plain["path"] == "/plain" and not plain["signed"]
+    # a finished job's own callback is signed, and verifies
+    _, job = await call(http, "POST", f"{server.url}/queues/jobs?queue=work",
+                        {"name": "resize", "options": {"callbackUrl": f"{base}/hook"}})
+    _, leased = await call(http, "POST", f"{server.url}/queues/jobs/lease?queue=work", {"max": 1})
+    await call(http, "POST", f"{server.url}/queues/jobs/{job['id']}/complete",
+               {"leaseToken": leased["jobs"][0]["leaseToken"], "result": {"ok": 1}})
+    hook = await receiver.next_call()
+    assert hook["path"] == "/hook" and hook["verified"], hook
+    assert all(c["path"] != "/forged" for c in receiver.calls)
+    await audit_clean(http, server.url)
+
+
+async def test_1_a_stored_http_job_asking_for_a_signature_outside_the_callbacks_is_sent_unsigned(
+        aiohttp_server, make_service):
+    """A job stored before the refusal existed (its data says sign) is not signed."""
+    from queueapp.workers.builtin import BuiltinJobs, BuiltinSettings
+    from queueapp.workers.http_call import http_job
+    from queueapp.workers.registry import JobContext
+
+    receiver = Receiver()
+    base = await start_receiver(aiohttp_server, receiver)
+    service = await make_service(background=False)
+    builtins = BuiltinJobs(service.store, service.clock, BuiltinSettings(
+        None, "", "", ".", 1, ".", "127.0.0.1", callback_secret=SECRET))
+    try:
+        from queueapp.model import Job, JobState
+
+        job = Job(id=7, queue="default", name="http", state=JobState.ACTIVE, priority=3,
+                  data={"url": f"{base}/old", "method": "POST", "body": {"x": 1}, "sign": True},
+                  options={}, attempts=1, attempts_made=1, progress=None, result=None, error=None, errors=[],
+                  job_key=None, created_at=0, run_at=0, started_at=0, finished_at=None)
+
+        async def progress(_value: object) -> None:
+            return None
+
+        await http_job(builtins.http, JobContext(job, progress), SECRET)
+    finally:
+        await builtins.close()
+    old = await receiver.next_call()
+    assert old["path"] == "/old" and not old["signed"]
