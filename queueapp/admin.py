@@ -82,8 +82,8 @@ def add_commands(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         token = _token(args)
-    except OSError as exc:
-        print(f"queueapp: cannot read the token: {exc.strerror}", file=sys.stderr)
+    except UsageError as exc:
+        print(f"queueapp: {exc}", file=sys.stderr)
         return USAGE
     try:
         return asyncio.run(_run(args, token))
@@ -117,7 +117,14 @@ class UsageError(Exception):
 
 def _token(args: argparse.Namespace) -> str | None:
     if args.token_file:
-        return Path(args.token_file).read_text().strip()
+        try:
+            token = Path(args.token_file).read_text().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not text"
+            raise UsageError(f"cannot read the token: {args.token_file}: {reason}") from None
+        if not token:
+            raise UsageError(f"--token-file {args.token_file} is empty")
+        return token
     return os.environ.get("QUEUEAPP_TOKEN") or None
 
 

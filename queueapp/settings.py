@@ -27,14 +27,28 @@ def convert(setting: Setting, value: Any, source: str) -> Any:
         except (TypeError, ValueError):
             kind = "a whole number" if setting.kind is int else "a number"
             raise ConfigError(f"{setting.name} from {source} must be {kind}, not {shown}") from None
-    return str(value)
+    return given_secret(setting, str(value), source) if setting.secret else str(value)
 
 
 def read_secret(setting: Setting, path: Any, source: str) -> str:
+    """The secret held in the file at ``path``. An empty, blank or unreadable file is
+    an error: a secret that silently became "" would turn its protection off."""
     try:
-        return Path(str(path)).read_text().strip()
-    except OSError as exc:
-        raise ConfigError(f"{setting.name} from {source}: cannot read {path}: {exc.strerror}") from None
+        secret = Path(str(path)).read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not text"
+        raise ConfigError(f"{setting.name} from {source}: cannot read {path}: {reason}") from None
+    if not secret:
+        raise ConfigError(f"{setting.name} from {source}: {path} is empty; a secret file must hold the secret")
+    return secret
+
+
+def given_secret(setting: Setting, value: str, source: str) -> str:
+    """A secret given as a value: blank is refused, as from a file (leave the setting
+    out for none)."""
+    if value and not value.strip():
+        raise ConfigError(f"{setting.name} from {source} is blank; leave it unset for none")
+    return value
 
 
 def load_config(

@@ -12,7 +12,9 @@ import os
 import subprocess
 import sys
 
+import pytest
 from aiohttp import web
+from conftest import free_port
 
 AUDIT = ("--audit-interval-ms", "60000")
 SECRET = "whsec-trust-1"
@@ -126,3 +128,50 @@ async def test_1_a_stored_http_job_asking_for_a_signature_outside_the_callbacks_
         await builtins.close()
     old = await receiver.next_call()
     assert old["path"] == "/old" and not old["signed"]
+
+
+# -- 2. an empty secret file --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("content", ["", "   \n\t\n"])
+@pytest.mark.parametrize("how", ["env", "option", "toml"])
+def test_2_an_empty_or_blank_secret_file_is_refused_at_start(tmp_path, content, how):
+    secret = tmp_path / "token"
+    secret.write_text(content)
+    port = free_port()
+    args = ["serve", "--db", str(tmp_path / "q.db"), "--port", str(port)]
+    env = {}
+    if how == "env":
+        env["QUEUEAPP_TOKEN_FILE"] = str(secret)
+    elif how == "option":
+        args += ["--token-file", str(secret)]
+    else:
+        config = tmp_path / "queueapp.toml"
+        config.write_text(f'token_file = "{secret}"\n')
+        args += ["--config", str(config)]
+    result = cli(*args, env=env)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "token" in lines[0] and "empty" in lines[0], result.stderr
+    assert not (tmp_path / "q.db").exists()
+
+
+@pytest.mark.parametrize("setting", ["READ_TOKEN", "CALLBACK_SECRET", "PAYMENT_TOKEN", "SMTP_PASSWORD"])
+def test_2_every_secret_file_refuses_empty_and_unreadable(tmp_path, setting):
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    env = {"QUEUEAPP_TOKEN": "admin-token-1"} if setting == "READ_TOKEN" else {}
+    for path in (empty, tmp_path / "missing"):
+        result = cli("serve", "--db", str(tmp_path / "q.db"), "--port", str(free_port()),
+                     env={**env, f"QUEUEAPP_{setting}_FILE": str(path)})
+        assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert setting.lower() in result.stderr
+    blank = cli("serve", "--db", str(tmp_path / "q.db"), "--port", str(free_port()), env={"QUEUEAPP_TOKEN": "  "})
+    assert blank.returncode == 2 and "blank" in blank.stderr
+
+
+def test_2_the_admin_cli_refuses_an_empty_token_file(tmp_path):
+    empty = tmp_path / "token"
+    empty.write_text("")
+    result = cli("queues", "--url", f"http://127.0.0.1:{free_port()}", "--token-file", str(empty))
+    assert result.returncode == 2 and "empty" in result.stderr
