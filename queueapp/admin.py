@@ -16,6 +16,7 @@ import json
 import os
 import re
 import sys
+import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -101,7 +102,7 @@ async def _run(args: argparse.Namespace, token: str | None) -> int:
         print(f"queueapp: {exc}", file=sys.stderr)
         return USAGE
     except QueueApiError as exc:
-        print(f"queueapp: {exc.status} {exc.code}: {exc.message}", file=sys.stderr)
+        print(f"queueapp: {exc.status} {exc.code}: {terminal_safe(exc.message)}", file=sys.stderr)
         return UNREACHABLE if exc.code == "bad_response" else REFUSED
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
         print(f"queueapp: cannot reach {args.url}: {exc}", file=sys.stderr)
@@ -269,7 +270,8 @@ def _print(result: Any, output: str) -> None:
         return
     if not isinstance(result, list):  # one object: a field a line
         for key, value in result.items():
-            print(f"{key:>14}  {json.dumps(value) if isinstance(value, dict | list) else value}")
+            shown = json.dumps(value) if isinstance(value, dict | list) else terminal_safe(str(value))
+            print(f"{terminal_safe(str(key)):>14}  {shown}")
         return
     columns = list(rows[0])
     cells = [[_cell(row.get(c)) for c in columns] for row in rows]
@@ -282,5 +284,23 @@ def _print(result: Any, output: str) -> None:
 def _cell(value: Any) -> str:
     if value is None:
         return "-"
-    text = str(value)
+    text = terminal_safe(str(value))
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+# Bidirectional overrides and isolates reorder what a terminal shows of a line.
+_BIDI = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def terminal_safe(text: str) -> str:
+    """``text`` with every control character written as an escape (``\\x1b``): a job's
+    name or error comes from whoever enqueued it, and raw escape sequences would
+    retitle, clear or rewrite the operator's terminal."""
+    if text.isprintable():
+        return text
+    return "".join(_escaped(c) if unicodedata.category(c) == "Cc" or c in _BIDI else c for c in text)
+
+
+def _escaped(c: str) -> str:
+    code = ord(c)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"

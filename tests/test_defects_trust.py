@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 import os
 import subprocess
 import sys
@@ -175,3 +176,19 @@ def test_2_the_admin_cli_refuses_an_empty_token_file(tmp_path):
     empty.write_text("")
     result = cli("queues", "--url", f"http://127.0.0.1:{free_port()}", "--token-file", str(empty))
     assert result.returncode == 2 and "empty" in result.stderr
+
+
+# -- 8. control characters in the CLI's tables -------------------------------------------------
+
+
+async def test_8_the_cli_shows_control_characters_escaped(serve, http):
+    server = serve(*AUDIT)
+    hostile = "\x1b]0;pwned\x07\x1b[2J\x1b[1Aok\u202eevil\rX"
+    _, job = await call(http, "POST", f"{server.url}/queues/jobs", {"name": hostile, "data": {"t": hostile}})
+    for args in (("jobs", "ls"), ("jobs", "show", job["id"])):
+        shown = cli(*args, "--url", server.url)
+        assert shown.returncode == 0, shown.stderr
+        assert not any(c in shown.stdout for c in "\x1b\x07\r\u202e"), repr(shown.stdout)
+        assert "\\x1b]0;pwned\\x07" in shown.stdout and "\\u202e" in shown.stdout
+    as_json = json.loads(cli("jobs", "show", job["id"], "-o", "json", "--url", server.url).stdout)
+    assert as_json["name"] == hostile  # -o json keeps the value, escaped by JSON itself
