@@ -12,6 +12,7 @@ Anything else is refused (ValueError) with what is accepted. Depends on nothing.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -59,8 +60,8 @@ def _scalar(literal: str) -> Any:
     value = _json(literal.strip())
     if isinstance(value, dict | list):
         raise ValueError("compare a data field with a number, a string, true, false or null")
-    if isinstance(value, float) and not value == value:  # NaN cannot be compared
-        raise ValueError("NaN is not a value")
+    if isinstance(value, float) and not math.isfinite(value):  # 1e400 reads as infinity; JSON has neither
+        raise ValueError(f"{literal.strip()} is not a finite number")
     return value
 
 

@@ -178,6 +178,30 @@ def test_2_the_admin_cli_refuses_an_empty_token_file(tmp_path):
     assert result.returncode == 2 and "empty" in result.stderr
 
 
+# -- 6. numbers beyond 64 bits in a search ---------------------------------------------------
+
+
+async def test_6_a_search_with_any_number_is_answered_never_a_500(serve, http):
+    server = serve(*AUDIT)
+    huge = "123456789012345678901234567890"
+    async with http.post(f"{server.url}/queues/jobs", data=f'{{"name": "x", "data": {{"n": {huge}}}}}',
+                         headers={"Content-Type": "application/json"}) as r:
+        assert r.status == 201
+        job = await r.json()
+    await call(http, "POST", f"{server.url}/queues/jobs", {"name": "x", "data": {"n": 1}})
+    for number, found in ((huge, [job["id"]]), ("-9223372036854775809", []), ("18446744073709551616", [])):
+        status, page = await call(http, "GET", f"{server.url}/queues/jobs", params={"q": f"data.n = {number}"})
+        assert status == 200 and [j["id"] for j in page["jobs"]] == found, page
+        status, acted = await call(http, "POST", f"{server.url}/queues/jobs/actions",
+                                   {"action": "cancel", "dryRun": True}, params={"q": f"data.n = {number}"})
+        assert status == 200 and acted["matched"] == len(found), acted
+    status, body = await call(http, "GET", f"{server.url}/queues/jobs", params={"q": "data.n = 1e400"})
+    assert status == 400 and "finite" in body["error"]["message"]
+    listed = cli("jobs", "ls", "--search", f"data.n = {huge}", "-o", "json", "--url", server.url)
+    assert listed.returncode == 0 and [j["id"] for j in json.loads(listed.stdout)] == [job["id"]]
+    await audit_clean(http, server.url)
+
+
 # -- 8. control characters in the CLI's tables -------------------------------------------------
 
 

@@ -27,7 +27,11 @@ class Dialect:
     def value(self, value: Any) -> Any:
         """A data condition's value as this engine compares it."""
         if self.name == "sqlite":
-            return int(value) if isinstance(value, bool) else value  # json_extract gives true as 1
+            if isinstance(value, bool):
+                return int(value)  # json_extract gives true as 1
+            if isinstance(value, int) and not -(2**63) <= value < 2**63:
+                return float(value)  # SQLite keeps such a number of the data as a REAL, as here
+            return value
         return dumps(value)
 
     def ids(self, ids: list[int]) -> Any:
