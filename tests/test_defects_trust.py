@@ -10,12 +10,13 @@ import hashlib
 import hmac
 import json
 import os
+import socket
 import subprocess
 import sys
 
 import pytest
 from aiohttp import web
-from conftest import free_port
+from conftest import free_port, wait_for
 
 AUDIT = ("--audit-interval-ms", "60000")
 SECRET = "whsec-trust-1"
@@ -200,6 +201,32 @@ async def test_6_a_search_with_any_number_is_answered_never_a_500(serve, http):
     listed = cli("jobs", "ls", "--search", f"data.n = {huge}", "-o", "json", "--url", server.url)
     assert listed.returncode == 0 and [j["id"] for j in json.loads(listed.stdout)] == [job["id"]]
     await audit_clean(http, server.url)
+
+
+# -- 7. a producer leaving its stream ----------------------------------------------------------
+
+
+async def test_7_producers_leaving_their_streams_are_one_info_line_and_their_jobs_stay(serve, http):
+    server = serve(*AUDIT)
+    line = b'{"name": "streamed"}\n'
+    for _ in range(20):
+        with socket.create_connection(("127.0.0.1", server.port)) as s:
+            s.sendall(b"POST /queues/jobs/stream HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-ndjson\r\n"
+                      b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n" % (len(line), line))
+            s.recv(1)  # the answer has begun: the job is stored
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # RST
+
+    async def stored() -> bool:
+        _, metrics = await call(http, "GET", f"{server.url}/queues/metrics")
+        return metrics["waiting"] == 20
+
+    await wait_for(stored)
+    await audit_clean(http, server.url)
+    server.terminate()
+    log = server.log_path.read_text()
+    assert "Traceback" not in log and "level=error" not in log, log[-3000:]
+    left = [ln for ln in log.splitlines() if "event=api.client_left" in ln]
+    assert 1 <= len(left) <= 2 and "level=info" in left[0], left  # summarised, not one per producer
 
 
 # -- 8. control characters in the CLI's tables -------------------------------------------------

@@ -10,9 +10,14 @@ from aiohttp import web
 
 from ..errors import Conflict, NotFound, QueueAppError, StoreUnavailable, ValidationFailed
 from ..jsonfast import dumps
+from ..logs import OncePerInterval
 from .keys import CONFIG
 
 log = logging.getLogger("queueapp.api")
+# A client that goes away mid-request (a producer closing its stream, a browser tab
+# shut) is ordinary: one info line a minute, saying how many others left meanwhile.
+_left = logging.getLogger("queueapp.api.client_left")
+_left.addFilter(OncePerInterval("client left"))
 
 _HTTP_CODES = {
     400: "validation_error",
@@ -72,6 +77,12 @@ async def error_middleware(request: web.Request, handler: Any) -> web.StreamResp
             exc.status, _HTTP_CODES.get(exc.status, "http_error"), message,
             headers={k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")},
         )
+    except ConnectionError as exc:
+        _left.info("client left before its answer", extra={
+            "event": "api.client_left", "path": request.path, "reason": type(exc).__name__})
+        # Nobody reads this answer; handing aiohttp one (not the exception) keeps it
+        # from logging a traceback of its own.
+        return error_response(499, "client_closed", "the client closed the connection")
     except Exception:
         log.exception("unhandled error", extra={"event": "api.error", "path": request.path})
         return error_response(500, "internal_error", "internal error; see the appliance log")

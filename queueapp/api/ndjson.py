@@ -54,15 +54,21 @@ async def stream_jobs(request: web.Request) -> web.StreamResponse:
             await response.write(b"".join(await pending.popleft()))
 
     lines = Lines(longest)
-    while chunk := await request.content.readany():
-        batch = lines.feed(chunk)
-        if any(line.strip() for line in batch):
-            pending.append(asyncio.ensure_future(_store(service, queue, batch, longest)))
-        await answer_until(IN_FLIGHT)
-    if (last := lines.rest).strip():
-        pending.append(asyncio.ensure_future(_store(service, queue, [last], longest)))
-    await answer_until(0)
-    await response.write_eof()
+    try:
+        while chunk := await request.content.readany():
+            batch = lines.feed(chunk)
+            if any(line.strip() for line in batch):
+                pending.append(asyncio.ensure_future(_store(service, queue, batch, longest)))
+            await answer_until(IN_FLIGHT)
+        if (last := lines.rest).strip():
+            pending.append(asyncio.ensure_future(_store(service, queue, [last], longest)))
+        await answer_until(0)
+        await response.write_eof()
+    except ConnectionError:
+        # The producer left: what it sent is stored all the same (a job is committed
+        # whether or not its answer arrives), then the middleware notes the leaving.
+        await asyncio.gather(*pending, return_exceptions=True)
+        raise
     return response
 
 
