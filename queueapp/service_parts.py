@@ -5,6 +5,7 @@ external workers (lease, heartbeat, complete, fail, release). Each is reached as
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -15,6 +16,7 @@ from .enqueue import DEFAULT_QUEUE, JobBuilder, validation_details
 from .errors import NotFound, QueueAppError, ValidationFailed
 from .model import Job, Schedule
 from .options import ScheduleSpec, check_queue_name
+from .redact import redact
 from .retry import Failure
 from .store import Store
 from .workers.registry import Handler, HandlerRegistry
@@ -138,8 +140,10 @@ class WorkerDesk:
         return answers  # type: ignore[return-value]
 
     async def fail(self, job_id: int, token: str, failure: Failure) -> Job:
+        """A worker's failure, its message redacted as an in-process handler's is (a
+        URL's credentials and query values, secret settings)."""
         await self._known(job_id)
-        return await self.dispatcher.fail(job_id, token, failure)
+        return await self.dispatcher.fail(job_id, token, replace(failure, message=redact(failure.message)))
 
     async def release(self, job_id: int, token: str) -> Job:
         await self._known(job_id)

@@ -243,3 +243,39 @@ async def test_8_the_cli_shows_control_characters_escaped(serve, http):
         assert "\\x1b]0;pwned\\x07" in shown.stdout and "\\u202e" in shown.stdout
     as_json = json.loads(cli("jobs", "show", job["id"], "-o", "json", "--url", server.url).stdout)
     assert as_json["name"] == hostile  # -o json keeps the value, escaped by JSON itself
+
+
+# -- 11. secrets in URLs ----------------------------------------------------------------------
+
+
+async def test_11_a_urls_query_and_credentials_never_reach_an_error_or_the_log(serve, http):
+    closed = free_port()
+    server = serve(*AUDIT, "--http-allowed-hosts", "127.0.0.1",
+                   "--payment-url", f"http://127.0.0.1:{closed}/pay?key=SECRET-PAY-1",
+                   "--builtin-jobs", "http,process-payment")
+    _, call_job = await call(http, "POST", f"{server.url}/queues/jobs", {
+        "name": "http", "data": {"url": f"http://user:SECRET-PW-1@127.0.0.1:{closed}/x?token=SECRET-Q-1&a=1"},
+        "options": {"attempts": 1}})
+    _, payment = await call(http, "POST", f"{server.url}/queues/jobs", {
+        "name": "process-payment", "data": {"amount": 10, "userId": "u1"}, "options": {"attempts": 1}})
+    await call(http, "POST", f"{server.url}/queues/jobs", {"name": "external", "options": {"attempts": 1}})
+    _, leased = await call(http, "POST", f"{server.url}/queues/jobs/lease", {"max": 1, "names": ["external"]})
+    external = leased["jobs"][0]
+    await call(http, "POST", f"{server.url}/queues/jobs/{external['id']}/fail", {
+        "leaseToken": external["leaseToken"], "error": "GET https://api.example/v1?api_key=SECRET-W-1 gave 500"})
+
+    async def failed(job_id: str):
+        _, job = await call(http, "GET", f"{server.url}/queues/jobs/{job_id}")
+        return job if job["state"] == "failed" else None
+
+    errors = [(await wait_for(lambda j=j: failed(j), timeout=30))["error"]
+              for j in (call_job["id"], payment["id"], external["id"])]
+    assert "token=***" in errors[0] and "***@127.0.0.1" in errors[0], errors
+    assert "key=***" in errors[1] and "api_key=***" in errors[2], errors
+    _, listed = await call(http, "GET", f"{server.url}/queues/jobs", params={"state": "failed"})
+    await audit_clean(http, server.url)
+    server.terminate()
+    # (the job's own data keeps the URL it was given: that is the caller's, not an error)
+    seen = json.dumps([[j["error"], j["errors"]] for j in listed["jobs"]]) + server.log_path.read_text()
+    leaked = [s for s in ("SECRET-PAY-1", "SECRET-PW-1", "SECRET-Q-1", "SECRET-W-1") if s in seen]
+    assert not leaked, seen[-2000:]
