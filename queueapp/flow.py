@@ -42,6 +42,31 @@ class KeySettings:
     paused_until: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class KeyChange:
+    """A change of one key's settings that names what it changes: its limits, its
+    pause, or both. What it does not name stays as stored, so a change of limits
+    and a pause made at the same moment both hold."""
+
+    sets_limits: bool = False
+    limits: GroupLimits | None = None  # None: the queue's again
+    sets_pause: bool = False
+    paused: bool = False
+    paused_until: int | None = None
+
+    @classmethod
+    def of_limits(cls, limits: GroupLimits | None) -> KeyChange:
+        return cls(sets_limits=True, limits=limits)
+
+    @classmethod
+    def of_pause(cls, paused: bool, until: int | None = None) -> KeyChange:
+        return cls(sets_pause=True, paused=paused, paused_until=until if paused else None)
+
+    @classmethod
+    def forget(cls) -> KeyChange:
+        return cls(sets_limits=True, sets_pause=True)
+
+
 @dataclass(slots=True)
 class GroupPolicy:
     """A queue's group policy: the limits of every key, the keys with limits of

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from .clock import Clock
 from .dispatch import Dispatcher
 from .errors import NotFound
-from .flow import Aging, GroupLimits, KeySettings
+from .flow import Aging, GroupLimits, KeyChange, KeySettings
 from .store import Store
 
 
@@ -77,32 +77,32 @@ class GroupDesk:
         return await self.view(queue)
 
     async def set_key(self, queue: str, key: str, limits: GroupLimits | None) -> KeyView:
-        """``key``'s own limits (None: the queue's again)."""
-        own = self.ledger.policy_of(queue).key_settings(key)
-        return await self._save(queue, key, replace(own, limits=limits))
+        """``key``'s own limits (None: the queue's again); its pause stays as it is."""
+        return await self._save(queue, key, KeyChange.of_limits(limits))
 
     async def pause(self, queue: str, key: str, duration_ms: int | None) -> KeyView:
         """Start no job of ``key`` for ``duration_ms`` (None: until resumed). Its
-        running jobs go on."""
-        own = self.ledger.policy_of(queue).key_settings(key)
+        running jobs go on; its limits stay as they are."""
         until = None if duration_ms is None else self.clock.now_ms() + duration_ms
-        return await self._save(queue, key, replace(own, paused=True, paused_until=until))
+        return await self._save(queue, key, KeyChange.of_pause(True, until))
 
     async def resume(self, queue: str, key: str) -> KeyView:
-        own = self.ledger.policy_of(queue).key_settings(key)
-        return await self._save(queue, key, replace(own, paused=False, paused_until=None))
+        return await self._save(queue, key, KeyChange.of_pause(False))
 
     async def forget(self, queue: str, key: str) -> KeyView:
         """Drop ``key``'s own limits and pause."""
         if self.ledger.policy_of(queue).key_settings(key) == KeySettings():
             raise NotFound(f"group {key!r} of queue {queue} has no settings of its own")
-        return await self._save(queue, key, KeySettings())
+        return await self._save(queue, key, KeyChange.forget())
 
-    async def _save(self, queue: str, key: str, settings: KeySettings) -> KeyView:
+    async def _save(self, queue: str, key: str, change: KeyChange) -> KeyView:
+        """The store changes only what ``change`` names, in one statement, and
+        answers the key's settings as they then stand: memory takes those, so two
+        changes at once (limits and a pause) both hold, in memory as in the table."""
         await self.store.ensure_queue(queue, self.clock.now_ms())
 
-        def applied(_: object) -> None:
+        def applied(settings: KeySettings) -> None:
             self.ledger.set_policy(queue, self.ledger.policy_of(queue).with_key(key, settings))
 
-        await self.store.set_group_key(queue, key, settings, self.clock.now_ms(), then=applied)
+        await self.store.set_group_key(queue, key, change, self.clock.now_ms(), then=applied)
         return await self.key(queue, key)

@@ -11,6 +11,7 @@ import hmac
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 
@@ -177,6 +178,36 @@ def test_2_the_admin_cli_refuses_an_empty_token_file(tmp_path):
     empty.write_text("")
     result = cli("queues", "--url", f"http://127.0.0.1:{free_port()}", "--token-file", str(empty))
     assert result.returncode == 2 and "empty" in result.stderr
+
+
+# -- 5. a key's limits and its pause at once ---------------------------------------------------
+
+
+async def test_5_a_keys_limits_and_pause_set_at_once_both_hold(serve, http, db_path):
+    server = serve(*AUDIT)
+    keys = [f"k{i}" for i in range(40)]
+
+    async def both(key: str) -> None:
+        results = await asyncio.gather(
+            call(http, "PUT", f"{server.url}/queues/groups/{key}", {"concurrency": 3}),
+            call(http, "POST", f"{server.url}/queues/groups/{key}/pause"))
+        assert [status for status, _ in results] == [200, 200]
+
+    await asyncio.gather(*(both(k) for k in keys))
+    for key in keys:
+        _, view = await call(http, "GET", f"{server.url}/queues/groups/{key}")
+        assert view["limits"]["concurrency"] == 3 and view["paused"] is True, view
+    # and one change names only its own part: resuming keeps the limits, new limits keep a pause
+    await call(http, "POST", f"{server.url}/queues/groups/k0/resume")
+    _, view = await call(http, "GET", f"{server.url}/queues/groups/k0")
+    assert view["limits"]["concurrency"] == 3 and view["paused"] is False
+    await call(http, "PUT", f"{server.url}/queues/groups/k1", {"concurrency": 5})
+    _, view = await call(http, "GET", f"{server.url}/queues/groups/k1")
+    assert view["limits"]["concurrency"] == 5 and view["paused"] is True
+    await audit_clean(http, server.url)
+    server.terminate()
+    stored = dict(sqlite3.connect(db_path).execute("SELECT key, concurrency FROM group_keys WHERE paused = 1"))
+    assert len(stored) == 39 and stored["k1"] == 5 and all(stored[k] == 3 for k in keys[2:])
 
 
 # -- 6. numbers beyond 64 bits in a search ---------------------------------------------------

@@ -16,7 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-from ..flow import GroupLimits, KeySettings
+from ..flow import GroupLimits, KeyChange, KeySettings
 from ..history import Tally
 from ..model import Job, JobState, NewJob, Schedule
 from ..retry import Failure
@@ -268,9 +268,10 @@ class Store(ABC):
         """Store a queue's group limits (None: drop them; the config file's apply)."""
 
     @abstractmethod
-    async def set_group_key(self, queue: str, key: str, settings: KeySettings, now: int, *,
-                            then: Then = None) -> None:
-        """Store one key's own limits and pause (nothing of its own: forget it)."""
+    async def set_group_key(self, queue: str, key: str, change: KeyChange, now: int, *,
+                            then: Then = None) -> KeySettings:
+        """Change one key's own limits or pause, only what ``change`` names (nothing
+        of its own left: forget it); the key's settings as they now stand."""
 
     # the dashboard ------------------------------------------------------------
     @abstractmethod

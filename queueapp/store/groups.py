@@ -8,8 +8,10 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..flow import GroupLimits, KeySettings
+from ..flow import GroupLimits, KeyChange, KeySettings
 from .records import StoredGroups
+
+Query = tuple[str, tuple[Any, ...]]
 
 
 def _limits(concurrency: int | None, rate_max: int | None, rate_per_ms: int | None) -> GroupLimits:
@@ -47,21 +49,42 @@ def set_policy(conn: sqlite3.Connection, queue: str, limits: GroupLimits | None,
     )
 
 
-def set_key(conn: sqlite3.Connection, queue: str, key: str, settings: KeySettings, now: int) -> None:
-    """``key``'s settings; a key with nothing of its own is forgotten."""
-    if settings.limits is None and not settings.paused:
-        conn.execute("DELETE FROM group_keys WHERE queue = ? AND key = ?", (queue, key))
-        return
-    limits = settings.limits or GroupLimits()
-    conn.execute(
+def key_change_queries(queue: str, key: str, change: KeyChange, now: int) -> tuple[Query, Query]:
+    """The statements of a change of ``key``'s settings, for either engine: an upsert
+    that sets only what ``change`` names (one statement: a concurrent change of the
+    other part is never undone) and answers the key's settings as they now stand,
+    then the key forgotten if nothing of its own is left."""
+    limits = change.limits or GroupLimits()
+    named = ["updated_at = excluded.updated_at"]
+    if change.sets_limits:
+        named.insert(0, "custom = excluded.custom, concurrency = excluded.concurrency,"
+                        " rate_max = excluded.rate_max, rate_per_ms = excluded.rate_per_ms")
+    if change.sets_pause:
+        named.insert(0, "paused = excluded.paused, paused_until = excluded.paused_until")
+    upsert = (
         "INSERT INTO group_keys (queue, key, custom, concurrency, rate_max, rate_per_ms, paused, paused_until,"
-        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (queue, key) DO UPDATE SET"
-        " custom = excluded.custom, concurrency = excluded.concurrency, rate_max = excluded.rate_max,"
-        " rate_per_ms = excluded.rate_per_ms, paused = excluded.paused, paused_until = excluded.paused_until,"
-        " updated_at = excluded.updated_at",
-        (queue, key, int(settings.limits is not None), limits.concurrency, limits.rate_max, limits.rate_per_ms,
-         int(settings.paused), settings.paused_until, now),
+        f" updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (queue, key) DO UPDATE SET {', '.join(named)}"
+        " RETURNING custom, concurrency, rate_max, rate_per_ms, paused, paused_until",
+        (queue, key, change.limits is not None, limits.concurrency, limits.rate_max, limits.rate_per_ms,
+         change.paused, change.paused_until, now),
     )
+    forget = ("DELETE FROM group_keys WHERE queue = ? AND key = ? AND NOT custom AND NOT paused", (queue, key))
+    return upsert, forget
+
+
+def key_settings(row: Sequence[Any]) -> KeySettings:
+    """A key's settings from the upsert's answer (key_change_queries)."""
+    custom, concurrency, rate_max, rate_per_ms, paused, until = row
+    return KeySettings(_limits(concurrency, rate_max, rate_per_ms) if custom else None, bool(paused),
+                       until if paused else None)
+
+
+def set_key(conn: sqlite3.Connection, queue: str, key: str, change: KeyChange, now: int) -> KeySettings:
+    """Change ``key``'s settings as ``change`` says; its settings now."""
+    upsert, forget = key_change_queries(queue, key, change, now)
+    settings = key_settings(conn.execute(*upsert).fetchone())
+    conn.execute(*forget)
+    return settings
 
 
 # The latest start of each grouped job since a time (a retried job's earlier starts

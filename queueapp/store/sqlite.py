@@ -10,7 +10,7 @@ from typing import Any
 
 import aiosqlite
 
-from ..flow import GroupLimits, KeySettings
+from ..flow import GroupLimits, KeyChange, KeySettings
 from ..history import Tally
 from ..jsonfast import loads
 from ..model import Job, JobState, NewJob, Schedule, dumps
@@ -188,9 +188,9 @@ class SqliteStore(Store):
                                then: Then = None) -> None:
         await self._writer.submit(groups_sql.set_policy, queue, limits, now, then=then)
 
-    async def set_group_key(self, queue: str, key: str, settings: KeySettings, now: int, *,
-                            then: Then = None) -> None:
-        await self._writer.submit(groups_sql.set_key, queue, key, settings, now, then=then)
+    async def set_group_key(self, queue: str, key: str, change: KeyChange, now: int, *,
+                            then: Then = None) -> KeySettings:
+        return await self._writer.submit(groups_sql.set_key, queue, key, change, now, then=then)
 
     async def clean(
         self, queue: str, state: JobState, finished_before: int, limit: int | None, *,

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from ...errors import Conflict, NotFound
-from ...flow import GroupLimits, KeySettings
+from ...flow import GroupLimits, KeyChange, KeySettings
 from ...history import Tally
 from ...model import Job, JobState, NewJob, Schedule
 from ...retry import Failure
@@ -243,9 +243,9 @@ class PostgresStore(Store):
                                then: Then = None) -> None:
         await self._writer.submit(writes.set_group_policy, queue, limits, now, then=then)
 
-    async def set_group_key(self, queue: str, key: str, settings: KeySettings, now: int, *,
-                            then: Then = None) -> None:
-        await self._writer.submit(writes.set_group_key, queue, key, settings, now, then=then)
+    async def set_group_key(self, queue: str, key: str, change: KeyChange, now: int, *,
+                            then: Then = None) -> KeySettings:
+        return await self._writer.submit(writes.set_group_key, queue, key, change, now, then=then)
 
     async def record_history(self, minute: int, tallies: list[tuple[str, Tally]]) -> None:
         await self._writer.submit(writes.record_history, minute, tallies)

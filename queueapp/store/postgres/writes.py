@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...flow import GroupLimits, KeySettings
+from ...flow import GroupLimits, KeyChange, KeySettings
 from ...history import HOUR_MS, MINUTE_MS, Tally
 from ...jsonfast import dumps
 from ...model import JobState, Schedule
 from ..actions import ELIGIBLE, Acted, Selection, chosen, key_of, window_end_query
 from ..dialect import POSTGRES, numbered
+from ..groups import key_change_queries, key_settings
 from ..history import COLUMNS as HISTORY_COLUMNS
 from ..history import by_hour, tally
 from ..records import Change
@@ -89,19 +90,12 @@ async def set_group_policy(conn: Any, queue: str, limits: GroupLimits | None, no
         queue, limits.concurrency, limits.rate_max, limits.rate_per_ms, now)
 
 
-async def set_group_key(conn: Any, queue: str, key: str, settings: KeySettings, now: int) -> None:
-    if settings.limits is None and not settings.paused:
-        await conn.execute("DELETE FROM group_keys WHERE queue = $1 AND key = $2", queue, key)
-        return
-    limits = settings.limits or GroupLimits()
-    await conn.execute(
-        "INSERT INTO group_keys (queue, key, custom, concurrency, rate_max, rate_per_ms, paused, paused_until,"
-        " updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (queue, key) DO UPDATE SET"
-        " custom = excluded.custom, concurrency = excluded.concurrency, rate_max = excluded.rate_max,"
-        " rate_per_ms = excluded.rate_per_ms, paused = excluded.paused, paused_until = excluded.paused_until,"
-        " updated_at = excluded.updated_at",
-        queue, key, settings.limits is not None, limits.concurrency, limits.rate_max, limits.rate_per_ms,
-        settings.paused, settings.paused_until, now)
+async def set_group_key(conn: Any, queue: str, key: str, change: KeyChange, now: int) -> KeySettings:
+    """Change ``key``'s settings as ``change`` says (store/groups.py); its settings now."""
+    (upsert, upsert_args), (forget, forget_args) = key_change_queries(queue, key, change, now)
+    settings = key_settings(await conn.fetchrow(numbered(upsert), *upsert_args))
+    await conn.execute(numbered(forget), *forget_args)
+    return settings
 
 
 async def upsert_schedule(conn: Any, s: Schedule, now: int) -> Schedule:
