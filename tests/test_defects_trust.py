@@ -276,6 +276,38 @@ async def test_8_the_cli_shows_control_characters_escaped(serve, http):
     assert as_json["name"] == hostile  # -o json keeps the value, escaped by JSON itself
 
 
+# -- 10. unique replace and debounce against a blocked job ------------------------------------
+
+
+async def test_10_replace_and_debounce_reach_a_blocked_holder(serve, http):
+    server = serve(*AUDIT)
+    url = server.url
+    _, parent = await call(http, "POST", f"{url}/queues/jobs", {"name": "parent", "options": {"delay": 3_600_000}})
+    for mode in ("replace", "debounce"):
+        unique = {"key": f"k-{mode}", "mode": mode}
+        _, held = await call(http, "POST", f"{url}/queues/jobs", {
+            "name": "child", "data": {"v": 1}, "options": {"dependsOn": [parent["id"]], "unique": unique}})
+        assert held["state"] == "blocked"
+        status, kept = await call(http, "POST", f"{url}/queues/jobs", {
+            "name": "child", "data": {"v": 2}, "options": {"unique": unique, "delay": 1000 if mode == "debounce"
+                                                           else 0}})
+        assert status == 200 and kept["id"] == held["id"], kept
+        assert kept["data"] == {"v": 2} and kept["state"] == "blocked", kept
+        _, read = await call(http, "GET", f"{url}/queues/jobs/{held['id']}")
+        assert read["data"] == {"v": 2}
+        if mode == "debounce":
+            assert read["runAt"] > held["runAt"]
+    # the parent done, both children move on with their new data
+    await call(http, "POST", f"{url}/queues/jobs/{parent['id']}/promote")
+    _, leased = await call(http, "POST", f"{url}/queues/jobs/lease", {"max": 1, "names": ["parent"]})
+    await call(http, "POST", f"{url}/queues/jobs/{parent['id']}/complete",
+               {"leaseToken": leased["jobs"][0]["leaseToken"]})
+    _, children = await call(http, "GET", f"{url}/queues/jobs", params={"name": "child"})
+    assert sorted(j["state"] for j in children["jobs"]) == ["delayed", "waiting"]
+    assert all(j["data"] == {"v": 2} for j in children["jobs"])
+    await audit_clean(http, url)
+
+
 # -- 11. secrets in URLs ----------------------------------------------------------------------
 
 

@@ -190,15 +190,28 @@ def unique_holder_query(new: NewJob, now: int) -> Query:
 def unique_update(new: NewJob, kept: Job, now: int) -> Query | None:
     """What ``new``'s unique mode changes of the ``kept`` job: ``replace`` its data,
     ``debounce`` its data and run time (when the new job would have run); None:
-    ``reject``, or a kept job already running or finished, answered as it is."""
+    ``reject``, or a kept job already running or finished, answered as it is. A
+    blocked kept job counts as waiting: it takes the new data (and, debounced, the new
+    time, at which it runs once its dependencies are done) and stays blocked."""
     assert new.unique is not None
-    if new.unique.mode == "reject" or kept.state not in (JobState.WAITING, JobState.DELAYED):
+    if new.unique.mode == "reject" or kept.state not in (JobState.WAITING, JobState.DELAYED, JobState.BLOCKED):
         return None
     if new.unique.mode == "replace":
         return f"UPDATE jobs SET data = ? WHERE id = ? RETURNING {COLUMNS}", (dumps(new.data), kept.id)
     state, run_at = new.placed(now)
+    if kept.state is JobState.BLOCKED:
+        state = JobState.BLOCKED
     return (f"UPDATE jobs SET data = ?, state = ?, run_at = ? WHERE id = ? RETURNING {COLUMNS}",
             (dumps(new.data), state.value, run_at, kept.id))
+
+
+def unique_moved(new: NewJob, kept: Job) -> tuple[JobState, int] | None:
+    """Where ``kept`` was before ``new`` debounced it (the dispatcher moves it in
+    time); None when nothing of it is placed anew: replaced, or still blocked."""
+    assert new.unique is not None
+    if new.unique.mode != "debounce" or kept.state is JobState.BLOCKED:
+        return None
+    return kept.state, kept.run_at
 
 
 def _kept(conn: sqlite3.Connection, new: NewJob, now: int) -> Added | None:
@@ -217,5 +230,4 @@ def _kept(conn: sqlite3.Connection, new: NewJob, now: int) -> Added | None:
     update = unique_update(new, kept, now)
     if update is None:
         return Added(kept, created=False)
-    moved = (kept.state, kept.run_at) if new.unique.mode == "debounce" else None
-    return Added(row_to_job(conn.execute(*update).fetchone()), created=False, moved=moved)
+    return Added(row_to_job(conn.execute(*update).fetchone()), created=False, moved=unique_moved(new, kept))

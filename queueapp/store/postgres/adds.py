@@ -19,7 +19,7 @@ from typing import Any
 
 from ...jsonfast import dumps
 from ...model import Job, JobState, NewJob
-from ..adds import job_key_query, unique_holder_query, unique_update
+from ..adds import job_key_query, unique_holder_query, unique_moved, unique_update
 from ..dependencies import placement, resolve
 from ..dialect import numbered
 from .jobs import COLUMNS, row_to_job
@@ -111,8 +111,7 @@ async def _kept_by_unique(conn: Any, new: NewJob, now: int) -> Kept | None:
     update = unique_update(new, kept, now)
     if update is None:
         return Kept(kept, created=False)
-    moved = (kept.state, kept.run_at) if unique.mode == "debounce" else None
-    return Kept(row_to_job(await fetch_one(conn, update)), created=False, moved=moved)
+    return Kept(row_to_job(await fetch_one(conn, update)), created=False, moved=unique_moved(new, kept))
 
 
 async def fetch_one(conn: Any, query: tuple[str, tuple[Any, ...]]) -> Any:
