@@ -104,7 +104,7 @@ class Config(PerQueue):
     )
     aging_max_levels: int = setting(
         2,
-        "Priority aging: the most levels a waiting job rises.",
+        "Priority aging: the most levels a waiting job rises (never above HIGH, 2).",
         low=1, high=4,
     )
     lease_ms: int = setting(

@@ -13,6 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 NO_LIMIT = 1 << 30
+AGED_CEILING = 2  # the best level aging gives: HIGH (flow.Aging)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,19 +162,22 @@ class Gate:
 
 @dataclass(frozen=True, slots=True)
 class Aging:
-    """Priority aging: a waiting job rises one level (toward 1, CRITICAL) for each
-    ``every_ms`` it has waited since it was due, at most ``max_levels`` levels.
+    """Priority aging: a waiting job rises one level (toward HIGH) for each
+    ``every_ms`` it has waited since it was due, at most ``max_levels`` levels, and
+    never above HIGH (2): CRITICAL is for jobs sent as critical.
 
     With ``every_ms`` = 60,000 and ``max_levels`` = 2, a LOW (4) job due at 12:00
     competes as NORMAL (3) from 12:01 and as HIGH (2) from 12:02 on, where it stays:
     ahead of HIGH jobs due after 12:00, behind CRITICAL ones. Within a level the job
-    due first goes first, as without aging."""
+    due first goes first, as without aging. The ceiling is what makes that hold:
+    were HIGH jobs to age into CRITICAL as well, a steady stream of them would stay a
+    level ahead of every aged job, and the aged job would starve anyway."""
 
     every_ms: int
     max_levels: int
 
     def level(self, priority: int, run_at: int, now: int) -> int:
         waited = now - run_at
-        if waited < self.every_ms:
+        if waited < self.every_ms or priority <= AGED_CEILING:
             return priority
-        return max(1, priority - min(self.max_levels, waited // self.every_ms))
+        return max(AGED_CEILING, priority - min(self.max_levels, waited // self.every_ms))

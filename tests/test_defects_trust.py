@@ -14,6 +14,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import time
 
 import pytest
 from aiohttp import web
@@ -342,3 +343,52 @@ async def test_11_a_urls_query_and_credentials_never_reach_an_error_or_the_log(s
     seen = json.dumps([[j["error"], j["errors"]] for j in listed["jobs"]]) + server.log_path.read_text()
     leaked = [s for s in ("SECRET-PAY-1", "SECRET-PW-1", "SECRET-Q-1", "SECRET-W-1") if s in seen]
     assert not leaked, seen[-2000:]
+
+
+# -- 4. priority aging at its default two levels -------------------------------------------
+
+
+async def test_4_an_aged_low_job_starts_under_a_steady_stream_of_high_jobs(serve, http):
+    every_ms = 300
+    server = serve(*AUDIT, "--aging-every-ms", str(every_ms))
+    url = server.url
+
+    async def add(name: str, priority: int) -> dict:
+        return (await call(http, "POST", f"{url}/queues/jobs", {"name": name, "options": {"priority": priority}}))[1]
+
+    async def serve_one() -> dict:
+        _, leased = await call(http, "POST", f"{url}/queues/jobs/lease", {"max": 1})
+        job = leased["jobs"][0]
+        await call(http, "POST", f"{url}/queues/jobs/{job['id']}/complete", {"leaseToken": job["leaseToken"]})
+        return job
+
+    # A LOW job, then a backlog of HIGH jobs due after it; once all have waited more
+    # than two intervals, the LOW job competes as HIGH and was due first.
+    low = await add("report", 4)
+    for _ in range(20):
+        await add("page", 2)
+    await asyncio.sleep(3 * every_ms / 1000)  # the time aging is about: nothing to wait on but the clock
+    assert (await serve_one())["id"] == low["id"]
+    # Under a steady stream of HIGH jobs (arriving faster than they are served), a
+    # second LOW job starts too, ahead of every HIGH job due after it had aged.
+    low = await add("report", 4)
+    served_before: list[dict] = []
+    started = time.monotonic()
+    while time.monotonic() - started < 20:
+        await add("page", 2)
+        await add("page", 2)
+        job = await serve_one()
+        if job["id"] == low["id"]:
+            break
+        served_before.append(job)
+    else:
+        pytest.fail(f"the LOW job did not start in 20 s; {len(served_before)} HIGH jobs went first")
+    aged_at = _ms(low["createdAt"]) + 2 * every_ms
+    assert not [j for j in served_before if _ms(j["createdAt"]) > aged_at], served_before[-3:]
+    await audit_clean(http, url)
+
+
+def _ms(iso: str) -> int:
+    from datetime import datetime
+
+    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)

@@ -269,9 +269,9 @@ def test_aging_lifts_a_low_job_over_newer_high_ones_up_to_its_bound():
     put(lanes, "n", pack(1, start + 1, 2))  # CRITICAL, due just after
     now.ms = start + 120_000  # LOW has aged two levels: HIGH
     put(lanes, "n", pack(2, now.ms, 3))  # HIGH, due now
-    put(lanes, "n", pack(2, start + 60_000, 4))  # HIGH, due a minute ago: aged to CRITICAL
+    put(lanes, "n", pack(2, start + 60_000, 4))  # HIGH, due a minute ago: aging stops at HIGH
     lanes.rebuild()
-    assert lanes.take(10, local=False).ids == [2, 4, 1, 3]
+    assert lanes.take(10, local=False).ids == [2, 1, 4, 3]
 
 
 def test_aging_with_a_bound_never_passes_critical():

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from ...flow import Aging, Gate, GroupLimits, GroupPolicy
+from ...flow import AGED_CEILING, Aging, Gate, GroupLimits, GroupPolicy
 from ...model import Job
 from ..groups import stored_groups
 from ..records import StoredGroups
@@ -30,7 +30,8 @@ FLOW_LOCK = 0x7161_6731  # "qag1"
 _PICK = (
     "WITH room AS (SELECT key, n FROM unnest($4::text[], $5::int[]) AS given(key, n)),"
     " waiting AS (SELECT id, group_key, run_at, CASE WHEN $9::bigint IS NULL THEN priority"
-    " ELSE greatest(1, priority - least($10::bigint, greatest(0, $8::bigint - run_at) / $9::bigint)) END AS level"
+    " WHEN priority <= $11::int OR $8::bigint - run_at < $9::bigint THEN priority"
+    " ELSE greatest($11::int, priority - least($10::bigint, ($8::bigint - run_at) / $9::bigint)) END AS level"
     " FROM jobs WHERE queue = $1 AND state = 'waiting' AND ($2::text[] IS NULL OR name = ANY($2::text[]))"
     " AND NOT name = ANY($3::text[]) AND NOT EXISTS (SELECT 1 FROM queues WHERE queues.name = $1 AND paused)),"
     " ranked AS (SELECT *, row_number() OVER (PARTITION BY group_key ORDER BY level, run_at, id) AS nth FROM waiting)"
@@ -90,7 +91,7 @@ async def claim(
     rooms, default_room = await _rooms(conn, queue, policy, now)
     picked = [r[0] for r in await conn.fetch(
         _PICK, queue, names, excluded, list(rooms), list(rooms.values()), default_room, limit, now,
-        None if aging is None else aging.every_ms, None if aging is None else aging.max_levels)]
+        None if aging is None else aging.every_ms, None if aging is None else aging.max_levels, AGED_CEILING)]
     if not picked:
         return []
     return await jobs.claim_ids(conn, picked, now, lease_ms, node)  # in the order picked
