@@ -15,6 +15,7 @@ from aiohttp import web
 from .api import add_routes
 from .api.auth import Tokens, auth_middleware
 from .api.errors import error_middleware
+from .api.hosts import allowed_hosts_middleware
 from .api.keys import CONFIG, SERVICE
 from .api.ratelimit import rate_limit_middleware
 from .background.monitor import Alerter
@@ -23,6 +24,7 @@ from .config import Config
 from .dashboard import add_dashboard
 from .jsonfast import LIBRARY as JSON_LIBRARY
 from .logs import name_node
+from .networks import AllowedHosts, parse_allowed_hosts
 from .redact import register_secret
 from .service import QueueService
 from .store import DatabaseLock, open_store
@@ -46,7 +48,8 @@ def make_app(
     for secret in config.secrets():
         register_secret(secret)
     tokens = Tokens(config.token, config.read_token) if config.token else None
-    middlewares = [auth_middleware(tokens), error_middleware]
+    hosts = AllowedHosts(config.host, parse_allowed_hosts(config.allowed_hosts))
+    middlewares = [allowed_hosts_middleware(hosts), auth_middleware(tokens), error_middleware]
     if config.rate_limit:
         middlewares.append(rate_limit_middleware(
             config.rate_limit, config.rate_burst or config.rate_limit, config.trusted_proxies))

@@ -15,7 +15,7 @@ from typing import Any
 
 from .config_queues import HEALTH_FIELDS, PerQueue
 from .health import HealthThresholds
-from .networks import parse_networks
+from .networks import parse_allowed_hosts, parse_networks
 from .store import check_location, postgres_url
 from .workers.builtin import BUILTIN_JOBS, BuiltinSettings
 from .workers.email import SmtpSettings
@@ -134,6 +134,13 @@ class Config(PerQueue):
         "Requests that create jobs a client may send at once before rate_limit applies. 0: "
         "same as rate_limit.",
         low=0,
+    )
+    allowed_hosts: str = setting(
+        "",
+        "Host names the appliance answers to beyond localhost, address literals and its "
+        "own host (comma-separated; .example.com for a domain and its names; * for any). "
+        "A request for another name is refused (400): a page that re-points its own name "
+        "to this host cannot use it.",
     )
     trusted_proxies: str = setting(
         "",
@@ -315,7 +322,8 @@ class Config(PerQueue):
         """Refuse a configuration that cannot work, saying which setting and why."""
         for s in SETTINGS:
             s.check(getattr(self, s.name))
-        checks = [(check_location, "db"), (parse_networks, "trusted_proxies")]
+        checks = [(check_location, "db"), (parse_networks, "trusted_proxies"),
+                  (parse_allowed_hosts, "allowed_hosts")]
         for check, name in checks:
             try:
                 check(getattr(self, name))

@@ -107,7 +107,7 @@ async def test_3_a_long_poll_whose_client_left_claims_nothing(serve, http):
     server = serve(*AUDIT)
     with socket.create_connection(("127.0.0.1", server.port)) as gone:
         body = json.dumps({"max": 1, "waitMs": 30_000}).encode()
-        gone.sendall(b"POST /queues/jobs/lease HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        gone.sendall(b"POST /queues/jobs/lease HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                      b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
         await asyncio.sleep(0.2)  # let the server take the poll up before the client leaves
     status, job = await post(http, server.url, "/queues/jobs", {"name": "external", "options": {"attempts": 1}})
@@ -242,7 +242,8 @@ async def test_19_odd_ids_and_headers_get_json_errors(serve, http):
     async with http.get(f"{server.url}/queues/jobs/%C2%B2", headers={"Authorization": "Bearer sesame"}) as r:
         assert r.status == 404 and (await r.json())["error"]["code"] == "not_found"
     with socket.create_connection(("127.0.0.1", server.port)) as s:
-        s.sendall(b"GET /queues HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\r\nConnection: close\r\n\r\n")
+        s.sendall(b"GET /queues HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \xff\xfe\r\n"
+                  b"Connection: close\r\n\r\n")
         answer = b""
         while chunk := s.recv(65536):
             answer += chunk
@@ -284,7 +285,7 @@ def test_21_refused_connections_are_logged_once_not_per_attempt(tmp_path):
         while time.monotonic() < deadline:
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                    s.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    s.sendall(b"GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
                     if s.recv(100).startswith(b"HTTP/1.1 200"):
                         break
             except OSError:
@@ -312,7 +313,7 @@ def test_4_a_damaged_database_fails_the_start_at_once_with_one_line(tmp_path):
 def test_21_idle_keep_alive_connections_are_closed(serve):
     server = serve("--idle-timeout-ms", "300")
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
-        s.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")  # keep-alive by default
+        s.sendall(b"GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")  # keep-alive by default
         assert s.recv(65536).startswith(b"HTTP/1.1 200")
         started = time.monotonic()
         assert s.recv(1) == b""  # the server closes the idle connection

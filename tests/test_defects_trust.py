@@ -277,6 +277,32 @@ async def test_8_the_cli_shows_control_characters_escaped(serve, http):
     assert as_json["name"] == hostile  # -o json keeps the value, escaped by JSON itself
 
 
+# -- 9. DNS rebinding -------------------------------------------------------------------------
+
+
+async def test_9_a_request_for_a_host_name_not_allowed_is_refused_before_any_route(serve, http):
+    server = serve(*AUDIT)
+    rebound = {"Host": f"evil.example:{server.port}", "Origin": f"http://evil.example:{server.port}"}
+    status, body = await call(http, "POST", f"{server.url}/queues/pause", headers=rebound)
+    assert status == 400 and body["error"]["code"] == "host_not_allowed", body
+    status, _ = await call(http, "GET", f"{server.url}/queues/jobs", headers={"Host": "evil.example"})
+    assert status == 400
+    async with http.get(f"{server.url}/livez", headers={"Host": "lb.internal"}) as r:
+        assert r.status == 200
+    for host in (f"localhost:{server.port}", f"127.0.0.1:{server.port}", "[::1]", "app.localhost"):
+        status, _ = await call(http, "GET", f"{server.url}/queues", headers={"Host": host})
+        assert status == 200, host
+    _, queues = await call(http, "GET", f"{server.url}/queues")
+    assert not any(q["paused"] for q in queues["queues"])
+    await audit_clean(http, server.url)
+    server.terminate()
+    named = serve("--allowed-hosts", "queue.example, .corp.example")
+    for host, expected in (("queue.example", 200), ("a.corp.example", 200), ("corp.example", 200),
+                           ("evil.example", 400), ("queue.example.evil", 400)):
+        status, _ = await call(http, "GET", f"{named.url}/queues", headers={"Host": host})
+        assert status == expected, host
+
+
 # -- 10. unique replace and debounce against a blocked job ------------------------------------
 
 

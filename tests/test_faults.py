@@ -124,7 +124,7 @@ async def test_slow_clients_do_not_hold_up_others(make_client):
     slow = []
     for _ in range(200):  # slowloris: headers that never finish
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"POST /queues/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n")
+        writer.write(b"POST /queues/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n")
         slow.append(writer)
     await asyncio.gather(*(w.drain() for w in slow))
     for _ in range(20):

@@ -250,7 +250,7 @@ async def test_a_client_that_stops_reading_is_dropped(make_client, monkeypatch):
     port = client.server.port
     # a raw socket that asks for the stream and then never reads a byte
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"GET /queues/events HTTP/1.1\r\nHost: x\r\n\r\n")
+    writer.write(b"GET /queues/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     await writer.drain()
     async with asyncio.timeout(10):
         while len(dispatcher.events) == 0:
