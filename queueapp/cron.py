@@ -16,13 +16,37 @@ instant fire once.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from functools import cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from croniter import CroniterBadDateError, croniter
 
 
 class RuleError(ValueError):
     pass
+
+
+# Names the zone database of a host may hold that are not zones of their own: the
+# host's setting, not something a schedule may name.
+_HOST_NAMES = frozenset({"localtime", "posixrules"})
+
+
+@cache
+def time_zones() -> tuple[str, ...]:
+    """Every IANA zone a schedule may name (the list in ``/openapi.json``)."""
+    return tuple(sorted(available_timezones() - _HOST_NAMES))
+
+
+def check_zone(name: str) -> str:
+    """``name`` if it is one of ``time_zones()`` (RuleError otherwise)."""
+    if name not in _zone_set():
+        raise RuleError(f"unknown time zone {name!r}; use an IANA name such as Europe/Berlin")
+    return name
+
+
+@cache
+def _zone_set() -> frozenset[str]:
+    return frozenset(time_zones())
 
 
 def parse_zone(name: str) -> ZoneInfo:

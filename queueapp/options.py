@@ -8,9 +8,20 @@ from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from .cron import check_cron, parse_zone
+from .cron import check_cron, check_zone, time_zones
 
-QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+def segment_pattern(allowed: str, allowed_but_dot: str) -> str:
+    """A pattern of names made of the characters ``allowed`` (a class's body),
+    except "." and "..": a browser resolves such a path segment away (``/queues/
+    groups/../pause`` is ``/queues/pause``), so a name that may ever stand in a URL's
+    path is never one. Written without look-ahead, which pydantic's engine lacks."""
+    c, n = f"[{allowed}]", f"[{allowed_but_dot}]"
+    return rf"^(?:{n}{c}*|\.{n}{c}*|\.\.{c}+)$"
+
+
+QUEUE_NAME = re.compile(segment_pattern("A-Za-z0-9_.-", "A-Za-z0-9_-"))
+MAX_QUEUE_NAME = 64
 MAX_DELAY_MS = 10 * 365 * 24 * 3600 * 1000  # ten years: beyond that it is a mistake
 
 # The latest time a job may be due: the dispatcher packs due times into 42 bits.
@@ -59,8 +70,10 @@ HeldBy = Literal["waiting", "delayed", "active"]
 CALLBACK_URL = r"^https?://[A-Za-z0-9._~-]+(:[0-9]{1,5})?([/?#][^\s]*)?$"
 
 
-# A group key: printable, no control characters, short enough to be a path segment.
-GroupKey = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f/]+$")]
+# A group key: printable, no control characters, short enough to be a path segment,
+# and not one a browser would resolve away ("." or "..").
+GROUP_KEY = segment_pattern("^\\x00-\\x1f\\x7f/", "^\\x00-\\x1f\\x7f/.")
+GroupKey = Annotated[str, Field(min_length=1, max_length=128, pattern=GROUP_KEY)]
 
 
 class UniqueOptions(Strict):
@@ -126,13 +139,18 @@ class PriorityFactors(Strict):
 JobName = Annotated[str, Field(min_length=1, max_length=128)]
 
 
+def is_queue_name(queue: object) -> bool:
+    return isinstance(queue, str) and len(queue) <= MAX_QUEUE_NAME and QUEUE_NAME.match(queue) is not None
+
+
 def check_queue_name(queue: str) -> str:
-    if not QUEUE_NAME.match(queue):
-        raise ValueError("queue names are 1 to 64 letters, digits, '_', '.' or '-'")
+    if not is_queue_name(queue):
+        raise ValueError("queue names are 1 to 64 letters, digits, '_', '.' or '-', and not '.' or '..'")
     return queue
 
 
-ScheduleName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,128}$")]
+SCHEDULE_NAME = segment_pattern("A-Za-z0-9_.:-", "A-Za-z0-9_:-")
+ScheduleName = Annotated[str, Field(min_length=1, max_length=128, pattern=SCHEDULE_NAME)]
 
 
 class ScheduleSpec(Strict):
@@ -149,7 +167,8 @@ class ScheduleSpec(Strict):
     data: dict[str, Any] = Field(default_factory=dict)
     options: JobOptions = Field(default_factory=JobOptions)
     cron: Annotated[str, Field(min_length=1, max_length=200)] | None = None
-    timezone: Annotated[str, Field(min_length=1, max_length=64)] = "UTC"
+    timezone: Annotated[str, Field(min_length=1, max_length=64,
+                                   json_schema_extra=lambda schema: schema.update(enum=list(time_zones())))] = "UTC"
     everyMs: Annotated[int, Field(ge=100, le=MAX_DELAY_MS), WHOLE] | None = None
     missed: Literal["skip", "all"] = "skip"
     overlap: bool = True
@@ -163,8 +182,7 @@ class ScheduleSpec(Strict):
     @field_validator("timezone")
     @classmethod
     def _valid_zone(cls, value: str) -> str:
-        parse_zone(value)
-        return value
+        return check_zone(value)
 
     @field_validator("options")
     @classmethod

@@ -181,6 +181,34 @@ def test_2_the_admin_cli_refuses_an_empty_token_file(tmp_path):
     assert result.returncode == 2 and "empty" in result.stderr
 
 
+# -- 3. "." and ".." --------------------------------------------------------------------------
+
+
+async def test_3_dot_segments_are_never_keys_queues_or_schedules(serve, http):
+    server = serve(*AUDIT)
+    for key in (".", ".."):
+        status, body = await call(http, "POST", f"{server.url}/queues/jobs",
+                                  {"name": "x", "options": {"group": key}})
+        assert status == 400 and body["error"]["details"][0]["field"] == "options.group", body
+        status, body = await call(http, "POST", f"{server.url}/queues/jobs/bulk",
+                                  {"jobs": [{"name": "x", "options": {"group": key}}]})
+        assert status == 400, body
+        status, _ = await call(http, "POST", f"{server.url}/queues/jobs?queue={key}", {"name": "x"})
+        assert status == 400
+        status, _ = await call(http, "POST", f"{server.url}/queues/schedules",
+                               {"name": key, "cron": "* * * * *"})
+        assert status == 400
+    # names that only contain dots are fine
+    status, _ = await call(http, "POST", f"{server.url}/queues/jobs?queue=...", {"name": "x",
+                                                                                "options": {"group": "..."}})
+    assert status == 201
+    status, key = await call(http, "POST", f"{server.url}/queues/groups/.../pause?queue=...")
+    assert status == 200 and key["paused"] is True
+    _, queues = await call(http, "GET", f"{server.url}/queues")
+    assert not any(q["paused"] for q in queues["queues"])
+    await audit_clean(http, server.url)
+
+
 # -- 5. a key's limits and its pause at once ---------------------------------------------------
 
 

@@ -84,7 +84,7 @@ def _key(request: web.Request) -> str:
     try:
         return _KEY.validate_python(request.match_info["key"])
     except ValidationError:
-        message = "a group key is 1 to 128 characters, without '/' or control characters"
+        message = "a group key is 1 to 128 characters, without '/' or control characters, and not '.' or '..'"
         raise ValidationFailed(message, [{"field": "key", "message": message}]) from None
 
 

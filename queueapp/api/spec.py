@@ -13,7 +13,7 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from ..options import QUEUE_NAME
+from ..options import GROUP_KEY, MAX_QUEUE_NAME, QUEUE_NAME, SCHEDULE_NAME
 from ..version import __version__
 from .models import ErrorOut
 
@@ -26,15 +26,15 @@ class Query:
     required: bool = False
 
 
-QUEUE = Query("queue", "Queue name, [A-Za-z0-9_.-]{1,64}. Default: default.",
-              {"type": "string", "pattern": QUEUE_NAME.pattern})
+QUEUE = Query("queue", "Queue name: 1 to 64 of [A-Za-z0-9_.-], not '.' or '..'. Default: default.",
+              {"type": "string", "minLength": 1, "maxLength": MAX_QUEUE_NAME, "pattern": QUEUE_NAME.pattern})
 JOB_NAME = {"type": "string", "minLength": 1, "maxLength": 128}
 # Path parameters, by name: what a route's {name} may be (the route's own pattern too).
 PATH_PARAMS = {
     "id": ("Job id.", {"type": "string", "pattern": r"^[0-9]{1,15}$"}),
-    "name": ("Schedule name.", {"type": "string", "pattern": r"^[A-Za-z0-9_.:-]{1,128}$"}),
+    "name": ("Schedule name.", {"type": "string", "minLength": 1, "maxLength": 128, "pattern": SCHEDULE_NAME}),
     "key": ("Group key (options.group), URL-encoded.",
-            {"type": "string", "minLength": 1, "maxLength": 128, "pattern": r"^[^\x00-\x1f\x7f/]+$"}),
+            {"type": "string", "minLength": 1, "maxLength": 128, "pattern": GROUP_KEY}),
 }
 _ROUTE_REGEX = re.compile(r"\{(\w+):[^}]+\}")
 

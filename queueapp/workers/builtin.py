@@ -18,7 +18,7 @@ from typing import Any
 from yarl import URL
 
 from ..clock import Clock, to_iso
-from ..options import MAX_DELAY_MS, QUEUE_NAME
+from ..options import MAX_DELAY_MS, is_queue_name
 from ..store import Store
 from .destinations import DestinationPolicy, DestinationRefused
 from .email import SmtpSettings, send_email_job, validate_email_data
@@ -153,7 +153,7 @@ def validate_report_data(data: dict[str, Any]) -> None:
     window = data.get("windowMs", 1)
     if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= MAX_DELAY_MS:
         raise ValueError(f"data.windowMs must be a whole number of ms from 1 to {MAX_DELAY_MS}")
-    if "queue" in data and not (isinstance(data["queue"], str) and QUEUE_NAME.match(data["queue"])):
+    if "queue" in data and not is_queue_name(data["queue"]):
         raise ValueError("data.queue must be a queue name")
 
 

@@ -71,6 +71,16 @@ async function api(method, path, body) {
   return data;
 }
 
+// A value as one segment of a URL's path. A browser resolves "." and ".." segments
+// away ("/queues/groups/../pause" is "/queues/pause") and encodeURIComponent leaves
+// dots alone, so such a value (the appliance refuses them as names and keys; older
+// ones may remain) is never put into a path.
+function segment(value) {
+  const text = String(value);
+  if (text === "." || text === "..") throw new Error(`"${text}" cannot stand in a URL's path`);
+  return encodeURIComponent(text);
+}
+
 function qs(params) {
   const search = new URLSearchParams();
   for (const [key, value] of Object.entries(params)) {
@@ -156,7 +166,7 @@ function link(href, ...kids) {
 }
 
 function queuePath(queue, tail = "") {
-  return `/ui/queues/${encodeURIComponent(queue)}${tail}`;
+  return `/ui/queues/${segment(queue)}${tail}`;
 }
 
 // Runs ``action`` over every job the filters find, page after page, after the
@@ -555,17 +565,17 @@ async function schedulesPage(main, queue) {
         h("td", null, h("div", { class: "row" },
           actionButton(s.enabled ? "Pause" : "Resume", `${s.enabled ? "Pause" : "Resume"} schedule ${s.name}`,
             async () => {
-              await api("POST", `/queues/schedules/${encodeURIComponent(s.name)}/${s.enabled ? "pause" : "resume"}${qs({ queue })}`);
+              await api("POST", `/queues/schedules/${segment(s.name)}/${s.enabled ? "pause" : "resume"}${qs({ queue })}`);
               await draw();
             }, { class: "quiet" }),
           actionButton("Run now", `Run now schedule ${s.name}`, async () => {
-            const job = await api("POST", `/queues/schedules/${encodeURIComponent(s.name)}/run${qs({ queue })}`);
+            const job = await api("POST", `/queues/schedules/${segment(s.name)}/run${qs({ queue })}`);
             say(`Schedule ${s.name} ran: job ${job.id}.`, true);
             await draw();
           }, { class: "quiet" }),
           actionButton("Delete", `Delete schedule ${s.name}`, async () => {
             if (!(await confirmCount(`Delete schedule ${s.name}? Its jobs stay.`))) return;
-            await api("DELETE", `/queues/schedules/${encodeURIComponent(s.name)}${qs({ queue })}`);
+            await api("DELETE", `/queues/schedules/${segment(s.name)}${qs({ queue })}`);
             await draw();
           }, { class: "danger" }))))))));
   };
@@ -664,7 +674,7 @@ async function groupsPage(main, queue) {
   const box = h("div", { class: "panel" });
   const about = h("p", null);
   fill(main, h("h1", null, `Groups of ${queue}`), about, groupPolicyForm(queue, () => draw()), box);
-  const keyPath = (key, tail = "") => `/queues/groups/${encodeURIComponent(key)}${tail}${qs({ queue })}`;
+  const keyPath = (key, tail = "") => `/queues/groups/${segment(key)}${tail}${qs({ queue })}`;
   const draw = async () => {
     const view = await api("GET", `/queues/groups${qs({ queue, limit: 200 })}`);
     fill(about, `Every key: ${limitsText(view.policy)}. Priority aging: `,
