@@ -1,6 +1,6 @@
 """The dashboard, used as a person would: a real ``queueapp serve``, jobs made over
 the API, and Debian's chromium clicking through the pages. Each page's screenshot
-lands in docs/img/."""
+lands in a folder of the run's own (``make screenshots``: docs/img/)."""
 
 from __future__ import annotations
 
@@ -263,3 +263,24 @@ def test_groups_are_seen_paused_resumed_and_limited_from_the_dashboard(serve, br
     w.go("/ui/queues/tenants")
     expect(page.get_by_role("row", name=re.compile("acct-2")).first).to_be_visible()
     w.check()
+
+
+def test_a_key_a_browser_would_resolve_away_never_acts_on_the_queue(serve, browser, db_path):
+    """A group key ".." (refused now, stored by an earlier version) is shown, and its
+    buttons say why they cannot act instead of pausing the queue (the browser
+    resolves /queues/groups/../pause to /queues/pause)."""
+    import sqlite3
+
+    first = serve()
+    assert call(first.url, "POST", "/queues/jobs", {"name": "sync", "options": {"group": "legacy"}})[0] == 201
+    first.terminate()
+    with sqlite3.connect(db_path) as db:
+        db.execute("UPDATE jobs SET group_key = '..', options = json_set(options, '$.group', '..')")
+    base = serve().url
+    w = wide_page(browser, base)
+    w.go("/ui/queues/default/groups")
+    row = w.page.get_by_role("row", name=re.compile(r"\.\."))
+    row.get_by_role("button", name="Pause group .. for a minute").click()
+    expect(w.page.locator("#status")).to_contain_text("cannot stand in a URL's path")
+    assert call(base, "GET", "/queues/metrics?queue=default")[1]["paused"] == 0
+    assert not any(q["paused"] for q in call(base, "GET", "/queues")[1]["queues"])
