@@ -1,4 +1,4 @@
-.PHONY: install test lint typecheck bench all dist
+.PHONY: install test lint typecheck bench all dist screenshots
 
 install:
 	python3 -m pip install -e '.[test]'
@@ -19,3 +19,7 @@ all: lint typecheck test
 
 dist:
 	scripts/build-single-file
+
+# The documentation's pictures (docs/img), taken by the dashboard's browser tests.
+screenshots:
+	QUEUEAPP_SCREENSHOTS=$(CURDIR)/docs/img python3 -m pytest tests/test_dashboard_browser.py

@@ -7,7 +7,9 @@ appliance."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -24,7 +26,9 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # traffic to Google's hosts.
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--disable-default-apps"]
-SHOTS = Path(__file__).parent.parent / "docs" / "img"
+# Screenshots go to a folder of the run's own; `make screenshots` points this at
+# docs/img to refresh the documentation's pictures. A test run never writes there.
+SHOTS = Path(os.environ.get("QUEUEAPP_SCREENSHOTS") or tempfile.mkdtemp(prefix="queueapp-shots-"))
 
 
 @contextmanager

@@ -23,6 +23,40 @@ from queueapp.service import QueueService
 from queueapp.store import SqliteStore
 from queueapp.workers.registry import HandlerRegistry
 
+REPO = Path(__file__).parent.parent
+
+
+def _tree_state() -> str | None:
+    """What git sees of the checkout (status and the tracked files' changes), or None
+    outside a git checkout."""
+    try:
+        status = subprocess.run(["git", "status", "--porcelain"], cwd=REPO, capture_output=True, text=True,
+                                timeout=60, check=True).stdout
+        diff = subprocess.run(["git", "diff", "--no-ext-diff"], cwd=REPO, capture_output=True, text=True,
+                              timeout=60, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return status + diff
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_TREE] = _tree_state()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A test run never changes the checkout: a test that writes into a tracked file
+    (or leaves a file that is not ignored) fails the run."""
+    before = session.config.stash.get(_TREE, None)
+    if before is None:
+        return
+    after = _tree_state()
+    if after is not None and after != before:
+        print(f"\nthe test run changed the checkout:\n{after[:2000]}", file=sys.stderr)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_TREE = pytest.StashKey[str | None]()
+
 
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:

@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -446,3 +447,13 @@ def _ms(iso: str) -> int:
     from datetime import datetime
 
     return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+# -- 15. a test run leaves the checkout as it was -----------------------------------------------
+
+
+def test_15_screenshots_go_to_a_folder_of_the_runs_own():
+    import browser
+
+    docs = Path(__file__).parent.parent / "docs" / "img"
+    assert browser.SHOTS.resolve() != docs.resolve() or os.environ.get("QUEUEAPP_SCREENSHOTS")
