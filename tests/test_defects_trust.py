@@ -457,3 +457,27 @@ def test_15_screenshots_go_to_a_folder_of_the_runs_own():
 
     docs = Path(__file__).parent.parent / "docs" / "img"
     assert browser.SHOTS.resolve() != docs.resolve() or os.environ.get("QUEUEAPP_SCREENSHOTS")
+
+
+# -- 16. the OpenAPI says what the server enforces ---------------------------------------------
+
+
+async def test_16_the_description_declares_every_answer_and_constraint(serve, http):
+    server = serve(*AUDIT, "--max-body-bytes", "2000")
+    _, spec = await call(http, "GET", f"{server.url}/openapi.json")
+    for path, methods in spec["paths"].items():
+        for method, op in methods.items():
+            if "requestBody" in op:
+                assert "413" in op["responses"], (method, path)
+            if path != "/livez":
+                assert "400" in op["responses"], (method, path)  # a Host not allowed, at least
+    zone = spec["components"]["schemas"]["ScheduleSpec"]["properties"]["timezone"]
+    assert "Europe/Berlin" in zone["enum"] and "localtime" not in zone["enum"]
+    # a bulk body over the size limit is answered as declared
+    async with http.post(f"{server.url}/queues/jobs/bulk", json={"jobs": [{"name": "x" * 100}] * 50}) as r:
+        assert r.status == 413 and (await r.json())["error"]["code"] == "payload_too_large"
+    for zone_name in ("Mars/Olympus", "localtime"):
+        status, body = await call(http, "POST", f"{server.url}/queues/schedules",
+                                  {"name": "tz", "cron": "* * * * *", "timezone": zone_name})
+        assert status == 400 and "time zone" in body["error"]["message"], body
+    await audit_clean(http, server.url)

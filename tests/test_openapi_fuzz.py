@@ -26,7 +26,7 @@ def run_schemathesis(url: str, examples: int, *extra: str, seed: int = 20261128)
     command = [sys.executable, "-m", "schemathesis.cli"] if not shutil.which("st") else ["st"]
     return subprocess.run(
         [*command, "--config-file", str(CONFIG), "run", f"{url}/openapi.json", "--max-examples", str(examples),
-         "--workers", "1", "--seed", str(seed), "--no-color", "--phases", "coverage,fuzzing", *extra],
+         "--workers", "1", "--seed", str(seed), "--no-color", "--phases", "coverage,fuzzing,stateful", *extra],
         capture_output=True, text=True, timeout=600,
     )
 

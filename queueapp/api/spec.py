@@ -43,7 +43,7 @@ def int_query(name: str, description: str, low: int, high: int) -> Query:
     return Query(name, description, {"type": "integer", "minimum": low, "maximum": high})
 
 ERROR_TEXT = {
-    400: "Invalid input: nothing was changed.",
+    400: "Invalid input, or a Host the appliance does not answer to (allowed_hosts): nothing was changed.",
     401: "Missing or wrong bearer token.",
     403: "The read-only token may not change anything; a browser page of another origin may not either.",
     404: "No such job (or route).",
@@ -141,11 +141,17 @@ def openapi_document(endpoints: list[Endpoint], auth: bool) -> dict[str, Any]:
 
 
 def _error_statuses(e: Endpoint, auth: bool) -> list[int]:
-    """A route's own errors; 401 under auth; 403 for a change (read-only token, or a
-    browser page of another origin)."""
-    errors = set(e.errors) | ({401} if auth and e.path != "/livez" else set())
+    """A route's own errors, and those the middlewares give before it runs: 400 for a
+    host name not allowed (every route but /livez), 401 under auth, 403 for a change
+    (read-only token, or a browser page of another origin), 413 for a body over
+    max_body_bytes (every route that reads one: the size is checked first)."""
+    errors = set(e.errors)
+    if e.path != "/livez":
+        errors |= {400} | ({401} if auth else set())
     if e.method not in ("GET", "HEAD"):
         errors.add(403)
+    if e.body or e.body_content:
+        errors.add(413)
     return sorted(errors)
 
 
