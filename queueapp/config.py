@@ -46,15 +46,8 @@ class Config(PerQueue):
         "with it). off: it serves its database alone.",
         choices=("off", "on"),
     )
-    host: str = setting(
-        "127.0.0.1",
-        "Address to listen on. Use 0.0.0.0 to serve other hosts.",
-    )
-    port: int = setting(
-        3000,
-        "TCP port to listen on.",
-        low=1, high=65535,
-    )
+    host: str = setting("127.0.0.1", "Address to listen on. Use 0.0.0.0 to serve other hosts.")
+    port: int = setting(3000, "TCP port to listen on.", low=1, high=65535)
     durability: str = setting(
         "full",
         "full: fsync every commit, an acknowledged job survives power loss. normal: survives "
@@ -66,10 +59,7 @@ class Config(PerQueue):
         "PEM certificate (chain) file: serve HTTPS. Reloaded on SIGHUP without dropping the service. "
         "Empty: plain HTTP.",
     )
-    tls_key: str = setting(
-        "",
-        "PEM private key file of tls_cert.",
-    )
+    tls_key: str = setting("", "PEM private key file of tls_cert.")
     token: str = setting(
         "",
         "Bearer token every request must carry (except GET /livez). Empty: no auth.",
@@ -92,11 +82,7 @@ class Config(PerQueue):
         "Comma-separated Python modules to import at start; their @registry.handler functions "
         "run jobs of those names inside the appliance.",
     )
-    concurrency: int = setting(
-        5,
-        "In-process jobs run at once per queue.",
-        low=1, high=10000,
-    )
+    concurrency: int = setting(5, "In-process jobs run at once per queue.", low=1, high=10000)
     aging_every_ms: int = setting(
         0,
         "Priority aging: a waiting job rises a priority level per this many ms waited (0: off).",
