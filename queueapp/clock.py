@@ -1,7 +1,9 @@
 """Wall-clock time in milliseconds, and ISO 8601 conversion.
 
-Every component takes a ``Clock`` so tests can drive time by hand; the only
-real source of time is ``SystemClock``.
+Every component takes a ``Clock`` so tests can drive time by hand. An appliance
+alone reads its host's clock; a node of a cluster reads the database's
+(``DatabaseClock``), so that the deadlines the nodes share never depend on one
+host's clock being right.
 """
 
 from __future__ import annotations
@@ -19,6 +21,38 @@ class Clock:
     def monotonic_ms(self) -> int:
         """Milliseconds on a clock that never jumps (for deadlines in this process)."""
         return time.monotonic_ns() // 1_000_000
+
+
+class DatabaseClock(Clock):
+    """The database's clock, as a node of a cluster reads it: every deadline the
+    nodes share (leader's lease, liveness, job leases, due times, schedules, expiry)
+    is written and compared in it, so a node whose wall clock runs ahead or behind
+    moves none of them. It is read about once a second (``correct``); in between it
+    advances on this host's monotonic clock, which measures durations only. Until
+    the first reading it is the host's clock.
+
+    A reading is the database's time at the middle of the round trip that fetched
+    it: its error is at most half that round trip. A reading whose round trip took
+    longer than ``MAX_ROUND_TRIP_MS`` is passed over, unless none was taken yet."""
+
+    MAX_ROUND_TRIP_MS = 250
+
+    def __init__(self) -> None:
+        self._offset = super().now_ms() - super().monotonic_ms()
+        self.corrected = False
+        self.skew_ms = 0  # this host's wall clock minus the database's, at the last reading
+
+    def now_ms(self) -> int:
+        return time.monotonic_ns() // 1_000_000 + self._offset
+
+    def correct(self, database_ms: int, sent_ms: int, received_ms: int) -> None:
+        """A reading: the database said ``database_ms`` to a question sent at
+        ``sent_ms`` and answered at ``received_ms`` (both monotonic)."""
+        if self.corrected and received_ms - sent_ms > self.MAX_ROUND_TRIP_MS:
+            return
+        self._offset = database_ms - (sent_ms + received_ms) // 2
+        self.corrected = True
+        self.skew_ms = super().now_ms() - self.now_ms()
 
 
 class FakeClock(Clock):

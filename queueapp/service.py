@@ -25,7 +25,7 @@ from .background.leader import Leadership
 from .background.monitor import Alerter, Monitor
 from .background.recovery import LeaseReaper, recover_after_restart
 from .background.scheduler import Scheduler
-from .clock import Clock, from_datetime, to_iso
+from .clock import Clock, DatabaseClock, from_datetime, to_iso
 from .cluster import ClusterDispatcher
 from .config import default_thresholds
 from .dispatch import ActiveJob, Dispatcher
@@ -68,7 +68,8 @@ class QueueService:
         # False: the scheduler, the lease reaper and the monitor only move when their
         # tick() is called (tests drive them with a FakeClock).
         self.background = background
-        self.clock = clock or Clock()
+        # A node of a cluster keeps the deadlines it shares on the database's clock.
+        self.clock = clock or (DatabaseClock() if store.shared is not None else Clock())
         # Each service has its own handlers: two services never share one.
         self.registry = registry or HandlerRegistry()
         # A store several nodes share makes this a node of a cluster (cluster/node.py).
@@ -160,7 +161,7 @@ class QueueService:
         view = self.dispatcher.view
         return {"node": self.node, "cluster": True, "leader": view.leader,
                 "nodes": [{"id": n.id, "startedAt": to_iso(n.started_at), "seenAt": to_iso(n.seen_at),
-                           "leader": n.id == view.leader} for n in view.nodes]}
+                           "leader": n.id == view.leader, "skewMs": n.stats.get("skewMs")} for n in view.nodes]}
 
     # adding jobs -----------------------------------------------------------------
 

@@ -307,6 +307,9 @@ class NodeOut(Open):
     startedAt: str | None
     seenAt: str | None
     leader: bool
+    # The node's wall clock minus the database's, at its last reading (None: a node
+    # that does not read the database's clock). Shared deadlines never use it.
+    skewMs: int | None = None
 
 
 class NodesOut(Open):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ..clock import Clock
+from ..clock import Clock, DatabaseClock
 from ..dispatch import ActiveJob, Ledger
 from ..flow import GroupPolicy
 from ..model import Job, JobState
@@ -19,6 +19,8 @@ from ..store import NodeSeen, SharedStore, Store
 log = logging.getLogger("queueapp.cluster")
 
 REFRESH_MS = 1000  # how stale the cluster's counts, nodes and running jobs may be
+SKEW_WARN_MS = 1000  # a node whose wall clock is this far from the database's says so
+SKEW_WARN_EVERY_MS = 60_000
 NODE_GONE_MS = 5000  # a node not seen for this long is gone: the leader returns its jobs
 RUNNING_SHOWN = 10_000  # running jobs read for the running list and the stuck check
 
@@ -38,6 +40,7 @@ class ClusterView:
         self.nodes: list[NodeSeen] = []
         self.leader: str | None = None
         self.running: dict[int, ActiveJob] = {}  # the whole cluster's, as last read
+        self._skew_told_at: int | None = None
 
     @property
     def active(self) -> dict[int, ActiveJob]:
@@ -45,6 +48,7 @@ class ClusterView:
         return {**self.running, **self.ledger.active}
 
     async def refresh(self) -> None:
+        await self.read_clock()
         now = self.clock.now_ms()
         await self.shared.seen(now, self.published(now))
         self.nodes = await self.shared.nodes(now, NODE_GONE_MS)
@@ -66,6 +70,21 @@ class ClusterView:
         self.running = {job.id: _active(job, node, node in alive)
                         for job, node in await self.shared.active_jobs(RUNNING_SHOWN)}
 
+    async def read_clock(self) -> None:
+        """Read the database's clock (a node that keeps its deadlines on it), and say
+        so in the log when this host's own clock is far from it."""
+        clock = self.clock
+        if not isinstance(clock, DatabaseClock):
+            return
+        sent = clock.monotonic_ms()
+        database = await self.shared.database_ms()
+        clock.correct(database, sent, clock.monotonic_ms())
+        told = self._skew_told_at
+        if abs(clock.skew_ms) > SKEW_WARN_MS and (told is None or sent - told >= SKEW_WARN_EVERY_MS):
+            self._skew_told_at = sent
+            log.warning("this host's clock differs from the database's; the cluster keeps its deadlines on the"
+                        " database's", extra={"event": "cluster.clock_skew", "skew_ms": clock.skew_ms})
+
     async def follow_groups(self) -> None:
         """Group policies and keys' settings as stored (any node may change them), for
         the groups' views; claims read them themselves."""
@@ -78,8 +97,9 @@ class ClusterView:
 
     def published(self, now: int) -> dict[str, Any]:
         """This node's finishes of the last minutes, per queue, for the others."""
+        skew = self.clock.skew_ms if isinstance(self.clock, DatabaseClock) else None
         return {"finished": {queue: m.own(now) for queue, m in self.ledger.metrics.queues.items()
-                             if m.finished}}
+                             if m.finished}, "skewMs": skew}
 
     def _take_elsewhere(self) -> None:
         """The other nodes' published finishes, summed per queue, into the windows."""

@@ -96,6 +96,10 @@ class SharedStore(ABC):
         """The nodes seen within ``within_ms`` of ``now``."""
 
     @abstractmethod
+    async def database_ms(self) -> int:
+        """The database's clock now, in ms since the epoch (the cluster's one clock)."""
+
+    @abstractmethod
     async def forget_node(self) -> None:
         """This node stops: it leaves the node list at once."""
 

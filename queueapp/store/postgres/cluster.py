@@ -81,6 +81,12 @@ async def lead(conn: Any, node: str, now: int, lease_ms: int) -> int | None:
     return None if row is None else row[0]
 
 
+async def database_ms(conn: Any) -> int:
+    """The database's clock (clock_timestamp: the time of this statement, not of its
+    transaction's start), in ms since the epoch."""
+    return int(await conn.fetchval("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint"))
+
+
 async def step_down(conn: Any, node: str, term: int) -> None:
     """Give leadership up at once (a clean stop), so another node need not wait."""
     await conn.execute("UPDATE leadership SET expires_at = 0 WHERE node = $1 AND term = $2", node, term)

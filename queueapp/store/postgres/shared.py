@@ -168,6 +168,9 @@ class PostgresShared(SharedStore):
         rows = await self.store.pooled(cluster.seen_nodes, now, within_ms)
         return [NodeSeen(node, started, seen_at, loads(stats)) for node, started, seen_at, stats in rows]
 
+    async def database_ms(self) -> int:
+        return await self.store.pooled(cluster.database_ms)
+
     async def forget_node(self) -> None:
         await self.store.pooled(lambda conn: conn.execute("DELETE FROM nodes WHERE id = $1", self.node))
 
