@@ -64,14 +64,22 @@ class PostgresServer:
             os.chown(self.root, pw.pw_uid, pw.pw_gid)
         self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", USER, "--auth=trust", "-E", "UTF8",
                   "--no-instructions")
-        options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=on"
-                   " -c max_connections=200 -c shared_buffers=64MB")
-        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start")
+        self.resume()
         return self
 
     def create_database(self, name: str) -> str:
         self._run(str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", USER, name)
         return self.url_of(name)
+
+    def stop_for_a_while(self) -> None:
+        """Stop the server as an outage would (its data kept): clients' connections
+        drop and new ones are refused until ``resume``."""
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+
+    def resume(self) -> None:
+        options = (f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root} -c fsync=on"
+                   " -c max_connections=200 -c shared_buffers=64MB")
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", options, "-w", "start")
 
     def stop(self) -> None:
         if self.data.exists():

@@ -8,7 +8,11 @@ node leads within about that long, with a higher term. While it leads, a node:
   late fires nothing, and a new leader catches up the runs missed meanwhile as the
   schedule's ``missed`` policy says);
 * returns the jobs whose lease ran out, and the jobs a dead node's handlers were
-  running (a node not seen for ``NODE_GONE_MS``), as a restart returns its own;
+  running (a node not seen for ``NODE_GONE_MS``), as a restart returns its own.
+  Only heartbeats that could have been written count: after the leader could not
+  reach the database (an outage, a restart of it), it judges neither leases nor
+  liveness until the database has answered it for ``NODE_GONE_MS``, time enough
+  for every live node and worker to be heard again;
 * promotes delayed jobs nobody else will (each node promotes those it made on time;
   the leader those of a node that is gone), ends expired jobs, folds the counts,
   and raises the health alerts.
@@ -46,6 +50,9 @@ class Leadership:
         self.clock = dispatcher.clock
         self._monitored_at = 0
         self._scheduling: asyncio.Task[None] | None = None
+        # Since when (monotonic ms) every round has reached the database (from the
+        # start: no round failed yet); None: the last one did not.
+        self._reached_since: int | None = -NODE_GONE_MS
 
     @property
     def term(self) -> int | None:
@@ -53,8 +60,23 @@ class Leadership:
 
     async def tick(self) -> None:
         """Lead or follow for the next second; as leader, do the cluster's chores."""
+        try:
+            await self._round()
+        except BaseException:
+            self._reached_since = None
+            raise
+
+    def _may_judge(self) -> bool:
+        """Whether leases and liveness may be judged: the database has answered this
+        node for as long as a live node may go unheard."""
+        since = self._reached_since
+        return since is not None and self.clock.monotonic_ms() - since >= NODE_GONE_MS
+
+    async def _round(self) -> None:
         now = self.clock.now_ms()
         term = await self.shared.lead(now, LEASE_MS)
+        if self._reached_since is None:
+            self._reached_since = self.clock.monotonic_ms()
         if term != self.term:
             self._changed(term)
             if term is not None:  # edges a crash left between a job's end and its dependents
@@ -62,8 +84,9 @@ class Leadership:
         if term is None:
             return
         await self.shared.fold_counts()
-        await self.dispatcher.rescue_expired(LEASE_MESSAGE)
-        await self._return_orphans()
+        if self._may_judge():
+            await self.dispatcher.rescue_expired(LEASE_MESSAGE)
+            await self._return_orphans()
         await self.shared.promote_due(self.clock.now_ms(), PROMOTE_BATCH)
         if expired := await self.expiry.tick():
             log.info("jobs expired", extra={"event": "jobs.expired", "count": expired})
