@@ -27,6 +27,7 @@ import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from conftest import ServeProcess
@@ -42,6 +43,7 @@ class Ledger:
     leases: int = 0
     violations: list[str] = field(default_factory=list)
     kills: int = 0
+    outages: int = 0
     in_flight_at_kill: int = 0
     audits: int = 0
 
@@ -170,6 +172,37 @@ async def _drive_and_kill(servers: list[ServeProcess], victim: int, ledger: Ledg
         await asyncio.gather(*clients)
 
 
+async def _drive_through_outage(servers: list[ServeProcess], faults: Faults, ledger: Ledger,
+                                rng: random.Random) -> None:
+    """Load on every node, the database stopped for ``faults.outage_s`` and started
+    again; then every node's self-audit must come back clean."""
+    stop = asyncio.Event()
+    urls = [server.url for server in servers]
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        clients = [asyncio.create_task(_enqueuer(session, urls[i % len(urls)], ledger, rng, stop)) for i in range(3)]
+        clients += [asyncio.create_task(_worker(session, urls[i % len(urls)], ledger, rng, stop)) for i in range(2)]
+        await asyncio.sleep(rng.uniform(0.1, 0.5))
+        faults.database.stop_for_a_while()
+        await asyncio.sleep(faults.outage_s)  # the outage itself: its length is the fault
+        faults.database.resume()
+        ledger.outages += 1
+        stop.set()
+        await asyncio.gather(*clients)
+        for url in urls:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    async with session.get(f"{url}/debug/audit") as r:
+                        problems = (await r.json())["problems"] if r.status == 200 else ["no answer"]
+                except (TimeoutError, aiohttp.ClientError):
+                    problems = ["no answer"]
+                if not problems or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.5)  # a node reconnecting: nothing to wait on but its next answer
+            ledger.audits += 1
+            ledger.violations.extend(f"self-audit after an outage: {p}" for p in problems)
+
+
 async def _audit(session: aiohttp.ClientSession, url: str, ledger: Ledger, when: str) -> None:
     async with session.get(f"{url}/debug/audit") as r:
         report = await r.json()
@@ -284,22 +317,53 @@ def _set_group_limits(url: str) -> None:
             assert r.status == 200
 
 
-def run_campaign(db: Path | str, kills: int, seed: int = 1, folder: Path | None = None, nodes: int = 1) -> Ledger:
+@dataclass
+class Faults:
+    """Faults of a cluster's bad day besides the kills: the first node's wall clock
+    ``skew_s`` ahead (libfaketime, through every restart), and every other round a
+    database outage of ``outage_s`` under load (``database``: the PostgreSQL server,
+    tests/pg.py) instead of a kill."""
+
+    skew_s: float = 0
+    outage_s: float = 0
+    database: Any = None
+
+
+def _skewed(skew_s: float) -> dict[str, str] | None:
+    if not skew_s:
+        return None
+    lib = next(iter(sorted(Path("/usr/lib").glob("*/faketime/libfaketimeMT.so.1"))), None)
+    if lib is None:
+        raise RuntimeError("a skewed node needs libfaketime: apt-get install faketime")
+    return {"LD_PRELOAD": str(lib), "FAKETIME": f"+{skew_s:g}s", "DONT_FAKE_MONOTONIC": "1"}
+
+
+def run_campaign(db: Path | str, kills: int, seed: int = 1, folder: Path | None = None, nodes: int = 1,
+                 faults: Faults | None = None) -> Ledger:
     """``db``: a SQLite file, or a PostgreSQL URL (``folder`` then holds the logs);
     ``nodes`` above 1: that many nodes of a cluster on the PostgreSQL database, one
-    of them, at random, killed and started again each round."""
+    of them, at random, killed and started again each round (``faults``: more)."""
     rng = random.Random(seed)
     ledger = Ledger()
+    faults = faults or Faults()
     args = SERVE_ARGS + (("--cluster", "on") if nodes > 1 else ())
-    servers = [ServeProcess(db, *args, folder=folder).start() for _ in range(nodes)]
+
+    def start(index: int) -> ServeProcess:
+        env = _skewed(faults.skew_s) if index == 0 else None
+        return ServeProcess(db, *args, folder=folder, env=env).start()
+
+    servers = [start(i) for i in range(nodes)]
     _set_group_limits(servers[0].url)
     try:
-        for _ in range(kills):
+        for round_ in range(kills):
             check_invariants(db, [s.url for s in servers], ledger)
+            if faults.outage_s and round_ % 2 == 1:
+                asyncio.run(_drive_through_outage(servers, faults, ledger, rng))
+                continue
             victim = rng.randrange(nodes)
             asyncio.run(_drive_and_kill(servers, victim, ledger, rng))
             check_table(db, ledger)
-            servers[victim] = ServeProcess(db, *args, folder=folder).start()
+            servers[victim] = start(victim)
         check_invariants(db, [s.url for s in servers], ledger)
     finally:
         for server in servers:
@@ -366,6 +430,10 @@ def main() -> None:
                         help="on the PostgreSQL store (a server started for the campaign, tests/pg.py)")
     parser.add_argument("--nodes", type=int, default=1,
                         help="with --postgres: this many nodes of a cluster, a random one killed each round")
+    parser.add_argument("--skew", type=float, default=0, metavar="SECONDS",
+                        help="with --nodes: the first node's clock runs this far ahead (libfaketime)")
+    parser.add_argument("--outage", type=float, default=0, metavar="SECONDS",
+                        help="with --postgres: every other round, the database stopped this long instead of a kill")
     args = parser.parse_args()
     if args.soak:
         with tempfile.TemporaryDirectory() as folder:
@@ -378,12 +446,14 @@ def main() -> None:
             from pg import postgres_server
 
             with postgres_server() as server:
+                faults = Faults(args.skew, args.outage, server)
                 ledger = run_campaign(server.create_database("campaign"), args.kills, args.seed, Path(folder),
-                                      args.nodes)
+                                      args.nodes, faults)
         else:
             ledger = run_campaign(Path(folder) / "crash.db", args.kills, args.seed)
     print(json.dumps({
-        "kills": ledger.kills, "seed": args.seed, "seconds": round(time.monotonic() - started, 1),
+        "kills": ledger.kills, "outages": ledger.outages, "skewS": args.skew, "seed": args.seed,
+        "seconds": round(time.monotonic() - started, 1),
         "acknowledgedEnqueues": len(ledger.enqueued), "acknowledgedCompletions": len(ledger.completed),
         "acknowledgedFailures": ledger.failed_acks, "leases": ledger.leases, "selfAudits": ledger.audits,
         "violations": ledger.violations[:20], "violationCount": len(ledger.violations),
