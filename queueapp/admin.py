@@ -18,12 +18,12 @@ import re
 import sys
 import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from .client import QueueApiError, QueueClient
+from .settings import secret_from_file
 
 DONE, REFUSED, USAGE, UNREACHABLE = 0, 1, 2, 3
 COMMANDS = ("queues", "jobs", "schedules", "enqueue", "stats")
@@ -119,13 +119,9 @@ class UsageError(Exception):
 def _token(args: argparse.Namespace) -> str | None:
     if args.token_file:
         try:
-            token = Path(args.token_file).read_text().strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else "not text"
-            raise UsageError(f"cannot read the token: {args.token_file}: {reason}") from None
-        if not token:
-            raise UsageError(f"--token-file {args.token_file} is empty")
-        return token
+            return secret_from_file(args.token_file)
+        except ValueError as exc:
+            raise UsageError(f"--token-file: {exc}") from None
     return os.environ.get("QUEUEAPP_TOKEN") or None
 
 

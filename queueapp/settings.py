@@ -30,17 +30,25 @@ def convert(setting: Setting, value: Any, source: str) -> Any:
     return given_secret(setting, str(value), source) if setting.secret else str(value)
 
 
-def read_secret(setting: Setting, path: Any, source: str) -> str:
-    """The secret held in the file at ``path``. An empty, blank or unreadable file is
-    an error: a secret that silently became "" would turn its protection off."""
+def secret_from_file(path: Any) -> str:
+    """The secret held in the file at ``path`` (ValueError saying why not). An empty,
+    blank or unreadable file is an error: a secret that silently became "" would turn
+    its protection off."""
     try:
         secret = Path(str(path)).read_text().strip()
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else "not text"
-        raise ConfigError(f"{setting.name} from {source}: cannot read {path}: {reason}") from None
+        raise ValueError(f"cannot read {path}: {reason}") from None
     if not secret:
-        raise ConfigError(f"{setting.name} from {source}: {path} is empty; a secret file must hold the secret")
+        raise ValueError(f"{path} is empty; a secret file must hold the secret")
     return secret
+
+
+def read_secret(setting: Setting, path: Any, source: str) -> str:
+    try:
+        return secret_from_file(path)
+    except ValueError as exc:
+        raise ConfigError(f"{setting.name} from {source}: {exc}") from None
 
 
 def given_secret(setting: Setting, value: str, source: str) -> str:
