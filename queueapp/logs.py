@@ -13,10 +13,21 @@ import sys
 import time
 
 from .clock import to_iso
+from .errors import StoreUnavailable
 from .redact import redact
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 _node: str | None = None  # a node of a cluster names itself on every line
+# A store or a peer that cannot be reached is a condition, not a fault of the code:
+# its line says why, without a traceback.
+_conditions: tuple[type[BaseException], ...] = (StoreUnavailable, OSError)
+
+
+def log_as_conditions(*kinds: type[BaseException]) -> None:
+    """Errors of these kinds are logged by their message alone (a driver's "cannot
+    connect now", say)."""
+    global _conditions
+    _conditions = (*_conditions, *kinds)
 
 
 def name_node(node: str | None) -> None:
@@ -48,7 +59,11 @@ class LogfmtFormatter(logging.Formatter):
             if key not in _STANDARD and key != "event":
                 parts.append(f"{key}={_quote(redact(str(value)))}")
         if record.exc_info:
-            parts.append(f"exc={_quote(redact(self.formatException(record.exc_info)))}")
+            exc = record.exc_info[1]
+            if isinstance(exc, _conditions):
+                parts.append(f"error={_quote(redact(str(exc)))}")
+            else:
+                parts.append(f"exc={_quote(redact(self.formatException(record.exc_info)))}")
         return " ".join(parts)
 
 
@@ -63,6 +78,14 @@ def setup_logging(level: str = "info") -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     # The event loop's own errors, in the same format; a failing accept() (out of file
     # descriptors) once a minute rather than at every attempt.
+    # asyncpg's pool says, with a traceback each time, that it cannot reconnect while
+    # the database is down: one line a minute, in the same format, is enough.
+    pool_log = logging.getLogger("asyncpg")
+    pool_log.handlers[:] = [handler]
+    pool_log.propagate = False
+    floor_log = logging.getLogger("asyncpg.pool")  # a logger's filters see only its own records
+    if not any(isinstance(f, OncePerInterval) for f in floor_log.filters):
+        floor_log.addFilter(OncePerInterval("connection floor"))
     loop_log = logging.getLogger("asyncio")
     loop_log.handlers[:] = [handler]
     loop_log.propagate = False

@@ -9,7 +9,8 @@ PostgreSQL (tests/pg.py), each bounded and short:
 - PostgreSQL stopped for 15 s under in-process and leased load: no live node is
   declared gone for want of a heartbeat nobody could write, every job completes
   (none failed as "the node running the job stopped"), nothing acknowledged is
-  lost, and every node's self-audit is clean afterwards.
+  lost, every node's self-audit is clean afterwards, and the logs say what happened
+  without a traceback.
 """
 
 from __future__ import annotations
@@ -226,3 +227,5 @@ async def _outage(http: aiohttp.ClientSession, server: Any, db: str, procs: list
             return (await get(http, f"{url}/debug/audit")) == {"ok": True, "problems": []}
 
         await wait_for(clean, timeout=15)
+    for proc in procs:  # the outage is told as what it is, one line each, without tracebacks
+        assert "Traceback" not in proc.log_path.read_text()

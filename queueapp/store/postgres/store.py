@@ -12,9 +12,10 @@ import socket
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from ...errors import Conflict, NotFound
+from ...errors import Conflict, NotFound, StoreUnavailable
 from ...flow import GroupLimits, KeyChange, KeySettings
 from ...history import Tally
+from ...logs import log_as_conditions
 from ...model import Job, JobState, NewJob, Schedule
 from ...retry import Failure
 from ...search import JobPage, JobSearch
@@ -40,7 +41,7 @@ from .location import shown
 from .migrate import migrate
 from .schedules import fire
 from .shared import PostgresShared
-from .writer import OrderedWriter, unstorable
+from .writer import OrderedWriter, connection_errors, connection_lost, unstorable
 
 # Held by every node that serves a database, on its writer's connection: alone
 # (exclusive) by a node without cluster mode, shared by the nodes of a cluster, so
@@ -140,6 +141,7 @@ class PostgresStore(Store):
     async def open(self) -> None:
         import asyncpg
 
+        log_as_conditions(*connection_errors())  # a database that went away: no traceback, its reason
         conn = await self.connect()
         try:
             await migrate(conn)
@@ -156,13 +158,15 @@ class PostgresStore(Store):
     async def pooled(self, work: Any, *args: Any) -> Any:
         """``work(conn, *args)`` on a connection of the pool, outside the writer's order:
         reads, and a cluster node's own bookkeeping (heartbeat, leadership)."""
-        async with self._pool.acquire() as conn:
-            try:
+        try:
+            async with self._pool.acquire() as conn:
                 return await work(conn, *args)
-            except Exception as exc:
-                if (refused := unstorable(exc)) is not None:
-                    raise refused from None
-                raise
+        except Exception as exc:
+            if (refused := unstorable(exc)) is not None:
+                raise refused from None
+            if connection_lost(exc):  # 503, as a write that cannot commit is
+                raise StoreUnavailable(f"the database cannot be reached: {exc}") from None
+            raise
 
     # writes ------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from ...errors import QueueAppError, StoreUnavailable, ValidationFailed
@@ -34,6 +35,20 @@ def unavailable(exc: BaseException) -> StoreUnavailable:
 # SQLSTATEs of text PostgreSQL cannot hold (U+0000 in TEXT or in JSONB): the input's
 # fault, not the database's, so the caller hears 400, not 503.
 _UNSTORABLE = ("22021", "22P05")
+
+
+@cache
+def connection_errors() -> tuple[type[BaseException], ...]:
+    """What says the database could not be reached or went away (down, restarting,
+    shutting down, the network), rather than refused a statement."""
+    import asyncpg
+
+    return (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+            asyncpg.exceptions.OperatorInterventionError)
+
+
+def connection_lost(exc: BaseException) -> bool:
+    return isinstance(exc, connection_errors())
 
 
 def unstorable(exc: BaseException) -> ValidationFailed | None:
