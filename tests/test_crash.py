@@ -71,7 +71,8 @@ async def test_a_lease_outlives_a_crash_and_is_returned_when_it_runs_out(serve, 
     async with http.post(f"{server.url}/queues/jobs/lease", json={"max": 1, "leaseMs": 3000}) as r:
         leased = (await r.json())["jobs"]
     assert [j["id"] for j in leased] == [job_id]
-    expires = _ms(leased[0]["startedAt"]) + 3000  # the lease starts with the attempt
+    expires = _ms(leased[0]["leaseExpiresAt"])
+    assert expires == _ms(leased[0]["startedAt"]) + 3000
     server.kill9()
 
     restarted = serve()

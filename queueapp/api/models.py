@@ -173,6 +173,9 @@ class JobOut(Open):
 
 class LeasedJobOut(JobOut):
     leaseToken: str
+    # When the lease runs out unless a heartbeat extends it (a worker times its
+    # heartbeats by it).
+    leaseExpiresAt: str | None
 
 
 class HeartbeatOut(JobOut):

@@ -37,7 +37,7 @@ def job_out(job: Job) -> dict[str, Any]:
 
 
 def leased_out(job: Job) -> dict[str, Any]:
-    return {**job_out(job), "leaseToken": job.lease_token}
+    return {**job_out(job), "leaseToken": job.lease_token, "leaseExpiresAt": to_iso(job.lease_expires_at)}
 
 
 def heartbeat_out(job: Job) -> dict[str, Any]:
