@@ -471,6 +471,8 @@ async def test_16_the_description_declares_every_answer_and_constraint(serve, ht
                 assert "413" in op["responses"], (method, path)
             if path != "/livez":
                 assert "400" in op["responses"], (method, path)  # a Host not allowed, at least
+    links = spec["paths"]["/queues/jobs/lease"]["post"]["responses"]["200"]["links"]
+    assert links["Complete"]["requestBody"] == {"leaseToken": "$response.body#/jobs/0/leaseToken"}
     zone = spec["components"]["schemas"]["ScheduleSpec"]["properties"]["timezone"]
     assert "Europe/Berlin" in zone["enum"] and "localtime" not in zone["enum"]
     # a bulk body over the size limit is answered as declared

@@ -67,6 +67,9 @@ class Endpoint:
     content_type: str = "application/json"
     body_required: bool = True
     body_content: str | None = None  # a body that is not one JSON document (NDJSON, say)
+    # OpenAPI links of the success answer: which operations take what it returned
+    # (a leased job's id and token), so that a client or a stateful fuzzer can follow.
+    links: dict[str, Any] | None = None
 
 
 class Api:
@@ -92,6 +95,7 @@ class Api:
         content_type: str = "application/json",
         body_required: bool = True,
         body_content: str | None = None,
+        links: dict[str, Any] | None = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Register ``handler`` for ``method path`` and describe it. ``path`` may give a
         parameter its pattern (``{id:[0-9]+}``), so that ``/queues/jobs/bulk`` is never
@@ -103,7 +107,7 @@ class Api:
             all_errors = tuple(sorted(set(errors) | ({400} if body or query else set())))
             self.endpoints.append(Endpoint(
                 method, _ROUTE_REGEX.sub(r"{\1}", path), summary, body, responses, query, all_errors,
-                handler, content_type, body_required, body_content,
+                handler, content_type, body_required, body_content, links,
             ))
             return handler
 
@@ -183,16 +187,23 @@ def _operation(e: Endpoint, refs: dict[Any, Any], auth: bool, bodies: set[Any]) 
             "required": e.body_required,
             "content": {"application/json": {"schema": _ref(e.body)}},
         }
-    responses: dict[str, Any] = {}
-    for status, model in e.responses.items():
-        content = {e.content_type: {"schema": _ref(model) if model else {"type": "string"}}}
-        responses[str(status)] = {"description": "Success", "content": content}
-    for status in _error_statuses(e, auth):
-        responses[str(status)] = {
-            "description": ERROR_TEXT.get(status, "Error"),
-            "content": {"application/json": {"schema": _ref(ErrorOut)}},
-        }
-    op["responses"] = responses
+    op["responses"] = _responses(e, auth, _ref)
     if auth and e.path != "/livez":
         op["security"] = [{"bearer": []}]
     return op
+
+
+def _responses(e: Endpoint, auth: bool, ref: Callable[[type[BaseModel]], dict[str, Any]]) -> dict[str, Any]:
+    """Every answer a route can give: its successes (with their links) and errors."""
+    responses: dict[str, Any] = {}
+    for status, model in e.responses.items():
+        content = {e.content_type: {"schema": ref(model) if model else {"type": "string"}}}
+        responses[str(status)] = {"description": "Success", "content": content}
+        if e.links:
+            responses[str(status)]["links"] = e.links
+    for status in _error_statuses(e, auth):
+        responses[str(status)] = {
+            "description": ERROR_TEXT.get(status, "Error"),
+            "content": {"application/json": {"schema": ref(ErrorOut)}},
+        }
+    return responses

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from ..errors import QueueAppError
@@ -26,9 +28,17 @@ from .spec import QUEUE, Api
 api = Api()
 
 
+def _with_the_lease(operation: str) -> dict[str, Any]:
+    """An OpenAPI link: ``operation`` on the first leased job, with its lease token."""
+    return {"operationId": operation, "parameters": {"id": "$response.body#/jobs/0/id"},
+            "requestBody": {"leaseToken": "$response.body#/jobs/0/leaseToken"},
+            "description": f"{operation} the first job leased, with its lease token"}
+
+
 @api.endpoint("POST", "/queues/jobs/lease",
               "Lease due jobs for an external worker, highest priority first; long-polls with waitMs.",
-              body=LeaseBody, ok=LeaseOut, query=(QUEUE,), errors=(503,), body_required=False)
+              body=LeaseBody, ok=LeaseOut, query=(QUEUE,), errors=(503,), body_required=False,
+              links={op.title(): _with_the_lease(op) for op in ("heartbeat", "complete", "fail", "release")})
 async def lease(request: web.Request) -> web.Response:
     queue = queue_of(request)
     body = await parse(request, LeaseBody, optional=True)
