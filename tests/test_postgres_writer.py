@@ -129,3 +129,17 @@ async def test_one_node_folds_the_count_deltas_as_it_goes(pg_url, pg_conn):
     assert await pg_conn.fetchval("SELECT count(*) FROM job_count_deltas") < FOLD_EVERY + 300
     assert await pg_conn.fetchval("SELECT count(*) FROM job_counts") == 1
     assert await counts.count_states(pg_conn) == {"q": {JobState.WAITING: 3 * FOLD_EVERY}}
+
+
+async def test_durability_means_synchronous_commit_on_postgresql(pg_url):
+    """normal: commits are acknowledged before the server flushes them; full: the
+    server's own setting (on by default)."""
+    from queueapp.store import open_store
+
+    for durability, expected in (("normal", "off"), ("full", "on")):
+        store = open_store(pg_url, durability)
+        await store.open()
+        try:
+            assert await store.submit(lambda conn: conn.fetchval("SHOW synchronous_commit")) == expected
+        finally:
+            await store.close()

@@ -107,7 +107,7 @@ def open_store(db: str, durability: str = "full", lock: DatabaseLock | None = No
     if url is not None:
         from .postgres.store import PostgresStore  # needs asyncpg: the postgres extra
 
-        return PostgresStore(url, cluster=cluster)
+        return PostgresStore(url, cluster=cluster, durability=durability)
     return SqliteStore(parse_location(db), durability, lock=lock)
 
 

@@ -97,10 +97,15 @@ def node_id() -> str:
 
 
 class PostgresStore(Store):
-    def __init__(self, url: str, *, node: str | None = None, pool_size: int = 4, cluster: bool = False) -> None:
+    def __init__(self, url: str, *, node: str | None = None, pool_size: int = 4, cluster: bool = False,
+                 durability: str = "full") -> None:
         """``cluster``: this node serves the database together with others (see
-        ``shared``); otherwise it serves it alone."""
+        ``shared``); otherwise it serves it alone. ``durability`` "normal": the
+        writer's commits are acknowledged before the server has flushed them
+        (``synchronous_commit = off``); "full": the server's own setting (on unless
+        its operator says otherwise)."""
         self.url = url
+        self.durability = durability
         self.node = node or node_id()
         self.cluster = cluster
         self.pool_size = pool_size
@@ -123,6 +128,10 @@ class PostgresStore(Store):
         if not await conn.fetchval(_TAKE[self.cluster], NODE_LOCK):
             await conn.close()
             raise DatabaseInUse(in_use(self.url, self.cluster))
+        if self.durability == "normal":
+            # A crash of the appliance loses nothing acknowledged (the commit reached
+            # the server); one of the server may lose its last moments, as with SQLite.
+            await conn.execute("SET synchronous_commit = off")
         return conn
 
     async def submit(self, write: Any, *args: Any, then: Then = None) -> Any:
