@@ -100,10 +100,7 @@ class PostgresStore(Store):
     def __init__(self, url: str, *, node: str | None = None, pool_size: int = 4, cluster: bool = False,
                  durability: str = "full") -> None:
         """``cluster``: this node serves the database together with others (see
-        ``shared``); otherwise it serves it alone. ``durability`` "normal": the
-        writer's commits are acknowledged before the server has flushed them
-        (``synchronous_commit = off``); "full": the server's own setting (on unless
-        its operator says otherwise)."""
+        ``shared``); otherwise it serves it alone. ``durability``: see _connect_writer."""
         self.url = url
         self.durability = durability
         self.node = node or node_id()
@@ -128,7 +125,7 @@ class PostgresStore(Store):
         if not await conn.fetchval(_TAKE[self.cluster], NODE_LOCK):
             await conn.close()
             raise DatabaseInUse(in_use(self.url, self.cluster))
-        if self.durability == "normal":
+        if self.durability == "normal":  # "full": the server's own synchronous_commit
             # A crash of the appliance loses nothing acknowledged (the commit reached
             # the server); one of the server may lose its last moments, as with SQLite.
             await conn.execute("SET synchronous_commit = off")
