@@ -16,6 +16,7 @@ from typing import Any
 from .config_queues import HEALTH_FIELDS, PerQueue
 from .health import HealthThresholds
 from .networks import parse_allowed_hosts, parse_networks
+from .options import MAX_LEASE_MS, MIN_LEASE_MS
 from .store import check_location, postgres_url
 from .workers.builtin import BUILTIN_JOBS, BuiltinSettings
 from .workers.email import SmtpSettings
@@ -95,8 +96,8 @@ class Config(PerQueue):
     )
     lease_ms: int = setting(
         30_000,
-        "Default lease of a job given to an external worker, in ms.",
-        low=1,
+        "Default lease of a job given to an external worker, in ms (as a lease's leaseMs: 1000 to 86400000).",
+        low=MIN_LEASE_MS, high=MAX_LEASE_MS,
     )
     long_poll_max_ms: int = setting(
         30_000,

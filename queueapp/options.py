@@ -23,6 +23,9 @@ def segment_pattern(allowed: str, allowed_but_dot: str) -> str:
 QUEUE_NAME = re.compile(segment_pattern("A-Za-z0-9_.-", "A-Za-z0-9_-"))
 MAX_QUEUE_NAME = 64
 MAX_DELAY_MS = 10 * 365 * 24 * 3600 * 1000  # ten years: beyond that it is a mistake
+# A lease, however it is given (the lease_ms setting, a lease or heartbeat's leaseMs):
+# a second at least (a worker must be able to answer), a day at most.
+MIN_LEASE_MS, MAX_LEASE_MS = 1000, 24 * 3600 * 1000
 
 # The latest time a job may be due: the dispatcher packs due times into 42 bits.
 LATEST_RUN_AT = 4_102_444_800_000  # 2100-01-01T00:00:00Z

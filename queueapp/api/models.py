@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal, Required
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 from typing_extensions import TypedDict
 
-from ..options import MAX_DELAY_MS, WHOLE, JobName, JobOptions, PriorityFactors, Strict
+from ..options import MAX_DELAY_MS, MAX_LEASE_MS, MIN_LEASE_MS, WHOLE, JobName, JobOptions, PriorityFactors, Strict
 from ..retry import MAX_RETRY_AFTER_MS
 
 MAX_BULK = 10_000
@@ -88,7 +88,7 @@ class ScheduleBody(Strict):
 class LeaseBody(Strict):
     names: Annotated[list[JobName], Field(min_length=1, max_length=100)] | None = None
     max: Annotated[int, Field(ge=1, le=1000), WHOLE] = 1
-    leaseMs: Annotated[int, Field(ge=1000, le=24 * 3600 * 1000), WHOLE] | None = None
+    leaseMs: Annotated[int, Field(ge=MIN_LEASE_MS, le=MAX_LEASE_MS), WHOLE] | None = None
     waitMs: Annotated[int, Field(ge=0, le=30_000), WHOLE] = 0
 
 
@@ -101,7 +101,7 @@ Progress = Annotated[int, Field(ge=0, le=100), WHOLE] | Annotated[float, Field(g
 class HeartbeatBody(Strict):
     leaseToken: LeaseToken
     progress: Progress | dict[str, Any] | None = None
-    leaseMs: Annotated[int, Field(ge=1000, le=24 * 3600 * 1000), WHOLE] | None = None
+    leaseMs: Annotated[int, Field(ge=MIN_LEASE_MS, le=MAX_LEASE_MS), WHOLE] | None = None
 
 
 class CompleteBody(Strict):
