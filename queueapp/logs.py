@@ -76,8 +76,9 @@ def setup_logging(level: str = "info") -> None:
     root.propagate = False
     # aiohttp's access log is one line per request: too much at the default level.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    # The event loop's own errors, in the same format; a failing accept() (out of file
-    # descriptors) once a minute rather than at every attempt.
+    # A loop that cannot reach the store tries again every second: one line of each
+    # kind every ten seconds tells the operator as much.
+    handler.addFilter(ConditionsOncePerInterval(10.0))
     # asyncpg's pool says, with a traceback each time, that it cannot reconnect while
     # the database is down: one line a minute, in the same format, is enough.
     pool_log = logging.getLogger("asyncpg")
@@ -86,6 +87,8 @@ def setup_logging(level: str = "info") -> None:
     floor_log = logging.getLogger("asyncpg.pool")  # a logger's filters see only its own records
     if not any(isinstance(f, OncePerInterval) for f in floor_log.filters):
         floor_log.addFilter(OncePerInterval("connection floor"))
+    # The event loop's own errors, in the same format; a failing accept() (out of file
+    # descriptors) once a minute rather than at every attempt.
     loop_log = logging.getLogger("asyncio")
     loop_log.handlers[:] = [handler]
     loop_log.propagate = False
@@ -117,4 +120,31 @@ class OncePerInterval(logging.Filter):
             record.msg = f"{record.msg} ({self.suppressed} more since the last report)"
             record.args = ()
             self.suppressed = 0
+        return True
+
+
+class ConditionsOncePerInterval(logging.Filter):
+    """Records whose error is a condition (the store unreachable, see
+    ``log_as_conditions``), one of each event per ``interval_s``; the next one let
+    through says how many were held back. Faults of the code always pass."""
+
+    def __init__(self, interval_s: float) -> None:
+        super().__init__()
+        self.interval_s = interval_s
+        self._seen: dict[str, tuple[float, int]] = {}  # event -> (last let through, held back since)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if not isinstance(exc, _conditions):
+            return True
+        event = str(record.__dict__.get("event", record.getMessage()))
+        now = time.monotonic()
+        last, held = self._seen.get(event, (float("-inf"), 0))
+        if now - last < self.interval_s:
+            self._seen[event] = (last, held + 1)
+            return False
+        self._seen[event] = (now, 0)
+        if held:
+            record.msg = f"{record.msg} ({held} more like it since the last report)"
+            record.args = ()
         return True

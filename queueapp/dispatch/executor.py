@@ -79,7 +79,7 @@ class JobExecutor:
                 # here and is stored once it can be; if the process dies first, the
                 # job is still active in the store and recovery retries it.
                 log.error("could not store a job's outcome; will try again",
-                          extra={"event": "job.outcome_deferred", "job": job.id})
+                          extra={"event": "job.outcome_deferred", "job": job.id}, exc_info=True)
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 5.0)
 

@@ -125,7 +125,7 @@ class PostgresShared(SharedStore):
                     connected.set_exception(exc)
                     return
                 log.warning("lost the connection that hears other nodes; connecting again",
-                            extra={"event": "cluster.listen_lost", "error": str(exc)})
+                            extra={"event": "cluster.listen_lost"}, exc_info=exc)
             await asyncio.sleep(LISTEN_RETRY_S)
 
     async def _hear(self, queue_told: Callable[..., None], cancel_told: Callable[..., None],
