@@ -55,15 +55,16 @@ def make_app(
             config.rate_limit, config.rate_burst or config.rate_limit, config.trusted_proxies))
     app = web.Application(middlewares=middlewares, client_max_size=config.max_body_bytes)
     app[CONFIG] = config
+    queues = config.per_queue()
     service = QueueService(
         open_store(config.db, config.durability, lock=lock, cluster=config.clustered),
         registry=registry,
         clock=clock,
-        concurrency=config.concurrency_for,
+        concurrency=queues.concurrency_for,
         lease_ms=config.lease_ms,
-        thresholds_for=config.thresholds_for,
-        group_limits=config.group_limits_for,
-        aging=config.aging_for,
+        thresholds_for=queues.thresholds_for,
+        group_limits=queues.group_limits_for,
+        aging=queues.aging_for,
         alerter=Alerter(config.alert_webhook_url) if config.alert_webhook_url else None,
         monitor_interval_ms=config.monitor_interval_ms,
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from .config_queues import HEALTH_FIELDS, PerQueue
+from .config_queues import HEALTH_PREFIX, QueueSettings
 from .health import HealthThresholds
 from .networks import parse_allowed_hosts, parse_networks
 from .options import MAX_LEASE_MS, MIN_LEASE_MS
@@ -36,7 +36,7 @@ def setting(
 
 
 @dataclass(frozen=True)
-class Config(PerQueue):
+class Config:
     db: str = setting(
         "./queueapp.db",
         "Path of the SQLite database file (created if missing), or postgresql://user@host:5432/dbname.",
@@ -297,6 +297,11 @@ class Config(PerQueue):
         return BuiltinSettings(smtp, self.payment_url, self.payment_token, self.backup_dir,
                                self.backup_keep, self.report_dir, self.http_allowed_hosts, self.callback_secret)
 
+    def per_queue(self) -> QueueSettings:
+        """The settings a queue's ``[queues.NAME]`` table may override, as one value
+        that answers them for any queue."""
+        return QueueSettings({name: getattr(self, name) for name in QUEUE_KEYS}, self.queues, self.stuck_after_ms)
+
     def secrets(self) -> tuple[str, ...]:
         """The values that must never appear in a log line, an answer or a repr."""
         return tuple(getattr(self, s.name) for s in SETTINGS if s.secret and getattr(self, s.name))
@@ -333,7 +338,7 @@ class Config(PerQueue):
 
 def default_thresholds(queue: str) -> HealthThresholds:
     """Health thresholds of the default settings (for the library)."""
-    return Config().thresholds_for(queue)
+    return Config().per_queue().thresholds_for(queue)
 
 
 _KINDS = {"str": str, "int": int, "float": float}
@@ -380,6 +385,5 @@ SETTINGS: tuple[Setting, ...] = tuple(
             f.metadata["low"], f.metadata["high"], f.metadata["secret"])
     for f in fields(Config) if "help" in f.metadata
 )
-HEALTH_KEYS = tuple(s.name for s in SETTINGS if s.name.startswith("health_"))
-assert HEALTH_KEYS == HEALTH_FIELDS, "config_queues.HEALTH_FIELDS names every health_ setting, in order"
+HEALTH_KEYS = tuple(s.name for s in SETTINGS if s.name.startswith(HEALTH_PREFIX))
 QUEUE_KEYS = ("concurrency", "aging_every_ms", "aging_max_levels", *HEALTH_KEYS)

@@ -76,3 +76,21 @@ def test_a_postgresql_database_runs_no_backup_data_by_default():
     assert "backup-data" in Config(db="./q.db").validate().builtin_job_names
     on_postgres = Config(db="postgresql://queueapp@db.internal:5432/jobs?sslmode=require").validate()
     assert "backup-data" not in on_postgres.builtin_job_names and "http" in on_postgres.builtin_job_names
+
+
+def test_a_queues_table_overrides_only_what_it_names_for_that_queue():
+    from queueapp.config import Config
+    from queueapp.flow import Aging, GroupLimits
+
+    config = Config(concurrency=5, aging_every_ms=0, health_waiting_warning=1000, queues={
+        "mail": {"concurrency": 2, "aging_every_ms": 60_000, "health_waiting_warning": 10,
+                 "groups": {"concurrency": 3}}}).validate()
+    queues = config.per_queue()
+    assert (queues.concurrency_for("mail"), queues.concurrency_for("other")) == (2, 5)
+    assert queues.aging_for("mail") == Aging(60_000, 2) and queues.aging_for("other") is None
+    assert queues.group_limits_for("mail") == GroupLimits(concurrency=3)
+    assert queues.group_limits_for("other") == GroupLimits()
+    mail, other = queues.thresholds_for("mail"), queues.thresholds_for("other")
+    assert (mail.waiting_warning, other.waiting_warning) == (10, 1000)
+    assert mail.waiting_critical == other.waiting_critical == config.health_waiting_critical
+    assert mail.stuck_after_ms == config.stuck_after_ms
