@@ -97,54 +97,47 @@ def setup_logging(level: str = "info") -> None:
 
 
 class OncePerInterval(logging.Filter):
-    """Let one record of a kind through per ``interval_s``, counting the rest: the
-    event loop logs a failed accept() (out of file descriptors) at every attempt, and
-    a flood of refused connections must not become a flood of log lines."""
+    """Let one record of each kind through per ``interval_s``, counting the rest; the
+    next one let through says how many were held back. A record of no kind (``kind``
+    answers None) always passes. The event loop logs a failed accept() (out of file
+    descriptors) at every attempt, and a loop that cannot reach the store retries
+    every second: neither must become a flood of log lines."""
 
     def __init__(self, marker: str, interval_s: float = 60.0) -> None:
         super().__init__()
         self.marker = marker
         self.interval_s = interval_s
-        self._last = float("-inf")
-        self.suppressed = 0
+        self._seen: dict[str, tuple[float, int]] = {}  # kind -> (last let through, held back since)
+
+    def kind(self, record: logging.LogRecord) -> str | None:
+        """The records whose message holds ``marker`` are one kind."""
+        return self.marker if self.marker in record.getMessage() else None
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.marker not in record.getMessage():
+        kind = self.kind(record)
+        if kind is None:
             return True
         now = time.monotonic()
-        if now - self._last < self.interval_s:
-            self.suppressed += 1
+        last, held = self._seen.get(kind, (float("-inf"), 0))
+        if now - last < self.interval_s:
+            self._seen[kind] = (last, held + 1)
             return False
-        self._last = now
-        if self.suppressed:
-            record.msg = f"{record.msg} ({self.suppressed} more since the last report)"
+        self._seen[kind] = (now, 0)
+        if held:
+            record.msg = f"{record.msg} ({held} more since the last report)"
             record.args = ()
-            self.suppressed = 0
         return True
 
 
-class ConditionsOncePerInterval(logging.Filter):
+class ConditionsOncePerInterval(OncePerInterval):
     """Records whose error is a condition (the store unreachable, see
-    ``log_as_conditions``), one of each event per ``interval_s``; the next one let
-    through says how many were held back. Faults of the code always pass."""
+    ``log_as_conditions``) are a kind per event; faults of the code always pass."""
 
     def __init__(self, interval_s: float) -> None:
-        super().__init__()
-        self.interval_s = interval_s
-        self._seen: dict[str, tuple[float, int]] = {}  # event -> (last let through, held back since)
+        super().__init__("", interval_s)
 
-    def filter(self, record: logging.LogRecord) -> bool:
+    def kind(self, record: logging.LogRecord) -> str | None:
         exc = record.exc_info[1] if record.exc_info else None
         if not isinstance(exc, _conditions):
-            return True
-        event = str(record.__dict__.get("event", record.getMessage()))
-        now = time.monotonic()
-        last, held = self._seen.get(event, (float("-inf"), 0))
-        if now - last < self.interval_s:
-            self._seen[event] = (last, held + 1)
-            return False
-        self._seen[event] = (now, 0)
-        if held:
-            record.msg = f"{record.msg} ({held} more like it since the last report)"
-            record.args = ()
-        return True
+            return None
+        return str(record.__dict__.get("event", record.getMessage()))
