@@ -167,6 +167,13 @@ async def make_client(
     return make
 
 
+def iso_ms(iso: str) -> int:
+    """An answer's ISO 8601 time (``...Z``) as milliseconds since the epoch."""
+    from datetime import datetime
+
+    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

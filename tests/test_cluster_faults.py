@@ -20,14 +20,13 @@ import os
 import re
 import time
 from collections import Counter
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
 import pytest
-from conftest import ServeProcess, wait_for
+from conftest import ServeProcess, iso_ms, wait_for
 
 HERE = Path(__file__).parent
 ARGS = ("--cluster", "on", "--handlers", "cluster_handlers", "--concurrency", "4",
@@ -51,10 +50,6 @@ def skewed_env(env: dict[str, str]) -> dict[str, str]:
     """A node whose wall clock runs ``SKEW_S`` ahead of the host's (and the
     database's); its monotonic clock is left alone."""
     return {**env, "LD_PRELOAD": str(FAKETIME_LIB), "FAKETIME": f"+{SKEW_S}s", "DONT_FAKE_MONOTONIC": "1"}
-
-
-def _ms(iso: str) -> int:
-    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
 
 
 async def get(http: aiohttp.ClientSession, url: str) -> Any:
@@ -137,11 +132,11 @@ async def _watch_for_seven_seconds(http: aiohttp.ClientSession, a: str, b: str, 
         for job in (await get(http, f"{a}/queues/jobs?queue=work&name=beat&limit=100"))["jobs"]:
             if job["jobId"] not in seen_runs:
                 seen_runs.add(job["jobId"])
-                if _ms(job["jobId"].partition("@")[2]) > time.time() * 1000 + 500:
+                if iso_ms(job["jobId"].partition("@")[2]) > time.time() * 1000 + 500:
                     early_runs.append(job["jobId"])
         _, got = await post(http, f"{b}/queues/jobs/lease?queue=work", {"names": ["later"], "max": 2})
         for job in got["jobs"]:
-            waited = _ms(job["startedAt"]) - _ms(job["createdAt"])
+            waited = iso_ms(job["startedAt"]) - iso_ms(job["createdAt"])
             assert waited >= 4900, f"a job delayed by 5 s started after {waited} ms"
             await post(http, f"{b}/queues/jobs/{job['id']}/complete", {"leaseToken": job["leaseToken"]})
         await asyncio.sleep(0.2)  # a look every 200 ms: the promise is about time itself

@@ -10,7 +10,7 @@ import sys
 import time
 
 import aiohttp
-from conftest import wait_for
+from conftest import iso_ms, wait_for
 
 
 async def _enqueue(http: aiohttp.ClientSession, url: str, n: int) -> list[str]:
@@ -71,8 +71,8 @@ async def test_a_lease_outlives_a_crash_and_is_returned_when_it_runs_out(serve, 
     async with http.post(f"{server.url}/queues/jobs/lease", json={"max": 1, "leaseMs": 3000}) as r:
         leased = (await r.json())["jobs"]
     assert [j["id"] for j in leased] == [job_id]
-    expires = _ms(leased[0]["leaseExpiresAt"])
-    assert expires == _ms(leased[0]["startedAt"]) + 3000
+    expires = iso_ms(leased[0]["leaseExpiresAt"])
+    assert expires == iso_ms(leased[0]["startedAt"]) + 3000
     server.kill9()
 
     restarted = serve()
@@ -89,18 +89,12 @@ async def test_a_lease_outlives_a_crash_and_is_returned_when_it_runs_out(serve, 
     job = await wait_for(returned)
     assert job["attemptsMade"] == 1
     assert "lease expired" in job["error"]
-    assert _ms(job["errors"][-1]["at"]) >= expires  # not returned before its lease ran out
+    assert iso_ms(job["errors"][-1]["at"]) >= expires  # not returned before its lease ran out
     # the old worker's answer is stale now
     async with http.post(f"{restarted.url}/queues/jobs/{job_id}/complete",
                          json={"leaseToken": leased[0]["leaseToken"]}) as r:
         assert r.status == 409
         assert (await r.json())["error"]["code"] == "conflict"
-
-
-def _ms(iso: str) -> int:
-    from datetime import datetime
-
-    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
 
 
 async def test_a_worker_finishes_its_job_across_a_crash(serve, http):

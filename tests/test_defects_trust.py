@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from conftest import free_port, wait_for
+from conftest import free_port, iso_ms, wait_for
 
 AUDIT = ("--audit-interval-ms", "60000")
 SECRET = "whsec-trust-1"
@@ -438,15 +438,9 @@ async def test_4_an_aged_low_job_starts_under_a_steady_stream_of_high_jobs(serve
         served_before.append(job)
     else:
         pytest.fail(f"the LOW job did not start in 20 s; {len(served_before)} HIGH jobs went first")
-    aged_at = _ms(low["createdAt"]) + 2 * every_ms
-    assert not [j for j in served_before if _ms(j["createdAt"]) > aged_at], served_before[-3:]
+    aged_at = iso_ms(low["createdAt"]) + 2 * every_ms
+    assert not [j for j in served_before if iso_ms(j["createdAt"]) > aged_at], served_before[-3:]
     await audit_clean(http, url)
-
-
-def _ms(iso: str) -> int:
-    from datetime import datetime
-
-    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
 
 
 # -- 15. a test run leaves the checkout as it was -----------------------------------------------

@@ -12,10 +12,9 @@ import os
 import random
 import time
 from collections import defaultdict
-from datetime import datetime
 from pathlib import Path
 
-from conftest import wait_for
+from conftest import iso_ms, wait_for
 
 from queueapp.clock import FakeClock
 from queueapp.flow import Aging, GroupLimits
@@ -27,10 +26,6 @@ AUDIT = ("--audit-interval-ms", "60000")
 
 def serve_env(log: Path) -> dict[str, str]:
     return {"PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "GROUP_LOG": str(log)}
-
-
-def ms(iso: str) -> int:
-    return int(datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() * 1000)
 
 
 async def call(http, method: str, url: str, body=None):
@@ -146,7 +141,7 @@ async def test_never_more_than_m_starts_of_a_key_in_any_window(serve, http, tmp_
     await workers
     starts: dict[str, list[int]] = defaultdict(list)
     for job in await all_jobs(http, url, "api", "completed"):
-        starts[job["options"]["group"]].append(ms(job["startedAt"]))
+        starts[job["options"]["group"]].append(iso_ms(job["startedAt"]))
     for key, times in starts.items():
         times.sort()
         assert len(times) == 24
@@ -173,8 +168,8 @@ async def test_a_key_with_ten_jobs_is_not_held_up_by_a_key_with_ten_thousand(ser
     await call(http, "POST", f"{url}/queues/resume?queue=fair")
     await wait_for(lambda: _completed(http, url, "fair", 10_010), timeout=120)
     finished = await all_jobs(http, url, "fair", "completed")
-    last_b = max((ms(j["finishedAt"]), int(j["id"])) for j in finished if j["options"]["group"] == "B")
-    a_before = sum(1 for j in finished if j["options"]["group"] == "A" and (ms(j["finishedAt"]), 0) <= last_b)
+    last_b = max((iso_ms(j["finishedAt"]), int(j["id"])) for j in finished if j["options"]["group"] == "B")
+    a_before = sum(1 for j in finished if j["options"]["group"] == "A" and (iso_ms(j["finishedAt"]), 0) <= last_b)
     assert a_before <= 500, a_before  # within the first 5 % of A's jobs
     await audit_clean(http, url)
 
