@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from queueapp.store import migrate_database
-from queueapp.store.adds import ARRAY_MIN
-from queueapp.store.migrate import available_migrations, migrate
+from queueapp.store.sqlite.adds import ARRAY_MIN
+from queueapp.store.sqlite.migrate import available_migrations, migrate
 
-migrate_module = importlib.import_module("queueapp.store.migrate")  # the package names a function so
+migrate_module = importlib.import_module("queueapp.store.sqlite.migrate")  # the package names a function so
 
 JOB_FIELDS = ("name", "data", "state", "priority", "attempts", "options", "jobId", "queue", "progress",
               "errors", "attemptsMade")
@@ -157,7 +157,7 @@ def test_the_state_check_rewrite_keeps_rows_ids_and_the_rule(tmp_path, monkeypat
     conn.execute("delete from jobs where id = 3")  # the newest id must still never come back
     conn.close()
     assert migrate_database(str(db)) == ["0004_cheaper_state_check", "0005_dashboard", "0006_unique_jobs",
-                                         "0007_expiry_and_blocking", "0008_groups"]
+                                         "0007_expiry_and_blocking", "0008_groups", "0009_job_node"]
     conn = sqlite3.connect(db, isolation_level=None)
     assert conn.execute("select id, data from jobs").fetchall() == [(1, '{"i":0}'), (2, '{"i":1}')]
     conn.execute("insert into jobs (queue, name, state, priority, attempts, created_at, run_at)"

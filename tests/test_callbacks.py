@@ -14,7 +14,7 @@ import time
 from aiohttp import web
 
 from queueapp.retry import Failure
-from queueapp.store.callbacks import CALLBACK_QUEUE
+from queueapp.store.transitions import CALLBACK_QUEUE
 
 SECRET = "whsec-test-1"
 

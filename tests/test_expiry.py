@@ -11,7 +11,7 @@ import pytest
 from queueapp.clock import FakeClock
 from queueapp.model import JobState
 from queueapp.store import SqliteStore, table_problems
-from queueapp.store.connection import connect
+from queueapp.store.sqlite.connection import connect
 
 
 async def test_a_claim_past_the_expiry_ends_the_job_instead_of_starting_it(make_service):

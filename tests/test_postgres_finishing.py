@@ -8,13 +8,13 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
+import pg_steps as steps
 
 from queueapp.model import JobState, NewJob
 from queueapp.retry import Failure
-from queueapp.store.callbacks import CALLBACK_QUEUE
-from queueapp.store.postgres import finishing
 from queueapp.store.postgres import jobs as pg
 from queueapp.store.postgres.adds import add_keyed
+from queueapp.store.transitions import CALLBACK_QUEUE
 
 NOW = 1_800_000_000_000
 
@@ -35,8 +35,8 @@ async def run(pg_conn, job_id: int, ok: bool = True):
                            " attempts_made = attempts_made + 1 WHERE id = $1",
                            job_id, NOW)
         if ok:
-            return await finishing.complete(pg_conn, job_id, "t", {"done": job_id}, NOW + 1)
-        return await finishing.fail(pg_conn, job_id, "t", Failure("broke"), NOW + 1)
+            return await steps.complete(pg_conn, job_id, "t", {"done": job_id}, NOW + 1)
+        return await steps.fail(pg_conn, job_id, "t", Failure("broke"), NOW + 1)
 
 
 async def test_a_fan_in_moves_on_with_its_last_child_and_a_failure_cascades_with_callbacks(pg_conn):
@@ -69,7 +69,7 @@ async def test_removal_policies(pg_conn):
 
 async def test_cancelling_a_dependency_fails_its_dependents(pg_conn):
     dep, child = await added(pg_conn, [new(), new(dependsOn=["#0"])])
-    change = await finishing.cancel(pg_conn, dep, NOW)
+    change = await steps.cancel(pg_conn, dep, NOW)
     assert change.prior is JobState.WAITING and change.job.state is JobState.CANCELLED
     assert [(c.job.id, c.job.error) for c in change.settled] == [(child, f"dependency {dep} cancelled")]
 
@@ -83,7 +83,7 @@ async def test_two_nodes_sweeping_at_once_expire_each_job_once(pg_url, pg_conn):
         got = []
         while True:
             async with c.transaction():
-                changes = await finishing.expire_due(c, NOW + 5, 25)
+                changes = await steps.expire_due(c, NOW + 5, 25)
             if not changes:
                 return got
             got += [ch.job.id for ch in changes]

@@ -9,10 +9,11 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
+import pg_steps as steps
 
 from queueapp.model import JobState, NewJob
 from queueapp.retry import Failure
-from queueapp.store.postgres import cluster, counts, finishing
+from queueapp.store.postgres import cluster, counts
 from queueapp.store.postgres import jobs as pg
 
 NOW = 1_800_000_000_000
@@ -60,18 +61,18 @@ async def test_best_first_names_and_expiry(pg_conn):
 async def test_completion_and_failure_need_the_lease_token(pg_conn):
     a, b = await pg.add_jobs(pg_conn, [job(attempts=2, backoff={"type": "fixed", "delay": 1000}), job(attempts=1)], NOW)
     claimed = {j.id: j for j in await pg.claim_next(pg_conn, "q", None, 2, NOW, 30_000, "n1")}
-    assert await pg.complete_job(pg_conn, a, "stale", 1, NOW) is None
-    retried = await pg.fail_job(pg_conn, a, claimed[a].lease_token, Failure("boom"), NOW)
+    assert await steps.complete_job(pg_conn, a, "stale", 1, NOW) is None
+    retried = await steps.fail_job(pg_conn, a, claimed[a].lease_token, Failure("boom"), NOW)
     assert retried.state is JobState.DELAYED and retried.run_at == NOW + 1000 and retried.lease_token is None
     assert retried.errors[0]["message"] == "boom"
-    assert await pg.fail_job(pg_conn, a, claimed[a].lease_token, Failure("again"), NOW) is None  # stale now
-    done = await pg.complete_job(pg_conn, b, claimed[b].lease_token, {"ok": True}, NOW)
+    assert await steps.fail_job(pg_conn, a, claimed[a].lease_token, Failure("again"), NOW) is None  # stale now
+    done = await steps.complete_job(pg_conn, b, claimed[b].lease_token, {"ok": True}, NOW)
     assert done.state is JobState.COMPLETED and done.result == {"ok": True} and done.finished_at == NOW
     assert await pg.promote_due(pg_conn, NOW + 999, 100) == []
     assert await pg.promote_due(pg_conn, NOW + 1000, 100) == [a]
     again, = await pg.claim_next(pg_conn, "q", None, 5, NOW + 1000, 30_000, "n1")
     assert again.id == a and again.attempts_made == 2
-    failed = await pg.fail_job(pg_conn, a, again.lease_token, Failure("boom"), NOW + 1000)
+    failed = await steps.fail_job(pg_conn, a, again.lease_token, Failure("boom"), NOW + 1000)
     assert failed.state is JobState.FAILED and failed.finished_at == NOW + 1000
     assert await counts.count_states(pg_conn) == {"q": {JobState.COMPLETED: 1, JobState.FAILED: 1}}
 
@@ -79,11 +80,11 @@ async def test_completion_and_failure_need_the_lease_token(pg_conn):
 async def test_a_lease_that_ran_out_is_rescued_once(pg_conn):
     a, = await pg.add_jobs(pg_conn, [job(attempts=3)], NOW)
     leased, = await pg.claim_next(pg_conn, "q", None, 1, NOW, 1000, "n1")
-    assert await finishing.rescue_expired(pg_conn, NOW + 999, "lease expired", 100) == []
-    rescued, = [change.job for change in await finishing.rescue_expired(pg_conn, NOW + 1000, "lease expired", 100)]
+    assert await steps.rescue_expired(pg_conn, NOW + 999, "lease expired", 100) == []
+    rescued, = [change.job for change in await steps.rescue_expired(pg_conn, NOW + 1000, "lease expired", 100)]
     assert rescued.id == a and rescued.state in (JobState.WAITING, JobState.DELAYED)
-    assert await finishing.rescue_expired(pg_conn, NOW + 5000, "lease expired", 100) == []
-    assert await pg.complete_job(pg_conn, a, leased.lease_token, None, NOW + 1001) is None  # the old worker is late
+    assert await steps.rescue_expired(pg_conn, NOW + 5000, "lease expired", 100) == []
+    assert await steps.complete_job(pg_conn, a, leased.lease_token, None, NOW + 1001) is None  # the old worker is late
 
 
 async def test_counts_stay_exact_while_nodes_change_jobs_and_the_leader_folds(pg_url, pg_conn):
@@ -98,9 +99,9 @@ async def test_counts_stay_exact_while_nodes_change_jobs_and_the_leader_folds(pg
             await pg.add_jobs(c, [job(queue=queue, attempts=2) for _ in range(10)], NOW)
             for j in await pg.claim_next(c, queue, None, 7, NOW, 30_000, "n"):
                 if j.id % 3:
-                    await pg.complete_job(c, j.id, j.lease_token, None, NOW)
+                    await steps.complete_job(c, j.id, j.lease_token, None, NOW)
                 else:
-                    await pg.fail_job(c, j.id, j.lease_token, Failure("x"), NOW)
+                    await steps.fail_job(c, j.id, j.lease_token, Failure("x"), NOW)
             await c.execute("DELETE FROM jobs WHERE queue = $1 AND state = 'completed' AND id % 5 = 0", queue)
 
     async def folder(c: asyncpg.Connection) -> int:
@@ -132,24 +133,24 @@ async def test_counts_stay_exact_while_nodes_change_jobs_and_the_leader_folds(pg
 async def test_release_heartbeat_retry_promote_cancel_and_clean(pg_conn):
     a, b, c = await pg.add_jobs(pg_conn, [job(), job(), job(run_at=NOW + 60_000)], NOW)
     first, second = await pg.claim_next(pg_conn, "q", None, 2, NOW, 10_000, "n1")
-    beat = await pg.heartbeat(pg_conn, first.id, first.lease_token, NOW + 5000, 10_000, {"step": 2})
+    beat = await steps.heartbeat(pg_conn, first.id, first.lease_token, NOW + 5000, 10_000, {"step": 2})
     assert beat.lease_expires_at == NOW + 15_000 and beat.progress == {"step": 2}
-    assert await pg.heartbeat(pg_conn, first.id, "stale", NOW + 5000, 10_000, None) is None
-    released = await pg.release_job(pg_conn, first.id, first.lease_token, NOW + 6000)
+    assert await steps.heartbeat(pg_conn, first.id, "stale", NOW + 5000, 10_000, None) is None
+    released = await steps.release_job(pg_conn, first.id, first.lease_token, NOW + 6000)
     assert released.state is JobState.WAITING and released.attempts_made == 0 and released.lease_token is None
-    assert await pg.release_job(pg_conn, first.id, first.lease_token, NOW + 6000) is None
-    failed = await pg.fail_job(pg_conn, second.id, second.lease_token, Failure("no", retry=False), NOW)
+    assert await steps.release_job(pg_conn, first.id, first.lease_token, NOW + 6000) is None
+    failed = await steps.fail_job(pg_conn, second.id, second.lease_token, Failure("no", retry=False), NOW)
     assert failed.state is JobState.FAILED
-    assert await pg.retry_job(pg_conn, a, NOW) is None  # waiting: nothing to retry
-    retried = await pg.retry_job(pg_conn, second.id, NOW + 1)
+    assert await steps.retry_job(pg_conn, a, NOW) is None  # waiting: nothing to retry
+    retried = await steps.retry_job(pg_conn, second.id, NOW + 1)
     assert retried.state is JobState.WAITING and retried.attempts_made == 0 and retried.finished_at is None
-    assert await pg.promote_job(pg_conn, a, NOW) is None
-    promoted = await pg.promote_job(pg_conn, c, NOW + 2)
+    assert await steps.promote_job(pg_conn, a, NOW) is None
+    promoted = await steps.promote_job(pg_conn, c, NOW + 2)
     assert promoted.state is JobState.WAITING and promoted.run_at == NOW + 2
-    cancelled = await pg.cancel_waiting(pg_conn, c, NOW + 3)
-    assert cancelled.state is JobState.CANCELLED and await pg.cancel_waiting(pg_conn, c, NOW + 3) is None
-    assert await pg.clean(pg_conn, "q", JobState.CANCELLED, NOW + 2, None) == 0
-    assert await pg.clean(pg_conn, "q", JobState.CANCELLED, NOW + 3, None) == 1
+    cancelled = await steps.cancel_waiting(pg_conn, c, NOW + 3)
+    assert cancelled.state is JobState.CANCELLED and await steps.cancel_waiting(pg_conn, c, NOW + 3) is None
+    assert await steps.clean(pg_conn, "q", JobState.CANCELLED, NOW + 2, None) == 0
+    assert await steps.clean(pg_conn, "q", JobState.CANCELLED, NOW + 3, None) == 1
     assert await pg.get_job(pg_conn, c) is None
 
 

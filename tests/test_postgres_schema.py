@@ -11,8 +11,8 @@ import asyncpg
 import pytest
 from conftest import database_name
 
-from queueapp.store.migrate import available_migrations
 from queueapp.store.postgres.migrate import migrate
+from queueapp.store.sqlite.migrate import available_migrations
 
 CLAIM = ("SELECT id FROM jobs WHERE queue = $1 AND state = 'waiting' ORDER BY priority, run_at, id"
          " LIMIT $2 FOR UPDATE SKIP LOCKED")

@@ -20,13 +20,13 @@ from .base import (
     added_ids,
     added_jobs,
 )
-from .check import job_count, table_problems
-from .connection import connect
 from .lock import DatabaseInUse, DatabaseLock, NoFileLock
-from .migrate import migrate
 from .postgres.location import postgres_url, shown
 from .shared import NodeSeen, SharedStore
-from .sqlite import SqliteStore, restore_file
+from .sqlite.check import job_count, table_problems
+from .sqlite.connection import connect
+from .sqlite.migrate import migrate
+from .sqlite.store import SqliteStore, restore_file
 
 __all__ = [
     "ELIGIBLE",

@@ -1,21 +1,16 @@
 """Actions on many jobs at once (retry, cancel, promote, delete), chosen by ids or by
-a search, each call one transaction. Write functions run in the writer (first
-argument: the connection, inside the writer's transaction)."""
+a search, each call one transaction: which jobs an action chooses, for both stores
+(the change itself is transitions.act)."""
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from ..model import JobState, dumps
 from ..search import MAX_SCAN, JobSearch
-from .dependencies import Teller, settled_changes
-from .dialect import SQLITE, Dialect
 from .job_reads import Query, condition_sql, order_by, search_where
-from .jobs import COLUMNS, row_to_job
 from .records import Change
-from .unique import kept_from_retry, unique_keys_query
+from .sql.dialect import SQLITE, Dialect
 
 # The states each action applies to; jobs in other states are left alone.
 ELIGIBLE: dict[str, tuple[str, ...]] = {
@@ -23,14 +18,6 @@ ELIGIBLE: dict[str, tuple[str, ...]] = {
     "cancel": ("waiting", "delayed", "blocked"),
     "promote": ("delayed",),
     "delete": ("waiting", "delayed", "blocked", "completed", "failed", "cancelled", "expired"),
-}
-
-_APPLY = {
-    "retry": "UPDATE jobs SET state = 'waiting', attempts_made = 0, run_at = ?2, started_at = NULL,"
-             " finished_at = NULL, result = NULL, progress = '0', expire_at = NULL",
-    "cancel": "UPDATE jobs SET state = 'cancelled', finished_at = ?2",
-    "promote": "UPDATE jobs SET state = 'waiting', run_at = ?2",
-    "delete": "DELETE FROM jobs",
 }
 
 
@@ -110,38 +97,3 @@ def window_end_query(action: str, selection: Selection, dialect: Dialect = SQLIT
 
 def key_of(search: JobSearch, row: tuple[Any, ...]) -> tuple[int, ...]:
     return (row[3], row[0]) if search.by_finish else (row[0],)
-
-
-def act(conn: sqlite3.Connection, action: str, selection: Selection, now: int, limit: int,
-        teller: Teller | None = None) -> Acted:
-    """Apply ``action`` to up to ``limit`` chosen jobs, in one statement."""
-    query = chosen(action, selection, limit + 1)
-    if query is None:
-        return Acted([], None)
-    rows = conn.execute(*query).fetchall()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = key_of(selection.search, rows[-1]) if more else None
-    if not more and selection.search.scans and selection.ids is None:
-        end = conn.execute(*window_end_query(action, selection)).fetchone()
-        next_cursor = None if end is None else key_of(selection.search, end)
-    if not rows:
-        return Acted([], next_cursor)
-    prior = {row[0]: (row[1], row[2]) for row in rows}
-    if action == "retry":
-        for job_id in kept_from_retry(conn.execute(*unique_keys_query(list(prior))).fetchall()):
-            del prior[job_id]
-    states = ", ".join(f"'{s}'" for s in ELIGIBLE[action])
-    done = conn.execute(
-        f"{_APPLY[action]} WHERE id IN (SELECT value FROM json_each(?1)) AND state IN ({states})"
-        f" RETURNING {COLUMNS}",
-        (dumps(list(prior)),) if action == "delete" else (dumps(list(prior)), now),
-    ).fetchall()
-    changes = []
-    for row in sorted(done):
-        job = row_to_job(row)
-        state, run_at = prior[job.id]
-        changes.append(Change(job, JobState(state), deleted=action == "delete", prior_run_at=run_at))
-    if action in ("cancel", "delete"):
-        settled_changes(conn, changes, now, teller)
-    return Acted(changes, next_cursor)

@@ -7,8 +7,8 @@ from typing import Any
 
 from ..model import JobState
 from ..search import FINISHED_STATES, MAX_SCAN, JobSearch
-from .dialect import SQLITE, Dialect
-from .jobs import COLUMNS
+from .sql.dialect import SQLITE, Dialect
+from .sql.jobs import COLUMNS
 
 Query = tuple[str, tuple[Any, ...]]
 

@@ -7,8 +7,8 @@ import sqlite3
 from typing import Any
 
 from ..model import UNFINISHED, NewJob, Schedule, dumps
-from .adds import IdAllocator, add_job_groups
 from .records import Added
+from .sqlite.adds import IdAllocator, add_job_groups
 
 COLUMNS = (
     "queue, name, job_name, data, options, cron, timezone, every_ms, missed, overlap, enabled,"

@@ -1,12 +1,14 @@
-"""A unique key (options.unique) and retries: a retry must never make a second
-unfinished job of one key. The same query and rule serve both stores, for one job
-and for an action on many."""
+"""Keys of an enqueue (options.jobId, options.unique) and retries: the job a key
+keeps, and a retry must never make a second unfinished job of one key. The same
+queries and rules serve both stores, for one job and for an action on many."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from .dialect import SQLITE, Dialect
+from ..model import Job, JobState, NewJob
+from .sql.dialect import SQLITE, Dialect
+from .sql.jobs import COLUMNS
 
 Query = tuple[str, tuple[Any, ...]]
 
@@ -35,3 +37,29 @@ def kept_from_retry(rows: list[tuple[Any, ...]]) -> set[int]:
 def held_key(job_id: int, key: str) -> str:
     return (f"job {job_id}'s unique key {key!r} is held by an unfinished job: retrying it would make two;"
             " retry it once that one has finished")
+
+
+def job_key_query(new: NewJob) -> Query:
+    """The job kept under ``new``'s jobId."""
+    return f"SELECT {COLUMNS} FROM jobs WHERE queue = ? AND job_key = ?", (new.queue, new.job_key)
+
+
+def unique_holder_query(new: NewJob, now: int) -> Query:
+    """The job ``new``'s unique key holds: in one of its states (a blocked job counts
+    as waiting on more), or finished less than ttlMs ago; the newest."""
+    unique = new.unique
+    assert unique is not None
+    held = (*unique.states, "blocked") if "waiting" in unique.states else unique.states
+    marks = ", ".join("?" * len(held))
+    return (f"SELECT {COLUMNS} FROM jobs WHERE queue = ? AND unique_key = ? AND (state IN ({marks})"
+            " OR (state IN ('completed', 'failed', 'cancelled', 'expired') AND finished_at > ?))"
+            " ORDER BY id DESC LIMIT 1", (new.queue, unique.key, *held, now - unique.ttl_ms))
+
+
+def unique_moved(new: NewJob, kept: Job) -> tuple[JobState, int] | None:
+    """Where ``kept`` was before ``new`` debounced it (the dispatcher moves it in
+    time); None when nothing of it is placed anew: replaced, or still blocked."""
+    assert new.unique is not None
+    if new.unique.mode != "debounce" or kept.state is JobState.BLOCKED:
+        return None
+    return kept.state, kept.run_at

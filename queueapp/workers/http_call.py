@@ -22,7 +22,7 @@ import aiohttp
 from yarl import URL
 
 from ..retry import MAX_RETRY_AFTER_MS
-from ..store.callbacks import CALLBACK_QUEUE
+from ..store.transitions import CALLBACK_QUEUE
 from .destinations import DestinationPolicy, DestinationRefused, PolicyResolver
 from .registry import JobContext, JobFailed, RetryLater, UnrecoverableError
 

@@ -19,10 +19,10 @@ from typing import Any
 
 from ...jsonfast import dumps
 from ...model import Job, JobState, NewJob
-from ..adds import job_key_query, unique_holder_query, unique_moved, unique_update
 from ..dependencies import placement, resolve
-from ..dialect import numbered
-from .jobs import COLUMNS, row_to_job
+from ..sql.dialect import POSTGRES, numbered
+from ..sql.jobs import COLUMNS, lock_key, row_to_job, unique_update
+from ..unique import job_key_query, unique_holder_query, unique_moved
 
 _INSERT = (
     "INSERT INTO jobs (queue, name, state, priority, data, options, attempts, job_key, created_at, run_at,"
@@ -79,24 +79,13 @@ async def _insert(conn: Any, new: NewJob, now: int, deps: list[int]) -> Kept:
     return Kept(row_to_job(row), created=True)
 
 
-_KEY_LOCK = "pg_advisory_xact_lock(hashtextextended(length({q}) || ':' || {q} || {k}, 0))"
-
-
-async def lock_unique_keys(conn: Any, ids: list[int]) -> None:
-    """The unique keys of jobs about to be retried, locked as an enqueue locks its
-    key (in one order, so two retries cannot wait on each other), so no enqueue on
-    any node takes a key between the retry's look and its update."""
-    lock = _KEY_LOCK.format(q="queue", k="unique_key")
-    await conn.execute(f"SELECT {lock} FROM (SELECT DISTINCT queue, unique_key FROM jobs WHERE id = ANY($1::bigint[])"
-                       " AND unique_key IS NOT NULL ORDER BY queue, unique_key) AS keys", ids)
-
-
 async def _kept_by_unique(conn: Any, new: NewJob, now: int) -> Kept | None:
     """The job ``new``'s unique key holds (replaced or debounced as its mode says),
     or None: insert ``new``. The key's lock is held until the transaction ends."""
     unique = new.unique
     assert unique is not None
-    await conn.execute(f"SELECT {_KEY_LOCK.format(q='$1', k='$2')}", new.queue, unique.key)
+    lock = lock_key(POSTGRES, new.queue, unique.key)
+    await conn.fetchval(numbered(lock.sql), *lock.params)
     if new.job_key is not None:
         row = await fetch_one(conn, job_key_query(new))
         if row is not None:
@@ -108,10 +97,11 @@ async def _kept_by_unique(conn: Any, new: NewJob, now: int) -> Kept | None:
     if row is None:
         return None
     kept = row_to_job(row)
-    update = unique_update(new, kept, now)
+    update = unique_update(POSTGRES, new, kept, now)
     if update is None:
         return Kept(kept, created=False)
-    return Kept(row_to_job(await fetch_one(conn, update)), created=False, moved=unique_moved(new, kept))
+    stored = await conn.fetchrow(numbered(update.sql), *update.params)
+    return Kept(row_to_job(stored), created=False, moved=unique_moved(new, kept))
 
 
 async def fetch_one(conn: Any, query: tuple[str, tuple[Any, ...]]) -> Any:

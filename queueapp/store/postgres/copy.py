@@ -12,9 +12,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..connection import connect
 from ..lock import DatabaseLock
-from ..migrate import migrate as migrate_sqlite
+from ..sqlite.connection import connect
+from ..sqlite.migrate import migrate as migrate_sqlite
 from .migrate import migrate as migrate_postgres
 
 BATCH = 10_000

@@ -20,9 +20,12 @@ from typing import Any
 
 from ...flow import AGED_CEILING, Aging, Gate, GroupLimits, GroupPolicy
 from ...model import Job
+from .. import transitions
 from ..groups import stored_groups
 from ..records import StoredGroups
+from ..sql.dialect import POSTGRES
 from . import jobs
+from .run import drive
 
 # pg_advisory_xact_lock(class, key) of a queue's grouped claims.
 FLOW_LOCK = 0x7161_6731  # "qag1"
@@ -94,7 +97,7 @@ async def claim(
         None if aging is None else aging.every_ms, None if aging is None else aging.max_levels, AGED_CEILING)]
     if not picked:
         return []
-    return await jobs.claim_ids(conn, picked, now, lease_ms, node)  # in the order picked
+    return await drive(conn, transitions.claim(POSTGRES, picked, now, lease_ms, node))  # in the order picked
 
 
 async def key_counts(conn: Any, queue: str) -> dict[str, tuple[int, int]]:

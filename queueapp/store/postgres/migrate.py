@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..migrate import Migration, available_migrations
+from ..sqlite.migrate import Migration, available_migrations
 
 # pg_advisory_lock key of schema changes: "queueapp" in ASCII, folded into 63 bits.
 MIGRATION_LOCK = int.from_bytes(b"queueapp", "big") & (2**63 - 1)

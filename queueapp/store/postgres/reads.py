@@ -12,7 +12,6 @@ from ...jsonfast import loads
 from ...model import Job, JobState, Schedule
 from ...search import MAX_SCAN, JobPage, JobSearch
 from .. import job_reads as reads
-from ..dialect import POSTGRES, numbered
 from ..groups import KEYS, POLICIES, stored_groups
 from ..history import read_query, rows_to_tallies
 from ..records import (
@@ -26,6 +25,7 @@ from ..records import (
 )
 from ..schedules import COLUMNS as SCHEDULE_COLUMNS
 from ..schedules import row_to_schedule
+from ..sql.dialect import POSTGRES, numbered
 from .jobs import COLUMNS, row_to_job
 
 _STATES = {s.value: s for s in JobState}

@@ -12,16 +12,17 @@ import socket
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from ...errors import Conflict, NotFound, StoreUnavailable
+from ...errors import StoreUnavailable
 from ...flow import GroupLimits, KeyChange, KeySettings
 from ...history import Tally
+from ...jsonfast import dumps
 from ...logs import log_as_conditions
 from ...model import Job, JobState, NewJob, Schedule
 from ...retry import Failure
 from ...search import JobPage, JobSearch
+from .. import transitions
 from ..actions import Acted, Selection, count_query
 from ..base import Store, Then
-from ..dialect import POSTGRES
 from ..lock import DatabaseInUse
 from ..records import (
     Added,
@@ -34,11 +35,12 @@ from ..records import (
     StoredGroups,
     TableSnapshot,
 )
-from ..unique import held_key, kept_from_retry, unique_keys_query
-from . import finishing, jobs, reads, upkeep, writes
-from .adds import add_keyed, lock_unique_keys
+from ..sql.dialect import POSTGRES
+from . import jobs, reads, upkeep, writes
+from .adds import add_keyed
 from .location import shown
 from .migrate import migrate
+from .run import complete_merged, complete_one, run
 from .schedules import fire
 from .shared import PostgresShared
 from .writer import OrderedWriter, connection_errors, connection_lost, unstorable
@@ -183,52 +185,55 @@ class PostgresStore(Store):
 
     async def claim_jobs(self, ids: list[int], now: int, lease_ms: int | None, *,
                          taken_at: list[int] | None = None, then: Then = None) -> list[Job]:
-        return await self._writer.submit(jobs.claim_ids, ids, now, lease_ms, self.node, taken_at, then=then)
+        return await self._writer.submit(run, transitions.claim, ids, now, lease_ms, self.node, taken_at, then=then)
 
     async def expire_jobs(self, now: int, limit: int, *, then: Then = None) -> list[Change]:
-        return await self._writer.submit(finishing.expire_due, now, limit, then=then)
+        return await self._writer.submit(run, transitions.expire, now, limit, then=then)
 
     async def settle_ended(self, job_id: int, state: str, now: int, *, then: Then = None) -> list[Change]:
-        return await self._writer.submit(finishing.settle, job_id, state, now, then=then)
+        return await self._writer.submit(run, transitions.settle, job_id, state, now, then=then)
 
     async def settle_lingering(self, now: int) -> int:
-        return await self._writer.submit(finishing.settle_lingering, now)
+        return await self._writer.submit(run, transitions.settle_lingering, now)
 
     async def promote_jobs(self, due: list[tuple[int, int]], now: int, *, then: Then = None) -> list[int]:
-        return await self._writer.submit(jobs.promote_taken, due, then=then)
+        return await self._writer.submit(run, transitions.promote_taken, due, then=then)
 
     async def complete_job(self, job_id: int, token: str, result: Any, now: int, *, durable: bool = True,
                            then: Then = None) -> Change | None:
-        return await self._writer.submit(finishing.complete, job_id, token, result, now, then=then,
-                                         merge=finishing.complete_merged)
+        # Encoded here: a result that is not JSON fails its own caller only.
+        return await self._writer.submit(complete_one, job_id, token, dumps(result), now, then=then,
+                                         merge=complete_merged)
 
     async def complete_jobs(self, items: list[tuple[int, str, Any]], now: int, *,
                             then: Then = None) -> list[Change | None]:
-        return await self._writer.submit(finishing.complete_many, items, now, then=then)
+        completions = [(job_id, token, dumps(result), now) for job_id, token, result in items]
+        return await self._writer.submit(run, transitions.complete, completions, then=then)
 
     async def fail_job(self, job_id: int, token: str, failure: Failure, now: int, *, durable: bool = True,
                        then: Then = None) -> Change | None:
-        return await self._writer.submit(finishing.fail, job_id, token, failure, now, then=then)
+        return await self._writer.submit(run, transitions.fail, job_id, token, failure, now, then=then)
 
     async def release_job(self, job_id: int, token: str, now: int, *, then: Then = None) -> Change | None:
-        return await self._writer.submit(_release, job_id, token, now, then=then)
+        return await self._writer.submit(run, transitions.release, job_id, token, now, then=then)
 
     async def cancel_job(self, job_id: int, now: int, *, then: Then = None) -> Change:
-        return await self._writer.submit(finishing.cancel, job_id, now, then=then)
+        return await self._writer.submit(run, transitions.cancel, job_id, now, then=then)
 
     async def retry_job(self, job_id: int, now: int, *, then: Then = None) -> Change:
-        return await self._writer.submit(_retry, job_id, now, then=then)
+        return await self._writer.submit(run, transitions.retry, job_id, now, then=then)
 
     async def promote_job(self, job_id: int, now: int, *, then: Then = None) -> Change:
-        return await self._writer.submit(_promote, job_id, now, then=then)
+        return await self._writer.submit(run, transitions.promote, job_id, now, then=then)
 
     async def heartbeat(self, job_id: int, token: str, now: int, lease_ms: int | None, progress: Any, *,
                         then: Then = None) -> Job | None:
-        return await self._writer.submit(jobs.heartbeat, job_id, token, now, lease_ms, progress, then=then)
+        return await self._writer.submit(run, transitions.heartbeat, job_id, token, now, lease_ms, progress,
+                                         then=then)
 
     async def rescue_active(self, now: int, failure: Failure, leases: list[tuple[int, str]], *,
                             then: Then = None) -> list[Change]:
-        return await self._writer.submit(finishing.rescue, now, failure, leases, then=then)
+        return await self._writer.submit(run, transitions.rescue, now, failure, leases, then=then)
 
     async def unowned_active(self, now: int) -> tuple[list[Job], list[Job]]:
         active = await self.pooled(reads.all_active)
@@ -240,14 +245,14 @@ class PostgresStore(Store):
 
     async def clean(self, queue: str, state: JobState, finished_before: int, limit: int | None, *,
                     then: Then = None) -> int:
-        return await self._writer.submit(jobs.clean, queue, state, finished_before, limit, then=then)
+        return await self._writer.submit(run, transitions.clean, queue, state, finished_before, limit, then=then)
 
     async def ensure_queue(self, queue: str, now: int) -> None:
         await self._writer.submit(writes.ensure_queue, queue, now)
 
     async def act_on_jobs(self, action: str, selection: Selection, now: int, limit: int, *,
                           then: Then = None) -> Acted:
-        return await self._writer.submit(writes.act, action, selection, now, limit, then=then)
+        return await self._writer.submit(run, transitions.act, action, selection, now, limit, then=then)
 
     async def set_group_policy(self, queue: str, limits: GroupLimits | None, now: int, *,
                                then: Then = None) -> None:
@@ -360,40 +365,3 @@ async def _add_plain(conn: Any, calls: list[tuple[Any, ...]]) -> list[list[Added
     groups = [(new_jobs, now) for new_jobs, now in calls]
     return [[Added.fresh(job_id, new, now) for job_id, new in zip(ids, new_jobs, strict=True)]
             for ids, (new_jobs, now) in zip(await jobs.add_job_groups(conn, groups), groups, strict=True)]
-
-
-async def _release(conn: Any, job_id: int, token: str, now: int) -> Change | None:
-    job = await jobs.release_job(conn, job_id, token, now)
-    return None if job is None else Change(job, JobState.ACTIVE)
-
-
-_RETRYABLE = (JobState.FAILED, JobState.CANCELLED, JobState.EXPIRED)
-
-
-async def _locked(conn: Any, job_id: int) -> Job | None:
-    """The job, its row locked until the transaction ends (other nodes write too)."""
-    row = await conn.fetchrow(f"SELECT {jobs.COLUMNS} FROM jobs WHERE id = $1 FOR UPDATE", job_id)
-    return None if row is None else jobs.row_to_job(row)
-
-
-async def _retry(conn: Any, job_id: int, now: int) -> Change:
-    await lock_unique_keys(conn, [job_id])
-    prior = await _locked(conn, job_id)
-    if prior is None:
-        raise NotFound(f"no job with id {job_id}")
-    if prior.state in _RETRYABLE and kept_from_retry(await reads.fetch(conn, *unique_keys_query([job_id], POSTGRES))):
-        raise Conflict(held_key(job_id, prior.options["unique"]["key"]))
-    job = await jobs.retry_job(conn, job_id, now)
-    if job is None:
-        raise Conflict(f"only failed, cancelled or expired jobs can be retried; job {job_id} is {prior.state}")
-    return Change(job, prior.state)
-
-
-async def _promote(conn: Any, job_id: int, now: int) -> Change:
-    prior = await _locked(conn, job_id)
-    if prior is None:
-        raise NotFound(f"no job with id {job_id}")
-    job = await jobs.promote_job(conn, job_id, now)
-    if job is None:
-        raise Conflict(f"only delayed jobs can be promoted; job {job_id} is {prior.state}")
-    return Change(job, JobState.DELAYED, prior_run_at=prior.run_at)

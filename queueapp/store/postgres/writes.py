@@ -1,6 +1,6 @@
-"""The rest of the writes on PostgreSQL, each inside the ordered writer's
-transaction (writer.py): actions on many jobs, queue and group settings, schedules,
-and the metrics history. Each does what the SQLite store's module of the same
+"""The writes on PostgreSQL besides the jobs', each inside the ordered writer's
+transaction (writer.py): queue and group settings, schedules, and the metrics
+history. Each does what the SQLite store's module of the same
 concern does (actions.py, groups.py, schedules.py, history.py)."""
 
 from __future__ import annotations
@@ -10,63 +10,13 @@ from typing import Any
 from ...flow import GroupLimits, KeyChange, KeySettings
 from ...history import HOUR_MS, MINUTE_MS, Tally
 from ...jsonfast import dumps
-from ...model import JobState, Schedule
-from ..actions import ELIGIBLE, Acted, Selection, chosen, key_of, window_end_query
-from ..dialect import POSTGRES, numbered
+from ...model import Schedule
 from ..groups import key_change_queries, key_settings
 from ..history import COLUMNS as HISTORY_COLUMNS
 from ..history import by_hour, tally
-from ..records import Change
 from ..schedules import COLUMNS as SCHEDULE_COLUMNS
 from ..schedules import row_to_schedule
-from ..unique import kept_from_retry, unique_keys_query
-from .adds import lock_unique_keys
-from .finishing import follow
-from .jobs import COLUMNS, row_to_job
-from .reads import fetch
-
-_APPLY = {
-    "retry": "UPDATE jobs SET state = 'waiting', attempts_made = 0, run_at = $2, started_at = NULL,"
-             " finished_at = NULL, result = NULL, progress = '0', expire_at = NULL",
-    "cancel": "UPDATE jobs SET state = 'cancelled', finished_at = $2",
-    "promote": "UPDATE jobs SET state = 'waiting', run_at = $2",
-}
-
-
-async def act(conn: Any, action: str, selection: Selection, now: int, limit: int) -> Acted:
-    """Apply ``action`` to up to ``limit`` chosen jobs, in one statement."""
-    query = chosen(action, selection, limit + 1, POSTGRES)
-    if query is None:
-        return Acted([], None)
-    rows = await fetch(conn, *query)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = key_of(selection.search, tuple(rows[-1])) if more else None
-    if not more and selection.search.scans and selection.ids is None:
-        end = await fetch(conn, *window_end_query(action, selection, POSTGRES))
-        next_cursor = key_of(selection.search, tuple(end[0])) if end else None
-    if not rows:
-        return Acted([], next_cursor)
-    prior = {row[0]: (row[1], row[2]) for row in rows}
-    if action == "retry":
-        await lock_unique_keys(conn, list(prior))
-        for job_id in kept_from_retry(await fetch(conn, *unique_keys_query(list(prior), POSTGRES))):
-            del prior[job_id]
-    states = list(ELIGIBLE[action])
-    if action == "delete":
-        done = await conn.fetch(f"DELETE FROM jobs WHERE id = ANY($1::bigint[]) AND state = ANY($2::text[])"
-                                f" RETURNING {COLUMNS}", list(prior), states)
-    else:
-        done = await conn.fetch(f"{_APPLY[action]} WHERE id = ANY($1::bigint[]) AND state = ANY($3::text[])"
-                                f" RETURNING {COLUMNS}", list(prior), now, states)
-    changes = []
-    for job in sorted((row_to_job(r) for r in done), key=lambda j: j.id):
-        state, run_at = prior[job.id]
-        changes.append(Change(job, JobState(state), deleted=action == "delete", prior_run_at=run_at))
-    if action in ("cancel", "delete"):
-        for change in changes:
-            await follow(conn, change, "deleted" if change.deleted else "cancelled", now)
-    return Acted(changes, next_cursor)
+from ..sql.dialect import numbered
 
 
 async def set_paused(conn: Any, queue: str, paused: bool, now: int) -> None:

@@ -10,20 +10,19 @@ from typing import Any
 
 import aiosqlite
 
-from ..flow import GroupLimits, KeyChange, KeySettings
-from ..history import Tally
-from ..jsonfast import loads
-from ..model import Job, JobState, NewJob, Schedule, dumps
-from ..retry import Failure
-from ..search import MAX_SCAN, JobPage, JobSearch
-from . import actions, adds, callbacks, dependencies
-from . import groups as groups_sql
-from . import history as history_sql
-from . import job_reads as reads
-from . import jobs as sql
-from . import schedules as schedules_sql
-from .actions import Acted, Selection
-from .base import (
+from ...flow import GroupLimits, KeyChange, KeySettings
+from ...history import Tally
+from ...jsonfast import loads
+from ...model import Job, JobState, NewJob, Schedule, dumps
+from ...retry import Failure
+from ...search import MAX_SCAN, JobPage, JobSearch
+from .. import actions, transitions
+from .. import groups as groups_sql
+from .. import history as history_sql
+from .. import job_reads as reads
+from .. import schedules as schedules_sql
+from ..actions import Acted, Selection
+from ..base import (
     Added,
     Change,
     CommitStats,
@@ -37,9 +36,13 @@ from .base import (
     TableSnapshot,
     Then,
 )
+from ..lock import DatabaseLock
+from ..sql.jobs import row_to_job
+from . import adds
+from . import reads as writer_reads
 from .connection import READER_PRAGMAS, connect
-from .lock import DatabaseLock
 from .migrate import migrate
+from .run import complete_merged, run
 from .writer import GroupCommitWriter
 
 
@@ -55,7 +58,6 @@ class SqliteStore(Store):
         self._writer = GroupCommitWriter(lambda: connect(self.path, durability), fsync=durability == "full")
         self._reader: aiosqlite.Connection | None = None
         self._ids: adds.IdAllocator | None = None
-        self._callbacks: callbacks.Callbacks | None = None
 
     @property
     def commit_stats(self) -> CommitStats:  # type: ignore[override]
@@ -72,7 +74,6 @@ class SqliteStore(Store):
             return adds.IdAllocator(conn)
 
         self._ids = await self._writer.run_sync(load_ids)
-        self._callbacks = callbacks.Callbacks(self._ids)
         self._reader = await aiosqlite.connect(str(self.path), isolation_level=None)
         for pragma in READER_PRAGMAS:
             await self._reader.execute(pragma)
@@ -100,21 +101,20 @@ class SqliteStore(Store):
         then: Then = None,
     ) -> list[Job]:
         # A claim for this process's own handlers is told to nobody (see the writer).
-        return await self._writer.submit(
-            sql.claim_jobs, ids, now, lease_ms, taken_at, durable=lease_ms is not None, then=then
-        )
+        return await self._writer.submit(run, self._ids, transitions.claim, ids, now, lease_ms, None, taken_at,
+                                         durable=lease_ms is not None, then=then)
 
     async def expire_jobs(self, now: int, limit: int, *, then: Then = None) -> list[Change]:
-        return await self._writer.submit(dependencies.expire_jobs, now, limit, self._callbacks, then=then)
+        return await self._writer.submit(run, self._ids, transitions.expire, now, limit, then=then)
 
     async def settle_ended(self, job_id: int, state: str, now: int, *, then: Then = None) -> list[Change]:
-        return await self._writer.submit(dependencies.settle, job_id, state, now, then=then)
+        return await self._writer.submit(run, self._ids, transitions.settle, job_id, state, now, then=then)
 
     async def settle_lingering(self, now: int) -> int:
-        return await self._writer.submit(dependencies.settle_lingering, now)
+        return await self._writer.submit(run, self._ids, transitions.settle_lingering, now)
 
     async def promote_jobs(self, due: list[tuple[int, int]], now: int, *, then: Then = None) -> list[int]:
-        return await self._writer.submit(sql.promote_jobs, due, now, durable=False, then=then)
+        return await self._writer.submit(run, self._ids, transitions.promote_taken, due, durable=False, then=then)
 
     async def complete_job(
         self, job_id: int, token: str, result: Any, now: int, *, durable: bool = True,
@@ -123,54 +123,53 @@ class SqliteStore(Store):
         # Encoded here: a result that is not JSON fails its own caller, never the
         # others' completions merged with it.
         completion = (job_id, token, dumps(result), now)
-        return await self._writer.submit_merged(sql.complete_jobs, completion, self._callbacks, durable=durable,
-                                                then=then)
+        return await self._writer.submit_merged(complete_merged, completion, self._ids, durable=durable, then=then)
 
     async def complete_jobs(
         self, items: list[tuple[int, str, Any]], now: int, *, then: Then = None
     ) -> list[Change | None]:
         completions = [(job_id, token, dumps(result), now) for job_id, token, result in items]
-        return await self._writer.submit(sql.complete_jobs, completions, self._callbacks, then=then)
+        return await self._writer.submit(complete_merged, completions, self._ids, then=then)
 
     async def fail_job(
         self, job_id: int, token: str, failure: Failure, now: int, *, durable: bool = True,
         then: Then = None,
     ) -> Change | None:
-        return await self._writer.submit(
-            sql.fail_job, job_id, token, failure, now, self._callbacks, durable=durable, then=then
-        )
+        return await self._writer.submit(run, self._ids, transitions.fail, job_id, token, failure, now,
+                                         durable=durable, then=then)
 
     async def release_job(self, job_id: int, token: str, now: int, *, then: Then = None) -> Change | None:
-        return await self._writer.submit(sql.release_job, job_id, token, now, savepoint=False, then=then)
+        return await self._writer.submit(run, self._ids, transitions.release, job_id, token, now, savepoint=False,
+                                         then=then)
 
     async def cancel_job(self, job_id: int, now: int, *, then: Then = None) -> Change:
-        return await self._writer.submit(dependencies.cancel_job, job_id, now, self._callbacks, then=then)
+        return await self._writer.submit(run, self._ids, transitions.cancel, job_id, now, then=then)
 
     async def retry_job(self, job_id: int, now: int, *, then: Then = None) -> Change:
-        return await self._writer.submit(sql.retry_job, job_id, now, then=then)
+        return await self._writer.submit(run, self._ids, transitions.retry, job_id, now, then=then)
 
     async def promote_job(self, job_id: int, now: int, *, then: Then = None) -> Change:
-        return await self._writer.submit(sql.promote_job, job_id, now, then=then)
+        return await self._writer.submit(run, self._ids, transitions.promote, job_id, now, then=then)
 
     async def heartbeat(
         self, job_id: int, token: str, now: int, lease_ms: int | None, progress: Any, *,
         then: Then = None,
     ) -> Job | None:
         return await self._writer.submit(
-            sql.heartbeat, job_id, token, now, lease_ms, progress, savepoint=False,
+            run, self._ids, transitions.heartbeat, job_id, token, now, lease_ms, progress, savepoint=False,
             durable=lease_ms is not None, then=then,  # in-process progress is told to nobody
         )
 
     async def rescue_active(
         self, now: int, failure: Failure, leases: list[tuple[int, str]], *, then: Then = None
     ) -> list[Change]:
-        return await self._writer.submit(sql.rescue_active, now, failure, leases, self._callbacks, then=then)
+        return await self._writer.submit(run, self._ids, transitions.rescue, now, failure, leases, then=then)
 
     async def unowned_active(self, now: int) -> tuple[list[Job], list[Job]]:
-        return await self._writer.submit(sql.unowned_active, now, savepoint=False, durable=False)
+        return await self._writer.submit(writer_reads.unowned_active, now, savepoint=False, durable=False)
 
     async def snapshot(self, *, then: Then = None) -> TableSnapshot:
-        return await self._writer.submit(sql.snapshot, savepoint=False, durable=False, then=then)
+        return await self._writer.submit(writer_reads.snapshot, savepoint=False, durable=False, then=then)
 
     async def set_paused(self, queue: str, paused: bool, now: int) -> None:
         await self._writer.submit(_set_paused, queue, paused, now)
@@ -196,12 +195,13 @@ class SqliteStore(Store):
         self, queue: str, state: JobState, finished_before: int, limit: int | None, *,
         then: Then = None,
     ) -> int:
-        return await self._writer.submit(sql.clean, queue, state, finished_before, limit, then=then)
+        return await self._writer.submit(run, self._ids, transitions.clean, queue, state, finished_before, limit,
+                                         then=then)
 
     async def act_on_jobs(
         self, action: str, selection: Selection, now: int, limit: int, *, then: Then = None
     ) -> Acted:
-        return await self._writer.submit(actions.act, action, selection, now, limit, self._callbacks, then=then)
+        return await self._writer.submit(run, self._ids, transitions.act, action, selection, now, limit, then=then)
 
     async def failure_groups(self, queue: str, limit: int) -> list[dict[str, Any]]:
         rows = await self._fetchall(*reads.failure_groups_query(queue, limit))
@@ -290,10 +290,10 @@ class SqliteStore(Store):
 
     async def get_job(self, job_id: int) -> Job | None:
         rows = await self._fetchall(*reads.get_query(job_id))
-        return sql.row_to_job(rows[0]) if rows else None
+        return row_to_job(rows[0]) if rows else None
 
     async def search_jobs(self, search: JobSearch) -> JobPage:
-        jobs = [sql.row_to_job(r) for r in await self._fetchall(*reads.search_query(search))]
+        jobs = [row_to_job(r) for r in await self._fetchall(*reads.search_query(search))]
         last = search.key_of(jobs[-1]) if len(jobs) == search.limit else None
         if not search.scans:
             return JobPage(jobs, last)
@@ -304,10 +304,10 @@ class SqliteStore(Store):
         return JobPage(jobs, tuple(edge[0]) if edge else None, scanned)
 
     async def failed_jobs(self, queue: str, limit: int) -> list[Job]:
-        return [sql.row_to_job(r) for r in await self._fetchall(*reads.failed_query(queue, limit))]
+        return [row_to_job(r) for r in await self._fetchall(*reads.failed_query(queue, limit))]
 
     async def active_jobs(self, queue: str) -> list[Job]:
-        return [sql.row_to_job(r) for r in await self._fetchall(*reads.active_query(queue))]
+        return [row_to_job(r) for r in await self._fetchall(*reads.active_query(queue))]
 
     async def pending_jobs(self, batch: int = 10_000) -> AsyncIterator[list[PendingJob]]:
         assert self._reader is not None, "store is not open"

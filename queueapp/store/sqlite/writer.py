@@ -39,8 +39,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ..errors import QueueAppError, StoreUnavailable
-from .records import CommitStats
+from ...errors import QueueAppError, StoreUnavailable
+from ..records import CommitStats
 
 T = TypeVar("T")
 

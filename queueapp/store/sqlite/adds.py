@@ -1,6 +1,6 @@
-"""SQL that adds jobs: ids, and inserts of one caller's jobs or many callers' at
-once. Write functions run in the writer (first argument: the connection, inside the
-writer's transaction)."""
+"""Enqueues on SQLite: ids drawn in the writer, and inserts of one caller's jobs or
+many callers' at once. Write functions run in the writer (first argument: the
+connection, inside the writer's transaction)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
-from ..jsonfast import dumps_bytes
-from ..model import Job, JobState, NewJob, dumps
-from . import dependencies
-from .jobs import COLUMNS, row_to_job
-from .records import Added, AddedRun
+from ...jsonfast import dumps_bytes
+from ...model import NewJob, dumps
+from ..dependencies import placement, resolve
+from ..records import Added, AddedRun
+from ..sql.dialect import SQLITE
+from ..sql.jobs import COLUMNS, row_to_job, unique_update
+from ..unique import job_key_query, unique_holder_query, unique_moved
 
 # -- ids ------------------------------------------------------------------------------
 
@@ -149,8 +151,8 @@ def _add_jobs(
             if plain_rows:  # the jobs it may name must be in the table first
                 conn.executemany(_INSERT, plain_rows)
                 plain_rows.clear()
-            deps = dependencies.resolve(new.depends_on, index, results)
-            results[index] = dependencies.add_dependent(conn, ids.take(), new, deps, now)
+            deps = resolve(new.depends_on, index, results)
+            results[index] = add_dependent(conn, ids.take(), new, deps, now)
             continue
         job_id = ids.take()
         state, run_at = new.placed(now)
@@ -167,53 +169,6 @@ def _add_jobs(
     return results  # type: ignore[return-value]
 
 
-Query = tuple[str, tuple[Any, ...]]
-
-
-def job_key_query(new: NewJob) -> Query:
-    """The job kept under ``new``'s jobId."""
-    return f"SELECT {COLUMNS} FROM jobs WHERE queue = ? AND job_key = ?", (new.queue, new.job_key)
-
-
-def unique_holder_query(new: NewJob, now: int) -> Query:
-    """The job ``new``'s unique key holds: in one of its states (a blocked job counts
-    as waiting on more), or finished less than ttlMs ago; the newest."""
-    unique = new.unique
-    assert unique is not None
-    held = (*unique.states, "blocked") if "waiting" in unique.states else unique.states
-    marks = ", ".join("?" * len(held))
-    return (f"SELECT {COLUMNS} FROM jobs WHERE queue = ? AND unique_key = ? AND (state IN ({marks})"
-            " OR (state IN ('completed', 'failed', 'cancelled', 'expired') AND finished_at > ?))"
-            " ORDER BY id DESC LIMIT 1", (new.queue, unique.key, *held, now - unique.ttl_ms))
-
-
-def unique_update(new: NewJob, kept: Job, now: int) -> Query | None:
-    """What ``new``'s unique mode changes of the ``kept`` job: ``replace`` its data,
-    ``debounce`` its data and run time (when the new job would have run); None:
-    ``reject``, or a kept job already running or finished, answered as it is. A
-    blocked kept job counts as waiting: it takes the new data (and, debounced, the new
-    time, at which it runs once its dependencies are done) and stays blocked."""
-    assert new.unique is not None
-    if new.unique.mode == "reject" or kept.state not in (JobState.WAITING, JobState.DELAYED, JobState.BLOCKED):
-        return None
-    if new.unique.mode == "replace":
-        return f"UPDATE jobs SET data = ? WHERE id = ? RETURNING {COLUMNS}", (dumps(new.data), kept.id)
-    state, run_at = new.placed(now)
-    if kept.state is JobState.BLOCKED:
-        state = JobState.BLOCKED
-    return (f"UPDATE jobs SET data = ?, state = ?, run_at = ? WHERE id = ? RETURNING {COLUMNS}",
-            (dumps(new.data), state.value, run_at, kept.id))
-
-
-def unique_moved(new: NewJob, kept: Job) -> tuple[JobState, int] | None:
-    """Where ``kept`` was before ``new`` debounced it (the dispatcher moves it in
-    time); None when nothing of it is placed anew: replaced, or still blocked."""
-    assert new.unique is not None
-    if new.unique.mode != "debounce" or kept.state is JobState.BLOCKED:
-        return None
-    return kept.state, kept.run_at
-
-
 def _kept(conn: sqlite3.Connection, new: NewJob, now: int) -> Added | None:
     """The job kept instead of ``new``: the one with its jobId, or the one its unique
     key holds (replaced or debounced as its mode says); None: insert ``new``."""
@@ -227,7 +182,30 @@ def _kept(conn: sqlite3.Connection, new: NewJob, now: int) -> Added | None:
     if row is None:
         return None
     kept = row_to_job(row)
-    update = unique_update(new, kept, now)
+    update = unique_update(SQLITE, new, kept, now)
     if update is None:
         return Added(kept, created=False)
-    return Added(row_to_job(conn.execute(*update).fetchone()), created=False, moved=unique_moved(new, kept))
+    stored = conn.execute(update.sql, update.params).fetchone()
+    return Added(row_to_job(stored), created=False, moved=unique_moved(new, kept))
+
+
+_INSERT_DEPENDENT = (
+    "INSERT INTO jobs (id, queue, name, state, priority, data, options, attempts, job_key, created_at, run_at,"
+    " unique_key, expire_at, finished_at, error, group_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f" RETURNING {COLUMNS}"
+)
+
+
+def add_dependent(conn: sqlite3.Connection, job_id: int, new: NewJob, deps: list[int], now: int) -> Added:
+    """Insert ``new`` as ``job_id`` as its placement says, with its edges."""
+    marks = ", ".join("?" * len(deps))
+    states = dict(conn.execute(f"SELECT id, state FROM jobs WHERE id IN ({marks})", deps).fetchall())
+    p = placement(new, deps, states, now)
+    row = conn.execute(_INSERT_DEPENDENT, (
+        job_id, new.queue, new.name, p.state.value, new.priority, dumps(new.data), dumps(p.options), new.attempts,
+        new.job_key, now, p.run_at, None if new.unique is None else new.unique.key, new.expire_at, p.finished_at,
+        p.error, new.group,
+    )).fetchone()
+    conn.executemany("INSERT INTO job_dependencies (depends_on, job_id) VALUES (?, ?)",
+                     [(d, job_id) for d in p.blocking])
+    return Added(row_to_job(row), created=True)

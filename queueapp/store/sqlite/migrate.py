@@ -34,7 +34,7 @@ def _migration_files(engine: str) -> list[Traversable]:
     here = Path(__file__).resolve()
     # The single executable carries them as data beside the package; a source checkout
     # that was not installed has the top-level folder.
-    for folder in (here.parents[1] / "_migrations", here.parents[2] / "migrations"):
+    for folder in (here.parents[2] / "_migrations", here.parents[3] / "migrations"):
         if folder.is_dir():
             return list(folder.iterdir() if engine == "sqlite" else (folder / engine).iterdir())
     raise RuntimeError("the schema migrations are missing from this installation")

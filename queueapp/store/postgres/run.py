@@ -1,0 +1,62 @@
+"""How the PostgreSQL store runs a transition (store/transitions.py) on the ordered
+writer's connection, in the writer's transaction: each statement numbered for
+asyncpg, and a callback job added as an enqueue adds it (waking the nodes that
+listen)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ..records import Added
+from ..sql.dialect import POSTGRES, numbered
+from ..sql.plan import AddJob, Plan, Statement
+from ..transitions import Completion, complete
+from .jobs import add_job_groups
+
+T = TypeVar("T")
+
+
+async def execute(conn: Any, statement: Statement) -> Any:
+    sql, answer = numbered(statement.sql), statement.answer
+    if answer == "rows":
+        return await conn.fetch(sql, *statement.params)
+    if answer == "row":
+        return await conn.fetchrow(sql, *statement.params)
+    if answer == "value":
+        return await conn.fetchval(sql, *statement.params)
+    status = await conn.execute(sql, *statement.params)
+    return int(status.rsplit(" ", 1)[-1]) if answer == "count" else None
+
+
+async def drive(conn: Any, plan: Plan[T]) -> T:
+    """Run ``plan`` to its end; its answer."""
+    try:
+        step = next(plan)
+        while True:
+            if isinstance(step, Statement):
+                step = plan.send(await execute(conn, step))
+            else:
+                step = plan.send(await _add(conn, step))
+    except StopIteration as done:
+        return done.value
+
+
+async def _add(conn: Any, step: AddJob) -> Added:
+    ids = await add_job_groups(conn, [([step.new], step.now)])
+    return Added.fresh(ids[0][0], step.new, step.now)
+
+
+async def run(conn: Any, transition: Callable[..., Plan[T]], *args: Any) -> T:
+    """``transition(POSTGRES, *args)`` run in the writer."""
+    return await drive(conn, transition(POSTGRES, *args))
+
+
+async def complete_one(conn: Any, job_id: int, token: str, result: str, now: int) -> Any:
+    return (await drive(conn, complete(POSTGRES, [(job_id, token, result, now)])))[0]
+
+
+async def complete_merged(conn: Any, calls: list[tuple[Any, ...]]) -> list[Any]:
+    """Several callers' single completions, neighbours in the writer's batch, as one."""
+    items: list[Completion] = [(c[0], c[1], c[2], c[3]) for c in calls]
+    return await drive(conn, complete(POSTGRES, items))
