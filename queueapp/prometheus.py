@@ -37,7 +37,7 @@ def _per_queue(name: str, histograms: dict[str, Histogram]) -> list[str]:
 
 def render(dispatcher: Dispatcher, commits: CommitStats, sse_clients: int) -> str:
     queues = sorted(dispatcher.queues)
-    m = {q: dispatcher.metrics.of(q) for q in queues}
+    m = {q: dispatcher.ledger.metrics.of(q) for q in queues}
     out: list[str] = []
     out += _family("queueapp_jobs", "gauge", "Jobs by queue and state.", (
         f"queueapp_jobs{_labels(queue=q, state=str(s))} {m[q].counts[s]}" for q in queues for s in JobState

@@ -26,9 +26,10 @@ from .background.monitor import Alerter, Monitor
 from .background.recovery import LeaseReaper, recover_after_restart
 from .background.scheduler import Scheduler
 from .clock import Clock, DatabaseClock, from_datetime, to_iso
-from .cluster import ClusterDispatcher
+from .cluster import ClusterNode, ClusterView, DatabaseSource, Term
 from .config import default_thresholds
-from .dispatch import ActiveJob, Dispatcher
+from .dispatch import ActiveJob, Dispatcher, GroupPolicies, MemorySource, Wakeup
+from .dispatch.source import Running, WorkSource
 from .enqueue import DEFAULT_QUEUE, JobBuilder, check_name, parse_options, valid_queue
 from .errors import ValidationFailed
 from .events import JobEvent, Subscription
@@ -72,25 +73,41 @@ class QueueService:
         self.clock = clock or (DatabaseClock() if store.shared is not None else Clock())
         # Each service has its own handlers: two services never share one.
         self.registry = registry or HandlerRegistry()
-        # A store several nodes share makes this a node of a cluster (cluster/node.py).
-        kind = Dispatcher if store.shared is None else ClusterDispatcher
-        self.dispatcher = kind(
-            store, self.registry, self.clock, concurrency=concurrency, default_lease_ms=lease_ms,
-            group_limits=group_limits, aging=aging,
-        )
+        # Where the dispatcher finds work, chosen here and nowhere else: memory's lanes
+        # on one appliance, the database's claims on a node of a cluster (a store that
+        # several nodes share makes this a node of one).
+        policies = GroupPolicies(group_limits, aging)
+        wakeup = Wakeup(self.clock)
+        term = Term()
+        shared = store.shared
+        source: WorkSource
+        if shared is None:
+            source = MemorySource(store, self.clock, self.registry.__contains__, policies, wakeup)
+        else:
+            source = claims = DatabaseSource(store, shared, self.clock, self.registry, policies, wakeup, term)
+        self.dispatcher = Dispatcher(store, self.registry, self.clock, source, policies=policies, wakeup=wakeup,
+                                     concurrency=concurrency, default_lease_ms=lease_ms)
+        self.cluster: ClusterNode | None = None
+        running: Running = self.dispatcher
+        if shared is not None:
+            view = ClusterView(store, shared, self.dispatcher.ledger, claims, self.clock)
+            running = self.cluster = ClusterNode(shared, self.dispatcher, claims, view)
+        self.running = running  # every running job: this process's, or the cluster's
         self.builder = JobBuilder(self.clock, self.registry.validate)
         self.scheduler = Scheduler(store, self.dispatcher, self.clock, self.builder)
         self.reaper = LeaseReaper(self.dispatcher)
         self.expiry = ExpirySweep(self.dispatcher)
         self.monitor = Monitor(self.dispatcher, thresholds_for, alerter, monitor_interval_ms,
-                               reclaim=self.reclaim_memory)
+                               reclaim=self.reclaim_memory, running=running)
         self.schedules = ScheduleDesk(store, self.scheduler, self.builder, self.registry)
         self.workers = WorkerDesk(store, self.dispatcher)
         self.groups = GroupDesk(store, self.dispatcher, self.clock)
-        self.history = HistoryKeeper(store, self.dispatcher.metrics, self.clock)
+        self.history = HistoryKeeper(store, self.dispatcher.ledger.metrics, self.clock)
         self.leadership = None
-        if isinstance(self.dispatcher, ClusterDispatcher):
-            self.leadership = Leadership(self.dispatcher, self.scheduler, self.monitor, self.expiry)
+        if shared is not None:
+            self.leadership = Leadership(shared, term, self.clock, leases=self.dispatcher.leases,
+                                         outcomes=self.dispatcher.outcomes, scheduler=self.scheduler,
+                                         monitor=self.monitor, expiry=self.expiry)
         self.browse = BrowseDesk(store, self.dispatcher, self.history)
         register_maintenance(
             self.registry, lambda grace, state, queue: self.clean(grace, state, queue=queue),
@@ -105,7 +122,9 @@ class QueueService:
         await self.store.open()
         try:
             # In a cluster the leader returns the jobs of a node that stopped.
-            leased = [] if self.leadership else await recover_after_restart(self.store, self.clock)
+            leased = [] if self.cluster else await recover_after_restart(self.store, self.clock)
+            if self.cluster is not None:
+                await self.cluster.join()
             await self.dispatcher.start(leased)
             await self.scheduler.start()
         except BaseException:
@@ -129,8 +148,8 @@ class QueueService:
 
     def stop_serving_requests(self) -> None:
         """First step of a stop: open event streams end and long polls return."""
-        self.dispatcher.close_leases()
-        self.dispatcher.events.close_all()
+        self.dispatcher.leases.close()
+        self.dispatcher.ledger.events.close_all()
 
     async def stop(self, grace_s: float = 10.0) -> None:
         """Stop the background loops, let running jobs finish (up to ``grace_s``),
@@ -142,7 +161,11 @@ class QueueService:
                 await task
         if self.leadership is not None:
             await self.leadership.step_down()
+        if self.cluster is not None:
+            await self.cluster.stop_refreshing()
         await self.dispatcher.stop(grace_s)
+        if self.cluster is not None:
+            await self.cluster.leave()
         with contextlib.suppress(Exception):  # a store that cannot write loses this minute only
             await self.history.flush()
         if self.monitor.alerter is not None:
@@ -156,9 +179,9 @@ class QueueService:
 
     def nodes(self) -> dict[str, Any]:
         """This node, the leader and the nodes of the cluster as last read."""
-        if not isinstance(self.dispatcher, ClusterDispatcher):
+        if self.cluster is None:
             return {"node": None, "cluster": False, "leader": None, "nodes": []}
-        view = self.dispatcher.view
+        view = self.cluster.view
         return {"node": self.node, "cluster": True, "leader": view.leader,
                 "nodes": [{"id": n.id, "startedAt": to_iso(n.started_at), "seenAt": to_iso(n.seen_at),
                            "leader": n.id == view.leader, "skewMs": n.stats.get("skewMs")} for n in view.nodes]}
@@ -252,18 +275,18 @@ class QueueService:
         """The queue's active jobs as the dispatcher knows them (oldest first), each
         with whether it is stuck; read from memory."""
         stuck = set(self.monitor.stuck_ids(queue, self.clock.now_ms()))
-        active = sorted((a for a in self.dispatcher.active.values() if a.queue == queue), key=lambda a: a.id)
+        active = sorted((a for a in self.running.active.values() if a.queue == queue), key=lambda a: a.id)
         return [(a, a.id in stuck) for a in active[:limit]]
 
     async def cancel_job(self, job_id: int) -> Job:
-        return await self.dispatcher.cancel(job_id)
+        return await self.dispatcher.outcomes.cancel(job_id)
 
     async def retry_job(self, job_id: int) -> Job:
-        return await self.dispatcher.retry(job_id)
+        return await self.dispatcher.outcomes.retry(job_id)
 
     async def promote_job(self, job_id: int) -> Job:
         """A delayed job (a delay, a time, or a retry's backoff) runs now."""
-        return await self.dispatcher.promote(job_id)
+        return await self.dispatcher.outcomes.promote(job_id)
 
     async def clean(
         self, grace_ms: int, status: str = "completed", limit: int | None = None,
@@ -274,7 +297,8 @@ class QueueService:
             raise ValidationFailed(f"grace must be a whole number of ms from 0 to {MAX_DELAY_MS}")
         if status not in ("completed", "failed", "cancelled", "expired"):
             raise ValidationFailed("status must be completed, failed, cancelled or expired")
-        return await self.dispatcher.clean(valid_queue(queue), JobState(status), grace_ms, limit)
+        return await self.dispatcher.outcomes.clean(valid_queue(queue), JobState(status),
+                                                    self.clock.now_ms() - grace_ms, limit)
 
     # queues ----------------------------------------------------------------------
 
@@ -290,12 +314,12 @@ class QueueService:
 
     def queue_counts(self) -> list[tuple[str, bool, dict[JobState, int]]]:
         """Every queue in memory: its name, paused or not, and its counts by state."""
-        return [(name, q.paused, dict(self.dispatcher.metrics.peek(name).counts))
+        return [(name, q.paused, dict(self.dispatcher.ledger.metrics.peek(name).counts))
                 for name, q in sorted(self.dispatcher.queues.items())]
 
     def get_queue_metrics(self, queue: str = DEFAULT_QUEUE) -> dict[str, Any]:
         """The seed's ``getQueueMetrics``, from in-memory counters."""
-        return self.dispatcher.metrics.snapshot(queue, self.clock.now_ms(), self.is_paused(queue))
+        return self.dispatcher.ledger.metrics.snapshot(queue, self.clock.now_ms(), self.is_paused(queue))
 
     def health(self, queue: str = DEFAULT_QUEUE) -> HealthReport:
         return self.monitor.check(queue)
@@ -316,11 +340,11 @@ class QueueService:
     @contextlib.contextmanager
     def subscribe(self, maxsize: int, accept: Callable[[JobEvent], bool]) -> Iterator[Subscription]:
         """Job events as they happen, until the block ends (or the service stops)."""
-        with self.dispatcher.events.subscribe(maxsize, accept) as subscription:
+        with self.dispatcher.ledger.events.subscribe(maxsize, accept) as subscription:
             yield subscription
 
     def prometheus(self) -> str:
-        return render(self.dispatcher, self.store.commit_stats, len(self.dispatcher.events))
+        return render(self.dispatcher, self.store.commit_stats, len(self.dispatcher.ledger.events))
 
     async def audit(self) -> list[str]:
         """Differences between memory and the table (none, unless there is a bug)."""

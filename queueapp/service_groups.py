@@ -43,23 +43,24 @@ class GroupDesk:
         self.store = store
         self.dispatcher = dispatcher
         self.ledger = dispatcher.ledger
+        self.policies = dispatcher.ledger.policies
         self.clock = clock
 
     async def view(self, queue: str, limit: int = 100) -> GroupsView:
         """The queue's policy and its keys: those with jobs waiting or running, and
         those with settings of their own; the most waiting first."""
         counts = await self.dispatcher.key_counts(queue)
-        policy = self.ledger.policy_of(queue)
+        policy = self.policies.of(queue)
         keys = counts.keys() | policy.overrides.keys() | policy.paused.keys()
         views = sorted((self._key(queue, key, counts.get(key, (0, 0))) for key in keys),
                        key=lambda v: (-v.waiting, -v.active, v.key))
-        return GroupsView(queue, policy.default, self.ledger.aging_for(queue), views[:limit], len(views))
+        return GroupsView(queue, policy.default, self.policies.aging_for(queue), views[:limit], len(views))
 
     async def key(self, queue: str, key: str) -> KeyView:
         return self._key(queue, key, (await self.dispatcher.key_counts(queue)).get(key, (0, 0)))
 
     def _key(self, queue: str, key: str, counts: tuple[int, int]) -> KeyView:
-        policy = self.ledger.policy_of(queue)
+        policy = self.policies.of(queue)
         own = policy.key_settings(key)
         paused = own.paused and (own.paused_until is None or own.paused_until > self.clock.now_ms())
         return KeyView(key, policy.limits_of(key), own.limits is not None, paused,
@@ -68,10 +69,10 @@ class GroupDesk:
     async def set_policy(self, queue: str, limits: GroupLimits | None) -> GroupsView:
         """The limits of every key of ``queue`` (None: back to the config file's)."""
         await self.store.ensure_queue(queue, self.clock.now_ms())
-        default = limits or self.ledger.group_defaults(queue)
+        default = limits or self.policies.defaults(queue)
 
         def applied(_: object) -> None:
-            self.ledger.set_policy(queue, replace(self.ledger.policy_of(queue), default=default))
+            self.ledger.set_policy(queue, replace(self.policies.of(queue), default=default))
 
         await self.store.set_group_policy(queue, limits, self.clock.now_ms(), then=applied)
         return await self.view(queue)
@@ -91,7 +92,7 @@ class GroupDesk:
 
     async def forget(self, queue: str, key: str) -> KeyView:
         """Drop ``key``'s own limits and pause."""
-        if self.ledger.policy_of(queue).key_settings(key) == KeySettings():
+        if self.policies.of(queue).key_settings(key) == KeySettings():
             raise NotFound(f"group {key!r} of queue {queue} has no settings of its own")
         return await self._save(queue, key, KeyChange.forget())
 
@@ -102,7 +103,7 @@ class GroupDesk:
         await self.store.ensure_queue(queue, self.clock.now_ms())
 
         def applied(settings: KeySettings) -> None:
-            self.ledger.set_policy(queue, self.ledger.policy_of(queue).with_key(key, settings))
+            self.ledger.set_policy(queue, self.policies.of(queue).with_key(key, settings))
 
         await self.store.set_group_key(queue, key, change, self.clock.now_ms(), then=applied)
         return await self.key(queue, key)

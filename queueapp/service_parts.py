@@ -103,7 +103,7 @@ class WorkerDesk:
 
     @property
     def default_lease_ms(self) -> int:
-        return self.dispatcher.default_lease_ms
+        return self.dispatcher.leases.default_lease_ms
 
     async def lease(
         self, queue: str, names: list[str] | None, max_jobs: int, lease_ms: int | None, wait_ms: int,
@@ -111,15 +111,15 @@ class WorkerDesk:
     ) -> list[Job]:
         """Up to ``max_jobs`` due jobs, waiting up to ``wait_ms`` for one; ``alive``
         says whether the asker is still there."""
-        return await self.dispatcher.lease(queue, names, max_jobs, lease_ms or self.default_lease_ms,
-                                           wait_ms, alive)
+        return await self.dispatcher.leases.lease(queue, names, max_jobs, lease_ms or self.default_lease_ms,
+                                                  wait_ms, alive)
 
     async def heartbeat(self, job_id: int, token: str, progress: Any, lease_ms: int | None) -> Job:
-        return await self.dispatcher.heartbeat(job_id, token, progress, lease_ms)
+        return await self.dispatcher.leases.heartbeat(job_id, token, progress, lease_ms)
 
     async def complete(self, job_id: int, token: str, result: Any) -> Job:
         await self._known(job_id)
-        return await self.dispatcher.complete(job_id, token, result)
+        return await self.dispatcher.outcomes.complete(job_id, token, result)
 
     async def complete_many(self, items: list[tuple[int, str, Any]]) -> list[Job | QueueAppError]:
         """Completions answered each on its own (a job, or the error its single
@@ -134,7 +134,7 @@ class WorkerDesk:
             except NotFound as exc:
                 answers[index] = exc
         if known:
-            done = await self.dispatcher.complete_many([items[i] for i in known])
+            done = await self.dispatcher.outcomes.complete_many([items[i] for i in known])
             for index, answer in zip(known, done, strict=True):
                 answers[index] = answer
         return answers  # type: ignore[return-value]
@@ -143,11 +143,11 @@ class WorkerDesk:
         """A worker's failure, its message redacted as an in-process handler's is (a
         URL's credentials and query values, secret settings)."""
         await self._known(job_id)
-        return await self.dispatcher.fail(job_id, token, replace(failure, message=redact(failure.message)))
+        return await self.dispatcher.outcomes.fail(job_id, token, replace(failure, message=redact(failure.message)))
 
     async def release(self, job_id: int, token: str) -> Job:
         await self._known(job_id)
-        return await self.dispatcher.release(job_id, token)
+        return await self.dispatcher.outcomes.release(job_id, token)
 
     async def _known(self, job_id: int) -> None:
         """404 for an id that was never a job (a stale token on a real job is a 409)."""

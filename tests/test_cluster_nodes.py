@@ -85,7 +85,7 @@ async def test_handlers_on_every_node_run_each_job_once(nodes: Any) -> None:
     assert sorted(runs) == sorted(ids)
     assert all(len(by) == 1 for by in runs.values()), "a job ran twice"
     assert {n for by in runs.values() for n in by} == {"a", "b"}
-    await a.dispatcher.view.refresh()
+    await a.cluster.view.refresh()
     assert a.get_queue_metrics()["completed"] == 200
     assert await a.audit() == [] and await b.audit() == []
 

@@ -94,11 +94,11 @@ async def test_10_a_wall_clock_step_expires_no_lease(make_service):
     clock = SteppedClock()
     service = await make_service(clock=clock, background=False)
     await service.add_job("external")
-    (job,) = await service.dispatcher.lease("default", None, 1, 30_000, 0)
+    (job,) = await service.dispatcher.leases.lease("default", None, 1, 30_000, 0)
     clock.step = 3_600_000
     assert await LeaseReaper(service.dispatcher).tick() == 0
     assert (await service.get_job(job.id)).state is JobState.ACTIVE
-    await service.dispatcher.complete(job.id, job.lease_token, None)
+    await service.dispatcher.outcomes.complete(job.id, job.lease_token, None)
     await settle(service)
 
 
@@ -112,7 +112,7 @@ async def test_11_a_cancelled_add_job_still_reaches_the_line(make_service):
         await asyncio.gather(task, return_exceptions=True)
     await settle(service)  # every committed job is in line, every count right
     waiting = service.get_queue_metrics()["waiting"]
-    leased = await service.dispatcher.lease("default", None, 100, 30_000, 0)
+    leased = await service.dispatcher.leases.lease("default", None, 100, 30_000, 0)
     assert len(leased) == waiting
 
 
@@ -120,7 +120,7 @@ async def test_11_a_cancelled_lease_hands_its_jobs_back(make_service):
     service = await make_service()
     for yields in range(12):
         job = await service.add_job("external", {}, {"attempts": 1})
-        task = asyncio.create_task(service.dispatcher.lease("default", None, 1, 60_000, 1000))
+        task = asyncio.create_task(service.dispatcher.leases.lease("default", None, 1, 60_000, 1000))
         for _ in range(yields):
             await asyncio.sleep(0)
         task.cancel()
@@ -428,13 +428,13 @@ async def test_the_self_audit_sees_each_kind_of_difference(make_service):
     service = await make_service()
     waiting = await service.add_job("external")
     delayed = await service.add_job("external", {}, {"delay": 60_000})
-    (active,) = await service.dispatcher.lease("default", ["external"], 1, 60_000, 0)
+    (active,) = await service.dispatcher.leases.lease("default", ["external"], 1, 60_000, 0)
     assert active.id == waiting.id
     another = await service.add_job("external")
     assert await service.dispatcher.audit() == []
     ledger = service.dispatcher.ledger
     q = ledger.queues["default"]
-    q.lanes.lane("external").kill(pack(another.priority, another.run_at, another.id))
+    service.dispatcher.source.lanes["default"].lane("external").kill(pack(another.priority, another.run_at, another.id))
     ledger.timers.kill(delayed.run_at, delayed.id)
     ledger.active.pop(active.id)
     ledger.metrics.of("default").counts[JobState.COMPLETED] += 1

@@ -178,7 +178,7 @@ async def test_active_jobs_are_recovered_after_a_crash(make_service, registry, d
     service = await make_service(background=False)  # no reaper: the 1 ms leases run out unseen
     retryable = await service.add_job("external", {}, {"attempts": 3, "backoff": {"type": "fixed", "delay": 0}})
     last_try = await service.add_job("external", {}, {"attempts": 1})
-    leased = await service.dispatcher.lease("default", None, 10, 1, 0)
+    leased = await service.dispatcher.leases.lease("default", None, 10, 1, 0)
     assert {j.id for j in leased} == {retryable.id, last_try.id}
     # Simulated crash: the store is closed without anyone finishing the jobs, the
     # in-memory dispatcher is thrown away.
@@ -195,7 +195,7 @@ async def test_active_jobs_are_recovered_after_a_crash(make_service, registry, d
     assert revived.get_queue_metrics()["waiting"] == 1
     assert revived.get_queue_metrics()["failed"] == 1
     # and the recovered job is handed out again
-    again = await revived.dispatcher.lease("default", None, 10, 60_000, 0)
+    again = await revived.dispatcher.leases.lease("default", None, 10, 60_000, 0)
     assert [j.id for j in again] == [retryable.id]
     assert again[0].attempts_made == 2
 
@@ -218,7 +218,7 @@ async def test_cancel_waiting_delayed_and_active_jobs(make_service, registry):
     waiting = await service.add_job("other", {})
     assert (await service.cancel_job(delayed.id)).state is JobState.CANCELLED
     assert (await service.cancel_job(waiting.id)).state is JobState.CANCELLED
-    assert await service.dispatcher.lease("default", None, 5, 30_000, 0) == []
+    assert await service.dispatcher.leases.lease("default", None, 5, 30_000, 0) == []
 
     active = await service.add_job("long", {})
     await asyncio.wait_for(running.wait(), 5)

@@ -154,7 +154,7 @@ async def test_a_leased_and_abandoned_job_is_recovered_after_its_lease(make_serv
     clock = FakeClock()
     service = await make_service(clock=clock)
     job = await service.add_job("remote", {}, {"attempts": 2, "backoff": {"type": "fixed", "delay": 0}})
-    (leased,) = await service.dispatcher.lease("default", None, 1, 5_000, 0)
+    (leased,) = await service.dispatcher.leases.lease("default", None, 1, 5_000, 0)
     reaper = LeaseReaper(service.dispatcher)
     clock.advance(4_000)
     assert await reaper.tick() == 0
@@ -169,8 +169,8 @@ async def test_a_leased_and_abandoned_job_is_recovered_after_its_lease(make_serv
     from queueapp.errors import Conflict
 
     with pytest.raises(Conflict):
-        await service.dispatcher.complete(job.id, leased.lease_token, "late")
-    (again,) = await service.dispatcher.lease("default", None, 1, 5_000, 0)
+        await service.dispatcher.outcomes.complete(job.id, leased.lease_token, "late")
+    (again,) = await service.dispatcher.leases.lease("default", None, 1, 5_000, 0)
     assert again.id == job.id and again.lease_token != leased.lease_token
     clock.advance(6_000)
     await reaper.tick()
@@ -291,11 +291,11 @@ async def test_metrics_stay_right_across_a_restart(make_service):
     service = await make_service()
     for outcome in ("complete", "complete", "fail"):
         await service.add_job("m", {}, {"attempts": 1})
-        (job,) = await service.dispatcher.lease("default", None, 1, 60_000, 0)
+        (job,) = await service.dispatcher.leases.lease("default", None, 1, 60_000, 0)
         if outcome == "complete":
-            await service.dispatcher.complete(job.id, job.lease_token, None)
+            await service.dispatcher.outcomes.complete(job.id, job.lease_token, None)
         else:
-            await service.dispatcher.fail(job.id, job.lease_token, Failure("x"))
+            await service.dispatcher.outcomes.fail(job.id, job.lease_token, Failure("x"))
     await service.add_job("m", {}, {"delay": 60_000})
     before = service.get_queue_metrics()
     await service.stop()

@@ -168,10 +168,10 @@ async def test_overlap_off_skips_while_the_previous_run_is_unfinished(make_servi
     assert await service.scheduler.tick() == 1
     clock.advance(1000)
     assert await service.scheduler.tick() == 0  # first run still waiting
-    (leased,) = await service.dispatcher.lease("default", ["solo"], 1, 60_000, 0)
+    (leased,) = await service.dispatcher.leases.lease("default", ["solo"], 1, 60_000, 0)
     clock.advance(1000)
     assert await service.scheduler.tick() == 0  # still active
-    await service.dispatcher.complete(leased.id, leased.lease_token, None)
+    await service.dispatcher.outcomes.complete(leased.id, leased.lease_token, None)
     clock.advance(1000)
     assert await service.scheduler.tick() == 1
     assert len(await jobs_of(service, "solo")) == 2
@@ -214,10 +214,10 @@ async def test_built_in_cleanup_schedule_removes_old_jobs(make_service):
     assert cleanup.cron == "0 0 * * *" and cleanup.next_run_at == ms(2026, 6, 2)
     old = await service.add_job("x", {}, queue="mail")
     await service.cancel_job(old.id)
-    assert await service.dispatcher.lease("mail", None, 1, 60_000, 0) == []  # it was cancelled
+    assert await service.dispatcher.leases.lease("mail", None, 1, 60_000, 0) == []  # it was cancelled
     done = await service.add_job("y", {}, queue="mail")
-    (leased,) = await service.dispatcher.lease("mail", None, 1, 60_000, 0)
-    await service.dispatcher.complete(leased.id, leased.lease_token, None)
+    (leased,) = await service.dispatcher.leases.lease("mail", None, 1, 60_000, 0)
+    await service.dispatcher.outcomes.complete(leased.id, leased.lease_token, None)
     clock.ms = ms(2026, 6, 2)  # 12 hours later: too young to remove
     with service.dispatcher.events.subscribe() as events:
         assert await service.scheduler.tick() == 1

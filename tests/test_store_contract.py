@@ -62,7 +62,7 @@ async def test_a_job_leased_failed_retried_after_its_backoff_and_completed(open_
     failed = await service.workers.fail(leased.id, leased.lease_token, Failure("smtp 451"))
     assert failed.state is JobState.DELAYED and failed.run_at == clock.ms + 1000
     clock.advance(1000)
-    service.dispatcher._wake.set()
+    service.dispatcher.wakeup.wake()
     [again] = await service.workers.lease("default", None, 5, 30_000, 2000)
     assert again.id == job.id and again.attempts_made == 2
     done = await service.workers.complete(again.id, again.lease_token, {"id": "m-1"})

@@ -135,7 +135,7 @@ async def test_a_debounce_committed_while_its_promotion_is_in_flight_keeps_the_n
     service = await make_service(clock=clock, background=False)
     job = await service.add_job("sync", {"n": 1}, {**unique("k", mode="debounce"), "delay": 10})
     clock.advance(10)
-    service.dispatcher._wake.set()
+    service.dispatcher.wakeup.wake()
     await asyncio.sleep(0)  # the loop pops the due timer and spawns the promotion
     moved = await service.add_job("sync", {"n": 2}, {**unique("k", mode="debounce"), "delay": 50})
     assert moved.id == job.id and moved.state is JobState.DELAYED
@@ -143,7 +143,7 @@ async def test_a_debounce_committed_while_its_promotion_is_in_flight_keeps_the_n
     assert (await service.get_job(job.id)).state is JobState.DELAYED
     assert await service.dispatcher.audit() == []
     clock.advance(50)
-    service.dispatcher._wake.set()
+    service.dispatcher.wakeup.wake()
     [leased] = await service.workers.lease("default", None, 1, 60_000, 1000)
     assert leased.id == job.id and leased.data == {"n": 2}
     assert await service.dispatcher.audit() == []

@@ -23,9 +23,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from ..cluster import ClusterDispatcher
+from ..clock import Clock
+from ..cluster import Term
 from ..cluster.view import NODE_GONE_MS
-from ..retry import Failure
+from ..dispatch.leases import LeaseDesk
+from ..dispatch.outcomes import Outcomes
+from ..store import SharedStore
 from .expiry import ExpirySweep
 from .monitor import Monitor
 from .recovery import LEASE_MESSAGE
@@ -40,14 +43,19 @@ GONE_MESSAGE = "the node running the job stopped"
 
 
 class Leadership:
-    def __init__(self, dispatcher: ClusterDispatcher, scheduler: Scheduler, monitor: Monitor,
-                 expiry: ExpirySweep) -> None:
-        self.dispatcher = dispatcher
-        self.shared = dispatcher.shared
+    def __init__(self, shared: SharedStore, term: Term, clock: Clock, *, leases: LeaseDesk, outcomes: Outcomes,
+                 scheduler: Scheduler, monitor: Monitor, expiry: ExpirySweep) -> None:
+        """``term``: this node's, while it leads (the work source fires schedules under
+        it); ``leases`` and ``outcomes``: the dispatcher's desks, through which the
+        leader returns jobs, so memory follows as for any change."""
+        self.shared = shared
+        self._term = term
+        self.clock = clock
+        self.leases = leases
+        self.outcomes = outcomes
         self.scheduler = scheduler
         self.monitor = monitor
         self.expiry = expiry
-        self.clock = dispatcher.clock
         self._monitored_at = 0
         self._scheduling: asyncio.Task[None] | None = None
         # Since when (monotonic ms) every round has reached the database (from the
@@ -56,7 +64,7 @@ class Leadership:
 
     @property
     def term(self) -> int | None:
-        return self.dispatcher.term
+        return self._term.current
 
     async def tick(self) -> None:
         """Lead or follow for the next second; as leader, do the cluster's chores."""
@@ -80,12 +88,12 @@ class Leadership:
         if term != self.term:
             self._changed(term)
             if term is not None:  # edges a crash left between a job's end and its dependents
-                await self.dispatcher.store.settle_lingering(now)
+                await self.outcomes.settle_lingering()
         if term is None:
             return
         await self.shared.fold_counts()
         if self._may_judge():
-            await self.dispatcher.rescue_expired(LEASE_MESSAGE)
+            await self.leases.rescue_expired(LEASE_MESSAGE)
             await self._return_orphans()
         await self.shared.promote_due(self.clock.now_ms(), PROMOTE_BATCH)
         if expired := await self.expiry.tick():
@@ -95,19 +103,18 @@ class Leadership:
             await self.monitor.tick(now)
 
     def _changed(self, term: int | None) -> None:
-        node = self.dispatcher.node
+        node = self.shared.node
         if term is None:
             log.warning("no longer the cluster's leader", extra={"event": "cluster.follower", "node": node})
         else:
             log.info("leading the cluster", extra={"event": "cluster.leader", "node": node, "term": term})
-        self.dispatcher.term = term
+        self._term.lead(term)
 
     async def _return_orphans(self) -> None:
         orphans = await self.shared.orphans(self.clock.now_ms(), NODE_GONE_MS)
         if not orphans:
             return
-        changes = await self.dispatcher.store.rescue_active(
-            self.clock.now_ms(), Failure(GONE_MESSAGE), orphans, then=self.dispatcher.ledger.finished_many)
+        changes = await self.outcomes.rescue(orphans, GONE_MESSAGE)
         log.warning("returned the jobs of a node that stopped", extra={"event": "cluster.orphans",
                                                                        "jobs": len(changes)})
 
@@ -145,8 +152,7 @@ class Leadership:
 
     async def step_down(self) -> None:
         """A clean stop: another node leads at once, without waiting for the lease."""
-        term = self.term
-        self.dispatcher.term = None
+        term = self._term.follow()
         if term is not None:
             try:
                 await self.shared.step_down(term)

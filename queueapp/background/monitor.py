@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 
 from ..dispatch import ActiveJob, Dispatcher
+from ..dispatch.source import Running
 from ..health import HealthReport, HealthThresholds, judge
 
 log = logging.getLogger("queueapp.monitor")
@@ -30,8 +31,11 @@ class Monitor:
         alerter: Alerter | None = None,
         interval_ms: int = 60_000,
         reclaim: Callable[[], int] | None = None,
+        running: Running | None = None,
     ) -> None:
         self.dispatcher = dispatcher
+        # The running jobs judged stuck or not: this process's, or a cluster's (cluster/node.py).
+        self.running: Running = running or dispatcher
         # Frees the memory of queues left with no job and no schedule (each tick).
         self.reclaim = reclaim
         self.thresholds_for = thresholds_for
@@ -43,12 +47,12 @@ class Monitor:
         return a.heartbeat_at < now - self.thresholds_for(a.queue).stuck_after_ms and not _alive_here(a)
 
     def stuck_ids(self, queue: str, now: int) -> list[int]:
-        return sorted(a.id for a in self.dispatcher.active.values() if a.queue == queue and self._stuck(a, now))
+        return sorted(a.id for a in self.running.active.values() if a.queue == queue and self._stuck(a, now))
 
     def stuck_counts(self, now: int) -> dict[str, int]:
         """Stuck jobs per queue, in one pass over the active jobs."""
         counts: dict[str, int] = {}
-        for a in self.dispatcher.active.values():
+        for a in self.running.active.values():
             if self._stuck(a, now):
                 counts[a.queue] = counts.get(a.queue, 0) + 1
         return counts
@@ -58,8 +62,9 @@ class Monitor:
         d = self.dispatcher
         now = d.clock.now_ms() if now is None else now
         q = d.queues.get(queue)
-        snapshot = d.metrics.snapshot(queue, now, bool(q and q.paused))
-        _, _, failure_rate = d.metrics.peek(queue).window(now)
+        metrics = d.ledger.metrics
+        snapshot = metrics.snapshot(queue, now, bool(q and q.paused))
+        _, _, failure_rate = metrics.peek(queue).window(now)
         stuck = len(self.stuck_ids(queue, now)) if stuck is None else stuck
         status, issues = judge(snapshot, failure_rate, stuck, self.thresholds_for(queue))
         return HealthReport(queue, status, issues, snapshot, now)

@@ -60,10 +60,10 @@ class LeaseReaper:
         self.interval_ms = interval_ms
 
     async def tick(self) -> int:
-        expiry = self.dispatcher.next_lease_expiry()
+        expiry = self.dispatcher.leases.next_expiry()
         if expiry is None or expiry >= self.dispatcher.clock.monotonic_ms():
             return 0
-        changes = await self.dispatcher.rescue_expired(LEASE_MESSAGE)
+        changes = await self.dispatcher.leases.rescue_expired(LEASE_MESSAGE)
         for change in changes:
             log.warning(
                 "lease expired; job returned",
@@ -84,12 +84,13 @@ class LeaseReaper:
                 log.exception("lease reaper failed", extra={"event": "recovery.error"})
                 await asyncio.sleep(self.interval_ms / 1000)
                 continue
-            dispatcher.lease_granted.clear()
-            expiry = dispatcher.next_lease_expiry()
+            granted = dispatcher.ledger.lease_granted
+            granted.clear()
+            expiry = dispatcher.leases.next_expiry()
             timeout = None
             if expiry is not None:
                 timeout = max(0.0, (expiry - dispatcher.clock.monotonic_ms()) / 1000) + 0.001
             try:
-                await asyncio.wait_for(dispatcher.lease_granted.wait(), timeout)
+                await asyncio.wait_for(granted.wait(), timeout)
             except TimeoutError:
                 pass

@@ -1,7 +1,10 @@
-"""A node among several on one PostgreSQL database: the dispatcher that lets the
-database choose the next job (node.py), what each node reads of the whole cluster
-(view.py), and its ledger and desks."""
+"""A node among several on one PostgreSQL database: the work source that lets the
+database choose the next job (claims.py), what each node reads of the whole cluster
+(view.py), the node's membership (node.py) and the leader's term (term.py)."""
 
-from .node import ClusterDispatcher
+from .claims import DatabaseSource
+from .node import ClusterNode
+from .term import Term
+from .view import ClusterView
 
-__all__ = ["ClusterDispatcher"]
+__all__ = ["ClusterNode", "ClusterView", "DatabaseSource", "Term"]

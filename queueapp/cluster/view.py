@@ -12,9 +12,9 @@ from typing import Any
 
 from ..clock import Clock, DatabaseClock
 from ..dispatch import ActiveJob, Ledger
-from ..flow import GroupPolicy
 from ..model import Job, JobState
 from ..store import NodeSeen, SharedStore, Store
+from .claims import DatabaseSource
 
 log = logging.getLogger("queueapp.cluster")
 
@@ -32,10 +32,12 @@ def _active(job: Job, node: str | None, alive: bool) -> ActiveJob:
 
 
 class ClusterView:
-    def __init__(self, store: Store, shared: SharedStore, ledger: Ledger, clock: Clock) -> None:
+    def __init__(self, store: Store, shared: SharedStore, ledger: Ledger, source: DatabaseSource,
+                 clock: Clock) -> None:
         self.store = store
         self.shared = shared
         self.ledger = ledger
+        self.source = source
         self.clock = clock
         self.nodes: list[NodeSeen] = []
         self.leader: str | None = None
@@ -59,7 +61,7 @@ class ClusterView:
             q.paused = settings.paused
             if settings.concurrency:
                 q.concurrency = settings.concurrency
-        await self.follow_groups()
+        await self.source.follow_groups()
         counts = await self.shared.counts()
         for queue in counts:
             ledger.queue(queue)
@@ -84,16 +86,6 @@ class ClusterView:
             self._skew_told_at = sent
             log.warning("this host's clock differs from the database's; the cluster keeps its deadlines on the"
                         " database's", extra={"event": "cluster.clock_skew", "skew_ms": clock.skew_ms})
-
-    async def follow_groups(self) -> None:
-        """Group policies and keys' settings as stored (any node may change them), for
-        the groups' views; claims read them themselves."""
-        ledger = self.ledger
-        stored = {s.queue: s for s in await self.store.group_settings()}
-        for queue in stored.keys() | ledger.policies.keys():
-            found = stored.get(queue)
-            default = ledger.group_defaults(queue)
-            ledger.set_policy(queue, found.policy(default) if found else GroupPolicy(default))
 
     def published(self, now: int) -> dict[str, Any]:
         """This node's finishes of the last minutes, per queue, for the others."""

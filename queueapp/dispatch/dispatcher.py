@@ -1,13 +1,16 @@
-"""The dispatcher: the one owner of which job runs next.
+"""The dispatcher: the one owner of which job runs next, over a work source.
 
-It keeps the ordering of unfinished jobs in memory (``lanes``), writes every state
-change through the store before anyone is told of it, starts jobs that have an
-in-process handler (``executor``), and hands the others to external workers that
-lease them (``leases``). Every committed change becomes memory state through the
-``ledger``, in the store's post-commit hook.
+It writes every state change through the store before anyone is told of it, starts
+jobs that have an in-process handler (``executor``), and hands the others to
+external workers that lease them (``leases``); what becomes of an attempt is the
+``outcomes`` desk's. Every committed change becomes memory state through the
+``ledger``, in the store's post-commit hook. Where the waiting jobs are and how the
+best of them are taken is the work source's (source.py): memory's lanes on one
+appliance, the database's claims on a node of a cluster; everything here is the
+same over either.
 
-Enqueues and finished jobs wake its loop; the only timer is the due time of the
-next delayed job.
+Changes that give it work wake its loop; the only timer is the next moment
+something is due (a delayed job, a group key's pause or rate window running out).
 """
 
 from __future__ import annotations
@@ -18,19 +21,21 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..clock import Clock
-from ..flow import Aging, GroupLimits
+from ..events import EventBus
+from ..metrics import Metrics
 from ..model import Job, NewJob
 from ..store import Added, Store
 from ..workers.registry import HandlerRegistry
-from .audit import compare
 from .executor import JobExecutor
 from .leases import LeaseDesk
-from .ledger import ActiveJob, Ledger, QueueRuntime
-from .order import Taken
+from .ledger import Ledger
 from .outcomes import Outcomes
-from .rebuild import rebuild, resync
+from .policies import GroupPolicies
+from .rebuild import resync
+from .runtime import ActiveJob, QueueRuntime
+from .source import WorkSource
 from .timers import Timer
-from .verbs import Verbs
+from .wakeup import Wakeup
 
 log = logging.getLogger("queueapp.dispatcher")
 
@@ -40,35 +45,24 @@ STORE_RETRY_MS = 1000  # after the store refused a write, wait this long before 
 PROMOTE_BATCH = 10_000
 
 
-class Dispatcher(Verbs):
-    # What it is made of (a node of a cluster brings its own, see cluster/).
-    ledger_kind: type[Ledger] = Ledger
-    lease_kind: type[LeaseDesk] = LeaseDesk
-    outcome_kind: type[Outcomes] = Outcomes
-
+class Dispatcher:
     def __init__(
-        self, store: Store, registry: HandlerRegistry, clock: Clock, *,
-        concurrency: int | Callable[[str], int] = 5, default_lease_ms: int = 30_000,
-        group_limits: Callable[[str], GroupLimits] | None = None, aging: Callable[[str], Aging | None] | None = None,
+        self, store: Store, registry: HandlerRegistry, clock: Clock, source: WorkSource, *,
+        policies: GroupPolicies, wakeup: Wakeup, concurrency: int | Callable[[str], int] = 5,
+        default_lease_ms: int = 30_000,
     ) -> None:
         self.store = store
         self.registry = registry
         self.clock = clock
+        self.source = source
+        self.wakeup = wakeup
         # in-process jobs at once, per queue
         concurrency_for = concurrency if callable(concurrency) else (lambda _q: concurrency)
-        self.ledger = self.ledger_kind(clock, registry.__contains__, concurrency_for, group_limits, aging)
-        self.ledger.wake = self._wake_soon
-        self.ledger.timer_moved = self._timer_moved
-        self.ledger.repair = lambda job_id: self._spawn(resync(store, self.ledger, job_id))
-        self.leases = self.lease_kind(store, self.ledger, clock, default_lease_ms)
-        self.ledger.queue_created = self.leases.wake_idle
-        self.outcomes = self.outcome_kind(store, self.ledger, clock, self.leases)
-        self.ledger.ended = self.outcomes.settle_ended
+        self.ledger = Ledger(clock, source, policies, wakeup, self, concurrency_for)
+        self.leases = LeaseDesk(store, self.ledger, source, clock, default_lease_ms)
+        self.outcomes = Outcomes(store, self.ledger, source, clock, self.leases)
         self.executor = JobExecutor(registry, self.outcomes)
         registry.on_change(self._handlers_changed)
-        self._wake = asyncio.Event()
-        self._timer_handle: asyncio.TimerHandle | None = None
-        self._armed_at: int | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._stopping = False
@@ -82,38 +76,38 @@ class Dispatcher(Verbs):
 
     @property
     def active(self) -> dict[int, ActiveJob]:
+        """The jobs running in this process's memory."""
         return self.ledger.active
 
     @property
-    def metrics(self):  # noqa: ANN201 - metrics.Metrics
+    def metrics(self) -> Metrics:
         return self.ledger.metrics
 
     @property
-    def events(self):  # noqa: ANN201 - events.EventBus
+    def events(self) -> EventBus:
         return self.ledger.events
 
-    @property
-    def lease_granted(self) -> asyncio.Event:
-        return self.ledger.lease_granted
+    # what the ledger tells (ledger.Told) -------------------------------------------------
 
-    @property
-    def default_lease_ms(self) -> int:
-        return self.leases.default_lease_ms
+    def repair(self, job_id: int) -> None:
+        self._spawn(resync(self.store, self.ledger, job_id))
+
+    def queue_created(self, name: str) -> None:
+        self.leases.wake_idle(name)
+
+    def ended(self, job: Job) -> None:
+        self.outcomes.settle_ended(job)
 
     # start and stop ------------------------------------------------------------
 
     async def start(self, leased: list[Job] | None = None) -> None:
-        """Rebuild the in-memory state from the store and start the loop. ``leased``:
-        jobs whose external lease is still valid across the restart."""
-        pending = await rebuild(self.store, self.ledger, self.clock, leased or [])
-        self._wake.set()
+        """Fill memory from the store and start the loop. ``leased``: jobs whose
+        external lease is still valid across the restart."""
+        pending = await self.source.load(self.ledger, leased or [])
+        self.wakeup.wake()
         self._loop_task = asyncio.create_task(self._loop(), name="queueapp-dispatcher")
         log.info("dispatcher started", extra={"event": "dispatcher.started", "pending": pending,
                                               "leases_kept": len(leased or [])})
-
-    def close_leases(self) -> None:
-        """First step of a stop: open long polls return, no new lease is granted."""
-        self.leases.close()
 
     async def stop(self, grace_s: float = 10.0) -> None:
         """Start nothing new; give running handlers ``grace_s`` to finish, then stop
@@ -121,8 +115,8 @@ class Dispatcher(Verbs):
         external workers are left as they are: a worker may still finish its job
         after the restart, and the lease reaper returns it if not."""
         self._stopping = True
-        self.close_leases()
-        self._wake.set()
+        self.leases.close()
+        self.wakeup.wake()
         if self._loop_task is not None:
             await self._loop_task
         tasks = [a.task for a in self.active.values() if a.task is not None]
@@ -134,13 +128,11 @@ class Dispatcher(Verbs):
                 await asyncio.wait(still)
         if self._background:
             await asyncio.wait(list(self._background))
-        if self._timer_handle is not None:
-            self._timer_handle.cancel()
+        self.wakeup.cancel()
 
     def _handlers_changed(self) -> None:
-        for q in self.queues.values():
-            q.lanes.rebuild()
-        self._wake_soon()
+        self.source.handlers_changed()
+        self.wakeup.wake()
 
     # queues ----------------------------------------------------------------------
 
@@ -150,7 +142,8 @@ class Dispatcher(Verbs):
         q.paused = paused
         if not paused:
             q.wake_waiters()
-            self._wake.set()
+            self.wakeup.wake()
+            await self.source.resumed(queue)
         log.info(
             "queue paused" if paused else "queue resumed",
             extra={"event": "queue.paused" if paused else "queue.resumed", "queue": queue},
@@ -166,11 +159,12 @@ class Dispatcher(Verbs):
     async def add_scheduled(
         self, queue: str, name: str, expected_next: int, jobs: list[NewJob], next_run_at: int
     ) -> tuple[list[Added], bool] | None:
-        """A schedule's run: enqueue and advance the schedule in one transaction."""
+        """A schedule's run: enqueue and advance the schedule in one transaction
+        (None: it was not this process's to fire)."""
         now = self.clock.now_ms()
         await self._ensure_queues({queue}, now)
-        return await self.store.fire_schedule(queue, name, expected_next, jobs, next_run_at, now,
-                                              then=self.ledger.fired)
+        return await self.source.fire_schedule(queue, name, expected_next, jobs, next_run_at, now,
+                                               then=self.ledger.fired)
 
     async def _ensure_queues(self, queues: set[str], now: int) -> None:
         for queue in queues - self.queues.keys():
@@ -178,59 +172,47 @@ class Dispatcher(Verbs):
 
     # the loop ----------------------------------------------------------------------
 
-    def _wake_soon(self) -> None:
-        self._wake.set()
-
-    def _timer_moved(self, due: int) -> None:
-        if self._armed_at is None or due < self._armed_at:
-            self._wake.set()
-
     async def _loop(self) -> None:
+        event = self.wakeup.event
         while not self._stopping:
-            await self._wake.wait()
-            self._wake.clear()
+            everything = False
+            poll_ms = self.source.poll_ms
+            if poll_ms is None:
+                await event.wait()
+            else:
+                try:
+                    await asyncio.wait_for(event.wait(), poll_ms / 1000)
+                except TimeoutError:
+                    everything = True  # nobody woke it: look at every queue
+            event.clear()
             if self._stopping:
                 return
             try:
                 self._promote_due()
-                for q in self.queues.values():
+                for q in self.source.queues_to_look(self.ledger.queues, everything):
                     self._start_in_process(q)
+                told = self.source.after_turn()
+                if told is not None:
+                    self._spawn(told)
             except Exception:  # never let one bad tick stop the dispatcher
                 log.exception("dispatcher tick failed", extra={"event": "dispatcher.error"})
-
-    def _arm(self, due: int | None) -> None:
-        """Set the one timer to the next delayed job's due time."""
-        if due == self._armed_at:
-            return
-        if self._timer_handle is not None:
-            self._timer_handle.cancel()
-            self._timer_handle = None
-        self._armed_at = due
-        if due is not None:
-            delay = max(0.0, (due - self.clock.now_ms()) / 1000)
-            self._timer_handle = asyncio.get_running_loop().call_later(delay, self._on_timer)
 
     def _retry_soon(self) -> None:
         """After a store failure: hold dispatching for a moment, then look again."""
         self._held_until = self.clock.now_ms() + STORE_RETRY_MS
-        asyncio.get_running_loop().call_later(STORE_RETRY_MS / 1000, self._wake.set)
-
-    def _on_timer(self) -> None:
-        self._timer_handle = None
-        self._armed_at = None
-        self._wake.set()
+        self.wakeup.wake_later(STORE_RETRY_MS)
 
     def _promote_due(self) -> None:
         now = self.clock.now_ms()
-        self.ledger.reopen_due(now)
+        self.source.reopen_due(now)
         due = self.ledger.timers.pop_due(now, PROMOTE_BATCH)
         if due:
             by_id = {t.job_id: t for t in due}
             self.ledger.in_flight.update(by_id)
             self._spawn(self._promote(by_id))
         if len(due) == PROMOTE_BATCH:
-            self._wake_soon()  # more are due: the next batch when the loop turns
-        self._arm(self.ledger.next_wake())
+            self.wakeup.wake()  # more are due: the next batch when the loop turns
+        self.wakeup.arm(self.ledger.next_wake())
 
     async def _promote(self, due: dict[int, Timer]) -> None:
         try:
@@ -248,52 +230,45 @@ class Dispatcher(Verbs):
         free = q.concurrency - q.running
         if q.paused or free <= 0 or self._held_until > self.clock.now_ms():
             return
-        taken = q.lanes.take(free, local=True)
-        if taken:
-            q.running += len(taken.entries)
-            self.ledger.in_flight.update(taken.ids)
-            self.ledger.claiming_here.update(dict.fromkeys(taken.ids, q.name))
-            self._spawn(self._claim_and_run(q, taken))
+        claim = self.source.claim_for_handlers(q, free, self._started_here)
+        if claim is not None:
+            self._spawn(self._claiming(q, claim))
 
-    async def _claim_and_run(self, q: QueueRuntime, taken: Taken) -> None:
-        ids = taken.ids
+    def _started_here(self, jobs: list[Job]) -> list[ActiveJob]:
+        """A claim for this process's handlers committed: each job that started runs."""
+        by_id = {job.id: job for job in jobs}
+        actives = self.ledger.started(jobs, in_memory=True)
+        for active in actives:
+            active.task = asyncio.create_task(self.executor.run(by_id[active.id]))
+        return actives
 
-        def started(jobs: list[Job]) -> None:
-            by_id = {job.id: job for job in jobs}
-            actives = self.ledger.claimed(taken, jobs)
-            q.running -= len(ids) - len(actives)  # no longer waiting (cancelled meanwhile), or expired
-            for active in actives:
-                active.task = asyncio.create_task(self.executor.run(by_id[active.id]))
-            if len(actives) < len(ids):
-                self._wake.set()
-
+    async def _claiming(self, q: QueueRuntime, claim: Any) -> None:
         try:
-            await self.store.claim_jobs(ids, taken.now, None, taken_at=taken.due_times, then=started)
+            await claim
         except Exception:
-            # Nothing was claimed: the jobs go back in line, and dispatching pauses
-            # briefly rather than spin against a store that cannot write.
-            q.running -= len(ids)
-            self.ledger.in_flight.difference_update(ids)
-            for job_id in ids:
-                self.ledger.claiming_here.pop(job_id, None)
-            taken.put_back()
+            # Nothing was claimed: the work source put the jobs back, and dispatching
+            # pauses briefly rather than spin against a store that cannot write.
             self._retry_soon()
             log.exception("claim failed", extra={"event": "dispatcher.claim_failed", "queue": q.name})
 
+    def cancelled_elsewhere(self, job_id: int) -> None:
+        """Another node cancelled a job this process's handler runs: stop it."""
+        active = self.ledger.active.get(job_id)
+        if active is not None and active.task is not None:
+            self.ledger.lost(job_id, active.token)
+            active.task.cancel()
+
     def _spawn(self, coro: Any) -> None:
-        task = asyncio.create_task(coro)
+        task = asyncio.ensure_future(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    # reads -------------------------------------------------------------------------------
+
     async def key_counts(self, queue: str) -> dict[str, tuple[int, int]]:
-        """(active, waiting) jobs of each group key of ``queue`` that has some (and
-        its policy in memory up to date)."""
-        q = self.queues.get(queue)
-        lines = {} if q is None else q.lanes.lines
-        return {key: (line.gate.busy, len(line)) for key, line in lines.items() if key is not None}
+        """(active, waiting) jobs of each group key of ``queue`` that has some."""
+        return await self.source.key_counts(queue)
 
     async def audit(self) -> list[str]:
         """Differences between memory and the table (none, unless there is a bug)."""
-        found: list[str] = []
-        await self.store.snapshot(then=lambda snap: found.extend(compare(self.ledger, snap)))
-        return found
+        return await self.source.audit(self.ledger)

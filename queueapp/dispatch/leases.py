@@ -17,8 +17,9 @@ from ..errors import Conflict, NotFound
 from ..model import Job, JobState
 from ..retry import Failure
 from ..store import Change, Store
-from .ledger import Ledger, QueueRuntime
-from .order import Taken
+from .ledger import Ledger
+from .runtime import ActiveJob, QueueRuntime
+from .source import WorkSource
 
 Alive = Callable[[], bool]
 
@@ -32,10 +33,16 @@ def stale(job_id: int) -> Conflict:
 
 RESCUE_BATCH = 1_000  # expired leases failed by one change
 
+
 class LeaseDesk:
-    def __init__(self, store: Store, ledger: Ledger, clock: Clock, default_lease_ms: int) -> None:
+    # A waiting long poll looks again this often: a gone client's poll ends, and on a
+    # node of a cluster a lost wake-up costs at most this long.
+    look_every_s = 1.0
+
+    def __init__(self, store: Store, ledger: Ledger, source: WorkSource, clock: Clock, default_lease_ms: int) -> None:
         self.store = store
         self.ledger = ledger
+        self.source = source
         self.clock = clock
         self.default_lease_ms = default_lease_ms
         self.closed = False  # shutting down: no new leases, open polls return empty
@@ -54,51 +61,34 @@ class LeaseDesk:
         deadline = loop.time() + wait_ms / 1000
         while True:
             q = self.ledger.queues.get(queue)
-            if q is not None and not q.paused and not self.closed and alive():
-                self.ledger.reopen_due(self.clock.now_ms())  # keys whose pause or window ran out
-                taken = q.lanes.take(max_jobs, local=False) if names is None else q.lanes.take_named(names, max_jobs)
-                if taken:
-                    jobs = await self._claim(taken, lease_ms)
-                    if jobs and not alive():
-                        await self._hand_back(jobs)
-                        return []
-                    if jobs:
-                        return jobs
-                    continue  # all were cancelled meanwhile: look again
+            if not (q is not None and q.paused) and not self.closed and alive():
+                jobs = await self._claim(queue, q, names, max_jobs, lease_ms)
+                if jobs and not alive():
+                    await self._hand_back(jobs)
+                    return []
+                if jobs:
+                    return jobs
             left = deadline - loop.time()
             if left <= 0 or self.closed or not alive():
                 return []
-            if not await self._wait(queue, q, min(left, 1.0)):
-                if loop.time() >= deadline:
-                    return []
+            await self._wait(queue, q, min(left, self.look_every_s))
 
-    async def _claim(self, taken: Taken, lease_ms: int) -> list[Job]:
-        ids = taken.ids
-        self.ledger.in_flight.update(ids)
-
-        def undo(task: asyncio.Task[Any]) -> None:
-            if task.cancelled() or task.exception() is not None:
-                self.ledger.in_flight.difference_update(ids)
-                taken.put_back()  # nothing was claimed
-
+    async def _claim(self, queue: str, q: QueueRuntime | None, names: list[str] | None, max_jobs: int,
+                     lease_ms: int) -> list[Job]:
         claimed: list[Job] = []
 
-        def record(jobs: list[Job]) -> None:
+        def record(jobs: list[Job]) -> list[ActiveJob]:
             claimed.extend(job for job in jobs if job.state is JobState.ACTIVE)  # not the expired
-            self.ledger.claimed(taken, jobs)
+            return self.ledger.started(jobs, in_memory=self.source.tracks_leases)
 
-        write = asyncio.ensure_future(self.store.claim_jobs(ids, taken.now, lease_ms, taken_at=taken.due_times,
-                                                            then=record))
-        write.add_done_callback(undo)
-        return await self.for_asker(write, claimed)
-
-    async def for_asker(self, write: asyncio.Future[Any], claimed: list[Job]) -> list[Job]:
-        """The jobs a claim's commit gave (``claimed``, filled by its hook); when the
-        asker goes away mid-claim, whatever the commit claimed goes back."""
+        write = self.source.claim_for_lease(queue, q, names, max_jobs, lease_ms, record)
+        if write is None:
+            return []
         try:
             await asyncio.shield(write)
             return claimed
         except asyncio.CancelledError:
+            # The asker went away mid-claim: whatever the commit claimed goes back.
             write.add_done_callback(lambda _t: asyncio.ensure_future(self._hand_back(claimed)))
             raise
 
@@ -148,9 +138,11 @@ class LeaseDesk:
             self.wake_idle(queue)
 
     async def heartbeat(self, job_id: int, token: str, progress: Any, lease_ms: int | None) -> Job:
+        """The lease runs from now: for ``lease_ms``, or the default for a leased job
+        (a job run by handlers has no lease to extend)."""
         active = self.ledger.active.get(job_id)
-        if active is not None and not active.in_process and lease_ms is None:
-            lease_ms = self.default_lease_ms
+        if lease_ms is None and (active is None or not active.in_process):
+            lease_ms = self.default_lease_ms  # leased, through this process or another node
         job = await self.store.heartbeat(job_id, token, self.clock.now_ms(), lease_ms, progress,
                                          then=self.ledger.beat)
         if job is None:
@@ -161,14 +153,10 @@ class LeaseDesk:
             self.ledger.emit("progress", job.id, job.queue, job.name, progress=progress)
         return job
 
-    def expired(self) -> list[tuple[int, str]]:
-        now = self.clock.monotonic_ms()
-        return [(a.id, a.token) for a in self.ledger.active.values()
-                if a.deadline is not None and a.deadline < now]
-
     async def rescue_expired(self, message: str) -> list[Change]:
-        """Fail the attempt of leased jobs whose lease ran out; see recovery.py."""
-        leases = self.expired()
+        """Fail the attempt of leased jobs whose lease ran out (see recovery.py, and
+        background/leader.py for a cluster's)."""
+        leases = await self.source.expired_leases(self.ledger)
         changes: list[Change] = []
         # A change at a time of RESCUE_BATCH: after a fleet of workers died, tens of
         # thousands may run out at once, and one change holds the loop while it runs.
@@ -180,6 +168,6 @@ class LeaseDesk:
         return changes
 
     def next_expiry(self) -> int | None:
-        """The monotonic ms at which the first lease runs out."""
-        deadlines = [a.deadline for a in self.ledger.active.values() if a.deadline is not None]
-        return min(deadlines) if deadlines else None
+        """The monotonic ms at which the first lease runs out (None: no lease, or the
+        leases are swept elsewhere)."""
+        return self.source.next_expiry(self.ledger)

@@ -4,12 +4,14 @@ Every method here is called by the store's post-commit hook (``then``), in the e
 loop's thread, right after the commit and before the caller is answered, whether or
 not the caller still waits. None of them awaits, so nothing can run between the
 commit and the bookkeeping, and a cancelled caller cannot skip it. In order, each
-applies: the job's place (lane, timer heap, active table), the counts, the metric
-windows, the event, the log line.
+applies: the job's place (the work source's lanes, the timer heap, the active
+table), the counts, the metric windows, the event, the log line.
 
-An unexpected exception while applying a change is logged loudly and the job is
-handed to ``repair`` (set by the dispatcher), which re-reads it from the store and
-makes memory follow the table.
+Where waiting jobs are kept is the work source's business (source.py): the ledger
+tells it of each change. What the ledger tells the dispatcher goes through the
+``Told`` protocol given to it. An unexpected exception while applying a change is
+logged loudly and the job is handed to ``Told.repair``, which re-reads it from the
+store and makes memory follow the table.
 """
 
 from __future__ import annotations
@@ -17,67 +19,66 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import replace
+from typing import Any, Protocol
 
-from ..clock import Clock
+from ..clock import Clock, to_iso
 from ..events import EventBus, JobEvent
-from ..flow import NONE, Aging, GroupLimits, GroupPolicy
+from ..flow import GroupPolicy
 from ..metrics import Metrics
 from ..model import Job, JobState
-from ..store import Added, AddedRun, Change
-from .finishing import finish_event as _finish_event
-from .finishing import log_finish as _log_finish
-from .lanes import Line, pack
-from .ledger_groups import GroupMoves
-from .ledger_moves import FlowMoves
-from .order import Lanes, Taken
+from ..store import Acted, Added, AddedRun, Change
+from .finishing import finish_event, log_finish
+from .policies import GroupPolicies
 from .runtime import ActiveJob, QueueRuntime
+from .source import WorkSource
 from .timers import Timer, TimerHeap
+from .wakeup import Wakeup
 
 log = logging.getLogger("queueapp.ledger")
 
 
-class Ledger(FlowMoves, GroupMoves):
-    def __init__(
-        self, clock: Clock, runs_here: Callable[[str], bool], concurrency_for: Callable[[str], int],
-        group_limits: Callable[[str], GroupLimits] | None = None, aging: Callable[[str], Aging | None] | None = None,
-    ) -> None:
+class Told(Protocol):
+    """What the ledger tells the dispatcher."""
+
+    def repair(self, job_id: int) -> None:
+        """Memory could not follow a committed change of the job: read it again."""
+
+    def queue_created(self, name: str) -> None:
+        """A queue came into being in memory."""
+
+    def ended(self, job: Job) -> None:
+        """A job ended outside a change that settles its dependents (a claim found it expired)."""
+
+
+class Ledger:
+    def __init__(self, clock: Clock, source: WorkSource, policies: GroupPolicies, wakeup: Wakeup, told: Told,
+                 concurrency_for: Callable[[str], int]) -> None:
         self.clock = clock
-        self.runs_here = runs_here  # a job name with an in-process handler
+        self.source = source
+        self.policies = policies
+        self.wakeup = wakeup
+        self.told = told
         self.concurrency_for = concurrency_for
         self.queues: dict[str, QueueRuntime] = {}
-        # Group policies by queue (config file, then the store's), and priority aging.
-        self.policies: dict[str, GroupPolicy] = {}
-        self.group_defaults: Callable[[str], GroupLimits] = group_limits or (lambda queue: NONE)
-        self.aging_for: Callable[[str], Aging | None] = aging or (lambda queue: None)
-        # Closed lines that time alone opens again: (at, serial, queue, line).
-        self.reopening: list[tuple[int, int, str, Line]] = []
         self.active: dict[int, ActiveJob] = {}
         self.timers = TimerHeap()
-        self.metrics = Metrics()
+        self.metrics = Metrics(moves=source.counts_in_memory)
         self.events = EventBus()
-        # Ids popped from a lane or the timer heap whose claim or promotion is being
-        # committed: neither placed nor active, and the self-audit knows why.
+        # Ids popped from the timer heap whose promotion is being committed: neither
+        # placed nor delayed in memory, and the self-audit knows why.
         self.in_flight: set[int] = set()
-        # Of those, the ones claimed for this process's handlers, with their queue.
-        self.claiming_here: dict[int, str] = {}
         self.lease_granted = asyncio.Event()
-        self.wake: Callable[[], None] = lambda: None  # the dispatcher's loop
-        self.timer_moved: Callable[[int], None] = lambda due: None
-        self.repair: Callable[[int], None] = lambda job_id: None
-        self.queue_created: Callable[[str], None] = lambda name: None
-        self.ended: Callable[[Job], None] = lambda job: None  # a job ended outside a settling change
 
     # queues ----------------------------------------------------------------------
 
     def queue(self, name: str) -> QueueRuntime:
         found = self.queues.get(name)
         if found is None:
-            lanes = Lanes(name, self.runs_here, self.policy_of(name), self.aging_for(name), self.clock.now_ms)
-            lanes.closed_until = lambda line, at: self._reopen_at(name, line, at)
-            found = self.queues[name] = QueueRuntime(name, self.concurrency_for(name), lanes)
+            found = self.queues[name] = QueueRuntime(name, self.concurrency_for(name))
             self.metrics.of(name)
-            self.queue_created(name)
+            self.source.queue_added(found)
+            self.told.queue_created(name)
         return found
 
     def forget_idle(self, keep: set[str]) -> int:
@@ -91,45 +92,38 @@ class Ledger(FlowMoves, GroupMoves):
         for name in gone:
             del self.queues[name]
             self.metrics.forget(name)
-        for q in self.queues.values():
-            q.lanes.forget_empty()
+            self.source.queue_forgotten(name)
+        self.source.forget_empty()
         return len(gone)
+
+    def set_policy(self, queue: str, policy: GroupPolicy) -> None:
+        """A queue's group policy changed (or was read at start-up)."""
+        self.policies.set(queue, policy)
+        self.source.policy_changed(self.queues.get(queue), policy)
 
     # placing ---------------------------------------------------------------------
 
     def place(self, job_id: int, queue: str, name: str, state: str, priority: int, run_at: int,
-              group: str | None = None) -> None:
-        """Put an unfinished job where it will be found: its lane, or the timer heap
-        (a blocked job, or one added failed, is found by no one)."""
-        if state != JobState.WAITING and state != JobState.DELAYED:
-            return
-        q = self.queue(queue)
+              group: str | None = None, by_enqueue: bool = False) -> None:
+        """Put an unfinished job where it will be found: with the work source, or in
+        the timer heap (a blocked job, or one added failed, is found by no one)."""
         if state == JobState.DELAYED:
+            self.queue(queue)
             self.timers.push(Timer(run_at, job_id, priority, queue, name, group))
-            self.timer_moved(run_at)
-            return
-        q.lanes.push(q.lanes.lane(name, priority, group), pack(priority, run_at, job_id))
-        self._announce(q, name)
-
-    def _announce(self, q: QueueRuntime, name: str) -> None:
-        """New waiting jobs of ``name``: wake who takes them (the dispatcher's loop
-        for a name with a handler here, else the leases waiting on the queue)."""
-        if self.runs_here(name):
-            self.wake()
-        else:
-            q.wake_waiters()
+            self.wakeup.timer_moved(run_at)
+        elif state == JobState.WAITING:
+            self.source.waiting(self.queue(queue), [job_id], name, priority, run_at, group, by_enqueue)
 
     def place_job(self, job: Job) -> None:
         self.place(job.id, job.queue, job.name, job.state, job.priority, job.run_at, job.group)
 
     def _unplace(self, job: Job, prior: JobState) -> None:
-        q = self.queue(job.queue)
         if prior is JobState.WAITING:
-            q.lanes.lane(job.name, job.priority, job.group).kill(pack(job.priority, job.run_at, job.id))
+            self.source.withdrawn(self.queue(job.queue), job)
         elif prior is JobState.DELAYED:
             self.timers.kill(job.run_at, job.id)
 
-    # committed changes -------------------------------------------------------------
+    # enqueues ------------------------------------------------------------------------
 
     def accepted(self, added: Sequence[Added]) -> None:
         """Enqueues committed: count them and put the new jobs in line."""
@@ -140,7 +134,7 @@ class Ledger(FlowMoves, GroupMoves):
                 log.exception("memory could not follow a committed enqueue; re-reading its jobs",
                               extra={"event": "ledger.error", "job": added.first})
                 for job_id in added.ids:
-                    self.repair(job_id)
+                    self.told.repair(job_id)
             return
         for a in added:
             if a.created:
@@ -158,18 +152,11 @@ class Ledger(FlowMoves, GroupMoves):
         if self.events.active:
             for job_id in run.ids:
                 self.emit("added", job_id, queue, name, state=str(state), priority=priority)
-        self._place_alike(run, queue, name, state, priority, run_at, group)
-
-    def _place_alike(self, run: AddedRun, queue: str, name: str, state: JobState, priority: int, run_at: int,
-                     group: str | None) -> None:
-        if state is JobState.DELAYED:
+        if state is JobState.WAITING:
+            self.source.waiting(self.queue(queue), run.ids, name, priority, run_at, group, True)
+        else:
             for job_id in run.ids:
-                self.place(job_id, queue, name, state, priority, run_at, group)
-            return
-        q = self.queue(queue)
-        base = pack(priority, run_at, 0)
-        q.lanes.push_many(q.lanes.lane(name, priority, group), [base | job_id for job_id in run.ids])
-        self._announce(q, name)
+                self.place(job_id, queue, name, state, priority, run_at, group, by_enqueue=True)
 
     def _accept_one(self, job_id: int, queue: str, name: str, state: JobState, priority: int,
                     run_at: int, group: str | None) -> None:
@@ -177,51 +164,68 @@ class Ledger(FlowMoves, GroupMoves):
         m.move(None, state)
         m.added_total += 1
         self.emit("added", job_id, queue, name, state=str(state), priority=priority)
-        self.place(job_id, queue, name, state, priority, run_at, group)
+        self.place(job_id, queue, name, state, priority, run_at, group, by_enqueue=True)
 
-    def claimed(self, taken: Taken, jobs: list[Job]) -> list[ActiveJob]:
-        """waiting -> active committed for ``jobs`` (of the ``taken`` ids; the others
-        were no longer waiting), or waiting -> expired for those past their expiry."""
-        ids = taken.ids
-        self.in_flight.difference_update(ids)
-        for job_id in ids:
-            self.claiming_here.pop(job_id, None)
-        started = []
+    def _moved(self, job: Job, prior: JobState, prior_run_at: int) -> None:
+        """A kept job an enqueue moved in time (options.unique debounce)."""
+        self._unplace(replace(job, run_at=prior_run_at), prior)
+        self.metrics.of(job.queue).move(prior, job.state)
+        self.emit(str(job.state), job.id, job.queue, job.name, debounced=True, runAt=to_iso(job.run_at))
+        self.place_job(job)
+
+    def fired(self, outcome: tuple[Sequence[Added], bool] | None) -> None:
+        """A schedule's run committed (None: it did not fire): its jobs are added."""
+        if outcome is not None:
+            self.accepted(outcome[0])
+
+    # starts --------------------------------------------------------------------------
+
+    def started(self, jobs: list[Job], in_memory: bool) -> list[ActiveJob]:
+        """waiting -> active committed for ``jobs`` (each of them in memory's active
+        table with ``in_memory``), or waiting -> expired for those past their expiry."""
+        actives = []
         for job in jobs:
             if job.state is JobState.EXPIRED:
                 self._guard(job.id, self._expire, job, JobState.WAITING)
-                self.ended(job)  # its dependents move on by a change of their own
-            elif (active := self._guard(job.id, self._activate, job)) is not None:
-                started.append(active)
-        lanes = taken.owner
-        if lanes is not None and lanes.claimed(taken, {a.id for a in started}):
-            self._room_given(self.queue(lanes.queue))
-        return started
+                self.told.ended(job)  # its dependents move on by a change of their own
+            elif (active := self._guard(job.id, self._activate, job, in_memory)) is not None:
+                actives.append(active)
+        return actives
 
-    def _activate(self, job: Job) -> ActiveJob:
+    def _activate(self, job: Job, in_memory: bool) -> ActiveJob | None:
         assert job.lease_token is not None and job.started_at is not None
         m = self.metrics.of(job.queue)
         m.move(JobState.WAITING, JobState.ACTIVE)
         m.waiting_time.observe(max(0, job.started_at - job.run_at))
-        active = self.adopt_active(job)
+        active = self._track(job) if in_memory else None
         self.emit("active", job.id, job.queue, job.name, attempt=job.attempts_made)
         return active
 
-    def adopt_active(self, job: Job, counted: bool = True) -> ActiveJob:
-        """Track a job that is active in the store (claimed now, or a lease still
-        valid after a restart). ``counted`` False: its group does not know it runs yet
-        (it was not taken from a lane)."""
+    def adopt_active(self, job: Job) -> ActiveJob:
+        """Track a job active in the store that was not taken through the work source
+        (a lease still valid after a restart): its group counts it as running."""
+        active = self._track(job)
+        self.source.ran(self.queue(job.queue), job.group, +1)
+        return active
+
+    def _track(self, job: Job) -> ActiveJob:
         assert job.lease_token is not None and job.started_at is not None
         deadline = None
         if job.lease_expires_at is not None:
             deadline = self.clock.monotonic_ms() + max(0, job.lease_expires_at - self.clock.now_ms())
         active = ActiveJob(job.id, job.queue, job.name, job.lease_token, job.started_at,
-                           job.heartbeat_at or job.started_at, job.lease_expires_at, job.group, deadline)
-        if not counted:
-            self.queue(job.queue).lanes.ran(job.group, +1)
+                           job.heartbeat_at or job.started_at, job.lease_expires_at, job.group, deadline,
+                           node=self.source.node)
         self.active[job.id] = active
         if deadline is not None:
             self.lease_granted.set()  # the lease reaper may be asleep with no lease out
+        return active
+
+    def drop_active(self, job_id: int) -> ActiveJob | None:
+        """A job no longer runs: out of the active table, and its group has room again."""
+        active = self.active.pop(job_id, None)
+        if active is not None:
+            self.source.ran(self.queue(active.queue), active.group, -1)
         return active
 
     def promoted(self, due: dict[int, Timer], ids: list[int]) -> None:
@@ -232,6 +236,14 @@ class Ledger(FlowMoves, GroupMoves):
             self.metrics.of(t.queue).move(JobState.DELAYED, JobState.WAITING)
             self.emit("waiting", job_id, t.queue, t.name)
             self.place(job_id, t.queue, t.name, JobState.WAITING, t.priority, t.run_at, t.group)
+
+    def next_wake(self) -> int | None:
+        """When the dispatcher must look again: the next delayed job due, or the work
+        source's next timer."""
+        times = [t for t in (self.timers.next_due(), self.source.next_wake()) if t is not None]
+        return min(times) if times else None
+
+    # the end of an attempt --------------------------------------------------------------
 
     def finished(self, change: Change | None, counted: bool = True) -> None:
         """An active job's move committed (completed, failed, retrying, released,
@@ -259,12 +271,36 @@ class Ledger(FlowMoves, GroupMoves):
             self.place_job(job)
         if active is not None and active.in_process:
             self.queue(job.queue).running -= 1
-            self.wake()
+            self.wakeup.wake()
         if self.events.active:
-            kind, detail = _finish_event(job, counted)
+            kind, detail = finish_event(job, counted)
             self.emit(kind, job.id, job.queue, job.name, **detail)
-        _log_finish(job)
+        log_finish(job)
         self.followed(change)
+
+    def lost(self, job_id: int, token: str) -> None:
+        """A job running here under ``token`` was ended through another node (a cancel,
+        or the leader returned it): its slot is free again."""
+        active = self.active.get(job_id)
+        if active is not None and active.token == token:
+            self.drop_active(job_id)
+            if active.in_process:
+                self.queue(active.queue).running -= 1
+            self.wakeup.wake()
+
+    def beat(self, job: Job | None) -> None:
+        """A heartbeat committed: the lease runs from now."""
+        if job is None:
+            return
+        active = self.active.get(job.id)
+        if active is None:
+            return
+        active.heartbeat_at = job.heartbeat_at or active.heartbeat_at
+        if job.lease_expires_at is not None:
+            active.lease_expires_at = job.lease_expires_at
+            active.deadline = self.clock.monotonic_ms() + max(0, job.lease_expires_at - self.clock.now_ms())
+
+    # moves asked for ------------------------------------------------------------------------
 
     def withdrawn(self, change: Change) -> None:
         """waiting/delayed -> cancelled committed."""
@@ -292,21 +328,53 @@ class Ledger(FlowMoves, GroupMoves):
         self.emit("added", job.id, job.queue, job.name, state=str(job.state), retried=True)
         self.place_job(job)
 
+    def removed(self, change: Change) -> None:
+        """A job that was not active deleted."""
+        job = change.job
+        self._unplace(job, change.prior)
+        self.metrics.of(job.queue).move(change.prior, None)
+        self.emit("removed", job.id, job.queue, job.name)
+        self.followed(change)
+
+    def acted(self, action: str, acted: Acted) -> None:
+        """A bulk action committed (transitions.act): each job as its own action would."""
+        step = {"retry": self.retried, "cancel": self.withdrawn, "promote": self.brought_forward,
+                "delete": self.removed}[action]
+        for change in acted.changes:  # each step moves the job's dependents on too
+            self._guard(change.job.id, step, change)
+
     def cleaned(self, queue: str, state: JobState, removed: int) -> None:
         if queue in self.metrics.queues:
             self.metrics.of(queue).move(state, None, removed)
 
-    def beat(self, job: Job | None) -> None:
-        """A heartbeat committed: the lease runs from now."""
-        if job is None:
-            return
-        active = self.active.get(job.id)
-        if active is None:
-            return
-        active.heartbeat_at = job.heartbeat_at or active.heartbeat_at
-        if job.lease_expires_at is not None:
-            active.lease_expires_at = job.lease_expires_at
-            active.deadline = self.clock.monotonic_ms() + max(0, job.lease_expires_at - self.clock.now_ms())
+    def expired(self, changes: list[Change]) -> None:
+        """waiting or delayed -> expired committed by the expiry sweep."""
+        for change in changes:
+            self._guard(change.job.id, self._unplace, change.job, change.prior)
+            self._guard(change.job.id, self._expire, change.job, change.prior)
+            self.followed(change)
+
+    def _expire(self, job: Job, prior: JobState) -> None:
+        self.metrics.of(job.queue).move(prior, JobState.EXPIRED)
+        self.emit("expired", job.id, job.queue, job.name)
+
+    # what a change did besides ----------------------------------------------------------------
+
+    def followed(self, change: Change) -> None:
+        """What a change that ended a job did besides: its dependents moved on, and
+        the callbacks it added."""
+        self.settled(change.settled)
+        if change.spawned:
+            self.accepted(change.spawned)
+
+    def settled(self, changes: list[Change]) -> None:
+        """Blocked jobs moved on committed: waiting or delayed now, or failed with
+        their dependency."""
+        for change in changes:
+            job = change.job
+            self.metrics.of(job.queue).move(JobState.BLOCKED, job.state)
+            self.emit(str(job.state), job.id, job.queue, job.name, unblocked=job.state is not JobState.FAILED)
+            self.place_job(job)
 
     # events ------------------------------------------------------------------------
 
@@ -320,5 +388,5 @@ class Ledger(FlowMoves, GroupMoves):
         except Exception:
             log.exception("memory could not follow a committed change; re-reading the job",
                           extra={"event": "ledger.error", "job": job_id})
-            self.repair(job_id)
+            self.told.repair(job_id)
             return None

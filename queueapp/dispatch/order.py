@@ -76,7 +76,10 @@ class Lanes:
     def __init__(
         self, queue: str, runs_here: Callable[[str], bool], policy: GroupPolicy | None = None,
         aging: Aging | None = None, now: Callable[[], int] = lambda: 0,
+        closed_until: Callable[[Line, int], None] = lambda line, at: None,
     ) -> None:
+        """``closed_until(line, at)``: a closed line opens again by time alone at ``at``
+        (a key's pause or rate window runs out): ``reopen`` it then."""
         self.queue = queue
         self.runs_here = runs_here
         self.policy = policy or GroupPolicy()
@@ -87,7 +90,7 @@ class Lanes:
         self._turns = itertools.count(1)
         self._ranked_at = 0
         self._names: dict[str, set[str | None]] = {}  # job name -> keys of lines with its lanes
-        self.closed_until: Callable[[Line, int], None] = lambda line, at: None
+        self.closed_until = closed_until
 
     # where jobs go -----------------------------------------------------------------
 

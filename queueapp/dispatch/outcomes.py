@@ -1,10 +1,16 @@
 """What becomes of an attempt (completed, failed, released) and of a job asked to
 stop or to start over (cancel, retry): each a guarded write whose post-commit hook
-is the ledger's. This is the executor's ``Reporter`` too."""
+is the ledger's. This is the executor's ``Reporter`` too.
+
+On a node of a cluster a job may be finished, heartbeated or cancelled through any
+node, not only the one that runs it: an answer that finds a job this node runs no
+longer under its token means it was ended through another node (``Ledger.lost``).
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import Any
 
 from ..clock import Clock
@@ -14,14 +20,16 @@ from ..retry import Failure
 from ..store import Acted, Change, Selection, Store
 from .leases import LeaseDesk, stale
 from .ledger import Ledger
+from .source import WorkSource
 
 EXPIRE_BATCH = 10_000  # jobs past their expiry ended by one change
 
 
 class Outcomes:
-    def __init__(self, store: Store, ledger: Ledger, clock: Clock, leases: LeaseDesk) -> None:
+    def __init__(self, store: Store, ledger: Ledger, source: WorkSource, clock: Clock, leases: LeaseDesk) -> None:
         self.store = store
         self.ledger = ledger
+        self.source = source
         self.clock = clock
         self.leases = leases
         self._settling: set[asyncio.Future[Any]] = set()
@@ -36,14 +44,20 @@ class Outcomes:
         active = self.ledger.active.get(job_id)
         return active is not None and active.in_process
 
-    async def complete(self, job_id: int, token: str, result: Any) -> Job:
-        change = await self.store.complete_job(
-            job_id, token, result, self.clock.now_ms(), durable=not self._told_to_nobody(job_id),
-            then=self.ledger.finished,
-        )
+    async def _answered(self, job_id: int, token: str, write: Awaitable[Change | None]) -> Job:
+        """The job an attempt's outcome left; when the job is no longer this token's,
+        a stale answer, and if it ran here it was ended through another node."""
+        change = await write
         if change is None:
+            self.ledger.lost(job_id, token)
             raise stale(job_id)
         return change.job
+
+    async def complete(self, job_id: int, token: str, result: Any) -> Job:
+        return await self._answered(job_id, token, self.store.complete_job(
+            job_id, token, result, self.clock.now_ms(), durable=not self._told_to_nobody(job_id),
+            then=self.ledger.finished,
+        ))
 
     async def complete_many(self, items: list[tuple[int, str, Any]]) -> list[Job | Conflict]:
         """Completions of one request, stored by one change; each answers on its own."""
@@ -57,22 +71,16 @@ class Outcomes:
                 for (job_id, _, _), change in zip(items, changes, strict=True)]
 
     async def fail(self, job_id: int, token: str, failure: Failure) -> Job:
-        change = await self.store.fail_job(
+        return await self._answered(job_id, token, self.store.fail_job(
             job_id, token, failure, self.clock.now_ms(), durable=not self._told_to_nobody(job_id),
             then=self.ledger.finished,
-        )
-        if change is None:
-            raise stale(job_id)
-        return change.job
+        ))
 
     async def release(self, job_id: int, token: str) -> Job:
         """Take a job back from its worker without counting the attempt."""
-        change = await self.store.release_job(
+        return await self._answered(job_id, token, self.store.release_job(
             job_id, token, self.clock.now_ms(), then=lambda c: self.ledger.finished(c, counted=False)
-        )
-        if change is None:
-            raise stale(job_id)
-        return change.job
+        ))
 
     async def heartbeat(self, job_id: int, token: str, progress: Any, lease_ms: int | None) -> Job:
         return await self.leases.heartbeat(job_id, token, progress, lease_ms)
@@ -91,15 +99,18 @@ class Outcomes:
         return change.job
 
     async def _cancel_active(self, job: Job) -> Job:
-        """An active job is asked to stop: an in-process handler is cancelled; an
-        external worker finds its lease gone at its next heartbeat or answer."""
+        """An active job is asked to stop: its attempt ends cancelled; an in-process
+        handler is cancelled (on another node, that node is told); an external worker
+        finds its lease gone at its next heartbeat or answer."""
         active = self.ledger.active.get(job.id)
-        if active is None or job.lease_token is None:
+        # Active in the table, unknown here: its claim is being committed, unless
+        # other nodes run jobs too (or a lease through any node: never in memory).
+        if job.lease_token is None or (active is None and not self.source.shared_with_others):
             raise Conflict(f"job {job.id} is finishing; try again")
 
         def stopped(change: Change | None) -> None:
             self.ledger.finished(change)
-            if change is not None and active.task is not None:
+            if change is not None and active is not None and active.task is not None:
                 active.task.cancel()  # delivered at its next await; its outcome is stored
 
         change = await self.store.fail_job(
@@ -108,6 +119,8 @@ class Outcomes:
         )
         if change is None:
             raise Conflict(f"job {job.id} finished before it could be cancelled")
+        if active is None and change.job.state is JobState.CANCELLED:
+            await self.source.cancelled(job.id)
         return change.job
 
     async def act_on_jobs(self, action: str, selection: Selection, limit: int) -> Acted:
@@ -118,6 +131,16 @@ class Outcomes:
     async def expire_due(self, limit: int = EXPIRE_BATCH) -> int:
         """Waiting and delayed jobs past their expiry -> expired; how many."""
         return len(await self.store.expire_jobs(self.clock.now_ms(), limit, then=self.ledger.expired))
+
+    async def rescue(self, leases: list[tuple[int, str]], message: str) -> list[Change]:
+        """Fail the attempt of each job still active under the token given with it:
+        whatever ran it is gone (the leader's return of a stopped node's jobs)."""
+        return await self.store.rescue_active(self.clock.now_ms(), Failure(message), leases,
+                                              then=self.ledger.finished_many)
+
+    async def settle_lingering(self) -> int:
+        """Dependents a crash left blocked after their dependency ended move on."""
+        return await self.store.settle_lingering(self.clock.now_ms())
 
     def settle_ended(self, job: Job) -> None:
         """The dependents of a job a claim found expired move on by a change of

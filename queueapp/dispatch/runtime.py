@@ -1,11 +1,10 @@
-"""What the dispatcher keeps per running job and per queue."""
+"""What the dispatcher keeps per running job and per queue, whichever the work
+source (memory.py, or a cluster's database: cluster/claims.py)."""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-
-from .order import Lanes
 
 
 @dataclass(slots=True)
@@ -33,9 +32,10 @@ class ActiveJob:
 
 @dataclass(eq=False, slots=True)
 class QueueRuntime:
+    """One queue's state in memory: its settings, its in-process slots, its long polls."""
+
     name: str
     concurrency: int
-    lanes: Lanes
     paused: bool = False
     running: int = 0  # in-process jobs claimed or running
     # Long-polling leases wait on these; any new waiting job resolves them all.
