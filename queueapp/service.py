@@ -29,7 +29,8 @@ from .clock import Clock, DatabaseClock, from_datetime, to_iso
 from .cluster import ClusterNode, ClusterView, DatabaseSource, Term
 from .config import default_thresholds
 from .dispatch import ActiveJob, Dispatcher, GroupPolicies, MemorySource, Wakeup
-from .dispatch.source import Running, WorkSource
+from .dispatch.ledger import Running
+from .dispatch.source import WorkSource
 from .enqueue import DEFAULT_QUEUE, JobBuilder, check_name, parse_options, valid_queue
 from .errors import ValidationFailed
 from .events import JobEvent, Subscription

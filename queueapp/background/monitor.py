@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 
 from ..dispatch import ActiveJob, Dispatcher
-from ..dispatch.source import Running
+from ..dispatch.ledger import Running
 from ..health import HealthReport, HealthThresholds, judge
 
 log = logging.getLogger("queueapp.monitor")

@@ -25,10 +25,10 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ..clock import Clock
-from ..dispatch.ledger import Ledger
+from ..dispatch.ledger import Ledger, Running
 from ..dispatch.policies import GroupPolicies
 from ..dispatch.runtime import QueueRuntime
-from ..dispatch.source import Running, Started
+from ..dispatch.source import Started
 from ..dispatch.wakeup import Wakeup
 from ..flow import GroupPolicy as Policy
 from ..model import Job, NewJob

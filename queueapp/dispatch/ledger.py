@@ -31,11 +31,35 @@ from ..store import Acted, Added, AddedRun, Change
 from .finishing import finish_event, log_finish
 from .policies import GroupPolicies
 from .runtime import ActiveJob, QueueRuntime
-from .source import WorkSource
 from .timers import Timer, TimerHeap
 from .wakeup import Wakeup
 
 log = logging.getLogger("queueapp.ledger")
+
+
+class Placing(Protocol):
+    """What the ledger tells the work source (source.py) of committed changes: where
+    waiting jobs come and go, and what runs."""
+
+    counts_in_memory: bool  # memory counts every job (False: counts are read from the database)
+    node: str | None  # this process's name among several (None: it serves alone)
+
+    def queue_added(self, q: QueueRuntime) -> None: ...
+    def queue_forgotten(self, name: str) -> None: ...
+    def forget_empty(self) -> None: ...
+    def waiting(self, q: QueueRuntime, ids: Sequence[int], name: str, priority: int, run_at: int, group: str | None,
+                by_enqueue: bool) -> None: ...
+    def withdrawn(self, q: QueueRuntime, job: Job) -> None: ...
+    def ran(self, q: QueueRuntime, group: str | None, delta: int) -> None: ...
+    def policy_changed(self, q: QueueRuntime | None, policy: GroupPolicy) -> None: ...
+    def next_wake(self) -> int | None: ...
+
+
+class Running(Protocol):
+    """What reads the jobs running in this process's memory."""
+
+    @property
+    def active(self) -> dict[int, ActiveJob]: ...
 
 
 class Told(Protocol):
@@ -52,7 +76,7 @@ class Told(Protocol):
 
 
 class Ledger:
-    def __init__(self, clock: Clock, source: WorkSource, policies: GroupPolicies, wakeup: Wakeup, told: Told,
+    def __init__(self, clock: Clock, source: Placing, policies: GroupPolicies, wakeup: Wakeup, told: Told,
                  concurrency_for: Callable[[str], int]) -> None:
         self.clock = clock
         self.source = source

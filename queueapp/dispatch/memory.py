@@ -19,12 +19,12 @@ from ..model import Job, NewJob
 from ..store import Added, Store
 from .audit import compare
 from .lanes import Line, pack, serial
-from .ledger import Ledger
+from .ledger import Ledger, Running
 from .order import Lanes, Taken
 from .policies import GroupPolicies
 from .rebuild import rebuild
 from .runtime import ActiveJob, QueueRuntime
-from .source import Running, Started
+from .source import Started
 from .wakeup import Wakeup
 
 

@@ -16,48 +16,26 @@ queue's group keys, and says when its next timer is due.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
-from ..flow import GroupPolicy
 from ..model import Job, NewJob
 from ..store import Added
+from .ledger import Ledger, Placing, Running
 from .runtime import ActiveJob, QueueRuntime
-
-if TYPE_CHECKING:  # the ledger is built over a source: a name for the types only
-    from .ledger import Ledger
 
 # The post-commit hook of a claim: the ledger's bookkeeping of the claimed jobs,
 # answering those that became active in memory.
 Started = Callable[[list[Job]], list[ActiveJob]]
 
 
-class Running(Protocol):
-    """What a source reads of the ledger: the jobs running in this process's memory."""
-
-    @property
-    def active(self) -> dict[int, ActiveJob]: ...
-
-
-class WorkSource(Protocol):
-    counts_in_memory: bool  # memory counts every job (False: counts are read from the database)
+class WorkSource(Placing, Protocol):
     tracks_leases: bool  # leased jobs are in memory's active table (False: the database's only)
     shared_with_others: bool  # other processes run jobs of the same table
     poll_ms: int | None  # the loop looks for work this often even when nobody woke it
-    node: str | None  # this process's name among several (None: it serves alone)
 
     async def load(self, ledger: Ledger, leased: list[Job]) -> int: ...
     async def audit(self, ledger: Ledger) -> list[str]: ...
-
-    # what the ledger tells: committed changes ------------------------------------------------
-    def queue_added(self, q: QueueRuntime) -> None: ...
-    def queue_forgotten(self, name: str) -> None: ...
-    def forget_empty(self) -> None: ...
-    def waiting(self, q: QueueRuntime, ids: Sequence[int], name: str, priority: int, run_at: int, group: str | None,
-                by_enqueue: bool) -> None: ...
-    def withdrawn(self, q: QueueRuntime, job: Job) -> None: ...
-    def ran(self, q: QueueRuntime, group: str | None, delta: int) -> None: ...
-    def policy_changed(self, q: QueueRuntime | None, policy: GroupPolicy) -> None: ...
     def handlers_changed(self) -> None: ...
 
     # taking work ---------------------------------------------------------------------------------
@@ -72,7 +50,6 @@ class WorkSource(Protocol):
 
     # time ----------------------------------------------------------------------------------------
     def reopen_due(self, now: int) -> None: ...
-    def next_wake(self) -> int | None: ...
 
     # reads ---------------------------------------------------------------------------------------
     async def expired_leases(self, running: Running) -> list[tuple[int, str]]: ...

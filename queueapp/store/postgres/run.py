@@ -8,10 +8,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from .. import transitions
 from ..records import Added
 from ..sql.dialect import POSTGRES, numbered
 from ..sql.plan import AddJob, Plan, Statement
-from ..transitions import Completion, complete
+from ..transitions import Completion
 from .jobs import add_job_groups
 
 T = TypeVar("T")
@@ -53,10 +54,10 @@ async def run(conn: Any, transition: Callable[..., Plan[T]], *args: Any) -> T:
 
 
 async def complete_one(conn: Any, job_id: int, token: str, result: str, now: int) -> Any:
-    return (await drive(conn, complete(POSTGRES, [(job_id, token, result, now)])))[0]
+    return (await drive(conn, transitions.complete(POSTGRES, [(job_id, token, result, now)])))[0]
 
 
 async def complete_merged(conn: Any, calls: list[tuple[Any, ...]]) -> list[Any]:
     """Several callers' single completions, neighbours in the writer's batch, as one."""
     items: list[Completion] = [(c[0], c[1], c[2], c[3]) for c in calls]
-    return await drive(conn, complete(POSTGRES, items))
+    return await drive(conn, transitions.complete(POSTGRES, items))

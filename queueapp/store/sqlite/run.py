@@ -8,9 +8,10 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from .. import transitions
 from ..sql.dialect import SQLITE
 from ..sql.plan import AddJob, Plan, Statement
-from ..transitions import Completion, complete
+from ..transitions import Completion
 from .adds import IdAllocator, add_job_groups
 
 T = TypeVar("T")
@@ -55,4 +56,4 @@ def run(conn: sqlite3.Connection, ids: IdAllocator, transition: Callable[..., Pl
 
 def complete_merged(conn: sqlite3.Connection, items: list[Completion], ids: IdAllocator) -> list[Any]:
     """Several callers' completions, merged by the writer, as one transition."""
-    return drive(conn, complete(SQLITE, items), ids)
+    return drive(conn, transitions.complete(SQLITE, items), ids)
