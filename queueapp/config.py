@@ -13,13 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from .builtin_settings import BUILTIN_JOBS, BuiltinSettings, SmtpSettings
 from .config_queues import HEALTH_PREFIX, QueueSettings
 from .health import HealthThresholds
 from .networks import parse_allowed_hosts, parse_networks
 from .options import MAX_LEASE_MS, MIN_LEASE_MS
 from .store import check_location, postgres_url
-from .workers.builtin import BUILTIN_JOBS, BuiltinSettings
-from .workers.email import SmtpSettings
 
 
 class ConfigError(ValueError):

@@ -42,7 +42,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("version", "model", "clock", "retry", "priority", "options", "cron", "jsonfast", "histogram", "search",
      "health", "errors", "events", "metrics", "logs", "redact", "networks", "tls",
      "dispatch.lanes", "dispatch.order", "dispatch.timers", "flow",
-     "coalesce", "history", "rule_words"),
+     "coalesce", "history", "rule_words", "builtin_settings"),
     ("store",),
     ("workers",),  # code that runs as a job, and the handler API
     ("dispatch", "cluster"),
@@ -127,6 +127,13 @@ def test_every_module_imports_only_its_layer_or_lower():
             if _layer(imported) > _layer(name):
                 wrong.append(f"{name or 'queueapp'} imports {imported}")
     assert wrong == []
+
+
+def test_the_settings_import_no_job_code():
+    """config.py declares settings; the job types it configures take records of them
+    (builtin_settings.py), so reading the settings never imports what runs jobs."""
+    modules = _modules()
+    assert not {m for m in _imports("config", modules["config"], modules) if m.split(".")[0] == "workers"}
 
 
 def test_routes_call_only_the_service():

@@ -10,36 +10,20 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from yarl import URL
 
+from ..builtin_settings import BUILTIN_JOBS, BuiltinSettings
 from ..clock import Clock, to_iso
 from ..options import MAX_DELAY_MS, is_queue_name
 from ..store import Store
 from .destinations import DestinationPolicy, DestinationRefused
-from .email import SmtpSettings, send_email_job, validate_email_data
+from .email import send_email_job, validate_email_data
 from .http_call import HttpCaller, http_job, validate_http_data
 from .registry import HandlerRegistry, JobContext, UnrecoverableError
-
-BUILTIN_JOBS = ("http", "send-email", "process-payment", "backup-data", "generate-report")
-
-
-@dataclass(frozen=True)
-class BuiltinSettings:
-    """The defaults of each field are the settings' (config.py)."""
-
-    smtp: SmtpSettings | None
-    payment_url: str
-    payment_token: str = field(repr=False)
-    backup_dir: str
-    backup_keep: int
-    report_dir: str
-    http_allowed_hosts: str
-    callback_secret: str = field(default="", repr=False)
 
 
 class BuiltinJobs:

@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
 
 import aiosmtplib
 
+from ..builtin_settings import SmtpSettings
 from .registry import JobContext, JobFailed, UnrecoverableError
-
-
-@dataclass(frozen=True)
-class SmtpSettings:
-    """The defaults of each field are the settings' (config.py)."""
-
-    host: str
-    port: int
-    security: str  # none, starttls or tls
-    user: str
-    password: str = field(repr=False)
-    sender: str
-    timeout_s: float = 30.0
 
 
 def _recipients(data: dict[str, Any]) -> list[str]:
