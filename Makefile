@@ -1,10 +1,18 @@
-.PHONY: install test lint typecheck bench all dist screenshots
+.PHONY: install test test-fast test-unit lint typecheck bench all dist screenshots
 
 install:
 	python3 -m pip install -e '.[test]'
 
 test:
 	python3 -m pytest
+
+# The quick loop while changing code: everything but the tests marked slow.
+test-fast:
+	python3 -m pytest -m "not slow"
+
+# No process, no server: under a minute.
+test-unit:
+	python3 -m pytest tests/unit
 
 lint:
 	python3 -m ruff check queueapp tests scripts
@@ -22,4 +30,4 @@ dist:
 
 # The documentation's pictures (docs/img), taken by the dashboard's browser tests.
 screenshots:
-	QUEUEAPP_SCREENSHOTS=$(CURDIR)/docs/img python3 -m pytest tests/test_dashboard_browser.py
+	QUEUEAPP_SCREENSHOTS=$(CURDIR)/docs/img python3 -m pytest tests/browser/test_dashboard_browser.py

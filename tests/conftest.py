@@ -1,5 +1,12 @@
-"""Fixtures: a real SQLite file under tmp_path, a real service, a real aiohttp server
-on loopback, and a real ``queueapp serve`` process."""
+"""The fixtures every folder shares: a real SQLite file under tmp_path, a real
+service, a real aiohttp server on loopback, a real PostgreSQL server, and a real
+``queueapp serve`` process.
+
+The tests are where a newcomer looks for them: ``unit/`` (no process, no server),
+``integration/`` (real stores, real servers, real ``queueapp serve`` processes),
+``browser/`` (the dashboard in a real chromium), ``cluster/`` (several nodes on a
+real PostgreSQL). Helpers they share sit here beside this file. Long tests carry
+the ``slow`` marker (``make test-fast`` leaves them out; CI runs everything)."""
 
 from __future__ import annotations
 
@@ -37,6 +44,21 @@ def _tree_state() -> str | None:
     except (OSError, subprocess.SubprocessError):
         return None
     return status + diff
+
+
+# Besides every test of browser/ and cluster/, the files whose tests take long:
+# crash and fault campaigns, fuzzers, builds, processes killed and started again.
+SLOW_FILES = {"test_crash.py", "test_crash_campaign.py", "test_openapi_fuzz.py", "test_fuzz.py",
+              "test_single_file.py", "test_postgres_serve.py", "test_defects_serve.py", "test_defects_trust.py",
+              "test_tls.py", "test_faults.py", "test_workers.py", "test_admin_cli.py"}
+SLOW_FOLDERS = {"browser", "cluster"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        path = Path(str(item.fspath))
+        if path.name in SLOW_FILES or path.parent.name in SLOW_FOLDERS:
+            item.add_marker(pytest.mark.slow)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -9,7 +9,7 @@ import ast
 import re
 from pathlib import Path
 
-PACKAGE = Path(__file__).parent.parent / "queueapp"
+PACKAGE = Path(__file__).parent.parent.parent / "queueapp"
 SQL = re.compile(r"\b(SELECT\s.+\sFROM|INSERT\s+INTO|UPDATE\s+\w+\s+SET|DELETE\s+FROM|CREATE\s+(TABLE|INDEX))\b")
 
 
@@ -303,5 +303,7 @@ def test_every_package_is_installed():
     project = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]
     listed = set(project["packages"])
     found = {".".join(p.parent.relative_to(PACKAGE.parent).parts) for p in PACKAGE.rglob("__init__.py")}
+    folders = {".".join(p.parent.relative_to(PACKAGE.parent).parts) for p in PACKAGE.rglob("*.py")}
+    assert folders - found == set(), "a folder of modules without __init__.py is a namespace package"
     assert found - listed == set()
     assert "static/*" in project["package-data"]["queueapp.dashboard"]

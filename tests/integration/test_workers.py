@@ -18,7 +18,7 @@ from queueapp.api.keys import SERVICE
 from queueapp.client import QueueClient, RemoteWorker
 from queueapp.workers.registry import HandlerRegistry
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).parent.parent
 
 
 async def test_two_workers_leasing_at_once_never_share_a_job(make_client):

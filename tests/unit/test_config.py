@@ -43,7 +43,7 @@ def test_migrate_command_creates_the_schema(tmp_path, capsys):
     assert main(["migrate", "--db", str(db)]) == 0  # twice is harmless
     with sqlite3.connect(db) as conn:
         versions = conn.execute("select version from schema_migrations").fetchall()
-        assert versions == [(v,) for v in range(1, 9)]
+        assert versions == [(v,) for v in range(1, 10)]
         assert conn.execute("pragma journal_mode").fetchone()[0] == "wal"
 
 
@@ -55,7 +55,7 @@ def test_cli_reports_bad_config_without_a_traceback(capsys):
 def test_the_shipped_config_file_loads(tmp_path):
     from pathlib import Path
 
-    shipped = Path(__file__).parent.parent / "deploy" / "queueapp.toml"
+    shipped = Path(__file__).parent.parent.parent / "deploy" / "queueapp.toml"
     config = load_config({}, str(shipped), {})
     assert config.durability == "full" and config.port == 3000
 

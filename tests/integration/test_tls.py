@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).parent.parent
 
 
 def _name(common: str) -> x509.Name:

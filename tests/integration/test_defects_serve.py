@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from conftest import free_port, wait_for
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).parent.parent
 AUDIT = ("--audit-interval-ms", "60000")
 HANDLERS = ("--handlers", "defect_handlers")
 ENV = {"PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}

@@ -83,7 +83,8 @@ async def test_time_range_error_and_data_conditions(make_service):
 
 
 async def test_a_data_condition_reads_a_bounded_window_and_goes_on(make_service, monkeypatch):
-    from queueapp.store import actions, job_reads, sqlite
+    from queueapp.store import actions, job_reads
+    from queueapp.store.sqlite import store as sqlite
     from queueapp.store.postgres import reads
 
     for module in (actions, job_reads, sqlite, reads):

@@ -22,7 +22,7 @@ from queueapp.errors import ValidationFailed
 from queueapp.model import JobState
 from queueapp.workers.http_call import MAX_RETRY_AFTER_MS, retry_after_ms
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).parent.parent
 
 
 async def settle(service) -> None:

@@ -23,7 +23,7 @@ from queueapp.service import QueueService
 from queueapp.settings import load_config
 from queueapp.store import SqliteStore
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parent.parent.parent
 
 
 PARTNERS = {"tls_cert": {"tls_key": "key.pem"}, "tls_key": {"tls_cert": "cert.pem"}, "read_token": {"token": "t"},

@@ -449,7 +449,7 @@ async def test_4_an_aged_low_job_starts_under_a_steady_stream_of_high_jobs(serve
 def test_15_screenshots_go_to_a_folder_of_the_runs_own():
     import browser
 
-    docs = Path(__file__).parent.parent / "docs" / "img"
+    docs = Path(__file__).parent.parent.parent / "docs" / "img"
     assert browser.SHOTS.resolve() != docs.resolve() or os.environ.get("QUEUEAPP_SCREENSHOTS")
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-CONFIG = Path(__file__).parent / "schemathesis.toml"
+CONFIG = Path(__file__).parent.parent / "schemathesis.toml"
 SERVE = ("--long-poll-max-ms", "200", "--audit-interval-ms", "600000")
 
 

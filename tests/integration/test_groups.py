@@ -20,7 +20,7 @@ from queueapp.clock import FakeClock
 from queueapp.flow import Aging, GroupLimits
 from queueapp.options import JobOptions
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).parent.parent
 AUDIT = ("--audit-interval-ms", "60000")
 
 

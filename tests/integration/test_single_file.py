@@ -18,7 +18,7 @@ import pytest
 from conftest import free_port
 from pg import postgres_server
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parent.parent.parent
 EMPTY_ENV = {"PATH": "/usr/bin:/bin"}
 HANDLERS = """from queueapp import registry
 

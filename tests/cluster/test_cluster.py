@@ -22,7 +22,7 @@ import aiohttp
 import asyncpg
 from conftest import ServeProcess, wait_for
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).parent.parent
 LOAD_S = 4.0  # load before the kill, and again after the restart
 
 

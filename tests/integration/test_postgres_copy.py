@@ -22,7 +22,7 @@ from queueapp.retry import Failure
 from queueapp.store import DatabaseLock, SqliteStore
 from queueapp.store.postgres.store import PostgresStore
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parent.parent.parent
 
 
 def copy(source: Path, url: str) -> subprocess.CompletedProcess[str]:

@@ -28,7 +28,7 @@ import asyncpg
 import pytest
 from conftest import ServeProcess, iso_ms, wait_for
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).parent.parent
 ARGS = ("--cluster", "on", "--handlers", "cluster_handlers", "--concurrency", "4",
         "--audit-interval-ms", "600000", "--shutdown-grace-ms", "2000")
 SKEW_S = 30

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import ServeProcess, free_port, wait_for
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).parent.parent
 ENV = {"PYTHONPATH": f"{HERE}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "GROUP_LOG": os.devnull}
 
 

@@ -13,7 +13,7 @@ from openapi_spec_validator import validate
 
 from queueapp.api import endpoints, models
 
-SEED = Path(__file__).parent.parent.parent / "shared" / "seed" / "queue-management-system.md"
+SEED = Path(__file__).parent.parent.parent.parent / "shared" / "seed" / "queue-management-system.md"
 
 
 async def test_openapi_is_valid_and_lists_every_route(make_client):
