@@ -84,8 +84,8 @@ async def test_time_range_error_and_data_conditions(make_service):
 
 async def test_a_data_condition_reads_a_bounded_window_and_goes_on(make_service, monkeypatch):
     from queueapp.store import actions, job_reads
-    from queueapp.store.sqlite import store as sqlite
     from queueapp.store.postgres import reads
+    from queueapp.store.sqlite import store as sqlite
 
     for module in (actions, job_reads, sqlite, reads):
         monkeypatch.setattr(module, "MAX_SCAN", 500)
