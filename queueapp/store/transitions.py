@@ -21,7 +21,7 @@ from .sql import dependencies as edges
 from .sql import jobs as sql
 from .sql.dialect import Dialect
 from .sql.jobs import row_to_job
-from .sql.plan import AddJob, Plan, Statement, rows
+from .sql.plan import AddJobs, Plan, Statement, rows
 from .unique import held_key, kept_from_retry, unique_keys_query
 
 CALLBACK_QUEUE = "queueapp.callbacks"
@@ -293,8 +293,8 @@ def _tell(d: Dialect, job: Job, change: Change, now: int) -> Plan[None]:
         return
     data = {"url": url, "method": "POST", "body": outcome_of(job), "sign": True}
     new = NewJob(CALLBACK_QUEUE, CALLBACK_JOB, data, priority=3, attempts=DEFAULT_ATTEMPTS[1], run_at=now)
-    added: Added = yield AddJob(new, now)
-    change.spawned.append(added)
+    added: list[Added] = yield AddJobs([new], now)
+    change.spawned.extend(added)
 
 
 def _removal(d: Dialect, change: Change, policy: bool | int) -> Plan[None]:

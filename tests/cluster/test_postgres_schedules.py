@@ -12,13 +12,19 @@ import asyncpg
 import pytest
 
 from queueapp.model import NewJob
+from queueapp.store import changes
 from queueapp.store.postgres import cluster
-from queueapp.store.postgres.schedules import fire
+from queueapp.store.postgres.run import run
+from queueapp.store.sql import leadership
 
 NOW = 1_800_000_000_000
 
 
-
+async def fire(conn, queue, name, due, jobs, next_run_at, now, leader):
+    """A schedule's run as the store of a cluster's node fires it: under the leader's guard."""
+    async with conn.transaction():
+        return await run(conn, changes.fire_schedule, queue, name, due, jobs, next_run_at, now,
+                         f" AND {leadership.leads(6)}", *leader, now)
 
 
 @pytest.fixture

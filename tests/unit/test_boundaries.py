@@ -154,13 +154,18 @@ def test_jobs_change_only_through_the_statements_of_store_sql():
             assert path.relative_to(PACKAGE).parts[:2] == ("store", "sql"), path
 
 
-def _transitions_run_by(store: Path) -> set[str]:
-    return set(re.findall(r"\btransitions\.([a-z_]+)", store.read_text()))
+def _plans_run_by(store: Path) -> set[str]:
+    return set(re.findall(r"\b((?:transitions|changes)\.[a-z_]+)", store.read_text()))
+
+
+def _plans_of(module: str) -> set[str]:
+    tree = ast.parse((PACKAGE / "store" / f"{module}.py").read_text())
+    return {f"{module}.{n.name}" for n in tree.body if isinstance(n, ast.FunctionDef) and not n.name.startswith("_")}
 
 
 def test_both_stores_run_the_same_transitions_and_mirror_each_other():
     """The two store packages define the same names where they have counterparts: the
-    same Store methods, the same transitions run, the same runner."""
+    same Store methods, the same plans run (every change, written once), the same runner."""
     from queueapp.store.postgres.store import PostgresStore
     from queueapp.store.sqlite.store import SqliteStore
 
@@ -171,11 +176,10 @@ def test_both_stores_run_the_same_transitions_and_mirror_each_other():
     assert own(PostgresStore) - own(SqliteStore) == {"connect", "pooled", "submit", "writer_pid"}
     assert own(SqliteStore) <= own(PostgresStore)
     sqlite, postgres = PACKAGE / "store" / "sqlite", PACKAGE / "store" / "postgres"
-    run = _transitions_run_by(sqlite / "store.py") | _transitions_run_by(sqlite / "run.py")
-    assert run == _transitions_run_by(postgres / "store.py") | _transitions_run_by(postgres / "run.py")
-    tree = ast.parse((PACKAGE / "store" / "transitions.py").read_text())
-    public = {n.name for n in tree.body if isinstance(n, ast.FunctionDef) and not n.name.startswith("_")}
-    assert public - run == {"follow", "outcome_of"}  # the parts of other transitions
+    run = set().union(*(_plans_run_by(p) for p in sqlite.glob("*.py")))
+    assert run == set().union(*(_plans_run_by(p) for p in postgres.glob("*.py")))
+    # the parts of other plans, and what a callback says
+    assert (_plans_of("transitions") | _plans_of("changes")) - run == {"transitions.follow", "transitions.outcome_of"}
     common = {p.name for p in sqlite.glob("*.py")} & {p.name for p in postgres.glob("*.py")}
     assert {"store.py", "run.py", "writer.py", "migrate.py", "adds.py", "reads.py"} <= common
 

@@ -18,6 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..sql import leadership
+from ..sql.dialect import numbered
+
 CHANNEL = "queueapp_jobs"
 CANCEL_CHANNEL = "queueapp_cancel"  # a running job was cancelled: its runner, on any node, stops it
 # A wake-up's payload: the queue, then the names of its new jobs, each after this
@@ -45,9 +48,8 @@ NOTIFY_ROWS = (f"pg_notify('{CHANNEL}', CASE WHEN names IS NOT NULL AND length(n
 
 def leads(first: int) -> str:
     """A statement's guard: true only while node ${first} holds term ${first + 1} of a
-    lease not run out at ${first + 2}."""
-    node, term, now = first, first + 1, first + 2
-    return f"EXISTS (SELECT 1 FROM leadership WHERE node = ${node} AND term = ${term} AND expires_at > ${now})"
+    lease not run out at ${first + 2} (sql/leadership.py, numbered for asyncpg)."""
+    return numbered(leadership.leads(first))
 
 
 LEADS = leads(1)

@@ -21,9 +21,9 @@ from typing import Any
 from ...flow import AGED_CEILING, Aging, Gate, GroupLimits, GroupPolicy
 from ...model import Job
 from .. import transitions
-from ..groups import stored_groups
 from ..records import StoredGroups
 from ..sql.dialect import POSTGRES
+from ..sql.groups import stored_groups
 from . import jobs
 from .run import drive
 

@@ -11,9 +11,8 @@ from ...history import Tally
 from ...jsonfast import loads
 from ...model import Job, JobState, Schedule
 from ...search import MAX_SCAN, JobPage, JobSearch
+from .. import changes
 from .. import job_reads as reads
-from ..groups import KEYS, POLICIES, stored_groups
-from ..history import read_query, rows_to_tallies
 from ..records import (
     FinishedSample,
     NameFigures,
@@ -23,10 +22,10 @@ from ..records import (
     StoredGroups,
     TableSnapshot,
 )
-from ..schedules import COLUMNS as SCHEDULE_COLUMNS
-from ..schedules import row_to_schedule
+from ..sql import history, schedules
 from ..sql.dialect import POSTGRES, numbered
 from .jobs import COLUMNS, row_to_job
+from .run import drive, execute
 
 _STATES = {s.value: s for s in JobState}
 
@@ -124,19 +123,16 @@ async def snapshot(conn: Any) -> TableSnapshot:
 
 
 async def list_schedules(conn: Any, queue: str | None) -> list[Schedule]:
-    rows = await conn.fetch(f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE $1::text IS NULL OR queue = $1"
-                            " ORDER BY queue, name", queue)
-    return [row_to_schedule(r) for r in rows]
+    return [schedules.row_to_schedule(r) for r in await execute(conn, schedules.listed(POSTGRES, queue))]
 
 
 async def get_schedule(conn: Any, queue: str, name: str) -> Schedule | None:
-    row = await conn.fetchrow(f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE queue = $1 AND name = $2",
-                              queue, name)
-    return None if row is None else row_to_schedule(row)
+    found = await execute(conn, schedules.one(POSTGRES, queue, name))
+    return None if found is None else schedules.row_to_schedule(found)
 
 
 async def group_settings(conn: Any) -> list[StoredGroups]:
-    return stored_groups(await conn.fetch(POLICIES), await conn.fetch(KEYS))
+    return await drive(conn, changes.read_groups(POSTGRES))
 
 
 async def group_starts(conn: Any, since: int) -> list[tuple[str, str, int]]:
@@ -146,5 +142,5 @@ async def group_starts(conn: Any, since: int) -> list[tuple[str, str, int]]:
 
 
 async def read_history(conn: Any, queue: str, since: int) -> list[tuple[int, Tally]]:
-    return rows_to_tallies(await fetch(conn, *read_query(queue, since)))
+    return history.rows_to_tallies(await execute(conn, history.read(POSTGRES, queue, since)))
 

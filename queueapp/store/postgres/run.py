@@ -11,8 +11,10 @@ from typing import Any, TypeVar
 from .. import transitions
 from ..records import Added
 from ..sql.dialect import POSTGRES, numbered
-from ..sql.plan import AddJob, Plan, Statement
+from ..sql.plan import AddJobs, Plan, Statement
 from ..transitions import Completion
+from .adds import add_keyed
+from .cluster import notify
 from .jobs import add_job_groups
 
 T = TypeVar("T")
@@ -43,9 +45,17 @@ async def drive(conn: Any, plan: Plan[T]) -> T:
         return done.value
 
 
-async def _add(conn: Any, step: AddJob) -> Added:
-    ids = await add_job_groups(conn, [([step.new], step.now)])
-    return Added.fresh(ids[0][0], step.new, step.now)
+async def _add(conn: Any, step: AddJobs) -> list[Added]:
+    """Jobs with keys (a schedule's run: "<schedule>@<time>") decided one by one, under
+    their keys' locks, and their queues' nodes woken; others in one statement that
+    wakes them itself."""
+    if any(new.job_key is not None or new.unique is not None or new.depends_on for new in step.jobs):
+        kept = await add_keyed(conn, step.jobs, step.now)
+        for queue in sorted({new.queue for new in step.jobs}):
+            await notify(conn, queue)
+        return [Added(k.job, k.created) for k in kept]
+    ids = (await add_job_groups(conn, [(step.jobs, step.now)]))[0]
+    return [Added.fresh(job_id, new, step.now) for job_id, new in zip(ids, step.jobs, strict=True)]
 
 
 async def run(conn: Any, transition: Callable[..., Plan[T]], *args: Any) -> T:

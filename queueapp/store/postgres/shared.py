@@ -15,11 +15,13 @@ from typing import Any, Protocol
 from ...flow import NONE
 from ...jsonfast import dumps, loads
 from ...model import Job, JobState, NewJob
+from .. import changes
 from ..records import Added
 from ..shared import FlowRules, NodeSeen, SharedStore
+from ..sql import leadership
 from . import cluster, counts, flow, jobs, reads, upkeep
 from .jobs import COLUMNS, row_to_job
-from .schedules import fire
+from .run import run
 
 log = logging.getLogger("queueapp.cluster")
 
@@ -204,5 +206,7 @@ class PostgresShared(SharedStore):
         self, term: int, queue: str, name: str, expected_next: int, jobs_: list[NewJob], next_run_at: int,
         now: int, *, then: Callable[[Any], Any] | None = None,
     ) -> tuple[list[Added], bool] | None:
-        return await self.store.submit(fire, queue, name, expected_next, jobs_, next_run_at, now,
-                                       (self.node, term), then=then)
+        # Fired only under this node's term as leader: a deposed leader that wakes
+        # late fires nothing (the statement's placeholders go on from ?6).
+        return await self.store.submit(run, changes.fire_schedule, queue, name, expected_next, jobs_, next_run_at,
+                                       now, f" AND {leadership.leads(6)}", self.node, term, now, then=then)

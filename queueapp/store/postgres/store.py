@@ -20,7 +20,7 @@ from ...logs import log_as_conditions
 from ...model import Job, JobState, NewJob, Schedule
 from ...retry import Failure
 from ...search import JobPage, JobSearch
-from .. import transitions
+from .. import changes, transitions
 from ..actions import Acted, Selection, count_query
 from ..base import Store, Then
 from ..lock import DatabaseInUse
@@ -36,12 +36,11 @@ from ..records import (
     TableSnapshot,
 )
 from ..sql.dialect import POSTGRES
-from . import jobs, reads, upkeep, writes
+from . import jobs, reads, upkeep
 from .adds import add_keyed
 from .location import shown
 from .migrate import migrate
 from .run import complete_merged, complete_one, run
-from .schedules import fire
 from .shared import PostgresShared
 from .writer import OrderedWriter, connection_errors, connection_lost, unstorable
 
@@ -241,14 +240,14 @@ class PostgresStore(Store):
         return [j for j in active if j not in valid], valid
 
     async def set_paused(self, queue: str, paused: bool, now: int) -> None:
-        await self._writer.submit(writes.set_paused, queue, paused, now)
+        await self._writer.submit(run, changes.set_paused, queue, paused, now)
 
     async def clean(self, queue: str, state: JobState, finished_before: int, limit: int | None, *,
                     then: Then = None) -> int:
         return await self._writer.submit(run, transitions.clean, queue, state, finished_before, limit, then=then)
 
     async def ensure_queue(self, queue: str, now: int) -> None:
-        await self._writer.submit(writes.ensure_queue, queue, now)
+        await self._writer.submit(run, changes.ensure_queue, queue, now)
 
     async def act_on_jobs(self, action: str, selection: Selection, now: int, limit: int, *,
                           then: Then = None) -> Acted:
@@ -256,39 +255,41 @@ class PostgresStore(Store):
 
     async def set_group_policy(self, queue: str, limits: GroupLimits | None, now: int, *,
                                then: Then = None) -> None:
-        await self._writer.submit(writes.set_group_policy, queue, limits, now, then=then)
+        await self._writer.submit(run, changes.set_group_policy, queue, limits, now, then=then)
 
     async def set_group_key(self, queue: str, key: str, change: KeyChange, now: int, *,
                             then: Then = None) -> KeySettings:
-        return await self._writer.submit(writes.set_group_key, queue, key, change, now, then=then)
+        return await self._writer.submit(run, changes.set_group_key, queue, key, change, now, then=then)
 
     async def record_history(self, minute: int, tallies: list[tuple[str, Tally]]) -> None:
-        await self._writer.submit(writes.record_history, minute, tallies)
+        await self._writer.submit(run, changes.record_history, minute, tallies)
 
     async def roll_up_history(self, before: int) -> int:
-        return await self._writer.submit(writes.roll_up_history, before)
+        return await self._writer.submit(run, changes.roll_up_history, before)
 
     async def prune_history(self, before: int) -> int:
-        return await self._writer.submit(writes.prune_history, before)
+        return await self._writer.submit(run, changes.prune_history, before)
 
     # schedules -----------------------------------------------------------------
 
     async def upsert_schedule(self, schedule: Schedule, now: int) -> Schedule:
-        return await self._writer.submit(writes.upsert_schedule, schedule, now)
+        return await self._writer.submit(run, changes.upsert_schedule, schedule, now)
 
     async def delete_schedule(self, queue: str, name: str) -> bool:
-        return await self._writer.submit(writes.delete_schedule, queue, name)
+        return await self._writer.submit(run, changes.delete_schedule, queue, name)
 
     async def set_schedule_enabled(self, queue: str, name: str, enabled: bool, next_run_at: int | None,
                                    now: int) -> Schedule | None:
-        return await self._writer.submit(writes.set_schedule_enabled, queue, name, enabled, next_run_at, now)
+        return await self._writer.submit(run, changes.set_schedule_enabled, queue, name, enabled, next_run_at,
+                                         now)
 
     async def init_schedule_next_run(self, queue: str, name: str, next_run_at: int) -> None:
-        await self._writer.submit(writes.init_schedule_next_run, queue, name, next_run_at)
+        await self._writer.submit(run, changes.init_schedule_next_run, queue, name, next_run_at)
 
     async def fire_schedule(self, queue: str, name: str, expected_next: int, jobs_: list[NewJob],
                             next_run_at: int, now: int, *, then: Then = None) -> tuple[list[Added], bool] | None:
-        return await self._writer.submit(fire, queue, name, expected_next, jobs_, next_run_at, now, then=then)
+        return await self._writer.submit(run, changes.fire_schedule, queue, name, expected_next, jobs_, next_run_at,
+                                         now, then=then)
 
     async def list_schedules(self, queue: str | None) -> list[Schedule]:
         return await self.pooled(reads.list_schedules, queue)

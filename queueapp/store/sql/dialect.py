@@ -49,6 +49,10 @@ class Dialect:
             return value
         return dumps(value)
 
+    def boolean(self, value: bool) -> Any:
+        """A boolean column's value (SQLite keeps 0 and 1)."""
+        return int(value) if self.name == "sqlite" else value
+
     def ids(self, ids: list[int]) -> Any:
         return dumps(ids) if self.name == "sqlite" else ids
 

@@ -1,5 +1,5 @@
 """A transition written once for both stores: a generator that yields what it needs
-done (a ``Statement``, or ``AddJob`` for what each engine does its own way) and is
+done (a ``Statement``, or ``AddJobs`` for what each engine does its own way) and is
 sent back the answer. It holds no connection and never awaits, so the same code runs
 in SQLite's writer thread and on PostgreSQL's connection; each store has a small
 runner for it (store/sqlite/run.py, store/postgres/run.py).
@@ -28,16 +28,16 @@ class Statement:
 
 
 @dataclass(frozen=True, slots=True)
-class AddJob:
-    """Insert ``new`` as of ``now``, as an enqueue of the store would (ids are drawn
-    differently by each engine, and PostgreSQL wakes the other nodes): the runner
-    sends back its ``Added``."""
+class AddJobs:
+    """Insert ``jobs`` as of ``now``, as an enqueue of the store would (ids are drawn
+    differently by each engine, keys are decided the engine's way, and PostgreSQL wakes
+    the other nodes): the runner sends back their ``Added``, in order."""
 
-    new: NewJob
+    jobs: list[NewJob]
     now: int
 
 
-Step = Statement | AddJob
+Step = Statement | AddJobs
 Plan = Generator[Step, Any, T]
 
 

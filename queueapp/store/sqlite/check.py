@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from ..groups import OVER_LIMIT
+from ..sql.groups import OVER_LIMIT
 
 RULES = (
     ("active without a lease token or a start time",

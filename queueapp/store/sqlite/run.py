@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from .. import transitions
 from ..sql.dialect import SQLITE
-from ..sql.plan import AddJob, Plan, Statement
+from ..sql.plan import AddJobs, Plan, Statement
 from ..transitions import Completion
 from .adds import IdAllocator, add_job_groups
 
@@ -45,8 +45,8 @@ def drive(conn: sqlite3.Connection, plan: Plan[T], ids: IdAllocator) -> T:
         return done.value
 
 
-def _add(conn: sqlite3.Connection, step: AddJob, ids: IdAllocator) -> Any:
-    return list(add_job_groups(conn, [([step.new], step.now, None)], ids)[0])[0]
+def _add(conn: sqlite3.Connection, step: AddJobs, ids: IdAllocator) -> Any:
+    return list(add_job_groups(conn, [(step.jobs, step.now, None)], ids)[0])
 
 
 def run(conn: sqlite3.Connection, ids: IdAllocator, transition: Callable[..., Plan[T]], *args: Any) -> T:

@@ -16,11 +16,8 @@ from ...jsonfast import loads
 from ...model import Job, JobState, NewJob, Schedule, dumps
 from ...retry import Failure
 from ...search import MAX_SCAN, JobPage, JobSearch
-from .. import actions, transitions
-from .. import groups as groups_sql
-from .. import history as history_sql
+from .. import actions, changes, transitions
 from .. import job_reads as reads
-from .. import schedules as schedules_sql
 from ..actions import Acted, Selection
 from ..base import (
     Added,
@@ -37,7 +34,10 @@ from ..base import (
     Then,
 )
 from ..lock import DatabaseLock
+from ..sql import groups, history, schedules
+from ..sql.dialect import SQLITE
 from ..sql.jobs import row_to_job
+from ..sql.plan import Statement
 from . import adds
 from . import reads as writer_reads
 from .connection import READER_PRAGMAS, connect
@@ -172,24 +172,24 @@ class SqliteStore(Store):
         return await self._writer.submit(writer_reads.snapshot, savepoint=False, durable=False, then=then)
 
     async def set_paused(self, queue: str, paused: bool, now: int) -> None:
-        await self._writer.submit(_set_paused, queue, paused, now)
+        await self._writer.submit(run, self._ids, changes.set_paused, queue, paused, now)
 
     async def ensure_queue(self, queue: str, now: int) -> None:
-        await self._writer.submit(_ensure_queue, queue, now)
+        await self._writer.submit(run, self._ids, changes.ensure_queue, queue, now)
 
     async def group_settings(self) -> list[StoredGroups]:
-        return await self._writer.submit(groups_sql.read_all, savepoint=False, durable=False)
+        return await self._writer.submit(run, self._ids, changes.read_groups, savepoint=False, durable=False)
 
     async def group_starts(self, since: int) -> list[tuple[str, str, int]]:
-        return [tuple(r) for r in await self._fetchall(groups_sql.STARTS_SINCE, (since,))]
+        return [tuple(r) for r in await self._fetchall(groups.STARTS_SINCE, (since,))]
 
     async def set_group_policy(self, queue: str, limits: GroupLimits | None, now: int, *,
                                then: Then = None) -> None:
-        await self._writer.submit(groups_sql.set_policy, queue, limits, now, then=then)
+        await self._writer.submit(run, self._ids, changes.set_group_policy, queue, limits, now, then=then)
 
     async def set_group_key(self, queue: str, key: str, change: KeyChange, now: int, *,
                             then: Then = None) -> KeySettings:
-        return await self._writer.submit(groups_sql.set_key, queue, key, change, now, then=then)
+        return await self._writer.submit(run, self._ids, changes.set_group_key, queue, key, change, now, then=then)
 
     async def clean(
         self, queue: str, state: JobState, finished_before: int, limit: int | None, *,
@@ -213,57 +213,47 @@ class SqliteStore(Store):
         return 0 if query is None else (await self._fetchall(*query))[0][0]
 
     async def record_history(self, minute: int, tallies: list[tuple[str, Tally]]) -> None:
-        await self._writer.submit(history_sql.record, minute, tallies)
+        await self._writer.submit(run, self._ids, changes.record_history, minute, tallies)
 
     async def roll_up_history(self, before: int) -> int:
-        return await self._writer.submit(history_sql.roll_up, before)
+        return await self._writer.submit(run, self._ids, changes.roll_up_history, before)
 
     async def prune_history(self, before: int) -> int:
-        return await self._writer.submit(history_sql.prune, before)
+        return await self._writer.submit(run, self._ids, changes.prune_history, before)
 
     async def read_history(self, queue: str, since: int) -> list[tuple[int, Tally]]:
-        return history_sql.rows_to_tallies(await self._fetchall(*history_sql.read_query(queue, since)))
+        return history.rows_to_tallies(await self._read(history.read(SQLITE, queue, since)))
 
     # schedules -----------------------------------------------------------------
 
     async def upsert_schedule(self, schedule: Schedule, now: int) -> Schedule:
-        return await self._writer.submit(schedules_sql.upsert, schedule, now)
+        return await self._writer.submit(run, self._ids, changes.upsert_schedule, schedule, now)
 
     async def delete_schedule(self, queue: str, name: str) -> bool:
-        return await self._writer.submit(schedules_sql.delete, queue, name)
+        return await self._writer.submit(run, self._ids, changes.delete_schedule, queue, name)
 
     async def set_schedule_enabled(
         self, queue: str, name: str, enabled: bool, next_run_at: int | None, now: int
     ) -> Schedule | None:
-        return await self._writer.submit(
-            schedules_sql.set_enabled, queue, name, enabled, next_run_at, now
-        )
+        return await self._writer.submit(run, self._ids, changes.set_schedule_enabled, queue, name, enabled,
+                                         next_run_at, now)
 
     async def init_schedule_next_run(self, queue: str, name: str, next_run_at: int) -> None:
-        await self._writer.submit(schedules_sql.set_next_run, queue, name, next_run_at)
+        await self._writer.submit(run, self._ids, changes.init_schedule_next_run, queue, name, next_run_at)
 
     async def fire_schedule(
         self, queue: str, name: str, expected_next: int, jobs: list[NewJob],
         next_run_at: int, now: int, *, then: Then = None,
     ) -> tuple[list[Added], bool] | None:
-        return await self._writer.submit(
-            schedules_sql.fire, self._ids, queue, name, expected_next, jobs, next_run_at, now,
-            then=then,
-        )
+        return await self._writer.submit(run, self._ids, changes.fire_schedule, queue, name, expected_next, jobs,
+                                         next_run_at, now, then=then)
 
     async def list_schedules(self, queue: str | None) -> list[Schedule]:
-        where, params = ("WHERE queue = ?", (queue,)) if queue is not None else ("", ())
-        rows = await self._fetchall(
-            f"SELECT {schedules_sql.COLUMNS} FROM schedules {where} ORDER BY queue, name", params
-        )
-        return [schedules_sql.row_to_schedule(r) for r in rows]
+        return [schedules.row_to_schedule(r) for r in await self._read(schedules.listed(SQLITE, queue))]
 
     async def get_schedule(self, queue: str, name: str) -> Schedule | None:
-        rows = await self._fetchall(
-            f"SELECT {schedules_sql.COLUMNS} FROM schedules WHERE queue = ? AND name = ?",
-            (queue, name),
-        )
-        return schedules_sql.row_to_schedule(rows[0]) if rows else None
+        found = await self._read(schedules.one(SQLITE, queue, name))
+        return schedules.row_to_schedule(found[0]) if found else None
 
     # maintenance ---------------------------------------------------------------
 
@@ -282,6 +272,9 @@ class SqliteStore(Store):
         )
 
     # reads -------------------------------------------------------------------
+
+    async def _read(self, statement: Statement) -> list[Any]:
+        return await self._fetchall(statement.sql, statement.params)
 
     async def _fetchall(self, query: str, params: tuple[Any, ...] = ()) -> list[Any]:
         assert self._reader is not None, "store is not open"
@@ -378,18 +371,3 @@ def restore_file(backup: Path, db: Path) -> None:
         raise ValueError(f"{backup} is not a SQLite database: {exc}") from None
     finally:
         src.close()
-
-
-def _set_paused(conn: sqlite3.Connection, queue: str, paused: bool, now: int) -> None:
-    conn.execute(
-        "INSERT INTO queues (name, paused, created_at) VALUES (?, ?, ?)"
-        " ON CONFLICT (name) DO UPDATE SET paused = excluded.paused",
-        (queue, int(paused), now),
-    )
-
-
-def _ensure_queue(conn: sqlite3.Connection, queue: str, now: int) -> None:
-    conn.execute(
-        "INSERT INTO queues (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
-        (queue, now),
-    )

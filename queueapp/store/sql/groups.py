@@ -1,17 +1,16 @@
-"""SQL for group settings (options.group): a queue's stored policy, keys' own limits
-and pauses, and the starts a restart must remember. Write functions run in the
-writer (first argument: the connection, inside the writer's transaction)."""
+"""Statements on the group settings (options.group): a queue's stored policy
+(``group_policies``), keys' own limits and pauses (``group_keys``), and the starts a
+restart must remember, for either engine."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ..flow import GroupLimits, KeyChange, KeySettings
-from .records import StoredGroups
-
-Query = tuple[str, tuple[Any, ...]]
+from ...flow import GroupLimits, KeyChange, KeySettings
+from ..records import StoredGroups
+from .dialect import Dialect
+from .plan import Statement, row, rows, run
 
 
 def _limits(concurrency: int | None, rate_max: int | None, rate_per_ms: int | None) -> GroupLimits:
@@ -20,6 +19,14 @@ def _limits(concurrency: int | None, rate_max: int | None, rate_per_ms: int | No
 
 POLICIES = "SELECT queue, concurrency, rate_max, rate_per_ms FROM group_policies"
 KEYS = "SELECT queue, key, custom, concurrency, rate_max, rate_per_ms, paused, paused_until FROM group_keys"
+
+
+def policies(d: Dialect) -> Statement:
+    return rows(POLICIES)
+
+
+def keys(d: Dialect) -> Statement:
+    return rows(KEYS)
 
 
 def stored_groups(policies: Iterable[Sequence[Any]], keys: Iterable[Sequence[Any]]) -> list[StoredGroups]:
@@ -33,27 +40,22 @@ def stored_groups(policies: Iterable[Sequence[Any]], keys: Iterable[Sequence[Any
     return list(found.values())
 
 
-def read_all(conn: sqlite3.Connection) -> list[StoredGroups]:
-    return stored_groups(conn.execute(POLICIES), conn.execute(KEYS))
+def forget_policy(d: Dialect, queue: str) -> Statement:
+    return run("DELETE FROM group_policies WHERE queue = ?1", queue)
 
 
-def set_policy(conn: sqlite3.Connection, queue: str, limits: GroupLimits | None, now: int) -> None:
-    if limits is None:
-        conn.execute("DELETE FROM group_policies WHERE queue = ?", (queue,))
-        return
-    conn.execute(
-        "INSERT INTO group_policies (queue, concurrency, rate_max, rate_per_ms, updated_at) VALUES (?, ?, ?, ?, ?)"
+def set_policy(d: Dialect, queue: str, limits: GroupLimits, now: int) -> Statement:
+    return run(
+        "INSERT INTO group_policies (queue, concurrency, rate_max, rate_per_ms, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)"
         " ON CONFLICT (queue) DO UPDATE SET concurrency = excluded.concurrency, rate_max = excluded.rate_max,"
         " rate_per_ms = excluded.rate_per_ms, updated_at = excluded.updated_at",
-        (queue, limits.concurrency, limits.rate_max, limits.rate_per_ms, now),
-    )
+        queue, limits.concurrency, limits.rate_max, limits.rate_per_ms, now)
 
 
-def key_change_queries(queue: str, key: str, change: KeyChange, now: int) -> tuple[Query, Query]:
-    """The statements of a change of ``key``'s settings, for either engine: an upsert
-    that sets only what ``change`` names (one statement: a concurrent change of the
-    other part is never undone) and answers the key's settings as they now stand,
-    then the key forgotten if nothing of its own is left."""
+def change_key(d: Dialect, queue: str, key: str, change: KeyChange, now: int) -> Statement:
+    """An upsert of ``key``'s settings that sets only what ``change`` names (one
+    statement: a concurrent change of the other part is never undone), answering the
+    key's settings as they now stand (``key_settings``)."""
     limits = change.limits or GroupLimits()
     named = ["updated_at = excluded.updated_at"]
     if change.sets_limits:
@@ -61,30 +63,25 @@ def key_change_queries(queue: str, key: str, change: KeyChange, now: int) -> tup
                         " rate_max = excluded.rate_max, rate_per_ms = excluded.rate_per_ms")
     if change.sets_pause:
         named.insert(0, "paused = excluded.paused, paused_until = excluded.paused_until")
-    upsert = (
+    return row(
         "INSERT INTO group_keys (queue, key, custom, concurrency, rate_max, rate_per_ms, paused, paused_until,"
-        f" updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (queue, key) DO UPDATE SET {', '.join(named)}"
+        " updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+        f" ON CONFLICT (queue, key) DO UPDATE SET {', '.join(named)}"
         " RETURNING custom, concurrency, rate_max, rate_per_ms, paused, paused_until",
-        (queue, key, change.limits is not None, limits.concurrency, limits.rate_max, limits.rate_per_ms,
-         change.paused, change.paused_until, now),
-    )
-    forget = ("DELETE FROM group_keys WHERE queue = ? AND key = ? AND NOT custom AND NOT paused", (queue, key))
-    return upsert, forget
+        queue, key, d.boolean(change.limits is not None), limits.concurrency, limits.rate_max, limits.rate_per_ms,
+        d.boolean(change.paused), change.paused_until, now)
 
 
-def key_settings(row: Sequence[Any]) -> KeySettings:
-    """A key's settings from the upsert's answer (key_change_queries)."""
-    custom, concurrency, rate_max, rate_per_ms, paused, until = row
+def forget_key(d: Dialect, queue: str, key: str) -> Statement:
+    """The key forgotten when nothing of its own is left."""
+    return run("DELETE FROM group_keys WHERE queue = ?1 AND key = ?2 AND NOT custom AND NOT paused", queue, key)
+
+
+def key_settings(found: Sequence[Any]) -> KeySettings:
+    """A key's settings from ``change_key``'s answer."""
+    custom, concurrency, rate_max, rate_per_ms, paused, until = found
     return KeySettings(_limits(concurrency, rate_max, rate_per_ms) if custom else None, bool(paused),
                        until if paused else None)
-
-
-def set_key(conn: sqlite3.Connection, queue: str, key: str, change: KeyChange, now: int) -> KeySettings:
-    """Change ``key``'s settings as ``change`` says; its settings now."""
-    upsert, forget = key_change_queries(queue, key, change, now)
-    settings = key_settings(conn.execute(*upsert).fetchone())
-    conn.execute(*forget)
-    return settings
 
 
 # The latest start of each grouped job since a time (a retried job's earlier starts
