@@ -173,6 +173,8 @@ async def test_the_jobs_tables_statistics_are_refreshed_after_a_burst(pg_conn):
     from conftest import wait_for
 
     from queueapp.store.postgres import upkeep
+    from queueapp.store.sql import jobs
+    from queueapp.store.sql.dialect import POSTGRES, numbered
 
     await pg.add_jobs(pg_conn, [job() for _ in range(3000)], NOW)
 
@@ -185,6 +187,10 @@ async def test_the_jobs_tables_statistics_are_refreshed_after_a_burst(pg_conn):
     plan = "\n".join(r[0] for r in await pg_conn.fetch(
         "EXPLAIN SELECT id FROM jobs WHERE queue = 'q' AND state = 'waiting' ORDER BY priority, run_at, id LIMIT 10"))
     assert "jobs_claim" in plan and "Sort" not in plan, plan
+    expiring = jobs.expiring(POSTGRES, NOW, 100)  # the expiry sweep, every second
+    await pg_conn.execute("SET enable_seqscan = off")  # which index, not whether the planner likes it today
+    plan = "\n".join(r[0] for r in await pg_conn.fetch(f"EXPLAIN {numbered(expiring.sql)}", *expiring.params))
+    assert "jobs_expiring" in plan, plan
 
 
 async def test_a_nul_character_postgresql_cannot_store_is_refused_as_bad_input(pg_url):

@@ -34,6 +34,9 @@ class Dialect:
     no_limit: int | None  # a LIMIT parameter that limits nothing
     key_locks: bool  # unique keys are locked by advisory locks (several writers on one database)
     row_types: dict[str, str]  # a column's type, for a table given as parameters
+    # Waiting or delayed, spelt as the engine's partial index of expiring jobs is
+    # (SQLite uses a partial index only for a condition written as its own is).
+    not_started: str
 
     def path(self, path: str) -> Any:
         """A data condition's path ("$.a.b") as this engine takes it."""
@@ -99,6 +102,7 @@ SQLITE = Dialect(
     no_limit=-1,
     key_locks=False,
     row_types=_ROW_TYPES,
+    not_started="(state = 'waiting' OR state = 'delayed')",
 )
 POSTGRES = Dialect(
     "postgres",
@@ -117,6 +121,7 @@ POSTGRES = Dialect(
     no_limit=None,
     key_locks=True,
     row_types=_ROW_TYPES,
+    not_started="state IN ('waiting', 'delayed')",
 )
 
 _PLACEHOLDER = re.compile(r"\?(\d*)")

@@ -215,7 +215,7 @@ def act(d: Dialect, action: str, ids: list[int], states: tuple[str, ...], now: i
 
 def expiring(d: Dialect, now: int, limit: int) -> Statement:
     """(id, state) of waiting and delayed jobs past their expiry time, earliest first."""
-    return rows("SELECT id, state FROM jobs WHERE expire_at IS NOT NULL AND state IN ('waiting', 'delayed')"
+    return rows(f"SELECT id, state FROM jobs WHERE expire_at IS NOT NULL AND {d.not_started}"
                 f" AND expire_at <= ?1 ORDER BY expire_at LIMIT ?2{d.skip_locked}", now, limit)
 
 
