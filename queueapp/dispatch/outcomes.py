@@ -40,7 +40,7 @@ class Outcomes:
 
     def _told_to_nobody(self, job_id: int) -> bool:
         """An in-process job's outcome is acknowledged to no one: its commit need not
-        wait for an fsync (see store/writer.py)."""
+        wait for an fsync (see store/sqlite/writer.py)."""
         active = self.ledger.active.get(job_id)
         return active is not None and active.in_process
 

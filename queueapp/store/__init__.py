@@ -154,7 +154,7 @@ def restore_database(backup: str, db: str) -> None:
 
 
 def check_database(db: str) -> tuple[int, list[str]]:
-    """The table's invariants (see store/check.py), with the appliance stopped: the
+    """The table's invariants (see store/sqlite/check.py), with the appliance stopped: the
     number of jobs and the problems found."""
     path = parse_location(db)
     if not path.is_file():

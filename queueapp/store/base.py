@@ -193,7 +193,7 @@ class Store(ABC):
         self, queue: str, name: str, expected_next: int, jobs: list[NewJob],
         next_run_at: int, now: int, *, then: Then = None,
     ) -> tuple[list[Added], bool] | None:
-        """Enqueue a run and advance the schedule atomically; see store/schedules.py."""
+        """Enqueue a run and advance the schedule atomically; see store/changes.py (fire_schedule)."""
 
     @abstractmethod
     async def list_schedules(self, queue: str | None) -> list[Schedule]: ...

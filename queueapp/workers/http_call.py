@@ -177,7 +177,7 @@ def _body(text: str) -> Any:
 async def http_job(caller: HttpCaller, job: JobContext, secret: str = "") -> dict[str, Any]:
     d = job.data
     headers, body = d.get("headers"), d.get("body")
-    if d.get("sign") and job.queue == CALLBACK_QUEUE:  # a finished job's callback (store/callbacks.py)
+    if d.get("sign") and job.queue == CALLBACK_QUEUE:  # a finished job's callback (store/transitions.py)
         if not secret:
             raise UnrecoverableError("a callback is signed with callback_secret, which is not set")
         body = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
