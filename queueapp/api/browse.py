@@ -21,7 +21,7 @@ from .models import JobPageOut, Open
 from .present import jobs_out
 from .spec import JOB_NAME, QUEUE, Api, Query, int_query
 
-api = Api()
+api = Api("operator")
 
 MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 # Said as milliseconds; an ISO 8601 time (2026-11-28T09:00:00Z) is read too.

@@ -17,7 +17,7 @@ from .common import ok, parse, query_int, queue_of, service_of
 from .models import Open
 from .spec import QUEUE, Api, int_query
 
-api = Api()
+api = Api("groups")
 
 
 class RateBody(Strict):

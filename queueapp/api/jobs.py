@@ -14,7 +14,7 @@ from .models import BULK_PLAIN, AddJobBody, BulkBody, BulkOut, JobOut, JobsOut, 
 from .present import job_out, jobs_out
 from .spec import QUEUE, Api, Query, int_query
 
-api = Api()
+api = Api("jobs")
 
 
 @api.endpoint("POST", "/queues/jobs", "Add a job. 200 with the kept job when options.jobId was already used.",

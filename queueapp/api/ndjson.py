@@ -26,7 +26,7 @@ from .errors import code_of
 from .models import AddJobBody
 from .spec import QUEUE, Api
 
-api = Api()
+api = Api("jobs")
 
 NDJSON = "application/x-ndjson"
 IN_FLIGHT = 4  # batches being stored at once; reading waits beyond that (backpressure)

@@ -24,7 +24,7 @@ from .models import (
 from .present import health_out
 from .spec import QUEUE, Api
 
-api = Api()
+api = Api("queues")
 
 
 @api.endpoint("GET", "/livez", "200 while the process serves (no auth).", ok=LivezOut)

@@ -10,7 +10,7 @@ from .models import JobOut, RemovedOut, ScheduleOut, SchedulesOut
 from .present import job_out, schedule_out
 from .spec import QUEUE, Api
 
-api = Api()
+api = Api("schedules")
 
 
 def _name(request: web.Request) -> str:

@@ -42,6 +42,23 @@ _ROUTE_REGEX = re.compile(r"\{(\w+):[^}]+\}")
 def int_query(name: str, description: str, low: int, high: int) -> Query:
     return Query(name, description, {"type": "integer", "minimum": low, "maximum": high})
 
+# The areas of the API, in the order a reader meets them: each operation is tagged with
+# its module's, so that a generated client groups its methods the same way.
+TAGS = {
+    "queues": "Queues: pause and resume, metrics, health, cleanup; a cluster's nodes, the self-audit, liveness"
+              " and this description.",
+    "jobs": "Jobs: add (one, bulk, a stream of lines), read, cancel, retry, promote.",
+    "workers": "External workers: lease jobs, heartbeat, complete, fail, release.",
+    "schedules": "Recurring jobs: cron or every N ms, with a policy for missed runs.",
+    "groups": "Group flow control (options.group): a queue's policy, keys' limits and pauses.",
+    "operator": "The operator's desk: search, actions on many jobs, failure groups, history.",
+    "observability": "Prometheus metrics and the job event stream (Server-Sent Events).",
+}
+# Both tokens are bearer tokens: the token may change anything, the read token only read.
+BEARER = {"type": "http", "scheme": "bearer",
+          "description": "token (every operation) or read_token (GET and HEAD only; any change answers 403)"}
+
+
 ERROR_TEXT = {
     400: "Invalid input, or a Host the appliance does not answer to (allowed_hosts): nothing was changed.",
     401: "Missing or wrong bearer token.",
@@ -70,13 +87,17 @@ class Endpoint:
     # OpenAPI links of the success answer: which operations take what it returned
     # (a leased job's id and token), so that a client or a stateful fuzzer can follow.
     links: dict[str, Any] | None = None
+    tag: str = ""  # the area it belongs to (its module's), for generated clients and readers
 
 
 class Api:
     """One module's routes and their descriptions. A route declares its request and
-    response models where it is defined; ``/openapi.json`` is generated from them."""
+    response models where it is defined; ``/openapi.json`` is generated from them.
+    ``tag``: the area the module's routes belong to (one of TAGS)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tag: str) -> None:
+        assert tag in TAGS, f"an area of the API is one of {sorted(TAGS)}"
+        self.tag = tag
         self.routes = web.RouteTableDef()
         self.endpoints: list[Endpoint] = []
 
@@ -107,7 +128,7 @@ class Api:
             all_errors = tuple(sorted(set(errors) | ({400} if body or query else set())))
             self.endpoints.append(Endpoint(
                 method, _ROUTE_REGEX.sub(r"{\1}", path), summary, body, responses, query, all_errors,
-                handler, content_type, body_required, body_content, links,
+                handler, content_type, body_required, body_content, links, self.tag,
             ))
             return handler
 
@@ -136,11 +157,12 @@ def openapi_document(endpoints: list[Endpoint], auth: bool) -> dict[str, Any]:
             "description": "A job queue appliance: priorities, retries, delayed and scheduled "
             "jobs, durable in SQLite. Every 2xx answer to a change means it is committed.",
         },
+        "tags": [{"name": name, "description": text} for name, text in TAGS.items()],
         "paths": paths,
         "components": {"schemas": schema.get("$defs", {})},
     }
     if auth:
-        doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+        doc["components"]["securitySchemes"] = {"bearer": BEARER}
     return doc
 
 
@@ -163,7 +185,7 @@ def _operation(e: Endpoint, refs: dict[Any, Any], auth: bool, bodies: set[Any]) 
     def _ref(model: type[BaseModel]) -> dict[str, Any]:
         return refs[(model, "validation" if model in bodies else "serialization")]
 
-    op: dict[str, Any] = {"summary": e.summary, "operationId": e.handler.__name__}
+    op: dict[str, Any] = {"summary": e.summary, "operationId": e.handler.__name__, "tags": [e.tag]}
     params = [
         {"name": q.name, "in": "query", "required": q.required, "description": q.description,
          "schema": q.schema}

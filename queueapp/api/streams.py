@@ -14,7 +14,7 @@ from .models import DocumentOut
 from .present import event_out
 from .spec import JOB_NAME, QUEUE, Api, Query
 
-api = Api()
+api = Api("observability")
 
 PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 EVENT_BUFFER = 1000  # events a client may lag behind before it is dropped

@@ -25,7 +25,7 @@ from .models import (
 from .present import heartbeat_out, job_out, leased_out
 from .spec import QUEUE, Api
 
-api = Api()
+api = Api("workers")
 
 
 def _with_the_lease(operation: str) -> dict[str, Any]:
