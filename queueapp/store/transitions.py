@@ -21,8 +21,8 @@ from .sql import dependencies as edges
 from .sql import jobs as sql
 from .sql.dialect import Dialect
 from .sql.jobs import row_to_job
-from .sql.plan import AddJobs, Plan, Statement, rows
-from .unique import held_key, kept_from_retry, unique_keys_query
+from .sql.plan import AddJobs, Plan, Statement, row, rows
+from .unique import held_key, job_key_query, kept_from_retry, unique_holder_query, unique_keys_query, unique_moved
 
 CALLBACK_QUEUE = "queueapp.callbacks"
 CALLBACK_JOB = "http"
@@ -33,6 +33,37 @@ Completion = tuple[int, str, str, int]
 
 def _query(query: tuple[str, tuple[Any, ...]]) -> Statement:
     return rows(query[0], *query[1])
+
+
+# -- enqueues with keys --------------------------------------------------------------------
+
+
+def kept(d: Dialect, new: NewJob, now: int) -> Plan[Added | None]:
+    """The job kept instead of ``new``: the one with its jobId, or the one its unique
+    key holds, replaced or debounced as its mode says; None: insert ``new``. With
+    several writers the unique key is locked until the transaction ends (enqueues of
+    one key on any node are decided one at a time), and so is its holder's row (a
+    claim, a cancel or an expiry elsewhere must not change it between this look and
+    its update: a cancelled job debounced back to waiting)."""
+    if new.unique is not None and d.key_locks:
+        yield sql.lock_key(d, new.queue, new.unique.key)
+    if new.job_key is not None:
+        query, params = job_key_query(new)
+        found = yield row(query, *params)
+        if found is not None:
+            return Added(row_to_job(found), created=False)
+    if new.unique is None:
+        return None
+    query, params = unique_holder_query(new, now)
+    found = yield row(f"{query}{d.lock_rows}", *params)
+    if found is None:
+        return None
+    holder = row_to_job(found)
+    update = sql.unique_update(d, new, holder, now)
+    if update is None:
+        return Added(holder, created=False)
+    stored = yield update
+    return Added(row_to_job(stored), created=False, moved=unique_moved(new, holder))
 
 
 # -- starting -------------------------------------------------------------------------

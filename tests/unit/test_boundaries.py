@@ -181,7 +181,7 @@ def test_both_stores_run_the_same_transitions_and_mirror_each_other():
     # the parts of other plans, and what a callback says
     assert (_plans_of("transitions") | _plans_of("changes")) - run == {"transitions.follow", "transitions.outcome_of"}
     common = {p.name for p in sqlite.glob("*.py")} & {p.name for p in postgres.glob("*.py")}
-    assert {"store.py", "run.py", "writer.py", "migrate.py", "adds.py", "reads.py"} <= common
+    assert {"store.py", "run.py", "statements.py", "writer.py", "migrate.py", "adds.py", "reads.py"} <= common
 
     def names(path: Path) -> set[str]:
         tree = ast.parse(path.read_text())

@@ -19,10 +19,12 @@ from typing import Any
 
 from ...jsonfast import dumps
 from ...model import Job, JobState, NewJob
+from .. import transitions
 from ..dependencies import placement, resolve
 from ..sql.dialect import POSTGRES, numbered
-from ..sql.jobs import COLUMNS, lock_key, row_to_job, unique_update
-from ..unique import job_key_query, unique_holder_query, unique_moved
+from ..sql.jobs import COLUMNS, row_to_job
+from ..unique import job_key_query
+from .statements import drive
 
 _INSERT = (
     "INSERT INTO jobs (queue, name, state, priority, data, options, attempts, job_key, created_at, run_at,"
@@ -80,28 +82,11 @@ async def _insert(conn: Any, new: NewJob, now: int, deps: list[int]) -> Kept:
 
 
 async def _kept_by_unique(conn: Any, new: NewJob, now: int) -> Kept | None:
-    """The job ``new``'s unique key holds (replaced or debounced as its mode says),
-    or None: insert ``new``. The key's lock is held until the transaction ends."""
-    unique = new.unique
-    assert unique is not None
-    lock = lock_key(POSTGRES, new.queue, unique.key)
-    await conn.fetchval(numbered(lock.sql), *lock.params)
-    if new.job_key is not None:
-        row = await fetch_one(conn, job_key_query(new))
-        if row is not None:
-            return Kept(row_to_job(row), created=False)
-    # Locked: a claim, a cancel or an expiry on another node must not change the holder
-    # between this look and its update (a cancelled job debounced back to waiting).
-    sql, args = unique_holder_query(new, now)
-    row = await conn.fetchrow(f"{numbered(sql)} FOR UPDATE", *args)
-    if row is None:
-        return None
-    kept = row_to_job(row)
-    update = unique_update(POSTGRES, new, kept, now)
-    if update is None:
-        return Kept(kept, created=False)
-    stored = await conn.fetchrow(numbered(update.sql), *update.params)
-    return Kept(row_to_job(stored), created=False, moved=unique_moved(new, kept))
+    """The job ``new``'s unique key (or jobId) keeps, replaced or debounced as its mode
+    says (transitions.kept), or None: insert ``new``. The key's lock is held until the
+    transaction ends."""
+    found = await drive(conn, transitions.kept(POSTGRES, new, now))
+    return None if found is None else Kept(found.job, found.created, found.moved)
 
 
 async def fetch_one(conn: Any, query: tuple[str, tuple[Any, ...]]) -> Any:

@@ -25,7 +25,7 @@ from ..records import StoredGroups
 from ..sql.dialect import POSTGRES
 from ..sql.groups import stored_groups
 from . import jobs
-from .run import drive
+from .statements import drive
 
 # pg_advisory_xact_lock(class, key) of a queue's grouped claims.
 FLOW_LOCK = 0x7161_6731  # "qag1"

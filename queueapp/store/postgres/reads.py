@@ -25,7 +25,7 @@ from ..records import (
 from ..sql import history, schedules
 from ..sql.dialect import POSTGRES, numbered
 from .jobs import COLUMNS, row_to_job
-from .run import drive, execute
+from .statements import drive, execute
 
 _STATES = {s.value: s for s in JobState}
 

@@ -10,39 +10,15 @@ from typing import Any, TypeVar
 
 from .. import transitions
 from ..records import Added
-from ..sql.dialect import POSTGRES, numbered
-from ..sql.plan import AddJobs, Plan, Statement
+from ..sql.dialect import POSTGRES
+from ..sql.plan import AddJobs, Plan
 from ..transitions import Completion
 from .adds import add_keyed
 from .cluster import notify
 from .jobs import add_job_groups
+from .statements import drive
 
 T = TypeVar("T")
-
-
-async def execute(conn: Any, statement: Statement) -> Any:
-    sql, answer = numbered(statement.sql), statement.answer
-    if answer == "rows":
-        return await conn.fetch(sql, *statement.params)
-    if answer == "row":
-        return await conn.fetchrow(sql, *statement.params)
-    if answer == "value":
-        return await conn.fetchval(sql, *statement.params)
-    status = await conn.execute(sql, *statement.params)
-    return int(status.rsplit(" ", 1)[-1]) if answer == "count" else None
-
-
-async def drive(conn: Any, plan: Plan[T]) -> T:
-    """Run ``plan`` to its end; its answer."""
-    try:
-        step = next(plan)
-        while True:
-            if isinstance(step, Statement):
-                step = plan.send(await execute(conn, step))
-            else:
-                step = plan.send(await _add(conn, step))
-    except StopIteration as done:
-        return done.value
 
 
 async def _add(conn: Any, step: AddJobs) -> list[Added]:
@@ -60,14 +36,14 @@ async def _add(conn: Any, step: AddJobs) -> list[Added]:
 
 async def run(conn: Any, transition: Callable[..., Plan[T]], *args: Any) -> T:
     """``transition(POSTGRES, *args)`` run in the writer."""
-    return await drive(conn, transition(POSTGRES, *args))
+    return await drive(conn, transition(POSTGRES, *args), _add)
 
 
 async def complete_one(conn: Any, job_id: int, token: str, result: str, now: int) -> Any:
-    return (await drive(conn, transitions.complete(POSTGRES, [(job_id, token, result, now)])))[0]
+    return (await drive(conn, transitions.complete(POSTGRES, [(job_id, token, result, now)]), _add))[0]
 
 
 async def complete_merged(conn: Any, calls: list[tuple[Any, ...]]) -> list[Any]:
     """Several callers' single completions, neighbours in the writer's batch, as one."""
     items: list[Completion] = [(c[0], c[1], c[2], c[3]) for c in calls]
-    return await drive(conn, transitions.complete(POSTGRES, items))
+    return await drive(conn, transitions.complete(POSTGRES, items), _add)

@@ -10,11 +10,12 @@ from typing import Any
 
 from ...jsonfast import dumps_bytes
 from ...model import NewJob, dumps
+from .. import transitions
 from ..dependencies import placement, resolve
 from ..records import Added, AddedRun
 from ..sql.dialect import SQLITE
-from ..sql.jobs import COLUMNS, row_to_job, unique_update
-from ..unique import job_key_query, unique_holder_query, unique_moved
+from ..sql.jobs import COLUMNS, row_to_job
+from .statements import drive
 
 # -- ids ------------------------------------------------------------------------------
 
@@ -170,23 +171,8 @@ def _add_jobs(
 
 
 def _kept(conn: sqlite3.Connection, new: NewJob, now: int) -> Added | None:
-    """The job kept instead of ``new``: the one with its jobId, or the one its unique
-    key holds (replaced or debounced as its mode says); None: insert ``new``."""
-    if new.job_key is not None:
-        row = conn.execute(*job_key_query(new)).fetchone()
-        if row is not None:
-            return Added(row_to_job(row), created=False)
-    if new.unique is None:
-        return None
-    row = conn.execute(*unique_holder_query(new, now)).fetchone()
-    if row is None:
-        return None
-    kept = row_to_job(row)
-    update = unique_update(SQLITE, new, kept, now)
-    if update is None:
-        return Added(kept, created=False)
-    stored = conn.execute(update.sql, update.params).fetchone()
-    return Added(row_to_job(stored), created=False, moved=unique_moved(new, kept))
+    """The job kept instead of ``new`` (transitions.kept); None: insert ``new``."""
+    return drive(conn, transitions.kept(SQLITE, new, now))
 
 
 _INSERT_DEPENDENT = (

@@ -10,39 +10,12 @@ from typing import Any, TypeVar
 
 from .. import transitions
 from ..sql.dialect import SQLITE
-from ..sql.plan import AddJobs, Plan, Statement
+from ..sql.plan import AddJobs, Plan
 from ..transitions import Completion
 from .adds import IdAllocator, add_job_groups
+from .statements import drive
 
 T = TypeVar("T")
-
-
-def execute(conn: sqlite3.Connection, statement: Statement) -> Any:
-    cursor = conn.execute(statement.sql, statement.params)
-    answer = statement.answer
-    if answer == "rows":
-        return cursor.fetchall()
-    if answer == "row":
-        return cursor.fetchone()
-    if answer == "value":
-        found = cursor.fetchone()
-        return None if found is None else found[0]
-    if answer == "count":
-        return cursor.rowcount
-    return None
-
-
-def drive(conn: sqlite3.Connection, plan: Plan[T], ids: IdAllocator) -> T:
-    """Run ``plan`` to its end; its answer."""
-    try:
-        step = next(plan)
-        while True:
-            if isinstance(step, Statement):
-                step = plan.send(execute(conn, step))
-            else:
-                step = plan.send(_add(conn, step, ids))
-    except StopIteration as done:
-        return done.value
 
 
 def _add(conn: sqlite3.Connection, step: AddJobs, ids: IdAllocator) -> Any:
@@ -51,9 +24,9 @@ def _add(conn: sqlite3.Connection, step: AddJobs, ids: IdAllocator) -> Any:
 
 def run(conn: sqlite3.Connection, ids: IdAllocator, transition: Callable[..., Plan[T]], *args: Any) -> T:
     """``transition(SQLITE, *args)`` run in the writer."""
-    return drive(conn, transition(SQLITE, *args), ids)
+    return drive(conn, transition(SQLITE, *args), lambda step: _add(conn, step, ids))
 
 
 def complete_merged(conn: sqlite3.Connection, items: list[Completion], ids: IdAllocator) -> list[Any]:
     """Several callers' completions, merged by the writer, as one transition."""
-    return drive(conn, transitions.complete(SQLITE, items), ids)
+    return drive(conn, transitions.complete(SQLITE, items), lambda step: _add(conn, step, ids))
