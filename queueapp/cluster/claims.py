@@ -30,7 +30,7 @@ from ..dispatch.policies import GroupPolicies
 from ..dispatch.runtime import QueueRuntime
 from ..dispatch.source import Started
 from ..dispatch.wakeup import Wakeup
-from ..flow import GroupPolicy as Policy
+from ..flow import GroupPolicy
 from ..model import Job, NewJob
 from ..store import Added, SharedStore, Store
 from ..store.shared import FlowRules
@@ -61,7 +61,6 @@ class DatabaseSource:
         self.policies = policies
         self.wakeup = wakeup
         self.term = term
-        self.queues: dict[str, QueueRuntime] = {}
         # Queues that gained waiting jobs by this node's changes other than enqueues
         # (an enqueue wakes the other nodes in its own statement), with their names.
         self.woken: dict[str, set[str]] = {}
@@ -73,10 +72,10 @@ class DatabaseSource:
     # what the ledger tells ---------------------------------------------------------------------
 
     def queue_added(self, q: QueueRuntime) -> None:
-        self.queues[q.name] = q
+        """Nothing to keep per queue: its waiting jobs are in the database."""
 
     def queue_forgotten(self, name: str) -> None:
-        self.queues.pop(name, None)
+        """Nothing was kept for it."""
 
     def forget_empty(self) -> None:
         """No lines to forget: the database holds them."""
@@ -84,7 +83,7 @@ class DatabaseSource:
     def waiting(self, q: QueueRuntime, ids: Sequence[int], name: str, priority: int, run_at: int, group: str | None,
                 by_enqueue: bool) -> None:
         q.wake_waiters()
-        if self.registry.__contains__(name):
+        if name in self.registry:
             self.fresh.add(q.name)
             self.wakeup.wake()
         if not by_enqueue:
@@ -96,7 +95,7 @@ class DatabaseSource:
     def ran(self, q: QueueRuntime, group: str | None, delta: int) -> None:
         """Group keys' running jobs are counted by the database at each claim."""
 
-    def policy_changed(self, q: QueueRuntime | None, policy: Policy) -> None:
+    def policy_changed(self, q: QueueRuntime | None, policy: GroupPolicy) -> None:
         """Claims read the stored policy themselves."""
 
     def handlers_changed(self) -> None:
@@ -223,7 +222,7 @@ class DatabaseSource:
         for queue in stored.keys() | self.policies.by_queue.keys():
             found = stored.get(queue)
             default = self.policies.defaults(queue)
-            self.policies.set(queue, found.policy(default) if found else Policy(default))
+            self.policies.set(queue, found.policy(default) if found else GroupPolicy(default))
 
     async def cancelled(self, job_id: int) -> None:
         """A running job this node does not run was cancelled: the node running it stops it."""

@@ -44,24 +44,21 @@ class MemorySource:
         self.wakeup = wakeup
         self.lanes: dict[str, Lanes] = {}
         # Closed lines that time alone opens again: (at, serial, queue, line).
-        self.reopening: list[tuple[int, int, str, Line]] = []
+        self.reopening: list[tuple[int, int, QueueRuntime, Line]] = []
         # Ids taken from a lane whose claim is being committed, with their queue when
         # for this process's handlers (None: for a lease): neither in line nor active,
         # and the self-audit knows why.
         self.claiming: dict[int, str | None] = {}
-        self._queues: dict[str, QueueRuntime] = {}
 
     # what the ledger tells ---------------------------------------------------------------
 
     def queue_added(self, q: QueueRuntime) -> None:
         name = q.name
-        self._queues[name] = q
         self.lanes[name] = Lanes(name, self.runs_here, self.policies.of(name), self.policies.aging_for(name),
-                                 self.clock.now_ms, closed_until=lambda line, at: self._reopen_at(name, line, at))
+                                 self.clock.now_ms, closed_until=lambda line, at: self._reopen_at(q, line, at))
 
     def queue_forgotten(self, name: str) -> None:
         self.lanes.pop(name, None)
-        self._queues.pop(name, None)
 
     def forget_empty(self) -> None:
         for lanes in self.lanes.values():
@@ -195,18 +192,18 @@ class MemorySource:
 
     # time -------------------------------------------------------------------------------------
 
-    def _reopen_at(self, queue: str, line: Line, at: int) -> None:
-        heapq.heappush(self.reopening, (at, next(serial), queue, line))
+    def _reopen_at(self, q: QueueRuntime, line: Line, at: int) -> None:
+        heapq.heappush(self.reopening, (at, next(serial), q, line))
         self.wakeup.timer_moved(at)
 
     def reopen_due(self, now: int) -> None:
         """Open the lines whose pause or full rate window has run out by ``now``."""
         heap = self.reopening
         while heap and heap[0][0] <= now:
-            _, _, queue, line = heapq.heappop(heap)
-            lanes = self.lanes.get(queue)
+            _, _, q, line = heapq.heappop(heap)
+            lanes = self.lanes.get(q.name)
             if lanes is not None and lanes.reopen(line):
-                self._room_given(self._queues[queue])
+                self._room_given(q)
 
     def next_wake(self) -> int | None:
         """The next closed line to reopen."""

@@ -109,13 +109,12 @@ def complete(d: Dialect, items: list[Completion]) -> Plan[list[Change | None]]:
     only its live token counts."""
     ids = [item[0] for item in items]
     if len(items) == 1 or len(set(ids)) < len(ids):
-        done: dict[int, Job] = {}
         answers: list[Change | None] = []
         for job_id, token, result, at in items:
             found = yield sql.complete(d, job_id, token, result, at)
             answers.append(None if found is None else (yield from _completed(d, row_to_job(found), True)))
         return answers
-    done = {r[0]: row_to_job(r) for r in (yield sql.complete_many(d, items))}
+    done: dict[int, Job] = {r[0]: row_to_job(r) for r in (yield sql.complete_many(d, items))}
     awaited = {r[0] for r in (yield edges.awaited(d, list(done)))} if done else set()
     answers = []
     for job_id in ids:
@@ -202,7 +201,7 @@ def retry(d: Dialect, job_id: int, now: int) -> Plan[Change]:
     if d.key_locks:
         yield sql.lock_keys_of(d, [job_id])
     job = yield from _existing(d, job_id)
-    if job.state.value not in sql.RETRYABLE:
+    if job.state.value not in ELIGIBLE["retry"]:
         raise Conflict(f"only failed, cancelled or expired jobs can be retried; job {job_id} is {job.state}")
     if kept_from_retry((yield _query(unique_keys_query([job_id], d)))):
         raise Conflict(held_key(job_id, job.options["unique"]["key"]))

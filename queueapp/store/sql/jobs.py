@@ -14,8 +14,6 @@ from .plan import Statement, count, row, rows, run, value
 
 _STATES = {s.value: s for s in JobState}
 MAX_KEEP = 2**62  # the largest keep-newest-N count SQLite's OFFSET takes
-RETRYABLE = ("failed", "cancelled", "expired")
-NOT_STARTED = ("waiting", "delayed", "blocked")
 
 COLUMNS = (
     "id, queue, name, state, priority, data, options, attempts, attempts_made, progress,"
