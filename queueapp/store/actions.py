@@ -53,7 +53,7 @@ def _where(action: str, selection: Selection, dialect: Dialect = SQLITE) -> tupl
     where.append(f"state IN ({', '.join('?' * len(states))})")
     params += list(states)
     if selection.ids is not None:
-        where.append(dialect.in_ids)
+        where.append(dialect.one_of("id"))
         params.append(dialect.ids(list(selection.ids)))
     return " AND ".join(where), params
 

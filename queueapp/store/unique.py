@@ -18,7 +18,7 @@ def unique_keys_query(ids: list[int], dialect: Dialect = SQLITE) -> Query:
     holds the key now."""
     return ("SELECT j.id, j.unique_key, EXISTS (SELECT 1 FROM jobs o WHERE o.queue = j.queue"
             " AND o.unique_key = j.unique_key AND o.state IN ('waiting', 'delayed', 'active', 'blocked'))"
-            f" FROM jobs j WHERE {dialect.in_ids} AND j.unique_key IS NOT NULL ORDER BY j.id",
+            f" FROM jobs j WHERE {dialect.one_of('j.id')} AND j.unique_key IS NOT NULL ORDER BY j.id",
             (dialect.ids(ids),))
 
 

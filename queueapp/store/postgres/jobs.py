@@ -19,6 +19,7 @@ from ..sql import jobs as sql
 from ..sql.dialect import POSTGRES, numbered
 from ..sql.jobs import COLUMNS, claim_best, row_to_job
 from .cluster import NOTIFY_ROWS
+from .statements import execute
 
 _INSERT = (
     "INSERT INTO jobs (queue, name, state, priority, data, options, attempts, created_at, run_at, group_key,"
@@ -91,8 +92,7 @@ async def claim_next(
 async def promote_due(conn: Any, now: int, limit: int) -> list[int]:
     """delayed -> waiting for up to ``limit`` jobs due by ``now``, skipping rows
     another node is promoting (the leader's sweep)."""
-    statement = sql.promote_due(POSTGRES, now, limit)
-    return [r[0] for r in await conn.fetch(numbered(statement.sql), *statement.params)]
+    return [r[0] for r in await execute(conn, sql.promote_due(POSTGRES, now, limit))]
 
 
 async def expired_leases(conn: Any, now: int, limit: int) -> list[tuple[int, str]]:

@@ -21,7 +21,6 @@ class Dialect:
     name: str
     equals: str  # a data field equals a value: (path, value)
     contains: str  # a data field's text contains a string: (path, text)
-    in_ids: str  # the row's id is one of a list given as one parameter
     names: str  # the distinct names of a group, as one JSON array
     greatest: str  # the larger of two values
     new_token: str  # a fresh lease token: 24 or 32 hex digits from the engine's random source
@@ -59,11 +58,13 @@ class Dialect:
     def ids(self, ids: list[int]) -> Any:
         return dumps(ids) if self.name == "sqlite" else ids
 
-    def one_of(self, column: str, n: int) -> str:
-        """``column`` is one of a list of ids given as parameter ``?n`` (``ids``)."""
+    def one_of(self, column: str, n: int | None = None) -> str:
+        """``column`` is one of a list of ids given as one parameter (``ids``): ``?n``,
+        or the next ``?`` of a query written with unnumbered placeholders."""
+        mark = "?" if n is None else f"?{n}"
         if self.name == "sqlite":
-            return f"{column} IN (SELECT value FROM json_each(?{n}))"
-        return f"{column} = ANY(?{n}::bigint[])"
+            return f"{column} IN (SELECT value FROM json_each({mark}))"
+        return f"{column} = ANY({mark}::bigint[])"
 
     def rows(self, alias: str, columns: Sequence[str], first: int) -> str:
         """A table ``alias`` of ``columns`` given as parameters from ``?first`` on (see
@@ -89,7 +90,6 @@ SQLITE = Dialect(
     "sqlite",
     equals="json_extract(data, ?) IS ?",
     contains="instr(json_extract(data, ?), ?) > 0",
-    in_ids="id IN (SELECT value FROM json_each(?))",
     names="json_group_array(DISTINCT name)",
     greatest="max",
     new_token="lower(hex(randomblob(12)))",
@@ -108,7 +108,6 @@ POSTGRES = Dialect(
     "postgres",
     equals="coalesce(data #> ?::text[], 'null'::jsonb) = ?::jsonb",
     contains="strpos(data #>> ?::text[], ?) > 0",
-    in_ids="id = ANY(?::bigint[])",
     names="json_agg(DISTINCT name)",
     greatest="greatest",
     new_token="replace(gen_random_uuid()::text, '-', '')",
