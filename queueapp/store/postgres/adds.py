@@ -21,10 +21,11 @@ from ...jsonfast import dumps
 from ...model import Job, JobState, NewJob
 from .. import transitions
 from ..dependencies import placement, resolve
-from ..sql.dialect import POSTGRES, numbered
+from ..sql.dialect import POSTGRES
 from ..sql.jobs import COLUMNS, row_to_job
+from ..sql.plan import row as one_row
 from ..unique import job_key_query
-from .statements import drive
+from .statements import drive, execute
 
 _INSERT = (
     "INSERT INTO jobs (queue, name, state, priority, data, options, attempts, job_key, created_at, run_at,"
@@ -73,8 +74,8 @@ async def _insert(conn: Any, new: NewJob, now: int, deps: list[int]) -> Kept:
         new.job_key, now, run_at, None if new.unique is None else new.unique.key, new.expire_at, new.group,
         finished, error)
     if row is None:  # its jobId is kept: that job answers
-        row = await fetch_one(conn, job_key_query(new))
-        return Kept(row_to_job(row), created=False)
+        query, params = job_key_query(new)
+        return Kept(row_to_job(await execute(conn, one_row(query, *params))), created=False)
     if blocking:
         await conn.executemany("INSERT INTO job_dependencies (depends_on, job_id) VALUES ($1, $2)",
                                [(d, row[0]) for d in blocking])
@@ -87,8 +88,3 @@ async def _kept_by_unique(conn: Any, new: NewJob, now: int) -> Kept | None:
     transaction ends."""
     found = await drive(conn, transitions.kept(POSTGRES, new, now))
     return None if found is None else Kept(found.job, found.created, found.moved)
-
-
-async def fetch_one(conn: Any, query: tuple[str, tuple[Any, ...]]) -> Any:
-    """One row of a query written with ``?`` placeholders (the SQLite store's)."""
-    return await conn.fetchrow(numbered(query[0]), *query[1])
