@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import logging
 import os
 import signal
@@ -104,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--token", default=None, help="bearer token (env QUEUEAPP_TOKEN)")
     worker.add_argument("--cacert", default=None, metavar="FILE",
                         help="CA certificate(s) to verify an https:// appliance with (default: the system's)")
+    openapi = commands.add_parser(
+        "openapi", help="print the API's OpenAPI description (as /openapi.json answers it under a token)")
+    openapi.add_argument("--no-auth", action="store_true", help="as answered when no token is configured")
     add_admin_commands(commands)
     return parser
 
@@ -133,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         return _worker(args)
     if args.command == "copy":
         return _copy(args.source, args.target)
+    if args.command == "openapi":
+        return _openapi(auth=not args.no_auth)
     if args.command in ADMIN_COMMANDS:
         return run_admin(args)
     overrides = {k: v for k, v in vars(args).items() if k in SETTING_NAMES}
@@ -178,6 +184,16 @@ def _copy(source: str, target: str) -> int:
         print(f"queueapp: cannot copy: {exc}", file=sys.stderr)
         return 1
     print(", ".join(f"{table} {n}" for table, n in copied.items()))
+    return 0
+
+
+def _openapi(auth: bool) -> int:
+    """The description clients are typed from (clients/typescript/client), without a
+    running appliance."""
+    from .api import endpoints
+    from .api.spec import openapi_document
+
+    print(json.dumps(openapi_document(endpoints(), auth), indent=2, sort_keys=True))
     return 0
 
 

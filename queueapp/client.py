@@ -153,10 +153,12 @@ class QueueClient:
         return (await self.request("POST", "/queues/jobs/complete", {"jobs": items}))["results"]
 
     async def fail(self, job_id: str, token: str, error: str, retry: bool = True,
-                   retry_after_ms: int | None = None) -> dict[str, Any]:
+                   retry_after_ms: int | None = None, stack: str | None = None) -> dict[str, Any]:
         body: dict[str, Any] = {"leaseToken": token, "error": error, "retry": retry}
         if retry_after_ms is not None:
             body["retryAfterMs"] = retry_after_ms
+        if stack:
+            body["stack"] = stack
         return await self.request("POST", f"/queues/jobs/{job_id}/fail", body)
 
     async def release(self, job_id: str, token: str) -> dict[str, Any]:
@@ -280,7 +282,8 @@ class RemoteWorker:
                 await self._answer(lambda: self.client.complete(job_id, token, outcome.result), completed=True)
             else:
                 await self._answer(lambda: self.client.fail(job_id, token, outcome.error or "failed",
-                                                            outcome.retry, outcome.retry_after_ms))
+                                                            outcome.retry, outcome.retry_after_ms,
+                                                            outcome.stack))
         finally:
             beats.cancel()
 

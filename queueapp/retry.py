@@ -167,6 +167,8 @@ class Failure:
     retry_after_ms: int | None = None
     # The attempt was stopped by a cancel: the job ends cancelled, whatever its attempts.
     cancel: bool = False
+    # Where it failed: the handler's stack trace, redacted and bounded (see traces.py).
+    stack: str | None = None
 
 
 def after_failure(

@@ -9,6 +9,7 @@ from typing_extensions import TypedDict
 
 from ..options import MAX_DELAY_MS, MAX_LEASE_MS, MIN_LEASE_MS, WHOLE, JobName, JobOptions, PriorityFactors, Strict
 from ..retry import MAX_RETRY_AFTER_MS
+from ..traces import MAX_STACK_CHARS_IN
 
 MAX_BULK = 10_000
 
@@ -115,6 +116,9 @@ class FailBody(Strict):
     retry: bool = True
     # Retry after this long instead of the job's backoff (say, an upstream's Retry-After).
     retryAfterMs: Annotated[int, Field(ge=0, le=MAX_RETRY_AFTER_MS), WHOLE] | None = None
+    # The error's stack trace, kept with the attempt (redacted; its frames nearest the
+    # failure kept when longer than the appliance keeps).
+    stack: Annotated[str, Field(min_length=1, max_length=MAX_STACK_CHARS_IN)] | None = None
 
 
 class ReleaseBody(Strict):
@@ -148,6 +152,8 @@ class JobErrorEntry(Open):
     attempt: int
     message: str
     at: str
+    # The failed attempt's stack trace, when its worker sent one.
+    stack: str | None = None
 
 
 class JobOut(Open):

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from ..errors import QueueAppError
 from ..retry import Failure
+from ..traces import kept_stack
 from .common import config_of, job_id_of, ok, parse, queue_of, service_of
 from .errors import code_of
 from .models import (
@@ -77,7 +78,7 @@ async def complete(request: web.Request) -> web.Response:
 async def fail(request: web.Request) -> web.Response:
     job_id = job_id_of(request)
     body = await parse(request, FailBody)
-    failure = Failure(body.error, body.retry, body.retryAfterMs)
+    failure = Failure(body.error, body.retry, body.retryAfterMs, stack=kept_stack(body.stack))
     return ok(job_out(await service_of(request).workers.fail(job_id, body.leaseToken, failure)))
 
 

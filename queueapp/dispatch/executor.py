@@ -67,7 +67,7 @@ class JobExecutor:
                 if outcome.error is None:
                     await self.reporter.complete(job.id, token, outcome.result)
                 else:
-                    failure = Failure(outcome.error, outcome.retry, outcome.retry_after_ms)
+                    failure = Failure(outcome.error, outcome.retry, outcome.retry_after_ms, stack=outcome.stack)
                     await self.reporter.fail(job.id, token, failure)
                 return
             except (Conflict, NotFound):

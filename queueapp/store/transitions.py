@@ -139,7 +139,10 @@ def fail(d: Dialect, job_id: int, token: str, failure: Failure, now: int) -> Pla
         return None
     job = row_to_job(found)
     state, run_at = after_failure(job.name, job.options, job.attempts, job.attempts_made, now, failure)
-    job.errors.append({"attempt": job.attempts_made, "message": failure.message, "at": to_iso(now)})
+    entry: dict[str, Any] = {"attempt": job.attempts_made, "message": failure.message, "at": to_iso(now)}
+    if failure.stack:
+        entry["stack"] = failure.stack
+    job.errors.append(entry)
     stored = yield sql.fail(d, job_id, state, run_at, now if state in FINISHED else None, failure.message, job.errors)
     change = Change(row_to_job(stored), JobState.ACTIVE)
     if state in FINISHED:

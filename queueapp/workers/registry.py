@@ -23,6 +23,7 @@ from typing import Any
 from ..model import Job
 from ..redact import redact
 from ..retry import MAX_RETRY_AFTER_MS
+from ..traces import stack_of
 
 ProgressFn = Callable[[Any], Awaitable[None]]
 Handler = Callable[["JobContext"], Awaitable[Any]]
@@ -193,6 +194,7 @@ class Outcome:
     error: str | None = None
     retry: bool = True
     retry_after_ms: int | None = None
+    stack: str | None = None
 
 
 async def run_handler(handler: Handler, context: JobContext, timeout_ms: int | None) -> Outcome:
@@ -211,11 +213,11 @@ async def run_handler(handler: Handler, context: JobContext, timeout_ms: int | N
                 raise
             return Outcome(error=f"timed out after {timeout_ms} ms")
     except UnrecoverableError as exc:
-        return Outcome(error=failure_message(exc), retry=False)
+        return Outcome(error=failure_message(exc), retry=False, stack=stack_of(exc))
     except RetryLater as exc:
-        return Outcome(error=failure_message(exc), retry_after_ms=exc.delay_ms)
+        return Outcome(error=failure_message(exc), retry_after_ms=exc.delay_ms, stack=stack_of(exc))
     except Exception as exc:  # a handler's failure is the job's failure, not ours
-        return Outcome(error=failure_message(exc))
+        return Outcome(error=failure_message(exc), stack=stack_of(exc))
 
 
 def failure_message(exc: BaseException) -> str:

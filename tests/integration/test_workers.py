@@ -83,6 +83,35 @@ async def test_the_python_worker_runs_handlers_on_leased_jobs(make_client):
         expected_digest(f"s{i}", 2) for i in range(6))
     (bad,) = (await (await client.get("/queues/jobs/failed")).json())["jobs"]
     assert bad["error"] == "KeyError: 'seed'" and bad["attemptsMade"] == 1
+    stack = bad["errors"][0]["stack"]  # the handler's traceback, sent by the worker
+    assert stack.startswith("Traceback (most recent call last):") and "worker_handlers.py" in stack
+    assert stack.rstrip().endswith("KeyError: 'seed'")
+
+
+async def test_a_failed_attempt_keeps_its_stack_redacted_and_bounded(make_client):
+    client = await make_client()
+    await client.post("/queues/jobs", json={"name": "trace", "options": {"attempts": 2}})
+    for attempt, stack in enumerate([
+        "Error: upstream refused\n    at call (https://api.example/pay?key=s3cret:10:5)",
+        "Error: long\n" + "".join(f"    at frame{i} (file.js:{i}:1)\n" for i in range(2000)),
+    ], start=1):
+        (job,) = (await (await client.post("/queues/jobs/lease", json={"names": ["trace"]})).json())["jobs"]
+        r = await client.post(f"/queues/jobs/{job['id']}/fail",
+                              json={"leaseToken": job["leaseToken"], "error": "upstream refused", "stack": stack})
+        assert r.status == 200
+        if attempt == 1:
+            await client.post(f"/queues/jobs/{job['id']}/promote")
+    errors = (await (await client.get(f"/queues/jobs/{job['id']}")).json())["errors"]
+    assert errors[0]["stack"].startswith("Error: upstream refused\n    at call (https://api.example/pay?key=***")
+    assert "s3cret" not in errors[0]["stack"]
+    kept = errors[1]["stack"]
+    assert len(kept) <= 16_000 and "characters left out" in kept
+    assert kept.startswith("Error: long\n    at frame0 ") and kept.endswith("at frame1999 (file.js:1999:1)\n")
+    r = await client.post("/queues/jobs/lease", json={"names": ["trace"]})
+    assert (await r.json())["jobs"] == []  # spent: attempts 2
+    too_long = {"leaseToken": "t", "error": "x", "stack": "x" * 100_001}
+    r = await client.post(f"/queues/jobs/{job['id']}/fail", json=too_long)
+    assert r.status == 400 and (await r.json())["error"]["details"][0]["field"] == "stack"
 
 
 def test_sigterm_to_queueapp_worker_loses_no_job(serve, tmp_path):
