@@ -1,0 +1,13 @@
+export * from "./errors";
+export { QueueClient, METHOD_OF } from "./client";
+export type { ClientOptions, Job, JobData, JobEvent, JobOptions, NewJob } from "./client";
+export { Connection } from "./http";
+export type { Answer, CallParams, ConnectionOptions } from "./http";
+export { Coalescer } from "./coalesce";
+export { retrying, sleep } from "./retry";
+export type { RetryPolicy } from "./retry";
+export { Worker, WorkerJob } from "./worker";
+export type { Processor, WorkerOptions } from "./worker";
+export * as api from "./api";
+export { OPERATIONS } from "./api";
+export type { OperationId, Operations } from "./api";

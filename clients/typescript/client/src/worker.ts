@@ -1,0 +1,416 @@
+/**
+ * A worker: leases jobs from the appliance and runs a handler on each.
+ *
+ *     const worker = new Worker("http://127.0.0.1:3000", { queue: "default", concurrency: 50 },
+ *       async (job) => { await job.progress(50); return { sent: true }; });
+ *     worker.on("failed", (job, error) => console.warn(job.id, error.message));
+ *     process.on("SIGTERM", () => worker.close());
+ *
+ * It leases only as many jobs as it has free slots (several in one request), keeps
+ * each running job's lease alive by heartbeats at a third of the lease, completes
+ * (many at once) or fails it with the error's message and stack, and tries its own
+ * calls again on connection errors, 429 and 5xx with backoff and jitter. The
+ * appliance takes a job's completion only under its live lease token, so a job is
+ * never completed twice. `close()` stops leasing, lets running handlers finish up to
+ * a timeout and hands back (without counting the attempt) what it has not finished.
+ * A 401 or 403 stops the worker with a `WorkerRefused` error.
+ */
+import { EventEmitter } from "node:events";
+import type * as api from "./api";
+import { Job, JobData, QueueClient } from "./client";
+import { Coalescer } from "./coalesce";
+import { QueueApiError, RetryLater, UnrecoverableError, WorkerRefused } from "./errors";
+import { ConnectionOptions } from "./http";
+import { retrying } from "./retry";
+
+export interface WorkerOptions extends ConnectionOptions {
+  /** Job names to lease (default: every name without a handler in the appliance). */
+  names?: string[];
+  /** Handlers running at once (default 1, as Bull's). */
+  concurrency?: number;
+  /** Each lease, renewed at a third of it while the handler runs (default 30,000). */
+  leaseMs?: number;
+  /** How long one lease request waits for a job to arrive (default 5,000). */
+  pollMs?: number;
+  /** How long close() lets running handlers finish before handing them back (default 10,000). */
+  closeTimeoutMs?: number;
+  /** Start leasing at once (default true); else call run(). */
+  autorun?: boolean;
+}
+
+type Leased = Job & { leaseToken: string; leaseExpiresAt: string | null };
+
+/** The job a handler is given. */
+export class WorkerJob<D extends JobData = JobData> {
+  readonly id: string;
+  readonly name: string;
+  readonly queue: string;
+  readonly data: D;
+  /** The job's options as stored (Bull calls them `opts`). */
+  readonly opts: Record<string, any>;
+  readonly priority: number;
+  readonly attempts: number;
+  /** This attempt's number: 1 on the first. */
+  readonly attemptsMade: number;
+  /** When the job was added (ms since the epoch). */
+  readonly timestamp: number;
+  readonly leaseToken: string;
+  /** Aborts when the job's lease is lost (cancelled, or taken back) or its timeout passes. */
+  readonly signal: AbortSignal;
+  /** The last progress reported. */
+  progressValue: unknown;
+
+  constructor(leased: Leased, signal: AbortSignal, private readonly report: (value: unknown) => Promise<void>) {
+    this.id = leased.id;
+    this.name = leased.name;
+    this.queue = leased.queue;
+    this.data = leased.data as D;
+    this.opts = leased.options;
+    this.priority = leased.priority;
+    this.attempts = leased.attempts;
+    this.attemptsMade = leased.attemptsMade;
+    this.timestamp = Date.parse(leased.createdAt);
+    this.leaseToken = leased.leaseToken;
+    this.progressValue = leased.progress;
+    this.signal = signal;
+  }
+
+  /** Reports progress (a number from 0 to 100, or a JSON object): stored on the job,
+   * visible over the API at once, and the lease renewed. */
+  async progress(value: number | Record<string, unknown>): Promise<void> {
+    await this.report(value);
+    this.progressValue = value;
+  }
+
+  /** BullMQ's name for progress(). */
+  updateProgress(value: number | Record<string, unknown>): Promise<void> {
+    return this.progress(value);
+  }
+}
+
+export type Processor<D extends JobData = JobData, R = unknown> = (job: WorkerJob<D>) => Promise<R> | R;
+
+interface Running {
+  job: WorkerJob;
+  controller: AbortController;
+  beats: NodeJS.Timeout;
+  /** Handed back by close(): its outcome, if it comes, is not sent. */
+  abandoned: boolean;
+  /** The appliance no longer holds this lease for us (409): nothing more is sent. */
+  lost: boolean;
+  done: Promise<void>;
+}
+
+export declare interface Worker<D extends JobData = JobData, R = unknown> {
+  on(event: "active", listener: (job: WorkerJob<D>) => void): this;
+  on(event: "progress", listener: (job: WorkerJob<D>, progress: unknown) => void): this;
+  on(event: "completed", listener: (job: WorkerJob<D>, result: R) => void): this;
+  on(event: "failed", listener: (job: WorkerJob<D>, error: Error) => void): this;
+  on(event: "error", listener: (error: Error) => void): this;
+  on(event: "closed", listener: () => void): this;
+}
+
+export class Worker<D extends JobData = JobData, R = unknown> extends EventEmitter {
+  readonly client: QueueClient;
+  readonly concurrency: number;
+  readonly leaseMs: number;
+  readonly pollMs: number;
+  readonly closeTimeoutMs: number;
+  readonly names?: string[];
+  /** Jobs this worker completed, failed, and handed back. */
+  readonly counts = { completed: 0, failed: 0, released: 0 };
+  private readonly running = new Map<string, Running>();
+  private readonly completions: Coalescer<api.CompleteItem, api.CompleteResult>;
+  private readonly stopping = new AbortController();
+  private slotFreed?: () => void;
+  private loop?: Promise<void>;
+  private closing?: Promise<void>;
+  private closeTimeout?: number;
+
+  constructor(target: string | QueueClient, options: WorkerOptions, private readonly handler: Processor<D, R>) {
+    super();
+    this.client = typeof target === "string" ? new QueueClient(target, { ...options, coalesce: false }) : target;
+    if (options.queue && typeof target !== "string") this.client = target.forQueue(options.queue, { coalesce: false });
+    this.concurrency = options.concurrency ?? 1;
+    this.leaseMs = options.leaseMs ?? 30_000;
+    this.pollMs = options.pollMs ?? 5_000;
+    this.closeTimeoutMs = options.closeTimeoutMs ?? 10_000;
+    this.names = options.names;
+    if (!(this.concurrency >= 1 && this.concurrency <= 1000)) throw new RangeError("concurrency is 1 to 1000");
+    this.completions = new Coalescer((items) => this.sendCompletions(items), () => undefined);
+    if (options.autorun ?? true) void this.run().catch(() => undefined);
+  }
+
+  /** Jobs running now. */
+  get active(): number {
+    return this.running.size;
+  }
+
+  get isRunning(): boolean {
+    return this.loop !== undefined && !this.stopping.signal.aborted;
+  }
+
+  /** Leases and runs jobs until close(); rejects with WorkerRefused on 401/403. */
+  run(): Promise<void> {
+    this.loop ??= this.leaseLoop();
+    return this.loop;
+  }
+
+  /** Stops leasing, lets running handlers finish for up to `timeoutMs`, hands back
+   * the rest, and sends every outcome still owed. Safe to call more than once. */
+  close(timeoutMs = this.closeTimeoutMs): Promise<void> {
+    this.closeTimeout = timeoutMs;
+    this.stopping.abort();
+    this.slotFreed?.();
+    this.closing ??= (async () => {
+      if (this.loop) await this.loop.catch(() => undefined);
+      else await this.drain();
+      this.emit("closed");
+    })();
+    return this.closing;
+  }
+
+  private async leaseLoop(): Promise<void> {
+    const stop = this.stopping.signal;
+    try {
+      while (!stop.aborted) {
+        const free = this.concurrency - this.running.size;
+        if (free <= 0) {
+          await new Promise<void>((resolve) => { this.slotFreed = resolve; });
+          continue;
+        }
+        let leased: Leased[];
+        try {
+          leased = await retrying(
+            () => this.client.lease({ names: this.names, max: free, leaseMs: this.leaseMs, waitMs: this.pollMs }, stop),
+            { firstDelayMs: 200, maxDelayMs: 5_000, signal: stop, onRetry: (error) => this.warn(error) },
+          );
+        } catch (error) {
+          if (stop.aborted) break;
+          throw refusal(error) ?? error;
+        }
+        for (const job of leased) {
+          if (stop.aborted) await this.release(job.id, job.leaseToken);  // leased while closing: hand it back
+          else this.start(job);
+        }
+      }
+    } catch (error) {
+      if (!stop.aborted) {
+        this.stopping.abort();
+        await this.drain();
+        this.emitError(error as Error);
+        throw error;
+      }
+    }
+    await this.drain();
+  }
+
+  private start(leased: Leased): void {
+    const controller = new AbortController();
+    const job = new WorkerJob<D>(leased, controller.signal, (value) => this.reportProgress(entry, value));
+    const beats = setInterval(() => void this.beat(entry), Math.max(this.leaseMs / 3, 100));
+    beats.unref?.();
+    const entry: Running = { job, controller, beats, abandoned: false, lost: false, done: Promise.resolve() };
+    this.running.set(job.id, entry);
+    entry.done = this.runOne(entry).catch((error) => this.emitError(asError(error))).finally(() => {
+      clearInterval(beats);
+      this.running.delete(job.id);
+      this.slotFreed?.();
+    });
+  }
+
+  private async runOne(entry: Running): Promise<void> {
+    const job = entry.job as WorkerJob<D>;
+    this.emit("active", job);
+    let result: R;
+    try {
+      result = await this.withTimeout(entry, () => this.handler(job));
+    } catch (error) {
+      if (entry.abandoned || entry.lost) return;
+      await this.sendFailure(entry, asError(error));
+      return;
+    }
+    if (entry.abandoned || entry.lost) return;
+    await this.sendCompletion(entry, result);
+  }
+
+  private async withTimeout<T>(entry: Running, run: () => Promise<T> | T): Promise<T> {
+    const timeout = Number(entry.job.opts.timeout);
+    if (!(timeout > 0)) return await run();
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        entry.controller.abort(new Error(`timed out after ${timeout} ms`));
+        reject(new Error(`timed out after ${timeout} ms`));
+      }, timeout);
+    });
+    try {
+      return await Promise.race([Promise.resolve().then(run), expired]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async sendCompletion(entry: Running, result: R): Promise<void> {
+    const { job } = entry;
+    let answer: api.CompleteResult;
+    try {
+      answer = await this.completions.add({ id: job.id, leaseToken: job.leaseToken, result: result ?? null });
+    } catch (error) {
+      if (!this.stopRefused(error)) {
+        this.emitError(new Error(`job ${job.id}: completion not delivered: ${asError(error).message}`));
+      }
+      return;
+    }
+    if (answer.ok) {
+      this.counts.completed += 1;
+      this.emit("completed", job, result);
+    } else {
+      this.emitError(new Error(`job ${job.id}: completion refused: ${answer.error?.message ?? "lease lost"}`));
+    }
+  }
+
+  /** Completions of many jobs in one request, tried again while the appliance is
+   * unreachable or busy, for as long as the leases hold (heartbeats keep them). A
+   * completion refused after a retry may be one the lost answer had committed: the
+   * job's state says. */
+  private async sendCompletions(items: api.CompleteItem[]): Promise<api.CompleteResult[]> {
+    let tries = 0;
+    const results = await retrying(() => {
+      tries += 1;
+      return this.client.completeMany(items);
+    }, { firstDelayMs: 100, maxDelayMs: 2_000, deadline: Date.now() + this.leaseMs, onRetry: (e) => this.warn(e) });
+    if (tries === 1) return results;
+    return Promise.all(results.map(async (answer) => {
+      if (answer.ok) return answer;
+      const job = await this.client.findJob(answer.id).catch(() => null);
+      return job?.state === "completed" ? { ...answer, ok: true, state: "completed" } : answer;
+    }));
+  }
+
+  private async sendFailure(entry: Running, error: Error): Promise<void> {
+    const { job } = entry;
+    const body: api.FailBody = {
+      leaseToken: job.leaseToken,
+      error: messageOf(error).slice(0, 10_000) || "failed",
+      retry: !(error instanceof UnrecoverableError),
+    };
+    if (error instanceof RetryLater) body.retryAfterMs = Math.max(0, Math.min(Math.round(error.delayMs), 86_400_000));
+    if (error.stack) body.stack = error.stack.slice(0, 100_000);
+    let tries = 0;
+    try {
+      await retrying(() => {
+        tries += 1;
+        return this.client.fail(job.id, body);
+      }, { firstDelayMs: 100, maxDelayMs: 2_000, deadline: Date.now() + this.leaseMs, onRetry: (e) => this.warn(e) });
+    } catch (failure) {
+      if (this.stopRefused(failure)) return;
+      if (!(tries > 1 && failure instanceof QueueApiError && failure.status === 409)) {
+        this.emitError(new Error(`job ${job.id}: failure not delivered: ${asError(failure).message}`));
+        return;
+      }
+    }
+    this.counts.failed += 1;
+    this.emit("failed", job, error);
+  }
+
+  private async reportProgress(entry: Running, value: unknown): Promise<void> {
+    const body = { leaseToken: entry.job.leaseToken, progress: value as api.HeartbeatBody["progress"], leaseMs: this.leaseMs };
+    try {
+      await retrying(() => this.client.heartbeat(entry.job.id, body),
+        { firstDelayMs: 100, maxDelayMs: 1_000, deadline: Date.now() + this.leaseMs / 3 });
+    } catch (error) {
+      if (error instanceof QueueApiError && error.status === 409) this.lose(entry);
+      throw refusal(error) ?? error;
+    }
+    this.emit("progress", entry.job, value);
+  }
+
+  private async beat(entry: Running): Promise<void> {
+    try {
+      await this.client.heartbeat(entry.job.id, { leaseToken: entry.job.leaseToken, leaseMs: this.leaseMs });
+    } catch (error) {
+      if (error instanceof QueueApiError && error.status === 409) this.lose(entry);
+      else this.stopRefused(error);
+      // else: briefly unreachable; the lease has two more beats of slack
+    }
+  }
+
+  /** The appliance took the job back (cancelled, or its lease ran out): stop it. */
+  private lose(entry: Running): void {
+    if (entry.lost) return;
+    entry.lost = true;
+    clearInterval(entry.beats);
+    entry.controller.abort(new Error("the job's lease was lost (cancelled, or taken back)"));
+  }
+
+  private async release(id: string, leaseToken: string): Promise<void> {
+    try {
+      await retrying(() => this.client.release(id, leaseToken), { firstDelayMs: 100, maxDelayMs: 1_000, deadline: Date.now() + 5_000 });
+      this.counts.released += 1;
+    } catch {
+      // the lease runs out by itself and the job goes back then
+    }
+  }
+
+  /** Lets running jobs finish for up to the close timeout; hands back the rest. */
+  private async drain(): Promise<void> {
+    const timeout = this.closeTimeout ?? this.closeTimeoutMs;
+    const pending = [...this.running.values()];
+    if (pending.length) {
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.allSettled(pending.map((e) => e.done)),
+        new Promise((resolve) => { timer = setTimeout(resolve, timeout); }),
+      ]);
+      clearTimeout(timer);
+    }
+    const still = [...this.running.values()];
+    await Promise.all(still.map(async (entry) => {
+      entry.abandoned = true;
+      clearInterval(entry.beats);
+      entry.controller.abort(new Error("the worker is closing"));
+      this.running.delete(entry.job.id);
+      await this.release(entry.job.id, entry.job.leaseToken);
+    }));
+    await this.completions.drain();
+  }
+
+  /** Stops the worker for good when `error` is a 401 or 403: no retry can help. */
+  private stopRefused(error: unknown): boolean {
+    const refused = refusal(error);
+    if (!refused) return false;
+    if (!this.stopping.signal.aborted) {
+      this.emitError(refused);
+      void this.close(0);
+    }
+    return true;
+  }
+
+  private warn(error: unknown): void {
+    this.emit("retrying", error);
+  }
+
+  private emitError(error: Error): void {
+    if (this.listenerCount("error")) this.emit("error", error);
+    else console.error(`queueapp worker: ${error.message}`);
+  }
+}
+
+/** A 401 or 403 as the worker's refusal; undefined for anything else. */
+function refusal(error: unknown): WorkerRefused | undefined {
+  if (!(error instanceof QueueApiError) || (error.status !== 401 && error.status !== 403)) return undefined;
+  return new WorkerRefused(`the appliance refused this worker (${error.message}); check the token`);
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(typeof error === "string" ? error : JSON.stringify(error));
+}
+
+/** What a failed attempt records: the message, with the error's type unless plain. */
+function messageOf(error: Error): string {
+  const plain = ["Error", "UnrecoverableError", "RetryLater"].includes(error.name);
+  return plain || !error.name ? error.message : `${error.name}: ${error.message}`;
+}
+
+
