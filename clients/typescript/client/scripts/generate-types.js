@@ -46,8 +46,15 @@ function typeOf(schema, indent = "") {
   if (schema === true || schema === undefined || schema === null) return "any";
   if (schema.$ref) return refName(schema.$ref);
   if (schema.const !== undefined) return JSON.stringify(schema.const);
+  // a long list (the time zones) reads better, and accepts a variable, as its type
+  if (schema.enum && schema.enum.length > 64) return typeof schema.enum[0] === "string" ? "string" : "number";
   if (schema.enum) return schema.enum.map((v) => JSON.stringify(v)).join(" | ");
   const union = schema.anyOf || schema.oneOf;
+  if (union && schema.properties) {
+    // an object whose fields are also constrained together (cron or everyMs)
+    const branches = union.map((s) => typeOf({ type: "object", ...s }, indent));
+    return `${objectType(schema, indent)} & (${branches.join(" | ")})`;
+  }
   if (union) return [...new Set(union.map((s) => typeOf(s, indent)))].join(" | ");
   if (schema.allOf) return schema.allOf.map((s) => typeOf(s, indent)).join(" & ");
   if (Array.isArray(schema.type)) return schema.type.map((t) => typeOf({ ...schema, type: t }, indent)).join(" | ");
@@ -125,7 +132,7 @@ function render(doc) {
   for (const [name, schema] of Object.entries(doc.components.schemas).sort(([a], [b]) => a.localeCompare(b))) {
     if (schema.description) out.push(`/** ${schema.description.replace(/\*\//g, "* /").split("\n").join("\n * ")} */`);
     const type = typeOf(schema);
-    out.push(type.startsWith("{\n") ? `export interface ${name} ${type}` : `export type ${name} = ${type};`, "");
+    out.push(type.startsWith("{\n") && type.endsWith("}") ? `export interface ${name} ${type}` : `export type ${name} = ${type};`, "");
   }
   const ops = operations(doc);
   out.push("/** Every operation of the API: its method, path, parameters, body and answer. */");

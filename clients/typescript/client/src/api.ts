@@ -418,7 +418,24 @@ export interface SchedulesOut {
 }
 
 /** A recurring schedule as a caller describes it. */
-export type ScheduleSpec = any;
+export type ScheduleSpec = {
+  cron?: string | null;
+  data?: Record<string, any>;
+  enabled?: boolean;
+  everyMs?: number | null;
+  jobName?: string | null;
+  missed?: "skip" | "all";
+  name: string;
+  options?: JobOptions;
+  overlap?: boolean;
+  timezone?: string;
+} & ({
+  cron: string;
+  everyMs?: null;
+} | {
+  cron?: null;
+  everyMs: number;
+});
 
 /** At most one job of a key at a time: while a job with ``key`` is in one of
  * ``states``, or finished less than ``ttlMs`` ago, a new enqueue with that key
