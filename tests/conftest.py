@@ -51,7 +51,7 @@ def _tree_state() -> str | None:
 SLOW_FILES = {"test_crash.py", "test_crash_campaign.py", "test_openapi_fuzz.py", "test_fuzz.py",
               "test_single_file.py", "test_postgres_serve.py", "test_defects_serve.py", "test_defects_trust.py",
               "test_tls.py", "test_faults.py", "test_workers.py", "test_admin_cli.py"}
-SLOW_FOLDERS = {"browser", "cluster"}
+SLOW_FOLDERS = {"browser", "cluster", "typescript", "conformance"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
