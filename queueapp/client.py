@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 from typing import Any
 from urllib.parse import quote
 
@@ -229,6 +230,7 @@ class RemoteWorker:
         if not names:
             raise ValueError("the worker has no handlers: name a module that registers some")
         log.info("worker started", extra={"event": "worker.started", "names": ",".join(names)})
+        backoff = LeaseBackoff()
         while not stop.is_set():
             free = self.concurrency - len(self.running)
             if free <= 0:
@@ -240,12 +242,13 @@ class RemoteWorker:
                 if exc.status in (401, 403):
                     raise WorkerRefused(f"the appliance refused this worker ({exc}); check the token") from None
                 log.warning("lease failed; retrying", extra={"event": "worker.lease_failed", "error": str(exc)})
-                await _first_of(stop, timeout=1.0)
+                await _first_of(stop, timeout=backoff.next())
                 continue
             except (aiohttp.ClientError, TimeoutError) as exc:
                 log.warning("lease failed; retrying", extra={"event": "worker.lease_failed", "error": str(exc)})
-                await _first_of(stop, timeout=1.0)
+                await _first_of(stop, timeout=backoff.next())
                 continue
+            backoff.reset()
             for payload in leased:
                 if stop.is_set():  # leased while stopping: hand it straight back
                     await self._release(payload["id"], payload["leaseToken"])
@@ -303,7 +306,7 @@ class RemoteWorker:
                     return
                 log.info("answer not delivered; trying again", extra={"event": "worker.answer_retry",
                                                                        "error": str(exc)})
-                await asyncio.sleep(pause)
+                await asyncio.sleep(random.uniform(pause / 2, pause))
                 pause = min(pause * 2, 2.0)
         if completed:
             self.completed += 1
@@ -340,6 +343,25 @@ class RemoteWorker:
                 await asyncio.wait(still)
         log.info("worker stopped", extra={"event": "worker.stopped", "completed": self.completed,
                                            "failed": self.failed, "released": self.released})
+
+
+class LeaseBackoff:
+    """Pauses between failed lease requests: exponential from 0.1 s to 2 s, each a
+    random part of that (full jitter), so that workers that lost the appliance
+    together do not all come back in the same instant; back to the start on success."""
+
+    def __init__(self, first_s: float = 0.1, most_s: float = 2.0) -> None:
+        self.first_s = first_s
+        self.most_s = most_s
+        self.ceiling = first_s
+
+    def next(self) -> float:
+        pause = random.uniform(0, self.ceiling)
+        self.ceiling = min(self.ceiling * 2, self.most_s)
+        return pause
+
+    def reset(self) -> None:
+        self.ceiling = self.first_s
 
 
 async def _first_of(stop: asyncio.Event, *tasks: asyncio.Task[Any], timeout: float | None = None) -> None:

@@ -183,7 +183,8 @@ export class Worker<D extends JobData = JobData, R = unknown> extends EventEmitt
         try {
           leased = await retrying(
             () => this.client.lease({ names: this.names, max: free, leaseMs: this.leaseMs, waitMs: this.pollMs }, stop),
-            { firstDelayMs: 200, maxDelayMs: 5_000, signal: stop, onRetry: (error) => this.warn(error) },
+            // capped low: a worker idle long after the appliance is back loses its throughput
+            { firstDelayMs: 200, maxDelayMs: 2_000, signal: stop, onRetry: (error) => this.warn(error) },
           );
         } catch (error) {
           if (stop.aborted) break;
@@ -283,7 +284,8 @@ export class Worker<D extends JobData = JobData, R = unknown> extends EventEmitt
     if (tries === 1) return results;
     return Promise.all(results.map(async (answer) => {
       if (answer.ok) return answer;
-      const job = await this.client.findJob(answer.id).catch(() => null);
+      const job = await retrying(() => this.client.findJob(answer.id),
+        { firstDelayMs: 100, maxDelayMs: 1_000, deadline: Date.now() + this.leaseMs }).catch(() => null);
       return job?.state === "completed" ? { ...answer, ok: true, state: "completed" } : answer;
     }));
   }
