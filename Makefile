@@ -1,4 +1,4 @@
-.PHONY: install test test-fast test-unit lint typecheck bench all dist screenshots
+.PHONY: install test test-fast test-unit lint typecheck bench all dist screenshots typescript
 
 install:
 	python3 -m pip install -e '.[test]'
@@ -22,6 +22,13 @@ typecheck:
 
 bench:
 	python3 scripts/bench
+
+# The TypeScript client, the NestJS module and the example on them: install, build,
+# and run the packages' own tests (the example and the conformance suite run under
+# pytest once built).
+typescript:
+	scripts/build-typescript
+	npm test --prefix clients/typescript
 
 all: lint typecheck test
 
