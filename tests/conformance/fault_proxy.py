@@ -17,7 +17,6 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-
 from conftest import free_port
 
 FAULTS = ("503", "drop-before", "drop-after")

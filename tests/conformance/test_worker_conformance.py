@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import ServeProcess
 from fault_proxy import FaultProxy
 from node import REPO, TYPESCRIPT, call, require_built, until
-
-from conftest import ServeProcess
 
 HERE = Path(__file__).parent
 TOKEN = "conformance-token"
