@@ -30,7 +30,8 @@ export interface WorkerOptions extends ConnectionOptions {
   concurrency?: number;
   /** Each lease, renewed at a third of it while the handler runs (default 30,000). */
   leaseMs?: number;
-  /** How long one lease request waits for a job to arrive (default 5,000). */
+  /** How long one lease request waits for a job to arrive (default 5,000); also the
+   * longest close() waits for an open request to come back (it hands back what it brings). */
   pollMs?: number;
   /** How long close() lets running handlers finish before handing them back (default 10,000). */
   closeTimeoutMs?: number;
@@ -119,7 +120,11 @@ export class Worker<D extends JobData = JobData, R = unknown> extends EventEmitt
   readonly names?: string[];
   /** Jobs this worker completed, failed, and handed back. */
   readonly counts = { completed: 0, failed: 0, released: 0 };
+  /** Every job this worker holds a lease on, until its outcome is delivered. */
   private readonly running = new Map<string, Running>();
+  /** Of those, the jobs whose handler has not returned: what concurrency bounds. A
+   * finished handler frees its slot at once; its outcome goes on being sent. */
+  private readonly handling = new Set<string>();
   private readonly completions: Coalescer<api.CompleteItem, api.CompleteResult>;
   private readonly stopping = new AbortController();
   private slotFreed?: () => void;
@@ -141,9 +146,9 @@ export class Worker<D extends JobData = JobData, R = unknown> extends EventEmitt
     if (options.autorun ?? true) void this.run().catch(() => undefined);
   }
 
-  /** Jobs running now. */
+  /** Handlers running now. */
   get active(): number {
-    return this.running.size;
+    return this.handling.size;
   }
 
   get isRunning(): boolean {
@@ -174,15 +179,19 @@ export class Worker<D extends JobData = JobData, R = unknown> extends EventEmitt
     const stop = this.stopping.signal;
     try {
       while (!stop.aborted) {
-        const free = this.concurrency - this.running.size;
+        // outcomes still being sent count too, beyond as many again as the concurrency
+        const free = Math.min(this.concurrency - this.handling.size, 2 * this.concurrency - this.running.size);
         if (free <= 0) {
           await new Promise<void>((resolve) => { this.slotFreed = resolve; });
           continue;
         }
         let leased: Leased[];
         try {
+          // Not aborted by close(): jobs the appliance hands out as the poll is cut off
+          // would be lost to this worker until their leases ran out. A close waits for
+          // the poll (pollMs at most) and hands back what it brings.
           leased = await retrying(
-            () => this.client.lease({ names: this.names, max: free, leaseMs: this.leaseMs, waitMs: this.pollMs }, stop),
+            () => this.client.lease({ names: this.names, max: free, leaseMs: this.leaseMs, waitMs: this.pollMs }),
             // capped low: a worker idle long after the appliance is back loses its throughput
             { firstDelayMs: 200, maxDelayMs: 2_000, signal: stop, onRetry: (error) => this.warn(error) },
           );
@@ -213,11 +222,19 @@ export class Worker<D extends JobData = JobData, R = unknown> extends EventEmitt
     beats.unref?.();
     const entry: Running = { job, controller, beats, abandoned: false, lost: false, done: Promise.resolve() };
     this.running.set(job.id, entry);
+    this.handling.add(job.id);
     entry.done = this.runOne(entry).catch((error) => this.emitError(asError(error))).finally(() => {
       clearInterval(beats);
+      this.handling.delete(job.id);
       this.running.delete(job.id);
       this.slotFreed?.();
     });
+  }
+
+  /** The handler has returned: its slot is free for the next job. */
+  private handled(entry: Running): void {
+    this.handling.delete(entry.job.id);
+    this.slotFreed?.();
   }
 
   private async runOne(entry: Running): Promise<void> {
@@ -228,10 +245,12 @@ export class Worker<D extends JobData = JobData, R = unknown> extends EventEmitt
       result = await this.withTimeout(entry, () => this.handler(job));
     } catch (error) {
       if (entry.abandoned || entry.lost) return;
+      this.handled(entry);
       await this.sendFailure(entry, asError(error));
       return;
     }
     if (entry.abandoned || entry.lost) return;
+    this.handled(entry);
     await this.sendCompletion(entry, result);
   }
 
@@ -355,7 +374,8 @@ export class Worker<D extends JobData = JobData, R = unknown> extends EventEmitt
     }
   }
 
-  /** Lets running jobs finish for up to the close timeout; hands back the rest. */
+  /** Lets running jobs finish for up to the close timeout; hands back the rest, and
+   * waits for every outcome still being sent. */
   private async drain(): Promise<void> {
     const timeout = this.closeTimeout ?? this.closeTimeoutMs;
     const pending = [...this.running.values()];
@@ -367,15 +387,18 @@ export class Worker<D extends JobData = JobData, R = unknown> extends EventEmitt
       ]);
       clearTimeout(timer);
     }
-    const still = [...this.running.values()];
+    const still = [...this.running.values()].filter((entry) => this.handling.has(entry.job.id));
+    const sending = [...this.running.values()].filter((entry) => !this.handling.has(entry.job.id));
     await Promise.all(still.map(async (entry) => {
       entry.abandoned = true;
       clearInterval(entry.beats);
       entry.controller.abort(new Error("the worker is closing"));
+      this.handling.delete(entry.job.id);
       this.running.delete(entry.job.id);
       await this.release(entry.job.id, entry.job.leaseToken);
     }));
     await this.completions.drain();
+    await Promise.allSettled(sending.map((e) => e.done));
   }
 
   /** Stops the worker for good when `error` is a 401 or 403: no retry can help. */
