@@ -217,22 +217,29 @@ export class QueueClient {
   }
 
   /** Committed transitions of the queue's jobs as they happen (of `names` only, when
-   * given), until `signal` aborts. */
+   * given), until `signal` aborts (then the iteration ends). */
   async *events(options: { names?: string[]; signal?: AbortSignal } = {}): AsyncGenerator<JobEvent> {
     const query: Record<string, unknown> = { queue: this.queue };
     if (options.names?.length) query.name = options.names.join(",");
     const response = await this.connection.open("job_events", query, options.signal);
     const decoder = new TextDecoder();
     let buffered = "";
-    for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-      buffered += decoder.decode(chunk, { stream: true });
-      let end: number;
-      while ((end = buffered.indexOf("\n\n")) >= 0) {
-        const message = buffered.slice(0, end);
-        buffered = buffered.slice(end + 2);
-        const data = message.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trim()).join("\n");
-        if (data) yield JSON.parse(data) as JobEvent;
+    try {
+      for await (const chunk of response as AsyncIterable<Uint8Array>) {
+        buffered += decoder.decode(chunk, { stream: true });
+        let end: number;
+        while ((end = buffered.indexOf("\n\n")) >= 0) {
+          const message = buffered.slice(0, end);
+          buffered = buffered.slice(end + 2);
+          const data = message.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trim()).join("\n");
+          if (data) yield JSON.parse(data) as JobEvent;
+        }
       }
+    } catch (error) {
+      if (options.signal?.aborted) return;  // the caller stopped reading: the stream just ends
+      throw error;
+    } finally {
+      response.destroy();
     }
   }
 

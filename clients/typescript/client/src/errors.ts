@@ -1,3 +1,5 @@
+import { TRANSIENT_CODES } from "./transport";
+
 /** An error answer of the appliance, in its JSON shape ({"error": {code, message, details}}). */
 export class QueueApiError extends Error {
   override readonly name = "QueueApiError";
@@ -41,9 +43,9 @@ export function isTransient(error: unknown): boolean {
     return error.status >= 500 || error.status === 429 || error.code === "bad_response";
   }
   if (error instanceof Error) {
-    // fetch's network failures (refused, reset, DNS) are TypeErrors with a cause;
-    // a request that ran past its timeout is a TimeoutError.
-    return error.name === "TypeError" || error.name === "TimeoutError" || error.name === "FetchError";
+    // refused, reset, unreachable (see transport.ts); a request past its timeout
+    const code = (error as Error & { code?: string }).code;
+    return error.name === "TimeoutError" || (code !== undefined && TRANSIENT_CODES.has(code));
   }
   return false;
 }

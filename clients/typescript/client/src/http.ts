@@ -1,5 +1,7 @@
 import { OPERATIONS, OperationId, Operations } from "./api";
 import { QueueApiError } from "./errors";
+import { Exchange, exchange, stream } from "./transport";
+import type { IncomingMessage } from "node:http";
 
 export interface ConnectionOptions {
   /** Bearer token: an admin or worker key (env QUEUEAPP_TOKEN is not read here). */
@@ -72,11 +74,11 @@ export class Connection {
       body = spec.textBody ? String(loose.body) : JSON.stringify(loose.body);
       headers["content-type"] = spec.textBody ? "application/x-ndjson" : "application/json";
     }
-    const timeout = AbortSignal.timeout(params.timeoutMs ?? this.timeoutMs);
-    const signal = params.signal ? anySignal([params.signal, timeout]) : timeout;
-    const response = await fetch(this.url(op, loose), { method: spec.method, headers, body, signal });
-    const text = await response.text();
-    if (response.status >= 400) throw errorOf(response, text);
+    const response = await exchange(this.url(op, loose), {
+      method: spec.method, headers, body, signal: params.signal, timeoutMs: params.timeoutMs ?? this.timeoutMs,
+    });
+    const text = response.text;
+    if (response.status >= 400) throw errorOf(response);
     if (spec.textAnswer) return text as Answer<K>;
     try {
       return (text ? JSON.parse(text) : undefined) as Answer<K>;
@@ -86,16 +88,23 @@ export class Connection {
   }
 
   /** An answer read as it arrives (the events stream): the raw response. */
-  async open(op: OperationId, query: Record<string, unknown>, signal?: AbortSignal): Promise<Response> {
-    const response = await fetch(this.url(op, { query }), { headers: this.headers, signal });
-    if (response.status >= 400) throw errorOf(response, await response.text());
+  async open(op: OperationId, query: Record<string, unknown>, signal?: AbortSignal): Promise<IncomingMessage> {
+    const response = await stream(this.url(op, { query }), this.headers, signal);
+    if ((response.statusCode ?? 0) >= 400) {
+      const chunks: Buffer[] = [];
+      for await (const chunk of response) chunks.push(chunk as Buffer);
+      throw errorOf({ status: response.statusCode ?? 0, statusText: response.statusMessage ?? "", headers: response.headers,
+        text: Buffer.concat(chunks).toString("utf8") });
+    }
     return response;
   }
 }
 
-function errorOf(response: Response, text: string): QueueApiError {
-  const retryAfter = Number(response.headers.get("retry-after"));
-  const wait = Number.isFinite(retryAfter) && retryAfter >= 0 && response.headers.has("retry-after") ? retryAfter : undefined;
+function errorOf(response: Exchange): QueueApiError {
+  const text = response.text;
+  const header = response.headers["retry-after"];
+  const retryAfter = Number(header);
+  const wait = header !== undefined && Number.isFinite(retryAfter) && retryAfter >= 0 ? retryAfter : undefined;
   try {
     const parsed = JSON.parse(text) as { error?: { code: string; message: string; details?: [] } };
     const error = parsed.error;
@@ -107,15 +116,4 @@ function errorOf(response: Response, text: string): QueueApiError {
     // a proxy's HTML page, say: keep the status, which says whether to try again
     return new QueueApiError(response.status, "bad_response", `not a queueapp answer: ${JSON.stringify(text.slice(0, 120))}`, [], wait);
   }
-}
-
-function anySignal(signals: AbortSignal[]): AbortSignal {
-  const any = (AbortSignal as unknown as { any?: (s: AbortSignal[]) => AbortSignal }).any;
-  if (any) return any(signals);
-  const controller = new AbortController();
-  for (const signal of signals) {
-    if (signal.aborted) controller.abort(signal.reason);
-    signal.addEventListener("abort", () => controller.abort(signal.reason), { once: true });
-  }
-  return controller.signal;
 }

@@ -28,6 +28,11 @@ export interface WorkerOptions extends ConnectionOptions {
   names?: string[];
   /** Handlers running at once (default 1, as Bull's). */
   concurrency?: number;
+  /** Jobs leased ahead of a free slot, so that the next starts without waiting for a
+   * request; their leases are kept alive too, and close() hands them back unstarted.
+   * Default: as many as the jobs run in one request's round trip (measured), at least
+   * the concurrency and at most 20 times it; 0: lease only for free slots. */
+  prefetch?: number;
   /** Each lease, renewed at a third of it while the handler runs (default 30,000). */
   leaseMs?: number;
   /** How long one lease request waits for a job to arrive (default 5,000); also the
@@ -125,6 +130,12 @@ export class Worker<D extends JobData = JobData, R = unknown> extends EventEmitt
   /** Of those, the jobs whose handler has not returned: what concurrency bounds. A
    * finished handler frees its slot at once; its outcome goes on being sent. */
   private readonly handling = new Set<string>();
+  /** Leased ahead, not started: they start, in lease order, as slots free. */
+  private readonly queued: Running[] = [];
+  private readonly fixedPrefetch?: number;
+  /** Moving averages: a handler's run, and a lease request that brought jobs. */
+  private handlerMs?: number;
+  private leaseRttMs?: number;
   private readonly completions: Coalescer<api.CompleteItem, api.CompleteResult>;
   private readonly stopping = new AbortController();
   private slotFreed?: () => void;
@@ -137,13 +148,26 @@ export class Worker<D extends JobData = JobData, R = unknown> extends EventEmitt
     this.client = typeof target === "string" ? new QueueClient(target, { ...options, coalesce: false }) : target;
     if (options.queue && typeof target !== "string") this.client = target.forQueue(options.queue, { coalesce: false });
     this.concurrency = options.concurrency ?? 1;
+    this.fixedPrefetch = options.prefetch;
     this.leaseMs = options.leaseMs ?? 30_000;
     this.pollMs = options.pollMs ?? 5_000;
     this.closeTimeoutMs = options.closeTimeoutMs ?? 10_000;
     this.names = options.names;
     if (!(this.concurrency >= 1 && this.concurrency <= 1000)) throw new RangeError("concurrency is 1 to 1000");
+    if (this.fixedPrefetch !== undefined && !(this.fixedPrefetch >= 0 && this.fixedPrefetch <= 1000)) {
+      throw new RangeError("prefetch is 0 to 1000");
+    }
     this.completions = new Coalescer((items) => this.sendCompletions(items), () => undefined);
     if (options.autorun ?? true) void this.run().catch(() => undefined);
+  }
+
+  /** Jobs leased ahead of free slots: the setting, or enough to keep the slots busy
+   * through one lease request's round trip. */
+  get prefetch(): number {
+    if (this.fixedPrefetch !== undefined) return this.fixedPrefetch;
+    if (this.handlerMs === undefined || this.leaseRttMs === undefined) return this.concurrency;
+    const perTrip = Math.ceil(this.concurrency * this.leaseRttMs / Math.max(this.handlerMs, 0.05));
+    return Math.min(Math.max(perTrip, this.concurrency), 20 * this.concurrency, 1000);
   }
 
   /** Handlers running now. */
@@ -179,10 +203,15 @@ export class Worker<D extends JobData = JobData, R = unknown> extends EventEmitt
     const stop = this.stopping.signal;
     try {
       while (!stop.aborted) {
-        // outcomes still being sent count too, beyond as many again as the concurrency
-        const free = Math.min(this.concurrency - this.handling.size, 2 * this.concurrency - this.running.size);
+        // room for the running and the prefetched; outcomes still being sent count too,
+        // beyond as many again as the concurrency
+        const ahead = this.concurrency + this.prefetch;
+        const free = Math.min(ahead - this.handling.size - this.queued.length, ahead + this.concurrency - this.running.size);
         if (free <= 0) {
           await new Promise<void>((resolve) => { this.slotFreed = resolve; });
+          // the handlers that finish in this turn of the event loop free their slots
+          // too: one lease request for all of them, not one each
+          await new Promise((resolve) => setImmediate(resolve));
           continue;
         }
         let leased: Leased[];
@@ -190,11 +219,14 @@ export class Worker<D extends JobData = JobData, R = unknown> extends EventEmitt
           // Not aborted by close(): jobs the appliance hands out as the poll is cut off
           // would be lost to this worker until their leases ran out. A close waits for
           // the poll (pollMs at most) and hands back what it brings.
+          const asked = performance.now();
           leased = await retrying(
-            () => this.client.lease({ names: this.names, max: free, leaseMs: this.leaseMs, waitMs: this.pollMs }),
+            () => this.client.lease({ names: this.names, max: Math.min(free, 1000), leaseMs: this.leaseMs, waitMs: this.pollMs }),
             // capped low: a worker idle long after the appliance is back loses its throughput
             { firstDelayMs: 200, maxDelayMs: 2_000, signal: stop, onRetry: (error) => this.warn(error) },
           );
+          // a request that waited for jobs to arrive says nothing of the round trip
+          if (leased.length === Math.min(free, 1000)) this.leaseRttMs = average(this.leaseRttMs, performance.now() - asked);
         } catch (error) {
           if (stop.aborted) break;
           throw refusal(error) ?? error;
@@ -215,6 +247,7 @@ export class Worker<D extends JobData = JobData, R = unknown> extends EventEmitt
     await this.drain();
   }
 
+  /** A leased job: its lease kept alive from now on; it starts when a slot is free. */
   private start(leased: Leased): void {
     const controller = new AbortController();
     const job = new WorkerJob<D>(leased, controller.signal, (value) => this.reportProgress(entry, value));
@@ -222,18 +255,33 @@ export class Worker<D extends JobData = JobData, R = unknown> extends EventEmitt
     beats.unref?.();
     const entry: Running = { job, controller, beats, abandoned: false, lost: false, done: Promise.resolve() };
     this.running.set(job.id, entry);
-    this.handling.add(job.id);
-    entry.done = this.runOne(entry).catch((error) => this.emitError(asError(error))).finally(() => {
-      clearInterval(beats);
-      this.handling.delete(job.id);
-      this.running.delete(job.id);
-      this.slotFreed?.();
-    });
+    this.queued.push(entry);
+    this.pump();
+  }
+
+  /** Starts queued jobs while there are free slots. */
+  private pump(): void {
+    while (this.handling.size < this.concurrency && this.queued.length && !this.stopping.signal.aborted) {
+      const entry = this.queued.shift() as Running;
+      if (entry.lost) {  // taken back while it waited
+        this.running.delete(entry.job.id);
+        continue;
+      }
+      const id = entry.job.id;
+      this.handling.add(id);
+      entry.done = this.runOne(entry).catch((error) => this.emitError(asError(error))).finally(() => {
+        clearInterval(entry.beats);
+        this.running.delete(id);
+        if (this.handling.delete(id)) this.pump();
+        this.slotFreed?.();
+      });
+    }
   }
 
   /** The handler has returned: its slot is free for the next job. */
   private handled(entry: Running): void {
     this.handling.delete(entry.job.id);
+    this.pump();
     this.slotFreed?.();
   }
 
@@ -241,9 +289,12 @@ export class Worker<D extends JobData = JobData, R = unknown> extends EventEmitt
     const job = entry.job as WorkerJob<D>;
     this.emit("active", job);
     let result: R;
+    const began = performance.now();
     try {
       result = await this.withTimeout(entry, () => this.handler(job));
+      this.handlerMs = average(this.handlerMs, performance.now() - began);
     } catch (error) {
+      this.handlerMs = average(this.handlerMs, performance.now() - began);
       if (entry.abandoned || entry.lost) return;
       this.handled(entry);
       await this.sendFailure(entry, asError(error));
@@ -374,10 +425,16 @@ export class Worker<D extends JobData = JobData, R = unknown> extends EventEmitt
     }
   }
 
-  /** Lets running jobs finish for up to the close timeout; hands back the rest, and
-   * waits for every outcome still being sent. */
+  /** Hands back the jobs not started; lets running jobs finish for up to the close
+   * timeout, hands back the rest, and waits for every outcome still being sent. */
   private async drain(): Promise<void> {
     const timeout = this.closeTimeout ?? this.closeTimeoutMs;
+    await Promise.all(this.queued.splice(0).map(async (entry) => {
+      entry.abandoned = true;
+      clearInterval(entry.beats);
+      this.running.delete(entry.job.id);
+      if (!entry.lost) await this.release(entry.job.id, entry.job.leaseToken);
+    }));
     const pending = [...this.running.values()];
     if (pending.length) {
       let timer: NodeJS.Timeout | undefined;
@@ -420,6 +477,11 @@ export class Worker<D extends JobData = JobData, R = unknown> extends EventEmitt
     if (this.listenerCount("error")) this.emit("error", error);
     else console.error(`queueapp worker: ${error.message}`);
   }
+}
+
+/** An exponentially weighted moving average, started by the first value. */
+function average(current: number | undefined, value: number): number {
+  return current === undefined ? value : current + 0.2 * (value - current);
 }
 
 /** A 401 or 403 as the worker's refusal; undefined for anything else. */

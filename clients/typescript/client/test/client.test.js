@@ -119,7 +119,7 @@ test("the events stream tells each committed transition", async () => {
         if (seen.length === 1) stop.abort();
       }
     } catch (error) {
-      if (error.name !== "AbortError") throw error;
+      if (error.name !== "AbortError") throw error;  // an abort before the stream opened
     }
   })();
   // the stream is open once the appliance counts its subscriber; until then, add again
