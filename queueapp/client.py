@@ -162,6 +162,16 @@ class QueueClient:
             body["stack"] = stack
         return await self.request("POST", f"/queues/jobs/{job_id}/fail", body)
 
+    async def log(self, job_id: str, token: str, lines: list[str]) -> int:
+        """Append lines to a leased job's log; the number of its last line."""
+        return int((await self.request("POST", f"/queues/jobs/{job_id}/log",
+                                       {"leaseToken": token, "lines": lines}))["lastSeq"])
+
+    async def job_log(self, job_id: str, after: int = 0, limit: int = 1000) -> dict[str, Any]:
+        """The job's log lines after ``after`` (``{"lines": [...], "lastSeq": n}``)."""
+        return await self.request("GET", f"/queues/jobs/{job_id}/logs",
+                                  query={"after": str(after), "limit": str(limit)})
+
     async def release(self, job_id: str, token: str) -> dict[str, Any]:
         return await self.request("POST", f"/queues/jobs/{job_id}/release", {"leaseToken": token})
 
@@ -273,8 +283,11 @@ class RemoteWorker:
         async def progress(value: Any) -> None:
             await self.client.heartbeat(job_id, token, value)
 
+        async def log(lines: list[str]) -> None:
+            await self.client.log(job_id, token, lines)
+
         try:
-            outcome = await run_handler(handler, JobContext(job, progress), job.timeout_ms)
+            outcome = await run_handler(handler, JobContext(job, progress, log), job.timeout_ms)
         except asyncio.CancelledError:
             # stopping: hand the job back, its attempt not counted
             beats.cancel()

@@ -32,7 +32,7 @@ from .dispatch import ActiveJob, Dispatcher, GroupPolicies, MemorySource, Wakeup
 from .dispatch.ledger import Running
 from .dispatch.source import WorkSource
 from .enqueue import DEFAULT_QUEUE, JobBuilder, check_name, parse_options, valid_queue
-from .errors import ValidationFailed
+from .errors import NotFound, ValidationFailed
 from .events import JobEvent, Subscription
 from .flow import Aging, GroupLimits
 from .health import HealthReport, HealthThresholds
@@ -43,7 +43,7 @@ from .prometheus import render
 from .service_browse import BrowseDesk, make_search
 from .service_groups import GroupDesk
 from .service_parts import ScheduleDesk, WorkerDesk
-from .store import Added, Store, added_ids, added_jobs
+from .store import Added, LogLine, Store, added_ids, added_jobs
 from .workers.maintenance import register_maintenance
 from .workers.registry import HandlerRegistry
 
@@ -252,6 +252,13 @@ class QueueService:
 
     async def get_job(self, job_id: int) -> Job | None:
         return await self.store.get_job(job_id)
+
+    async def job_log(self, job_id: int, after_seq: int = 0, limit: int = 1000) -> list[LogLine]:
+        """The job's log lines numbered after ``after_seq``; NotFound for no such job."""
+        lines = await self.store.read_log(job_id, after_seq, limit)
+        if not lines and await self.store.get_job(job_id) is None:
+            raise NotFound(f"no job with id {job_id}")
+        return lines
 
     async def list_jobs(
         self, queue: str, state: JobState | None = None, name: str | None = None,

@@ -149,6 +149,11 @@ class WorkerDesk:
         await self._known(job_id)
         return await self.dispatcher.outcomes.release(job_id, token)
 
+    async def log(self, job_id: int, token: str, lines: list[str]) -> int:
+        """Lines after the log of the job leased under ``token``; its last line's number."""
+        await self._known(job_id)
+        return await self.dispatcher.outcomes.append_log(job_id, token, lines)
+
     async def _known(self, job_id: int) -> None:
         """404 for an id that was never a job (a stale token on a real job is a 409)."""
         if job_id not in self.dispatcher.active and await self.store.get_job(job_id) is None:

@@ -6,11 +6,11 @@ from typing import Any, cast
 
 from aiohttp import web
 
-from ..clock import from_datetime
+from ..clock import from_datetime, to_iso
 from ..errors import NotFound
 from ..service import added_ids, added_jobs
 from .common import job_id_of, ok, parse, parse_with, query_choice, query_int, queue_of, service_of
-from .models import BULK_PLAIN, AddJobBody, BulkBody, BulkOut, JobOut, JobsOut, ScheduleBody, plain_bulk
+from .models import BULK_PLAIN, AddJobBody, BulkBody, BulkOut, JobLogOut, JobOut, JobsOut, ScheduleBody, plain_bulk
 from .present import job_out, jobs_out
 from .spec import QUEUE, Api, Query, int_query
 
@@ -83,6 +83,19 @@ async def get_job(request: web.Request) -> web.Response:
     if job is None:
         raise NotFound(f"no job with id {job_id}")
     return ok(job_out(job))
+
+
+@api.endpoint("GET", "/queues/jobs/{id:[0-9]+}/logs", "A job's log lines after the line numbered `after`, in order.",
+              ok=JobLogOut, errors=(404,),
+              query=(int_query("after", "Answer the lines numbered after this (default 0: from the first).", 0,
+                               2**31 - 1),
+                     int_query("limit", "How many lines (default 1000).", 1, 1000)))
+async def job_log(request: web.Request) -> web.Response:
+    job_id = job_id_of(request)
+    after = query_int(request, "after", 0, 0, 2**31 - 1)
+    lines = await service_of(request).job_log(job_id, after, query_int(request, "limit", 1000, 1, 1000))
+    return ok({"lines": [{"seq": s, "at": to_iso(at), "line": text} for s, at, text in lines],
+               "lastSeq": lines[-1].seq if lines else after})
 
 
 @api.endpoint("DELETE", "/queues/jobs/{id:[0-9]+}",

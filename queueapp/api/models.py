@@ -9,7 +9,7 @@ from typing_extensions import TypedDict
 
 from ..options import MAX_DELAY_MS, MAX_LEASE_MS, MIN_LEASE_MS, WHOLE, JobName, JobOptions, PriorityFactors, Strict
 from ..retry import MAX_RETRY_AFTER_MS
-from ..traces import MAX_STACK_CHARS_IN
+from ..traces import MAX_LOG_LINE_CHARS, MAX_LOG_LINES_A_CALL, MAX_STACK_CHARS_IN
 
 MAX_BULK = 10_000
 
@@ -121,6 +121,14 @@ class FailBody(Strict):
     stack: Annotated[str, Field(min_length=1, max_length=MAX_STACK_CHARS_IN)] | None = None
 
 
+class LogBody(Strict):
+    leaseToken: LeaseToken
+    # Lines after the job's log, each at most MAX_LOG_LINE_CHARS characters (a
+    # client cuts longer ones); the job keeps its newest MAX_JOB_LOG_LINES.
+    lines: Annotated[list[Annotated[str, Field(max_length=MAX_LOG_LINE_CHARS)]],
+                     Field(min_length=1, max_length=MAX_LOG_LINES_A_CALL)]
+
+
 class ReleaseBody(Strict):
     leaseToken: LeaseToken
 
@@ -186,6 +194,26 @@ class LeasedJobOut(JobOut):
 
 class HeartbeatOut(JobOut):
     leaseExpiresAt: str | None
+
+
+class LogAppendedOut(Open):
+    # The number of the job's last line now (lines are numbered from 1, and the
+    # newest {MAX_JOB_LOG_LINES} are kept).
+    lastSeq: int
+
+
+class LogLineOut(Open):
+    seq: int
+    at: str
+    line: str
+
+
+class JobLogOut(Open):
+    """The job's log lines after ``after``, in order; ``lastSeq``: the number of the
+    last line answered (give it as ``after`` to read on)."""
+
+    lines: list[LogLineOut]
+    lastSeq: int
 
 
 class JobsOut(Open):

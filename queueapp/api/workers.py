@@ -21,6 +21,8 @@ from .models import (
     JobOut,
     LeaseBody,
     LeaseOut,
+    LogAppendedOut,
+    LogBody,
     ReleaseBody,
 )
 from .present import heartbeat_out, job_out, leased_out
@@ -62,6 +64,15 @@ async def heartbeat(request: web.Request) -> web.Response:
     body = await parse(request, HeartbeatBody)
     job = await service_of(request).workers.heartbeat(job_id, body.leaseToken, body.progress, body.leaseMs)
     return ok(heartbeat_out(job))
+
+
+@api.endpoint("POST", "/queues/jobs/{id:[0-9]+}/log",
+              "Append lines to a leased job's log (kept with the job, its newest 1,000 lines).",
+              body=LogBody, ok=LogAppendedOut, errors=(404, 409, 503))
+async def append_log(request: web.Request) -> web.Response:
+    job_id = job_id_of(request)
+    body = await parse(request, LogBody)
+    return ok({"lastSeq": await service_of(request).workers.log(job_id, body.leaseToken, body.lines)})
 
 
 @api.endpoint("POST", "/queues/jobs/{id:[0-9]+}/complete", "Complete a leased job with its result.",

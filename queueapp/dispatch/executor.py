@@ -27,6 +27,8 @@ class Reporter(Protocol):
 
     async def heartbeat(self, job_id: int, token: str, progress: Any, lease_ms: int | None) -> Job: ...
 
+    async def append_log(self, job_id: int, token: str, lines: list[str]) -> int: ...
+
 
 class JobExecutor:
     def __init__(self, registry: HandlerRegistry, reporter: Reporter) -> None:
@@ -40,7 +42,8 @@ class JobExecutor:
         if handler is None:  # unregistered since it was claimed
             await self._report(job, token, Outcome(error="no handler is registered for this job name"))
             return
-        context = JobContext(job, lambda value: self._progress(job, token, value))
+        context = JobContext(job, lambda value: self._progress(job, token, value),
+                             lambda lines: self.reporter.append_log(job.id, token, lines))
         try:
             outcome = await run_handler(handler, context, job.timeout_ms)
         except asyncio.CancelledError:

@@ -16,8 +16,10 @@ from typing import Any
 from ..clock import Clock
 from ..errors import Conflict
 from ..model import Job, JobState
+from ..redact import redact
 from ..retry import Failure
 from ..store import Acted, Change, Selection, Store
+from ..traces import MAX_JOB_LOG_LINES
 from .leases import LeaseDesk, stale
 from .ledger import Ledger
 from .source import WorkSource
@@ -75,6 +77,15 @@ class Outcomes:
             job_id, token, failure, self.clock.now_ms(), durable=not self._told_to_nobody(job_id),
             then=self.ledger.finished,
         ))
+
+    async def append_log(self, job_id: int, token: str, lines: list[str]) -> int:
+        """Lines after the log of the job running under ``token`` (redacted, as its
+        errors are); the number of its last line. A stale token: Conflict."""
+        last = await self.store.append_log(job_id, token, [redact(line) for line in lines], self.clock.now_ms(),
+                                           MAX_JOB_LOG_LINES)
+        if last is None:
+            raise stale(job_id)
+        return last
 
     async def release(self, job_id: int, token: str) -> Job:
         """Take a job back from its worker without counting the attempt."""

@@ -28,6 +28,7 @@ from .records import (
     Change,
     CommitStats,
     FinishedSample,
+    LogLine,
     NameFigures,
     PendingJob,
     QueueSettings,
@@ -39,7 +40,7 @@ from .records import (
 )
 from .shared import SharedStore
 
-__all__ = ["Added", "AddedRun", "Change", "CommitStats", "FinishedSample", "NameFigures", "PendingJob",
+__all__ = ["Added", "AddedRun", "Change", "CommitStats", "FinishedSample", "LogLine", "NameFigures", "PendingJob",
            "QueueSettings", "Report", "Store", "StoredGroups", "TableSnapshot", "Then", "added_ids", "added_jobs"]
 
 # A write's post-commit hook: called once with the write's result, in the event loop's
@@ -218,9 +219,19 @@ class Store(ABC):
         counts and processing times, the commonest failure reasons; and the queue's
         current counts by state."""
 
+    @abstractmethod
+    async def append_log(self, job_id: int, token: str, lines: list[str], now: int, keep: int) -> int | None:
+        """Append ``lines`` to the log of the job active under ``token``, keeping its
+        newest ``keep``; the number of its last line, or None when the job is not
+        active under that token."""
+
     # reads -------------------------------------------------------------------
     @abstractmethod
     async def get_job(self, job_id: int) -> Job | None: ...
+
+    @abstractmethod
+    async def read_log(self, job_id: int, after_seq: int, limit: int) -> list[LogLine]:
+        """The job's log lines numbered after ``after_seq``, in order."""
 
     @abstractmethod
     async def search_jobs(self, search: JobSearch) -> JobPage:

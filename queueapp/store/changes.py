@@ -11,7 +11,7 @@ from ..flow import GroupLimits, KeyChange, KeySettings
 from ..history import HOUR_MS, MINUTE_MS, Tally
 from ..model import UNFINISHED, NewJob, Schedule
 from .records import Added, StoredGroups
-from .sql import groups, history, queues, schedules
+from .sql import groups, history, jobs, logs, queues, schedules
 from .sql.dialect import Dialect
 from .sql.plan import AddJobs, Plan
 
@@ -24,6 +24,22 @@ def set_paused(d: Dialect, queue: str, paused: bool, now: int) -> Plan[None]:
 
 def ensure_queue(d: Dialect, queue: str, now: int) -> Plan[None]:
     yield queues.ensure(d, queue, now)
+
+
+# -- a job's log ---------------------------------------------------------------------------------
+
+
+def append_log(d: Dialect, job_id: int, token: str, lines: list[str], now: int, keep: int) -> Plan[int | None]:
+    """``lines`` after the log of the job active under ``token``, the newest ``keep``
+    kept; the number of its last line, or None when the job is not active under it."""
+    if (yield jobs.get_active(d, job_id, token)) is None:
+        return None
+    last = int((yield logs.last_seq(d, job_id)))
+    yield logs.append(d, job_id, last + 1, lines, now)
+    last += len(lines)
+    if last > keep:
+        yield logs.keep_newest(d, job_id, last - keep)
+    return last
 
 
 # -- group settings ---------------------------------------------------------------------------

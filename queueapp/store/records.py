@@ -120,6 +120,14 @@ class QueueSettings:
     concurrency: int | None
 
 
+class LogLine(NamedTuple):
+    """One line of a job's log: its number (from 1), when it was written, the text."""
+
+    seq: int
+    at: int
+    line: str
+
+
 class PendingJob(NamedTuple):
     """What the dispatcher needs to order an unfinished job, without its payload.
     A tuple: a million of them are read at start-up."""

@@ -23,9 +23,10 @@ from typing import Any
 from ..model import Job
 from ..redact import redact
 from ..retry import MAX_RETRY_AFTER_MS
-from ..traces import stack_of
+from ..traces import MAX_LOG_LINES_A_CALL, log_lines, stack_of
 
 ProgressFn = Callable[[Any], Awaitable[None]]
+LogFn = Callable[[list[str]], Awaitable[Any]]
 Handler = Callable[["JobContext"], Awaitable[Any]]
 
 
@@ -50,11 +51,12 @@ class RetryLater(JobFailed):
 class JobContext:
     """What a handler sees of its job."""
 
-    __slots__ = ("_job", "_progress")
+    __slots__ = ("_job", "_progress", "_log")
 
-    def __init__(self, job: Job, progress: ProgressFn) -> None:
+    def __init__(self, job: Job, progress: ProgressFn, log: LogFn | None = None) -> None:
         self._job = job
         self._progress = progress
+        self._log = log
 
     @property
     def id(self) -> str:
@@ -91,6 +93,16 @@ class JobContext:
         Anything else raises ValueError."""
         check_progress(value)
         await self._progress(value)
+
+    async def log(self, *texts: str) -> None:
+        """Append to the job's log, kept with the job and shown on its page: each text
+        a line (one with newlines, several), each cut to MAX_LOG_LINE_CHARS; a job
+        keeps its newest MAX_JOB_LOG_LINES."""
+        if self._log is None:
+            raise RuntimeError("this job has no log to write to")
+        lines = log_lines(texts)
+        for start in range(0, len(lines), MAX_LOG_LINES_A_CALL):
+            await self._log(lines[start:start + MAX_LOG_LINES_A_CALL])
 
 
 MAX_PROGRESS_BYTES = 10_000

@@ -43,7 +43,7 @@ def test_migrate_command_creates_the_schema(tmp_path, capsys):
     assert main(["migrate", "--db", str(db)]) == 0  # twice is harmless
     with sqlite3.connect(db) as conn:
         versions = conn.execute("select version from schema_migrations").fetchall()
-        assert versions == [(v,) for v in range(1, 10)]
+        assert versions == [(v,) for v in range(1, 11)]
         assert conn.execute("pragma journal_mode").fetchone()[0] == "wal"
 
 

@@ -29,6 +29,7 @@ TABLES: dict[str, tuple[tuple[str, ...], dict[str, Callable[[Any], Any]]]] = {
               "finished_at", "lease_token", "lease_expires_at", "heartbeat_at", "unique_key", "expire_at",
               "group_key"), {}),
     "job_dependencies": (("depends_on", "job_id"), {}),
+    "job_logs": (("job_id", "seq", "at", "line"), {}),
     "schedules": (("queue", "name", "job_name", "data", "options", "cron", "timezone", "every_ms", "missed",
                    "overlap", "enabled", "anchor_at", "next_run_at", "last_run_at", "last_job_id", "created_at",
                    "updated_at"), {"overlap": _BOOL, "enabled": _BOOL}),

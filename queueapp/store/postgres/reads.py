@@ -15,6 +15,7 @@ from .. import changes
 from .. import job_reads as reads
 from ..records import (
     FinishedSample,
+    LogLine,
     NameFigures,
     PendingJob,
     QueueSettings,
@@ -22,7 +23,7 @@ from ..records import (
     StoredGroups,
     TableSnapshot,
 )
-from ..sql import history, schedules
+from ..sql import history, logs, schedules
 from ..sql.dialect import POSTGRES, numbered
 from .jobs import COLUMNS, row_to_job
 from .statements import drive, execute
@@ -144,3 +145,6 @@ async def group_starts(conn: Any, since: int) -> list[tuple[str, str, int]]:
 async def read_history(conn: Any, queue: str, since: int) -> list[tuple[int, Tally]]:
     return history.rows_to_tallies(await execute(conn, history.read(POSTGRES, queue, since)))
 
+
+async def read_log(conn: Any, job_id: int, after_seq: int, limit: int) -> list[LogLine]:
+    return [LogLine(*r) for r in await execute(conn, logs.read(POSTGRES, job_id, after_seq, limit))]

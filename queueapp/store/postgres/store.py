@@ -29,6 +29,7 @@ from ..records import (
     Change,
     CommitStats,
     FinishedSample,
+    LogLine,
     PendingJob,
     QueueSettings,
     Report,
@@ -249,6 +250,9 @@ class PostgresStore(Store):
     async def ensure_queue(self, queue: str, now: int) -> None:
         await self._writer.submit(run, changes.ensure_queue, queue, now)
 
+    async def append_log(self, job_id: int, token: str, lines: list[str], now: int, keep: int) -> int | None:
+        return await self._writer.submit(run, changes.append_log, job_id, token, lines, now, keep)
+
     async def act_on_jobs(self, action: str, selection: Selection, now: int, limit: int, *,
                           then: Then = None) -> Acted:
         return await self._writer.submit(run, transitions.act, action, selection, now, limit, then=then)
@@ -312,6 +316,9 @@ class PostgresStore(Store):
 
     async def get_job(self, job_id: int) -> Job | None:
         return await self.pooled(reads.get_job, job_id)
+
+    async def read_log(self, job_id: int, after_seq: int, limit: int) -> list[LogLine]:
+        return await self.pooled(reads.read_log, job_id, after_seq, limit)
 
     async def search_jobs(self, search: JobSearch) -> JobPage:
         return await self.pooled(reads.search_jobs, search)

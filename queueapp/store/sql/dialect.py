@@ -84,7 +84,8 @@ class Dialect:
 
 
 # Column types of the tables given as parameters (PostgreSQL needs them; SQLite reads JSON).
-_ROW_TYPES = {"id": "bigint", "due": "bigint", "at": "bigint", "token": "text", "result": "jsonb"}
+_ROW_TYPES = {"id": "bigint", "due": "bigint", "at": "bigint", "token": "text", "result": "jsonb", "n": "bigint",
+              "line": "text"}
 
 SQLITE = Dialect(
     "sqlite",

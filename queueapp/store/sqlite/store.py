@@ -24,6 +24,7 @@ from ..base import (
     Change,
     CommitStats,
     FinishedSample,
+    LogLine,
     NameFigures,
     PendingJob,
     QueueSettings,
@@ -34,7 +35,7 @@ from ..base import (
     Then,
 )
 from ..lock import DatabaseLock
-from ..sql import groups, history, schedules
+from ..sql import groups, history, logs, schedules
 from ..sql.dialect import SQLITE
 from ..sql.jobs import row_to_job
 from ..sql.plan import Statement
@@ -177,6 +178,9 @@ class SqliteStore(Store):
     async def ensure_queue(self, queue: str, now: int) -> None:
         await self._writer.submit(run, self._ids, changes.ensure_queue, queue, now)
 
+    async def append_log(self, job_id: int, token: str, lines: list[str], now: int, keep: int) -> int | None:
+        return await self._writer.submit(run, self._ids, changes.append_log, job_id, token, lines, now, keep)
+
     async def group_settings(self) -> list[StoredGroups]:
         return await self._writer.submit(run, self._ids, changes.read_groups, savepoint=False, durable=False)
 
@@ -284,6 +288,10 @@ class SqliteStore(Store):
     async def get_job(self, job_id: int) -> Job | None:
         rows = await self._fetchall(*reads.get_query(job_id))
         return row_to_job(rows[0]) if rows else None
+
+    async def read_log(self, job_id: int, after_seq: int, limit: int) -> list[LogLine]:
+        statement = logs.read(SQLITE, job_id, after_seq, limit)
+        return [LogLine(*r) for r in await self._fetchall(statement.sql, statement.params)]
 
     async def search_jobs(self, search: JobSearch) -> JobPage:
         jobs = [row_to_job(r) for r in await self._fetchall(*reads.search_query(search))]
