@@ -71,6 +71,14 @@ async def progress(job: JobContext) -> Any:
     return "done"
 
 
+@registry.handler("log")
+@reported
+async def write_log(job: JobContext) -> Any:
+    await job.log("first line", "second\nthird")
+    await job.log("x" * 2500)
+    return "logged"
+
+
 def deep_inside() -> None:
     raise ValueError("deep failure")
 

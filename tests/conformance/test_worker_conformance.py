@@ -174,6 +174,16 @@ def test_failures_retry_with_backoff_fail_for_good_and_keep_the_stack(harness):
     assert "deep failure" in trace and ("deepInside" in trace or "deep_inside" in trace), trace
 
 
+def test_job_log_lines_are_kept_with_the_job_split_and_cut(harness):
+    (job_id,) = harness.add({"name": "log"})
+    harness.start()
+    (job,) = harness.settled([job_id])
+    assert job["state"] == "completed", job
+    lines = [line["line"] for line in harness.api("GET", f"/queues/jobs/{job_id}/logs")["lines"]]
+    assert lines[:3] == ["first line", "second", "third"]
+    assert len(lines) == 4 and len(lines[3]) == 2000 and lines[3].endswith("\u2026")
+
+
 def test_sigterm_mid_run_finishes_running_jobs_and_hands_back_the_rest(harness):
     ids = harness.add(*[{"name": "slow", "data": {"ms": 1500}} for _ in range(10)])
     worker = harness.start(concurrency=4)

@@ -196,6 +196,13 @@ export interface JobErrorEntry {
   stack?: string | null;
 }
 
+/** The job's log lines after ``after``, in order; ``lastSeq``: the number of the
+ * last line answered (give it as ``after`` to read on). */
+export interface JobLogOut {
+  lastSeq: number;
+  lines: LogLineOut[];
+}
+
 export interface JobOptions {
   allowDependencyFailure?: boolean;
   attempts?: number | null;
@@ -293,6 +300,21 @@ export interface LimitsOut {
 
 export interface LivezOut {
   status: string;
+}
+
+export interface LogAppendedOut {
+  lastSeq: number;
+}
+
+export interface LogBody {
+  leaseToken: string;
+  lines: string[];
+}
+
+export interface LogLineOut {
+  at: string;
+  line: string;
+  seq: number;
 }
 
 export interface MetricsOut {
@@ -472,6 +494,13 @@ export interface Operations {
     body: AddJobBody;
     answer: JobOut;
   };
+  /** POST /queues/jobs/{id}/log: Append lines to a leased job's log (kept with the job, its newest 1,000 lines). */
+  append_log: {
+    pathParams: {id: string};
+    query: {};
+    body: LogBody;
+    answer: LogAppendedOut;
+  };
   /** GET /debug/audit: Self-audit: compare the appliance's memory with its table (404 unless audit_interval_ms is set). */
   audit: {
     pathParams: {};
@@ -604,6 +633,13 @@ export interface Operations {
     query: {queue?: string; name?: string};
     body: undefined;
     answer: DocumentOut;
+  };
+  /** GET /queues/jobs/{id}/logs: A job's log lines after the line numbered `after`, in order. */
+  job_log: {
+    pathParams: {id: string};
+    query: {after?: number; limit?: number};
+    body: undefined;
+    answer: JobLogOut;
   };
   /** POST /queues/jobs/lease: Lease due jobs for an external worker, highest priority first; long-polls with waitMs. */
   lease: {
@@ -801,6 +837,7 @@ export const OPERATIONS = {
   act: { method: "POST", path: "/queues/jobs/actions", textBody: false, textAnswer: false, queued: true, ok: [200] },
   add_bulk: { method: "POST", path: "/queues/jobs/bulk", textBody: false, textAnswer: false, queued: true, ok: [201] },
   add_job: { method: "POST", path: "/queues/jobs", textBody: false, textAnswer: false, queued: true, ok: [200, 201] },
+  append_log: { method: "POST", path: "/queues/jobs/{id}/log", textBody: false, textAnswer: false, queued: false, ok: [200] },
   audit: { method: "GET", path: "/debug/audit", textBody: false, textAnswer: false, queued: false, ok: [200] },
   cancel_job: { method: "DELETE", path: "/queues/jobs/{id}", textBody: false, textAnswer: false, queued: false, ok: [200] },
   clean: { method: "POST", path: "/queues/clean", textBody: false, textAnswer: false, queued: true, ok: [200] },
@@ -820,6 +857,7 @@ export const OPERATIONS = {
   heartbeat: { method: "POST", path: "/queues/jobs/{id}/heartbeat", textBody: false, textAnswer: false, queued: false, ok: [200] },
   history: { method: "GET", path: "/queues/metrics/history", textBody: false, textAnswer: false, queued: true, ok: [200] },
   job_events: { method: "GET", path: "/queues/events", textBody: false, textAnswer: true, queued: true, ok: [200] },
+  job_log: { method: "GET", path: "/queues/jobs/{id}/logs", textBody: false, textAnswer: false, queued: false, ok: [200] },
   lease: { method: "POST", path: "/queues/jobs/lease", textBody: false, textAnswer: false, queued: true, ok: [200] },
   list_groups: { method: "GET", path: "/queues/groups", textBody: false, textAnswer: false, queued: true, ok: [200] },
   list_jobs: { method: "GET", path: "/queues/jobs", textBody: false, textAnswer: false, queued: true, ok: [200] },

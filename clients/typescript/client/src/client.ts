@@ -266,6 +266,17 @@ export class QueueClient {
     return this.call("fail", { path: { id }, body }) as Promise<Job>;
   }
 
+  /** Appends lines to a leased job's log (at most 100, each at most 2,000 characters);
+   * the number of its last line. */
+  async appendLog(id: string, leaseToken: string, lines: string[]): Promise<number> {
+    return (await this.call("append_log", { path: { id }, body: { leaseToken, lines } })).lastSeq;
+  }
+
+  /** The job's log lines numbered after `after`, and the last one's number. */
+  jobLog(id: string, after = 0, limit = 1000): Promise<api.JobLogOut> {
+    return this.call("job_log", { path: { id }, query: { after, limit } });
+  }
+
   release(id: string, leaseToken: string): Promise<Job> {
     return this.call("release", { path: { id }, body: { leaseToken } }) as Promise<Job>;
   }
@@ -356,5 +367,5 @@ export const METHOD_OF: { [K in OperationId]: keyof QueueClient } = {
   complete_many: "completeMany", save_schedule: "saveSchedule", list_schedules: "listSchedules",
   get_schedule: "getSchedule", delete_schedule: "deleteSchedule", pause_schedule: "pauseSchedule",
   resume_schedule: "resumeSchedule", run_schedule: "runSchedule", prometheus_metrics: "prometheusMetrics",
-  job_events: "events",
+  job_events: "events", append_log: "appendLog", job_log: "jobLog",
 };

@@ -46,6 +46,8 @@ export interface WorkerOptions extends ConnectionOptions {
 
 type Leased = Job & { leaseToken: string; leaseExpiresAt: string | null };
 
+const MAX_LOG_LINE = 2_000;  // characters of a log line the appliance takes
+
 /** The job a handler is given. */
 export class WorkerJob<D extends JobData = JobData> {
   readonly id: string;
@@ -66,7 +68,8 @@ export class WorkerJob<D extends JobData = JobData> {
   /** The last progress reported. */
   progressValue: unknown;
 
-  constructor(leased: Leased, signal: AbortSignal, private readonly report: (value: unknown) => Promise<void>) {
+  constructor(leased: Leased, signal: AbortSignal, private readonly report: (value: unknown) => Promise<void>,
+    private readonly append: (lines: string[]) => Promise<unknown>) {
     this.id = leased.id;
     this.name = leased.name;
     this.queue = leased.queue;
@@ -86,6 +89,14 @@ export class WorkerJob<D extends JobData = JobData> {
   async progress(value: number | Record<string, unknown>): Promise<void> {
     await this.report(value);
     this.progressValue = value;
+  }
+
+  /** Appends to the job's log, kept with the job and shown on its page: each text a
+   * line (one with newlines, several), each cut to 2,000 characters. */
+  async log(...texts: string[]): Promise<void> {
+    const lines = texts.flatMap((text) => String(text).split(/\r?\n/))
+      .map((line) => (line.length <= MAX_LOG_LINE ? line : `${line.slice(0, MAX_LOG_LINE - 1)}\u2026`));
+    for (let start = 0; start < lines.length; start += 100) await this.append(lines.slice(start, start + 100));
   }
 
   /** BullMQ's name for progress(). */
@@ -250,7 +261,9 @@ export class Worker<D extends JobData = JobData, R = unknown> extends EventEmitt
   /** A leased job: its lease kept alive from now on; it starts when a slot is free. */
   private start(leased: Leased): void {
     const controller = new AbortController();
-    const job = new WorkerJob<D>(leased, controller.signal, (value) => this.reportProgress(entry, value));
+    const job = new WorkerJob<D>(leased, controller.signal, (value) => this.reportProgress(entry, value),
+      (lines) => retrying(() => this.client.appendLog(leased.id, leased.leaseToken, lines),
+        { firstDelayMs: 100, maxDelayMs: 1_000, deadline: Date.now() + this.leaseMs / 3 }));
     const beats = setInterval(() => void this.beat(entry), Math.max(this.leaseMs / 3, 100));
     beats.unref?.();
     const entry: Running = { job, controller, beats, abandoned: false, lost: false, done: Promise.resolve() };

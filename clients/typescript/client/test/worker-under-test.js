@@ -31,6 +31,7 @@ const handlers = {
   slow: async (job) => { await pause(job.data.ms); return { slept: job.data.ms }; },
   progress: async (job) => { await job.progress(50); await pause(job.data.ms); return "done"; },
   "throws-with-stack": async () => deepInside(),
+  log: async (job) => { await job.log("first line", "second\nthird"); await job.log("x".repeat(2500)); return "logged"; },
 };
 
 const worker = new Worker(env.QUEUEAPP_URL, {
