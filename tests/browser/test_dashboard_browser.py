@@ -284,3 +284,31 @@ def test_a_key_a_browser_would_resolve_away_never_acts_on_the_queue(serve, brows
     expect(w.page.locator("#status")).to_contain_text("cannot stand in a URL's path")
     assert call(base, "GET", "/queues/metrics?queue=default")[1]["paused"] == 0
     assert not any(q["paused"] for q in call(base, "GET", "/queues")[1]["queues"])
+
+
+def test_a_jobs_log_appears_live_and_a_failed_attempts_stack_can_be_read(serve, browser):
+    server = serve()
+    _, job = call(server.url, "POST", "/queues/jobs?queue=imports", {"name": "import", "options": {"attempts": 2}})
+    _, leased = call(server.url, "POST", "/queues/jobs/lease?queue=imports", {"max": 1, "leaseMs": 60_000})
+    token = leased["jobs"][0]["leaseToken"]
+    call(server.url, "POST", f"/queues/jobs/{job['id']}/log", {"leaseToken": token, "lines": ["fetched 120 rows"]})
+    w = wide_page(browser, server.url)
+    page = w.page
+    w.go(f"/ui/jobs/{job['id']}")
+    log = page.get_by_role("region", name="Log")
+    expect(log).to_contain_text("fetched 120 rows")
+    call(server.url, "POST", f"/queues/jobs/{job['id']}/log", {"leaseToken": token, "lines": ["row 77: no price"]})
+    expect(log).to_contain_text("row 77: no price")  # while the page stays open
+    expect(log.get_by_role("heading")).to_have_text("Log (2 lines)")
+    trace = 'Traceback (most recent call last):\n  File "importer.py", line 7, in load\nKeyError: \'price\''
+    call(server.url, "POST", f"/queues/jobs/{job['id']}/fail",
+         {"leaseToken": token, "error": "KeyError: 'price'", "stack": trace})
+    opener = page.get_by_text("Stack trace of attempt 1")
+    expect(opener).to_be_visible()
+    opener.click()
+    expect(page.locator("details.stack pre")).to_contain_text('File "importer.py", line 7, in load')
+    call(server.url, "POST", f"/queues/jobs/{job['id']}/promote")  # the page redraws: the trace stays open
+    expect(page.get_by_role("heading", name=re.compile(f"Job {job['id']}"))).to_contain_text("waiting")
+    expect(page.locator("details.stack pre")).to_be_visible()
+    w.shot("job-log")
+    w.check()

@@ -427,10 +427,16 @@ function jobsTable(jobs, queue, selected, after) {
 // ---------------------------------------------------------------- one job
 
 async function jobPage(main, id) {
+  // the job's log, read on from the last line seen at each refresh
+  const log = { lines: [], lastSeq: 0 };
+  const openTraces = new Set();  // the attempts whose stack trace is open stay open across refreshes
   const draw = async () => {
     let job;
     try {
       job = await api("GET", `/queues/jobs/${id}`);
+      const more = await api("GET", `/queues/jobs/${id}/logs${qs({ after: log.lastSeq })}`);
+      log.lines = log.lines.concat(more.lines).slice(-1000);
+      log.lastSeq = more.lastSeq;
     } catch (error) {
       if (error.status === 404) {
         fill(main, h("h1", null, `Job ${id}`), h("p", { class: "muted" }, "No such job (deleted or cleaned)."));
@@ -468,8 +474,14 @@ async function jobPage(main, id) {
       h("section", { class: "panel" }, h("h2", null, "Result"), h("pre", null, pretty(job.result))),
       h("section", { class: "panel" }, h("h2", null, `Attempts' errors (${job.errors.length})`),
         job.errors.length ? h("table", null, h("tbody", null, job.errors.map((e) => h("tr", null,
-          h("td", { class: "num" }, `#${e.attempt}`), h("td", null, when(e.at)), h("td", null, h("pre", null, e.message))))))
-          : h("p", { class: "muted" }, "None.")));
+          h("td", { class: "num" }, `#${e.attempt}`), h("td", null, when(e.at)),
+          h("td", null, h("pre", null, e.message), e.stack ? h("details", { class: "stack", open: openTraces.has(e.attempt),
+            ontoggle: (event) => (event.target.open ? openTraces.add(e.attempt) : openTraces.delete(e.attempt)) },
+            h("summary", null, `Stack trace of attempt ${e.attempt}`), h("pre", null, e.stack)) : null)))))
+          : h("p", { class: "muted" }, "None.")),
+      h("section", { class: "panel", "aria-label": "Log" }, h("h2", null, `Log (${log.lines.length} lines)`),
+        log.lines.length ? h("pre", { class: "log" }, log.lines.map((l) => `${when(l.at)}  ${l.line}\n`).join(""))
+          : h("p", { class: "muted" }, "Nothing logged.")));
     return !FINISHED.includes(job.state);
   };
   if (await draw()) every(REFRESH_MS, async () => { await draw(); });
