@@ -103,6 +103,7 @@ class JobSearch:
     limit: int = 100
     error: str | None = None  # the last attempt's error message starts with this
     by: str = "auto"
+    error_group: str | None = None  # the last error's group (fingerprint.py)
 
     @property
     def scans(self) -> bool:

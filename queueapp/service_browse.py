@@ -26,13 +26,14 @@ def _refuse(field: str, message: str) -> ValidationFailed:
 def make_search(queue: str, *, state: str | None = None, name: str | None = None, q: str | None = None,
                 created_from: int | None = None, created_to: int | None = None, order: str = "asc",
                 cursor: tuple[int, ...] | None = None, limit: int = 100, error: str | None = None,
-                by: str = "auto") -> JobSearch:
+                by: str = "auto", error_group: str | None = None) -> JobSearch:
     """A JobSearch from the API's parameters; ValidationFailed for a bad ``q``."""
     try:
         condition = None if q is None else parse_search(q)
     except ValueError as exc:
         raise _refuse("q", f"bad search: {exc}") from None
-    search = JobSearch(queue, state, name, condition, created_from, created_to, order, cursor, limit, error, by)
+    search = JobSearch(queue, state, name, condition, created_from, created_to, order, cursor, limit, error, by,
+                       error_group)
     return search if cursor is None else fitted(search, cursor)
 
 

@@ -3,6 +3,7 @@ failures grouped by message, the metrics history."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -27,6 +28,7 @@ MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 # Said as milliseconds; an ISO 8601 time (2026-11-28T09:00:00Z) is read too.
 _TIME = {"type": "integer", "minimum": 0, "maximum": MAX_TIME_MS}
 _STATES = tuple(s.value for s in JobState)
+ERROR_GROUP = re.compile(r"[0-9a-f]{16}")
 # A job id, or for a finished state's pages its finish time and id ("1795852800000.4711").
 CURSOR = {"type": "string", "pattern": r"^[0-9]{1,15}(\.[0-9]{1,15})?$"}
 FILTERS = (
@@ -39,6 +41,8 @@ FILTERS = (
     Query("to", "Only jobs created at or before this time (ms since the epoch, or ISO 8601).", _TIME),
     Query("error", "Only jobs whose last error message starts with this text.",
           {"type": "string", "minLength": 1, "maxLength": 1000}),
+    Query("errorGroup", "Only jobs whose last error is of this group (errorGroup of GET /queues/jobs/failed/groups).",
+          {"type": "string", "pattern": "^[0-9a-f]{16}$"}),
 )
 
 
@@ -69,10 +73,14 @@ def search_of(request: web.Request, *, cursor: tuple[int, ...] | None = None, li
     if error is not None and not 1 <= len(error) <= 1000:
         message = "error must be 1 to 1000 characters (the start of a longer message)"
         raise ValidationFailed(message, [{"field": "error", "message": message}])
+    group = request.query.get("errorGroup")
+    if group is not None and not ERROR_GROUP.fullmatch(group):
+        message = "errorGroup is 16 hex digits, as GET /queues/jobs/failed/groups answers it"
+        raise ValidationFailed(message, [{"field": "errorGroup", "message": message}])
     return make_search(
         queue_of(request), state=query_choice(request, "state", _STATES), name=query_name(request),
         q=request.query.get("q"), created_from=query_time(request, "from"), created_to=query_time(request, "to"),
-        order=order, cursor=cursor, limit=limit, error=error,
+        order=order, cursor=cursor, limit=limit, error=error, error_group=group,
     )
 
 
@@ -137,7 +145,13 @@ async def act(request: web.Request) -> web.Response:
 
 
 class FailureGroupOut(Open):
+    # The group's name (filter jobs and actions with errorGroup); null for jobs that
+    # failed before groups were kept, grouped by their exact message.
+    errorGroup: str | None
+    # The newest message of the group, and its fingerprint: the message with ids,
+    # numbers, addresses and tokens folded.
     error: str | None
+    fingerprint: str | None
     count: int
     firstSeen: str | None
     lastSeen: str | None
@@ -148,7 +162,8 @@ class FailureGroupsOut(Open):
     groups: list[FailureGroupOut]
 
 
-@api.endpoint("GET", "/queues/jobs/failed/groups", "Failed jobs grouped by error message, the commonest first.",
+@api.endpoint("GET", "/queues/jobs/failed/groups",
+              "Failed jobs grouped by their error's fingerprint (ids, numbers, tokens folded), the commonest first.",
               ok=FailureGroupsOut, query=(QUEUE, int_query("limit", "How many groups (default 50).", 1, 500)))
 async def failure_groups(request: web.Request) -> web.Response:
     groups = await service_of(request).browse.failure_groups(queue_of(request), query_int(request, "limit", 50, 1, 500))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..fingerprint import fingerprint
+from ..jsonfast import loads
 from ..model import JobState
 from ..search import FINISHED_STATES, MAX_SCAN, JobSearch
 from .sql.dialect import SQLITE, Dialect
@@ -43,6 +45,9 @@ def search_where(search: JobSearch, *, cursor: tuple[int, ...] | None, order: st
     if search.error is not None:
         where.append("substr(error, 1, ?) = ?")
         params += [len(search.error), search.error]
+    if search.error_group is not None:
+        where.append("error_group = ?")
+        params.append(search.error_group)
     condition = search.condition
     if condition is not None and not search.scans:
         where.append(_BY_INDEX[condition.kind])
@@ -114,10 +119,19 @@ _BY_INDEX = {"id": "id = ?", "key": "job_key = ?"}
 
 
 def failure_groups_query(queue: str, limit: int, dialect: Dialect = SQLITE) -> Query:
-    """Failed jobs by error message: how many, first and last seen, which names."""
-    return (f"SELECT error, count(*) AS n, min(finished_at), max(finished_at), {dialect.names}"
-            " FROM jobs WHERE queue = ? AND state = 'failed' GROUP BY error ORDER BY n DESC, error LIMIT ?",
-            (queue, limit))
+    """Failed jobs by the group of their error (fingerprint.py; jobs failed before
+    groups were kept: by exact message): the group, the newest message as its
+    example, how many, first and last seen, which names."""
+    return (f"SELECT max(error_group), max(error), count(*) AS n, min(finished_at), max(finished_at), {dialect.names}"
+            " FROM jobs WHERE queue = ? AND state = 'failed' GROUP BY COALESCE(error_group, error)"
+            " ORDER BY n DESC, max(error) LIMIT ?", (queue, limit))
+
+
+def failure_group(group: str | None, error: str | None, n: int, first: int, last: int, names: Any) -> dict[str, Any]:
+    """A row of failure_groups_query as the store answers it."""
+    return {"errorGroup": group, "error": error, "fingerprint": None if error is None else fingerprint(error),
+            "count": n, "firstSeen": first, "lastSeen": last,
+            "names": sorted(loads(names) if isinstance(names, str) else names)}
 
 
 def failed_query(queue: str, limit: int) -> Query:

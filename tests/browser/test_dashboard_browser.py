@@ -110,8 +110,9 @@ def test_search_bulk_actions_and_the_other_pages(serve, browser):
     assert (counts["waiting"], counts["cancelled"]) == (0, 18)
 
     w.go("/ui/queues/emails/failed")
-    group = page.get_by_role("region", name="Failure SMTP 550 mailbox unavailable")
+    group = page.get_by_role("region", name="Failure SMTP <n> mailbox unavailable")
     expect(group).to_contain_text("send-email")
+    expect(group).to_contain_text("SMTP 550 mailbox unavailable")  # the example beside the fingerprint
     w.shot("failed")
     group.get_by_role("button", name="Retry all 2 jobs of this failure").click()
     expect(page.locator("#confirm-text")).to_contain_text("Retry 2 jobs")
@@ -312,3 +313,31 @@ def test_a_jobs_log_appears_live_and_a_failed_attempts_stack_can_be_read(serve, 
     expect(page.locator("details.stack pre")).to_be_visible()
     w.shot("job-log")
     w.check()
+
+
+def test_failures_differing_by_a_token_are_one_group_retried_as_one_and_listed_with_their_error(serve, browser):
+    server = serve()
+    jobs = [{"name": "push", "options": {"attempts": 1}} for _ in range(30)]
+    call(server.url, "POST", "/queues/jobs/bulk?queue=pushes", {"jobs": jobs})
+    _, leased = call(server.url, "POST", "/queues/jobs/lease?queue=pushes", {"max": 30, "leaseMs": 60_000})
+    for n, job in enumerate(leased["jobs"]):
+        call(server.url, "POST", f"/queues/jobs/{job['id']}/fail",
+             {"leaseToken": job["leaseToken"], "error": f"APNs rejected device token {n:040x}"})
+    w = wide_page(browser, server.url)
+    page = w.page
+    w.go("/ui/queues/pushes")
+    page.get_by_role("button", name=re.compile(r"^failed \(30\)")).click()
+    expect(page.get_by_role("columnheader", name="last error")).to_be_visible()
+    expect(page.get_by_role("cell", name=re.compile("APNs rejected device token 0+1d$"))).to_be_visible()
+    w.go("/ui/queues/pushes/failed")
+    groups = page.get_by_role("region", name=re.compile("^Failure "))
+    expect(groups).to_have_count(1)
+    group = page.get_by_role("region", name="Failure APNs rejected device token <id>")
+    group.get_by_role("button", name="Retry all 30 jobs of this failure").click()
+    expect(page.locator("#confirm-text")).to_contain_text("Retry 30 jobs")
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.get_by_text("No failed job.")).to_be_visible()
+    states = {call(server.url, "GET", f"/queues/jobs/{job['id']}")[1]["state"] for job in leased["jobs"]}
+    assert states == {"waiting"}
+    w.check()
+

@@ -42,7 +42,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("version", "model", "clock", "retry", "priority", "options", "cron", "jsonfast", "histogram", "search",
      "health", "errors", "events", "metrics", "logs", "redact", "networks", "tls",
      "dispatch.lanes", "dispatch.order", "dispatch.timers", "flow",
-     "coalesce", "history", "rule_words", "builtin_settings", "traces"),
+     "coalesce", "history", "rule_words", "builtin_settings", "traces", "fingerprint"),
     ("store",),
     ("workers",),  # code that runs as a job, and the handler API
     ("dispatch", "cluster"),

@@ -405,12 +405,14 @@ function jobActions(job, queue, after) {
 
 function jobsTable(jobs, queue, selected, after) {
   if (!jobs.length) return h("p", { class: "muted" }, "No job matches.");
+  // an error column where some job has one (the failed list, a retried job's)
+  const errors = jobs.some((job) => job.error);
   return h("table", null,
     h("thead", null, h("tr", null, h("th", null, h("span", { class: "sr" }, "")), h("th", null, "id"),
       h("th", null, "name"), h("th", null, "state"), h("th", { class: "num hide-narrow" }, "priority"),
       h("th", { class: "hide-narrow" }, "group"),
       h("th", { class: "num hide-narrow" }, "attempts"), h("th", { class: "hide-narrow" }, "created"),
-      h("th", { class: "hide-narrow" }, "finished"), h("th", null, ""))),
+      h("th", { class: "hide-narrow" }, "finished"), errors ? h("th", null, "last error") : null, h("th", null, ""))),
     h("tbody", null, jobs.map((job) => h("tr", null,
       h("td", null, h("input", { type: "checkbox", "aria-label": `Select job ${job.id}`, checked: selected.has(job.id),
         onchange: (e) => (e.target.checked ? selected.add(job.id) : selected.delete(job.id)) })),
@@ -421,6 +423,8 @@ function jobsTable(jobs, queue, selected, after) {
       h("td", { class: "num hide-narrow" }, `${job.attemptsMade}/${job.attempts}`),
       h("td", { class: "hide-narrow" }, when(job.createdAt)),
       h("td", { class: "hide-narrow" }, when(job.finishedAt)),
+      errors ? h("td", { class: "error", title: job.error || "" },
+        job.error ? (job.error.length > 120 ? `${job.error.slice(0, 119)}…` : job.error) : "—") : null,
       h("td", null, h("div", { class: "row" }, jobActions(job, queue, after)))))));
 }
 
@@ -517,7 +521,9 @@ async function failedPage(main, queue) {
 }
 
 function failureGroup(queue, group, redraw) {
-  const filters = { state: "failed", error: group.error ? group.error.slice(0, 1000) : undefined };
+  // a group by fingerprint, or (failed before groups were kept) by its exact message
+  const filters = group.errorGroup ? { state: "failed", errorGroup: group.errorGroup }
+    : { state: "failed", error: group.error ? group.error.slice(0, 1000) : undefined };
   const jobsBox = h("div");
   const selected = new Set();
   const showJobs = async () => {
@@ -533,10 +539,11 @@ function failureGroup(queue, group, redraw) {
           await redraw();
         }, { class: "danger" })));
   };
-  const describe = ` failed with "${(group.error || "").slice(0, 80)}"`;
-  return h("section", { class: "panel", "aria-label": `Failure ${group.error}` },
-    h("pre", null, group.error || "(no message)"),
+  const describe = ` failed with "${(group.fingerprint || group.error || "").slice(0, 80)}"`;
+  return h("section", { class: "panel", "aria-label": `Failure ${group.fingerprint || group.error}` },
+    h("pre", null, group.fingerprint || group.error || "(no message)"),
     h("dl", { class: "fields" },
+      group.fingerprint && group.fingerprint !== group.error ? [h("dt", null, "example"), h("dd", null, group.error)] : null,
       h("dt", null, "jobs"), h("dd", null, group.count.toLocaleString("en")),
       h("dt", null, "first seen"), h("dd", null, when(group.firstSeen)),
       h("dt", null, "last seen"), h("dd", null, when(group.lastSeen)),
@@ -544,11 +551,11 @@ function failureGroup(queue, group, redraw) {
     h("div", { class: "row" },
       h("button", { type: "button", class: "quiet", onclick: () => showJobs().catch(fail) }, "Show jobs"),
       // A group without a message cannot be told apart by it: act on its jobs one by one.
-      group.error && actionButton(`Retry all ${group.count}`, `Retry all ${group.count} jobs of this failure`, async () => {
+      (group.errorGroup || group.error) && actionButton(`Retry all ${group.count}`, `Retry all ${group.count} jobs of this failure`, async () => {
         await actOnAll("retry", queue, filters, describe);
         await redraw();
       }),
-      group.error && actionButton(`Delete all ${group.count}`, `Delete all ${group.count} jobs of this failure`, async () => {
+      (group.errorGroup || group.error) && actionButton(`Delete all ${group.count}`, `Delete all ${group.count} jobs of this failure`, async () => {
         await actOnAll("delete", queue, filters, describe);
         await redraw();
       }, { class: "danger" })),

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ...history import Tally
-from ...jsonfast import loads
 from ...model import Job, JobState, Schedule
 from ...search import MAX_SCAN, JobPage, JobSearch
 from .. import changes
@@ -110,8 +109,7 @@ async def report(conn: Any, queue: str, since: int, until: int) -> Report:
 
 async def failure_groups(conn: Any, queue: str, limit: int) -> list[dict[str, Any]]:
     rows = await fetch(conn, *reads.failure_groups_query(queue, limit, POSTGRES))
-    return [{"error": error, "count": n, "firstSeen": first, "lastSeen": last, "names": sorted(loads(names))}
-            for error, n, first, last, names in rows]
+    return [reads.failure_group(*row) for row in rows]
 
 
 async def snapshot(conn: Any) -> TableSnapshot:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...fingerprint import error_group
 from ...jsonfast import loads
 from ...model import Job, JobState, NewJob, dumps
 from .dialect import Dialect
@@ -148,9 +149,9 @@ def fail(d: Dialect, job_id: int, state: str, run_at: int, finished_at: int | No
          errors: list[dict[str, Any]]) -> Statement:
     """An active job's attempt failed: back in line at ``run_at``, or ``state`` for good."""
     return row(
-        f"UPDATE jobs SET state = ?2, run_at = ?3, finished_at = ?4, error = ?5, errors = ?6{d.json}, {_UNLEASED}"
-        f" WHERE id = ?1 AND state = 'active' RETURNING {COLUMNS}",
-        job_id, str(state), run_at, finished_at, error, dumps(errors))
+        f"UPDATE jobs SET state = ?2, run_at = ?3, finished_at = ?4, error = ?5, errors = ?6{d.json},"
+        f" error_group = ?7, {_UNLEASED} WHERE id = ?1 AND state = 'active' RETURNING {COLUMNS}",
+        job_id, str(state), run_at, finished_at, error, dumps(errors), error_group(error))
 
 
 def release(d: Dialect, job_id: int, token: str, now: int) -> Statement:
@@ -258,8 +259,8 @@ def unblock(d: Dialect, job_id: int, now: int) -> Statement:
 
 def fail_blocked(d: Dialect, job_id: int, now: int, error: str) -> Statement:
     """blocked -> failed with a dependency."""
-    return row(f"UPDATE jobs SET state = 'failed', finished_at = ?1, error = ?2 WHERE id = ?3 AND state = 'blocked'"
-               f" RETURNING {COLUMNS}", now, error, job_id)
+    return row(f"UPDATE jobs SET state = 'failed', finished_at = ?1, error = ?2, error_group = ?4 WHERE id = ?3"
+               f" AND state = 'blocked' RETURNING {COLUMNS}", now, error, job_id, error_group(error))
 
 
 # -- removal ----------------------------------------------------------------------------

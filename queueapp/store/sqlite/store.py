@@ -12,7 +12,6 @@ import aiosqlite
 
 from ...flow import GroupLimits, KeyChange, KeySettings
 from ...history import Tally
-from ...jsonfast import loads
 from ...model import Job, JobState, NewJob, Schedule, dumps
 from ...retry import Failure
 from ...search import MAX_SCAN, JobPage, JobSearch
@@ -209,8 +208,7 @@ class SqliteStore(Store):
 
     async def failure_groups(self, queue: str, limit: int) -> list[dict[str, Any]]:
         rows = await self._fetchall(*reads.failure_groups_query(queue, limit))
-        return [{"error": error, "count": n, "firstSeen": first, "lastSeen": last,
-                 "names": sorted(loads(names))} for error, n, first, last, names in rows]
+        return [reads.failure_group(*row) for row in rows]
 
     async def count_action(self, action: str, selection: Selection) -> int:
         query = actions.count_query(action, selection)
