@@ -111,6 +111,8 @@ export interface FailBody {
 export interface FailureGroupOut {
   count: number;
   error: string | null;
+  errorGroup: string | null;
+  fingerprint: string | null;
   firstSeen: string | null;
   lastSeen: string | null;
   names: string[];
@@ -476,7 +478,7 @@ export interface Operations {
   /** POST /queues/jobs/actions: Retry, cancel, promote or delete jobs in one transaction: the listed ids, or up to 1,000 jobs the filters find (nextCursor: call again with it for more). Only jobs in states the action applies to change; an active job is never touched. dryRun counts first. */
   act: {
     pathParams: {};
-    query: {queue?: string; state?: "waiting" | "delayed" | "active" | "completed" | "failed" | "cancelled" | "expired" | "blocked"; name?: string; q?: string; from?: number; to?: number; error?: string};
+    query: {queue?: string; state?: "waiting" | "delayed" | "active" | "completed" | "failed" | "cancelled" | "expired" | "blocked"; name?: string; q?: string; from?: number; to?: number; error?: string; errorGroup?: string};
     body: ActionBody;
     answer: ActionOut;
   };
@@ -564,7 +566,7 @@ export interface Operations {
     body: undefined;
     answer: JobsOut;
   };
-  /** GET /queues/jobs/failed/groups: Failed jobs grouped by error message, the commonest first. */
+  /** GET /queues/jobs/failed/groups: Failed jobs grouped by their error's fingerprint (ids, numbers, tokens folded), the commonest first. */
   failure_groups: {
     pathParams: {};
     query: {queue?: string; limit?: number};
@@ -658,7 +660,7 @@ export interface Operations {
   /** GET /queues/jobs: A page of jobs in id order (order=desc: newest first); pass nextCursor as cursor for the next. A data condition reads at most 50,000 rows a page and says how many in scanned. */
   list_jobs: {
     pathParams: {};
-    query: {queue?: string; state?: "waiting" | "delayed" | "active" | "completed" | "failed" | "cancelled" | "expired" | "blocked"; name?: string; q?: string; from?: number; to?: number; error?: string; order?: "asc" | "desc"; limit?: number; cursor?: string};
+    query: {queue?: string; state?: "waiting" | "delayed" | "active" | "completed" | "failed" | "cancelled" | "expired" | "blocked"; name?: string; q?: string; from?: number; to?: number; error?: string; errorGroup?: string; order?: "asc" | "desc"; limit?: number; cursor?: string};
     body: undefined;
     answer: JobPageOut;
   };
