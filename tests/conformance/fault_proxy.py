@@ -64,11 +64,13 @@ class FaultProxy:
             return self._budget > 0
 
     def _fault(self) -> str | None:
+        """Which fault, if any, this request meets: the kinds take turns, so that every
+        kind happens however few requests a worker makes."""
         with self._lock:
             if self._budget <= 0 or self._random.random() >= self._rate:
                 return None
             self._budget -= 1
-            fault = self._random.choice(FAULTS)
+            fault = FAULTS[sum(self.faults_done.values()) % len(FAULTS)]
             self.faults_done[fault] += 1
             return fault
 

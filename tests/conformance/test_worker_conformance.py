@@ -216,13 +216,14 @@ def test_the_appliance_restarted_mid_run_the_worker_reconnects_and_its_completio
 
 
 def test_503s_and_dropped_connections_lose_nothing_and_complete_nothing_twice(harness):
-    # a lease whose answer was lost runs out after a second and the job goes again at once
+    # a lease whose answer was lost runs out (3 s: long enough for a worker's retries to
+    # get through a burst) and the job goes again at once
     again = {"attempts": 5, "backoff": {"type": "fixed", "delay": 0}}
     ids = harness.add(*[{**echo(i), "options": again} for i in range(150)],
                       *[{"name": "slow", "data": {"ms": 200}, "options": again} for _ in range(10)])
     with FaultProxy(harness.appliance.url) as proxy:
         proxy.break_next(30, rate=0.5)
-        harness.start(url=proxy.url, concurrency=8, lease_ms=1000)
+        harness.start(url=proxy.url, concurrency=8, lease_ms=3000)
         jobs = harness.settled(ids, timeout=120)
         faults = dict(proxy.faults_done)
     assert set(faults) == {"503", "drop-before", "drop-after"}, faults
