@@ -129,13 +129,15 @@ class Scheduler:
         return stored
 
     async def run_now(self, queue: str, name: str) -> Job:
-        """One run of the schedule now, besides its rule (which goes on unchanged). Its
-        job's key is ``<schedule>@<now>`` like every run's, so it is told apart."""
+        """One run of the schedule now, besides its rule (which goes on unchanged),
+        recorded as its last run. Its job's key is ``<schedule>@<now>`` like every
+        run's, so it is told apart."""
         schedule = await self.store.get_schedule(queue, name)
-        if schedule is None:
+        ran = None if schedule is None else await self.dispatcher.run_schedule_now(
+            queue, name, self._job_for(schedule, self.clock.now_ms()))
+        if ran is None:
             raise NotFound(f"no schedule {name!r} in queue {queue!r}")
-        added = await self.dispatcher.add([self._job_for(schedule, self.clock.now_ms())])
-        return added[0].job
+        return ran[0][0].job
 
     # firing ----------------------------------------------------------------------------
 

@@ -166,6 +166,13 @@ class Dispatcher:
         return await self.source.fire_schedule(queue, name, expected_next, jobs, next_run_at, now,
                                                then=self.ledger.fired)
 
+    async def run_schedule_now(self, queue: str, name: str, job: NewJob) -> tuple[list[Added], bool] | None:
+        """One run of a schedule besides its rule, recorded as its last run (None:
+        no such schedule)."""
+        now = self.clock.now_ms()
+        await self._ensure_queues({queue}, now)
+        return await self.store.run_schedule_now(queue, name, job, now, then=self.ledger.fired)
+
     async def _ensure_queues(self, queues: set[str], now: int) -> None:
         for queue in queues - self.queues.keys():
             await self.store.ensure_queue(queue, now)

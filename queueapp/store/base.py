@@ -197,6 +197,11 @@ class Store(ABC):
         """Enqueue a run and advance the schedule atomically; see store/changes.py (fire_schedule)."""
 
     @abstractmethod
+    async def run_schedule_now(self, queue: str, name: str, job: NewJob, now: int, *,
+                               then: Then = None) -> tuple[list[Added], bool] | None:
+        """One run of a schedule now, recorded as its last run; None: no such schedule."""
+
+    @abstractmethod
     async def list_schedules(self, queue: str | None) -> list[Schedule]: ...
 
     @abstractmethod

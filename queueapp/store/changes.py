@@ -85,6 +85,16 @@ def init_schedule_next_run(d: Dialect, queue: str, name: str, next_run_at: int) 
     yield schedules.set_next_run(d, queue, name, next_run_at)
 
 
+def run_schedule_now(d: Dialect, queue: str, name: str, job: NewJob, now: int) -> Plan[tuple[list[Added], bool] | None]:
+    """One run of schedule ``name`` now, besides its rule, recorded as its last run;
+    None when there is no such schedule. Answers as fire_schedule does."""
+    if (yield schedules.one(d, queue, name)) is None:
+        return None
+    added: list[Added] = yield AddJobs([job], now)
+    yield schedules.ran_now(d, queue, name, added[-1].id, now)
+    return added, False
+
+
 def fire_schedule(d: Dialect, queue: str, name: str, expected_next: int, jobs: list[NewJob], next_run_at: int,
                   now: int, guard: str = "", *guarded: Any) -> Plan[tuple[list[Added], bool] | None]:
     """Run schedule ``name`` due at ``expected_next`` (its ``jobs``: one, or one per

@@ -168,10 +168,14 @@ def test_a_schedule_is_made_from_the_form_and_its_errors_show_beside_the_field(s
     page.get_by_role("button", name="Create schedule").click()
     row = page.get_by_role("row", name=re.compile("nightly"))
     expect(row).to_contain_text("at 02:00 on Monday to Friday (Europe/Berlin)")
+    expect(row.locator("code")).to_have_text("0 2 * * 1-5")  # the rule itself beside its words
     expect(row.locator("li")).to_have_count(5)
+    expect(row.locator("li").first).to_have_text(re.compile(r"^\d{4}-\d\d-\d\d 02:00:00 Europe/Berlin$"))
     w.shot("schedules")
     row.get_by_role("button", name="Run now schedule nightly").click()
     expect(page.get_by_role("status")).to_contain_text("Schedule nightly ran")
+    ran = call(server.url, "GET", "/queues/schedules/nightly?queue=reports")[1]
+    expect(row.get_by_role("link", name=f"job {ran['lastJobId']}")).to_be_visible()  # recorded as the last run
     row.get_by_role("button", name="Pause schedule nightly").click()
     expect(row.get_by_role("button", name="Resume schedule nightly")).to_be_visible()
     assert call(server.url, "GET", "/queues/schedules/nightly?queue=reports")[1]["enabled"] is False

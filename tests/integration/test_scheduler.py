@@ -293,3 +293,18 @@ async def test_validation_failure_raised_by_the_library(make_service):
     service = await make_service(background=False)
     with pytest.raises(ValidationFailed):
         await service.schedule_recurring_job("x", "bad cron")
+
+
+async def test_run_now_is_recorded_as_the_last_run_and_cleanup_was_made_with_its_database(make_client):
+    client = await make_client()
+    body = {"name": "nightly", "cron": "0 3 * * *", "timezone": "Europe/Berlin"}
+    r = await client.post("/queues/schedules", json=body)
+    assert (await r.json())["lastRunAt"] is None
+    job = await (await client.post("/queues/schedules/nightly/run")).json()
+    schedule = await (await client.get("/queues/schedules/nightly")).json()
+    assert schedule["lastJobId"] == job["id"]
+    assert schedule["lastRunAt"] is not None and schedule["lastRunAt"] == job["createdAt"]
+    assert schedule["nextRunAt"] == (await r.json())["nextRunAt"]  # the rule goes on as it was
+    assert (await client.post("/queues/schedules/nosuch/run")).status == 404
+    cleanup = await (await client.get("/queues/schedules/cleanup")).json()
+    assert cleanup["createdAt"] > "2020" and cleanup["updatedAt"] > "2020"

@@ -95,6 +95,16 @@ function when(iso) {
   return iso.replace("T", " ").replace(/\.\d+Z$/, "Z");
 }
 
+// A time as the clock on the wall of ``zone`` shows it, saying which zone (UTC: as when()).
+function inZone(iso, zone) {
+  if (!iso) return "—";
+  if (!zone || zone === "UTC") return when(iso);
+  const parts = new Intl.DateTimeFormat("en-CA", { timeZone: zone, year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" }).formatToParts(new Date(iso));
+  const part = (type) => parts.find((p) => p.type === type).value;
+  return `${part("year")}-${part("month")}-${part("day")} ${part("hour")}:${part("minute")}:${part("second")} ${zone}`;
+}
+
 function ago(iso) {
   if (!iso) return "—";
   const seconds = Math.round((Date.now() - Date.parse(iso)) / 1000);
@@ -575,9 +585,10 @@ async function schedulesPage(main, queue) {
       h("thead", null, h("tr", null, ["name", "rule", "next runs", "last run", "state", ""].map((t) => h("th", null, t)))),
       h("tbody", null, schedules.map((s, i) => h("tr", null,
         h("td", null, h("strong", null, s.name), h("div", { class: "muted" }, `job ${s.jobName}`)),
-        h("td", null, s.description),
-        h("td", null, s.upcoming.length ? h("ul", { class: "timeline" }, s.upcoming.map((t) => h("li", null, when(t))))
-          : "—"),
+        h("td", null, s.description, h("div", { class: "muted" },
+          h("code", null, s.cron ?? `every ${s.everyMs} ms`), s.cron ? ` (${s.timezone})` : null)),
+        h("td", null, s.upcoming.length ? h("ul", { class: "timeline" }, s.upcoming.map((t) =>
+          h("li", { title: when(t) }, inZone(t, s.timezone)))) : "—"),
         h("td", null, when(s.lastRunAt), s.lastJobId ? h("div", null, link(`/ui/jobs/${s.lastJobId}`,
           `job ${s.lastJobId}`), " ", badge(outcomes[i])) : null),
         h("td", null, s.enabled ? badge("enabled", "healthy") : badge("paused")),

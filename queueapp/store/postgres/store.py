@@ -295,6 +295,10 @@ class PostgresStore(Store):
         return await self._writer.submit(run, changes.fire_schedule, queue, name, expected_next, jobs_, next_run_at,
                                          now, then=then)
 
+    async def run_schedule_now(self, queue: str, name: str, job: NewJob, now: int, *,
+                               then: Then = None) -> tuple[list[Added], bool] | None:
+        return await self._writer.submit(run, changes.run_schedule_now, queue, name, job, now, then=then)
+
     async def list_schedules(self, queue: str | None) -> list[Schedule]:
         return await self.pooled(reads.list_schedules, queue)
 

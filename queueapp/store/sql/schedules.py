@@ -73,6 +73,12 @@ def advance(d: Dialect, queue: str, name: str, expected_next: int, next_run_at: 
                  next_run_at, ran_at, queue, name, expected_next, *guarded)
 
 
+def ran_now(d: Dialect, queue: str, name: str, job_id: int, at: int) -> Statement:
+    """A run asked for besides the rule: its time and its job (the rule goes on as it was)."""
+    return count("UPDATE schedules SET last_run_at = ?4, last_job_id = ?3 WHERE queue = ?1 AND name = ?2",
+                 queue, name, job_id, at)
+
+
 def ran(d: Dialect, queue: str, name: str, job_id: int) -> Statement:
     return run("UPDATE schedules SET last_job_id = ?3 WHERE queue = ?1 AND name = ?2", queue, name, job_id)
 

@@ -250,6 +250,10 @@ class SqliteStore(Store):
         return await self._writer.submit(run, self._ids, changes.fire_schedule, queue, name, expected_next, jobs,
                                          next_run_at, now, then=then)
 
+    async def run_schedule_now(self, queue: str, name: str, job: NewJob, now: int, *,
+                               then: Then = None) -> tuple[list[Added], bool] | None:
+        return await self._writer.submit(run, self._ids, changes.run_schedule_now, queue, name, job, now, then=then)
+
     async def list_schedules(self, queue: str | None) -> list[Schedule]:
         return [schedules.row_to_schedule(r) for r in await self._read(schedules.listed(SQLITE, queue))]
 

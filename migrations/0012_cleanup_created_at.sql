@@ -1,0 +1,6 @@
+-- The shipped cleanup schedule was inserted with created_at and updated_at 0
+-- (1970-01-01): it is created when the database is, which is now, for a new one.
+UPDATE schedules SET created_at = CAST(strftime('%s', 'now') AS INTEGER) * 1000,
+                     updated_at = CASE WHEN updated_at = 0 THEN CAST(strftime('%s', 'now') AS INTEGER) * 1000
+                                       ELSE updated_at END
+ WHERE name = 'cleanup' AND created_at = 0;
