@@ -33,7 +33,7 @@ from .dispatch.ledger import Running
 from .dispatch.source import WorkSource
 from .enqueue import DEFAULT_QUEUE, JobBuilder, check_name, parse_options, valid_queue
 from .errors import NotFound, ValidationFailed
-from .events import JobEvent, Subscription
+from .events import EventBus, JobEvent, Subscription
 from .flow import Aging, GroupLimits
 from .health import HealthReport, HealthThresholds
 from .history import KEPT_MS as HISTORY_KEPT_MS
@@ -350,6 +350,11 @@ class QueueService:
         """Job events as they happen, until the block ends (or the service stops)."""
         with self.dispatcher.ledger.events.subscribe(maxsize, accept) as subscription:
             yield subscription
+
+    @property
+    def events(self) -> EventBus:
+        """The bus of job events: numbering, the kept events (see events.py)."""
+        return self.dispatcher.ledger.events
 
     def prometheus(self) -> str:
         return render(self.dispatcher, self.store.commit_stats, len(self.dispatcher.ledger.events))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 from aiohttp import web
 
-from ..events import JobEvent
+from ..events import EventBus, JobEvent
 from ..jsonfast import dumps
 from .common import query_name, queue_of, service_of
 from .models import DocumentOut
@@ -31,13 +32,16 @@ async def prometheus_metrics(request: web.Request) -> web.Response:
 @api.endpoint("GET", "/queues/events",
           "Server-Sent Events of job transitions (added, waiting, active, progress, completed, "
           "retrying, failed, cancelled, stalled, released, expired, removed) in a queue, optionally only for "
-          "some job names.",
+          "some job names. Each has an id: reconnecting with Last-Event-ID (or lastEventId) resumes after it.",
           ok=DocumentOut, content_type="text/event-stream",
-          query=(QUEUE, Query("name", "Only jobs of this name; repeat for several.", JOB_NAME)))
+          query=(QUEUE, Query("name", "Only jobs of this name; repeat for several.", JOB_NAME),
+                 Query("lastEventId", "Resume after this event (as the Last-Event-ID header does).",
+                       {"type": "string", "maxLength": 64})))
 async def job_events(request: web.Request) -> web.StreamResponse:
     queue = queue_of(request)
     query_name(request)  # each name is checked
     names = set(request.query.getall("name", []))
+    resume = request.headers.get("Last-Event-ID") or request.query.get("lastEventId")
 
     def accept(event: JobEvent) -> bool:
         return event.queue == queue and (not names or event.name in names)
@@ -46,22 +50,54 @@ async def job_events(request: web.Request) -> web.StreamResponse:
         "Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no",
     })
     await response.prepare(request)
-    with service_of(request).subscribe(EVENT_BUFFER, accept) as subscription:
+    service = service_of(request)
+    bus = service.events
+    with service.subscribe(EVENT_BUFFER, accept) as subscription:
         await _write(response, b": connected\n\n")
+        # what the reader missed, from the kept events; live ones it was sent skipped
+        sent = bus.last_seq
+        if resume is not None and not await _replay(response, bus, resume[:64], accept):
+            return response
         while not subscription.closed.is_set():
-            event = await _next(subscription)
-            if event is None:
+            numbered = await _next(subscription)
+            if numbered is None:
                 chunk = b": keepalive\n\n"
+            elif numbered[0] <= sent and resume is not None:
+                continue
             else:
-                chunk = f"event: {event.type}\ndata: {dumps(event_out(event))}\n\n".encode()
+                chunk = _event(bus, *numbered)
             if not await _write(response, chunk):
                 break
     return response
 
 
-async def _next(subscription) -> JobEvent | None:  # noqa: ANN001 - events.Subscription
-    """The next event, or None after the keep-alive interval or when dropped."""
-    getter = asyncio.ensure_future(subscription.get())
+def _event(bus: EventBus, seq: int, event: JobEvent) -> bytes:
+    return f"id: {bus.event_id(seq)}\nevent: {event.type}\ndata: {dumps(event_out(event))}\n\n".encode()
+
+
+async def _replay(response: web.StreamResponse, bus: EventBus, resume: str,
+                  accept: Callable[[JobEvent], bool]) -> bool:
+    """Send the kept events after ``resume`` (an event id); first a ``gap`` event when
+    some of those are no longer kept (or the id is of another run). False: the reader
+    is gone."""
+    seq = bus.seq_of(resume)
+    missed, lost = bus.since(0 if seq is None else seq)
+    if seq is None or lost:
+        gap = {"after": resume, "from": bus.event_id(missed[0][0]) if missed else None,
+               "reason": "not kept: older than the events kept, or of an earlier run of the appliance"}
+        if not await _write(response, f"event: gap\ndata: {dumps(gap)}\n\n".encode()):
+            return False
+        if seq is None:
+            return True  # another run's id: nothing of it is kept, go on live
+    for number, event in missed:
+        if accept(event) and not await _write(response, _event(bus, number, event)):
+            return False
+    return True
+
+
+async def _next(subscription) -> tuple[int, JobEvent] | None:  # noqa: ANN001 - events.Subscription
+    """The next event and its number, or None after the keep-alive interval or when dropped."""
+    getter = asyncio.ensure_future(subscription.get_numbered())
     closed = asyncio.ensure_future(subscription.closed.wait())
     done, pending = await asyncio.wait({getter, closed}, timeout=KEEPALIVE_S,
                                        return_when=asyncio.FIRST_COMPLETED)

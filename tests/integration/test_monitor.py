@@ -333,3 +333,54 @@ async def test_the_background_reaper_returns_an_abandoned_lease(make_client):
     assert again["state"] == "waiting" and again["attemptsMade"] == 1
     r = await client.post(f"/queues/jobs/{job['id']}/complete", json={"leaseToken": job["leaseToken"]})
     assert r.status == 409
+
+
+async def _read_blocks(response, count):
+    """(id, event, data) of the next ``count`` events, comments skipped."""
+    found, buffer = [], b""
+    while len(found) < count:
+        buffer += await response.content.readany()
+        while b"\n\n" in buffer:
+            block, buffer = buffer.split(b"\n\n", 1)
+            lines = dict(line.split(": ", 1) for line in block.decode().splitlines() if not line.startswith(":"))
+            if lines:
+                found.append((lines.get("id"), lines["event"], json.loads(lines["data"])))
+    return found
+
+
+async def test_a_reconnecting_reader_resumes_after_its_last_event_or_is_told_of_a_gap(make_client):
+    client = await make_client()
+    stream = await client.get("/queues/events?name=seen")
+    await stream.content.readuntil(b"\n\n")
+    first = (await (await client.post("/queues/jobs", json={"name": "seen"})).json())["id"]
+    ((last_id, kind, data),) = await asyncio.wait_for(_read_blocks(stream, 1), 10)
+    assert kind == "added" and data["jobId"] == first and last_id
+    stream.close()
+    missed = [(await (await client.post("/queues/jobs", json={"name": name})).json())["id"]
+              for name in ("seen", "other", "seen", "seen")]
+
+    again = await client.get("/queues/events?name=seen", headers={"Last-Event-ID": last_id})
+    await again.content.readuntil(b"\n\n")
+    later = (await (await client.post("/queues/jobs", json={"name": "seen"})).json())["id"]
+    blocks = await asyncio.wait_for(_read_blocks(again, 4), 10)
+    assert [d["jobId"] for _, _, d in blocks] == [missed[0], missed[2], missed[3], later]  # in order, once each
+    ids = [i for i, _, _ in blocks]
+    assert len(set(ids)) == 4 and all(i.split("-")[0] == last_id.split("-")[0] for i in ids)
+    again.close()
+
+    # an id of another run: the reader is told, then goes on live
+    other = await client.get("/queues/events?name=seen&lastEventId=1-5")
+    await other.content.readuntil(b"\n\n")
+    ((_, kind, data),) = await asyncio.wait_for(_read_blocks(other, 1), 10)
+    assert kind == "gap" and data["after"] == "1-5"
+    other.close()
+
+    # older than the events kept: a gap, then what is kept
+    bus = client.server.app[SERVICE].events
+    bus._recent = type(bus._recent)(list(bus._recent)[-2:], maxlen=2)
+    old = await client.get("/queues/events?name=seen", headers={"Last-Event-ID": last_id})
+    await old.content.readuntil(b"\n\n")
+    blocks = await asyncio.wait_for(_read_blocks(old, 3), 10)
+    assert blocks[0][1] == "gap" and blocks[0][2]["from"] == bus.event_id(bus.last_seq - 1)
+    assert [d["jobId"] for _, _, d in blocks[1:]] == [missed[3], later]
+    old.close()
