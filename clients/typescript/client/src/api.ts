@@ -629,10 +629,10 @@ export interface Operations {
     body: undefined;
     answer: HistoryOut;
   };
-  /** GET /queues/events: Server-Sent Events of job transitions (added, waiting, active, progress, completed, retrying, failed, cancelled, stalled, released, expired, removed) in a queue, optionally only for some job names. */
+  /** GET /queues/events: Server-Sent Events of job transitions (added, waiting, active, progress, completed, retrying, failed, cancelled, stalled, released, expired, removed) in a queue, optionally only for some job names. Each has an id: reconnecting with Last-Event-ID (or lastEventId) resumes after it. */
   job_events: {
     pathParams: {};
-    query: {queue?: string; name?: string};
+    query: {queue?: string; name?: string; lastEventId?: string};
     body: undefined;
     answer: DocumentOut;
   };

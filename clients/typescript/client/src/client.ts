@@ -27,6 +27,8 @@ export interface ClientOptions extends ConnectionOptions {
 
 /** One committed transition of a job, from the live events stream. */
 export interface JobEvent {
+  /** The event's id, for lastEventId (a gap has none). */
+  id?: string;
   type: string;
   jobId: string;
   queue: string;
@@ -217,10 +219,13 @@ export class QueueClient {
   }
 
   /** Committed transitions of the queue's jobs as they happen (of `names` only, when
-   * given), until `signal` aborts (then the iteration ends). */
-  async *events(options: { names?: string[]; signal?: AbortSignal } = {}): AsyncGenerator<JobEvent> {
+   * given), until `signal` aborts (then the iteration ends). Each event has its `id`;
+   * `lastEventId` resumes after one (a `gap` event first says when some of what came
+   * after it is no longer kept). */
+  async *events(options: { names?: string[]; signal?: AbortSignal; lastEventId?: string } = {}): AsyncGenerator<JobEvent> {
     const query: Record<string, unknown> = { queue: this.queue };
     if (options.names?.length) query.name = options.names.join(",");
+    if (options.lastEventId) query.lastEventId = options.lastEventId;
     const response = await this.connection.open("job_events", query, options.signal);
     const decoder = new TextDecoder();
     let buffered = "";
@@ -231,8 +236,11 @@ export class QueueClient {
         while ((end = buffered.indexOf("\n\n")) >= 0) {
           const message = buffered.slice(0, end);
           buffered = buffered.slice(end + 2);
-          const data = message.split("\n").filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trim()).join("\n");
-          if (data) yield JSON.parse(data) as JobEvent;
+          const lines = message.split("\n");
+          const data = lines.filter((l) => l.startsWith("data:")).map((l) => l.slice(5).trim()).join("\n");
+          const id = lines.find((l) => l.startsWith("id:"))?.slice(3).trim();
+          const kind = lines.find((l) => l.startsWith("event:"))?.slice(6).trim();
+          if (data) yield { ...(kind === "gap" ? { type: "gap" } : {}), ...JSON.parse(data), ...(id ? { id } : {}) } as JobEvent;
         }
       }
     } catch (error) {

@@ -131,6 +131,17 @@ test("the events stream tells each committed transition", async () => {
   await reading;
   assert.equal(seen[0].type, "added");
   assert.equal(seen[0].name, "evented");
+  assert.match(seen[0].id, /^[0-9a-f]+-\d+$/);
+  // resuming after it answers what came after it, in order
+  const later = await client.add("evented", {});
+  const resumed = [];
+  const again = new AbortController();
+  for await (const event of client.events({ names: ["evented"], lastEventId: seen[0].id, signal: again.signal })) {
+    resumed.push(event);
+    if (event.jobId === later.id) again.abort();
+  }
+  assert.equal(resumed.at(-1).jobId, later.id);
+  assert.ok(resumed.every((event) => event.type === "added"));
   assert.ok(job);
 });
 
