@@ -1,5 +1,5 @@
-"""``queueapp queues|jobs|schedules|enqueue|stats``: operate a running appliance over
-its HTTP API from a shell.
+"""``queueapp queues|jobs|failures|running|groups|nodes|schedules|enqueue|stats``:
+operate a running appliance over its HTTP API from a shell.
 
 Tables for people, ``-o json`` for scripts; exit codes scripts can rely on: 0 done,
 1 refused or not found, 2 usage, 3 the appliance cannot be reached. Errors are one
@@ -16,9 +16,11 @@ import json
 import os
 import re
 import sys
+import time
 import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -26,7 +28,7 @@ from .client import QueueApiError, QueueClient
 from .settings import secret_from_file
 
 DONE, REFUSED, USAGE, UNREACHABLE = 0, 1, 2, 3
-COMMANDS = ("queues", "jobs", "schedules", "enqueue", "stats")
+COMMANDS = ("queues", "jobs", "failures", "running", "groups", "nodes", "schedules", "enqueue", "stats")
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
@@ -53,16 +55,36 @@ def add_commands(commands: Any) -> None:
     queues.add_argument("action", nargs="?", choices=("ls", "pause", "resume"), default="ls")
     queues.add_argument("name", nargs="?", help="the queue to pause or resume")
 
-    jobs = commands.add_parser("jobs", parents=[common], help="list, show, retry, cancel, promote or purge jobs")
-    jobs.add_argument("action", choices=("ls", "show", "retry", "cancel", "promote", "purge"))
-    jobs.add_argument("ids", nargs="*", help="job ids (show, retry, cancel, promote)")
+    jobs = commands.add_parser("jobs", parents=[common],
+                               help="list, show, retry, cancel, promote, delete or purge jobs")
+    jobs.add_argument("action", choices=tuple(JOB_FLAGS))
+    jobs.add_argument("ids", nargs="*", help="job ids (show, retry, cancel, promote, delete)")
     jobs.add_argument("--failed", action="store_true", help="retry: every failed job (with --name, of that name)")
     jobs.add_argument("--state", help="ls: only this state; purge: completed, failed, cancelled or expired")
-    jobs.add_argument("--name", help="ls: only jobs of this name")
+    jobs.add_argument("--name", help="ls, retry --failed: only jobs of this name")
     jobs.add_argument("--search", help='ls: a job id, a jobId key, data.field = VALUE or data.field contains "text"')
-    jobs.add_argument("--limit", type=int, default=50, help="ls: at most this many (default 50)")
+    jobs.add_argument("--limit", type=int, default=None, help="ls: at most this many, 1 to 1000 (default 50)")
+    jobs.add_argument("--cursor", help="ls: go on from this nextCursor")
+    jobs.add_argument("--all", action="store_true", help="ls: every page (and with --queue '*', every queue)")
     jobs.add_argument("--older-than", type=duration_ms, default=None, help="purge: finished longer ago than this")
-    jobs.add_argument("--dry-run", action="store_true", help="purge: count, change nothing")
+    jobs.add_argument("--dry-run", action="store_true", help="purge, retry --failed: count, change nothing")
+
+    failures = commands.add_parser("failures", parents=[common],
+                                   help="failed jobs grouped by their error's fingerprint; retry or delete a group")
+    failures.add_argument("action", nargs="?", choices=("ls", "retry", "delete"), default="ls")
+    failures.add_argument("group", nargs="?", help="retry, delete: the group (errorGroup, from failures ls)")
+    failures.add_argument("--dry-run", action="store_true", help="retry, delete: count, change nothing")
+
+    commands.add_parser("running", parents=[common], help="the queue's running jobs, from memory")
+    commands.add_parser("nodes", parents=[common], help="the nodes of a cluster (one: this appliance)")
+
+    groups = commands.add_parser("groups", parents=[common], help="flow-control keys: list, show, pause, resume, set")
+    groups.add_argument("action", nargs="?", choices=("ls", "show", "pause", "resume", "set"), default="ls")
+    groups.add_argument("key", nargs="?", help="the group key (show, pause, resume, set)")
+    groups.add_argument("--for", dest="duration", type=duration_ms,
+                        help="pause: for this long (default: until resumed)")
+    groups.add_argument("--concurrency", type=int, help="set: the key's jobs running at once")
+    groups.add_argument("--rate", help="set: starts per period, such as 20/1m")
 
     schedules = commands.add_parser("schedules", parents=[common],
                                     help="list, show, pause, resume, run now or remove schedules")
@@ -142,63 +164,103 @@ async def queues_action(client: QueueClient, args: argparse.Namespace) -> Any:
     return rows
 
 
+# The options each jobs action takes; any other given is a usage error, not ignored.
+JOB_FLAGS: dict[str, frozenset[str]] = {
+    "ls": frozenset({"state", "name", "search", "limit", "cursor", "all"}),
+    "show": frozenset(), "cancel": frozenset(), "promote": frozenset(), "delete": frozenset(),
+    "retry": frozenset({"failed", "name", "dry_run"}),
+    "purge": frozenset({"state", "older_than", "dry_run"}),
+}
+_FLAG_DEFAULTS = {"failed": False, "state": None, "name": None, "search": None, "limit": None, "cursor": None,
+                  "all": False, "older_than": None, "dry_run": False}
+
+
 async def jobs_action(client: QueueClient, args: argparse.Namespace) -> Any:
+    given = {flag for flag, default in _FLAG_DEFAULTS.items() if getattr(args, flag) != default}
+    if extra := sorted(given - JOB_FLAGS[args.action]):
+        names = ", ".join("--" + flag.replace("_", "-") for flag in extra)
+        raise UsageError(f"jobs {args.action} takes no {names}")
     if args.action == "ls":
-        query = {"limit": str(min(max(args.limit, 1), 1000))}
-        query.update({k: v for k, v in (("state", args.state), ("name", args.name), ("q", args.search)) if v})
-        page = await client.request("GET", "/queues/jobs", query=query)
-        return [_job_row(j) for j in page["jobs"]]
+        return await _list_jobs(client, args)
     if args.action == "purge":
         return await _purge(client, args)
     if args.action == "retry" and args.failed:
-        return await _retry_failed(client, args.name)
+        return await _act_on_all(client, "retry", {"state": "failed", **({"name": args.name} if args.name else {})},
+                                 args.dry_run)
+    if args.action == "retry" and (args.name or args.dry_run):
+        raise UsageError("jobs retry takes --name and --dry-run only with --failed")
     if not args.ids:
         raise UsageError(f"jobs {args.action} needs job ids")
+    if bad := [i for i in args.ids if not (i.isascii() and i.isdigit() and len(i) <= 15)]:
+        raise UsageError(f"job ids are numbers, not {', '.join(map(repr, bad))}")
+    if args.action == "delete":
+        answer = await client.request("POST", "/queues/jobs/actions", {"action": "delete", "ids": args.ids})
+        return {"deleted": answer["changed"], "ids": answer["ids"]}
     method, suffix = {"show": ("GET", ""), "retry": ("POST", "/retry"), "cancel": ("DELETE", ""),
                       "promote": ("POST", "/promote")}[args.action]
     answers = [await client.request(method, f"/queues/jobs/{job_id}{suffix}") for job_id in args.ids]
     return answers[0] if args.action == "show" and len(answers) == 1 else [_job_row(j) for j in answers]
 
 
+async def _list_jobs(client: QueueClient, args: argparse.Namespace) -> Any:
+    """A page of the queue's jobs; with --all every page, and with --queue '*' of every queue."""
+    limit = 50 if args.limit is None else args.limit
+    if not 1 <= limit <= 1000:
+        raise UsageError("--limit is 1 to 1000")
+    query = {k: v for k, v in (("state", args.state), ("name", args.name), ("q", args.search)) if v}
+    queues = [args.queue]
+    if args.queue == "*":
+        if not args.all:
+            raise UsageError("--queue '*' (every queue) goes with --all")
+        queues = [q["name"] for q in (await client.request("GET", "/queues"))["queues"]]
+    if not args.all:
+        page = await client.request("GET", "/queues/jobs", query={**query, "limit": str(limit),
+                                                                   **({"cursor": args.cursor} if args.cursor else {})})
+        rows = [_job_row(j) for j in page["jobs"]]
+        if page["nextCursor"] and args.output == "table":
+            print(f"(more: --cursor {page['nextCursor']}, or --all)", file=sys.stderr)
+        return rows
+    rows = []
+    for queue in queues:
+        client.queue = queue
+        rows += [{"queue": queue, **_job_row(job)} async for job in _every_job(client, query, args.cursor)]
+    return rows
+
+
 async def _purge(client: QueueClient, args: argparse.Namespace) -> Any:
     if args.state not in ("completed", "failed", "cancelled", "expired") or args.older_than is None:
         raise UsageError("jobs purge needs --state completed|failed|cancelled|expired and --older-than (such as 7d)")
     if args.dry_run:
-        return {"wouldRemove": await _count_older(client, args.state, args.older_than), "dryRun": True}
+        horizon = int(time.time() * 1000) - args.older_than
+        counted = await _act_on_all(client, "delete", {"state": args.state, "to": str(horizon)}, True)
+        return {"wouldRemove": counted["wouldChange"], "dryRun": True}
     return await client.request("POST", "/queues/clean", {"grace": args.older_than, "status": args.state})
 
 
-async def _retry_failed(client: QueueClient, name: str | None) -> Any:
-    """Every failed job (of ``name``) back in line: the ids are paged first, then each
-    is retried (a job that moved meanwhile is counted apart, not an error)."""
-    ids = [job["id"] async for job in _every_job(client, {"state": "failed", **({"name": name} if name else {})})]
-    retried = skipped = 0
-    for job_id in ids:
-        try:
-            await client.request("POST", f"/queues/jobs/{job_id}/retry")
-            retried += 1
-        except QueueApiError as exc:
-            if exc.status not in (404, 409):
-                raise
-            skipped += 1
-    return {"retried": retried, "skipped": skipped}
+async def _act_on_all(client: QueueClient, action: str, filters: dict[str, str], dry_run: bool) -> dict[str, Any]:
+    """``action`` on every job ``filters`` choose, by POST /queues/jobs/actions: 1,000
+    a call in one transaction each (a job that moved meanwhile is left alone); with
+    ``dry_run`` how many it would change."""
+    if dry_run:
+        answer = await client.request("POST", "/queues/jobs/actions", {"action": action, "dryRun": True},
+                                      query=filters)
+        return {"wouldChange": answer["matched"], "dryRun": True}
+    changed, cursor = 0, None
+    while True:
+        body = {"action": action, **({"cursor": cursor} if cursor else {})}
+        answer = await client.request("POST", "/queues/jobs/actions", body, query=filters)
+        changed += answer["changed"]
+        cursor = answer["nextCursor"]
+        if cursor is None:
+            return {PAST[action]: changed}
 
 
-async def _count_older(client: QueueClient, state: str, older_than_ms: int) -> int:
-    """Page through the queue's jobs of ``state`` and count those finished before the horizon."""
-    from datetime import UTC, datetime
-
-    horizon = datetime.now(UTC).timestamp() * 1000 - older_than_ms
-    count = 0
-    async for job in _every_job(client, {"state": state}):
-        finished = datetime.fromisoformat(job["finishedAt"].replace("Z", "+00:00")).timestamp() * 1000
-        count += finished <= horizon
-    return count
+PAST = {"retry": "retried", "delete": "deleted", "cancel": "cancelled", "promote": "promoted"}
 
 
-async def _every_job(client: QueueClient, query: dict[str, str]) -> AsyncIterator[dict[str, Any]]:
+async def _every_job(client: QueueClient, query: dict[str, str],
+                     cursor: str | None = None) -> AsyncIterator[dict[str, Any]]:
     """Every job of the queue that ``query`` selects, a page of 1,000 at a time."""
-    cursor = None
     while True:
         page = await client.request("GET", "/queues/jobs",
                                     query={**query, "limit": "1000", **({"cursor": cursor} if cursor else {})})
@@ -207,6 +269,73 @@ async def _every_job(client: QueueClient, query: dict[str, str]) -> AsyncIterato
         cursor = page["nextCursor"]
         if cursor is None:
             return
+
+
+async def failures_action(client: QueueClient, args: argparse.Namespace) -> Any:
+    if args.action == "ls":
+        if args.group or args.dry_run:
+            raise UsageError("failures ls takes no group and no --dry-run")
+        groups = (await client.request("GET", "/queues/jobs/failed/groups"))["groups"]
+        return [{"group": g["errorGroup"], "count": g["count"], "fingerprint": g["fingerprint"],
+                 "names": ", ".join(g["names"]), "lastSeen": g["lastSeen"]} for g in groups]
+    if not args.group or not re.fullmatch(r"[0-9a-f]{16}", args.group):
+        raise UsageError(f"failures {args.action} needs a group: 16 hex digits, as failures ls shows")
+    return await _act_on_all(client, args.action, {"state": "failed", "errorGroup": args.group}, args.dry_run)
+
+
+async def running_action(client: QueueClient, args: argparse.Namespace) -> Any:
+    jobs = (await client.request("GET", "/queues/jobs/running"))["jobs"]
+    return [{k: job.get(k) for k in ("id", "name", "startedAt", "heartbeatAt", "leaseExpiresAt", "inProcess",
+                                     "stuck", "node")} for job in jobs]
+
+
+async def nodes_action(client: QueueClient, args: argparse.Namespace) -> Any:
+    """The nodes of a cluster, the leader marked; one appliance alone says so."""
+    answer = await client.request("GET", "/queues/nodes")
+    if not answer["cluster"]:
+        return {"cluster": False, "nodes": "one appliance, not a cluster"}
+    return answer["nodes"]
+
+
+_RATE = re.compile(r"^(\d+)/(\d+(?:ms|s|m|h|d))$")
+
+
+async def groups_action(client: QueueClient, args: argparse.Namespace) -> Any:
+    if args.action == "ls":
+        view = await client.request("GET", "/queues/groups", query={"limit": "500"})
+        return [{"key": k["key"], "waiting": k["waiting"], "active": k["active"],
+                 "concurrency": k["limits"].get("concurrency"), "rate": _rate_text(k["limits"].get("rate")),
+                 "paused": k["paused"], "custom": k["custom"]} for k in view["keys"]]
+    if not args.key:
+        raise UsageError(f"groups {args.action} needs a key")
+    path = f"/queues/groups/{quote(args.key, safe='')}"
+    if args.action == "show":
+        return await client.request("GET", path)
+    if args.action == "pause":
+        return await client.request("POST", f"{path}/pause",
+                                    None if args.duration is None else {"durationMs": args.duration})
+    if args.action == "resume":
+        return await client.request("POST", f"{path}/resume")
+    rate = None
+    if args.rate is not None:
+        match = _RATE.match(args.rate.strip())
+        if not match:
+            raise UsageError("--rate is starts per period, such as 20/1m or 5/500ms")
+        rate = {"max": int(match[1]), "perMs": duration_ms(match[2])}
+    if args.concurrency is None and rate is None:
+        raise UsageError("groups set needs --concurrency or --rate")
+    return await client.request("PUT", path, {"concurrency": args.concurrency, "rate": rate})
+
+
+def _rate_text(rate: dict[str, int] | None) -> str | None:
+    """``{"max": 20, "perMs": 60000}`` as ``20 per 1m``."""
+    if not rate:
+        return None
+    per = rate["perMs"]
+    for unit in ("d", "h", "m", "s"):
+        if per % _UNIT_MS[unit] == 0:
+            return f"{rate['max']} per {per // _UNIT_MS[unit]}{unit}"
+    return f"{rate['max']} per {per}ms"
 
 
 async def schedules_action(client: QueueClient, args: argparse.Namespace) -> Any:
@@ -247,7 +376,8 @@ async def stats_action(client: QueueClient, args: argparse.Namespace) -> Any:
 
 
 ACTIONS: dict[str, Callable[[QueueClient, argparse.Namespace], Awaitable[Any]]] = {
-    "queues": queues_action, "jobs": jobs_action, "schedules": schedules_action,
+    "queues": queues_action, "jobs": jobs_action, "failures": failures_action, "running": running_action,
+    "groups": groups_action, "nodes": nodes_action, "schedules": schedules_action,
     "enqueue": enqueue_action, "stats": stats_action,
 }
 
@@ -264,24 +394,57 @@ def _print(result: Any, output: str) -> None:
     if not rows:
         print("(none)")
         return
-    if not isinstance(result, list):  # one object: a field a line
+    if not isinstance(result, list):  # one object: a field a line, in words
         for key, value in result.items():
-            shown = json.dumps(value) if isinstance(value, dict | list) else terminal_safe(str(value))
-            print(f"{terminal_safe(str(key)):>14}  {shown}")
+            if isinstance(value, dict | list):
+                shown = terminal_safe(json.dumps(value))
+            else:
+                shown = "-" if value is None else ("yes" if value else "no") if isinstance(value, bool) \
+                    else terminal_safe(str(value))
+            print(f"{terminal_safe(_header(str(key)).lower()):>16}  {shown}")
         return
     columns = list(rows[0])
+    headers = [_header(c) for c in columns]
     cells = [[_cell(row.get(c)) for c in columns] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
     for row in cells:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _header(column: str) -> str:
+    """``attemptsMade`` as ``ATTEMPTS MADE``."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", column).upper()
+
+
+_ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 
 
 def _cell(value: Any) -> str:
     if value is None:
         return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, str) and _ISO.match(value):
+        return _relative(value)
     text = terminal_safe(str(value))
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _relative(iso: str, now: float | None = None) -> str:
+    """A time as how long ago (or in how long) it is: ``3m ago``, ``in 2h``."""
+    from datetime import datetime
+
+    at = datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    delta = (time.time() if now is None else now) - at
+    seconds = abs(delta)
+    for size, unit in ((86_400, "d"), (3_600, "h"), (60, "m"), (1, "s")):
+        if seconds >= size:
+            amount = f"{int(seconds // size)}{unit}"
+            break
+    else:
+        return "now"
+    return f"{amount} ago" if delta >= 0 else f"in {amount}"
 
 
 # Bidirectional overrides and isolates reorder what a terminal shows of a line.

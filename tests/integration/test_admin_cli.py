@@ -81,6 +81,15 @@ def test_schedules(serve, http):
 @pytest.mark.parametrize(("args", "code", "says"), [
     (("jobs", "show", "999999"), 1, "404 not_found"),
     (("jobs", "show"), 2, "needs job ids"),
+    (("jobs", "show", "abc"), 2, "job ids are numbers, not 'abc'"),
+    (("jobs", "ls", "--older-than", "1d"), 2, "jobs ls takes no --older-than"),
+    (("jobs", "cancel", "1", "--failed"), 2, "jobs cancel takes no --failed"),
+    (("jobs", "ls", "--limit", "0"), 2, "--limit is 1 to 1000"),
+    (("jobs", "ls", "--limit", "1001"), 2, "--limit is 1 to 1000"),
+    (("jobs", "ls", "--queue", "*"), 2, "goes with --all"),
+    (("failures", "retry", "nothex"), 2, "needs a group"),
+    (("groups", "set", "acct"), 2, "needs --concurrency or --rate"),
+    (("groups", "set", "acct", "--rate", "fast"), 2, "--rate is starts per period"),
     (("enqueue", "x", "--data", "{nope"), 2, "not JSON"),
     (("jobs", "frobnicate"), 2, "invalid choice"),
 ])
@@ -119,8 +128,9 @@ def test_promote_and_retry_every_failed_job(serve):
         body = json.dumps({"leaseToken": job["leaseToken"], "retry": False}).encode()
         urllib.request.urlopen(urllib.request.Request(f"{url}/queues/jobs/{job['id']}/fail", data=body,
                                                       method="POST", headers={"Content-Type": "application/json"}))
-    assert as_json(cli(url, "jobs", "retry", "--failed", "--name", "fragile", "-o", "json")) == {
-        "retried": 3, "skipped": 0}
+    assert as_json(cli(url, "jobs", "retry", "--failed", "--name", "fragile", "--dry-run", "-o", "json")) == {
+        "wouldChange": 3, "dryRun": True}
+    assert as_json(cli(url, "jobs", "retry", "--failed", "--name", "fragile", "-o", "json")) == {"retried": 3}
     assert len(as_json(cli(url, "jobs", "ls", "--state", "waiting", "--name", "fragile", "-o", "json"))) == 3
 
 
@@ -132,3 +142,75 @@ def test_jobs_ls_search(serve):
     assert [row["name"] for row in found] == ["mail"] and len(found) == 1
     bad = cli(url, "jobs", "ls", "--search", "data.userId == 2")
     assert bad.returncode == 1 and "bad search" in bad.stderr
+
+
+def _fail_for_good(url: str, name: str, errors: list[str], queue: str = "default") -> list[str]:
+    import urllib.request
+
+    def post(path: str, body: dict) -> dict:
+        request = urllib.request.Request(f"{url}{path}", data=json.dumps(body).encode(), method="POST",
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return json.loads(answer.read())
+
+    post(f"/queues/jobs/bulk?queue={queue}", {"jobs": [{"name": name} for _ in errors]})
+    leased = post(f"/queues/jobs/lease?queue={queue}", {"max": len(errors), "names": [name]})["jobs"]
+    for job, error in zip(leased, errors, strict=True):
+        post(f"/queues/jobs/{job['id']}/fail", {"leaseToken": job["leaseToken"], "error": error, "retry": False})
+    return [job["id"] for job in leased]
+
+
+def test_failures_by_group_delete_running_and_nodes(serve):
+    url = serve().url
+    pushed = _fail_for_good(url, "push", [f"APNs rejected device token {n:040x}" for n in range(12)])
+    _fail_for_good(url, "mail", ["SMTP 550 for a@example.com"])
+    groups = as_json(cli(url, "failures", "-o", "json"))
+    assert [(g["count"], g["fingerprint"]) for g in groups] == [
+        (12, "APNs rejected device token <id>"), (1, "SMTP <n> for <email>")]
+    table = cli(url, "failures").stdout
+    assert "FINGERPRINT" in table and "LAST SEEN" in table and ("ago" in table or "now" in table)
+    group = groups[0]["group"]
+    assert as_json(cli(url, "failures", "retry", group, "--dry-run", "-o", "json")) == {"wouldChange": 12,
+                                                                                         "dryRun": True}
+    assert as_json(cli(url, "failures", "retry", group, "-o", "json")) == {"retried": 12}
+    assert [g["count"] for g in as_json(cli(url, "failures", "-o", "json"))] == [1]
+    deleted = as_json(cli(url, "jobs", "delete", pushed[0], pushed[1], "-o", "json"))
+    assert deleted["deleted"] == 2
+    assert cli(url, "jobs", "show", pushed[0]).returncode == 1
+    assert as_json(cli(url, "running", "-o", "json")) == []
+    assert as_json(cli(url, "nodes", "-o", "json"))["cluster"] is False
+    assert "no" in cli(url, "nodes").stdout.split()  # a boolean as a word
+
+
+def test_groups_from_the_shell(serve):
+    url = serve().url
+    assert as_json(cli(url, "groups", "set", "acct-7", "--concurrency", "2", "--rate", "20/1m", "-o", "json"))
+    cli(url, "enqueue", "sync", "--data", "{}")
+    shown = as_json(cli(url, "groups", "show", "acct-7", "-o", "json"))
+    assert shown["limits"] == {"concurrency": 2, "rate": {"max": 20, "perMs": 60_000}}
+    assert as_json(cli(url, "groups", "pause", "acct-7", "--for", "5m", "-o", "json"))["paused"] is True
+    rows = as_json(cli(url, "groups", "-o", "json"))
+    assert [(r["key"], r["concurrency"], r["rate"], r["paused"]) for r in rows] == [("acct-7", 2, "20 per 1m", True)]
+    table = cli(url, "groups").stdout
+    assert "20 per 1m" in table and "yes" in table and "True" not in table
+    assert as_json(cli(url, "groups", "resume", "acct-7", "-o", "json"))["paused"] is False
+
+
+def test_jobs_ls_pages_every_queue_and_prints_words(serve):
+    url = serve().url
+    for queue, count in (("alpha", 3), ("beta", 2)):
+        for i in range(count):
+            cli(url, "enqueue", f"task-{i}", "--queue", queue)
+    first = cli(url, "jobs", "ls", "--queue", "alpha", "--limit", "2")
+    assert first.returncode == 0 and "(more: --cursor" in first.stderr
+    cursor = first.stderr.split("--cursor ")[1].split(",")[0]
+    rest = as_json(cli(url, "jobs", "ls", "--queue", "alpha", "--cursor", cursor, "-o", "json"))
+    assert [r["name"] for r in rest] == ["task-2"]
+    every = as_json(cli(url, "jobs", "ls", "--queue", "*", "--all", "-o", "json"))
+    assert sorted((r["queue"], r["name"]) for r in every) == [
+        ("alpha", "task-0"), ("alpha", "task-1"), ("alpha", "task-2"), ("beta", "task-0"), ("beta", "task-1")]
+    table = cli(url, "jobs", "ls", "--queue", "beta").stdout
+    header = table.splitlines()[0]
+    assert "ATTEMPTS MADE" in header and "RUN AT" in header
+    assert "None" not in table and (" ago" in table or " now" in table)
+
