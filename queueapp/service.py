@@ -253,6 +253,13 @@ class QueueService:
     async def get_job(self, job_id: int) -> Job | None:
         return await self.store.get_job(job_id)
 
+    async def job_dependents(self, job_id: int, limit: int = 1000) -> list[tuple[int, str, str]]:
+        """(id, name, state) of the jobs waiting on the job; NotFound for no such job."""
+        found = await self.store.dependents(job_id, limit)
+        if not found and await self.store.get_job(job_id) is None:
+            raise NotFound(f"no job with id {job_id}")
+        return found
+
     async def job_log(self, job_id: int, after_seq: int = 0, limit: int = 1000) -> list[LogLine]:
         """The job's log lines numbered after ``after_seq``; NotFound for no such job."""
         lines = await self.store.read_log(job_id, after_seq, limit)

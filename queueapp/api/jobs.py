@@ -10,7 +10,18 @@ from ..clock import from_datetime, to_iso
 from ..errors import NotFound
 from ..service import added_ids, added_jobs
 from .common import job_id_of, ok, parse, parse_with, query_choice, query_int, queue_of, service_of
-from .models import BULK_PLAIN, AddJobBody, BulkBody, BulkOut, JobLogOut, JobOut, JobsOut, ScheduleBody, plain_bulk
+from .models import (
+    BULK_PLAIN,
+    AddJobBody,
+    BulkBody,
+    BulkOut,
+    JobLogOut,
+    JobOut,
+    JobsOut,
+    Open,
+    ScheduleBody,
+    plain_bulk,
+)
 from .present import job_out, jobs_out
 from .spec import QUEUE, Api, Query, int_query
 
@@ -96,6 +107,26 @@ async def job_log(request: web.Request) -> web.Response:
     lines = await service_of(request).job_log(job_id, after, query_int(request, "limit", 1000, 1, 1000))
     return ok({"lines": [{"seq": s, "at": to_iso(at), "line": text} for s, at, text in lines],
                "lastSeq": lines[-1].seq if lines else after})
+
+
+class DependentOut(Open):
+    id: str
+    name: str
+    state: str
+
+
+class DependentsOut(Open):
+    """The jobs waiting on this one (its dependents: their options.dependsOn names
+    it); deleting or cancelling it fails them, unless they allow a failed dependency."""
+
+    jobs: list[DependentOut]
+
+
+@api.endpoint("GET", "/queues/jobs/{id:[0-9]+}/dependents", "The jobs waiting on this one (options.dependsOn).",
+              ok=DependentsOut, errors=(404,))
+async def job_dependents(request: web.Request) -> web.Response:
+    found = await service_of(request).job_dependents(job_id_of(request))
+    return ok({"jobs": [{"id": str(i), "name": name, "state": state} for i, name, state in found]})
 
 
 @api.endpoint("DELETE", "/queues/jobs/{id:[0-9]+}",

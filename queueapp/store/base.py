@@ -235,6 +235,10 @@ class Store(ABC):
     async def get_job(self, job_id: int) -> Job | None: ...
 
     @abstractmethod
+    async def dependents(self, job_id: int, limit: int) -> list[tuple[int, str, str]]:
+        """(id, name, state) of the jobs waiting on ``job_id`` (options.dependsOn)."""
+
+    @abstractmethod
     async def read_log(self, job_id: int, after_seq: int, limit: int) -> list[LogLine]:
         """The job's log lines numbered after ``after_seq``, in order."""
 

@@ -345,3 +345,33 @@ def test_failures_differing_by_a_token_are_one_group_retried_as_one_and_listed_w
     assert states == {"waiting"}
     w.check()
 
+
+
+def test_deleting_a_job_asks_first_and_names_the_jobs_waiting_on_it(serve, browser):
+    server = serve()
+    _, parent = call(server.url, "POST", "/queues/jobs?queue=flows", {"name": "fetch", "options": {"delay": 3_600_000}})
+    _, child = call(server.url, "POST", "/queues/jobs?queue=flows",
+                    {"name": "ship", "options": {"dependsOn": [parent["id"]]}})
+    w = wide_page(browser, server.url)
+    page = w.page
+    w.go(f"/ui/jobs/{parent['id']}")
+    expect(page.get_by_role("link", name=child["id"], exact=True)).to_be_visible()  # its dependent, as a link
+    page.get_by_role("button", name=f"Delete job {parent['id']}").click()
+    expect(page.locator("#confirm-text")).to_have_text(
+        f"Delete job {parent['id']}? 1 job waits on it ({child['id']}): it fails with it.")
+    page.get_by_role("button", name="Keep them").click()
+    assert call(server.url, "GET", f"/queues/jobs/{parent['id']}")[0] == 200  # nothing deleted
+    assert call(server.url, "GET", f"/queues/jobs/{child['id']}")[1]["state"] == "blocked"
+
+    # the queue's list: a select-all box, and actions only where they apply
+    w.go("/ui/queues/flows?state=delayed")
+    expect(page.get_by_role("button", name="Promote all matching jobs")).to_have_text("Promote all 1")
+    expect(page.get_by_role("button", name="Retry selected jobs")).to_have_count(0)  # a delayed job is not retried
+    page.get_by_role("checkbox", name="Select every job shown").check()
+    expect(page.get_by_role("checkbox", name=f"Select job {parent['id']}")).to_be_checked()
+    page.get_by_role("button", name="Delete selected jobs").click()
+    expect(page.locator("#confirm-text")).to_contain_text(f"Delete job {parent['id']}?")
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.get_by_role("status")).to_contain_text("Delete: 1 job changed")
+    assert call(server.url, "GET", f"/queues/jobs/{child['id']}")[1]["state"] == "failed"
+    w.check()

@@ -202,8 +202,11 @@ async function actOnAll(action, queue, filters, describe) {
 }
 
 async function actOnIds(action, queue, ids) {
-  if (ids.length > 1 && (action === "delete" || action === "cancel")) {
-    if (!(await confirmCount(`${VERBS[action]} ${ids.length} jobs?`))) return 0;
+  if (action === "delete" || (ids.length > 1 && action === "cancel")) {
+    const noun = ids.length === 1 ? `job ${ids[0]}` : `${ids.length} jobs`;
+    if (!(await confirmCount(`${VERBS[action]} ${noun}? Jobs waiting on ${ids.length === 1 ? "it" : "them"} fail.`))) {
+      return 0;
+    }
   }
   const answer = await api("POST", `/queues/jobs/actions${qs({ queue })}`, { action, ids });
   say(`${VERBS[action]}: ${answer.changed} ${answer.changed === 1 ? "job" : "jobs"} changed.`, true);
@@ -365,20 +368,25 @@ async function queuePage(main, queue, params) {
         page.scanned !== undefined ? h("span", { class: "muted" }, `${page.scanned.toLocaleString("en")} rows read`)
           : null));
   };
+  // Actions only where they can apply to the state shown; "all matching" says how many
+  // when the state alone chooses (its count), and is a plain button on an unfiltered view.
+  const applies = Object.keys(VERBS).filter((a) => !filters.state || ACTIONS_BY_STATE[a].includes(filters.state));
+  const narrowed = Boolean(filters.state || filters.name || filters.q || filters.from || filters.to);
+  const onlyState = filters.state && !(filters.name || filters.q || filters.from || filters.to);
+  const matching = onlyState ? `all ${(info.counts[filters.state] || 0).toLocaleString("en")}` : "all matching";
   const bulk = h("div", { class: "row", "aria-label": "Act on jobs" },
-    Object.keys(VERBS).map((action) => actionButton(`${VERBS[action]} selected`, `${VERBS[action]} selected jobs`,
+    applies.map((action) => actionButton(`${VERBS[action]} selected`, `${VERBS[action]} selected jobs`,
       async () => {
         if (!selected.size) return say("Select jobs first.");
         await actOnIds(action, queue, [...selected]);
         selected.clear();
         await drawJobs();
       }, { class: action === "delete" ? "danger" : "quiet" })),
-    Object.keys(VERBS).filter((a) => !filters.state || ACTIONS_BY_STATE[a].includes(filters.state))
-      .map((action) => actionButton(`${VERBS[action]} all matching`, `${VERBS[action]} all matching jobs`,
-        async () => {
-          await actOnAll(action, queue, apiFilters(), " matching these filters");
-          await drawJobs();
-        }, { class: action === "delete" ? "danger" : "" })));
+    applies.map((action) => actionButton(`${VERBS[action]} ${matching}`, `${VERBS[action]} all matching jobs`,
+      async () => {
+        await actOnAll(action, queue, apiFilters(), " matching these filters");
+        await drawJobs();
+      }, { class: action === "delete" && narrowed ? "danger" : action === "delete" ? "danger-outline" : "" })));
 
   const windowPicker = h("div", { class: "chips", role: "group", "aria-label": "Chart window" });
   const drawChart = async (name) => {
@@ -418,7 +426,13 @@ function jobsTable(jobs, queue, selected, after) {
   // an error column where some job has one (the failed list, a retried job's)
   const errors = jobs.some((job) => job.error);
   return h("table", null,
-    h("thead", null, h("tr", null, h("th", null, h("span", { class: "sr" }, "")), h("th", null, "id"),
+    h("thead", null, h("tr", null, h("th", null, h("input", { type: "checkbox", "aria-label": "Select every job shown",
+      checked: jobs.every((job) => selected.has(job.id)), onchange: (e) => {
+        for (const job of jobs) (e.target.checked ? selected.add(job.id) : selected.delete(job.id));
+        for (const box of e.target.closest("table").querySelectorAll("tbody input[type=checkbox]")) {
+          box.checked = e.target.checked;
+        }
+      } })), h("th", null, "id"),
       h("th", null, "name"), h("th", null, "state"), h("th", { class: "num hide-narrow" }, "priority"),
       h("th", { class: "hide-narrow" }, "group"),
       h("th", { class: "num hide-narrow" }, "attempts"), h("th", { class: "hide-narrow" }, "created"),
@@ -446,8 +460,10 @@ async function jobPage(main, id) {
   const openTraces = new Set();  // the attempts whose stack trace is open stay open across refreshes
   const draw = async () => {
     let job;
+    let dependents;
     try {
       job = await api("GET", `/queues/jobs/${id}`);
+      dependents = (await api("GET", `/queues/jobs/${id}/dependents`)).jobs;
       const more = await api("GET", `/queues/jobs/${id}/logs${qs({ after: log.lastSeq })}`);
       log.lines = log.lines.concat(more.lines).slice(-1000);
       log.lastSeq = more.lastSeq;
@@ -460,6 +476,13 @@ async function jobPage(main, id) {
     }
     const verbs = Object.keys(VERBS).map((action) => actionButton(VERBS[action], `${VERBS[action]} job ${id}`,
       async () => {
+        if (action === "delete" || (action === "cancel" && dependents.length)) {
+          // say what else changes: the jobs waiting on this one fail with it
+          const waiting = dependents.length ? ` ${dependents.length} ${dependents.length === 1 ? "job waits" : "jobs wait"}`
+            + ` on it (${dependents.slice(0, 10).map((d) => d.id).join(", ")}${dependents.length > 10 ? ", ..." : ""}):`
+            + ` ${dependents.length === 1 ? "it fails" : "they fail"} with it.` : "";
+          if (!(await confirmCount(`${VERBS[action]} job ${id}?${waiting}`))) return;
+        }
         if (action === "delete") {
           await api("POST", `/queues/jobs/actions${qs({ queue: job.queue })}`, { action: "delete", ids: [id] });
           say(`Deleted job ${id}.`, true);
@@ -478,7 +501,9 @@ async function jobPage(main, id) {
         [["queue", link(queuePath(job.queue), job.queue)], ["name", job.name], ["state", job.state],
           ["priority", job.priority], ["attempts", `${job.attemptsMade} of ${job.attempts}`],
           ["jobId key", job.jobId || "—"], ["progress", typeof job.progress === "number" ? `${job.progress} %`
-            : pretty(job.progress)], ["last error", job.error || "—"], ...flowFields(job)]
+            : pretty(job.progress)], ["last error", job.error || "—"], ...flowFields(job),
+          ...(dependents.length ? [["dependents", h("span", null, dependents.map((d, i) =>
+            [i ? ", " : "", link(`/ui/jobs/${d.id}`, d.id), ` (${d.name}, ${d.state})`]))]] : [])]
           .map(([k, v]) => [h("dt", null, k), h("dd", null, v)]))),
       h("section", { class: "panel" }, h("h2", null, "Timeline"), h("ul", { class: "timeline" },
         [["created", job.createdAt], ["run at", job.runAt], ["started", job.startedAt], ["finished", job.finishedAt]]

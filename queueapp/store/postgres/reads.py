@@ -22,6 +22,7 @@ from ..records import (
     StoredGroups,
     TableSnapshot,
 )
+from ..sql import dependencies as edges
 from ..sql import history, logs, schedules
 from ..sql.dialect import POSTGRES, numbered
 from .jobs import COLUMNS, row_to_job
@@ -146,3 +147,7 @@ async def read_history(conn: Any, queue: str, since: int) -> list[tuple[int, Tal
 
 async def read_log(conn: Any, job_id: int, after_seq: int, limit: int) -> list[LogLine]:
     return [LogLine(*r) for r in await execute(conn, logs.read(POSTGRES, job_id, after_seq, limit))]
+
+
+async def dependents(conn: Any, job_id: int, limit: int) -> list[tuple[int, str, str]]:
+    return [tuple(r) for r in await execute(conn, edges.dependents(POSTGRES, job_id, limit))]

@@ -321,6 +321,9 @@ class PostgresStore(Store):
     async def get_job(self, job_id: int) -> Job | None:
         return await self.pooled(reads.get_job, job_id)
 
+    async def dependents(self, job_id: int, limit: int) -> list[tuple[int, str, str]]:
+        return await self.pooled(reads.dependents, job_id, limit)
+
     async def read_log(self, job_id: int, after_seq: int, limit: int) -> list[LogLine]:
         return await self.pooled(reads.read_log, job_id, after_seq, limit)
 

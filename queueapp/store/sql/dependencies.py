@@ -36,3 +36,9 @@ def waits(d: Dialect, job_id: int) -> Statement:
 def awaited(d: Dialect, ids: list[int]) -> Statement:
     """Those of ``ids`` some job waits on."""
     return rows(f"SELECT DISTINCT depends_on FROM job_dependencies WHERE {d.one_of('depends_on', 1)}", d.ids(ids))
+
+
+def dependents(d: Dialect, job_id: int, limit: int) -> Statement:
+    """(id, name, state) of the jobs that wait on ``job_id``, in id order."""
+    return rows("SELECT j.id, j.name, j.state FROM job_dependencies e JOIN jobs j ON j.id = e.job_id"
+                " WHERE e.depends_on = ?1 ORDER BY j.id LIMIT ?2", job_id, limit)

@@ -34,6 +34,7 @@ from ..base import (
     Then,
 )
 from ..lock import DatabaseLock
+from ..sql import dependencies as edges
 from ..sql import groups, history, logs, schedules
 from ..sql.dialect import SQLITE
 from ..sql.jobs import row_to_job
@@ -290,6 +291,10 @@ class SqliteStore(Store):
     async def get_job(self, job_id: int) -> Job | None:
         rows = await self._fetchall(*reads.get_query(job_id))
         return row_to_job(rows[0]) if rows else None
+
+    async def dependents(self, job_id: int, limit: int) -> list[tuple[int, str, str]]:
+        statement = edges.dependents(SQLITE, job_id, limit)
+        return [tuple(r) for r in await self._fetchall(statement.sql, statement.params)]
 
     async def read_log(self, job_id: int, after_seq: int, limit: int) -> list[LogLine]:
         statement = logs.read(SQLITE, job_id, after_seq, limit)

@@ -87,6 +87,18 @@ export interface CompleteResult {
   state?: string | null;
 }
 
+export interface DependentOut {
+  id: string;
+  name: string;
+  state: string;
+}
+
+/** The jobs waiting on this one (its dependents: their options.dependsOn names
+ * it); deleting or cancelling it fails them, unless they allow a failed dependency. */
+export interface DependentsOut {
+  jobs: DependentOut[];
+}
+
 /** A JSON document whose shape is its own standard's (the OpenAPI description). */
 export type DocumentOut = Record<string, any>;
 
@@ -629,6 +641,13 @@ export interface Operations {
     body: undefined;
     answer: HistoryOut;
   };
+  /** GET /queues/jobs/{id}/dependents: The jobs waiting on this one (options.dependsOn). */
+  job_dependents: {
+    pathParams: {id: string};
+    query: {};
+    body: undefined;
+    answer: DependentsOut;
+  };
   /** GET /queues/events: Server-Sent Events of job transitions (added, waiting, active, progress, completed, retrying, failed, cancelled, stalled, released, expired, removed) in a queue, optionally only for some job names. Each has an id: reconnecting with Last-Event-ID (or lastEventId) resumes after it. */
   job_events: {
     pathParams: {};
@@ -858,6 +877,7 @@ export const OPERATIONS = {
   health: { method: "GET", path: "/queues/health", textBody: false, textAnswer: false, queued: true, ok: [200] },
   heartbeat: { method: "POST", path: "/queues/jobs/{id}/heartbeat", textBody: false, textAnswer: false, queued: false, ok: [200] },
   history: { method: "GET", path: "/queues/metrics/history", textBody: false, textAnswer: false, queued: true, ok: [200] },
+  job_dependents: { method: "GET", path: "/queues/jobs/{id}/dependents", textBody: false, textAnswer: false, queued: false, ok: [200] },
   job_events: { method: "GET", path: "/queues/events", textBody: false, textAnswer: true, queued: true, ok: [200] },
   job_log: { method: "GET", path: "/queues/jobs/{id}/logs", textBody: false, textAnswer: false, queued: false, ok: [200] },
   lease: { method: "POST", path: "/queues/jobs/lease", textBody: false, textAnswer: false, queued: true, ok: [200] },

@@ -280,6 +280,11 @@ export class QueueClient {
     return (await this.call("append_log", { path: { id }, body: { leaseToken, lines } })).lastSeq;
   }
 
+  /** The jobs waiting on this one (their options.dependsOn names it). */
+  async jobDependents(id: string): Promise<api.DependentOut[]> {
+    return (await this.call("job_dependents", { path: { id } })).jobs;
+  }
+
   /** The job's log lines numbered after `after`, and the last one's number. */
   jobLog(id: string, after = 0, limit = 1000): Promise<api.JobLogOut> {
     return this.call("job_log", { path: { id }, query: { after, limit } });
@@ -376,4 +381,5 @@ export const METHOD_OF: { [K in OperationId]: keyof QueueClient } = {
   get_schedule: "getSchedule", delete_schedule: "deleteSchedule", pause_schedule: "pauseSchedule",
   resume_schedule: "resumeSchedule", run_schedule: "runSchedule", prometheus_metrics: "prometheusMetrics",
   job_events: "events", append_log: "appendLog", job_log: "jobLog",
+  job_dependents: "jobDependents",
 };
