@@ -302,6 +302,11 @@ def test_a_jobs_log_appears_live_and_a_failed_attempts_stack_can_be_read(serve, 
     w.go(f"/ui/jobs/{job['id']}")
     log = page.get_by_role("region", name="Log")
     expect(log).to_contain_text("fetched 120 rows")
+    timeline = page.get_by_role("region", name="Timeline")
+    expect(timeline).to_contain_text("waited")  # from due to started, and how long it has run
+    expect(timeline).to_contain_text("running for")
+    expect(timeline).to_contain_text(re.compile(r"started: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}Z"))
+    expect(page.get_by_role("heading", name="Result")).to_have_count(0)  # nothing to show yet
     call(server.url, "POST", f"/queues/jobs/{job['id']}/log", {"leaseToken": token, "lines": ["row 77: no price"]})
     expect(log).to_contain_text("row 77: no price")  # while the page stays open
     expect(log.get_by_role("heading")).to_have_text("Log (2 lines)")

@@ -505,12 +505,15 @@ async function jobPage(main, id) {
           ...(dependents.length ? [["dependents", h("span", null, dependents.map((d, i) =>
             [i ? ", " : "", link(`/ui/jobs/${d.id}`, d.id), ` (${d.name}, ${d.state})`]))]] : [])]
           .map(([k, v]) => [h("dt", null, k), h("dd", null, v)]))),
-      h("section", { class: "panel" }, h("h2", null, "Timeline"), h("ul", { class: "timeline" },
-        [["created", job.createdAt], ["run at", job.runAt], ["started", job.startedAt], ["finished", job.finishedAt]]
-          .map(([k, v]) => h("li", null, h("span", { class: "muted" }, `${k}: `), when(v))))),
+      h("section", { class: "panel", "aria-label": "Timeline" }, h("h2", null, "Timeline"), h("ul", { class: "timeline" },
+        [["created", job.createdAt], ["due", job.runAt], ["started", job.startedAt], ["finished", job.finishedAt]]
+          .map(([k, v]) => h("li", null, h("span", { class: "muted" }, `${k}: `), exact(v)))),
+        h("dl", { class: "fields" }, durations(job).map(([k, v]) => [h("dt", null, k), h("dd", null, v)]))),
       h("section", { class: "panel" }, h("h2", null, "Data"), h("pre", null, pretty(job.data))),
-      h("section", { class: "panel" }, h("h2", null, "Options"), h("pre", null, pretty(job.options))),
-      h("section", { class: "panel" }, h("h2", null, "Result"), h("pre", null, pretty(job.result))),
+      Object.keys(job.options || {}).length
+        ? h("section", { class: "panel" }, h("h2", null, "Options"), h("pre", null, pretty(job.options))) : null,
+      job.result !== null && job.result !== undefined
+        ? h("section", { class: "panel" }, h("h2", null, "Result"), h("pre", null, pretty(job.result))) : null,
       h("section", { class: "panel" }, h("h2", null, `Attempts' errors (${job.errors.length})`),
         job.errors.length ? h("table", null, h("tbody", null, job.errors.map((e) => h("tr", null,
           h("td", { class: "num" }, `#${e.attempt}`), h("td", null, when(e.at)),
@@ -524,6 +527,31 @@ async function jobPage(main, id) {
     return !FINISHED.includes(job.state);
   };
   if (await draw()) every(REFRESH_MS, async () => { await draw(); });
+}
+
+// A time to the millisecond, with how long ago (or how soon).
+function exact(iso) {
+  if (!iso) return "—";
+  const since = Date.now() - Date.parse(iso);
+  return `${iso.replace("T", " ")} (${since >= 0 ? `${span(since)} ago` : `in ${span(-since)}`})`;
+}
+
+// How long the job waited and ran: from due to started, from started to finished
+// (or to now while it runs), in words.
+function durations(job) {
+  const ms = (a, b) => Date.parse(b) - Date.parse(a);
+  const rows = [];
+  if (job.startedAt) rows.push(["waited", span(Math.max(0, ms(job.runAt, job.startedAt)))]);
+  if (job.startedAt && job.finishedAt) rows.push(["ran", span(ms(job.startedAt, job.finishedAt))]);
+  else if (job.startedAt && job.state === "active") rows.push(["running for", span(Date.now() - Date.parse(job.startedAt))]);
+  return rows;
+}
+
+function span(ms) {
+  if (ms < 1000) return `${ms} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
+  if (ms < 3_600_000) return `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
+  return `${Math.floor(ms / 3_600_000)} h ${Math.round((ms % 3_600_000) / 60_000)} min`;
 }
 
 // What flow control says of a job: what it waits for, its unique key, its expiry,
