@@ -380,3 +380,44 @@ def test_deleting_a_job_asks_first_and_names_the_jobs_waiting_on_it(serve, brows
     expect(page.get_by_role("status")).to_contain_text("Delete: 1 job changed")
     assert call(server.url, "GET", f"/queues/jobs/{child['id']}")[1]["state"] == "failed"
     w.check()
+
+
+def test_pages_in_the_url_a_missing_queue_the_selected_filter_and_dark_mode(serve, browser):
+    server = serve()
+    call(server.url, "POST", "/queues/jobs/bulk?queue=pages", {"jobs": [{"name": f"t{i}"} for i in range(60)]})
+    w = wide_page(browser, server.url)
+    page = w.page
+    w.go("/ui/queues/pages?state=waiting")
+    shown = page.get_by_label("Shown", exact=True)
+    expect(shown).to_have_text("1–50 of 60")
+    chips = page.get_by_role("group", name="Filter by state")
+    selected, other = chips.get_by_role("button", name=re.compile("^waiting")), chips.get_by_role("button", name="all")
+    expect(selected).to_have_attribute("aria-pressed", "true")
+    background = "el => getComputedStyle(el).backgroundColor"
+    assert selected.evaluate(background) != other.evaluate(background)  # the chosen filter is seen, not only read
+    page.get_by_role("button", name="Next page").click()
+    expect(page).to_have_url(re.compile(r"[?&]cursor=[0-9.]+.*page=2|page=2.*cursor="))
+    expect(shown).to_have_text("51–60 of 60")
+    page.go_back()
+    expect(page).not_to_have_url(re.compile("cursor="))
+    expect(shown).to_have_text("1–50 of 60")
+    _, job = call(server.url, "GET", "/queues/jobs?queue=pages&limit=1")
+    w.go(f"/ui/jobs/{job['jobs'][0]['id']}")
+    expect(page.get_by_role("link", name="Jobs of pages")).to_be_visible()  # the queue's tabs stay
+
+    w.go("/ui/queues/typo")
+    expect(page.get_by_role("note")).to_contain_text('There is no queue named "typo"')
+    expect(page.get_by_role("button", name=re.compile("^Pause"))).to_have_count(0)
+    w.check()
+
+    dark = watch(browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme="dark"), server.url)
+    dark.go("/ui/")
+    body = "() => getComputedStyle(document.body).backgroundColor"
+    expect(dark.page.get_by_role("heading", name="Queues")).to_be_visible()
+    assert dark.page.evaluate(body) == "rgb(20, 23, 29)"
+    dark.shot("overview-dark")
+    dark.page.get_by_role("button", name="Use the light theme").click()
+    assert dark.page.evaluate(body) == "rgb(247, 247, 248)"
+    dark.go("/ui/")  # the choice is kept
+    expect(dark.page.get_by_role("button", name="Use the dark theme")).to_be_visible()
+    dark.check()

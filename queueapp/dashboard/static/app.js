@@ -295,11 +295,20 @@ async function queuePage(main, queue, params) {
   const filters = {
     state: params.get("state") || "", name: params.get("name") || "", q: params.get("q") || "",
     from: params.get("from") || "", to: params.get("to") || "", order: params.get("order") || "desc",
+    // the page shown: in the URL, so that Back returns to the page before and a page can be shared
+    cursor: params.get("cursor") || "", page: Number(params.get("page")) || 1,
   };
   // A finished state's pages run by finish time, and the range bounds it (docs/api.md).
   const whenWord = FINISHED.includes(filters.state) ? "Finished" : "Created";
   const { queues } = await api("GET", "/queues");
-  const info = queues.find((q) => q.name === queue) || { name: queue, paused: false, counts: {} };
+  const known = queues.find((q) => q.name === queue);
+  if (!known) {
+    fill(main, h("h1", null, `Queue ${queue}`), h("p", { class: "panel", role: "note" },
+      `There is no queue named "${queue}": no job, schedule or setting has named it. `,
+      link("/ui/", "See every queue"), "."));
+    return;
+  }
+  const info = known;
   const selected = new Set();
   const chips = h("div", { class: "chips", role: "group", "aria-label": "Filter by state" });
   const table = h("div", { class: "panel", id: "jobs" });
@@ -307,7 +316,10 @@ async function queuePage(main, queue, params) {
   const searchError = h("p", { class: "field-error", id: "q-error", role: "alert" });
 
   const apply = (changes) => {
-    const next = { ...filters, ...changes };
+    // a change of filters starts again at the first page
+    const paging = "cursor" in changes ? {} : { cursor: "", page: "" };
+    const next = { ...filters, ...paging, ...changes };
+    if (next.page === 1) next.page = "";
     history.pushState(null, "", queuePath(queue) + qs(next));
     route();
   };
@@ -344,12 +356,12 @@ async function queuePage(main, queue, params) {
     queue, state: filters.state, name: filters.name, q: filters.q,
     from: filters.from ? `${filters.from}Z` : "", to: filters.to ? `${filters.to}Z` : "",
   });
-  let cursors = [null];
+  const PAGE = 50;
   const drawJobs = async () => {
     let page;
     try {
       page = await api("GET", `/queues/jobs${qs({ ...apiFilters(), order: filters.order, limit: 50,
-        cursor: cursors[cursors.length - 1] })}`);
+        cursor: filters.cursor })}`);
       searchError.textContent = "";
     } catch (error) {
       if (error.status === 400) {
@@ -361,10 +373,11 @@ async function queuePage(main, queue, params) {
     }
     fill(table, jobsTable(page.jobs, queue, selected, drawJobs),
       h("div", { class: "row" },
-        h("button", { type: "button", class: "quiet", disabled: cursors.length === 1,
-          onclick: () => { cursors.pop(); drawJobs().catch(fail); } }, "Previous page"),
+        h("button", { type: "button", class: "quiet", disabled: filters.page === 1,
+          onclick: () => history.back() }, "Previous page"),
         h("button", { type: "button", class: "quiet", disabled: !page.nextCursor,
-          onclick: () => { cursors.push(page.nextCursor); drawJobs().catch(fail); } }, "Next page"),
+          onclick: () => apply({ cursor: page.nextCursor, page: filters.page + 1 }) }, "Next page"),
+        h("span", { class: "muted", "aria-label": "Shown" }, shown(filters, page.jobs.length, PAGE, info.counts)),
         page.scanned !== undefined ? h("span", { class: "muted" }, `${page.scanned.toLocaleString("en")} rows read`)
           : null));
   };
@@ -406,9 +419,18 @@ async function queuePage(main, queue, params) {
   const refresh = async () => {
     const fresh = (await api("GET", "/queues")).queues.find((q) => q.name === queue);
     if (fresh) drawChips(fresh.counts);
-    if (cursors.length === 1 && !document.querySelector("#jobs input:checked")) await drawJobs();
+    if (!filters.cursor && !document.querySelector("#jobs input:checked")) await drawJobs();
   };
   every(REFRESH_MS, refresh);
+}
+
+// "51–100 of 3,479": the page's place, and the total when the state alone chooses.
+function shown(filters, count, size, counts) {
+  if (!count) return "";
+  const first = (filters.page - 1) * size + 1;
+  const onlyState = filters.state && !(filters.name || filters.q || filters.from || filters.to);
+  const total = onlyState ? ` of ${(counts[filters.state] || 0).toLocaleString("en")}` : "";
+  return `${first.toLocaleString("en")}–${(first + count - 1).toLocaleString("en")}${total}`;
 }
 
 function jobActions(job, queue, after) {
@@ -463,6 +485,7 @@ async function jobPage(main, id) {
     let dependents;
     try {
       job = await api("GET", `/queues/jobs/${id}`);
+      navigation(job.queue, location.pathname);  // the job's queue's tabs stay at hand
       dependents = (await api("GET", `/queues/jobs/${id}/dependents`)).jobs;
       const more = await api("GET", `/queues/jobs/${id}/logs${qs({ after: log.lastSeq })}`);
       log.lines = log.lines.concat(more.lines).slice(-1000);
@@ -857,7 +880,28 @@ document.addEventListener("click", (event) => {
 });
 window.addEventListener("popstate", route);
 
+// Light or dark: the system's (prefers-color-scheme) until the person picks one here.
+function themeToggle() {
+  const root = document.documentElement;
+  const stored = localStorage.getItem("queueapp-theme");
+  if (stored) root.dataset.theme = stored;
+  const dark = () => (root.dataset.theme || (matchMedia("(prefers-color-scheme: dark)").matches ? "dark" : "light")) === "dark";
+  const button = h("button", { type: "button", class: "quiet", id: "theme" });
+  const label = () => {
+    button.textContent = dark() ? "Light" : "Dark";
+    button.setAttribute("aria-label", dark() ? "Use the light theme" : "Use the dark theme");
+  };
+  button.addEventListener("click", () => {
+    root.dataset.theme = dark() ? "light" : "dark";
+    localStorage.setItem("queueapp-theme", root.dataset.theme);
+    label();
+  });
+  label();
+  document.querySelector(".top").append(button);
+}
+
 async function start() {
+  themeToggle();
   Object.assign(session, await api("GET", "/ui/session"));
   document.getElementById("role").textContent = session.role === "read" ? "read-only" : "";
   document.getElementById("logout").hidden = !session.auth;
