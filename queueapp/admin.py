@@ -26,9 +26,10 @@ import aiohttp
 
 from .client import QueueApiError, QueueClient
 from .settings import secret_from_file
+from .version import __version__
 
 DONE, REFUSED, USAGE, UNREACHABLE = 0, 1, 2, 3
-COMMANDS = ("queues", "jobs", "failures", "running", "groups", "nodes", "schedules", "enqueue", "stats")
+COMMANDS = ("queues", "jobs", "failures", "running", "groups", "nodes", "audit", "schedules", "enqueue", "stats")
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
@@ -48,7 +49,7 @@ def add_commands(commands: Any) -> None:
                         help="the appliance (env QUEUEAPP_URL)")
     common.add_argument("--token-file", metavar="FILE", help="read the bearer token from FILE (or env QUEUEAPP_TOKEN)")
     common.add_argument("--cacert", metavar="FILE", help="CA certificate(s) for an https:// appliance")
-    common.add_argument("--queue", default="default", help="the queue (default: default)")
+    common.add_argument("--queue", default=None, help="the queue (default: default; audit: every queue)")
     common.add_argument("-o", "--output", choices=("table", "json"), default="table")
 
     queues = commands.add_parser("queues", parents=[common], help="list queues, pause or resume one")
@@ -77,6 +78,9 @@ def add_commands(commands: Any) -> None:
 
     commands.add_parser("running", parents=[common], help="the queue's running jobs, from memory")
     commands.add_parser("nodes", parents=[common], help="the nodes of a cluster (one: this appliance)")
+    audit = commands.add_parser("audit", parents=[common],
+                                help="the audit trail: operator changes, newest first (--queue: of one queue)")
+    audit.add_argument("--limit", type=int, default=50, help="at most this many, 1 to 1000 (default 50)")
 
     groups = commands.add_parser("groups", parents=[common], help="flow-control keys: list, show, pause, resume, set")
     groups.add_argument("action", nargs="?", choices=("ls", "show", "pause", "resume", "set"), default="ls")
@@ -117,8 +121,8 @@ def run(args: argparse.Namespace) -> int:
 async def _run(args: argparse.Namespace, token: str | None) -> int:
     action: Callable[[QueueClient, argparse.Namespace], Awaitable[Any]] = ACTIONS[args.command]
     try:
-        async with QueueClient(args.url, token=token, queue=args.queue, cacert=args.cacert, timeout_s=30,
-                               coalesce=False) as client:
+        async with QueueClient(args.url, token=token, queue=args.queue or "default", cacert=args.cacert, timeout_s=30,
+                               coalesce=False, user_agent=f"queueapp-cli/{__version__}") as client:
             result = await action(client, args)
     except UsageError as exc:
         print(f"queueapp: {exc}", file=sys.stderr)
@@ -208,7 +212,7 @@ async def _list_jobs(client: QueueClient, args: argparse.Namespace) -> Any:
     if not 1 <= limit <= 1000:
         raise UsageError("--limit is 1 to 1000")
     query = {k: v for k, v in (("state", args.state), ("name", args.name), ("q", args.search)) if v}
-    queues = [args.queue]
+    queues = [args.queue or "default"]
     if args.queue == "*":
         if not args.all:
             raise UsageError("--queue '*' (every queue) goes with --all")
@@ -287,6 +291,16 @@ async def running_action(client: QueueClient, args: argparse.Namespace) -> Any:
     jobs = (await client.request("GET", "/queues/jobs/running"))["jobs"]
     return [{k: job.get(k) for k in ("id", "name", "startedAt", "heartbeatAt", "leaseExpiresAt", "inProcess",
                                      "stuck", "node")} for job in jobs]
+
+
+async def audit_action(client: QueueClient, args: argparse.Namespace) -> Any:
+    if not 1 <= args.limit <= 1000:
+        raise UsageError("--limit is 1 to 1000")
+    every = args.queue is None  # every queue's, unless --queue names one
+    entries = (await client.request("GET", "/queues/audit", query={"limit": str(args.limit)},
+                                    queued=not every))["entries"]
+    return [{k: e[k] for k in ("at", "actor", "via", "address", "queue", "action", "target", "changed")}
+            for e in entries]
 
 
 async def nodes_action(client: QueueClient, args: argparse.Namespace) -> Any:
@@ -377,7 +391,7 @@ async def stats_action(client: QueueClient, args: argparse.Namespace) -> Any:
 
 ACTIONS: dict[str, Callable[[QueueClient, argparse.Namespace], Awaitable[Any]]] = {
     "queues": queues_action, "jobs": jobs_action, "failures": failures_action, "running": running_action,
-    "groups": groups_action, "nodes": nodes_action, "schedules": schedules_action,
+    "groups": groups_action, "nodes": nodes_action, "audit": audit_action, "schedules": schedules_action,
     "enqueue": enqueue_action, "stats": stats_action,
 }
 

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from .api import add_routes
+from .api.audit import audit_middleware
 from .api.auth import Tokens, auth_middleware
 from .api.errors import error_middleware
 from .api.hosts import allowed_hosts_middleware
@@ -49,7 +50,8 @@ def make_app(
         register_secret(secret)
     tokens = Tokens(config.token, config.read_token) if config.token else None
     hosts = AllowedHosts(config.host, parse_allowed_hosts(config.allowed_hosts))
-    middlewares = [allowed_hosts_middleware(hosts), auth_middleware(tokens), error_middleware]
+    middlewares = [allowed_hosts_middleware(hosts), auth_middleware(tokens), error_middleware,
+                   audit_middleware(tokens)]
     if config.rate_limit:
         middlewares.append(rate_limit_middleware(
             config.rate_limit, config.rate_burst or config.rate_limit, config.trusted_proxies))
@@ -67,6 +69,7 @@ def make_app(
         aging=queues.aging_for,
         alerter=Alerter(config.alert_webhook_url) if config.alert_webhook_url else None,
         monitor_interval_ms=config.monitor_interval_ms,
+        audit_kept_ms=config.audit_retention_days * 86_400_000,
     )
     app[SERVICE] = service
     builtins = BuiltinJobs(service.store, service.clock, config.builtin_settings())

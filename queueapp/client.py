@@ -62,6 +62,7 @@ class QueueClient:
     def __init__(
         self, base_url: str, *, token: str | None = None, queue: str = "default",
         timeout_s: float = 60.0, cacert: str | None = None, coalesce: bool = True,
+        user_agent: str | None = None,
     ) -> None:
         """``cacert``: CA certificate(s) to verify an https:// appliance with; the
         server is always verified (against the system's CAs by default).
@@ -71,6 +72,8 @@ class QueueClient:
         self.base_url = base_url.rstrip("/")
         self.queue = queue
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if user_agent:  # who is calling, as the audit trail records it (the CLI says so)
+            headers["User-Agent"] = user_agent
         self._session = aiohttp.ClientSession(
             headers=headers, timeout=aiohttp.ClientTimeout(total=timeout_s),
             connector=aiohttp.TCPConnector(ssl=client_context(cacert)),
@@ -89,11 +92,12 @@ class QueueClient:
 
     async def request(
         self, method: str, path: str, body: Any = None, *, query: dict[str, str] | None = None,
-        also_ok: tuple[int, ...] = (),
+        also_ok: tuple[int, ...] = (), queued: bool = True,
     ) -> Any:
-        """The answer's JSON; QueueApiError for an error status not in ``also_ok``."""
+        """The answer's JSON; QueueApiError for an error status not in ``also_ok``.
+        ``queued``: send the client's queue (routes of every queue: False)."""
         url = f"{self.base_url}{path}"
-        params = {"queue": self.queue, **(query or {})}
+        params = {**({"queue": self.queue} if queued else {}), **(query or {})}
         async with self._session.request(method, url, params=params, json=body) as r:
             text = await r.text(errors="replace")
             try:

@@ -144,6 +144,12 @@ class Config:
         "An idle keep-alive connection is closed after this long, in ms.",
         low=1,
     )
+    audit_retention_days: int = setting(
+        90,
+        "How long the audit trail (every operator change: GET /queues/audit) keeps an entry, "
+        "in days; the cleanup job prunes older ones.",
+        low=1, high=36_500,
+    )
     audit_interval_ms: int = setting(
         0,
         "Self-audit: every this many ms, compare memory with the table and log any "

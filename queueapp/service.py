@@ -43,7 +43,7 @@ from .prometheus import render
 from .service_browse import BrowseDesk, make_search
 from .service_groups import GroupDesk
 from .service_parts import ScheduleDesk, WorkerDesk
-from .store import Added, LogLine, Store, added_ids, added_jobs
+from .store import Added, AuditEntry, LogLine, Store, added_ids, added_jobs
 from .workers.maintenance import register_maintenance
 from .workers.registry import HandlerRegistry
 
@@ -65,8 +65,10 @@ class QueueService:
         monitor_interval_ms: int = 60_000,
         group_limits: Callable[[str], GroupLimits] | None = None,
         aging: Callable[[str], Aging | None] | None = None,
+        audit_kept_ms: int = 90 * 86_400_000,
     ) -> None:
         self.store = store
+        self.audit_kept_ms = audit_kept_ms
         # False: the scheduler, the lease reaper and the monitor only move when their
         # tick() is called (tests drive them with a FakeClock).
         self.background = background
@@ -113,9 +115,24 @@ class QueueService:
         register_maintenance(
             self.registry, lambda grace, state, queue: self.clean(grace, state, queue=queue),
             lambda: list(self.dispatcher.queues),
-            lambda: store.prune_history(self.clock.now_ms() - HISTORY_KEPT_MS),
+            self._prune_kept,
         )
         self._loops: list[asyncio.Task[None]] = []
+
+    async def _prune_kept(self) -> int:
+        """What the cleanup job prunes besides jobs: metrics history older than a week,
+        audit entries older than audit_retention_days; the rows removed."""
+        now = self.clock.now_ms()
+        return await self.store.prune_history(now - HISTORY_KEPT_MS) + await self.store.prune_audit(
+            now - self.audit_kept_ms)
+
+    # the audit trail ------------------------------------------------------------------
+
+    async def record_audit(self, entry: AuditEntry) -> None:
+        await self.store.record_audit(entry)
+
+    async def audit_trail(self, queue: str | None, before_id: int | None, limit: int) -> list[AuditEntry]:
+        return await self.store.read_audit(queue, before_id, limit)
 
     async def start(self) -> None:
         """Open the store, recover what a crash left running, start dispatching, and

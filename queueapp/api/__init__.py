@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import browse, groups, jobs, ndjson, queues, schedules, streams, workers
+from . import audit, browse, groups, jobs, ndjson, queues, schedules, streams, workers
 from .keys import OPENAPI
 from .spec import Endpoint, openapi_document
 
-MODULES = (queues, groups, jobs, browse, ndjson, workers, schedules, streams)
+MODULES = (queues, groups, jobs, browse, ndjson, workers, schedules, streams, audit)
 
 
 def endpoints() -> list[Endpoint]:

@@ -7,6 +7,7 @@ from .actions import ELIGIBLE, Acted, Selection
 from .base import (
     Added,
     AddedRun,
+    AuditEntry,
     Change,
     CommitStats,
     FinishedSample,
@@ -35,6 +36,7 @@ __all__ = [
     "Selection",
     "Added",
     "AddedRun",
+    "AuditEntry",
     "added_ids",
     "added_jobs",
     "Change",

@@ -25,6 +25,7 @@ from .actions import Acted, Selection
 from .records import (
     Added,
     AddedRun,
+    AuditEntry,
     Change,
     CommitStats,
     FinishedSample,
@@ -40,8 +41,9 @@ from .records import (
 )
 from .shared import SharedStore
 
-__all__ = ["Added", "AddedRun", "Change", "CommitStats", "FinishedSample", "LogLine", "NameFigures", "PendingJob",
-           "QueueSettings", "Report", "Store", "StoredGroups", "TableSnapshot", "Then", "added_ids", "added_jobs"]
+__all__ = ["Added", "AddedRun", "AuditEntry", "Change", "CommitStats", "FinishedSample", "LogLine", "NameFigures",
+           "PendingJob", "QueueSettings", "Report", "Store", "StoredGroups", "TableSnapshot", "Then", "added_ids",
+           "added_jobs"]
 
 # A write's post-commit hook: called once with the write's result, in the event loop's
 # thread, after the commit and before the caller is answered, even when the caller has
@@ -223,6 +225,18 @@ class Store(ABC):
         """Figures for jobs of ``queue`` finished in ``[since, until]``: per job name
         counts and processing times, the commonest failure reasons; and the queue's
         current counts by state."""
+
+    @abstractmethod
+    async def record_audit(self, entry: AuditEntry) -> None:
+        """Keep an operator change in the audit trail."""
+
+    @abstractmethod
+    async def prune_audit(self, before: int) -> int:
+        """Remove the audit entries older than ``before``; how many."""
+
+    @abstractmethod
+    async def read_audit(self, queue: str | None, before_id: int | None, limit: int) -> list[AuditEntry]:
+        """The newest audit entries (of ``queue``) numbered before ``before_id``."""
 
     @abstractmethod
     async def append_log(self, job_id: int, token: str, lines: list[str], now: int, keep: int) -> int | None:

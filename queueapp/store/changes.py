@@ -10,8 +10,8 @@ from typing import Any
 from ..flow import GroupLimits, KeyChange, KeySettings
 from ..history import HOUR_MS, MINUTE_MS, Tally
 from ..model import UNFINISHED, NewJob, Schedule
-from .records import Added, StoredGroups
-from .sql import groups, history, jobs, logs, queues, schedules
+from .records import Added, AuditEntry, StoredGroups
+from .sql import audit, groups, history, jobs, logs, queues, schedules
 from .sql.dialect import Dialect
 from .sql.plan import AddJobs, Plan
 
@@ -24,6 +24,18 @@ def set_paused(d: Dialect, queue: str, paused: bool, now: int) -> Plan[None]:
 
 def ensure_queue(d: Dialect, queue: str, now: int) -> Plan[None]:
     yield queues.ensure(d, queue, now)
+
+
+# -- the audit trail --------------------------------------------------------------------------------
+
+
+def record_audit(d: Dialect, entry: AuditEntry) -> Plan[None]:
+    yield audit.record(d, entry)
+
+
+def prune_audit(d: Dialect, before: int) -> Plan[int]:
+    removed: int = yield audit.prune(d, before)
+    return removed
 
 
 # -- a job's log ---------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple, overload
+from typing import Any, NamedTuple, overload
 
 from ..flow import GroupLimits, GroupPolicy, KeySettings
 from ..histogram import Histogram
@@ -118,6 +118,24 @@ class QueueSettings:
     name: str
     paused: bool
     concurrency: int | None
+
+
+@dataclass(slots=True)
+class AuditEntry:
+    """One operator change: when, who (the token's role), how (dashboard, cli, api),
+    from where, in which queue, what (the action and its target: an id, a name, a
+    filter), how many jobs it changed, and what else the request said."""
+
+    at: int
+    actor: str
+    via: str
+    address: str | None
+    queue: str | None
+    action: str
+    target: str | None = None
+    changed: int | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    id: int | None = None
 
 
 class LogLine(NamedTuple):

@@ -421,3 +421,21 @@ def test_pages_in_the_url_a_missing_queue_the_selected_filter_and_dark_mode(serv
     dark.go("/ui/")  # the choice is kept
     expect(dark.page.get_by_role("button", name="Use the dark theme")).to_be_visible()
     dark.check()
+
+
+def test_the_audit_page_lists_an_action_just_taken(serve, browser):
+    server = serve()
+    call(server.url, "POST", "/queues/jobs/bulk?queue=billing", {"jobs": [{"name": "charge"}, {"name": "charge"}]})
+    w = wide_page(browser, server.url)
+    page = w.page
+    w.go("/ui/queues/billing")
+    page.get_by_role("button", name="Pause queue billing").click()
+    expect(page.get_by_role("button", name="Resume queue billing")).to_be_visible()
+    page.get_by_role("link", name="Audit").click()
+    expect(page).to_have_url(re.compile("/ui/audit$"))
+    row = page.get_by_role("row", name=re.compile("pause queue"))
+    expect(row).to_contain_text("dashboard")
+    expect(row).to_contain_text("billing")
+    expect(row).to_contain_text("open")  # no token guards this appliance
+    w.shot("audit")
+    w.check()

@@ -54,7 +54,8 @@ class ApiError extends Error {
 }
 
 async function api(method, path, body) {
-  const headers = { Accept: "application/json" };
+  // says where a change came from, for the audit trail (not a credential)
+  const headers = { Accept: "application/json", "X-Queueapp-Client": "dashboard" };
   if (method !== "GET" && session.csrf) headers["X-CSRF-Token"] = session.csrf;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(path, {
@@ -829,12 +830,42 @@ function groupPolicyForm(queue, after) {
   return form;
 }
 
+// ---------------------------------------------------------------- audit trail
+
+// Every operator change, newest first: who (the role), how, from where, what, how many.
+async function auditPage(main) {
+  const box = h("div", { class: "panel" });
+  let before = null;
+  const draw = async () => {
+    const { entries, nextBefore } = await api("GET", `/queues/audit${qs({ limit: 100, before })}`);
+    if (!entries.length) return fill(box, h("p", { class: "muted" }, "No operator change yet."));
+    fill(box, h("table", null,
+      h("thead", null, h("tr", null, ["when", "who", "via", "from", "queue", "action", "what", "jobs changed"]
+        .map((t) => h("th", null, t)))),
+      h("tbody", null, entries.map((e) => h("tr", null,
+        h("td", { title: e.at }, exact(e.at)), h("td", null, e.actor), h("td", null, e.via),
+        h("td", null, e.address || "—"), h("td", null, e.queue ? link(queuePath(e.queue), e.queue) : "—"),
+        h("td", null, e.action),
+        h("td", null, e.target && /^\d+$/.test(e.target) ? link(`/ui/jobs/${e.target}`, e.target) : (e.target || "—")),
+        h("td", { class: "num" }, e.changed ?? "—"))))),
+      h("div", { class: "row" },
+        h("button", { type: "button", class: "quiet", disabled: !before,
+          onclick: () => { before = null; draw().catch(fail); } }, "Newest"),
+        h("button", { type: "button", class: "quiet", disabled: !nextBefore,
+          onclick: () => { before = nextBefore; draw().catch(fail); } }, "Older")));
+  };
+  fill(main, h("h1", null, "Audit trail"),
+    h("p", { class: "muted" }, "Every change an operator made, from this dashboard, the CLI or the API."), box);
+  await draw();
+  every(5000, async () => { if (!before) await draw(); });
+}
+
 // ---------------------------------------------------------------- routing
 
 function navigation(queue, here) {
   const nav = document.getElementById("nav");
   const item = (href, text) => h("a", { href, "data-link": true, "aria-current": here === href ? "page" : undefined }, text);
-  fill(nav, item("/ui/", "Overview"), queue ? [
+  fill(nav, item("/ui/", "Overview"), item("/ui/audit", "Audit"), queue ? [
     item(queuePath(queue), `Jobs of ${queue}`), item(queuePath(queue, "/failed"), "Failed"),
     item(queuePath(queue, "/schedules"), "Schedules"), item(queuePath(queue, "/workers"), "Workers"),
     item(queuePath(queue, "/groups"), "Groups"),
@@ -856,6 +887,10 @@ async function route() {
       const page = { failed: failedPage, schedules: schedulesPage, workers: workersPage, groups: groupsPage }[queueMatch[3]];
       document.title = `${queue} · queueapp`;
       await (page ? page(main, queue) : queuePage(main, queue, params));
+    } else if (path === "/ui/audit" || path === "/ui/audit/") {
+      navigation(null, "/ui/audit");
+      document.title = "Audit · queueapp";
+      await auditPage(main);
     } else if (jobMatch) {
       navigation(null, path);
       document.title = `Job ${jobMatch[1]} · queueapp`;

@@ -13,6 +13,7 @@ from ...search import MAX_SCAN, JobPage, JobSearch
 from .. import changes
 from .. import job_reads as reads
 from ..records import (
+    AuditEntry,
     FinishedSample,
     LogLine,
     NameFigures,
@@ -22,8 +23,8 @@ from ..records import (
     StoredGroups,
     TableSnapshot,
 )
+from ..sql import audit, history, logs, schedules
 from ..sql import dependencies as edges
-from ..sql import history, logs, schedules
 from ..sql.dialect import POSTGRES, numbered
 from .jobs import COLUMNS, row_to_job
 from .statements import drive, execute
@@ -151,3 +152,7 @@ async def read_log(conn: Any, job_id: int, after_seq: int, limit: int) -> list[L
 
 async def dependents(conn: Any, job_id: int, limit: int) -> list[tuple[int, str, str]]:
     return [tuple(r) for r in await execute(conn, edges.dependents(POSTGRES, job_id, limit))]
+
+
+async def read_audit(conn: Any, queue: str | None, before_id: int | None, limit: int) -> list[AuditEntry]:
+    return [audit.row_to_entry(r) for r in await execute(conn, audit.page(POSTGRES, queue, before_id, limit))]

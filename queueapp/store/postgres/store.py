@@ -26,6 +26,7 @@ from ..base import Store, Then
 from ..lock import DatabaseInUse
 from ..records import (
     Added,
+    AuditEntry,
     Change,
     CommitStats,
     FinishedSample,
@@ -249,6 +250,15 @@ class PostgresStore(Store):
 
     async def ensure_queue(self, queue: str, now: int) -> None:
         await self._writer.submit(run, changes.ensure_queue, queue, now)
+
+    async def record_audit(self, entry: AuditEntry) -> None:
+        await self._writer.submit(run, changes.record_audit, entry)
+
+    async def prune_audit(self, before: int) -> int:
+        return await self._writer.submit(run, changes.prune_audit, before)
+
+    async def read_audit(self, queue: str | None, before_id: int | None, limit: int) -> list[AuditEntry]:
+        return await self.pooled(reads.read_audit, queue, before_id, limit)
 
     async def append_log(self, job_id: int, token: str, lines: list[str], now: int, keep: int) -> int | None:
         return await self._writer.submit(run, changes.append_log, job_id, token, lines, now, keep)

@@ -20,6 +20,7 @@ from .. import job_reads as reads
 from ..actions import Acted, Selection
 from ..base import (
     Added,
+    AuditEntry,
     Change,
     CommitStats,
     FinishedSample,
@@ -34,8 +35,8 @@ from ..base import (
     Then,
 )
 from ..lock import DatabaseLock
+from ..sql import audit, groups, history, logs, schedules
 from ..sql import dependencies as edges
-from ..sql import groups, history, logs, schedules
 from ..sql.dialect import SQLITE
 from ..sql.jobs import row_to_job
 from ..sql.plan import Statement
@@ -177,6 +178,16 @@ class SqliteStore(Store):
 
     async def ensure_queue(self, queue: str, now: int) -> None:
         await self._writer.submit(run, self._ids, changes.ensure_queue, queue, now)
+
+    async def record_audit(self, entry: AuditEntry) -> None:
+        await self._writer.submit(run, self._ids, changes.record_audit, entry)
+
+    async def prune_audit(self, before: int) -> int:
+        return await self._writer.submit(run, self._ids, changes.prune_audit, before)
+
+    async def read_audit(self, queue: str | None, before_id: int | None, limit: int) -> list[AuditEntry]:
+        statement = audit.page(SQLITE, queue, before_id, limit)
+        return [audit.row_to_entry(r) for r in await self._fetchall(statement.sql, statement.params)]
 
     async def append_log(self, job_id: int, token: str, lines: list[str], now: int, keep: int) -> int | None:
         return await self._writer.submit(run, self._ids, changes.append_log, job_id, token, lines, now, keep)

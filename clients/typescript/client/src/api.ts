@@ -32,9 +32,27 @@ export interface AgingOut {
   maxLevels: number;
 }
 
+export interface AuditEntryOut {
+  action: string;
+  actor: string;
+  address: string | null;
+  at: string;
+  changed: number | null;
+  detail: Record<string, any>;
+  id: string;
+  queue: string | null;
+  target: string | null;
+  via: string;
+}
+
 export interface AuditOut {
   ok: boolean;
   problems: string[];
+}
+
+export interface AuditTrailOut {
+  entries: AuditEntryOut[];
+  nextBefore: string | null;
 }
 
 export interface BackoffOptions {
@@ -522,6 +540,13 @@ export interface Operations {
     body: undefined;
     answer: AuditOut;
   };
+  /** GET /queues/audit: The audit trail: operator changes (retry, cancel, delete, promote, pause, resume, clean, schedules, groups) from the dashboard, the CLI or the API, newest first. */
+  audit_trail: {
+    pathParams: {};
+    query: {queue?: string; limit?: number; before?: number};
+    body: undefined;
+    answer: AuditTrailOut;
+  };
   /** DELETE /queues/jobs/{id}: Cancel a job: waiting or delayed ones at once, an active one is stopped. */
   cancel_job: {
     pathParams: {id: string};
@@ -860,6 +885,7 @@ export const OPERATIONS = {
   add_job: { method: "POST", path: "/queues/jobs", textBody: false, textAnswer: false, queued: true, ok: [200, 201] },
   append_log: { method: "POST", path: "/queues/jobs/{id}/log", textBody: false, textAnswer: false, queued: false, ok: [200] },
   audit: { method: "GET", path: "/debug/audit", textBody: false, textAnswer: false, queued: false, ok: [200] },
+  audit_trail: { method: "GET", path: "/queues/audit", textBody: false, textAnswer: false, queued: true, ok: [200] },
   cancel_job: { method: "DELETE", path: "/queues/jobs/{id}", textBody: false, textAnswer: false, queued: false, ok: [200] },
   clean: { method: "POST", path: "/queues/clean", textBody: false, textAnswer: false, queued: true, ok: [200] },
   complete: { method: "POST", path: "/queues/jobs/{id}/complete", textBody: false, textAnswer: false, queued: false, ok: [200] },

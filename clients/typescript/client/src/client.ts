@@ -280,6 +280,11 @@ export class QueueClient {
     return (await this.call("append_log", { path: { id }, body: { leaseToken, lines } })).lastSeq;
   }
 
+  /** The audit trail: operator changes, newest first (of `queue` only, when given). */
+  auditTrail(query: api.Operations["audit_trail"]["query"] = {}): Promise<api.AuditTrailOut> {
+    return this.call("audit_trail", { query });
+  }
+
   /** The jobs waiting on this one (their options.dependsOn names it). */
   async jobDependents(id: string): Promise<api.DependentOut[]> {
     return (await this.call("job_dependents", { path: { id } })).jobs;
@@ -381,5 +386,5 @@ export const METHOD_OF: { [K in OperationId]: keyof QueueClient } = {
   get_schedule: "getSchedule", delete_schedule: "deleteSchedule", pause_schedule: "pauseSchedule",
   resume_schedule: "resumeSchedule", run_schedule: "runSchedule", prometheus_metrics: "prometheusMetrics",
   job_events: "events", append_log: "appendLog", job_log: "jobLog",
-  job_dependents: "jobDependents",
+  job_dependents: "jobDependents", audit_trail: "auditTrail",
 };
