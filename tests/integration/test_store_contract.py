@@ -18,7 +18,7 @@ from queueapp.model import JobState
 from queueapp.options import JobOptions, ScheduleSpec
 from queueapp.retry import Failure
 from queueapp.service_browse import make_search
-from queueapp.store import SqliteStore
+from queueapp.store import AuditEntry, SqliteStore
 from queueapp.store.postgres.store import PostgresStore
 from queueapp.workers.registry import HandlerRegistry
 
@@ -178,3 +178,38 @@ async def test_schedules_groups_history_and_failures_survive_a_restart(open_serv
     assert (group["error"], group["count"]) == ("boom", 1)
     assert (await again.get_job(job.id)).state is JobState.FAILED
     await clean_audit(again)
+
+
+async def test_logs_dependents_failure_groups_schedule_runs_and_the_audit_trail_on_both_stores(open_service):
+    clock = FakeClock()
+    service = await open_service(clock=clock)
+    parent = await service.add_job("fetch", {}, {"attempts": 1})
+    child = await service.add_job("ship", {}, {"dependsOn": [str(parent.id)]})
+    assert await service.job_dependents(parent.id) == [(child.id, "ship", "blocked")]
+    [leased] = await service.workers.lease("default", ["fetch"], 1, 30_000, 0)
+    assert await service.workers.log(leased.id, leased.lease_token, ["one", "two"]) == 2
+    assert await service.store.append_log(leased.id, leased.lease_token, ["three"], clock.ms, 2) == 3
+    assert [(line.seq, line.line) for line in await service.job_log(leased.id)] == [(2, "two"), (3, "three")]
+    assert await service.store.append_log(leased.id, "stale", ["x"], clock.ms, 10) is None
+    await service.workers.fail(leased.id, leased.lease_token, Failure("device token 8f3a9c0d2b1e4f5a6b7c"))
+    groups = {g["fingerprint"]: g for g in await service.browse.failure_groups("default")}
+    assert set(groups) == {"device token <id>", "dependency <n> failed"}  # its dependent failed with it
+    assert all(g["count"] == 1 and g["errorGroup"] for g in groups.values())
+
+    schedule = await service.schedules.recurring("nightly", "0 3 * * *")
+    job = await service.scheduler.run_now("default", schedule.name)
+    stored = await service.store.get_schedule("default", "nightly")
+    assert stored is not None and stored.last_job_id == job.id and stored.last_run_at == clock.ms
+
+    entry = AuditEntry(at=clock.ms, actor="admin", via="api", address="127.0.0.1", queue="default",
+                       action="retry", target=str(parent.id), changed=1, detail={"why": "test"})
+    await service.record_audit(entry)
+    await service.record_audit(AuditEntry(at=clock.ms + 5, actor="read", via="cli", address=None, queue="other",
+                                          action="pause queue"))
+    found = await service.audit_trail(None, None, 10)
+    assert [(e.action, e.queue, e.detail) for e in found] == [("pause queue", "other", {}),
+                                                           ("retry", "default", {"why": "test"})]
+    assert [e.action for e in await service.audit_trail("default", None, 10)] == ["retry"]
+    assert [e.action for e in await service.audit_trail(None, found[0].id, 10)] == ["retry"]
+    assert await service.store.prune_audit(clock.ms + 1) == 1
+    await clean_audit(service)
