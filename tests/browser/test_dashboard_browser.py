@@ -439,3 +439,28 @@ def test_the_audit_page_lists_an_action_just_taken(serve, browser):
     expect(row).to_contain_text("open")  # no token guards this appliance
     w.shot("audit")
     w.check()
+
+
+def test_a_chart_has_axes_series_and_a_tooltip_for_each_point(serve, browser):
+    server = serve()
+    call(server.url, "POST", "/queues/jobs/bulk?queue=charted", {"jobs": [{"name": "x"} for _ in range(3)]})
+    _, leased = call(server.url, "POST", "/queues/jobs/lease?queue=charted", {"max": 3})
+    for job in leased["jobs"][:2]:
+        call(server.url, "POST", f"/queues/jobs/{job['id']}/complete", {"leaseToken": job["leaseToken"]})
+    call(server.url, "POST", f"/queues/jobs/{leased['jobs'][2]['id']}/fail",
+         {"leaseToken": leased["jobs"][2]["leaseToken"], "retry": False, "error": "boom"})
+    w = wide_page(browser, server.url)
+    page = w.page
+    w.go("/ui/queues/charted")
+    chart = page.locator("svg.chart").first
+    expect(chart.locator("text.tick").first).to_be_visible()  # an axis, with its labels
+    tooltips = chart.locator("title")
+    expect(tooltips.last).to_contain_text("3 enqueued, 2 completed, 1 failed")
+    expect(page.locator("svg.chart.latency")).to_have_count(1)  # processing time, mean and p95
+    expect(page.locator("figcaption").first).to_contain_text("3 enqueued")
+    w.go("/ui/queues/charted")
+    page.get_by_role("group", name="Chart window").get_by_role("button", name="7d").click()
+    expect(page.get_by_role("group", name="Chart window").get_by_role("button", name="7d")).to_have_attribute(
+        "aria-pressed", "true")
+    w.shot("chart")
+    w.check()

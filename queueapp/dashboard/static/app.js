@@ -216,34 +216,117 @@ async function actOnIds(action, queue, ids) {
 
 // ---------------------------------------------------------------- charts
 
-function chart(points, label) {
-  const width = 600;
-  const height = 90;
-  const peak = Math.max(1, ...points.map((p) => p.completed + p.failed));
-  const bar = width / Math.max(points.length, 1);
-  const bars = [];
-  points.forEach((p, i) => {
-    const done = (p.completed / peak) * (height - 4);
-    const failed = (p.failed / peak) * (height - 4);
-    const x = (i * bar).toFixed(2);
-    const w = Math.max(bar - 1, 0.5).toFixed(2);
-    if (done > 0) bars.push(svg("rect", { class: "completed", x, y: height - done, width: w, height: done }));
-    if (failed > 0) bars.push(svg("rect", { class: "failed", x, y: height - done - failed, width: w, height: failed }));
-  });
+// A window of the metrics history, drawn by the page itself (SVG, no outside code):
+// completed and failed jobs as stacked bars, enqueued as a line, against a time axis
+// and a count axis; then processing time (mean and p95) as lines. Each point's
+// numbers are its tooltip (an SVG title: hover, or a screen reader's reading).
+function chart(points, label, windowName) {
+  const W = 640;
+  const H = 150;
+  const left = 46;
+  const bottom = 20;
+  const top = 6;
+  const plotW = W - left - 6;
+  const plotH = H - top - bottom;
+  const peak = Math.max(...points.map((p) => Math.max(p.completed + p.failed, p.enqueued)), 0);
   const total = points.reduce((n, p) => n + p.completed, 0);
   const failures = points.reduce((n, p) => n + p.failed, 0);
+  const added = points.reduce((n, p) => n + p.enqueued, 0);
   const rate = total + failures ? ((100 * failures) / (total + failures)).toFixed(1) : "0.0";
+  const legend = h("figcaption", { class: "legend" }, h("span", { class: "e" }, `${added.toLocaleString("en")} enqueued`),
+    h("span", { class: "c" }, `${total.toLocaleString("en")} completed`),
+    h("span", { class: "f" }, `${failures.toLocaleString("en")} failed (${rate} %)`));
+  if (!points.length || (peak === 0 && points.every((p) => p.meanMs === null))) {
+    return h("figure", { class: "chart-box" }, h("p", { class: "muted" }, `Nothing happened in the last ${windowName}.`),
+      legend);
+  }
+  const top1 = niceCeiling(peak);
+  const x = (i) => left + (i * plotW) / points.length;
+  const y = (v) => top + plotH - (v / top1) * plotH;
+  const bar = plotW / points.length;
+  const parts = [];
+  for (const tick of [0, top1 / 2, top1]) {
+    parts.push(svg("line", { class: tick ? "grid" : "axis", x1: left, x2: W - 6, y1: y(tick), y2: y(tick) }),
+      svg("text", { class: "tick", x: left - 6, y: y(tick) + 4, "text-anchor": "end" }, compact(tick)));
+  }
+  const labelEvery = Math.max(1, Math.ceil(points.length / 6));
+  points.forEach((p, i) => {
+    const xi = x(i);
+    const w = Math.max(bar - 1, 0.5);
+    const done = plotH * (p.completed / top1);
+    const failed = plotH * (p.failed / top1);
+    if (done > 0) parts.push(svg("rect", { class: "completed", x: xi, y: y(p.completed), width: w, height: done }));
+    if (failed > 0) {
+      parts.push(svg("rect", { class: "failed", x: xi, y: y(p.completed + p.failed), width: w, height: failed }));
+    }
+    if (i % labelEvery === 0) {
+      parts.push(svg("text", { class: "tick", x: xi, y: H - 5, "text-anchor": "start" }, clock(p.start, windowName)));
+    }
+  });
+  parts.push(svg("polyline", { class: "enqueued", fill: "none",
+    points: points.map((p, i) => `${(x(i) + bar / 2).toFixed(1)},${y(p.enqueued).toFixed(1)}`).join(" ") }));
+  // the tooltips: a column over each point, its numbers as its title
+  points.forEach((p, i) => parts.push(svg("rect", { class: "hit", x: x(i), y: top, width: bar, height: plotH },
+    svg("title", null, pointText(p, windowName)))));
+  const latency = latencyChart(points, windowName, left, W);
   return h("figure", { class: "chart-box" },
-    svg("svg", { class: "chart", viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "none", role: "img",
-      "aria-label": `${label}: ${total} completed, ${failures} failed, peak ${peak} per point` },
-    svg("line", { class: "axis", x1: 0, y1: height - 0.5, x2: width, y2: height - 0.5 }), bars),
-    h("figcaption", { class: "legend" }, h("span", { class: "c" }, `${total} completed`),
-      h("span", { class: "f" }, `${failures} failed (${rate} %)`), h("span", null, `peak ${peak}`)));
+    svg("svg", { class: "chart", viewBox: `0 0 ${W} ${H}`, role: "img",
+      "aria-label": `${label}: ${added} enqueued, ${total} completed, ${failures} failed; at most ${peak} a point` },
+    parts), latency, legend);
+}
+
+// Processing time: mean and p95 per point, in ms, where jobs finished.
+function latencyChart(points, windowName, left, W) {
+  const H = 90;
+  const top = 6;
+  const bottom = 18;
+  const plotH = H - top - bottom;
+  const plotW = W - left - 6;
+  const slowest = Math.max(0, ...points.map((p) => p.p95Ms ?? 0), ...points.map((p) => p.meanMs ?? 0));
+  if (!slowest) return null;
+  const top1 = niceCeiling(slowest);
+  const x = (i) => left + ((i + 0.5) * plotW) / points.length;
+  const y = (v) => top + plotH - (v / top1) * plotH;
+  const line = (key) => points.map((p, i) => (p[key] === null ? null : `${x(i).toFixed(1)},${y(p[key]).toFixed(1)}`))
+    .filter(Boolean).join(" ");
+  return svg("svg", { class: "chart latency", viewBox: `0 0 ${W} ${H}`, role: "img",
+    "aria-label": `Processing time, mean and p95, at most ${compact(slowest)} ms` },
+  [0, top1].map((tick) => [svg("line", { class: tick ? "grid" : "axis", x1: left, x2: W - 6, y1: y(tick), y2: y(tick) }),
+    svg("text", { class: "tick", x: left - 6, y: y(tick) + 4, "text-anchor": "end" }, `${compact(tick)} ms`)]),
+  svg("polyline", { class: "p95", fill: "none", points: line("p95Ms") }),
+  svg("polyline", { class: "mean", fill: "none", points: line("meanMs") }),
+  svg("text", { class: "tick", x: W - 8, y: H - 4, "text-anchor": "end" }, "processing time: p95 and mean"));
+}
+
+function pointText(p, windowName) {
+  const times = p.meanMs === null ? "" : `, ${p.meanMs} ms mean, ${p.p95Ms} ms p95`;
+  return `${clock(p.start, windowName)}: ${p.enqueued} enqueued, ${p.completed} completed, ${p.failed} failed${times}`;
+}
+
+// A point's time as its window reads it: the hour and minute, or the day and hour.
+function clock(iso, windowName) {
+  const at = new Date(iso);
+  const two = (n) => String(n).padStart(2, "0");
+  const hm = `${two(at.getUTCHours())}:${two(at.getUTCMinutes())}`;
+  return windowName === "7d" ? `${at.toUTCString().slice(0, 3)} ${hm}` : hm;
+}
+
+function niceCeiling(value) {
+  if (value <= 0) return 1;
+  const power = 10 ** Math.floor(Math.log10(value));
+  for (const step of [1, 2, 2.5, 5, 10]) if (value <= step * power) return step * power;
+  return 10 * power;
+}
+
+function compact(n) {
+  if (n >= 1e6) return `${+(n / 1e6).toFixed(1)}M`;
+  if (n >= 1e3) return `${+(n / 1e3).toFixed(1)}k`;
+  return String(+n.toFixed(1));
 }
 
 async function historyChart(queue, windowName) {
   const history = await api("GET", `/queues/metrics/history${qs({ queue, window: windowName })}`);
-  return chart(history.points, `Throughput of ${queue} over ${windowName}`);
+  return chart(history.points, `Throughput of ${queue} over ${windowName}`, windowName);
 }
 
 // ---------------------------------------------------------------- overview
