@@ -295,6 +295,10 @@ function latencyChart(points, windowName, left, W) {
     svg("text", { class: "tick", x: left - 6, y: y(tick) + 4, "text-anchor": "end" }, `${compact(tick)} ms`)]),
   svg("polyline", { class: "p95", fill: "none", points: line("p95Ms") }),
   svg("polyline", { class: "mean", fill: "none", points: line("meanMs") }),
+  // a dot at each point, so that a lone minute with finished jobs is seen too
+  points.flatMap((p, i) => (p.meanMs === null ? [] : [
+    svg("circle", { class: "p95", cx: x(i), cy: y(p.p95Ms), r: 2 }),
+    svg("circle", { class: "mean", cx: x(i), cy: y(p.meanMs), r: 2 })])),
   svg("text", { class: "tick", x: W - 8, y: H - 4, "text-anchor": "end" }, "processing time: p95 and mean"));
 }
 
@@ -553,7 +557,7 @@ function jobsTable(jobs, queue, selected, after) {
       h("td", { class: "num hide-narrow" }, `${job.attemptsMade}/${job.attempts}`),
       h("td", { class: "hide-narrow" }, when(job.createdAt)),
       h("td", { class: "hide-narrow" }, when(job.finishedAt)),
-      errors ? h("td", { class: "error", title: job.error || "" },
+      errors ? h("td", { class: job.error ? "error" : "muted", title: job.error || "" },
         job.error ? (job.error.length > 120 ? `${job.error.slice(0, 119)}…` : job.error) : "—") : null,
       h("td", null, h("div", { class: "row" }, jobActions(job, queue, after)))))));
 }
@@ -648,7 +652,9 @@ function exact(iso) {
 function durations(job) {
   const ms = (a, b) => Date.parse(b) - Date.parse(a);
   const rows = [];
-  if (job.startedAt) rows.push(["waited", span(Math.max(0, ms(job.runAt, job.startedAt)))]);
+  // a job back in line keeps its last attempt's start: that attempt's wait is not this one's
+  if (!job.startedAt || ["waiting", "delayed", "blocked"].includes(job.state)) return rows;
+  rows.push(["waited", span(Math.max(0, ms(job.runAt, job.startedAt)))]);
   if (job.startedAt && job.finishedAt) rows.push(["ran", span(ms(job.startedAt, job.finishedAt))]);
   else if (job.startedAt && job.state === "active") rows.push(["running for", span(Date.now() - Date.parse(job.startedAt))]);
   return rows;
