@@ -259,14 +259,19 @@ def test_groups_are_seen_paused_resumed_and_limited_from_the_dashboard(serve, br
     expect(page.get_by_role("alert")).to_contain_text("perMs")
     assert call(base, "GET", "/queues/groups?queue=tenants")[1]["policy"]["rate"] is None
     page.get_by_label("At once per key").fill("3")
-    page.get_by_label("per ms").fill("1000")
+    page.get_by_label("per ms").fill("60000")
     page.get_by_role("button", name="Set limits of every key").click()
-    expect(page.get_by_text("Every key: 3 at once, 5 per 1000 ms.", exact=False)).to_be_visible()
+    expect(page.get_by_text("Every key: 3 at once, 5 per 1 min.", exact=False)).to_be_visible()  # in words
     assert call(base, "GET", "/queues/groups?queue=tenants")[1]["policy"] == {
-        "concurrency": 3, "rate": {"max": 5, "perMs": 1000}}
+        "concurrency": 3, "rate": {"max": 5, "perMs": 60_000}}
 
     w.go("/ui/queues/tenants")
     expect(page.get_by_role("row", name=re.compile("acct-2")).first).to_be_visible()
+    why = page.get_by_role("note", name="Why jobs wait")  # the queue's own page says why its jobs wait
+    expect(why).to_contain_text("3 jobs wait: 1 group key starts at most a number of jobs per period")
+    call(base, "POST", "/queues/groups/acct-1/pause?queue=tenants")
+    w.go("/ui/queues/tenants")
+    expect(why).to_contain_text("1 group key is paused (3 jobs wait in them)")
     w.check()
 
 

@@ -500,6 +500,7 @@ async function queuePage(main, queue, params) {
   fill(main, 
     h("div", { class: "row" }, h("h1", null, `Queue ${queue}`), info.paused ? badge("paused") : null,
       pauseButton(queue, info.paused)),
+    await whyWaiting(queue, info),
     h("section", { class: "panel" }, h("h2", null, "Throughput and failures"), windowPicker, chartBox),
     h("section", { class: "panel" }, chips, form, bulk),
     table);
@@ -519,6 +520,29 @@ function shown(filters, count, size, counts) {
   const onlyState = filters.state && !(filters.name || filters.q || filters.from || filters.to);
   const total = onlyState ? ` of ${(counts[filters.state] || 0).toLocaleString("en")}` : "";
   return `${first.toLocaleString("en")}–${(first + count - 1).toLocaleString("en")}${total}`;
+}
+
+// Why jobs wait although they are due: the queue paused, or their group keys paused
+// or at their limits (flow control); said on the queue's page, not only on Groups.
+async function whyWaiting(queue, info) {
+  const waiting = info.counts.waiting || 0;
+  if (!waiting) return null;
+  const reasons = [];
+  if (info.paused) reasons.push("the queue is paused: no job starts until it is resumed");
+  const view = await api("GET", `/queues/groups${qs({ queue, limit: 200 })}`);
+  const held = view.keys.filter((k) => k.waiting && k.paused);
+  const full = view.keys.filter((k) => k.waiting && !k.paused && k.limits.concurrency && k.active >= k.limits.concurrency);
+  const count = (keys) => keys.reduce((n, k) => n + k.waiting, 0).toLocaleString("en");
+  if (held.length) reasons.push(`${held.length} group ${held.length === 1 ? "key is" : "keys are"} paused (${count(held)} jobs wait in them)`);
+  if (full.length) {
+    reasons.push(`${full.length} group ${full.length === 1 ? "key is" : "keys are"} at their limit of jobs at once (${count(full)} jobs wait in them)`);
+  }
+  const rated = view.keys.filter((k) => k.waiting && !k.paused && k.limits.rate);
+  if (rated.length && !reasons.length) reasons.push(`${rated.length} group ${rated.length === 1 ? "key starts" : "keys start"} at most a number of jobs per period`);
+  if (!reasons.length) return null;
+  return h("section", { class: "panel", role: "note", "aria-label": "Why jobs wait" },
+    h("strong", null, `${waiting.toLocaleString("en")} jobs wait: `), reasons.join("; "), ". ",
+    link(queuePath(queue, "/groups"), "Groups"));
 }
 
 function jobActions(job, queue, after) {
@@ -551,7 +575,9 @@ function jobsTable(jobs, queue, selected, after) {
       h("td", null, h("input", { type: "checkbox", "aria-label": `Select job ${job.id}`, checked: selected.has(job.id),
         onchange: (e) => (e.target.checked ? selected.add(job.id) : selected.delete(job.id)) })),
       h("td", null, link(`/ui/jobs/${job.id}`, job.id)),
-      h("td", null, job.name), h("td", null, badge(job.state)),
+      h("td", null, job.name), h("td", null, badge(job.state), job.state === "delayed"
+        ? h("div", { class: "muted", title: job.runAt }, `runs in ${span(Math.max(0, Date.parse(job.runAt) - Date.now()))}`)
+        : null),
       h("td", { class: "num hide-narrow" }, job.priority),
       h("td", { class: "hide-narrow" }, job.options.group ?? "—"),
       h("td", { class: "num hide-narrow" }, `${job.attemptsMade}/${job.attempts}`),
@@ -862,8 +888,16 @@ async function workersPage(main, queue) {
 function limitsText(limits) {
   const parts = [];
   if (limits.concurrency) parts.push(`${limits.concurrency} at once`);
-  if (limits.rate) parts.push(`${limits.rate.max} per ${limits.rate.perMs} ms`);
+  if (limits.rate) parts.push(`${limits.rate.max} per ${period(limits.rate.perMs)}`);
   return parts.length ? parts.join(", ") : "no limit";
+}
+
+// A period in the largest unit that says it exactly: 60000 -> "1 min", 1500 -> "1500 ms".
+function period(ms) {
+  for (const [size, unit] of [[86_400_000, "d"], [3_600_000, "h"], [60_000, "min"], [1000, "s"]]) {
+    if (ms % size === 0) return `${ms / size} ${unit}`;
+  }
+  return `${ms} ms`;
 }
 
 async function groupsPage(main, queue) {
@@ -874,13 +908,15 @@ async function groupsPage(main, queue) {
   const draw = async () => {
     const view = await api("GET", `/queues/groups${qs({ queue, limit: 200 })}`);
     fill(about, `Every key: ${limitsText(view.policy)}. Priority aging: `,
-      view.aging ? `one level per ${view.aging.everyMs} ms waited, at most ${view.aging.maxLevels}.` : "off.",
+      view.aging ? `one level per ${period(view.aging.everyMs)} waited, at most ${view.aging.maxLevels}.` : "off.",
       ` ${view.totalKeys} keys.`);
     if (!view.keys.length) return fill(box, h("p", { class: "muted" }, "No job of this queue has a group."));
     fill(box, h("table", null,
       h("thead", null, h("tr", null, ["key", "limits", "active", "waiting", "paused", ""]
         .map((t) => h("th", { class: ["active", "waiting"].includes(t) ? "num" : "" }, t)))),
-      h("tbody", null, view.keys.map((k) => h("tr", null,
+      // the most waiting first; keys alike in that in their natural order (acct-2 before acct-10)
+      h("tbody", null, [...view.keys].sort((a, b) => b.waiting - a.waiting
+        || a.key.localeCompare(b.key, "en", { numeric: true })).map((k) => h("tr", null,
         h("td", null, k.key), h("td", null, limitsText(k.limits), k.custom ? " (its own)" : ""),
         h("td", { class: "num" }, k.active), h("td", { class: "num" }, k.waiting),
         h("td", null, k.paused ? (k.pausedUntil ? `until ${when(k.pausedUntil)}` : "until resumed") : "—"),
