@@ -18,9 +18,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from queueapp.fingerprint import error_group
+
 DAY_MS = 86_400_000
 STATES = ["waiting"] * 10 + ["delayed"] * 10 + ["completed"] * 60 + ["failed"] * 15 + ["cancelled"] * 5
 ERRORS = ["SMTP 550 mailbox unavailable", "timeout after 30000 ms", "HTTP 503 from upstream"]
+GROUPS = {error: error_group(error) for error in ERRORS}
 
 
 def seed(conn: sqlite3.Connection, count: int, now: int) -> None:
@@ -37,13 +40,20 @@ def seed(conn: sqlite3.Connection, count: int, now: int) -> None:
             data = json.dumps({"userId": i % 50_000, "to": f"user{i}@{'example.com' if i % 2 else 'test.org'}"})
             error = ERRORS[i % 3] if state == "failed" else None
             started = created if finished is not None else None
-            rows.append((i, f"job-{i % 20}", state, 1 + i % 5, data, error, created, run_at, started, finished))
+            rows.append((i, f"job-{i % 20}", state, 1 + i % 5, data, error, GROUPS.get(error), created, run_at,
+                         started, finished))
         conn.execute("BEGIN")
         conn.executemany(
-            "INSERT INTO jobs (id, queue, name, state, priority, data, attempts, attempts_made, error,"
-            " created_at, run_at, started_at, finished_at) VALUES (?, 'default', ?, ?, ?, ?, 3, 1, ?, ?, ?, ?, ?)",
+            "INSERT INTO jobs (id, queue, name, state, priority, data, attempts, attempts_made, error, error_group,"
+            " created_at, run_at, started_at, finished_at) VALUES (?, 'default', ?, ?, ?, ?, 3, 1, ?, ?, ?, ?, ?, ?)",
             rows)
         conn.execute("COMMIT")
+    # an operator's month: 10,000 changes in the audit trail
+    conn.execute("BEGIN")
+    conn.executemany("INSERT INTO audit (at, actor, via, address, queue, action, target, changed)"
+                     " VALUES (?, 'admin', 'dashboard', '10.0.0.7', 'default', 'retry', ?, 1)",
+                     [(now - 30 * DAY_MS + i * 259_200, str(i)) for i in range(10_000)])
+    conn.execute("COMMIT")
     conn.execute("ANALYZE")
 
 
@@ -97,6 +107,23 @@ def searches(base: str, now: int, requests: int) -> dict[str, dict[str, Any]]:
     return out
 
 
+def pages(base: str, count: int, requests: int) -> dict[str, dict[str, Any]]:
+    """What the operator's pages ask: a job's page (the job, the jobs waiting on it, its
+    log), the failed groups, and the audit trail's first page."""
+    rng = random.Random(11)
+    job_page = []
+    for _ in range(requests):
+        job_id = rng.randrange(1, count + 1)
+        start = time.perf_counter()
+        for path in (f"/queues/jobs/{job_id}", f"/queues/jobs/{job_id}/dependents", f"/queues/jobs/{job_id}/logs"):
+            timed(base + path)
+        job_page.append((time.perf_counter() - start) * 1000)
+    out = {"job page (job, dependents, log)": percentiles(job_page)}
+    for label, path in (("failed groups", "/queues/jobs/failed/groups"), ("audit page", "/queues/audit?limit=100")):
+        out[label] = percentiles([timed(base + path)[0] for _ in range(requests)])
+    return out
+
+
 def actions(base: str) -> dict[str, Any]:
     """Count the failed jobs of one error, retry them all (1,000 a call), then delete a
     day's worth of completed jobs."""
@@ -133,11 +160,12 @@ def run(work: Path, args: Any, server: Callable[..., Any], migrated: Callable[[P
     appliance = server(db)
     try:
         reads = searches(appliance.url, now, 20 if args.quick else 100)
+        operator = pages(appliance.url, count, 20 if args.quick else 100)
         acts = actions(appliance.url)
         with urllib.request.urlopen(appliance.url + "/queues/metrics") as r:
             metrics = json.loads(r.read())
     finally:
         appliance.stop()
     return {"what": f"dashboard searches and actions over {count:,} jobs (7 days, 5 states, 20 names)",
-            "jobs": count, "seed_s": round(seeded_s, 1), "searches": reads, "actions": acts,
+            "jobs": count, "seed_s": round(seeded_s, 1), "searches": reads, "pages": operator, "actions": acts,
             "failed_after": metrics["failed"]}

@@ -118,17 +118,34 @@ def window_end_query(search: JobSearch) -> Query:
 _BY_INDEX = {"id": "id = ?", "key": "job_key = ?"}
 
 
-def failure_groups_query(queue: str, limit: int, dialect: Dialect = SQLITE) -> Query:
-    """Failed jobs by the group of their error (fingerprint.py; jobs failed before
-    groups were kept: by exact message): the group, the newest message as its
-    example, how many, first and last seen, which names."""
-    return (f"SELECT max(error_group), max(error), count(*) AS n, min(finished_at), max(finished_at), {dialect.names}"
-            " FROM jobs WHERE queue = ? AND state = 'failed' GROUP BY COALESCE(error_group, error)"
-            " ORDER BY n DESC, max(error) LIMIT ?", (queue, limit))
+def failure_groups_queries(queue: str, limit: int, dialect: Dialect = SQLITE) -> tuple[Query, Query]:
+    """Failed jobs by the group of their error (fingerprint.py): per group how many,
+    first and last seen, which names, read from the failed jobs' index by group
+    alone; and the same for jobs failed before groups were kept, by exact message."""
+    figures = f"count(*) AS n, min(finished_at), max(finished_at), {dialect.names}"
+    grouped = (f"SELECT error_group, {figures} FROM jobs WHERE queue = ? AND state = 'failed'"
+               " AND error_group IS NOT NULL GROUP BY error_group ORDER BY n DESC, error_group LIMIT ?", (queue, limit))
+    legacy = (f"SELECT error, {figures} FROM jobs WHERE queue = ? AND state = 'failed'"
+              " AND error_group IS NULL GROUP BY error ORDER BY n DESC, error LIMIT ?", (queue, limit))
+    return grouped, legacy
+
+
+def example_query(queue: str, group: str) -> Query:
+    """A group's newest message: its example."""
+    return ("SELECT error FROM jobs WHERE queue = ? AND state = 'failed' AND error_group = ?"
+            " ORDER BY finished_at DESC LIMIT 1", (queue, group))
+
+
+def failure_groups(grouped: list[Any], examples: list[str | None], legacy: list[Any],
+                   limit: int) -> list[dict[str, Any]]:
+    """The groups as the store answers them, the commonest first."""
+    found = [failure_group(row[0], example, *row[1:]) for row, example in zip(grouped, examples, strict=True)]
+    found += [failure_group(None, row[0], *row[1:]) for row in legacy]
+    found.sort(key=lambda g: (-g["count"], g["error"] or ""))
+    return found[:limit]
 
 
 def failure_group(group: str | None, error: str | None, n: int, first: int, last: int, names: Any) -> dict[str, Any]:
-    """A row of failure_groups_query as the store answers it."""
     return {"errorGroup": group, "error": error, "fingerprint": None if error is None else fingerprint(error),
             "count": n, "firstSeen": first, "lastSeen": last,
             "names": sorted(loads(names) if isinstance(names, str) else names)}

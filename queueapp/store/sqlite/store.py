@@ -219,8 +219,10 @@ class SqliteStore(Store):
         return await self._writer.submit(run, self._ids, transitions.act, action, selection, now, limit, then=then)
 
     async def failure_groups(self, queue: str, limit: int) -> list[dict[str, Any]]:
-        rows = await self._fetchall(*reads.failure_groups_query(queue, limit))
-        return [reads.failure_group(*row) for row in rows]
+        grouped_query, legacy_query = reads.failure_groups_queries(queue, limit)
+        grouped = await self._fetchall(*grouped_query)
+        examples = [(await self._fetchall(*reads.example_query(queue, row[0])) or [(None,)])[0][0] for row in grouped]
+        return reads.failure_groups(grouped, examples, await self._fetchall(*legacy_query), limit)
 
     async def count_action(self, action: str, selection: Selection) -> int:
         query = actions.count_query(action, selection)
