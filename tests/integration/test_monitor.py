@@ -210,16 +210,8 @@ async def test_prometheus_metrics_parse(make_client):
 
 
 async def _read_events(response, count):
-    events = []
-    buffer = b""
-    while len(events) < count:
-        buffer += await response.content.readany()
-        while b"\n\n" in buffer:
-            block, buffer = buffer.split(b"\n\n", 1)
-            lines = dict(line.split(": ", 1) for line in block.decode().splitlines() if not line.startswith(":"))
-            if lines:
-                events.append((lines["event"], json.loads(lines["data"])))
-    return events
+    """(event, data) of the next ``count`` events."""
+    return [(kind, data) for _, kind, data in await _read_blocks(response, count)]
 
 
 async def test_an_event_stream_client_sees_a_job_move_in_order(make_client):
