@@ -469,3 +469,16 @@ def test_a_chart_has_axes_series_and_a_tooltip_for_each_point(serve, browser):
         "aria-pressed", "true")
     w.shot("chart")
     w.check()
+
+
+def test_the_overview_charts_every_queue_together(serve, browser):
+    server = serve()
+    for queue, count in (("left", 2), ("right", 3)):
+        call(server.url, "POST", f"/queues/jobs/bulk?queue={queue}", {"jobs": [{"name": "x"}] * count})
+    w = wide_page(browser, server.url)
+    page = w.page
+    w.go("/ui/")
+    whole = page.get_by_role("region", name="Every queue")
+    expect(whole.locator("figcaption")).to_contain_text("5 enqueued")  # 2 + 3
+    expect(whole.locator("title").last).to_contain_text("5 enqueued")
+    w.check()

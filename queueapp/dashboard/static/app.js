@@ -336,7 +336,8 @@ async function historyChart(queue, windowName) {
 // ---------------------------------------------------------------- overview
 
 async function overview(main) {
-  fill(main, h("h1", null, "Queues"), h("div", { class: "cards", id: "queue-cards" }));
+  const whole = h("section", { class: "panel", "aria-label": "Every queue" });
+  fill(main, h("h1", null, "Queues"), whole, h("div", { class: "cards", id: "queue-cards" }));
   const charts = new Map();
   const draw = async () => {
     const { queues } = await api("GET", "/queues");
@@ -350,12 +351,38 @@ async function overview(main) {
   };
   const drawCharts = async () => {
     const { queues } = await api("GET", "/queues");
-    for (const q of queues.slice(0, 100)) charts.set(q.name, await historyChart(q.name, "1h"));
+    const histories = [];
+    for (const q of queues.slice(0, 100)) {
+      const history = await api("GET", `/queues/metrics/history${qs({ queue: q.name, window: "1h" })}`);
+      histories.push(history.points);
+      charts.set(q.name, chart(history.points, `Throughput of ${q.name} over 1h`, "1h"));
+    }
+    if (histories.length > 1) {
+      fill(whole, h("h2", null, "Every queue, the last hour"),
+        chart(summed(histories), "Throughput of every queue over 1h", "1h"));
+    }
     await draw();
   };
   await drawCharts();
   every(REFRESH_MS, draw);
   every(30000, drawCharts);
+}
+
+// The queues' histories as one: counts added point by point; the mean weighted by
+// the jobs that finished; the p95 the slowest queue's (an upper bound of the whole's).
+function summed(histories) {
+  return histories[0].map((first, i) => {
+    const points = histories.map((points) => points[i]).filter(Boolean);
+    const add = (key) => points.reduce((n, p) => n + (p[key] || 0), 0);
+    const timed = points.filter((p) => p.meanMs !== null);
+    const weight = timed.reduce((n, p) => n + p.completed + p.failed, 0);
+    return {
+      start: first.start, enqueued: add("enqueued"), completed: add("completed"), failed: add("failed"),
+      meanMs: timed.length ? Math.round(timed.reduce((n, p) => n + p.meanMs * (p.completed + p.failed), 0)
+        / Math.max(weight, 1)) : null,
+      p95Ms: timed.length ? Math.max(...timed.map((p) => p.p95Ms)) : null,
+    };
+  });
 }
 
 function queueCard(q, charts) {
