@@ -482,3 +482,19 @@ def test_the_overview_charts_every_queue_together(serve, browser):
     expect(whole.locator("figcaption")).to_contain_text("5 enqueued")  # 2 + 3
     expect(whole.locator("title").last).to_contain_text("5 enqueued")
     w.check()
+
+
+def test_times_can_be_shown_on_the_browsers_own_clock(serve, browser):
+    server = serve()
+    _, job = call(server.url, "POST", "/queues/jobs", {"name": "x"})
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, timezone_id="Asia/Kolkata")
+    w = watch(context, server.url)
+    page = w.page
+    w.go(f"/ui/jobs/{job['id']}")
+    timeline = page.get_by_role("region", name="Timeline")
+    expect(timeline).to_contain_text(re.compile(r"created: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}Z"))  # UTC first
+    page.get_by_role("button", name="Show times on this computer's clock").click()
+    expect(timeline).to_contain_text(re.compile(r"created: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} GMT\+5:30"))
+    w.go(f"/ui/jobs/{job['id']}")  # the choice is kept
+    expect(page.get_by_role("button", name="Show times in UTC")).to_be_visible()
+    w.check()

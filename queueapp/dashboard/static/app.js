@@ -91,9 +91,21 @@ function qs(params) {
   return text ? `?${text}` : "";
 }
 
+// Times in UTC, or in the browser's own zone once the person asks (kept).
+const clockPref = { local: localStorage.getItem("queueapp-time") === "local" };
+
 function when(iso) {
   if (!iso) return "—";
-  return iso.replace("T", " ").replace(/\.\d+Z$/, "Z");
+  return clockPref.local ? localTime(iso, false) : iso.replace("T", " ").replace(/\.\d+Z$/, "Z");
+}
+
+// A time on this browser's clock, its zone said: "2026-12-02 08:15:04 CET".
+function localTime(iso, millis) {
+  const at = new Date(iso);
+  const text = at.toLocaleString("sv-SE", { timeZoneName: "short" });
+  if (!millis) return text;
+  const [date, time, ...zone] = text.split(" ");
+  return `${date} ${time}.${String(at.getMilliseconds()).padStart(3, "0")} ${zone.join(" ")}`;
 }
 
 // A time as the clock on the wall of ``zone`` shows it, saying which zone (UTC: as when()).
@@ -697,7 +709,8 @@ async function jobPage(main, id) {
 function exact(iso) {
   if (!iso) return "—";
   const since = Date.now() - Date.parse(iso);
-  return `${iso.replace("T", " ")} (${since >= 0 ? `${span(since)} ago` : `in ${span(-since)}`})`;
+  const shown = clockPref.local ? localTime(iso, true) : iso.replace("T", " ");
+  return `${shown} (${since >= 0 ? `${span(since)} ago` : `in ${span(-since)}`})`;
 }
 
 // How long the job waited and ran: from due to started, from started to finished
@@ -1087,7 +1100,24 @@ function themeToggle() {
   document.querySelector(".top").append(button);
 }
 
+function clockToggle() {
+  const button = h("button", { type: "button", class: "quiet", id: "clock" });
+  const label = () => {
+    button.textContent = clockPref.local ? "UTC" : "Local time";
+    button.setAttribute("aria-label", clockPref.local ? "Show times in UTC" : "Show times on this computer's clock");
+  };
+  button.addEventListener("click", () => {
+    clockPref.local = !clockPref.local;
+    localStorage.setItem("queueapp-time", clockPref.local ? "local" : "utc");
+    label();
+    route();
+  });
+  label();
+  document.querySelector(".top").append(button);
+}
+
 async function start() {
+  clockToggle();
   themeToggle();
   Object.assign(session, await api("GET", "/ui/session"));
   document.getElementById("role").textContent = session.role === "read" ? "read-only" : "";
