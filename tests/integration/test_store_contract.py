@@ -192,9 +192,11 @@ async def test_logs_dependents_failure_groups_schedule_runs_and_the_audit_trail_
     assert [(line.seq, line.line) for line in await service.job_log(leased.id)] == [(2, "two"), (3, "three")]
     assert await service.store.append_log(leased.id, "stale", ["x"], clock.ms, 10) is None
     await service.workers.fail(leased.id, leased.lease_token, Failure("device token 8f3a9c0d2b1e4f5a6b7c"))
+    late = await service.add_job("ship", {}, {"dependsOn": [str(parent.id)]})  # added failed: its group too
+    assert late.state is JobState.FAILED
     groups = {g["fingerprint"]: g for g in await service.browse.failure_groups("default")}
-    assert set(groups) == {"device token <id>", "dependency <n> failed"}  # its dependent failed with it
-    assert all(g["count"] == 1 and g["errorGroup"] for g in groups.values())
+    assert {f: g["count"] for f, g in groups.items()} == {"device token <id>": 1, "dependency <n> failed": 2}
+    assert all(g["errorGroup"] for g in groups.values())
 
     schedule = await service.schedules.recurring("nightly", "0 3 * * *")
     job = await service.scheduler.run_now("default", schedule.name)

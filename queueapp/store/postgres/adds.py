@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ...fingerprint import error_group
 from ...jsonfast import dumps
 from ...model import Job, JobState, NewJob
 from .. import transitions
@@ -29,8 +30,8 @@ from .statements import drive, execute
 
 _INSERT = (
     "INSERT INTO jobs (queue, name, state, priority, data, options, attempts, job_key, created_at, run_at,"
-    " unique_key, expire_at, group_key, finished_at, error)"
-    " VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+    " unique_key, expire_at, group_key, finished_at, error, error_group)"
+    " VALUES ($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
     f" ON CONFLICT (queue, job_key) WHERE job_key IS NOT NULL DO NOTHING RETURNING {COLUMNS}"
 )
 
@@ -72,7 +73,7 @@ async def _insert(conn: Any, new: NewJob, now: int, deps: list[int]) -> Kept:
     row = await conn.fetchrow(
         _INSERT, new.queue, new.name, state.value, new.priority, dumps(new.data), dumps(options), new.attempts,
         new.job_key, now, run_at, None if new.unique is None else new.unique.key, new.expire_at, new.group,
-        finished, error)
+        finished, error, error_group(error))
     if row is None:  # its jobId is kept: that job answers
         query, params = job_key_query(new)
         return Kept(row_to_job(await execute(conn, one_row(query, *params))), created=False)

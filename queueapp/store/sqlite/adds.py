@@ -8,6 +8,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
+from ...fingerprint import error_group
 from ...jsonfast import dumps_bytes
 from ...model import NewJob, dumps
 from .. import transitions
@@ -177,7 +178,8 @@ def _kept(conn: sqlite3.Connection, new: NewJob, now: int) -> Added | None:
 
 _INSERT_DEPENDENT = (
     "INSERT INTO jobs (id, queue, name, state, priority, data, options, attempts, job_key, created_at, run_at,"
-    " unique_key, expire_at, finished_at, error, group_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " unique_key, expire_at, finished_at, error, error_group, group_key)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     f" RETURNING {COLUMNS}"
 )
 
@@ -190,7 +192,7 @@ def add_dependent(conn: sqlite3.Connection, job_id: int, new: NewJob, deps: list
     row = conn.execute(_INSERT_DEPENDENT, (
         job_id, new.queue, new.name, p.state.value, new.priority, dumps(new.data), dumps(p.options), new.attempts,
         new.job_key, now, p.run_at, None if new.unique is None else new.unique.key, new.expire_at, p.finished_at,
-        p.error, new.group,
+        p.error, error_group(p.error), new.group,
     )).fetchone()
     conn.executemany("INSERT INTO job_dependencies (depends_on, job_id) VALUES (?, ?)",
                      [(d, job_id) for d in p.blocking])
