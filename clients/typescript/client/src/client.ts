@@ -280,9 +280,10 @@ export class QueueClient {
     return (await this.call("append_log", { path: { id }, body: { leaseToken, lines } })).lastSeq;
   }
 
-  /** The audit trail: operator changes, newest first (of `queue` only, when given). */
+  /** The audit trail: operator changes, newest first; every queue's unless `queue` names one. */
   auditTrail(query: api.Operations["audit_trail"]["query"] = {}): Promise<api.AuditTrailOut> {
-    return this.call("audit_trail", { query });
+    const every = { queue: null } as unknown as api.Operations["audit_trail"]["query"];
+    return this.call("audit_trail", { query: { ...every, ...query } });
   }
 
   /** The jobs waiting on this one (their options.dependsOn names it). */

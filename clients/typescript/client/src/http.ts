@@ -57,6 +57,7 @@ export class Connection {
       return encodeURIComponent(String(value));
     });
     const query = new URLSearchParams();
+    // the client's queue unless the call names one, or says none (null: every queue's)
     if (spec.queued && params.query?.queue === undefined) query.set("queue", this.queue);
     for (const [name, value] of Object.entries(params.query ?? {})) {
       if (value !== undefined && value !== null) query.set(name, String(value));

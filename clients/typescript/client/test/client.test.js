@@ -145,6 +145,15 @@ test("the events stream tells each committed transition", async () => {
   assert.ok(job);
 });
 
+test("the audit trail keeps an operator's change, of every queue or of one", async () => {
+  await client.pause();
+  await client.resume();
+  const every = await client.auditTrail();
+  assert.deepEqual(every.entries.slice(0, 2).map((e) => [e.action, e.queue, e.via]),
+    [["resume queue", "ts-client", "api"], ["pause queue", "ts-client", "api"]]);
+  assert.equal((await client.auditTrail({ queue: "elsewhere" })).entries.length, 0);
+});
+
 test("a wrong token is a 401 in the API's shape", async () => {
   const stranger = new QueueClient(appliance.url, { token: "wrong" });
   await assert.rejects(stranger.metrics(), (e) => e instanceof QueueApiError && e.status === 401 && e.code === "unauthorized");
