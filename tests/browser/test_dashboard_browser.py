@@ -498,3 +498,29 @@ def test_times_can_be_shown_on_the_browsers_own_clock(serve, browser):
     w.go(f"/ui/jobs/{job['id']}")  # the choice is kept
     expect(page.get_by_role("button", name="Show times in UTC")).to_be_visible()
     w.check()
+
+
+def test_the_job_page_follows_the_event_stream(serve, browser):
+    server = serve()
+    _, job = call(server.url, "POST", "/queues/jobs?queue=live", {"name": "x"})
+    w = wide_page(browser, server.url)
+    page = w.page
+    w.go(f"/ui/jobs/{job['id']}")
+    heading = page.get_by_role("heading", name=re.compile(f"Job {job['id']}"))
+    expect(heading).to_contain_text("waiting")
+    # a waiting job's page is redrawn by events alone (its fallback poll is 30 s): once
+    # the page's stream is open, as the appliance counts it
+    import time
+    import urllib.request
+
+    deadline = time.monotonic() + 10
+    while b"queueapp_event_stream_clients 1" not in urllib.request.urlopen(server.url + "/metrics").read():
+        assert time.monotonic() < deadline, "the page opened no event stream"
+        time.sleep(0.05)  # another process's state: nothing to wait on but its answer
+    _, leased = call(server.url, "POST", "/queues/jobs/lease?queue=live", {"max": 1})
+    expect(heading).to_contain_text("active", timeout=10_000)
+    call(server.url, "POST", f"/queues/jobs/{job['id']}/complete", {"leaseToken": leased["jobs"][0]["leaseToken"]})
+    expect(heading).to_contain_text("completed", timeout=10_000)
+    w.go("/ui/queues/live/workers")
+    expect(page.get_by_text("No job is running.")).to_be_visible()
+    w.check()

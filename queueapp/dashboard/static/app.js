@@ -15,6 +15,22 @@ const REFRESH_MS = 2000;
 
 const session = { role: "admin", csrf: null, auth: false };
 let pageTimers = [];
+let pageStreams = [];  // event streams a page follows, closed when the page changes
+const EVENT_TYPES = ["added", "waiting", "delayed", "active", "progress", "completed", "retrying", "failed",
+  "cancelled", "stalled", "released", "expired", "removed"];
+
+// Calls ``onEvent`` with each committed transition of ``queue``'s jobs (of ``name``)
+// while the page is shown; the browser reconnects by itself, resuming after the last
+// event it had (Last-Event-ID). ``onEvent(null)`` when the stream opens: what
+// happened before it did is read again.
+function follow(queue, name, onEvent) {
+  const stream = new EventSource(`/queues/events${qs({ queue, name })}`);
+  stream.addEventListener("open", () => onEvent(null));
+  for (const type of EVENT_TYPES) {
+    stream.addEventListener(type, (message) => onEvent(JSON.parse(message.data)));
+  }
+  pageStreams.push(stream);
+}
 
 // ---------------------------------------------------------------- helpers
 
@@ -633,11 +649,13 @@ async function jobPage(main, id) {
   // the job's log, read on from the last line seen at each refresh
   const log = { lines: [], lastSeq: 0 };
   const openTraces = new Set();  // the attempts whose stack trace is open stay open across refreshes
+  let shownJob = null;
   const draw = async () => {
     let job;
     let dependents;
     try {
       job = await api("GET", `/queues/jobs/${id}`);
+      shownJob = job;
       navigation(job.queue, location.pathname);  // the job's queue's tabs stay at hand
       dependents = (await api("GET", `/queues/jobs/${id}/dependents`)).jobs;
       const more = await api("GET", `/queues/jobs/${id}/logs${qs({ after: log.lastSeq })}`);
@@ -702,7 +720,12 @@ async function jobPage(main, id) {
           : h("p", { class: "muted" }, "Nothing logged.")));
     return !FINISHED.includes(job.state);
   };
-  if (await draw()) every(REFRESH_MS, async () => { await draw(); });
+  if (await draw()) {
+    // the job's moves as they are committed; its log, which sends no event, while it runs
+    follow(shownJob.queue, shownJob.name, (event) => { if (!event || event.jobId === id) draw().catch(fail); });
+    every(REFRESH_MS, async () => { if (shownJob.state === "active") await draw(); });
+    every(30000, async () => { await draw(); });
+  }
 }
 
 // A time to the millisecond, with how long ago (or how soon).
@@ -920,7 +943,15 @@ async function workersPage(main, queue) {
           }, { class: "quiet" })))))));
   };
   await draw();
-  every(REFRESH_MS, draw);
+  // a job starting or ending redraws the list (at most every 300 ms); heartbeats and
+  // leases' ages move by themselves, read every few seconds
+  let pending = false;
+  follow(queue, undefined, (event) => {
+    if (pending || (event && !["active", "completed", "failed", "retrying", "cancelled", "stalled", "released"].includes(event.type))) return;
+    pending = true;
+    setTimeout(() => { pending = false; draw().catch(fail); }, 300);
+  });
+  every(5000, draw);
 }
 
 // ---------------------------------------------------------------- groups
@@ -1040,6 +1071,8 @@ function navigation(queue, here) {
 async function route() {
   for (const timer of pageTimers) clearInterval(timer);
   pageTimers = [];
+  for (const stream of pageStreams) stream.close();
+  pageStreams = [];
   const main = document.getElementById("main");
   const path = location.pathname;
   const params = new URLSearchParams(location.search);
