@@ -162,6 +162,8 @@ class JobErrorEntry(Open):
     at: str
     # The failed attempt's stack trace, when its worker sent one.
     stack: str | None = None
+    # When the attempt began (an attempt that failed before starting has none).
+    startedAt: str | None = None
 
 
 class JobOut(Open):

@@ -140,6 +140,8 @@ def fail(d: Dialect, job_id: int, token: str, failure: Failure, now: int) -> Pla
     job = row_to_job(found)
     state, run_at = after_failure(job.name, job.options, job.attempts, job.attempts_made, now, failure)
     entry: dict[str, Any] = {"attempt": job.attempts_made, "message": failure.message, "at": to_iso(now)}
+    if job.started_at is not None:  # when this attempt began: its duration is at - startedAt
+        entry["startedAt"] = to_iso(job.started_at)
     if failure.stack:
         entry["stack"] = failure.stack
     job.errors.append(entry)

@@ -318,6 +318,7 @@ def test_a_jobs_log_appears_live_and_a_failed_attempts_stack_can_be_read(serve, 
     trace = 'Traceback (most recent call last):\n  File "importer.py", line 7, in load\nKeyError: \'price\''
     call(server.url, "POST", f"/queues/jobs/{job['id']}/fail",
          {"leaseToken": token, "error": "KeyError: 'price'", "stack": trace})
+    expect(page.get_by_text(re.compile(r"^ran \d+(\.\d+)? (ms|s)$"))).to_be_visible()  # the attempt's duration
     opener = page.get_by_text("Stack trace of attempt 1")
     expect(opener).to_be_visible()
     opener.click()

@@ -83,7 +83,9 @@ async def test_the_python_worker_runs_handlers_on_leased_jobs(make_client):
         expected_digest(f"s{i}", 2) for i in range(6))
     (bad,) = (await (await client.get("/queues/jobs/failed")).json())["jobs"]
     assert bad["error"] == "KeyError: 'seed'" and bad["attemptsMade"] == 1
-    stack = bad["errors"][0]["stack"]  # the handler's traceback, sent by the worker
+    first = bad["errors"][0]
+    assert first["startedAt"] <= first["at"]  # the attempt's start, beside its failure
+    stack = first["stack"]  # the handler's traceback, sent by the worker
     assert stack.startswith("Traceback (most recent call last):") and "worker_handlers.py" in stack
     assert stack.rstrip().endswith("KeyError: 'seed'")
 

@@ -710,7 +710,9 @@ async function jobPage(main, id) {
         ? h("section", { class: "panel" }, h("h2", null, "Result"), h("pre", null, pretty(job.result))) : null,
       h("section", { class: "panel" }, h("h2", null, `Attempts' errors (${job.errors.length})`),
         job.errors.length ? h("table", null, h("tbody", null, job.errors.map((e) => h("tr", null,
-          h("td", { class: "num" }, `#${e.attempt}`), h("td", null, when(e.at)),
+          h("td", { class: "num" }, `#${e.attempt}`),
+          h("td", null, e.startedAt ? `${when(e.startedAt)} → ${when(e.at)}` : when(e.at),
+            e.startedAt ? h("div", { class: "muted" }, `ran ${span(Date.parse(e.at) - Date.parse(e.startedAt))}`) : null),
           h("td", null, h("pre", null, e.message), e.stack ? h("details", { class: "stack", open: openTraces.has(e.attempt),
             ontoggle: (event) => (event.target.open ? openTraces.add(e.attempt) : openTraces.delete(e.attempt)) },
             h("summary", null, `Stack trace of attempt ${e.attempt}`), h("pre", null, e.stack)) : null)))))

@@ -226,6 +226,7 @@ export interface JobErrorEntry {
   attempt: number;
   message: string;
   stack?: string | null;
+  startedAt?: string | null;
 }
 
 /** The job's log lines after ``after``, in order; ``lastSeq``: the number of the
