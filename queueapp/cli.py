@@ -15,6 +15,7 @@ from pathlib import Path
 from .admin import COMMANDS as ADMIN_COMMANDS
 from .admin import add_commands as add_admin_commands
 from .admin import run as run_admin
+from .completion import SHELLS, script
 from .config import SETTINGS, ConfigError
 from .logs import setup_logging
 from .settings import SECRET_FILES, load_config
@@ -108,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     openapi = commands.add_parser(
         "openapi", help="print the API's OpenAPI description (as /openapi.json answers it under a token)")
     openapi.add_argument("--no-auth", action="store_true", help="as answered when no token is configured")
+    completion = commands.add_parser(
+        "completion", help="print the shell's completion script: source <(queueapp completion bash)")
+    completion.add_argument("shell", choices=SHELLS)
     add_admin_commands(commands)
     return parser
 
@@ -132,13 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    if args.command == "worker":
-        setup_logging("info")
-        return _worker(args)
-    if args.command == "copy":
-        return _copy(args.source, args.target)
-    if args.command == "openapi":
-        return _openapi(auth=not args.no_auth)
+    if args.command in ("worker", "copy", "openapi", "completion"):
+        return _without_settings(parser, args)
     if args.command in ADMIN_COMMANDS:
         return run_admin(args)
     overrides = {k: v for k, v in vars(args).items() if k in SETTING_NAMES}
@@ -155,6 +154,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check":
         return _check(config.db)
     return _serve(config)
+
+
+def _without_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """The commands that read no settings file: they take all they need as options."""
+    if args.command == "worker":
+        setup_logging("info")
+        return _worker(args)
+    if args.command == "copy":
+        return _copy(args.source, args.target)
+    if args.command == "openapi":
+        return _openapi(auth=not args.no_auth)
+    print(script(parser, args.shell), end="")
+    return 0
 
 
 def _restore(backup: str, db: str) -> int:

@@ -49,7 +49,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("enqueue", "background", "prometheus", "config", "config_queues"),
     ("service", "service_parts", "service_browse", "service_groups"),
     ("api", "app", "settings", "client", "dashboard"),
-    ("cli", "admin", "__main__", ""),  # "": the package itself, which re-exports the library
+    ("cli", "admin", "completion", "__main__", ""),  # "": the package itself, which re-exports the library
 ]
 
 
