@@ -210,7 +210,11 @@ def test_the_appliance_restarted_mid_run_the_worker_reconnects_and_its_completio
     harness.appliance.start()
     jobs = harness.settled(ids, timeout=90)
     assert all(j["state"] == "completed" for j in jobs), [j for j in jobs if j["state"] != "completed"]
-    assert all(j["attemptsMade"] == 1 for j in jobs), [j["errors"] for j in jobs if j["attemptsMade"] != 1]
+    # Completions sent while the appliance was down land at the first attempt. The one
+    # kind of second attempt is a lease the appliance committed as it was killed and
+    # never answered: the worker never had that job, and it ran once, later.
+    retried = [j for j in jobs if j["attemptsMade"] != 1]
+    assert all(e["message"].startswith("lease expired") for j in retried for e in j["errors"]), retried
     assert set(harness.events("start").values()) == {1}
     harness.audit_ok()
 
