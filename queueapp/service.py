@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from .background.expiry import ExpirySweep
 from .background.history import HistoryKeeper
@@ -49,6 +49,8 @@ from .workers.registry import HandlerRegistry
 
 __all__ = ["DEFAULT_QUEUE", "QueueService", "added_ids", "added_jobs"]
 
+
+T = TypeVar("T")
 
 class QueueService:
     def __init__(
@@ -272,17 +274,17 @@ class QueueService:
 
     async def job_dependents(self, job_id: int, limit: int = 1000) -> list[tuple[int, str, str]]:
         """(id, name, state) of the jobs waiting on the job; NotFound for no such job."""
-        found = await self.store.dependents(job_id, limit)
-        if not found and await self.store.get_job(job_id) is None:
-            raise NotFound(f"no job with id {job_id}")
-        return found
+        return await self._of_a_job(job_id, await self.store.dependents(job_id, limit))
 
     async def job_log(self, job_id: int, after_seq: int = 0, limit: int = 1000) -> list[LogLine]:
         """The job's log lines numbered after ``after_seq``; NotFound for no such job."""
-        lines = await self.store.read_log(job_id, after_seq, limit)
-        if not lines and await self.store.get_job(job_id) is None:
+        return await self._of_a_job(job_id, await self.store.read_log(job_id, after_seq, limit))
+
+    async def _of_a_job(self, job_id: int, found: list[T]) -> list[T]:
+        """What was read of job ``job_id``; nothing read and no such job: NotFound."""
+        if not found and await self.store.get_job(job_id) is None:
             raise NotFound(f"no job with id {job_id}")
-        return lines
+        return found
 
     async def list_jobs(
         self, queue: str, state: JobState | None = None, name: str | None = None,
@@ -372,7 +374,7 @@ class QueueService:
     @contextlib.contextmanager
     def subscribe(self, maxsize: int, accept: Callable[[JobEvent], bool]) -> Iterator[Subscription]:
         """Job events as they happen, until the block ends (or the service stops)."""
-        with self.dispatcher.ledger.events.subscribe(maxsize, accept) as subscription:
+        with self.events.subscribe(maxsize, accept) as subscription:
             yield subscription
 
     @property
@@ -381,7 +383,7 @@ class QueueService:
         return self.dispatcher.ledger.events
 
     def prometheus(self) -> str:
-        return render(self.dispatcher, self.store.commit_stats, len(self.dispatcher.ledger.events))
+        return render(self.dispatcher, self.store.commit_stats, len(self.events))
 
     async def audit(self) -> list[str]:
         """Differences between memory and the table (none, unless there is a bug)."""

@@ -186,8 +186,7 @@ class SqliteStore(Store):
         return await self._writer.submit(run, self._ids, changes.prune_audit, before)
 
     async def read_audit(self, queue: str | None, before_id: int | None, limit: int) -> list[AuditEntry]:
-        statement = audit.page(SQLITE, queue, before_id, limit)
-        return [audit.row_to_entry(r) for r in await self._fetchall(statement.sql, statement.params)]
+        return [audit.row_to_entry(r) for r in await self._read(audit.page(SQLITE, queue, before_id, limit))]
 
     async def append_log(self, job_id: int, token: str, lines: list[str], now: int, keep: int) -> int | None:
         return await self._writer.submit(run, self._ids, changes.append_log, job_id, token, lines, now, keep)
@@ -306,12 +305,10 @@ class SqliteStore(Store):
         return row_to_job(rows[0]) if rows else None
 
     async def dependents(self, job_id: int, limit: int) -> list[tuple[int, str, str]]:
-        statement = edges.dependents(SQLITE, job_id, limit)
-        return [tuple(r) for r in await self._fetchall(statement.sql, statement.params)]
+        return [tuple(r) for r in await self._read(edges.dependents(SQLITE, job_id, limit))]
 
     async def read_log(self, job_id: int, after_seq: int, limit: int) -> list[LogLine]:
-        statement = logs.read(SQLITE, job_id, after_seq, limit)
-        return [LogLine(*r) for r in await self._fetchall(statement.sql, statement.params)]
+        return [LogLine(*r) for r in await self._read(logs.read(SQLITE, job_id, after_seq, limit))]
 
     async def search_jobs(self, search: JobSearch) -> JobPage:
         jobs = [row_to_job(r) for r in await self._fetchall(*reads.search_query(search))]
