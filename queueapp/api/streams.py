@@ -54,15 +54,15 @@ async def job_events(request: web.Request) -> web.StreamResponse:
     bus = service.events
     with service.subscribe(EVENT_BUFFER, accept) as subscription:
         await _write(response, b": connected\n\n")
-        # what the reader missed, from the kept events; live ones it was sent skipped
-        sent = bus.last_seq
-        if resume is not None and not await _replay(response, bus, resume[:64], accept):
+        # what the reader missed, from the kept events; live ones sent so are skipped
+        replayed = 0 if resume is None else await _replay(response, bus, resume[:64], accept)
+        if replayed is None:
             return response
         while not subscription.closed.is_set():
             numbered = await _next(subscription)
             if numbered is None:
                 chunk = b": keepalive\n\n"
-            elif numbered[0] <= sent and resume is not None:
+            elif numbered[0] <= replayed:
                 continue
             else:
                 chunk = _event(bus, *numbered)
@@ -76,23 +76,25 @@ def _event(bus: EventBus, seq: int, event: JobEvent) -> bytes:
 
 
 async def _replay(response: web.StreamResponse, bus: EventBus, resume: str,
-                  accept: Callable[[JobEvent], bool]) -> bool:
+                  accept: Callable[[JobEvent], bool]) -> int | None:
     """Send the kept events after ``resume`` (an event id); first a ``gap`` event when
-    some of those are no longer kept (or the id is of another run). False: the reader
-    is gone."""
+    some of those are no longer kept (or the id is of another run). The number of the
+    last event sent so (live events up to it are duplicates), or None: the reader is
+    gone."""
     seq = bus.seq_of(resume)
-    missed, lost = bus.since(0 if seq is None else seq)
+    missed, lost = bus.since(0 if seq is None else seq)  # read before any await: up to now
+    replayed = 0 if seq is None else bus.last_seq
     if seq is None or lost:
         gap = {"after": resume, "from": bus.event_id(missed[0][0]) if missed else None,
                "reason": "not kept: older than the events kept, or of an earlier run of the appliance"}
         if not await _write(response, f"event: gap\ndata: {dumps(gap)}\n\n".encode()):
-            return False
+            return None
         if seq is None:
-            return True  # another run's id: nothing of it is kept, go on live
+            return replayed  # another run's id: nothing of it is kept, go on live
     for number, event in missed:
         if accept(event) and not await _write(response, _event(bus, number, event)):
-            return False
-    return True
+            return None
+    return replayed
 
 
 async def _next(subscription) -> tuple[int, JobEvent] | None:  # noqa: ANN001 - events.Subscription
