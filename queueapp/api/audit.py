@@ -60,7 +60,7 @@ def audit_middleware(tokens: Tokens | None) -> Any:
 
 async def _entry(request: web.Request, response: web.StreamResponse, name: str, tokens: Tokens | None) -> AuditEntry:
     answer = _json(getattr(response, "body", None))
-    body = _json(await request.read()) if request.can_read_body or request.body_exists else {}
+    body = _json(await request.read())  # read by the route already: kept by aiohttp
     action = AUDITED[name]
     detail: dict[str, Any] = {}
     target = request.match_info.get("id") or request.match_info.get("name") or request.match_info.get("key")
