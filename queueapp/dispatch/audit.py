@@ -30,6 +30,7 @@ def compare(ledger: Ledger, snap: TableSnapshot, lanes: dict[str, Lanes], claimi
     problems: list[str] = []
     in_flight = ledger.in_flight | claiming.keys()
     _compare_counts(ledger, snap, problems)
+    problems += snap.drift
     waiting: dict[int, tuple[str, str, str | None, int]] = {}
     delayed: dict[int, tuple[str, str, str | None, int]] = {}
     active: dict[int, tuple[str, str | None]] = {}

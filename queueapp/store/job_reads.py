@@ -120,26 +120,24 @@ _BY_INDEX = {"id": "id = ?", "key": "job_key = ?"}
 
 def failure_groups_queries(queue: str, limit: int, dialect: Dialect = SQLITE) -> tuple[Query, Query]:
     """Failed jobs by the group of their error (fingerprint.py): per group how many,
-    first and last seen, which names, read from the failed jobs' index by group
-    alone; and the same for jobs failed before groups were kept, by exact message."""
+    first and last seen, which names and its newest message (its example), the first
+    two from the dialect's counts, the others from seeks into the failed jobs' index;
+    and the same for jobs failed before groups were kept, by exact message."""
+    of_group = "FROM jobs WHERE queue = ?1 AND state = 'failed' AND error_group = g.error_group"
+    grouped = (f"SELECT g.error_group, g.n, (SELECT min(finished_at) {of_group}), (SELECT max(finished_at) {of_group}),"
+               f" g.names, (SELECT error {of_group} ORDER BY finished_at DESC LIMIT 1)"
+               f" FROM ({dialect.failed_groups} ORDER BY n DESC, error_group LIMIT ?2) AS g"
+               " ORDER BY g.n DESC, g.error_group", (queue, limit))
     figures = f"count(*) AS n, min(finished_at), max(finished_at), {dialect.names}"
-    grouped = (f"SELECT error_group, {figures} FROM jobs WHERE queue = ? AND state = 'failed'"
-               " AND error_group IS NOT NULL GROUP BY error_group ORDER BY n DESC, error_group LIMIT ?", (queue, limit))
     legacy = (f"SELECT error, {figures} FROM jobs WHERE queue = ? AND state = 'failed'"
               " AND error_group IS NULL GROUP BY error ORDER BY n DESC, error LIMIT ?", (queue, limit))
     return grouped, legacy
 
 
-def example_query(queue: str, group: str) -> Query:
-    """A group's newest message: its example."""
-    return ("SELECT error FROM jobs WHERE queue = ? AND state = 'failed' AND error_group = ?"
-            " ORDER BY finished_at DESC LIMIT 1", (queue, group))
-
-
-def failure_groups(grouped: list[Any], examples: list[str | None], legacy: list[Any],
-                   limit: int) -> list[dict[str, Any]]:
+def failure_groups(grouped: list[Any], legacy: list[Any], limit: int) -> list[dict[str, Any]]:
     """The groups as the store answers them, the commonest first."""
-    found = [failure_group(row[0], example, *row[1:]) for row, example in zip(grouped, examples, strict=True)]
+    found = [failure_group(group, example, n, first, last, names)
+             for group, n, first, last, names, example in grouped]
     found += [failure_group(None, row[0], *row[1:]) for row in legacy]
     found.sort(key=lambda g: (-g["count"], g["error"] or ""))
     return found[:limit]

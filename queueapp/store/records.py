@@ -208,6 +208,9 @@ class TableSnapshot:
     # id, queue, name, state, priority, run_at, token, group
     unfinished: list[tuple[int, str, str, str, int, int, str | None, str | None]]
     counts: dict[str, dict[JobState, int]]
+    # what the table keeps of itself that disagrees with its jobs (the failed group
+    # counts on SQLite)
+    drift: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
+
+from queueapp.store import table_problems
+
 
 async def fail_all(client, name: str, errors: list[str]) -> list[str]:
     jobs = [{"name": name, "options": {"attempts": 1}} for _ in errors]
@@ -44,3 +48,21 @@ async def test_thirty_failures_differing_by_a_token_are_one_group_retried_as_one
 
     r = await client.get("/queues/jobs?errorGroup=nothex")
     assert r.status == 400 and (await r.json())["error"]["details"][0]["field"] == "errorGroup"
+
+
+async def test_counts_that_drift_from_the_failed_jobs_are_reported(make_client, db_path):
+    """The failed groups are counted as jobs move (SQLite, migration 0015): a count
+    changed behind the appliance's back is named by the self-audit and by `check`."""
+    client = await make_client(audit_interval_ms=3_600_000)
+    await fail_all(client, "push", ["device token 1f2e3d4c5b6a", "device token 9a8b7c6d5e4f"])
+    assert (await (await client.get("/debug/audit")).json())["problems"] == []
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    try:
+        assert table_problems(conn) == []
+        conn.execute("UPDATE failed_group_counts SET n = 5")
+        [problem] = (await (await client.get("/debug/audit")).json())["problems"]
+        assert problem.startswith("error group ")
+        assert problem.endswith("of push in queue default: 2 failed jobs, counted 5")
+        assert table_problems(conn) == [problem]
+    finally:
+        conn.close()

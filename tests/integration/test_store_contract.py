@@ -215,3 +215,44 @@ async def test_logs_dependents_failure_groups_schedule_runs_and_the_audit_trail_
     assert [e.action for e in await service.audit_trail(None, found[0].id, 10)] == ["retry"]
     assert await service.store.prune_audit(clock.ms + 1) == 1
     await clean_audit(service)
+
+
+async def test_failed_groups_follow_every_move_into_and_out_of_failed(open_service):
+    """The groups' counts (kept by triggers on SQLite, counted on PostgreSQL) after
+    failures, a dependent failed with its dependency, removeOnFail, a single retry, a
+    retry and a delete of many, and a clean; the self-audit compares them each time."""
+    service = await open_service()
+
+    async def fail(name: str, message: str, **options) -> int:
+        job = await service.add_job(name, {}, {"attempts": 1, **options})
+        [leased] = await service.workers.lease("default", [name], 1, 30_000, 0)
+        assert leased.id == job.id
+        await service.workers.fail(leased.id, leased.lease_token, Failure(message))
+        return job.id
+
+    async def groups() -> dict[str, tuple[int, list[str]]]:
+        found = await service.browse.failure_groups("default")
+        await clean_audit(service)
+        return {g["fingerprint"]: (g["count"], g["names"]) for g in found}
+
+    kept = [await fail("disk", "disk full", removeOnFail=1) for _ in range(3)]  # the queue's newest failed job
+    await fail("disk", "disk full", removeOnFail=True)
+    timeouts = [await fail("a" if i < 3 else "b", f"timeout after {1000 + i} ms") for i in range(5)]
+    parent = await service.add_job("fetch", {}, {"attempts": 1})
+    await service.add_job("ship", {}, {"dependsOn": [str(parent.id)]})
+    [leased] = await service.workers.lease("default", ["fetch"], 1, 30_000, 0)
+    await service.workers.fail(leased.id, leased.lease_token, Failure("HTTP 502 from upstream"))
+    assert await groups() == {"timeout after <n> ms": (5, ["a", "b"]), "HTTP <n> from upstream": (1, ["fetch"]),
+                              "dependency <n> failed": (1, ["ship"]), "disk full": (1, ["disk"])}
+    assert (await service.get_job(kept[-1])).state is JobState.FAILED
+
+    await service.retry_job(timeouts[0])
+    assert (await groups())["timeout after <n> ms"] == (4, ["a", "b"])
+    retried = await service.browse.act("retry", make_search("default", state="failed", name="b"))
+    assert retried.changed == 2
+    assert (await groups())["timeout after <n> ms"] == (2, ["a"])
+    deleted = await service.browse.act("delete", make_search("default", state="failed", name="a"))
+    assert deleted.changed == 2
+    assert "timeout after <n> ms" not in await groups()
+    assert await service.clean(0, "failed") == 3
+    assert await groups() == {}

@@ -111,9 +111,7 @@ async def report(conn: Any, queue: str, since: int, until: int) -> Report:
 
 async def failure_groups(conn: Any, queue: str, limit: int) -> list[dict[str, Any]]:
     grouped_query, legacy_query = reads.failure_groups_queries(queue, limit, POSTGRES)
-    grouped = await fetch(conn, *grouped_query)
-    examples = [(await fetch(conn, *reads.example_query(queue, row[0])) or [(None,)])[0][0] for row in grouped]
-    return reads.failure_groups(grouped, examples, await fetch(conn, *legacy_query), limit)
+    return reads.failure_groups(await fetch(conn, *grouped_query), await fetch(conn, *legacy_query), limit)
 
 
 async def snapshot(conn: Any) -> TableSnapshot:

@@ -22,6 +22,8 @@ class Dialect:
     equals: str  # a data field equals a value: (path, value)
     contains: str  # a data field's text contains a string: (path, text)
     names: str  # the distinct names of a group, as one JSON array
+    # A queue's (?1) failed jobs by error group: error_group, n, names (a JSON array).
+    failed_groups: str
     greatest: str  # the larger of two values
     new_token: str  # a fresh lease token: 24 or 32 hex digits from the engine's random source
     is_number: str  # a JSON column holds a number ({} is the column)
@@ -92,6 +94,9 @@ SQLITE = Dialect(
     equals="json_extract(data, ?) IS ?",
     contains="instr(json_extract(data, ?), ?) > 0",
     names="json_group_array(DISTINCT name)",
+    # counted as they change (migration 0015): a few rows, however many failed
+    failed_groups="SELECT error_group, sum(n) AS n, json_group_array(name) AS names FROM failed_group_counts"
+                  " WHERE queue = ?1 GROUP BY error_group",
     greatest="max",
     new_token="lower(hex(randomblob(12)))",
     is_number="json_type({}) IN ('integer', 'real')",
@@ -110,6 +115,10 @@ POSTGRES = Dialect(
     equals="coalesce(data #> ?::text[], 'null'::jsonb) = ?::jsonb",
     contains="strpos(data #>> ?::text[], ?) > 0",
     names="json_agg(DISTINCT name)",
+    # counted here, from the failed jobs' index: counts kept by triggers would make
+    # every node's failures of one cause wait on one row
+    failed_groups="SELECT error_group, count(*) AS n, json_agg(DISTINCT name) AS names FROM jobs"
+                  " WHERE queue = ?1 AND state = 'failed' AND error_group IS NOT NULL GROUP BY error_group",
     greatest="greatest",
     new_token="replace(gen_random_uuid()::text, '-', '')",
     is_number="jsonb_typeof({}) = 'number'",

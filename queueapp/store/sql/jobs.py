@@ -194,10 +194,12 @@ def promote(d: Dialect, job_id: int, now: int) -> Statement:
     return row(f"{_APPLY['promote']} WHERE id = ?1 AND state = 'delayed' RETURNING {COLUMNS}", job_id, now)
 
 
-# An action on many jobs (store/actions.py chooses them): ?1 the ids, ?2 now.
+# An action on many jobs (store/actions.py chooses them): ?1 the ids, ?2 now. A retry
+# keeps the last error and its group but names error_group: a job leaving 'failed'
+# must, for SQLite's failed group counts (migration 0015) to see it leave.
 _APPLY = {
     "retry": "UPDATE jobs SET state = 'waiting', attempts_made = 0, run_at = ?2, started_at = NULL,"
-             " finished_at = NULL, result = NULL, progress = '0', expire_at = NULL",
+             " finished_at = NULL, result = NULL, progress = '0', expire_at = NULL, error_group = error_group",
     "cancel": "UPDATE jobs SET state = 'cancelled', finished_at = ?2",
     "promote": "UPDATE jobs SET state = 'waiting', run_at = ?2",
 }

@@ -10,7 +10,7 @@ from typing import Any
 
 from ...fingerprint import error_group
 from ...jsonfast import dumps_bytes
-from ...model import NewJob, dumps
+from ...model import JobState, NewJob, dumps
 from .. import transitions
 from ..dependencies import placement, resolve
 from ..records import Added, AddedRun
@@ -184,16 +184,27 @@ _INSERT_DEPENDENT = (
 )
 
 
+# A job inserted failed (a dependency of it failed) counted in its group; the other
+# moves into and out of 'failed' are counted by triggers (migration 0015).
+_COUNT_FAILED = (
+    "INSERT INTO failed_group_counts (queue, error_group, name, n) VALUES (?, ?, ?, 1)"
+    " ON CONFLICT DO UPDATE SET n = n + 1"
+)
+
+
 def add_dependent(conn: sqlite3.Connection, job_id: int, new: NewJob, deps: list[int], now: int) -> Added:
     """Insert ``new`` as ``job_id`` as its placement says, with its edges."""
     marks = ", ".join("?" * len(deps))
     states = dict(conn.execute(f"SELECT id, state FROM jobs WHERE id IN ({marks})", deps).fetchall())
     p = placement(new, deps, states, now)
+    group = error_group(p.error)
     row = conn.execute(_INSERT_DEPENDENT, (
         job_id, new.queue, new.name, p.state.value, new.priority, dumps(new.data), dumps(p.options), new.attempts,
         new.job_key, now, p.run_at, None if new.unique is None else new.unique.key, new.expire_at, p.finished_at,
-        p.error, error_group(p.error), new.group,
+        p.error, group, new.group,
     )).fetchone()
+    if p.state is JobState.FAILED and group is not None:
+        conn.execute(_COUNT_FAILED, (new.queue, group, new.name))
     conn.executemany("INSERT INTO job_dependencies (depends_on, job_id) VALUES (?, ?)",
                      [(d, job_id) for d in p.blocking])
     return Added(row_to_job(row), created=True)

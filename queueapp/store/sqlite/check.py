@@ -31,6 +31,20 @@ RULES = (
 )
 
 
+# Failed group counts (migration 0015) that differ from the failed jobs they count.
+COUNT_DRIFT = (
+    "SELECT queue, error_group, name, coalesce(j.n, 0), coalesce(c.n, 0)"
+    " FROM (SELECT queue, error_group, name, count(*) AS n FROM jobs WHERE state = 'failed'"
+    " AND error_group IS NOT NULL GROUP BY queue, error_group, name) AS j"
+    " FULL JOIN failed_group_counts AS c USING (queue, error_group, name)"
+    " WHERE j.n IS NOT c.n LIMIT 20"
+)
+
+
+def count_problem(queue: str, group: str, name: str, jobs: int, counted: int) -> str:
+    return f"error group {group} of {name} in queue {queue}: {jobs} failed jobs, counted {counted}"
+
+
 def table_problems(conn: sqlite3.Connection) -> list[str]:
     problems = []
     verdict = conn.execute("PRAGMA integrity_check").fetchone()[0]
@@ -42,6 +56,7 @@ def table_problems(conn: sqlite3.Connection) -> list[str]:
             problems.append(f"{name}: jobs {', '.join(map(str, ids))}")
     for queue, key, active, limit in conn.execute(OVER_LIMIT):
         problems.append(f"group {key!r} of queue {queue} has {active} active jobs, above its limit of {limit}")
+    problems += [count_problem(*r) for r in conn.execute(COUNT_DRIFT)]
     row = conn.execute(
         "SELECT (SELECT max(id) FROM jobs), (SELECT seq FROM sqlite_sequence WHERE name = 'jobs')"
     ).fetchone()

@@ -9,6 +9,7 @@ import sqlite3
 from ...model import Job, JobState
 from ..records import TableSnapshot
 from ..sql.jobs import COLUMNS, row_to_job, state_of
+from .check import COUNT_DRIFT, count_problem
 
 
 def unowned_active(conn: sqlite3.Connection, now: int) -> tuple[list[Job], list[Job]]:
@@ -28,4 +29,4 @@ def snapshot(conn: sqlite3.Connection) -> TableSnapshot:
     counts: dict[str, dict[JobState, int]] = {}
     for queue, state, n in conn.execute("SELECT queue, state, count(*) FROM jobs GROUP BY queue, state"):
         counts.setdefault(queue, {})[state_of(state)] = n
-    return TableSnapshot(unfinished, counts)
+    return TableSnapshot(unfinished, counts, [count_problem(*r) for r in conn.execute(COUNT_DRIFT)])

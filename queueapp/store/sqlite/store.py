@@ -219,9 +219,7 @@ class SqliteStore(Store):
 
     async def failure_groups(self, queue: str, limit: int) -> list[dict[str, Any]]:
         grouped_query, legacy_query = reads.failure_groups_queries(queue, limit)
-        grouped = await self._fetchall(*grouped_query)
-        examples = [(await self._fetchall(*reads.example_query(queue, row[0])) or [(None,)])[0][0] for row in grouped]
-        return reads.failure_groups(grouped, examples, await self._fetchall(*legacy_query), limit)
+        return reads.failure_groups(await self._fetchall(*grouped_query), await self._fetchall(*legacy_query), limit)
 
     async def count_action(self, action: str, selection: Selection) -> int:
         query = actions.count_query(action, selection)
