@@ -104,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--grace-ms", type=int, default=10_000,
                         help="on SIGTERM, how long running jobs may finish before they are handed back")
     worker.add_argument("--token", default=None, help="bearer token (env QUEUEAPP_TOKEN)")
+    worker.add_argument("--name", default=None,
+                        help="kept with each job as who ran it (default: host:pid)")
     worker.add_argument("--cacert", default=None, metavar="FILE",
                         help="CA certificate(s) to verify an https:// appliance with (default: the system's)")
     openapi = commands.add_parser(
@@ -230,7 +232,7 @@ def _worker(args: argparse.Namespace) -> int:
         token = args.token or os.environ.get("QUEUEAPP_TOKEN")
         async with QueueClient(args.url, token=token, queue=args.queue, cacert=args.cacert) as client:
             worker = RemoteWorker(client, registry, concurrency=args.concurrency,
-                                  lease_ms=args.lease_ms, grace_s=args.grace_ms / 1000)
+                                  lease_ms=args.lease_ms, grace_s=args.grace_ms / 1000, name=args.name)
             await worker.run(stop)
 
     try:

@@ -17,7 +17,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import random
+import socket
 from typing import Any
 from urllib.parse import quote
 
@@ -135,10 +137,13 @@ class QueueClient:
         return await self.request("GET", f"/queues/jobs/{job_id}")
 
     async def lease(self, names: list[str] | None = None, max_jobs: int = 1,
-                    lease_ms: int = 30_000, wait_ms: int = 0) -> list[dict[str, Any]]:
+                    lease_ms: int = 30_000, wait_ms: int = 0, worker: str | None = None) -> list[dict[str, Any]]:
+        """Up to ``max_jobs`` due jobs; ``worker`` is the name kept with each as who ran it."""
         body: dict[str, Any] = {"max": max_jobs, "leaseMs": lease_ms, "waitMs": wait_ms}
         if names:
             body["names"] = names
+        if worker:
+            body["worker"] = worker
         return (await self.request("POST", "/queues/jobs/lease", body))["jobs"]
 
     async def heartbeat(self, job_id: str, token: str, progress: Any = None,
@@ -217,16 +222,18 @@ def job_from_api(payload: dict[str, Any]) -> Job:
         attempts_made=payload["attemptsMade"], progress=payload["progress"],
         result=payload["result"], error=payload["error"], errors=payload["errors"],
         job_key=payload["jobId"], created_at=0, run_at=0, started_at=None, finished_at=None,
-        lease_token=payload.get("leaseToken"),
+        lease_token=payload.get("leaseToken"), worker=payload.get("worker"),
     )
 
 
 class RemoteWorker:
     def __init__(
         self, client: QueueClient, registry: HandlerRegistry, *, concurrency: int = 5,
-        lease_ms: int = 30_000, poll_ms: int = 5_000, grace_s: float = 10.0,
+        lease_ms: int = 30_000, poll_ms: int = 5_000, grace_s: float = 10.0, name: str | None = None,
     ) -> None:
         self.client = client
+        # kept with every job it runs: host and process unless told otherwise
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.registry = registry
         self.concurrency = concurrency
         self.lease_ms = lease_ms
@@ -251,7 +258,7 @@ class RemoteWorker:
                 await _first_of(stop, *self.running.values())
                 continue
             try:
-                leased = await self.client.lease(names, free, self.lease_ms, self.poll_ms)
+                leased = await self.client.lease(names, free, self.lease_ms, self.poll_ms, self.name)
             except QueueApiError as exc:
                 if exc.status in (401, 403):
                     raise WorkerRefused(f"the appliance refused this worker ({exc}); check the token") from None

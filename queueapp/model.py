@@ -128,6 +128,8 @@ class Job:
     lease_token: str | None = None
     lease_expires_at: int | None = None
     heartbeat_at: int | None = None
+    # who ran the latest attempt: a leasing worker's name or address, or the appliance
+    worker: str | None = None
 
     @property
     def timeout_ms(self) -> int | None:

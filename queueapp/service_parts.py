@@ -107,12 +107,12 @@ class WorkerDesk:
 
     async def lease(
         self, queue: str, names: list[str] | None, max_jobs: int, lease_ms: int | None, wait_ms: int,
-        alive: Callable[[], bool] = lambda: True,
+        alive: Callable[[], bool] = lambda: True, worker: str = "worker",
     ) -> list[Job]:
-        """Up to ``max_jobs`` due jobs, waiting up to ``wait_ms`` for one; ``alive``
-        says whether the asker is still there."""
+        """Up to ``max_jobs`` due jobs for ``worker``, waiting up to ``wait_ms`` for one;
+        ``alive`` says whether the asker is still there."""
         return await self.dispatcher.leases.lease(queue, names, max_jobs, lease_ms or self.default_lease_ms,
-                                                  wait_ms, alive)
+                                                  wait_ms, alive, worker)
 
     async def heartbeat(self, job_id: int, token: str, progress: Any, lease_ms: int | None) -> Job:
         return await self.dispatcher.leases.heartbeat(job_id, token, progress, lease_ms)

@@ -209,6 +209,9 @@ class RunningJobOut(Open):
     inProcess: bool
     stuck: bool
     node: str | None
+    # who runs it: the name a worker leased it under (its address when it gave
+    # none), or "appliance" for the appliance's own handlers
+    worker: str | None
 
 
 class RunningOut(Open):
@@ -223,4 +226,5 @@ async def running(request: web.Request) -> web.Response:
     found = service_of(request).running_jobs(queue_of(request))
     return ok({"jobs": [{"id": str(a.id), "name": a.name, "startedAt": to_iso(a.started_at),
                          "heartbeatAt": to_iso(a.heartbeat_at), "leaseExpiresAt": to_iso(a.lease_expires_at),
-                         "inProcess": a.in_process, "stuck": stuck, "node": a.node} for a, stuck in found]})
+                         "inProcess": a.in_process, "stuck": stuck, "node": a.node, "worker": a.worker}
+                        for a, stuck in found]})

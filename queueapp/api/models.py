@@ -86,11 +86,17 @@ class ScheduleBody(Strict):
     priorityFactors: PriorityFactors | None = None
 
 
+# A worker's name, as it gives it when it leases (host and process, say): printable.
+WorkerName = Annotated[str, Field(min_length=1, max_length=200, pattern="^[^\\x00-\\x1f\\x7f]+$")]
+
+
 class LeaseBody(Strict):
     names: Annotated[list[JobName], Field(min_length=1, max_length=100)] | None = None
     max: Annotated[int, Field(ge=1, le=1000), WHOLE] = 1
     leaseMs: Annotated[int, Field(ge=MIN_LEASE_MS, le=MAX_LEASE_MS), WHOLE] | None = None
     waitMs: Annotated[int, Field(ge=0, le=30_000), WHOLE] = 0
+    # Kept with each job leased as who ran its attempt (default: the caller's address).
+    worker: WorkerName | None = None
 
 
 LeaseToken = Annotated[str, Field(min_length=1, max_length=200)]
@@ -164,6 +170,8 @@ class JobErrorEntry(Open):
     stack: str | None = None
     # When the attempt began (an attempt that failed before starting has none).
     startedAt: str | None = None
+    # Who ran the attempt (JobOut.worker).
+    worker: str | None = None
 
 
 class JobOut(Open):
@@ -185,6 +193,9 @@ class JobOut(Open):
     finishedAt: str | None
     jobId: str | None
     options: dict[str, Any]
+    # Who ran the latest attempt: the name its worker leased it under (the worker's
+    # address when it gave none), or "appliance" for the appliance's own handlers.
+    worker: str | None
 
 
 class LeasedJobOut(JobOut):

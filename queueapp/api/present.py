@@ -33,6 +33,7 @@ def job_out(job: Job) -> dict[str, Any]:
         "finishedAt": to_iso(job.finished_at),
         "jobId": job.job_key,
         "options": job.options,
+        "worker": job.worker,
     }
 
 

@@ -28,7 +28,7 @@ from ..clock import Clock
 from ..dispatch.ledger import Ledger, Running
 from ..dispatch.policies import GroupPolicies
 from ..dispatch.runtime import QueueRuntime
-from ..dispatch.source import Started
+from ..dispatch.source import IN_PROCESS, Started
 from ..dispatch.wakeup import Wakeup
 from ..flow import GroupPolicy
 from ..model import Job, NewJob
@@ -151,7 +151,8 @@ class DatabaseSource:
 
         try:
             jobs = await self.shared.claim(q.name, self.registry.names(), [], wanted, self.clock.now_ms(), None,
-                                           self.rules(q.name), then=committed)
+                                           self.rules(q.name), worker=f"{IN_PROCESS} on {self.shared.node}",
+                                           then=committed)
         except Exception:
             q.running -= wanted
             raise
@@ -162,12 +163,12 @@ class DatabaseSource:
             self._more.discard(q.name)
 
     def claim_for_lease(self, queue: str, q: QueueRuntime | None, names: list[str] | None, max_jobs: int,
-                        lease_ms: int, started: Started) -> asyncio.Future[list[Job]]:
+                        lease_ms: int, worker: str, started: Started) -> asyncio.Future[list[Job]]:
         """The database picks the jobs; names this node's handlers run are never
         leased through it."""
         return asyncio.ensure_future(self.shared.claim(queue, names, self.registry.names(), max_jobs,
                                                        self.clock.now_ms(), lease_ms, self.rules(queue),
-                                                       then=started))
+                                                       worker=worker, then=started))
 
     def after_turn(self) -> Any:
         """Telling the other nodes of the waiting jobs this node's changes made (None:

@@ -51,18 +51,18 @@ class LeaseDesk:
 
     async def lease(
         self, queue: str, names: list[str] | None, max_jobs: int, lease_ms: int, wait_ms: int,
-        alive: Alive = lambda: True,
+        alive: Alive = lambda: True, worker: str = "worker",
     ) -> list[Job]:
-        """Up to ``max_jobs`` due jobs, highest priority first; waits up to ``wait_ms``
-        for one to arrive when none is there. ``alive`` says whether the asker is still
-        there: no job is claimed for a client that has gone, and jobs claimed just as
-        it went are handed back unstarted."""
+        """Up to ``max_jobs`` due jobs, highest priority first, for ``worker`` (its name
+        is kept with each job); waits up to ``wait_ms`` for one to arrive when none is
+        there. ``alive`` says whether the asker is still there: no job is claimed for a
+        client that has gone, and jobs claimed just as it went are handed back unstarted."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_ms / 1000
         while True:
             q = self.ledger.queues.get(queue)
             if not (q is not None and q.paused) and not self.closed and alive():
-                jobs = await self._claim(queue, q, names, max_jobs, lease_ms)
+                jobs = await self._claim(queue, q, names, max_jobs, lease_ms, worker)
                 if jobs and not alive():
                     await self._hand_back(jobs)
                     return []
@@ -74,14 +74,14 @@ class LeaseDesk:
             await self._wait(queue, q, min(left, self.look_every_s))
 
     async def _claim(self, queue: str, q: QueueRuntime | None, names: list[str] | None, max_jobs: int,
-                     lease_ms: int) -> list[Job]:
+                     lease_ms: int, worker: str) -> list[Job]:
         claimed: list[Job] = []
 
         def record(jobs: list[Job]) -> list[ActiveJob]:
             claimed.extend(job for job in jobs if job.state is JobState.ACTIVE)  # not the expired
             return self.ledger.started(jobs, in_memory=self.source.tracks_leases)
 
-        write = self.source.claim_for_lease(queue, q, names, max_jobs, lease_ms, record)
+        write = self.source.claim_for_lease(queue, q, names, max_jobs, lease_ms, worker, record)
         if write is None:
             return []
         try:

@@ -239,7 +239,7 @@ class Ledger:
             deadline = self.clock.monotonic_ms() + max(0, job.lease_expires_at - self.clock.now_ms())
         active = ActiveJob(job.id, job.queue, job.name, job.lease_token, job.started_at,
                            job.heartbeat_at or job.started_at, job.lease_expires_at, job.group, deadline,
-                           node=self.source.node)
+                           node=self.source.node, worker=job.worker)
         self.active[job.id] = active
         if deadline is not None:
             self.lease_granted.set()  # the lease reaper may be asleep with no lease out

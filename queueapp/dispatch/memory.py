@@ -24,7 +24,7 @@ from .order import Lanes, Taken
 from .policies import GroupPolicies
 from .rebuild import rebuild
 from .runtime import ActiveJob, QueueRuntime
-from .source import Started
+from .source import IN_PROCESS, Started
 from .wakeup import Wakeup
 
 
@@ -124,13 +124,13 @@ class MemorySource:
             return actives
 
         try:
-            await self._claim(q, taken, None, run)
+            await self._claim(q, taken, None, IN_PROCESS, run)
         except Exception:
             q.running -= wanted
             raise
 
     def claim_for_lease(self, queue: str, q: QueueRuntime | None, names: list[str] | None, max_jobs: int,
-                        lease_ms: int, started: Started) -> asyncio.Future[None] | None:
+                        lease_ms: int, worker: str, started: Started) -> asyncio.Future[None] | None:
         """A worker's claim of the best due jobs (of ``names``), as a write the asker
         may leave; None: nothing to take now."""
         if q is None:
@@ -138,7 +138,7 @@ class MemorySource:
         self.reopen_due(self.clock.now_ms())  # keys whose pause or window ran out
         taken = self._take_for_lease(q, names, max_jobs)
         return None if taken is None else asyncio.ensure_future(self._lease(q, taken, names, max_jobs, lease_ms,
-                                                                            started))
+                                                                            worker, started))
 
     def _take_for_lease(self, q: QueueRuntime, names: list[str] | None, max_jobs: int) -> Taken | None:
         lanes = self.lanes[q.name]
@@ -149,16 +149,17 @@ class MemorySource:
         return taken
 
     async def _lease(self, q: QueueRuntime, taken: Taken | None, names: list[str] | None, max_jobs: int,
-                     lease_ms: int, started: Started) -> None:
+                     lease_ms: int, worker: str, started: Started) -> None:
         """Claim what was taken; when every one of them was cancelled meanwhile, the
         next best, until one is claimed or none is left."""
         while taken is not None:
-            jobs = await self._claim(q, taken, lease_ms, started)
+            jobs = await self._claim(q, taken, lease_ms, worker, started)
             if any(job.lease_token is not None for job in jobs):
                 return
             taken = self._take_for_lease(q, names, max_jobs)
 
-    async def _claim(self, q: QueueRuntime, taken: Taken, lease_ms: int | None, started: Started) -> list[Job]:
+    async def _claim(self, q: QueueRuntime, taken: Taken, lease_ms: int | None, worker: str,
+                     started: Started) -> list[Job]:
         ids = taken.ids
 
         def committed(jobs: list[Job]) -> None:
@@ -168,7 +169,8 @@ class MemorySource:
                 self._room_given(q)
 
         try:
-            return await self.store.claim_jobs(ids, taken.now, lease_ms, taken_at=taken.due_times, then=committed)
+            return await self.store.claim_jobs(ids, taken.now, lease_ms, worker=worker, taken_at=taken.due_times,
+                                               then=committed)
         except BaseException:
             if any(job_id in self.claiming for job_id in ids):  # nothing was claimed: back in line
                 self._landed(ids)

@@ -23,6 +23,7 @@ class ActiveJob:
     deadline: int | None = None
     task: asyncio.Task[None] | None = None
     node: str | None = None  # in a cluster: the node that claimed it
+    worker: str | None = None  # who runs it (Job.worker)
     alive_elsewhere: bool = False  # in a cluster: run by the handlers of another node, alive
 
     @property

@@ -29,6 +29,10 @@ from .runtime import ActiveJob, QueueRuntime
 Started = Callable[[list[Job]], list[ActiveJob]]
 
 
+# Who runs a job that the appliance's own handlers run (kept with the job as its
+# worker; a cluster node adds its name).
+IN_PROCESS = "appliance"
+
 class WorkSource(Placing, Protocol):
     tracks_leases: bool  # leased jobs are in memory's active table (False: the database's only)
     shared_with_others: bool  # other processes run jobs of the same table
@@ -42,7 +46,7 @@ class WorkSource(Placing, Protocol):
     def queues_to_look(self, queues: dict[str, QueueRuntime], everything: bool) -> Iterable[QueueRuntime]: ...
     def claim_for_handlers(self, q: QueueRuntime, free: int, started: Started) -> Any: ...
     def claim_for_lease(self, queue: str, q: QueueRuntime | None, names: list[str] | None, max_jobs: int,
-                        lease_ms: int, started: Started) -> Any: ...
+                        lease_ms: int, worker: str, started: Started) -> Any: ...
     def after_turn(self) -> Any: ...
     async def resumed(self, queue: str) -> None: ...
     async def fire_schedule(self, queue: str, name: str, expected_next: int, jobs: list[NewJob], next_run_at: int,

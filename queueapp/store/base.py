@@ -72,13 +72,13 @@ class Store(ABC):
 
     @abstractmethod
     async def claim_jobs(
-        self, ids: list[int], now: int, lease_ms: int | None, *, taken_at: list[int] | None = None,
+        self, ids: list[int], now: int, lease_ms: int | None, *, worker: str, taken_at: list[int] | None = None,
         then: Then = None,
     ) -> list[Job]:
         """waiting -> active for those of ``ids`` still waiting (and, given
         ``taken_at``, still due at the time each was taken at: one moved since is
         left alone); counts the attempt and gives each a fresh lease token.
-        ``lease_ms`` None: owned by this process. One past its expiry time is never
+        ``lease_ms`` None: owned by this process. ``worker``: who runs them. One past its expiry time is never
         started: it comes back expired."""
 
     @abstractmethod

@@ -36,11 +36,11 @@ class SharedStore(ABC):
 
     @abstractmethod
     async def claim(self, queue: str, names: list[str] | None, excluded: list[str], limit: int, now: int,
-                    lease_ms: int | None, rules: FlowRules = (NONE, None, True), *,
+                    lease_ms: int | None, rules: FlowRules = (NONE, None, True), *, worker: str,
                     then: Callable[[list[Job]], Any] | None = None) -> list[Job]:
         """Up to ``limit`` of the queue's best waiting jobs (of ``names`` when given, never
         of ``excluded``), made active: leased for ``lease_ms``, or run by this node's
-        handlers when None. Nothing when the queue is paused. Jobs past their expiry
+        handlers when None; ``worker`` says who runs them. Nothing when the queue is paused. Jobs past their expiry
         come back expired instead. ``rules``: the config file's group limits of the
         queue (its stored policy wins), its priority aging, and whether stored group
         settings were seen (False: a claim that finds the queue governed after all

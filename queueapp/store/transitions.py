@@ -69,12 +69,12 @@ def kept(d: Dialect, new: NewJob, now: int) -> Plan[Added | None]:
 # -- starting -------------------------------------------------------------------------
 
 
-def claim(d: Dialect, ids: list[int], now: int, lease_ms: int | None, node: str | None,
+def claim(d: Dialect, ids: list[int], now: int, lease_ms: int | None, node: str | None, worker: str,
           taken_at: list[int] | None = None) -> Plan[list[Job]]:
     """waiting -> active for those of ``ids`` still waiting (and still due at
-    ``taken_at``, when given), in the order of ``ids``; those past their expiry
-    become expired instead (returned in that state)."""
-    found = yield sql.claim_taken(d, ids, taken_at, now, lease_ms, node)
+    ``taken_at``, when given), run by ``worker``, in the order of ``ids``; those past
+    their expiry become expired instead (returned in that state)."""
+    found = yield sql.claim_taken(d, ids, taken_at, now, lease_ms, node, worker)
     by_id = {r[0]: row_to_job(r) for r in found}
     return [by_id[job_id] for job_id in ids if job_id in by_id]
 
@@ -142,6 +142,8 @@ def fail(d: Dialect, job_id: int, token: str, failure: Failure, now: int) -> Pla
     entry: dict[str, Any] = {"attempt": job.attempts_made, "message": failure.message, "at": to_iso(now)}
     if job.started_at is not None:  # when this attempt began: its duration is at - startedAt
         entry["startedAt"] = to_iso(job.started_at)
+    if job.worker is not None:
+        entry["worker"] = job.worker
     if failure.stack:
         entry["stack"] = failure.stack
     job.errors.append(entry)

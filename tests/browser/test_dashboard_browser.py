@@ -121,10 +121,11 @@ def test_search_bulk_actions_and_the_other_pages(serve, browser):
     for job_id in failed:
         assert call(server.url, "GET", f"/queues/jobs/{job_id}")[1]["state"] == "waiting"
 
-    _, leased = call(server.url, "POST", "/queues/jobs/lease?queue=emails", {"max": 1, "leaseMs": 60_000})
+    _, leased = call(server.url, "POST", "/queues/jobs/lease?queue=emails",
+                     {"max": 1, "leaseMs": 60_000, "worker": "mailer-7:4242"})
     w.go("/ui/queues/emails/workers")
     row = page.get_by_role("row", name=re.compile(leased["jobs"][0]["id"]))
-    expect(row).to_contain_text("leased by a worker")
+    expect(row).to_contain_text("leased by mailer-7:4242")
     w.shot("workers")
 
     # A job that waits for another shows what it waits for, as a link.
@@ -300,7 +301,7 @@ def test_a_jobs_log_appears_live_and_a_failed_attempts_stack_can_be_read(serve, 
     server = serve()
     _, job = call(server.url, "POST", "/queues/jobs?queue=imports", {"name": "import", "options": {"attempts": 2}})
     _, leased = call(server.url, "POST", "/queues/jobs/lease?queue=imports", {"max": 1, "leaseMs": 60_000})
-    token = leased["jobs"][0]["leaseToken"]
+    token = leased["jobs"][0]["leaseToken"]  # leased without a name: its worker is its address
     call(server.url, "POST", f"/queues/jobs/{job['id']}/log", {"leaseToken": token, "lines": ["fetched 120 rows"]})
     w = wide_page(browser, server.url)
     page = w.page
@@ -319,6 +320,7 @@ def test_a_jobs_log_appears_live_and_a_failed_attempts_stack_can_be_read(serve, 
     call(server.url, "POST", f"/queues/jobs/{job['id']}/fail",
          {"leaseToken": token, "error": "KeyError: 'price'", "stack": trace})
     expect(page.get_by_text(re.compile(r"^ran \d+(\.\d+)? (ms|s)$"))).to_be_visible()  # the attempt's duration
+    expect(page.get_by_text("on 127.0.0.1", exact=True)).to_be_visible()  # and where it ran
     opener = page.get_by_text("Stack trace of attempt 1")
     expect(opener).to_be_visible()
     opener.click()

@@ -224,9 +224,26 @@ async def test_lease_complete_fail_and_stale_tokens(make_client, db_path):
     assert (await r.json())["state"] == "failed"
     failed_list = await (await client.get("/queues/jobs/failed")).json()
     assert [j["id"] for j in failed_list["jobs"]] == [a["id"]]
-    for bad in ({"max": 0}, {"max": 5000}, {"waitMs": 60_000}, {"names": []}):
+    for bad in ({"max": 0}, {"max": 5000}, {"waitMs": 60_000}, {"names": []}, {"worker": ""},
+                {"worker": "w" * 201}, {"worker": "host\n1"}):
         r = await client.post("/queues/jobs/lease", json=bad)
         assert r.status == 400, bad
+
+
+async def test_each_attempt_keeps_the_worker_that_ran_it(make_client):
+    client = await make_client()
+    options = {"attempts": 2, "backoff": {"type": "fixed", "delay": 0}}
+    _, job = await post_job(client, {"name": "bill", "options": options})
+    r = await client.post("/queues/jobs/lease", json={"worker": "billing-3:4242"})
+    (leased,) = (await r.json())["jobs"]
+    assert leased["worker"] == "billing-3:4242"
+    r = await client.post(f"/queues/jobs/{job['id']}/fail", json={"leaseToken": leased["leaseToken"], "error": "503"})
+    assert (await r.json())["errors"][0]["worker"] == "billing-3:4242"
+    r = await client.post("/queues/jobs/lease", json={})  # no name given: its address
+    (again,) = (await r.json())["jobs"]
+    await client.post(f"/queues/jobs/{job['id']}/complete", json={"leaseToken": again["leaseToken"]})
+    done = await (await client.get(f"/queues/jobs/{job['id']}")).json()
+    assert done["worker"] == "127.0.0.1" and [e["worker"] for e in done["errors"]] == ["billing-3:4242"]
 
 
 async def test_long_poll_lease_answers_when_a_job_arrives(make_client):

@@ -30,7 +30,7 @@ async def test_three_nodes_claiming_at_once_never_share_a_job(pg_url, pg_conn):
 
     async def node(c: asyncpg.Connection, name: str) -> list[int]:
         got = []
-        while batch := await pg.claim_next(c, "q", None, 25, NOW, 30_000, name):
+        while batch := await pg.claim_next(c, "q", None, 25, NOW, 30_000, name, "w"):
             assert [(j.priority, j.id) for j in batch] == sorted((j.priority, j.id) for j in batch)
             got += [j.id for j in batch]
         return got
@@ -50,7 +50,7 @@ async def test_best_first_names_and_expiry(pg_conn):
     low, high, other = await pg.add_jobs(pg_conn, [job(priority=4), job(priority=1), job(name="other")], NOW)
     late, = await pg.add_jobs(pg_conn, [job(priority=1, run_at=NOW - 10)], NOW - 10)
     await pg_conn.execute("UPDATE jobs SET expire_at = $1 WHERE id = $2", NOW - 1, late)
-    claimed = await pg.claim_next(pg_conn, "q", ["n"], 10, NOW, None, "node-a")
+    claimed = await pg.claim_next(pg_conn, "q", ["n"], 10, NOW, None, "node-a", "w")
     by_id = {j.id: j for j in claimed}
     assert by_id[late].state is JobState.EXPIRED and by_id[late].started_at is None
     assert [j.id for j in claimed if j.state is JobState.ACTIVE] == [high, low]
@@ -60,7 +60,7 @@ async def test_best_first_names_and_expiry(pg_conn):
 
 async def test_completion_and_failure_need_the_lease_token(pg_conn):
     a, b = await pg.add_jobs(pg_conn, [job(attempts=2, backoff={"type": "fixed", "delay": 1000}), job(attempts=1)], NOW)
-    claimed = {j.id: j for j in await pg.claim_next(pg_conn, "q", None, 2, NOW, 30_000, "n1")}
+    claimed = {j.id: j for j in await pg.claim_next(pg_conn, "q", None, 2, NOW, 30_000, "n1", "w")}
     assert await steps.complete_job(pg_conn, a, "stale", 1, NOW) is None
     retried = await steps.fail_job(pg_conn, a, claimed[a].lease_token, Failure("boom"), NOW)
     assert retried.state is JobState.DELAYED and retried.run_at == NOW + 1000 and retried.lease_token is None
@@ -70,7 +70,7 @@ async def test_completion_and_failure_need_the_lease_token(pg_conn):
     assert done.state is JobState.COMPLETED and done.result == {"ok": True} and done.finished_at == NOW
     assert await pg.promote_due(pg_conn, NOW + 999, 100) == []
     assert await pg.promote_due(pg_conn, NOW + 1000, 100) == [a]
-    again, = await pg.claim_next(pg_conn, "q", None, 5, NOW + 1000, 30_000, "n1")
+    again, = await pg.claim_next(pg_conn, "q", None, 5, NOW + 1000, 30_000, "n1", "w")
     assert again.id == a and again.attempts_made == 2
     failed = await steps.fail_job(pg_conn, a, again.lease_token, Failure("boom"), NOW + 1000)
     assert failed.state is JobState.FAILED and failed.finished_at == NOW + 1000
@@ -79,7 +79,7 @@ async def test_completion_and_failure_need_the_lease_token(pg_conn):
 
 async def test_a_lease_that_ran_out_is_rescued_once(pg_conn):
     a, = await pg.add_jobs(pg_conn, [job(attempts=3)], NOW)
-    leased, = await pg.claim_next(pg_conn, "q", None, 1, NOW, 1000, "n1")
+    leased, = await pg.claim_next(pg_conn, "q", None, 1, NOW, 1000, "n1", "w")
     assert await steps.rescue_expired(pg_conn, NOW + 999, "lease expired", 100) == []
     rescued, = [change.job for change in await steps.rescue_expired(pg_conn, NOW + 1000, "lease expired", 100)]
     assert rescued.id == a and rescued.state in (JobState.WAITING, JobState.DELAYED)
@@ -97,7 +97,7 @@ async def test_counts_stay_exact_while_nodes_change_jobs_and_the_leader_folds(pg
     async def work(c: asyncpg.Connection, queue: str) -> None:
         for _ in range(40):
             await pg.add_jobs(c, [job(queue=queue, attempts=2) for _ in range(10)], NOW)
-            for j in await pg.claim_next(c, queue, None, 7, NOW, 30_000, "n"):
+            for j in await pg.claim_next(c, queue, None, 7, NOW, 30_000, "n", "w"):
                 if j.id % 3:
                     await steps.complete_job(c, j.id, j.lease_token, None, NOW)
                 else:
@@ -132,7 +132,7 @@ async def test_counts_stay_exact_while_nodes_change_jobs_and_the_leader_folds(pg
 
 async def test_release_heartbeat_retry_promote_cancel_and_clean(pg_conn):
     a, b, c = await pg.add_jobs(pg_conn, [job(), job(), job(run_at=NOW + 60_000)], NOW)
-    first, second = await pg.claim_next(pg_conn, "q", None, 2, NOW, 10_000, "n1")
+    first, second = await pg.claim_next(pg_conn, "q", None, 2, NOW, 10_000, "n1", "w")
     beat = await steps.heartbeat(pg_conn, first.id, first.lease_token, NOW + 5000, 10_000, {"step": 2})
     assert beat.lease_expires_at == NOW + 15_000 and beat.progress == {"step": 2}
     assert await steps.heartbeat(pg_conn, first.id, "stale", NOW + 5000, 10_000, None) is None
@@ -156,9 +156,9 @@ async def test_release_heartbeat_retry_promote_cancel_and_clean(pg_conn):
 
 async def test_jobs_of_a_node_that_died_are_orphans_and_a_live_nodes_are_not(pg_conn):
     await pg.add_jobs(pg_conn, [job(), job(), job()], NOW)
-    mine = await pg.claim_next(pg_conn, "q", None, 1, NOW, None, "node-a")
-    theirs = await pg.claim_next(pg_conn, "q", None, 1, NOW, None, "node-b")
-    leased = await pg.claim_next(pg_conn, "q", None, 1, NOW, 30_000, "node-b")
+    mine = await pg.claim_next(pg_conn, "q", None, 1, NOW, None, "node-a", "w")
+    theirs = await pg.claim_next(pg_conn, "q", None, 1, NOW, None, "node-b", "w")
+    leased = await pg.claim_next(pg_conn, "q", None, 1, NOW, 30_000, "node-b", "w")
     await cluster.seen(pg_conn, "node-a", NOW)
     await cluster.seen(pg_conn, "node-b", NOW)
     assert [j.id for j in await pg.orphans(pg_conn, NOW + 4000, 5000)] == []

@@ -58,15 +58,18 @@ async def test_a_job_leased_failed_retried_after_its_backoff_and_completed(open_
     clock = FakeClock()
     service = await open_service(clock=clock)
     job = await service.add_job("send", {"to": "a"}, {"attempts": 2, "backoff": {"type": "fixed", "delay": 1000}})
-    [leased] = await service.workers.lease("default", None, 5, 30_000, 0)
+    [leased] = await service.workers.lease("default", None, 5, 30_000, 0, worker="billing-3:77")
+    assert leased.worker == "billing-3:77"
     failed = await service.workers.fail(leased.id, leased.lease_token, Failure("smtp 451"))
     assert failed.state is JobState.DELAYED and failed.run_at == clock.ms + 1000
+    assert failed.errors[0]["worker"] == "billing-3:77" and failed.worker == "billing-3:77"
     clock.advance(1000)
     service.dispatcher.wakeup.wake()
-    [again] = await service.workers.lease("default", None, 5, 30_000, 2000)
+    [again] = await service.workers.lease("default", None, 5, 30_000, 2000, worker="billing-4:12")
     assert again.id == job.id and again.attempts_made == 2
     done = await service.workers.complete(again.id, again.lease_token, {"id": "m-1"})
     assert done.state is JobState.COMPLETED and done.result == {"id": "m-1"}
+    assert done.worker == "billing-4:12"  # the attempt that finished it
     assert [e["message"] for e in done.errors] == ["smtp 451"]
     metrics = service.get_queue_metrics()
     assert (metrics["completed"], metrics["delayed"], metrics["waiting"]) == (1, 0, 0)
@@ -96,6 +99,7 @@ async def test_in_process_handlers_run_every_job_and_a_restart_keeps_the_rest(op
     again = await open_service()
     counts = again.get_queue_metrics()
     assert (counts["completed"], counts["delayed"], counts["waiting"]) == (30, 1, 1)
+    assert (await again.get_job(ran[0])).worker.startswith("appliance")  # "appliance on <node>" in a cluster
     [waiting] = await again.workers.lease("default", None, 5, 30_000, 0)
     assert waiting.name == "waits"
     await clean_audit(again)

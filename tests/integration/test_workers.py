@@ -6,6 +6,7 @@ import asyncio
 import os
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -85,6 +86,8 @@ async def test_the_python_worker_runs_handlers_on_leased_jobs(make_client):
     assert bad["error"] == "KeyError: 'seed'" and bad["attemptsMade"] == 1
     first = bad["errors"][0]
     assert first["startedAt"] <= first["at"]  # the attempt's start, beside its failure
+    assert first["worker"] == f"{socket.gethostname()}:{os.getpid()}"  # who ran it: host and process
+    assert {j["worker"] for j in page["jobs"]} == {first["worker"]}
     stack = first["stack"]  # the handler's traceback, sent by the worker
     assert stack.startswith("Traceback (most recent call last):") and "worker_handlers.py" in stack
     assert stack.rstrip().endswith("KeyError: 'seed'")

@@ -42,12 +42,12 @@ async def test_every_transition_the_store_makes_is_an_allowed_edge(store):
     (c,) = await store.add_jobs([new_job(attempts=1)], NOW)
     changes.append(await store.cancel_job(b.job.id, NOW))  # delayed -> cancelled
     changes.append(await store.retry_job(b.job.id, NOW))  # cancelled -> waiting
-    claimed = {j.id: j for j in await store.claim_jobs([a.job.id, b.job.id, c.job.id], NOW, 1000)}
+    claimed = {j.id: j for j in await store.claim_jobs([a.job.id, b.job.id, c.job.id], NOW, 1000, worker="w")}
     changes.append(await store.fail_job(a.job.id, claimed[a.job.id].lease_token, Failure("x"), NOW))
     changes.append(await store.complete_job(b.job.id, claimed[b.job.id].lease_token, 1, NOW))
     changes.append(await store.fail_job(c.job.id, claimed[c.job.id].lease_token, Failure("x"), NOW))
     changes.append(await store.retry_job(c.job.id, NOW))  # failed -> waiting
-    (again,) = await store.claim_jobs([c.job.id], NOW, 1000)
+    (again,) = await store.claim_jobs([c.job.id], NOW, 1000, worker="w")
     changes.append(await store.release_job(c.job.id, again.lease_token, NOW))
     (d,) = await store.add_jobs([new_job(run_at=NOW + 5)], NOW)
     assert await store.promote_jobs([(d.job.id, NOW + 4)], NOW + 5) == []  # not the time it waits for
@@ -62,8 +62,8 @@ async def test_every_transition_the_store_makes_is_an_allowed_edge(store):
 
 async def test_a_stale_token_or_state_changes_nothing(store):
     (a,) = await store.add_jobs([new_job()], NOW)
-    (leased,) = await store.claim_jobs([a.job.id], NOW, 1000)
-    assert await store.claim_jobs([a.job.id], NOW, 1000) == []  # already active
+    (leased,) = await store.claim_jobs([a.job.id], NOW, 1000, worker="w")
+    assert await store.claim_jobs([a.job.id], NOW, 1000, worker="w") == []  # already active
     assert await store.complete_job(a.job.id, "not-the-token", None, NOW) is None
     assert await store.heartbeat(a.job.id, "not-the-token", NOW, 1000, 50) is None
     assert await store.release_job(a.job.id, "not-the-token", NOW) is None
@@ -79,7 +79,7 @@ async def test_a_stale_token_or_state_changes_nothing(store):
 async def test_errors_of_each_attempt_are_appended(store):
     (a,) = await store.add_jobs([new_job(attempts=3)], NOW)
     for attempt in (1, 2):
-        (leased,) = await store.claim_jobs([a.job.id], NOW + attempt, 1000)
+        (leased,) = await store.claim_jobs([a.job.id], NOW + attempt, 1000, worker="w")
         await store.fail_job(a.job.id, leased.lease_token, Failure(f"e{attempt}"), NOW + attempt)
     job = await store.get_job(a.job.id)
     assert [(e["attempt"], e["message"]) for e in job.errors] == [(1, "e1"), (2, "e2")]

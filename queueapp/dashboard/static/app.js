@@ -694,6 +694,7 @@ async function jobPage(main, id) {
       h("section", { class: "panel" }, h("dl", { class: "fields" },
         [["queue", link(queuePath(job.queue), job.queue)], ["name", job.name], ["state", job.state],
           ["priority", job.priority], ["attempts", `${job.attemptsMade} of ${job.attempts}`],
+          ["worker", job.worker || "—"],
           ["jobId key", job.jobId || "—"], ["progress", typeof job.progress === "number" ? `${job.progress} %`
             : pretty(job.progress)], ["last error", job.error || "—"], ...flowFields(job),
           ...(dependents.length ? [["dependents", h("span", null, dependents.map((d, i) =>
@@ -712,7 +713,8 @@ async function jobPage(main, id) {
         job.errors.length ? h("table", null, h("tbody", null, job.errors.map((e) => h("tr", null,
           h("td", { class: "num" }, `#${e.attempt}`),
           h("td", null, e.startedAt ? `${when(e.startedAt)} → ${when(e.at)}` : when(e.at),
-            e.startedAt ? h("div", { class: "muted" }, `ran ${span(Date.parse(e.at) - Date.parse(e.startedAt))}`) : null),
+            e.startedAt ? h("div", { class: "muted" }, `ran ${span(Date.parse(e.at) - Date.parse(e.startedAt))}`) : null,
+            e.worker ? h("div", { class: "muted" }, `on ${e.worker}`) : null),
           h("td", null, h("pre", null, e.message), e.stack ? h("details", { class: "stack", open: openTraces.has(e.attempt),
             ontoggle: (event) => (event.target.open ? openTraces.add(e.attempt) : openTraces.delete(e.attempt)) },
             h("summary", null, `Stack trace of attempt ${e.attempt}`), h("pre", null, e.stack)) : null)))))
@@ -935,7 +937,7 @@ async function workersPage(main, queue) {
         .map((t) => h("th", null, t)))),
       h("tbody", null, jobs.map((j) => h("tr", { class: j.stuck ? "stuck" : "" },
         h("td", null, link(`/ui/jobs/${j.id}`, j.id)), h("td", null, j.name),
-        h("td", null, j.inProcess ? "in the appliance" : "leased by a worker"),
+        h("td", null, j.inProcess ? "in the appliance" : `leased by ${j.worker || "a worker"}`),
         h("td", null, `${ago(j.startedAt)} ago`), h("td", null, `${ago(j.heartbeatAt)} ago`),
         h("td", null, j.leaseExpiresAt ? when(j.leaseExpiresAt) : "—"),
         h("td", null, j.stuck ? badge("stuck", "critical") : null,

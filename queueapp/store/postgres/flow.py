@@ -79,17 +79,18 @@ async def _rooms(conn: Any, queue: str, policy: GroupPolicy, now: int) -> tuple[
 
 async def claim(
     conn: Any, queue: str, names: list[str] | None, excluded: list[str], limit: int, now: int,
-    lease_ms: int | None, node: str, default: GroupLimits, aging: Aging | None, stored: bool = True,
+    lease_ms: int | None, node: str, worker: str, default: GroupLimits, aging: Aging | None, stored: bool = True,
 ) -> list[Job]:
     """``jobs.claim_next`` within the queue's group limits and aging, when it has any.
     A queue the caller knows none of (``stored`` False, no config limits, no aging)
     claims in one statement that gives nothing should settings have been stored since;
     otherwise the settings are read first."""
     if not stored and not default.limited and aging is None:
-        return await jobs.claim_next(conn, queue, names, limit, now, lease_ms, node, excluded, ungoverned=True)
+        return await jobs.claim_next(conn, queue, names, limit, now, lease_ms, node, worker, excluded,
+                                     ungoverned=True)
     policy = await policy_of(conn, queue, default)
     if not _governed(policy, aging):
-        return await jobs.claim_next(conn, queue, names, limit, now, lease_ms, node, excluded)
+        return await jobs.claim_next(conn, queue, names, limit, now, lease_ms, node, worker, excluded)
     await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", FLOW_LOCK, queue)
     rooms, default_room = await _rooms(conn, queue, policy, now)
     picked = [r[0] for r in await conn.fetch(
@@ -97,7 +98,7 @@ async def claim(
         None if aging is None else aging.every_ms, None if aging is None else aging.max_levels, AGED_CEILING)]
     if not picked:
         return []
-    return await drive(conn, transitions.claim(POSTGRES, picked, now, lease_ms, node))  # in the order picked
+    return await drive(conn, transitions.claim(POSTGRES, picked, now, lease_ms, node, worker))  # in the order picked
 
 
 async def key_counts(conn: Any, queue: str) -> dict[str, tuple[int, int]]:

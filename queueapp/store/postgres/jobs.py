@@ -76,14 +76,14 @@ _CLAIMS = {(named, ungoverned): numbered(claim_best(POSTGRES, named, _UNGOVERNED
 
 async def claim_next(
     conn: Any, queue: str, names: list[str] | None, limit: int, now: int, lease_ms: int | None, node: str,
-    excluded: list[str] | None = None, ungoverned: bool = False,
+    worker: str, excluded: list[str] | None = None, ungoverned: bool = False,
 ) -> list[Job]:
     """Up to ``limit`` waiting jobs, best first (of ``names`` when given, never of
     ``excluded``), made active (leased for ``lease_ms``, or owned by ``node``'s
-    handlers when None); those past their expiry come back expired instead. Nothing
+    handlers when None) and run by ``worker``; those past their expiry come back expired instead. Nothing
     while the queue is paused, nor (``ungoverned``) while it has group settings."""
     claim = _CLAIMS[names is not None, ungoverned]
-    rows = await conn.fetch(claim, queue, names, limit, now, lease_ms, node, excluded or [])
+    rows = await conn.fetch(claim, queue, names, limit, now, lease_ms, node, excluded or [], worker)
     jobs = [row_to_job(r) for r in rows]
     jobs.sort(key=lambda j: (j.priority, j.run_at, j.id))
     return jobs

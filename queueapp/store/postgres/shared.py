@@ -78,10 +78,10 @@ class PostgresShared(SharedStore):
         self._listening: asyncio.Task[None] | None = None
 
     async def claim(self, queue: str, names: list[str] | None, excluded: list[str], limit: int, now: int,
-                    lease_ms: int | None, rules: FlowRules = (NONE, None, True), *,
+                    lease_ms: int | None, rules: FlowRules = (NONE, None, True), *, worker: str,
                     then: Callable[[list[Job]], Any] | None = None) -> list[Job]:
-        return await self.store.submit(flow.claim, queue, names, excluded, limit, now, lease_ms, self.node, *rules,
-                                       then=then)
+        return await self.store.submit(flow.claim, queue, names, excluded, limit, now, lease_ms, self.node, worker,
+                                       *rules, then=then)
 
     async def key_counts(self, queue: str) -> dict[str, tuple[int, int]]:
         return await self.store.pooled(flow.key_counts, queue)

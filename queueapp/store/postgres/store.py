@@ -184,9 +184,10 @@ class PostgresStore(Store):
             return await self._writer.submit(_add_keyed, jobs_, now, then=then)
         return await self._writer.submit(_add_one_plain, jobs_, now, then=then, merge=_add_plain)
 
-    async def claim_jobs(self, ids: list[int], now: int, lease_ms: int | None, *,
+    async def claim_jobs(self, ids: list[int], now: int, lease_ms: int | None, *, worker: str,
                          taken_at: list[int] | None = None, then: Then = None) -> list[Job]:
-        return await self._writer.submit(run, transitions.claim, ids, now, lease_ms, self.node, taken_at, then=then)
+        return await self._writer.submit(run, transitions.claim, ids, now, lease_ms, self.node, worker, taken_at,
+                                         then=then)
 
     async def expire_jobs(self, now: int, limit: int, *, then: Then = None) -> list[Change]:
         return await self._writer.submit(run, transitions.expire, now, limit, then=then)

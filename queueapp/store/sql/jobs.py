@@ -19,7 +19,7 @@ MAX_KEEP = 2**62  # the largest keep-newest-N count SQLite's OFFSET takes
 COLUMNS = (
     "id, queue, name, state, priority, data, options, attempts, attempts_made, progress,"
     " result, error, errors, job_key, created_at, run_at, started_at, finished_at,"
-    " lease_token, lease_expires_at, heartbeat_at"
+    " lease_token, lease_expires_at, heartbeat_at, worker"
 )
 COLUMN_NAMES = tuple(c.strip() for c in COLUMNS.split(","))
 QUALIFIED = ", ".join("jobs." + c for c in COLUMN_NAMES)  # COLUMNS where an UPDATE ... FROM names another table
@@ -35,7 +35,7 @@ def row_to_job(r: Any) -> Job:
         options=loads(r[6]), attempts=r[7], attempts_made=r[8], progress=loads(r[9]),
         result=None if r[10] is None else loads(r[10]), error=r[11], errors=loads(r[12]), job_key=r[13],
         created_at=r[14], run_at=r[15], started_at=r[16], finished_at=r[17], lease_token=r[18],
-        lease_expires_at=r[19], heartbeat_at=r[20],
+        lease_expires_at=r[19], heartbeat_at=r[20], worker=r[21],
     )
 
 
@@ -61,10 +61,11 @@ def get_active(d: Dialect, job_id: int, token: str) -> Statement:
 # -- starting -------------------------------------------------------------------------
 
 
-def started(d: Dialect, now: str, lease_ms: str, node: str) -> str:
+def started(d: Dialect, now: str, lease_ms: str, node: str, worker: str) -> str:
     """The SET of a claim, with these placeholders: active from ``now`` for ``node``
-    (leased for ``lease_ms``, or run by its handlers when that is null), or, for a job
-    past its expiry, expired instead: a job past its expiry is never started."""
+    (leased for ``lease_ms``, or run by its handlers when that is null) and run by
+    ``worker``, or, for a job past its expiry, expired instead: a job past its expiry
+    is never started."""
     late = f"expire_at <= {now}"
     return (
         f"UPDATE jobs SET state = CASE WHEN {late} THEN 'expired' ELSE 'active' END,"
@@ -75,20 +76,20 @@ def started(d: Dialect, now: str, lease_ms: str, node: str) -> str:
         f" lease_token = CASE WHEN {late} THEN NULL ELSE {d.new_token} END,"
         f" lease_expires_at = CASE WHEN {late} OR {lease_ms}{d.bigint} IS NULL THEN NULL"
         f" ELSE {now} + {lease_ms}{d.bigint} END,"
-        f" node = {node}"
+        f" node = {node}, worker = CASE WHEN {late} THEN worker ELSE {worker} END"
     )
 
 
 def claim_taken(d: Dialect, ids: list[int], taken_at: list[int] | None, now: int, lease_ms: int | None,
-                node: str | None) -> Statement:
+                node: str | None, worker: str) -> Statement:
     """The jobs memory took, by id and the due time each was taken at (null: any; one
     moved since, a debounced unique job, is left alone), made active; one past its
     expiry ended instead."""
     dues: list[Any] = taken_at if taken_at is not None else [None] * len(ids)
     return rows(
-        f"{started(d, '?1', '?2', '?3')} FROM {d.rows('taken', ('id', 'due'), 4)}"
+        f"{started(d, '?1', '?2', '?3', '?4')} FROM {d.rows('taken', ('id', 'due'), 5)}"
         " WHERE jobs.id = taken.id AND jobs.state = 'waiting' AND (taken.due IS NULL OR jobs.run_at = taken.due)"
-        f" RETURNING {QUALIFIED}", now, lease_ms, node, *d.row_params(list(zip(ids, dues, strict=True)), 2))
+        f" RETURNING {QUALIFIED}", now, lease_ms, node, worker, *d.row_params(list(zip(ids, dues, strict=True)), 2))
 
 
 def claim_best(d: Dialect, named: bool, condition: str = "") -> str:
@@ -96,7 +97,7 @@ def claim_best(d: Dialect, named: bool, condition: str = "") -> str:
     the names in ?2 when ``named``: a statement of its own, whose plan reads those
     names' waiting jobs through ``jobs_claim_named``; else through ``jobs_claim``),
     never of the names in ?7, skipping rows another claimer holds, up to ?3, started
-    at ?4 for ?5 ms on node ?6. A paused queue gives nothing (a one-time filter of the
+    at ?4 for ?5 ms on node ?6 by worker ?8. A paused queue gives nothing (a one-time filter of the
     plan, not a join per row), nor one where ``condition`` (on ?1) is false."""
     assert d.skip_locked, "a claim by the database is for an engine with several writers"
     names = "name = ANY(?2::text[])" if named else "?2::text[] IS NULL"
@@ -104,7 +105,7 @@ def claim_best(d: Dialect, named: bool, condition: str = "") -> str:
         f"WITH picked AS (SELECT id FROM jobs WHERE queue = ?1 AND state = 'waiting' AND {names}"
         " AND NOT name = ANY(?7::text[])"
         f" AND NOT EXISTS (SELECT 1 FROM queues WHERE queues.name = ?1 AND paused){condition}"
-        f" ORDER BY priority, run_at, id LIMIT ?3{d.skip_locked}) {started(d, '?4', '?5', '?6')}"
+        f" ORDER BY priority, run_at, id LIMIT ?3{d.skip_locked}) {started(d, '?4', '?5', '?6', '?8')}"
         f" FROM picked WHERE jobs.id = picked.id RETURNING {QUALIFIED}"
     )
 

@@ -99,11 +99,11 @@ class SqliteStore(Store):
             adds.add_job_groups, (jobs, now, encoded), self._ids, then=then, offload=encoded is not None)
 
     async def claim_jobs(
-        self, ids: list[int], now: int, lease_ms: int | None, *, taken_at: list[int] | None = None,
+        self, ids: list[int], now: int, lease_ms: int | None, *, worker: str, taken_at: list[int] | None = None,
         then: Then = None,
     ) -> list[Job]:
         # A claim for this process's own handlers is told to nobody (see the writer).
-        return await self._writer.submit(run, self._ids, transitions.claim, ids, now, lease_ms, None, taken_at,
+        return await self._writer.submit(run, self._ids, transitions.claim, ids, now, lease_ms, None, worker, taken_at,
                                          durable=lease_ms is not None, then=then)
 
     async def expire_jobs(self, now: int, limit: int, *, then: Then = None) -> list[Change]:

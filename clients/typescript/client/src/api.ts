@@ -203,6 +203,7 @@ export interface HeartbeatOut {
   runAt: string;
   startedAt: string | null;
   state: "waiting" | "delayed" | "blocked" | "active" | "completed" | "failed" | "cancelled" | "expired";
+  worker: string | null;
 }
 
 export interface HistoryOut {
@@ -227,6 +228,7 @@ export interface JobErrorEntry {
   message: string;
   stack?: string | null;
   startedAt?: string | null;
+  worker?: string | null;
 }
 
 /** The job's log lines after ``after``, in order; ``lastSeq``: the number of the
@@ -272,6 +274,7 @@ export interface JobOut {
   runAt: string;
   startedAt: string | null;
   state: "waiting" | "delayed" | "blocked" | "active" | "completed" | "failed" | "cancelled" | "expired";
+  worker: string | null;
 }
 
 export interface JobPageOut {
@@ -289,6 +292,7 @@ export interface LeaseBody {
   max?: number;
   names?: string[] | null;
   waitMs?: number;
+  worker?: string | null;
 }
 
 export interface LeasedJobOut {
@@ -312,6 +316,7 @@ export interface LeasedJobOut {
   runAt: string;
   startedAt: string | null;
   state: "waiting" | "delayed" | "blocked" | "active" | "completed" | "failed" | "cancelled" | "expired";
+  worker: string | null;
 }
 
 export interface LeaseOut {
@@ -433,6 +438,7 @@ export interface RunningJobOut {
   node: string | null;
   startedAt: string | null;
   stuck: boolean;
+  worker: string | null;
 }
 
 export interface RunningOut {

@@ -16,6 +16,7 @@
  * A 401 or 403 stops the worker with a `WorkerRefused` error.
  */
 import { EventEmitter } from "node:events";
+import { hostname } from "node:os";
 import type * as api from "./api";
 import { Job, JobData, QueueClient } from "./client";
 import { Coalescer } from "./coalesce";
@@ -42,6 +43,8 @@ export interface WorkerOptions extends ConnectionOptions {
   closeTimeoutMs?: number;
   /** Start leasing at once (default true); else call run(). */
   autorun?: boolean;
+  /** Kept with each job it runs as who ran it (default: host:pid). */
+  name?: string;
 }
 
 type Leased = Job & { leaseToken: string; leaseExpiresAt: string | null };
@@ -134,6 +137,8 @@ export class Worker<D extends JobData = JobData, R = unknown> extends EventEmitt
   readonly pollMs: number;
   readonly closeTimeoutMs: number;
   readonly names?: string[];
+  /** Who this worker is, as each job it runs keeps it. */
+  readonly name: string;
   /** Jobs this worker completed, failed, and handed back. */
   readonly counts = { completed: 0, failed: 0, released: 0 };
   /** Every job this worker holds a lease on, until its outcome is delivered. */
@@ -164,6 +169,7 @@ export class Worker<D extends JobData = JobData, R = unknown> extends EventEmitt
     this.pollMs = options.pollMs ?? 5_000;
     this.closeTimeoutMs = options.closeTimeoutMs ?? 10_000;
     this.names = options.names;
+    this.name = options.name ?? `${hostname()}:${process.pid}`;
     if (!(this.concurrency >= 1 && this.concurrency <= 1000)) throw new RangeError("concurrency is 1 to 1000");
     if (this.fixedPrefetch !== undefined && !(this.fixedPrefetch >= 0 && this.fixedPrefetch <= 1000)) {
       throw new RangeError("prefetch is 0 to 1000");
@@ -232,7 +238,7 @@ export class Worker<D extends JobData = JobData, R = unknown> extends EventEmitt
           // the poll (pollMs at most) and hands back what it brings.
           const asked = performance.now();
           leased = await retrying(
-            () => this.client.lease({ names: this.names, max: Math.min(free, 1000), leaseMs: this.leaseMs, waitMs: this.pollMs }),
+            () => this.client.lease({ names: this.names, max: Math.min(free, 1000), leaseMs: this.leaseMs, waitMs: this.pollMs, worker: this.name }),
             // capped low: a worker idle long after the appliance is back loses its throughput
             { firstDelayMs: 200, maxDelayMs: 2_000, signal: stop, onRetry: (error) => this.warn(error) },
           );

@@ -4,6 +4,7 @@
 const { test, before, after } = require("node:test");
 const assert = require("node:assert/strict");
 const { once } = require("node:events");
+const { hostname } = require("node:os");
 const { QueueClient, Worker, WorkerRefused, UnrecoverableError } = require("../dist");
 const { startAppliance, until } = require("./appliance");
 
@@ -81,6 +82,8 @@ test("a failure is stored with its message and stack, retried, and final when un
   assert.equal(first.message, "TypeError: cannot read properties of undefined (reading 'to')");
   assert.match(first.stack, /^TypeError: cannot read properties/);
   assert.match(first.stack, /worker\.test\.js:\d+:\d+/);
+  assert.equal(first.worker, `${hostname()}:${process.pid}`);  // who ran the attempt: host and process
+  assert.equal(worker.name, first.worker);
   const lost = await client.getJob(doomed.id);
   assert.deepEqual([lost.attemptsMade, lost.error], [1, "card declined"]);
   assert.equal(failures.length, 2);
