@@ -1,13 +1,35 @@
-"""queueapp: a single-node job queue appliance over a durable SQLite store."""
+"""queueapp: a single-node job queue appliance over a durable SQLite store.
 
-from .clock import Clock, FakeClock  # noqa: E402
-from .model import Job, JobState, Priority  # noqa: E402
-from .priority import calculate_priority, get_job_options  # noqa: E402
-from .retry import BackoffPolicy, calculate_backoff_delay, get_default_strategy  # noqa: E402
-from .service import QueueService  # noqa: E402
-from .store import SqliteStore, open_store  # noqa: E402
+The names below are imported when first used (PEP 562), so that a command that
+needs none of them (``queueapp jobs ls``, ``queueapp --version``) does not load the
+service, the stores and the dispatcher before it starts."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .version import __version__
-from .workers import HandlerRegistry, JobContext, UnrecoverableError, registry  # noqa: E402
+
+if TYPE_CHECKING:
+    from .clock import Clock, FakeClock
+    from .model import Job, JobState, Priority
+    from .priority import calculate_priority, get_job_options
+    from .retry import BackoffPolicy, calculate_backoff_delay, get_default_strategy
+    from .service import QueueService
+    from .store import SqliteStore, open_store
+    from .workers import HandlerRegistry, JobContext, UnrecoverableError, registry
+
+# name -> the module that defines it
+_LAZY = {
+    "Clock": ".clock", "FakeClock": ".clock",
+    "Job": ".model", "JobState": ".model", "Priority": ".model",
+    "calculate_priority": ".priority", "get_job_options": ".priority",
+    "BackoffPolicy": ".retry", "calculate_backoff_delay": ".retry", "get_default_strategy": ".retry",
+    "QueueService": ".service",
+    "SqliteStore": ".store", "open_store": ".store",
+    "HandlerRegistry": ".workers", "JobContext": ".workers", "UnrecoverableError": ".workers", "registry": ".workers",
+}
 
 __all__ = [
     "__version__",
@@ -29,3 +51,15 @@ __all__ = [
     "open_store",
     "registry",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'queueapp' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    globals()[name] = value  # the next use is a plain lookup
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
