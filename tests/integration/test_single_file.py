@@ -2,7 +2,9 @@
 alone into an empty folder and run with an empty environment. It serves, takes a job
 over HTTP, runs it through ``./queueapp worker`` with a handler module in that folder,
 lists it with ``./queueapp jobs ls``, and stops cleanly on SIGTERM; it carries the
-PostgreSQL driver and schema too (``./queueapp migrate`` on a real server)."""
+PostgreSQL driver and schema too (``./queueapp migrate`` on a real server). The
+folder build beside it (its command starts without unpacking itself) runs every
+operator command against that appliance."""
 
 from __future__ import annotations
 
@@ -36,8 +38,19 @@ def single_file(tmp_path_factory) -> Path:
     assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
     folder = tmp_path_factory.mktemp("host")
     shutil.copy2(ROOT / "dist" / "queueapp", folder / "queueapp")
+    shutil.copytree(ROOT / "dist" / "queueapp-folder", folder / "queueapp-folder", symlinks=True)
     (folder / "greeting.py").write_text(HANDLERS)
     return folder
+
+
+def _serving(folder: Path, *args: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    serve = subprocess.Popen(["./queueapp", "serve", "--port", str(port), *args], cwd=folder, env=EMPTY_ENV,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in serve.stdout:  # type: ignore[union-attr]
+        if "appliance started" in line:
+            break
+    return serve, f"http://127.0.0.1:{port}"
 
 
 def _get(url: str):
@@ -51,15 +64,9 @@ def test_the_single_file_runs_alone(single_file):
     version = subprocess.run(["./queueapp", "--version"], cwd=folder, env=EMPTY_ENV, capture_output=True,
                              text=True, timeout=60)
     assert version.returncode == 0 and "SQLite" in version.stdout and "event loop uvloop" in version.stdout
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    serve = subprocess.Popen(["./queueapp", "serve", "--port", str(port)], cwd=folder, env=EMPTY_ENV,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    serve, url = _serving(folder)
     worker = None
     try:
-        for line in serve.stdout:  # type: ignore[union-attr]
-            if "appliance started" in line:
-                break
         request = urllib.request.Request(f"{url}/queues/jobs", method="POST",
                                          data=json.dumps({"name": "greet", "data": {"who": "host"}}).encode(),
                                          headers={"Content-Type": "application/json"})
@@ -98,3 +105,64 @@ def test_the_single_file_carries_the_postgresql_store(single_file):
                                   capture_output=True, text=True, timeout=120)
         applied = migrated.stderr
         assert migrated.returncode == 0 and "0001_init" in applied and "0003_cluster_groups" in applied, applied
+
+
+def _call(url: str, method: str, path: str, body: object = None) -> dict:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url + path, method=method, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as r:
+        return json.loads(r.read())
+
+
+@pytest.mark.timeout(900)
+def test_the_folder_build_runs_every_operator_command(single_file):
+    """Each command of the operator's desk through ``queueapp-folder/queueapp``, as a
+    host would run it, against the one file serving: failures by group (retried as
+    one), running jobs, nodes, groups, jobs across queues, delete, the audit trail,
+    shell completion and the OpenAPI description; usage errors exit 2."""
+    folder = single_file
+    serve, url = _serving(folder, "--db", "operator.db")
+
+    def cli(*args: str, code: int = 0) -> subprocess.CompletedProcess:
+        done = subprocess.run(["./queueapp-folder/queueapp", *args], cwd=folder, env={**EMPTY_ENV, "QUEUEAPP_URL": url},
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == code, (args, done.stdout, done.stderr)
+        return done
+
+    def as_json(*args: str):
+        return json.loads(cli(*args, "-o", "json").stdout)
+
+    try:
+        version = cli("--version").stdout
+        assert "SQLite" in version and "event loop uvloop" in version
+        jobs = [{"name": "push", "options": {"attempts": 1}} for _ in range(5)]
+        _call(url, "POST", "/queues/jobs/bulk?queue=pushes", {"jobs": jobs})
+        leased = _call(url, "POST", "/queues/jobs/lease?queue=pushes", {"max": 5, "worker": "pusher-1:7"})["jobs"]
+        for n, job in enumerate(leased):
+            _call(url, "POST", f"/queues/jobs/{job['id']}/fail",
+                  {"leaseToken": job["leaseToken"], "error": f"APNs rejected device token {n:040x}"})
+        [group] = as_json("failures", "--queue", "pushes")
+        assert (group["count"], group["fingerprint"]) == (5, "APNs rejected device token <id>")
+        assert as_json("failures", "retry", group["group"], "--queue", "pushes", "--dry-run") == {
+            "wouldChange": 5, "dryRun": True}
+        assert as_json("failures", "retry", group["group"], "--queue", "pushes") == {"retried": 5}
+        running = as_json("running", "--queue", "pushes")
+        assert running == []
+        assert as_json("nodes")["cluster"] is False
+        assert as_json("groups", "set", "acct-7", "--concurrency", "2")
+        assert as_json("groups", "show", "acct-7")["limits"]["concurrency"] == 2
+        cli("enqueue", "welcome", "--queue", "mail", "--data", '{"to": "a@example.com"}')
+        every = as_json("jobs", "ls", "--queue", "*", "--all")
+        assert sorted((r["queue"], r["name"]) for r in every) == [("mail", "welcome")] + [("pushes", "push")] * 5
+        ids = [r["id"] for r in every if r["queue"] == "pushes"]
+        assert as_json("jobs", "delete", ids[0], "--queue", "pushes")["deleted"] == 1
+        actions = [e["action"] for e in as_json("audit")]
+        assert "delete" in actions and "retry" in actions
+        table = cli("failures", "--queue", "pushes").stdout  # nothing failed now: said in words
+        assert "None" not in table
+        assert "complete -F" in cli("completion", "bash").stdout
+        assert "/queues/jobs/lease" in json.loads(cli("openapi").stdout)["paths"]
+        assert "job ids are numbers, not 'abc'" in cli("jobs", "show", "abc", code=2).stderr
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(30)
