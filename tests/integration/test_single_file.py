@@ -115,16 +115,17 @@ def _call(url: str, method: str, path: str, body: object = None) -> dict:
 
 
 @pytest.mark.timeout(900)
-def test_the_folder_build_runs_every_operator_command(single_file):
-    """Each command of the operator's desk through ``queueapp-folder/queueapp``, as a
-    host would run it, against the one file serving: failures by group (retried as
-    one), running jobs, nodes, groups, jobs across queues, delete, the audit trail,
-    shell completion and the OpenAPI description; usage errors exit 2."""
+@pytest.mark.parametrize("command", ["./queueapp", "./queueapp-folder/queueapp"])
+def test_every_operator_command_runs_from_the_one_file_and_the_folder(single_file, command):
+    """Each command of the operator's desk through the one file and through the folder
+    build, as a host would run it, against the one file serving: failures by group
+    (retried as one), running jobs, nodes, groups, jobs across queues, delete, the
+    audit trail, shell completion and the OpenAPI description; usage errors exit 2."""
     folder = single_file
-    serve, url = _serving(folder, "--db", "operator.db")
+    serve, url = _serving(folder, "--db", f"operator-{Path(command).parent.name}.db")
 
     def cli(*args: str, code: int = 0) -> subprocess.CompletedProcess:
-        done = subprocess.run(["./queueapp-folder/queueapp", *args], cwd=folder, env={**EMPTY_ENV, "QUEUEAPP_URL": url},
+        done = subprocess.run([command, *args], cwd=folder, env={**EMPTY_ENV, "QUEUEAPP_URL": url},
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == code, (args, done.stdout, done.stderr)
         return done
