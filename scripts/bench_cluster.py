@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,12 +54,16 @@ class Cluster:
     """``count`` nodes on one fresh database; the CPU their work costs is measured
     from ``mark`` to ``spent``."""
 
-    def __init__(self, bench: Any, server: Any, name: str, count: int, *args: str) -> None:
+    def __init__(self, bench: Any, server: Any, name: str, count: int, *args: str,
+                 place: Callable[[int, int], None] | None = None) -> None:
         self.server = server
         self.db = server.create_database(name)
         subprocess.run([sys.executable, "-m", "queueapp", "migrate", "--db", self.db], check=True,
                        capture_output=True)
         self.nodes = [bench.Server(self.db, "--cluster", "on", *args) for _ in range(count)]
+        for index, node in enumerate(self.nodes):  # into its CPU budget (bench_cluster_model.py)
+            if place is not None:
+                place(index, node.proc.pid)
         self.urls = [n.url for n in self.nodes]
         self.mark()
 
@@ -121,8 +126,8 @@ def _per_thousand(spent: dict[str, float], jobs: float) -> dict[str, float]:
     return {f"{k.removesuffix('_s')}_per_1000_jobs_s": round(v * 1000 / jobs, 3) for k, v in spent.items() if jobs}
 
 
-def _enqueue(bench: Any, server: Any, count: int, args: Any, run: int) -> dict[str, Any]:
-    cluster = Cluster(bench, server, f"cl_enqueue_{count}_{run}", count)
+def _enqueue(bench: Any, server: Any, count: int, args: Any, run: int, **placed: Any) -> dict[str, Any]:
+    cluster = Cluster(bench, server, f"cl_enqueue_{count}_{run}", count, **placed)
     try:
         rate = _spread(bench, cluster.urls, "/queues/jobs", 64, args.seconds, body=bench.JOB_BODY)
         return {"jobs_per_s": rate, **_per_thousand(cluster.spent(), rate * args.seconds)}
@@ -130,8 +135,8 @@ def _enqueue(bench: Any, server: Any, count: int, args: Any, run: int) -> dict[s
         cluster.stop()
 
 
-def _bulk(bench: Any, server: Any, count: int, args: Any, run: int) -> dict[str, Any]:
-    cluster = Cluster(bench, server, f"cl_bulk_{count}_{run}", count)
+def _bulk(bench: Any, server: Any, count: int, args: Any, run: int, **placed: Any) -> dict[str, Any]:
+    cluster = Cluster(bench, server, f"cl_bulk_{count}_{run}", count, **placed)
     body = {"jobs": [{"name": "resize", "data": {"i": i, "w": 640}} for i in range(1000)]}
     try:
         rate = _spread(bench, cluster.urls, "/queues/jobs/bulk?return=ids", 4, args.seconds, body=body) * 1000
@@ -140,15 +145,16 @@ def _bulk(bench: Any, server: Any, count: int, args: Any, run: int) -> dict[str,
         cluster.stop()
 
 
-def _workers(bench: Any, server: Any, count: int, args: Any, run: int) -> dict[str, Any]:
+def _workers(bench: Any, server: Any, count: int, args: Any, run: int, workers: int = 4,
+             **placed: Any) -> dict[str, Any]:
     total = 100_000 if not args.quick else 20_000
-    cluster = Cluster(bench, server, f"cl_workers_{count}_{run}", count)
+    cluster = Cluster(bench, server, f"cl_workers_{count}_{run}", count, **placed)
     try:
         _fill(bench, cluster.urls[0], total, "w")
         cluster.mark()
         started = time.perf_counter()
         procs = [subprocess.Popen([sys.executable, "-c", bench.WORKER, cluster.urls[i % count], str(total)],
-                                  stdout=subprocess.PIPE, text=True) for i in range(4)]
+                                  stdout=subprocess.PIPE, text=True) for i in range(workers)]
         done = sum(int(p.communicate(timeout=900)[0]) for p in procs)
         rate = done / (time.perf_counter() - started)
         return {"jobs_per_s": rate, **_per_thousand(cluster.spent(), done)}
@@ -156,12 +162,12 @@ def _workers(bench: Any, server: Any, count: int, args: Any, run: int) -> dict[s
         cluster.stop()
 
 
-def _handlers(bench: Any, server: Any, count: int, args: Any, run: int) -> dict[str, Any]:
+def _handlers(bench: Any, server: Any, count: int, args: Any, run: int, **placed: Any) -> dict[str, Any]:
     import urllib.request
 
     total = 50_000 if not args.quick else 10_000
     cluster = Cluster(bench, server, f"cl_handlers_{count}_{run}", count, "--handlers", HANDLERS,
-                      "--concurrency", "64")
+                      "--concurrency", "64", **placed)
     try:
         server_pause = urllib.request.Request(cluster.urls[0] + "/queues/pause", method="POST")
         urllib.request.urlopen(server_pause, timeout=30).read()  # store them all first, then run them
