@@ -38,7 +38,7 @@ def run(work: Path, args: Any, bench: Any) -> dict:
                 bench.DATABASE = default
         import bench_cluster
 
-        cluster = bench_cluster.run(args, bench, server)
+        cluster = None if args.postgres_one_node else bench_cluster.run(args, bench, server)
     ratios = {key: round(stores["postgres"][key] / stores["sqlite"][key], 2) for key in stores["sqlite"]}
     return {"what": "one node on PostgreSQL (server on the same machine) beside SQLite, same run: enqueue,"
                     " bulk, 4 leasing workers; then 1, 2 and 3 cluster nodes on one database", **stores,
