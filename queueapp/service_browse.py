@@ -27,9 +27,12 @@ def make_search(queue: str, *, state: str | None = None, name: str | None = None
                 created_from: int | None = None, created_to: int | None = None, order: str = "asc",
                 cursor: tuple[int, ...] | None = None, limit: int = 100, error: str | None = None,
                 by: str = "auto", error_group: str | None = None) -> JobSearch:
-    """A JobSearch from the API's parameters; ValidationFailed for a bad ``q``."""
+    """A JobSearch from the API's parameters; ValidationFailed for a bad ``q`` (an
+    empty one too). A ``q`` of only white space (a search box left blank) searches
+    for nothing: every job."""
+    blank = q is not None and q != "" and not q.strip()
     try:
-        condition = None if q is None else parse_search(q)
+        condition = None if q is None or blank else parse_search(q)
     except ValueError as exc:
         raise _refuse("q", f"bad search: {exc}") from None
     search = JobSearch(queue, state, name, condition, created_from, created_to, order, cursor, limit, error, by,

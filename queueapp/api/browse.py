@@ -35,7 +35,8 @@ FILTERS = (
     QUEUE,
     Query("state", "Only jobs in this state.", {"type": "string", "enum": list(_STATES)}),
     Query("name", "Only jobs of this name.", JOB_NAME),
-    Query("q", 'Search: a job id, a jobId key, data.field = VALUE, or data.field contains "text".',
+    Query("q", 'Search: a job id, a jobId key, data.field = VALUE, or data.field contains "text" '
+               "(only white space: no search).",
           {"type": "string", "minLength": 1, "maxLength": 500}),
     Query("from", "Only jobs created at or after this time (ms since the epoch, or ISO 8601).", _TIME),
     Query("to", "Only jobs created at or before this time (ms since the epoch, or ISO 8601).", _TIME),

@@ -33,9 +33,11 @@ async def test_search_by_id_key_value_and_text(make_client):
     found = await _ids(client, 'data.to contains "example.com"', limit=1000)
     assert found == [ids[i] for i in range(1, 2000, 2)]
     assert await _ids(client, "data.nothing = 1") == []
+    # a blank search (spaces, or any white space such as U+001D) is no search: every job
+    assert len(await _ids(client, "   ", limit=1000)) == len(await _ids(client, "\x1d", limit=1000)) == 1000
 
 
-BAD = ["data.userId == 5", "data.to contains example", 'data.x = {"a": 1}', "data.", "x" * 501]
+BAD = ["", "data.userId == 5", "data.to contains example", 'data.x = {"a": 1}', "data.", "x" * 501]
 
 
 @pytest.mark.parametrize("q", BAD)
