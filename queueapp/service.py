@@ -39,7 +39,7 @@ from .health import HealthReport, HealthThresholds
 from .history import KEPT_MS as HISTORY_KEPT_MS
 from .model import Job, JobState, NewJob
 from .options import MAX_DELAY_MS, JobOptions, PriorityFactors
-from .prometheus import render
+from .prometheus import build_labels, render
 from .service_browse import BrowseDesk, make_search
 from .service_groups import GroupDesk
 from .service_parts import ScheduleDesk, WorkerDesk
@@ -382,8 +382,12 @@ class QueueService:
         """The bus of job events: numbering, the kept events (see events.py)."""
         return self.dispatcher.ledger.events
 
-    def prometheus(self) -> str:
-        return render(self.dispatcher, self.store.commit_stats, len(self.events))
+    def prometheus(self, *, openmetrics: bool = False) -> str:
+        """``GET /metrics``: the text format, or OpenMetrics when the scraper asks for it."""
+        store = type(self.store).__name__.removesuffix("Store").lower()
+        loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
+        return render(self.dispatcher, self.store.commit_stats, len(self.events), build_labels(store, loop),
+                      openmetrics=openmetrics)
 
     async def audit(self) -> list[str]:
         """Differences between memory and the table (none, unless there is a bug)."""

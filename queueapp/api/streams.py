@@ -10,6 +10,7 @@ from aiohttp import web
 
 from ..events import EventBus, JobEvent
 from ..jsonfast import dumps
+from ..prometheus import OPENMETRICS_TYPE, TEXT_TYPE
 from .common import query_name, queue_of, service_of
 from .models import DocumentOut
 from .present import event_out
@@ -17,16 +18,18 @@ from .spec import JOB_NAME, QUEUE, Api, Query
 
 api = Api("observability")
 
-PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 EVENT_BUFFER = 1000  # events a client may lag behind before it is dropped
 WRITE_TIMEOUT_S = 5.0  # a client that cannot take one event in this time is dropped
 KEEPALIVE_S = 15.0
 
 
-@api.endpoint("GET", "/metrics", "Prometheus text format: counts, rates, latency histograms.",
+@api.endpoint("GET", "/metrics", "Prometheus text format (OpenMetrics 1.0.0 when Accept asks for "
+              "application/openmetrics-text): counts, rates, latency histograms, the process's own, the build.",
           content_type="text/plain")
 async def prometheus_metrics(request: web.Request) -> web.Response:
-    return web.Response(text=service_of(request).prometheus(), headers={"Content-Type": PROMETHEUS_TYPE})
+    openmetrics = "application/openmetrics-text" in request.headers.get("Accept", "")
+    text = service_of(request).prometheus(openmetrics=openmetrics)
+    return web.Response(text=text, headers={"Content-Type": OPENMETRICS_TYPE if openmetrics else TEXT_TYPE})
 
 
 @api.endpoint("GET", "/queues/events",

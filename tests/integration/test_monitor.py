@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
+import time
 
 import aiohttp
 import pytest
 from aiohttp import web
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from prometheus_client.parser import text_string_to_metric_families
 
 from queueapp.api import streams
@@ -16,6 +19,7 @@ from queueapp.background.recovery import LeaseReaper
 from queueapp.clock import FakeClock
 from queueapp.model import JobState
 from queueapp.retry import Failure
+from queueapp.version import __version__
 
 
 async def lease_one(client, **body):
@@ -207,6 +211,31 @@ async def test_prometheus_metrics_parse(make_client):
             if s.name.endswith("_count") and s.labels["queue"] == "default"]
     assert wait[0].value == 1
     assert families["queueapp_store_commit_seconds"].type == "histogram"
+    process = {name: families[name].samples[0].value for name in (  # a counter's family: no _total
+        "process_cpu_seconds", "process_resident_memory_bytes", "process_open_fds", "process_max_fds",
+        "process_start_time_seconds")}
+    assert 10 * 2**20 < process["process_resident_memory_bytes"] < 4 * 2**30
+    assert 0 < process["process_cpu_seconds"] and 3 < process["process_open_fds"] <= process["process_max_fds"]
+    assert time.time() - 3600 < process["process_start_time_seconds"] <= time.time()
+    [build] = families["queueapp_build_info"].samples
+    assert build.value == 1 and build.labels["version"] == __version__ and build.labels["store"] == "sqlite"
+    assert build.labels["sqlite"] == sqlite3.sqlite_version and build.labels["event_loop"] in ("uvloop", "asyncio")
+
+
+async def test_openmetrics_when_the_scraper_asks_for_it(make_client):
+    client = await make_client()
+    await client.post("/queues/jobs", json={"name": "x"})
+    r = await client.get("/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0,"
+                                                         "text/plain;version=0.0.4;q=0.5"})
+    assert r.headers["Content-Type"].startswith("application/openmetrics-text; version=1.0.0")
+    text = await r.text()
+    assert text.endswith("# EOF\n")
+    families = {f.name: f for f in openmetrics_families(text)}  # the strict parser: it refuses what is not
+    assert families["queueapp_jobs_added"].type == "counter"
+    assert [s.value for s in families["queueapp_jobs_added"].samples if s.name == "queueapp_jobs_added_total"] == [1]
+    assert families["queueapp_build"].type == "info"
+    assert families["process_cpu_seconds"].type == "counter"
+    assert families["queueapp_job_wait_seconds"].type == "histogram"
 
 
 async def _read_events(response, count):

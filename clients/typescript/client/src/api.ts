@@ -778,7 +778,7 @@ export interface Operations {
     body: undefined;
     answer: ScheduleOut;
   };
-  /** GET /metrics: Prometheus text format: counts, rates, latency histograms. */
+  /** GET /metrics: Prometheus text format (OpenMetrics 1.0.0 when Accept asks for application/openmetrics-text): counts, rates, latency histograms, the process's own, the build. */
   prometheus_metrics: {
     pathParams: {};
     query: {};
