@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import platform
 import resource
-import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
@@ -17,7 +16,7 @@ from .dispatch import Dispatcher
 from .histogram import Histogram
 from .jsonfast import LIBRARY
 from .model import JobState
-from .store import CommitStats
+from .store import CommitStats, sqlite_version
 from .version import __version__
 
 TEXT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -150,7 +149,7 @@ STARTED_AT = _start_time()
 
 def build_labels(store: str, event_loop: str) -> dict[str, str]:
     """What ``queueapp_build_info`` says of this build and process."""
-    return {"version": __version__, "python": platform.python_version(), "sqlite": sqlite3.sqlite_version,
+    return {"version": __version__, "python": platform.python_version(), "sqlite": sqlite_version(),
             "store": store, "json": LIBRARY, "event_loop": event_loop}
 
 

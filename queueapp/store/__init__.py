@@ -69,9 +69,14 @@ __all__ = [
 
 def engine_version() -> str:
     """The database engine this build carries, for ``queueapp --version``."""
+    return f"SQLite {sqlite_version()}"
+
+
+def sqlite_version() -> str:
+    """The version of the SQLite library this build carries."""
     import sqlite3
 
-    return f"SQLite {sqlite3.sqlite_version}"
+    return sqlite3.sqlite_version
 
 
 def parse_location(db: str) -> Path:
