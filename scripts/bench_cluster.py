@@ -34,19 +34,30 @@ def _ticks(pid: int, children: bool) -> float:
     return used / os.sysconf("SC_CLK_TCK")
 
 
-def server_cpu(data: Path) -> float:
-    """CPU seconds of a PostgreSQL server so far: the postmaster with the backends it
-    reaped, and the backends alive now."""
+def server_processes(data: Path) -> tuple[int, list[int]]:
+    """A PostgreSQL server's postmaster and the processes it runs now (its backends)."""
     postmaster = int((data / "postmaster.pid").read_text().split()[0])
-    total = _ticks(postmaster, children=True)
+    children = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                if parent == postmaster:
-                    total += _ticks(int(entry.name), children=False)
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
+                    children.append(int(entry.name))
             except (OSError, ValueError):
                 continue
+    return postmaster, children
+
+
+def server_cpu(data: Path) -> float:
+    """CPU seconds of a PostgreSQL server so far: the postmaster with the backends it
+    reaped, and the backends alive now."""
+    postmaster, children = server_processes(data)
+    total = _ticks(postmaster, children=True)
+    for pid in children:
+        try:
+            total += _ticks(pid, children=False)
+        except (OSError, ValueError):
+            continue  # ended meanwhile
     return total
 
 

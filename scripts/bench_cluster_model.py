@@ -72,19 +72,6 @@ class Budgets:
         self.root.rmdir()
 
 
-def _postgres_pids(data: Path) -> list[int]:
-    postmaster = int((data / "postmaster.pid").read_text().split()[0])
-    pids = [postmaster]
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
-                    pids.append(int(entry.name))
-            except (OSError, ValueError):
-                continue
-    return pids
-
-
 def _throttled_share(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> dict[str, float]:
     shares = {}
     for name, (periods, throttled) in after.items():
@@ -109,7 +96,8 @@ def run(args: Any, bench: Any) -> dict[str, Any]:
         for index in range(max(NODES)):
             budgets.group(f"node{index + 1}", args.node_cores)
         with postgres_server() as server:
-            for pid in _postgres_pids(server.data):
+            postmaster, backends = bench_cluster.server_processes(server.data)
+            for pid in (postmaster, *backends):
                 budgets.put("postgres", pid)
 
             def place(index: int, pid: int) -> None:
