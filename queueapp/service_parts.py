@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from .background.scheduler import Scheduler
 from .dispatch import Dispatcher
+from .dispatch.leases import UNNAMED_WORKER
 from .enqueue import DEFAULT_QUEUE, JobBuilder, validation_details
 from .errors import NotFound, QueueAppError, ValidationFailed
 from .model import Job, Schedule
@@ -107,12 +108,12 @@ class WorkerDesk:
 
     async def lease(
         self, queue: str, names: list[str] | None, max_jobs: int, lease_ms: int | None, wait_ms: int,
-        alive: Callable[[], bool] = lambda: True, worker: str = "worker",
+        alive: Callable[[], bool] = lambda: True, worker: str | None = None,
     ) -> list[Job]:
-        """Up to ``max_jobs`` due jobs for ``worker``, waiting up to ``wait_ms`` for one;
-        ``alive`` says whether the asker is still there."""
+        """Up to ``max_jobs`` due jobs for ``worker`` (None: unnamed), waiting up to
+        ``wait_ms`` for one; ``alive`` says whether the asker is still there."""
         return await self.dispatcher.leases.lease(queue, names, max_jobs, lease_ms or self.default_lease_ms,
-                                                  wait_ms, alive, worker)
+                                                  wait_ms, alive, worker or UNNAMED_WORKER)
 
     async def heartbeat(self, job_id: int, token: str, progress: Any, lease_ms: int | None) -> Job:
         return await self.dispatcher.leases.heartbeat(job_id, token, progress, lease_ms)

@@ -46,9 +46,9 @@ async def lease(request: web.Request) -> web.Response:
     queue = queue_of(request)
     body = await parse(request, LeaseBody, optional=True)
     wait_ms = min(body.waitMs, config_of(request).long_poll_max_ms)
-    worker = body.worker or request.remote or "worker"
     jobs = await service_of(request).workers.lease(queue, body.names, body.max, body.leaseMs, wait_ms,
-                                                   alive=lambda: _connected(request), worker=worker)
+                                                   alive=lambda: _connected(request),
+                                                   worker=body.worker or request.remote)
     return ok({"jobs": [leased_out(j) for j in jobs]})
 
 

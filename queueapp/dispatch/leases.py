@@ -22,6 +22,8 @@ from .runtime import ActiveJob, QueueRuntime
 from .source import WorkSource
 
 Alive = Callable[[], bool]
+# The worker kept with a lease whose asker gave no name (and, over HTTP, no address).
+UNNAMED_WORKER = "worker"
 
 
 def stale(job_id: int) -> Conflict:
@@ -51,7 +53,7 @@ class LeaseDesk:
 
     async def lease(
         self, queue: str, names: list[str] | None, max_jobs: int, lease_ms: int, wait_ms: int,
-        alive: Alive = lambda: True, worker: str = "worker",
+        alive: Alive = lambda: True, worker: str = UNNAMED_WORKER,
     ) -> list[Job]:
         """Up to ``max_jobs`` due jobs, highest priority first, for ``worker`` (its name
         is kept with each job); waits up to ``wait_ms`` for one to arrive when none is
