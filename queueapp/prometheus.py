@@ -166,10 +166,13 @@ def _text(families: list[Family]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# OpenMetrics names a family without the suffix its samples carry.
+_SAMPLE_SUFFIX = {"counter": "_total", "info": "_info"}
+
+
 def _openmetrics(families: list[Family]) -> str:
     lines: list[str] = []
     for f in families:
-        name = f.name.removesuffix("_total") if f.kind == "counter" else f.name.removesuffix("_info") \
-            if f.kind == "info" else f.name
+        name = f.name.removesuffix(_SAMPLE_SUFFIX.get(f.kind, ""))
         lines += [f"# TYPE {name} {f.kind}", f"# HELP {name} {f.help}", *f.samples]
     return "\n".join(lines) + "\n# EOF\n"

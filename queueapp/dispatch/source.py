@@ -33,6 +33,7 @@ Started = Callable[[list[Job]], list[ActiveJob]]
 # worker; a cluster node adds its name).
 IN_PROCESS = "appliance"
 
+
 class WorkSource(Placing, Protocol):
     tracks_leases: bool  # leased jobs are in memory's active table (False: the database's only)
     shared_with_others: bool  # other processes run jobs of the same table

@@ -78,8 +78,8 @@ class Store(ABC):
         """waiting -> active for those of ``ids`` still waiting (and, given
         ``taken_at``, still due at the time each was taken at: one moved since is
         left alone); counts the attempt and gives each a fresh lease token.
-        ``lease_ms`` None: owned by this process. ``worker``: who runs them. One past its expiry time is never
-        started: it comes back expired."""
+        ``lease_ms`` None: owned by this process. ``worker``: who runs them. One
+        past its expiry time is never started: it comes back expired."""
 
     @abstractmethod
     async def expire_jobs(self, now: int, limit: int, *, then: Then = None) -> list[Change]:

@@ -40,8 +40,8 @@ class SharedStore(ABC):
                     then: Callable[[list[Job]], Any] | None = None) -> list[Job]:
         """Up to ``limit`` of the queue's best waiting jobs (of ``names`` when given, never
         of ``excluded``), made active: leased for ``lease_ms``, or run by this node's
-        handlers when None; ``worker`` says who runs them. Nothing when the queue is paused. Jobs past their expiry
-        come back expired instead. ``rules``: the config file's group limits of the
+        handlers when None; ``worker`` says who runs them. Nothing when the queue is
+        paused. Jobs past their expiry come back expired instead. ``rules``: the config file's group limits of the
         queue (its stored policy wins), its priority aging, and whether stored group
         settings were seen (False: a claim that finds the queue governed after all
         claims nothing, rather than read the settings at every claim)."""

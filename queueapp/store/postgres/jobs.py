@@ -80,8 +80,9 @@ async def claim_next(
 ) -> list[Job]:
     """Up to ``limit`` waiting jobs, best first (of ``names`` when given, never of
     ``excluded``), made active (leased for ``lease_ms``, or owned by ``node``'s
-    handlers when None) and run by ``worker``; those past their expiry come back expired instead. Nothing
-    while the queue is paused, nor (``ungoverned``) while it has group settings."""
+    handlers when None) and run by ``worker``; those past their expiry come back
+    expired instead. Nothing while the queue is paused, nor (``ungoverned``) while
+    it has group settings."""
     claim = _CLAIMS[names is not None, ungoverned]
     rows = await conn.fetch(claim, queue, names, limit, now, lease_ms, node, excluded or [], worker)
     jobs = [row_to_job(r) for r in rows]
