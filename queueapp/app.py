@@ -14,11 +14,12 @@ from aiohttp import web
 
 from .api import add_routes
 from .api.audit import audit_middleware
-from .api.auth import Tokens, auth_middleware
+from .api.auth import Authority, Tokens, auth_middleware
 from .api.errors import error_middleware
 from .api.hosts import allowed_hosts_middleware
 from .api.keys import CONFIG, SERVICE
 from .api.ratelimit import rate_limit_middleware
+from .api.rules import rules_middleware
 from .background.monitor import Alerter
 from .clock import Clock
 from .config import Config
@@ -48,15 +49,6 @@ def make_app(
     registry.load_modules(config.handler_modules)
     for secret in config.secrets():
         register_secret(secret)
-    tokens = Tokens(config.token, config.read_token) if config.token else None
-    hosts = AllowedHosts(config.host, parse_allowed_hosts(config.allowed_hosts))
-    middlewares = [allowed_hosts_middleware(hosts), auth_middleware(tokens), error_middleware,
-                   audit_middleware(tokens)]
-    if config.rate_limit:
-        middlewares.append(rate_limit_middleware(
-            config.rate_limit, config.rate_burst or config.rate_limit, config.trusted_proxies))
-    app = web.Application(middlewares=middlewares, client_max_size=config.max_body_bytes)
-    app[CONFIG] = config
     queues = config.per_queue()
     service = QueueService(
         open_store(config.db, config.durability, lock=lock, cluster=config.clustered),
@@ -71,12 +63,22 @@ def make_app(
         monitor_interval_ms=config.monitor_interval_ms,
         audit_kept_ms=config.audit_retention_days * 86_400_000,
     )
+    tokens = Tokens(config.token, config.read_token) if config.token else None
+    authority = Authority(tokens, service.keys, config.trusted_proxies)
+    hosts = AllowedHosts(config.host, parse_allowed_hosts(config.allowed_hosts))
+    middlewares = [allowed_hosts_middleware(hosts), auth_middleware(authority), error_middleware,
+                   rules_middleware(), audit_middleware]
+    if config.rate_limit:
+        middlewares.append(rate_limit_middleware(
+            config.rate_limit, config.rate_burst or config.rate_limit, config.trusted_proxies))
+    app = web.Application(middlewares=middlewares, client_max_size=config.max_body_bytes)
+    app[CONFIG] = config
     app[SERVICE] = service
     builtins = BuiltinJobs(service.store, service.clock, config.builtin_settings())
     builtins.register(registry, config.builtin_job_names)
     app[BUILTINS] = builtins
     add_routes(app, auth=bool(config.token))
-    add_dashboard(app, tokens)
+    add_dashboard(app, authority)
     app.cleanup_ctx.append(_service_ctx)
     app.cleanup_ctx.append(_audit_ctx)
     app.on_shutdown.append(_end_open_requests)

@@ -42,6 +42,7 @@ from .options import MAX_DELAY_MS, JobOptions, PriorityFactors
 from .prometheus import build_labels, render
 from .service_browse import BrowseDesk, make_search
 from .service_groups import GroupDesk
+from .service_keys import KeyDesk
 from .service_parts import ScheduleDesk, WorkerDesk
 from .store import Added, AuditEntry, LogLine, Store, added_ids, added_jobs
 from .workers.maintenance import register_maintenance
@@ -107,6 +108,7 @@ class QueueService:
         self.schedules = ScheduleDesk(store, self.scheduler, self.builder, self.registry)
         self.workers = WorkerDesk(store, self.dispatcher)
         self.groups = GroupDesk(store, self.dispatcher, self.clock)
+        self.keys = KeyDesk(store, self.clock)
         self.history = HistoryKeeper(store, self.dispatcher.ledger.metrics, self.clock)
         self.leadership = None
         if shared is not None:
@@ -141,6 +143,7 @@ class QueueService:
         (``background``) the scheduler, the lease reaper and the monitor."""
         await self.store.open()
         try:
+            await self.keys.load()
             # In a cluster the leader returns the jobs of a node that stopped.
             leased = [] if self.cluster else await recover_after_restart(self.store, self.clock)
             if self.cluster is not None:
@@ -156,6 +159,7 @@ class QueueService:
             self._loops = [
                 asyncio.create_task(self.leadership.run(), name="queueapp-leadership"),
                 asyncio.create_task(self.history.run(), name="queueapp-history"),
+                asyncio.create_task(self.keys.follow(), name="queueapp-keys"),
             ]
         elif self.background:
             self._loops = [
@@ -271,6 +275,15 @@ class QueueService:
 
     async def get_job(self, job_id: int) -> Job | None:
         return await self.store.get_job(job_id)
+
+    async def queue_of_job(self, job_id: int) -> str | None:
+        """The job's queue (None: no such job): from memory while it runs here, as
+        the jobs a worker reports on do."""
+        running = self.dispatcher.ledger.active.get(job_id)
+        if running is not None:
+            return running.queue
+        job = await self.store.get_job(job_id)
+        return None if job is None else job.queue
 
     async def job_dependents(self, job_id: int, limit: int = 1000) -> list[tuple[int, str, str]]:
         """(id, name, state) of the jobs waiting on the job; NotFound for no such job."""

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import audit, browse, groups, jobs, ndjson, queues, schedules, streams, workers
+from . import access, audit, browse, groups, jobs, ndjson, queues, schedules, streams, workers
 from .keys import OPENAPI
+from .rules import RULES
 from .spec import Endpoint, openapi_document
 
-MODULES = (queues, groups, jobs, browse, ndjson, workers, schedules, streams, audit)
+MODULES = (queues, groups, jobs, browse, ndjson, workers, schedules, streams, audit, access)
 
 
 def endpoints() -> list[Endpoint]:
@@ -20,3 +21,4 @@ def add_routes(app: web.Application, auth: bool) -> None:
     for module in MODULES:
         app.add_routes(module.api.routes)
     app[OPENAPI] = openapi_document(endpoints(), auth)
+    app[RULES] = {e.handler: e.access for e in endpoints()}

@@ -19,9 +19,10 @@ from aiohttp import web
 
 from ..clock import to_iso
 from ..service import AuditEntry
-from .auth import SESSION_COOKIE, Tokens, role_of
+from .auth import SESSION_COOKIE, principal_of
 from .common import ok, query_int, queue_of, service_of
 from .models import Open
+from .rules import QUEUE_OR_EVERY, READ, Rule
 from .spec import QUEUE, Api, Query, int_query
 
 log = logging.getLogger("queueapp.audit")
@@ -36,34 +37,34 @@ AUDITED = {
     "resume_schedule": "resume schedule", "run_schedule": "run schedule",
     "set_policy": "set group policy", "drop_policy": "drop group policy", "set_key": "set group key",
     "forget_key": "forget group key", "pause_key": "pause group key", "resume_key": "resume group key",
+    "create_key": "create API key", "revoke_key": "revoke API key", "rotate_key": "rotate API key",
 }
+_APPLIANCE_WIDE = frozenset({"create API key", "revoke API key", "rotate API key"})  # of no queue
 CLI_AGENT = "queueapp-cli/"
 MAX_ID = 10**15 - 1
 MAX_DETAIL_CHARS = 2_000
 
 
-def audit_middleware(tokens: Tokens | None) -> Any:
-    @web.middleware
-    async def record(request: web.Request, handler: Any) -> web.StreamResponse:
-        response = await handler(request)
-        name = getattr(request.match_info.handler, "__name__", "")
-        if name in AUDITED and request.method not in ("GET", "HEAD") and 200 <= response.status < 300:
-            try:
-                await service_of(request).record_audit(await _entry(request, response, name, tokens))
-            except Exception:  # the change is made and answered; the trail must not undo it
-                log.exception("an operator change was not recorded in the audit trail",
-                              extra={"event": "audit.failed", "route": name})
-        return response
-
-    return record
+@web.middleware
+async def audit_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    response = await handler(request)
+    name = getattr(request.match_info.handler, "__name__", "")
+    if name in AUDITED and request.method not in ("GET", "HEAD") and 200 <= response.status < 300:
+        try:
+            await service_of(request).record_audit(await _entry(request, response, name))
+        except Exception:  # the change is made and answered; the trail must not undo it
+            log.exception("an operator change was not recorded in the audit trail",
+                          extra={"event": "audit.failed", "route": name})
+    return response
 
 
-async def _entry(request: web.Request, response: web.StreamResponse, name: str, tokens: Tokens | None) -> AuditEntry:
+async def _entry(request: web.Request, response: web.StreamResponse, name: str) -> AuditEntry:
     answer = _json(getattr(response, "body", None))
     body = _json(await request.read())  # read by the route already: kept by aiohttp
     action = AUDITED[name]
     detail: dict[str, Any] = {}
-    target = request.match_info.get("id") or request.match_info.get("name") or request.match_info.get("key")
+    target = (request.match_info.get("id") or request.match_info.get("name") or request.match_info.get("key")
+              or request.match_info.get("key_id"))
     changed = 1 if target else None
     if name == "act":
         action = str(body.get("action", "act"))
@@ -72,33 +73,34 @@ async def _entry(request: web.Request, response: web.StreamResponse, name: str, 
         target = f"{len(ids)} ids" if isinstance(ids, list) else _filter_text(filters)
         detail = {"ids": ids[:100]} if isinstance(ids, list) else {"filters": filters}
         if body.get("dryRun"):
-            return _made(request, tokens, f"{action} (dry run)", target, answer.get("matched"), detail, answer)
+            return _made(request, f"{action} (dry run)", target, answer.get("matched"), detail, answer)
         changed = answer.get("changed")
     elif name in ("clean", "delete_schedule"):
         changed = answer.get("removed")
         detail = {k: body[k] for k in ("grace", "status", "limit") if k in body}
+    elif name in ("create_key", "revoke_key", "rotate_key"):
+        target = f"{answer.get('name')} ({answer.get('id')})"
+        detail = {k: answer[k] for k in ("roles", "queues", "expiresAt") if k in answer}
+        if "graceSeconds" in body:
+            detail["graceSeconds"] = body["graceSeconds"]
     elif name in ("save_schedule", "set_policy", "set_key", "pause_key"):
         detail = {k: v for k, v in body.items() if k not in ("data",)}
         target = target or body.get("name")
-    return _made(request, tokens, action, target, changed, detail, answer)
+    return _made(request, action, target, changed, detail, answer)
 
 
-def _made(request: web.Request, tokens: Tokens | None, action: str, target: Any, changed: Any,
+def _made(request: web.Request, action: str, target: Any, changed: Any,
           detail: dict[str, Any], answer: dict[str, Any]) -> AuditEntry:
     text = json.dumps(detail, default=str)
     if len(text) > MAX_DETAIL_CHARS:
         detail = {"truncated": text[:MAX_DETAIL_CHARS]}
     return AuditEntry(
-        at=service_of(request).clock.now_ms(), actor=_actor(request, tokens), via=_via(request),
-        address=request.remote, queue=request.query.get("queue") or answer.get("queue") or "default",
+        at=service_of(request).clock.now_ms(), actor=principal_of(request).name, via=_via(request),
+        address=request.remote, queue=None if action in _APPLIANCE_WIDE else (
+            request.query.get("queue") or answer.get("queue") or "default"),
         action=action, target=None if target is None else str(target)[:200],
         changed=changed if isinstance(changed, int) and not isinstance(changed, bool) else None, detail=detail,
     )
-
-
-def _actor(request: web.Request, tokens: Tokens | None) -> str:
-    """The role the request acted with: ``admin``; ``open`` when no token guards the appliance."""
-    return "open" if tokens is None else (role_of(request, tokens) or "unknown")
 
 
 def _via(request: web.Request) -> str:
@@ -126,7 +128,8 @@ def _json(raw: Any) -> dict[str, Any]:
 class AuditEntryOut(Open):
     id: str
     at: str
-    # admin or read (the token or session's role); open when no token is configured
+    # who: admin (the token), read (the read token), key:<name> (an API key), or
+    # open when no token guards the appliance
     actor: str
     # dashboard, cli or api
     via: str
@@ -144,7 +147,7 @@ class AuditTrailOut(Open):
     nextBefore: str | None
 
 
-@api.endpoint("GET", "/queues/audit",
+@api.endpoint("GET", "/queues/audit", Rule(READ, QUEUE_OR_EVERY),
               "The audit trail: operator changes (retry, cancel, delete, promote, pause, resume, clean, schedules, "
               "groups) from the dashboard, the CLI or the API, newest first.",
               ok=AuditTrailOut,

@@ -1,18 +1,28 @@
-"""Who may do what. With a token configured every request needs it (but /livez and
-the dashboard's login page and assets): as a bearer token, or as the dashboard's
-session cookie, which a login with the token sets. A second token, ``read_token``,
-may read everything and change nothing (403).
+"""Who a request is. With a token configured every request needs credentials (but
+/livez and the dashboard's login page and assets): the token, the read-only
+``read_token``, or an API key an admin made (access.py), as a bearer token; or the
+dashboard's session cookie, which a login with any of them sets. What each may do
+is api/rules.py's.
 
-The session cookie holds the role and its expiry, signed with HMAC-SHA256 under the
-role's token: changing a token ends its sessions, and no session is kept in memory.
-A change made with the cookie must also carry ``X-CSRF-Token`` (the page reads it
-from ``GET /ui/session``), so that another site cannot make a browser act with it.
-Whatever the auth, a change sent by a browser from another origin is refused."""
+The session cookie holds who and its expiry, signed with HMAC-SHA256 under the
+token (the read token for its sessions; a key's sessions also under the key's secret
+hash): changing a token, or rotating or revoking a key, ends its sessions, and no
+session is kept in memory. A change made with the cookie must also carry
+``X-CSRF-Token`` (the page reads it from ``GET /ui/session``), so that another site
+cannot make a browser act with it. Whatever the auth, a change sent by a browser
+from another origin is refused.
+
+Guessing is throttled per client address: credentials that are no one's (not a key
+revoked or expired, which the appliance knows) count as a failed attempt, and an
+address with GUESS_BURST failures, refilled at one every 60 / GUESSES_PER_MINUTE
+seconds, gets 429 before its credentials are even read.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -20,16 +30,24 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from ..access import ADMIN_TOKEN, NOBODY, OPEN, READ_TOKEN, Principal
+from ..networks import parse_networks
+from ..service_keys import KeyDesk, Refused
 from .errors import error_response
+from .ratelimit import TokenBuckets, client_address
 
 SESSION_COOKIE = "queueapp_session"
 SESSION_S = 12 * 3600
 CSRF_HEADER = "X-CSRF-Token"
+KEY_SESSION = "key:"  # a key's session: "key:<id>.<expires>.<signature>"
 ADMIN, READ = "admin", "read"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Reachable without credentials: liveness, and what a person needs to log in.
 OPEN_PATHS = frozenset({"/livez", "/ui/login"})
 OPEN_PREFIXES = ("/ui/static/",)
+PRINCIPAL = web.RequestKey("principal", Principal)  # where a request keeps who it is
+GUESSES_PER_MINUTE = 10
+GUESS_BURST = 10
 
 
 @dataclass(frozen=True)
@@ -49,23 +67,26 @@ class Tokens:
         return self.role_of_bearer(f"Bearer {given}".encode(errors="surrogateescape"))
 
     def _key(self, role: str) -> str:
-        return self.admin if role == ADMIN else self.read
+        return self.read if role == READ else self.admin
 
-    def _sign(self, role: str, text: str) -> str:
+    def sign(self, role: str, text: str) -> str:
         """HMAC-SHA256 of ``text`` under the role's token, in hex."""
         return hmac.new(self._key(role).encode(), text.encode(errors="surrogateescape"), hashlib.sha256).hexdigest()
 
-    def session(self, role: str, now: float | None = None) -> str:
+    def session(self, role: str, now: float | None = None, *, also: str = "") -> str:
+        """A session cookie for ``role`` (admin, read, or ``key:<id>``); ``also``: a
+        text the signature covers besides, that the cookie does not carry."""
         expires = int((time.time() if now is None else now) + SESSION_S)
         body = f"{role}.{expires}"
-        return f"{body}.{self._sign(role, body)}"
+        return f"{body}.{self.sign(role, body + also)}"
 
-    def role_of_session(self, cookie: str, now: float | None = None) -> str | None:
+    def session_role(self, cookie: str, now: float | None = None, *, also: str = "") -> str | None:
+        """The role of a session cookie still good (signed over ``also`` too)."""
         role, _, rest = cookie.partition(".")
         expires, _, signature = rest.partition(".")
-        if role not in (ADMIN, READ) or not self._key(role):
+        if not (role in (ADMIN, READ) or role.startswith(KEY_SESSION)) or not self._key(role):
             return None
-        expected = self._sign(role, f"{role}.{expires}")
+        expected = self.sign(role, f"{role}.{expires}{also}")
         if not hmac.compare_digest(signature.encode(errors="surrogateescape"), expected.encode()):
             return None
         if not expires.isdigit() or int(expires) < (time.time() if now is None else now):
@@ -73,18 +94,75 @@ class Tokens:
         return role
 
     def csrf(self, cookie: str) -> str:
-        return self._sign(cookie.partition(".")[0], "csrf." + cookie)
+        return self.sign(cookie.partition(".")[0], "csrf." + cookie)
 
 
-def role_of(request: web.Request, tokens: Tokens | None) -> str | None:
-    """The role a request's credentials give (ADMIN when there is no auth)."""
-    if tokens is None:
-        return ADMIN
-    header = request.headers.get("Authorization")
-    if header is not None:
-        return tokens.role_of_bearer(header.encode(errors="surrogateescape"))
-    cookie = request.cookies.get(SESSION_COOKIE)
-    return None if cookie is None else tokens.role_of_session(cookie)
+class Authority:
+    """Who a request's credentials make it: a token, a key, or no one."""
+
+    def __init__(self, tokens: Tokens | None, keys: KeyDesk, trusted_proxies: str = "") -> None:
+        self.tokens = tokens
+        self.keys = keys
+        self.guesses = TokenBuckets(GUESSES_PER_MINUTE / 60, GUESS_BURST)
+        self.trusted = parse_networks(trusted_proxies)
+
+    def of_secret(self, given: str) -> Principal | Refused | None:
+        """Who a token or key's secret is (as typed into the login form, or sent as a bearer)."""
+        assert self.tokens is not None
+        role = self.tokens.role_of_token(given)
+        if role is not None:
+            return ADMIN_TOKEN if role == ADMIN else READ_TOKEN
+        return self.keys.principal(given)
+
+    def of_request(self, request: web.Request) -> Principal | Refused | None:
+        """Who the request is (OPEN when there is no auth)."""
+        tokens = self.tokens
+        if tokens is None:
+            return OPEN
+        header = request.headers.get("Authorization")
+        if header is not None:
+            role = tokens.role_of_bearer(header.encode(errors="surrogateescape"))
+            if role is not None:
+                return ADMIN_TOKEN if role == ADMIN else READ_TOKEN
+            scheme, _, secret = header.partition(" ")
+            return self.keys.principal(secret) if scheme.lower() == "bearer" else None
+        cookie = request.cookies.get(SESSION_COOKIE)
+        return None if cookie is None else self.of_session(cookie)
+
+    def of_session(self, cookie: str) -> Principal | None:
+        assert self.tokens is not None
+        role = cookie.partition(".")[0]
+        if role.startswith(KEY_SESSION):
+            key_id = role[len(KEY_SESSION):]
+            key = self.keys.active(key_id)
+            if key is None or self.tokens.session_role(cookie, also=key.secret_hash) is None:
+                return None
+            return key.principal()
+        role_now = self.tokens.session_role(cookie)
+        if role_now is None:
+            return None
+        return ADMIN_TOKEN if role_now == ADMIN else READ_TOKEN
+
+    def session_for(self, principal: Principal) -> str:
+        assert self.tokens is not None
+        if principal.key_id is not None:
+            key = self.keys.get(principal.key_id)
+            return self.tokens.session(f"{KEY_SESSION}{key.id}", also=key.secret_hash)
+        return self.tokens.session(ADMIN if principal is ADMIN_TOKEN else READ)
+
+    def wait_before_trying(self, request: web.Request) -> float:
+        """Seconds this client must wait before its credentials are read again (0: now)."""
+        return self.guesses.wait(client_address(request, self.trusted))
+
+    def failed(self, request: web.Request) -> None:
+        """A guess: credentials that are no one's."""
+        self.guesses.take(client_address(request, self.trusted))
+
+
+def principal_of(request: web.Request) -> Principal:
+    """Who the request acts as (set by the auth middleware)."""
+    found: Principal = request.get(PRINCIPAL, NOBODY)
+    return found
 
 
 def _open(path: str) -> bool:
@@ -114,31 +192,63 @@ def forbidden(message: str) -> web.Response:
     return error_response(403, "forbidden", message)
 
 
-def auth_middleware(tokens: Tokens | None) -> Any:
-    """``tokens`` None: no auth, every request may read and change (browsers from
-    other origins still may not change)."""
+def throttled(wait: float) -> web.Response:
+    retry_after = str(max(1, math.ceil(wait)))
+    return error_response(429, "too_many_attempts",
+                          f"too many failed attempts to log in from this address; retry after {retry_after} s",
+                          headers={"Retry-After": retry_after})
+
+
+def _unauthorized(message: str) -> web.Response:
+    return error_response(401, "unauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="queueapp"'})
+
+
+def _csrf_carried(request: web.Request, tokens: Tokens) -> bool:
+    """A change made with the session cookie carries its CSRF token (logging out
+    harms nobody and needs none)."""
+    if request.path == "/ui/logout":
+        return True
+    expected = tokens.csrf(request.cookies.get(SESSION_COOKIE, ""))
+    return hmac.compare_digest(request.headers.get(CSRF_HEADER, "").encode(errors="surrogateescape"),
+                               expected.encode())
+
+
+def auth_middleware(authority: Authority) -> Any:
+    """With no token, every request acts as OPEN (browsers from other origins still
+    may not change anything)."""
 
     @web.middleware
     async def check(request: web.Request, handler: Any) -> web.StreamResponse:
-        unsafe = request.method not in SAFE_METHODS
-        if unsafe and cross_origin(request):
+        if request.method not in SAFE_METHODS and cross_origin(request):
             return forbidden("a change sent by a page of another origin is refused")
-        if tokens is None or _open(request.path):
-            return await handler(request)
-        role = role_of(request, tokens)
-        by_cookie = "Authorization" not in request.headers
-        if role is not None and unsafe and by_cookie and request.path != "/ui/logout":  # logging out harms nobody
-            expected = tokens.csrf(request.cookies.get(SESSION_COOKIE, ""))
-            if not hmac.compare_digest(request.headers.get(CSRF_HEADER, "").encode(errors="surrogateescape"),
-                                       expected.encode()):
-                return forbidden(f"a change made with the session cookie needs the {CSRF_HEADER} header")
-        if role is None:
-            if _wants_page(request) and request.method == "GET":
-                raise web.HTTPSeeOther("/ui/login")
-            return error_response(401, "unauthorized", "missing or wrong bearer token",
-                                  headers={"WWW-Authenticate": 'Bearer realm="queueapp"'})
-        if role == READ and unsafe and request.path != "/ui/logout":
-            return forbidden("the read-only token may look but not change anything")
+        if authority.tokens is None:
+            request[PRINCIPAL] = OPEN
+        elif not _open(request.path):
+            who = _identify(request, authority)
+            if not isinstance(who, Principal):
+                return who
+            request[PRINCIPAL] = who
         return await handler(request)
 
     return check
+
+
+def _identify(request: web.Request, authority: Authority) -> Principal | web.Response:
+    """Who the request is, or the answer that it is no one (or must wait to try again)."""
+    assert authority.tokens is not None
+    by_cookie = "Authorization" not in request.headers
+    has_credentials = not by_cookie or SESSION_COOKIE in request.cookies
+    if has_credentials and (wait := authority.wait_before_trying(request)) > 0:
+        return throttled(wait)
+    who = authority.of_request(request)
+    if isinstance(who, Refused):
+        return _unauthorized(who.why)
+    if who is None:
+        if not by_cookie:
+            authority.failed(request)  # an old session cookie is not a guess
+        if _wants_page(request) and request.method == "GET":
+            raise web.HTTPSeeOther("/ui/login")
+        return _unauthorized("missing or wrong bearer token")
+    if request.method not in SAFE_METHODS and by_cookie and not _csrf_carried(request, authority.tokens):
+        return forbidden(f"a change made with the session cookie needs the {CSRF_HEADER} header")
+    return who

@@ -20,6 +20,7 @@ from ..service_browse import MAX_ACTION, MAX_IDS, make_search
 from .common import ok, parse, query_choice, query_int, query_name, queue_of, service_of
 from .models import JobPageOut, Open
 from .present import jobs_out
+from .rules import CHANGES, READS
 from .spec import JOB_NAME, QUEUE, Api, Query, int_query
 
 api = Api("operator")
@@ -85,7 +86,7 @@ def search_of(request: web.Request, *, cursor: tuple[int, ...] | None = None, li
     )
 
 
-@api.endpoint("GET", "/queues/jobs",
+@api.endpoint("GET", "/queues/jobs", READS,
               "A page of jobs in id order (order=desc: newest first); pass nextCursor as cursor for the next. "
               "A data condition reads at most 50,000 rows a page and says how many in scanned.",
               ok=JobPageOut, query=(*FILTERS,
@@ -130,7 +131,7 @@ class ActionOut(Open):
     nextCursor: str | None
 
 
-@api.endpoint("POST", "/queues/jobs/actions",
+@api.endpoint("POST", "/queues/jobs/actions", CHANGES,
               f"Retry, cancel, promote or delete jobs in one transaction: the listed ids, or up to {MAX_ACTION:,} "
               "jobs the filters find (nextCursor: call again with it for more). Only jobs in states the action "
               "applies to change; an active job is never touched. dryRun counts first.",
@@ -163,7 +164,7 @@ class FailureGroupsOut(Open):
     groups: list[FailureGroupOut]
 
 
-@api.endpoint("GET", "/queues/jobs/failed/groups",
+@api.endpoint("GET", "/queues/jobs/failed/groups", READS,
               "Failed jobs grouped by their error's fingerprint (ids, numbers, tokens folded), the commonest first.",
               ok=FailureGroupsOut, query=(QUEUE, int_query("limit", "How many groups (default 50).", 1, 500)))
 async def failure_groups(request: web.Request) -> web.Response:
@@ -188,7 +189,7 @@ class HistoryOut(Open):
     points: list[HistoryPoint]
 
 
-@api.endpoint("GET", "/queues/metrics/history",
+@api.endpoint("GET", "/queues/metrics/history", READS,
               "Per-queue counts over 1h (by minute), 24h (by 10 minutes) or 7d (by hour): enqueued, completed, "
               "failed, mean and p95 processing ms. Kept in the database; the current minute from memory.",
               ok=HistoryOut, query=(QUEUE, Query("window", "1h (default), 24h or 7d.",
@@ -219,7 +220,7 @@ class RunningOut(Open):
     jobs: list[RunningJobOut]
 
 
-@api.endpoint("GET", "/queues/jobs/running",
+@api.endpoint("GET", "/queues/jobs/running", READS,
               "Active jobs from the dispatcher's memory, oldest first: heartbeat, lease expiry (null: runs in "
               "the appliance), stuck or not, and in a cluster the node that claimed it.", ok=RunningOut,
               query=(QUEUE,))

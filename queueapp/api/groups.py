@@ -15,6 +15,7 @@ from ..options import MAX_DELAY_MS, WHOLE, GroupKey, Strict
 from ..service_groups import GroupsView, KeyView
 from .common import ok, parse, query_int, queue_of, service_of
 from .models import Open
+from .rules import CHANGES, READS
 from .spec import QUEUE, Api, int_query
 
 api = Api("groups")
@@ -104,7 +105,7 @@ def groups_out(view: GroupsView) -> dict[str, Any]:
             "keys": [key_out(k) for k in view.keys], "totalKeys": view.total_keys}
 
 
-@api.endpoint("GET", "/queues/groups",
+@api.endpoint("GET", "/queues/groups", READS,
               "The queue's group policy, its aging, and its keys (waiting, running or with settings of their own;"
               " the most waiting first).",
               ok=GroupsOut, query=(QUEUE, int_query("limit", "How many keys (default 100).", 1, 1000)))
@@ -114,13 +115,13 @@ async def list_groups(request: web.Request) -> web.Response:
     return ok(groups_out(await service_of(request).groups.view(queue, limit)))
 
 
-@api.endpoint("GET", "/queues/groups/policy", "The queue's group policy (answered as GET /queues/groups).",
+@api.endpoint("GET", "/queues/groups/policy", READS, "The queue's group policy (answered as GET /queues/groups).",
               ok=GroupsOut, query=(QUEUE, int_query("limit", "How many keys (default 100).", 1, 1000)))
 async def get_policy(request: web.Request) -> web.Response:
     return await list_groups(request)
 
 
-@api.endpoint("PUT", "/queues/groups/policy",
+@api.endpoint("PUT", "/queues/groups/policy", CHANGES,
               "Set the limits of every group key of the queue (stored; wins over [queues.NAME.groups]).",
               body=LimitsBody, ok=GroupsOut, query=(QUEUE,), errors=(503,))
 async def set_policy(request: web.Request) -> web.Response:
@@ -129,21 +130,21 @@ async def set_policy(request: web.Request) -> web.Response:
     return ok(groups_out(await service_of(request).groups.set_policy(queue, body.limits())))
 
 
-@api.endpoint("DELETE", "/queues/groups/policy",
+@api.endpoint("DELETE", "/queues/groups/policy", CHANGES,
               "Drop the stored policy: the config file's [queues.NAME.groups] applies again.",
               ok=GroupsOut, query=(QUEUE,), errors=(503,))
 async def drop_policy(request: web.Request) -> web.Response:
     return ok(groups_out(await service_of(request).groups.set_policy(queue_of(request), None)))
 
 
-@api.endpoint("GET", KEY_ROUTE, "One group key: its limits, pause, active and waiting jobs.",
+@api.endpoint("GET", KEY_ROUTE, READS, "One group key: its limits, pause, active and waiting jobs.",
               ok=GroupKeyOut, query=(QUEUE,))
 async def get_key(request: web.Request) -> web.Response:
     queue, key = queue_of(request), _key(request)
     return ok(key_out(await service_of(request).groups.key(queue, key)))
 
 
-@api.endpoint("PUT", KEY_ROUTE, "Give one group key limits of its own (instead of the queue's policy).",
+@api.endpoint("PUT", KEY_ROUTE, CHANGES, "Give one group key limits of its own (instead of the queue's policy).",
               body=LimitsBody, ok=GroupKeyOut, query=(QUEUE,), errors=(503,))
 async def set_key(request: web.Request) -> web.Response:
     queue, key = queue_of(request), _key(request)
@@ -151,14 +152,15 @@ async def set_key(request: web.Request) -> web.Response:
     return ok(key_out(await service_of(request).groups.set_key(queue, key, body.limits())))
 
 
-@api.endpoint("DELETE", KEY_ROUTE, "Drop a key's own limits and pause: the queue's policy applies to it again.",
+@api.endpoint("DELETE", KEY_ROUTE, CHANGES,
+              "Drop a key's own limits and pause: the queue's policy applies to it again.",
               ok=GroupKeyOut, query=(QUEUE,), errors=(404, 503))
 async def forget_key(request: web.Request) -> web.Response:
     queue, key = queue_of(request), _key(request)
     return ok(key_out(await service_of(request).groups.forget(queue, key)))
 
 
-@api.endpoint("POST", KEY_ROUTE + "/pause",
+@api.endpoint("POST", KEY_ROUTE + "/pause", CHANGES,
               "Start no job of this key (for durationMs, or until resumed); its running jobs go on.",
               body=PauseBody, ok=GroupKeyOut, query=(QUEUE,), errors=(503,), body_required=False)
 async def pause_key(request: web.Request) -> web.Response:
@@ -167,7 +169,7 @@ async def pause_key(request: web.Request) -> web.Response:
     return ok(key_out(await service_of(request).groups.pause(queue, key, body.durationMs)))
 
 
-@api.endpoint("POST", KEY_ROUTE + "/resume", "Let a paused key's jobs start again.",
+@api.endpoint("POST", KEY_ROUTE + "/resume", CHANGES, "Let a paused key's jobs start again.",
               ok=GroupKeyOut, query=(QUEUE,), errors=(503,))
 async def resume_key(request: web.Request) -> web.Response:
     queue, key = queue_of(request), _key(request)

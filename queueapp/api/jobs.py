@@ -23,12 +23,13 @@ from .models import (
     plain_bulk,
 )
 from .present import job_out, jobs_out
+from .rules import ADDS, CHANGES_JOB, READS, READS_JOB
 from .spec import QUEUE, Api, Query, int_query
 
 api = Api("jobs")
 
 
-@api.endpoint("POST", "/queues/jobs", "Add a job. 200 with the kept job when options.jobId was already used.",
+@api.endpoint("POST", "/queues/jobs", ADDS, "Add a job. 200 with the kept job when options.jobId was already used.",
               body=AddJobBody, ok=JobOut, status=201, extra_ok={200: JobOut}, query=(QUEUE,),
               errors=(404, 413, 429, 503))
 async def add_job(request: web.Request) -> web.Response:
@@ -50,7 +51,7 @@ RETURN = Query("return", "jobs (default): the stored jobs; ids: only their ids, 
                "(a smaller, quicker answer).", {"type": "string", "enum": ["jobs", "ids"]})
 
 
-@api.endpoint("POST", "/queues/jobs/bulk", "Add up to 10,000 jobs, all or none, in one transaction.",
+@api.endpoint("POST", "/queues/jobs/bulk", ADDS, "Add up to 10,000 jobs, all or none, in one transaction.",
               body=BulkBody, ok=BulkOut, status=201, query=(QUEUE, RETURN), errors=(404, 413, 429, 503))
 async def add_bulk(request: web.Request) -> web.Response:
     queue = queue_of(request)
@@ -64,7 +65,7 @@ async def add_bulk(request: web.Request) -> web.Response:
     return ok(jobs_out(added_jobs(added)), 201)
 
 
-@api.endpoint("POST", "/queues/jobs/schedule", "Add a job that runs at scheduledTime (a past time runs at once).",
+@api.endpoint("POST", "/queues/jobs/schedule", ADDS, "Add a job that runs at scheduledTime (a past time runs at once).",
               body=ScheduleBody, ok=JobOut, status=201, extra_ok={200: JobOut}, query=(QUEUE,),
               errors=(404, 413, 429, 503))
 async def schedule_job(request: web.Request) -> web.Response:
@@ -73,7 +74,7 @@ async def schedule_job(request: web.Request) -> web.Response:
     return await _add_one(request, queue, body, from_datetime(body.scheduledTime))
 
 
-@api.endpoint("GET", "/queues/jobs/failed", "Failed (dead-letter) jobs, newest failure first.",
+@api.endpoint("GET", "/queues/jobs/failed", READS, "Failed (dead-letter) jobs, newest failure first.",
               ok=JobsOut, query=(QUEUE, int_query("limit", "How many (default 10).", 1, 1000)))
 async def failed_jobs(request: web.Request) -> web.Response:
     queue = queue_of(request)
@@ -81,13 +82,14 @@ async def failed_jobs(request: web.Request) -> web.Response:
     return ok(jobs_out(await service_of(request).get_failed_jobs(limit, queue=queue)))
 
 
-@api.endpoint("GET", "/queues/jobs/stuck", "Active jobs without a heartbeat for longer than the stuck threshold.",
+@api.endpoint("GET", "/queues/jobs/stuck", READS,
+              "Active jobs without a heartbeat for longer than the stuck threshold.",
               ok=JobsOut, query=(QUEUE,))
 async def stuck_jobs(request: web.Request) -> web.Response:
     return ok(jobs_out(await service_of(request).stuck_jobs(queue_of(request))))
 
 
-@api.endpoint("GET", "/queues/jobs/{id:[0-9]+}", "One job.", ok=JobOut, errors=(404,))
+@api.endpoint("GET", "/queues/jobs/{id:[0-9]+}", READS_JOB, "One job.", ok=JobOut, errors=(404,))
 async def get_job(request: web.Request) -> web.Response:
     job_id = job_id_of(request)
     job = await service_of(request).get_job(job_id)
@@ -96,7 +98,8 @@ async def get_job(request: web.Request) -> web.Response:
     return ok(job_out(job))
 
 
-@api.endpoint("GET", "/queues/jobs/{id:[0-9]+}/logs", "A job's log lines after the line numbered `after`, in order.",
+@api.endpoint("GET", "/queues/jobs/{id:[0-9]+}/logs", READS_JOB,
+              "A job's log lines after the line numbered `after`, in order.",
               ok=JobLogOut, errors=(404,),
               query=(int_query("after", "Answer the lines numbered after this (default 0: from the first).", 0,
                                2**31 - 1),
@@ -122,28 +125,29 @@ class DependentsOut(Open):
     jobs: list[DependentOut]
 
 
-@api.endpoint("GET", "/queues/jobs/{id:[0-9]+}/dependents", "The jobs waiting on this one (options.dependsOn).",
+@api.endpoint("GET", "/queues/jobs/{id:[0-9]+}/dependents", READS_JOB,
+              "The jobs waiting on this one (options.dependsOn).",
               ok=DependentsOut, errors=(404,))
 async def job_dependents(request: web.Request) -> web.Response:
     found = await service_of(request).job_dependents(job_id_of(request))
     return ok({"jobs": [{"id": str(i), "name": name, "state": state} for i, name, state in found]})
 
 
-@api.endpoint("DELETE", "/queues/jobs/{id:[0-9]+}",
+@api.endpoint("DELETE", "/queues/jobs/{id:[0-9]+}", CHANGES_JOB,
               "Cancel a job: waiting or delayed ones at once, an active one is stopped.",
               ok=JobOut, errors=(404, 409, 503))
 async def cancel_job(request: web.Request) -> web.Response:
     return ok(job_out(await service_of(request).cancel_job(job_id_of(request))))
 
 
-@api.endpoint("POST", "/queues/jobs/{id:[0-9]+}/retry",
+@api.endpoint("POST", "/queues/jobs/{id:[0-9]+}/retry", CHANGES_JOB,
               "Put a failed or cancelled job back to waiting with fresh attempts.",
               ok=JobOut, errors=(404, 409, 503))
 async def retry_job(request: web.Request) -> web.Response:
     return ok(job_out(await service_of(request).retry_job(job_id_of(request))))
 
 
-@api.endpoint("POST", "/queues/jobs/{id:[0-9]+}/promote",
+@api.endpoint("POST", "/queues/jobs/{id:[0-9]+}/promote", CHANGES_JOB,
               "Run a delayed job now (its delay, time or retry backoff is cut short).",
               ok=JobOut, errors=(404, 409, 503))
 async def promote_job(request: web.Request) -> web.Response:

@@ -24,6 +24,7 @@ from ..service import QueueService, added_ids
 from .common import config_of, queue_of, service_of, validated
 from .errors import code_of
 from .models import AddJobBody
+from .rules import ADDS
 from .spec import QUEUE, Api
 
 api = Api("jobs")
@@ -32,7 +33,7 @@ NDJSON = "application/x-ndjson"
 IN_FLIGHT = 4  # batches being stored at once; reading waits beyond that (backpressure)
 
 
-@api.endpoint("POST", "/queues/jobs/stream",
+@api.endpoint("POST", "/queues/jobs/stream", ADDS,
               "Add jobs as lines of JSON (each an AddJobBody) in one long-lived request; the answer "
               'streams one line per job, in order, after its commit: {"id": "42"}, or {"error": {...}} '
               "for a refused line (the others go on).",

@@ -38,11 +38,20 @@ class TokenBuckets:
         self.clock = clock
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
+    def _filled(self, client: str, now: float) -> float:
+        tokens, stamp = self._buckets.get(client, (float(self.burst), now))
+        return min(self.burst, tokens + (now - stamp) * self.rate)
+
+    def wait(self, client: str) -> float:
+        """The seconds until ``client`` could pass (0: now), taking nothing."""
+        tokens = self._filled(client, self.clock())
+        return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
+
     def take(self, client: str) -> float:
         """0 when the request may pass, else the seconds until it could."""
         now = self.clock()
-        tokens, stamp = self._buckets.pop(client, (float(self.burst), now))
-        tokens = min(self.burst, tokens + (now - stamp) * self.rate)
+        tokens = self._filled(client, now)
+        self._buckets.pop(client, None)
         if tokens >= 1:
             wait, tokens = 0.0, tokens - 1
         else:

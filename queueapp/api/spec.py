@@ -16,6 +16,7 @@ from pydantic.json_schema import models_json_schema
 from ..options import GROUP_KEY, MAX_QUEUE_NAME, QUEUE_NAME, SCHEDULE_NAME
 from ..version import __version__
 from .models import ErrorOut
+from .rules import PUBLIC, Rule
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ PATH_PARAMS = {
     "name": ("Schedule name.", {"type": "string", "minLength": 1, "maxLength": 128, "pattern": SCHEDULE_NAME}),
     "key": ("Group key (options.group), URL-encoded.",
             {"type": "string", "minLength": 1, "maxLength": 128, "pattern": GROUP_KEY}),
+    "key_id": ("API key id (its secret's first part after qak_).", {"type": "string", "pattern": r"^[A-Za-z0-9]{12}$"}),
 }
 _ROUTE_REGEX = re.compile(r"\{(\w+):[^}]+\}")
 
@@ -53,20 +55,24 @@ TAGS = {
     "groups": "Group flow control (options.group): a queue's policy, keys' limits and pauses.",
     "operator": "The operator's desk: search, actions on many jobs, failure groups, history.",
     "observability": "Prometheus metrics and the job event stream (Server-Sent Events).",
+    "access": "API keys: one for each service, with the roles and queues it needs; rotate and revoke at once.",
 }
-# Both tokens are bearer tokens: the token may change anything, the read token only read.
+# Who may call an operation is said by its x-queueapp-access: the role it needs and
+# which queues it touches (api/rules.py).
 BEARER = {"type": "http", "scheme": "bearer",
-          "description": "token (every operation) or read_token (GET and HEAD only; any change answers 403)"}
+          "description": "The token (every operation), the read_token (reads only), or an API key (qak_...) whose "
+                         "roles and queues allow the operation: see each operation's x-queueapp-access."}
 
 
 ERROR_TEXT = {
     400: "Invalid input, or a Host the appliance does not answer to (allowed_hosts): nothing was changed.",
     401: "Missing or wrong bearer token.",
-    403: "The read-only token may not change anything; a browser page of another origin may not either.",
+    403: "The caller's roles or queues do not allow this (the read-only token changes nothing); a browser page"
+         " of another origin may change nothing.",
     404: "No such job (or route).",
     409: "The job is not in a state that allows this, or the lease token is stale.",
     413: "Request body larger than max_body_bytes.",
-    429: "Enqueue rate limit exceeded; see Retry-After.",
+    429: "The enqueue rate limit, or too many failed attempts to log in from this address; see Retry-After.",
     503: "The store cannot take writes (disk full, read-only): nothing was stored.",
 }
 
@@ -75,6 +81,7 @@ ERROR_TEXT = {
 class Endpoint:
     method: str
     path: str
+    access: Rule  # the role and queues a caller needs (rules.py)
     summary: str
     body: type[BaseModel] | None
     responses: dict[int, type[BaseModel] | None]
@@ -105,6 +112,7 @@ class Api:
         self,
         method: str,
         path: str,
+        access: Rule,
         summary: str,
         *,
         body: type[BaseModel] | None = None,
@@ -120,14 +128,15 @@ class Api:
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Register ``handler`` for ``method path`` and describe it. ``path`` may give a
         parameter its pattern (``{id:[0-9]+}``), so that ``/queues/jobs/bulk`` is never
-        taken for a job id; the description shows it as ``{id}``."""
+        taken for a job id; the description shows it as ``{id}``. ``access``: who may
+        call it (every route says; rules.py checks)."""
 
         def register(handler: Callable[..., Any]) -> Callable[..., Any]:
             self.routes.route(method, path)(handler)
             responses = {status: ok, **(extra_ok or {})}
             all_errors = tuple(sorted(set(errors) | ({400} if body or query else set())))
             self.endpoints.append(Endpoint(
-                method, _ROUTE_REGEX.sub(r"{\1}", path), summary, body, responses, query, all_errors,
+                method, _ROUTE_REGEX.sub(r"{\1}", path), access, summary, body, responses, query, all_errors,
                 handler, content_type, body_required, body_content, links, self.tag,
             ))
             return handler
@@ -168,12 +177,16 @@ def openapi_document(endpoints: list[Endpoint], auth: bool) -> dict[str, Any]:
 
 def _error_statuses(e: Endpoint, auth: bool) -> list[int]:
     """A route's own errors, and those the middlewares give before it runs: 400 for a
-    host name not allowed (every route but /livez), 401 under auth, 403 for a change
-    (read-only token, or a browser page of another origin), 413 for a body over
-    max_body_bytes (every route that reads one: the size is checked first)."""
+    host name not allowed (every route but /livez); under auth 401, 403 (the caller's
+    roles or queues) and 429 (failed attempts to log in); 403 for a change from a
+    browser page of another origin; 413 for a body over max_body_bytes (every route
+    that reads one: the size is checked first)."""
     errors = set(e.errors)
-    if e.path != "/livez":
-        errors |= {400} | ({401} if auth else set())
+    guarded = auth and e.access.role != PUBLIC
+    if e.access.role != PUBLIC:
+        errors.add(400)
+    if guarded:
+        errors |= {401, 403, 429}
     if e.method not in ("GET", "HEAD"):
         errors.add(403)
     if e.body or e.body_content:
@@ -185,7 +198,8 @@ def _operation(e: Endpoint, refs: dict[Any, Any], auth: bool, bodies: set[Any]) 
     def _ref(model: type[BaseModel]) -> dict[str, Any]:
         return refs[(model, "validation" if model in bodies else "serialization")]
 
-    op: dict[str, Any] = {"summary": e.summary, "operationId": e.handler.__name__, "tags": [e.tag]}
+    op: dict[str, Any] = {"summary": e.summary, "operationId": e.handler.__name__, "tags": [e.tag],
+                          "x-queueapp-access": e.access.as_openapi()}
     params = [
         {"name": q.name, "in": "query", "required": q.required, "description": q.description,
          "schema": q.schema}
@@ -210,7 +224,7 @@ def _operation(e: Endpoint, refs: dict[Any, Any], auth: bool, bodies: set[Any]) 
             "content": {"application/json": {"schema": _ref(e.body)}},
         }
     op["responses"] = _responses(e, auth, _ref)
-    if auth and e.path != "/livez":
+    if auth and e.access.role != PUBLIC:
         op["security"] = [{"bearer": []}]
     return op
 

@@ -14,6 +14,7 @@ from ..prometheus import OPENMETRICS_TYPE, TEXT_TYPE
 from .common import query_name, queue_of, service_of
 from .models import DocumentOut
 from .present import event_out
+from .rules import EVERY, READ, READS, Rule
 from .spec import JOB_NAME, QUEUE, Api, Query
 
 api = Api("observability")
@@ -23,7 +24,7 @@ WRITE_TIMEOUT_S = 5.0  # a client that cannot take one event in this time is dro
 KEEPALIVE_S = 15.0
 
 
-@api.endpoint("GET", "/metrics", "Prometheus text format (OpenMetrics 1.0.0 when Accept asks for "
+@api.endpoint("GET", "/metrics", Rule(READ, EVERY), "Prometheus text format (OpenMetrics 1.0.0 when Accept asks for "
               "application/openmetrics-text): counts, rates, latency histograms, the process's own, the build.",
           content_type="text/plain")
 async def prometheus_metrics(request: web.Request) -> web.Response:
@@ -32,7 +33,7 @@ async def prometheus_metrics(request: web.Request) -> web.Response:
     return web.Response(text=text, headers={"Content-Type": OPENMETRICS_TYPE if openmetrics else TEXT_TYPE})
 
 
-@api.endpoint("GET", "/queues/events",
+@api.endpoint("GET", "/queues/events", READS,
           "Server-Sent Events of job transitions (added, waiting, active, progress, completed, "
           "retrying, failed, cancelled, stalled, released, expired, removed) in a queue, optionally only for "
           "some job names. Each has an id: reconnecting with Last-Event-ID (or lastEventId) resumes after it.",

@@ -26,6 +26,7 @@ from .models import (
     ReleaseBody,
 )
 from .present import heartbeat_out, job_out, leased_out
+from .rules import JOBS, WORK, WORKS, Rule
 from .spec import QUEUE, Api
 
 api = Api("workers")
@@ -38,7 +39,7 @@ def _with_the_lease(operation: str) -> dict[str, Any]:
             "description": f"{operation} the first job leased, with its lease token"}
 
 
-@api.endpoint("POST", "/queues/jobs/lease",
+@api.endpoint("POST", "/queues/jobs/lease", Rule(WORK),
               "Lease due jobs for an external worker, highest priority first; long-polls with waitMs.",
               body=LeaseBody, ok=LeaseOut, query=(QUEUE,), errors=(503,), body_required=False,
               links={op.title(): _with_the_lease(op) for op in ("heartbeat", "complete", "fail", "release")})
@@ -58,7 +59,7 @@ def _connected(request: web.Request) -> bool:
     return transport is not None and not transport.is_closing()
 
 
-@api.endpoint("POST", "/queues/jobs/{id:[0-9]+}/heartbeat", "Extend a lease and report progress.",
+@api.endpoint("POST", "/queues/jobs/{id:[0-9]+}/heartbeat", WORKS, "Extend a lease and report progress.",
               body=HeartbeatBody, ok=HeartbeatOut, errors=(404, 409, 503))
 async def heartbeat(request: web.Request) -> web.Response:
     job_id = job_id_of(request)
@@ -67,7 +68,7 @@ async def heartbeat(request: web.Request) -> web.Response:
     return ok(heartbeat_out(job))
 
 
-@api.endpoint("POST", "/queues/jobs/{id:[0-9]+}/log",
+@api.endpoint("POST", "/queues/jobs/{id:[0-9]+}/log", WORKS,
               "Append lines to a leased job's log (kept with the job, its newest 1,000 lines).",
               body=LogBody, ok=LogAppendedOut, errors=(404, 409, 503))
 async def append_log(request: web.Request) -> web.Response:
@@ -76,7 +77,7 @@ async def append_log(request: web.Request) -> web.Response:
     return ok({"lastSeq": await service_of(request).workers.log(job_id, body.leaseToken, body.lines)})
 
 
-@api.endpoint("POST", "/queues/jobs/{id:[0-9]+}/complete", "Complete a leased job with its result.",
+@api.endpoint("POST", "/queues/jobs/{id:[0-9]+}/complete", WORKS, "Complete a leased job with its result.",
               body=CompleteBody, ok=JobOut, errors=(404, 409, 503))
 async def complete(request: web.Request) -> web.Response:
     job_id = job_id_of(request)
@@ -84,7 +85,7 @@ async def complete(request: web.Request) -> web.Response:
     return ok(job_out(await service_of(request).workers.complete(job_id, body.leaseToken, body.result)))
 
 
-@api.endpoint("POST", "/queues/jobs/{id:[0-9]+}/fail",
+@api.endpoint("POST", "/queues/jobs/{id:[0-9]+}/fail", WORKS,
               "Fail a leased job's attempt: it retries with backoff unless retry is false or attempts are spent.",
               body=FailBody, ok=JobOut, errors=(404, 409, 503))
 async def fail(request: web.Request) -> web.Response:
@@ -94,7 +95,7 @@ async def fail(request: web.Request) -> web.Response:
     return ok(job_out(await service_of(request).workers.fail(job_id, body.leaseToken, failure)))
 
 
-@api.endpoint("POST", "/queues/jobs/{id:[0-9]+}/release",
+@api.endpoint("POST", "/queues/jobs/{id:[0-9]+}/release", WORKS,
               "Hand a leased job back without counting the attempt (a worker shutting down).",
               body=ReleaseBody, ok=JobOut, errors=(404, 409, 503))
 async def release(request: web.Request) -> web.Response:
@@ -103,7 +104,8 @@ async def release(request: web.Request) -> web.Response:
     return ok(job_out(await service_of(request).workers.release(job_id, body.leaseToken)))
 
 
-@api.endpoint("POST", "/queues/jobs/complete", "Complete many leased jobs in one request; each answers on its own.",
+@api.endpoint("POST", "/queues/jobs/complete", Rule(WORK, JOBS),
+              "Complete many leased jobs in one request; each answers on its own.",
               body=CompleteManyBody, ok=CompleteManyOut, errors=(503,))
 async def complete_many(request: web.Request) -> web.Response:
     body = await parse(request, CompleteManyBody)

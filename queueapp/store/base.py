@@ -16,6 +16,7 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
+from ..access import ApiKey
 from ..flow import GroupLimits, KeyChange, KeySettings
 from ..history import Tally
 from ..model import Job, JobState, NewJob, Schedule
@@ -237,6 +238,25 @@ class Store(ABC):
     @abstractmethod
     async def read_audit(self, queue: str | None, before_id: int | None, limit: int) -> list[AuditEntry]:
         """The newest audit entries (of ``queue``) numbered before ``before_id``."""
+
+    @abstractmethod
+    async def api_keys(self) -> list[ApiKey]:
+        """Every API key, revoked ones too, oldest first."""
+
+    @abstractmethod
+    async def save_api_key(self, key: ApiKey) -> None:
+        """Keep a new key. Raises Conflict when a key not revoked has its name, or
+        when there are too many."""
+
+    @abstractmethod
+    async def revoke_api_key(self, key_id: str, now: int) -> ApiKey | None:
+        """Revoke the key (once: a second revoke keeps the first's time); None: no such key."""
+
+    @abstractmethod
+    async def rotate_api_key(self, key_id: str, secret_hash: str, previous_until: int | None,
+                             now: int) -> ApiKey | None:
+        """A new secret for a key not revoked, the old one good until ``previous_until``
+        (None: no longer); None: no such key, or it is revoked."""
 
     @abstractmethod
     async def append_log(self, job_id: int, token: str, lines: list[str], now: int, keep: int) -> int | None:

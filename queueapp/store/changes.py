@@ -7,11 +7,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..access import MAX_KEYS, ApiKey
+from ..errors import Conflict
 from ..flow import GroupLimits, KeyChange, KeySettings
 from ..history import HOUR_MS, MINUTE_MS, Tally
 from ..model import UNFINISHED, NewJob, Schedule
 from .records import Added, AuditEntry, StoredGroups
-from .sql import audit, groups, history, jobs, logs, queues, schedules
+from .sql import audit, groups, history, jobs, keys, logs, queues, schedules
 from .sql.dialect import Dialect
 from .sql.plan import AddJobs, Plan
 
@@ -36,6 +38,29 @@ def record_audit(d: Dialect, entry: AuditEntry) -> Plan[None]:
 def prune_audit(d: Dialect, before: int) -> Plan[int]:
     removed: int = yield audit.prune(d, before)
     return removed
+
+
+# -- API keys ------------------------------------------------------------------------------------
+
+
+def save_api_key(d: Dialect, key: ApiKey) -> Plan[None]:
+    """Keep a new key; Conflict when a key not revoked has its name, or when there
+    are MAX_KEYS of them."""
+    if int((yield keys.live_count(d))) >= MAX_KEYS:
+        raise Conflict(f"there are {MAX_KEYS} keys not revoked already: revoke some first")
+    if (yield keys.insert(d, key)) is None:
+        raise Conflict(f"a key named {key.name!r} exists: revoke it first, or choose another name")
+
+
+def revoke_api_key(d: Dialect, key_id: str, now: int) -> Plan[ApiKey | None]:
+    found = yield keys.revoke(d, key_id, now)
+    return None if found is None else keys.row_to_key(found)
+
+
+def rotate_api_key(d: Dialect, key_id: str, secret_hash: str, previous_until: int | None,
+                   now: int) -> Plan[ApiKey | None]:
+    found = yield keys.rotate(d, key_id, secret_hash, previous_until, now)
+    return None if found is None else keys.row_to_key(found)
 
 
 # -- a job's log ---------------------------------------------------------------------------------

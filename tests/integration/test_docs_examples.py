@@ -2,8 +2,10 @@
 serve``, each answered with the status it should have: 201 where it creates, else
 200. An example that names job 42 (and a lease token TOKEN) is run on a real job in
 the state it needs (failed for retry, delayed for promote, leased for heartbeat,
-complete, fail, log and release, waiting otherwise), made just before it; so the
-page describes the API the appliance serves, call by call."""
+complete, fail, log and release, waiting otherwise), made just before it, and one
+that names API key Xr3kq9TzL0aB on a real key; so the page describes the API the
+appliance serves, call by call. The appliance has a token, which each example is
+sent with."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ import pytest
 
 PAGE = Path(__file__).parent.parent.parent / "docs" / "api.md"
 # The routes whose success is 201 Created (API.md); every other example answers 200.
-CREATES = re.compile(r"-X POST \S*/queues/(jobs|jobs/schedule|jobs/bulk|schedules|schedules/[^/\s]+/run)['\"?\s]")
+CREATES = re.compile(r"-X POST \S*/queues/(jobs|jobs/schedule|jobs/bulk|schedules|schedules/[^/\s]+/run|keys)['\"?\s]")
 # What an example on job 42 needs the job to be, by the last segment of its path.
 NEEDS = {"retry": "failed", "promote": "delayed", "heartbeat": "leased", "complete": "leased", "fail": "leased",
          "log": "leased", "release": "leased"}
@@ -43,8 +45,12 @@ def examples() -> list[str]:
     return found
 
 
+TOKEN = "docs-examples-token"
+EXAMPLE_KEY = "Xr3kq9TzL0aB"
+
+
 class Jobs:
-    """Jobs made through the API in the state an example needs."""
+    """Jobs (and API keys) made through the API in the state an example needs."""
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -53,7 +59,8 @@ class Jobs:
     def call(self, method: str, path: str, body: object = None) -> dict:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.url + path, method=method, data=data,
-                                         headers={"Content-Type": "application/json"})
+                                         headers={"Content-Type": "application/json",
+                                                  "Authorization": f"Bearer {TOKEN}"})
         with urllib.request.urlopen(request, timeout=10) as r:
             return json.loads(r.read())
 
@@ -70,6 +77,20 @@ class Jobs:
         return job["id"], leased["leaseToken"]
 
 
+def on_a_real_key(example: str, jobs: Jobs) -> str:
+    if EXAMPLE_KEY not in example:
+        return example
+    key = jobs.call("POST", "/queues/keys", {"name": f"docs-key-{next(jobs.serial)}", "roles": ["read"],
+                                             "queues": ["*"]})
+    return example.replace(EXAMPLE_KEY, key["id"])
+
+
+def with_the_token(example: str) -> str:
+    """The example's (last) curl sent with the appliance's token."""
+    head, _, tail = example.rpartition("curl ")
+    return f"{head}curl -H 'Authorization: Bearer {TOKEN}' {tail}"
+
+
 def on_a_real_job(example: str, jobs: Jobs) -> str:
     found = re.search(r"/queues/jobs/42(/([a-z]+))?", example)
     if found is None:
@@ -80,12 +101,13 @@ def on_a_real_job(example: str, jobs: Jobs) -> str:
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_every_curl_example_is_answered_as_the_page_says(serve, tmp_path):
-    server = serve("--audit-interval-ms", "60000")
+    server = serve("--audit-interval-ms", "60000", "--token", TOKEN)
     jobs = Jobs(server.url)
     body = tmp_path / "answer"
     seen = []
     for example in examples():
-        command = on_a_real_job(example, jobs).replace("http://localhost:3000", server.url)
+        command = with_the_token(on_a_real_key(on_a_real_job(example, jobs), jobs))
+        command = command.replace("http://localhost:3000", server.url)
         done = subprocess.run(["bash", "-c", f"{command} -s -o {body} -w '%{{http_code}}' --max-time 5"],
                               capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
         status = int(done.stdout[-3:] or 0)

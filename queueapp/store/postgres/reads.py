@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
+from ...access import ApiKey
 from ...history import Tally
 from ...model import Job, JobState, Schedule
 from ...search import MAX_SCAN, JobPage, JobSearch
@@ -23,7 +24,7 @@ from ..records import (
     StoredGroups,
     TableSnapshot,
 )
-from ..sql import audit, history, logs, schedules
+from ..sql import audit, history, keys, logs, schedules
 from ..sql import dependencies as edges
 from ..sql.dialect import POSTGRES, numbered
 from .jobs import COLUMNS, row_to_job
@@ -152,6 +153,10 @@ async def read_log(conn: Any, job_id: int, after_seq: int, limit: int) -> list[L
 
 async def dependents(conn: Any, job_id: int, limit: int) -> list[tuple[int, str, str]]:
     return [tuple(r) for r in await execute(conn, edges.dependents(POSTGRES, job_id, limit))]
+
+
+async def api_keys(conn: Any) -> list[ApiKey]:
+    return [keys.row_to_key(r) for r in await execute(conn, keys.every(POSTGRES))]
 
 
 async def read_audit(conn: Any, queue: str | None, before_id: int | None, limit: int) -> list[AuditEntry]:

@@ -12,6 +12,7 @@ import socket
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from ...access import ApiKey
 from ...errors import StoreUnavailable
 from ...flow import GroupLimits, KeyChange, KeySettings
 from ...history import Tally
@@ -257,6 +258,19 @@ class PostgresStore(Store):
 
     async def prune_audit(self, before: int) -> int:
         return await self._writer.submit(run, changes.prune_audit, before)
+
+    async def api_keys(self) -> list[ApiKey]:
+        return await self.pooled(reads.api_keys)
+
+    async def save_api_key(self, key: ApiKey) -> None:
+        await self._writer.submit(run, changes.save_api_key, key)
+
+    async def revoke_api_key(self, key_id: str, now: int) -> ApiKey | None:
+        return await self._writer.submit(run, changes.revoke_api_key, key_id, now)
+
+    async def rotate_api_key(self, key_id: str, secret_hash: str, previous_until: int | None,
+                             now: int) -> ApiKey | None:
+        return await self._writer.submit(run, changes.rotate_api_key, key_id, secret_hash, previous_until, now)
 
     async def read_audit(self, queue: str | None, before_id: int | None, limit: int) -> list[AuditEntry]:
         return await self.pooled(reads.read_audit, queue, before_id, limit)

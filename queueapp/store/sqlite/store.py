@@ -10,6 +10,7 @@ from typing import Any
 
 import aiosqlite
 
+from ...access import ApiKey
 from ...flow import GroupLimits, KeyChange, KeySettings
 from ...history import Tally
 from ...model import Job, JobState, NewJob, Schedule, dumps
@@ -35,7 +36,7 @@ from ..base import (
     Then,
 )
 from ..lock import DatabaseLock
-from ..sql import audit, groups, history, logs, schedules
+from ..sql import audit, groups, history, keys, logs, schedules
 from ..sql import dependencies as edges
 from ..sql.dialect import SQLITE
 from ..sql.jobs import row_to_job
@@ -187,6 +188,20 @@ class SqliteStore(Store):
 
     async def read_audit(self, queue: str | None, before_id: int | None, limit: int) -> list[AuditEntry]:
         return [audit.row_to_entry(r) for r in await self._read(audit.page(SQLITE, queue, before_id, limit))]
+
+    async def api_keys(self) -> list[ApiKey]:
+        return [keys.row_to_key(r) for r in await self._read(keys.every(SQLITE))]
+
+    async def save_api_key(self, key: ApiKey) -> None:
+        await self._writer.submit(run, self._ids, changes.save_api_key, key)
+
+    async def revoke_api_key(self, key_id: str, now: int) -> ApiKey | None:
+        return await self._writer.submit(run, self._ids, changes.revoke_api_key, key_id, now)
+
+    async def rotate_api_key(self, key_id: str, secret_hash: str, previous_until: int | None,
+                             now: int) -> ApiKey | None:
+        return await self._writer.submit(run, self._ids, changes.rotate_api_key, key_id, secret_hash,
+                                         previous_until, now)
 
     async def append_log(self, job_id: int, token: str, lines: list[str], now: int, keep: int) -> int | None:
         return await self._writer.submit(run, self._ids, changes.append_log, job_id, token, lines, now, keep)
