@@ -1,4 +1,4 @@
-"""``queueapp queues|jobs|failures|running|groups|nodes|schedules|enqueue|stats``:
+"""``queueapp queues|jobs|failures|running|groups|nodes|schedules|enqueue|stats|keys``:
 operate a running appliance over its HTTP API from a shell.
 
 Tables for people, ``-o json`` for scripts; exit codes scripts can rely on: 0 done,
@@ -29,7 +29,9 @@ from .settings import secret_from_file
 from .version import __version__
 
 DONE, REFUSED, USAGE, UNREACHABLE = 0, 1, 2, 3
-COMMANDS = ("queues", "jobs", "failures", "running", "groups", "nodes", "audit", "schedules", "enqueue", "stats")
+COMMANDS = ("queues", "jobs", "failures", "running", "groups", "nodes", "audit", "schedules", "enqueue", "stats",
+            "keys")
+ROLES = ("enqueue", "work", "read", "admin")
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
@@ -44,13 +46,15 @@ def duration_ms(text: str) -> int:
 
 def add_commands(commands: Any) -> None:
     """The admin subcommands, on the main parser's subcommands."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--url", default=os.environ.get("QUEUEAPP_URL", "http://127.0.0.1:3000"),
-                        help="the appliance (env QUEUEAPP_URL)")
-    common.add_argument("--token-file", metavar="FILE", help="read the bearer token from FILE (or env QUEUEAPP_TOKEN)")
-    common.add_argument("--cacert", metavar="FILE", help="CA certificate(s) for an https:// appliance")
+    connection = argparse.ArgumentParser(add_help=False)
+    connection.add_argument("--url", default=os.environ.get("QUEUEAPP_URL", "http://127.0.0.1:3000"),
+                            help="the appliance (env QUEUEAPP_URL)")
+    connection.add_argument("--token-file", metavar="FILE",
+                            help="read the bearer token or API key from FILE (or env QUEUEAPP_TOKEN)")
+    connection.add_argument("--cacert", metavar="FILE", help="CA certificate(s) for an https:// appliance")
+    connection.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    common = argparse.ArgumentParser(add_help=False, parents=[connection])
     common.add_argument("--queue", default=None, help="the queue (default: default; audit: every queue)")
-    common.add_argument("-o", "--output", choices=("table", "json"), default="table")
 
     queues = commands.add_parser("queues", parents=[common], help="list queues, pause or resume one")
     queues.add_argument("action", nargs="?", choices=("ls", "pause", "resume"), default="ls")
@@ -100,6 +104,20 @@ def add_commands(commands: Any) -> None:
     enqueue.add_argument("--data", default="{}", help="the job's data, a JSON object")
     enqueue.add_argument("--priority", type=int, choices=range(1, 6), metavar="1..5")
     enqueue.add_argument("--delay", type=duration_ms, help="run after this long (30s, 5m, ...)")
+
+    keys = commands.add_parser("keys", parents=[connection],
+                               help="API keys for services: create, ls, show, rotate, revoke (needs the token)")
+    keys.add_argument("action", choices=("create", "ls", "show", "rotate", "revoke"))
+    keys.add_argument("key", nargs="?", help="create: the key's name; show, rotate, revoke: its id")
+    keys.add_argument("--role", dest="roles", action="append", choices=ROLES,
+                      help="create: a role it has (repeat for several)")
+    keys.add_argument("--queue", dest="key_queues", action="append", metavar="QUEUE",
+                      help="create: a queue it may touch (repeat for several; '*': every queue)")
+    keys.add_argument("--expires", type=duration_ms, help="create: stop working after this long (90d, ...)")
+    keys.add_argument("--note", default="", help="create: a note for people")
+    keys.add_argument("--grace", type=duration_ms, default=0,
+                      help="rotate: how long the secret before keeps working (default: it stops now)")
+    keys.set_defaults(queue=None)
 
     stats = commands.add_parser("stats", parents=[common], help="a live view of every queue, until interrupted")
     stats.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes")
@@ -389,10 +407,44 @@ async def stats_action(client: QueueClient, args: argparse.Namespace) -> Any:
         await asyncio.sleep(args.interval)
 
 
+async def keys_action(client: QueueClient, args: argparse.Namespace) -> Any:
+    if args.action == "ls":
+        keys = (await client.request("GET", "/queues/keys", queued=False))["keys"]
+        if args.output == "json":
+            return keys
+        return [{"id": k["id"], "name": k["name"], "roles": ",".join(k["roles"]), "queues": ",".join(k["queues"]),
+                 "state": k["state"], "expiresAt": k["expiresAt"], "createdBy": k["createdBy"]} for k in keys]
+    if not args.key:
+        raise UsageError(f"keys {args.action} needs the key's {'name' if args.action == 'create' else 'id'}")
+    if args.action == "create":
+        if not args.roles or not args.key_queues:
+            raise UsageError("keys create needs --role and --queue (each may repeat; --queue '*': every queue)")
+        body: dict[str, Any] = {"name": args.key, "roles": args.roles, "queues": args.key_queues, "note": args.note}
+        if args.expires is not None:
+            expires = time.time() + args.expires / 1000
+            body["expiresAt"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires))
+        return _with_secret(await client.request("POST", "/queues/keys", body, queued=False), args.output)
+    path = f"/queues/keys/{quote(args.key, safe='')}"
+    if args.action == "show":
+        return await client.request("GET", path, queued=False)
+    if args.action == "rotate":
+        rotated = await client.request("POST", f"{path}/rotate", {"graceSeconds": args.grace // 1000}, queued=False)
+        return _with_secret(rotated, args.output)
+    return await client.request("DELETE", path, queued=False)
+
+
+def _with_secret(key: dict[str, Any], output: str) -> dict[str, Any]:
+    """A key as made or rotated: its secret first, said to be shown this once."""
+    if output == "json":
+        return key
+    print(f"The secret, shown once (the appliance keeps only its hash):\n\n  {key['secret']}\n")
+    return {k: v for k, v in key.items() if k != "secret"}
+
+
 ACTIONS: dict[str, Callable[[QueueClient, argparse.Namespace], Awaitable[Any]]] = {
     "queues": queues_action, "jobs": jobs_action, "failures": failures_action, "running": running_action,
     "groups": groups_action, "nodes": nodes_action, "audit": audit_action, "schedules": schedules_action,
-    "enqueue": enqueue_action, "stats": stats_action,
+    "enqueue": enqueue_action, "stats": stats_action, "keys": keys_action,
 }
 
 
