@@ -225,3 +225,16 @@ async def test_a_lease_for_a_name_postgresql_cannot_hold_is_bad_input(nodes: Any
     a = await nodes("a")
     with pytest.raises(ValidationFailed, match="U\\+0000"):
         await a.workers.lease("default", ["n\u0000"], 1, 30_000, 0)
+
+
+async def test_a_key_made_or_revoked_on_one_node_is_known_on_every_node_within_a_second(nodes: Any) -> None:
+    from queueapp.service_keys import Refused
+
+    a = await nodes("a")
+    b = await nodes("b")
+    made = await a.keys.create("billing", ["enqueue"], ["payments"], None, "", "admin")
+    # Each node reads the keys every FOLLOW_MS (half a second); the bounds here are a
+    # loaded machine's, not the promise.
+    await wait_for(lambda: b.keys.principal(made.secret) is not None, timeout=10)
+    await a.keys.revoke(made.key.id, "admin")
+    await wait_for(lambda: isinstance(b.keys.principal(made.secret), Refused), timeout=10)

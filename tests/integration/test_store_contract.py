@@ -260,3 +260,41 @@ async def test_failed_groups_follow_every_move_into_and_out_of_failed(open_servi
     assert "timeout after <n> ms" not in await groups()
     assert await service.clean(0, "failed") == 3
     assert await groups() == {}
+
+
+async def test_api_keys_are_made_rotated_revoked_and_known_after_a_restart(open_service):
+    from queueapp.errors import Conflict, NotFound
+    from queueapp.service_keys import Refused
+
+    clock = FakeClock()
+    service = await open_service(clock=clock)
+    made = await service.keys.create("billing", ["enqueue"], ["payments"], clock.now_ms() + 60_000, "prod", "admin")
+    clock.advance(1)
+    every = await service.keys.create("reader", ["read", "read"], None, None, "", "admin")
+    with pytest.raises(Conflict):
+        await service.keys.create("billing", ["read"], None, None, "", "admin")
+    who = service.keys.principal(made.secret)
+    assert who is not None and not isinstance(who, Refused)
+    assert who.name == "key:billing" and who.roles == {"enqueue"} and who.queues == {"payments"}
+    assert service.keys.principal(made.secret[:-1] + "x") is None
+
+    rotated = await service.keys.rotate(made.key.id, 30, "admin")
+    assert service.keys.principal(made.secret) is not None and service.keys.principal(rotated.secret) is not None
+    clock.advance(31_000)
+    assert service.keys.principal(made.secret) is None  # the grace is over
+    clock.advance(30_000)
+    assert service.keys.principal(rotated.secret) == Refused("this API key is expired")
+    await service.keys.revoke(every.key.id, "admin")
+    with pytest.raises(NotFound):
+        await service.keys.rotate(every.key.id, 0, "admin")
+    await service.stop()
+
+    again = await open_service(clock=clock)
+    assert [(k.name, k.roles, k.queues, k.state(clock.now_ms())) for k in again.keys.all()] == [
+        ("billing", ("enqueue",), ("payments",), "expired"), ("reader", ("read",), None, "revoked")]
+    assert again.keys.principal(every.secret) == Refused("this API key is revoked")
+    assert again.keys.principal(rotated.secret) == Refused("this API key is expired")
+    # A revoked key's name may be used again; the secrets differ from each other's.
+    third = await again.keys.create("reader", ["read"], None, None, "", "admin")
+    assert third.secret not in (every.secret, made.secret, rotated.secret)
+    await clean_audit(again)
