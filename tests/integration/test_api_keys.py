@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-
 from conftest import ServeProcess
 from node import call, until
 
