@@ -527,3 +527,59 @@ def test_the_job_page_follows_the_event_stream(serve, browser):
     w.go("/ui/queues/live/workers")
     expect(page.get_by_text("No job is running.")).to_be_visible()
     w.check()
+
+
+def test_keys_are_made_and_revoked_in_the_dashboard_and_a_key_sees_only_what_it_may(serve, browser):
+    server = serve("--token", ADMIN)
+    _failed_emails(server.url, ADMIN)
+
+    w = wide_page(browser, server.url)
+    page = w.page
+    w.go("/ui/login")
+    page.get_by_label("Token").fill(ADMIN)
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("link", name="Keys").click()
+    expect(page.get_by_role("heading", name="API keys")).to_be_visible()
+    form = page.get_by_role("form", name="New API key")
+    form.get_by_label("Name").fill("email-watch")
+    form.get_by_label(re.compile("^Queues")).fill("emails")
+    form.get_by_role("checkbox", name="read: read everything").check()
+    form.get_by_label("Note").fill("the on-call screen")
+    form.get_by_role("button", name="Make key").click()
+    secret_box = page.locator(".secret-text")
+    expect(secret_box).to_have_text(re.compile(r"^qak_[A-Za-z0-9]{12}_[A-Za-z0-9]{32}$"))
+    secret = secret_box.inner_text()
+    row = page.get_by_role("row", name="Key email-watch")
+    expect(row).to_contain_text("emails")
+    expect(row).to_contain_text("active")
+    w.shot("keys")
+    page.get_by_role("button", name="I have copied it").click()
+    expect(secret_box).to_have_count(0)
+    w.check()
+
+    k = wide_page(browser, server.url)
+    k.go("/ui/login")
+    k.page.get_by_label("Token").fill(secret)
+    k.page.get_by_role("button", name="Log in").click()
+    expect(k.page.locator("#role")).to_have_text("key email-watch · read-only · emails")
+    expect(k.page.get_by_role("region", name="Queue emails")).to_be_visible()
+    expect(k.page.get_by_role("region", name="Queue reports")).to_have_count(0)  # not its queue
+    expect(k.page.get_by_role("button", name="Pause queue emails")).to_be_disabled()
+    expect(k.page.get_by_role("link", name="Keys")).to_have_count(0)
+    expect(k.page.get_by_role("link", name="Audit")).to_have_count(0)
+    k.go("/ui/queues/emails?state=failed")
+    expect(k.page.get_by_role("button", name=re.compile(r"^Retry job"))).to_have_count(2)
+    for button in k.page.get_by_role("button", name=re.compile(r"^Retry job")).all():
+        expect(button).to_be_disabled()
+    k.expect_console_error("status of 403")
+    status = k.page.evaluate("fetch('/queues/metrics?queue=reports').then(r => r.status)")
+    assert status == 403
+    k.check()
+
+    page.on("dialog", lambda d: d.accept())
+    page.get_by_role("button", name="Revoke key email-watch").click()
+    page.locator("#confirm-ok").click()
+    expect(row).to_contain_text("revoked")
+    k.expect_console_error("status of 401")
+    k.go("/ui/")
+    expect(k.page).to_have_url(re.compile(r"/ui/login$"))  # its session ended with the key

@@ -13,7 +13,9 @@ const ACTIONS_BY_STATE = {
 const VERBS = { retry: "Retry", cancel: "Cancel", promote: "Promote", delete: "Delete" };
 const REFRESH_MS = 2000;
 
-const session = { role: "admin", csrf: null, auth: false };
+// Who the page is (GET /ui/session): a key's roles and queues (null: every queue).
+const session = { role: "admin", roles: ["enqueue", "work", "read", "admin"], queues: null, name: "open",
+  csrf: null, auth: false };
 let pageTimers = [];
 let pageStreams = [];  // event streams a page follows, closed when the page changes
 const EVENT_TYPES = ["added", "waiting", "delayed", "active", "progress", "completed", "retrying", "failed",
@@ -165,12 +167,17 @@ function readOnly() {
   return session.role === "read";
 }
 
+// An admin of every queue: the keys are theirs to manage.
+function keyKeeper() {
+  return session.roles.includes("admin") && session.queues === null;
+}
+
 // A button that acts: disabled for the read-only token; errors go to the status line.
 function actionButton(label, name, act, options = {}) {
   const button = h("button", {
     type: "button", class: options.class, "aria-label": name,
     disabled: readOnly() || options.disabled,
-    title: readOnly() ? "read-only: this token cannot change anything" : undefined,
+    title: readOnly() ? "read-only: this token or key cannot change anything" : undefined,
   }, label);
   button.addEventListener("click", async () => {
     button.disabled = true;
@@ -1060,12 +1067,93 @@ async function auditPage(main) {
   every(5000, async () => { if (!before) await draw(); });
 }
 
+// ---------------------------------------------------------------- API keys
+
+// The keys services use: made here with the roles and queues each needs, its secret
+// shown once; rotated or revoked at once.
+async function keysPage(main) {
+  const box = h("div", { class: "panel" });
+  const shownOnce = h("div", { id: "new-secret" });
+  const reveal = (key, verb) => fill(shownOnce, h("section", { class: "panel secret", role: "alert" },
+    h("h2", null, `${verb} ${key.name}: its secret, shown once`),
+    h("p", null, "Copy it now into the service's configuration: the appliance keeps only its hash."),
+    h("code", { class: "secret-text" }, key.secret),
+    h("div", { class: "row" }, h("button", { type: "button", class: "quiet",
+      onclick: () => fill(shownOnce) }, "I have copied it"))));
+  const draw = async () => {
+    const { keys } = await api("GET", "/queues/keys");
+    if (!keys.length) return fill(box, h("p", { class: "muted" }, "No API key yet."));
+    fill(box, h("table", null,
+      h("thead", null, h("tr", null, ["name", "secret starts", "roles", "queues", "state", "expires", "made", "note", ""]
+        .map((t) => h("th", null, t)))),
+      h("tbody", null, keys.map((k) => h("tr", { "aria-label": `Key ${k.name}` },
+        h("td", null, k.name), h("td", null, h("code", null, k.prefix)), h("td", null, k.roles.join(", ")),
+        h("td", null, k.queues.join(", ")), h("td", null, badge(k.state, k.state === "active" ? "completed" : "failed")),
+        h("td", { title: k.expiresAt || "" }, k.expiresAt ? exact(k.expiresAt) : "never"),
+        h("td", { title: k.createdAt }, `${exact(k.createdAt)} by ${k.createdBy}`), h("td", null, k.note || "—"),
+        h("td", null, k.state === "revoked" ? null : h("div", { class: "row" },
+          actionButton("Rotate", `Rotate key ${k.name}`, async () => {
+            if (!(await confirmCount(`A new secret for ${k.name}: the one it has stops working now.`))) return;
+            reveal(await api("POST", `/queues/keys/${segment(k.id)}/rotate`, {}), "Rotated");
+            await draw();
+          }, { class: "quiet" }),
+          actionButton("Revoke", `Revoke key ${k.name}`, async () => {
+            if (!(await confirmCount(`Revoke ${k.name}? Its next request is refused, for good.`))) return;
+            await api("DELETE", `/queues/keys/${segment(k.id)}`);
+            say(`${k.name} revoked.`, true);
+            await draw();
+          }, { class: "danger" }))))))));
+  };
+  fill(main, h("h1", null, "API keys"),
+    h("p", { class: "muted" }, "A key for each service, with the roles and queues it needs: a leaked key can do"
+      + " only that, and is revoked here at once."), shownOnce, box, keyForm(draw, (key) => reveal(key, "Made")));
+  await draw();
+}
+
+function keyForm(after, made) {
+  const error = h("p", { class: "field-error", role: "alert" });
+  const role = (name, text) => h("label", { class: "check" },
+    h("input", { type: "checkbox", name: "roles", value: name }), ` ${name}: ${text}`);
+  const form = h("form", { class: "form-grid", "aria-label": "New API key" },
+    h("label", null, "Name", h("input", { name: "name", required: true, maxlength: 100, placeholder: "billing-api" })),
+    h("label", null, "Queues (comma-separated; * for every queue)",
+      h("input", { name: "queues", required: true, maxlength: 6500, placeholder: "payments" })),
+    h("fieldset", { class: "wide" }, h("legend", null, "Roles"),
+      role("enqueue", "add jobs"), role("work", "lease and finish jobs"), role("read", "read everything"),
+      role("admin", "every change")),
+    h("label", null, "Expires after (days; empty: never)", h("input", { name: "days", inputmode: "numeric" })),
+    h("label", null, "Note", h("input", { name: "note", maxlength: 500 })),
+    h("div", { class: "row wide" }, h("button", { type: "submit" }, "Make key"), error));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.textContent = "";
+    const values = new FormData(form);
+    const body = {
+      name: values.get("name"), roles: values.getAll("roles"), note: values.get("note") || "",
+      queues: String(values.get("queues")).split(",").map((q) => q.trim()).filter(Boolean),
+    };
+    const days = Number(values.get("days") || 0);
+    if (days > 0) body.expiresAt = new Date(Date.now() + days * 86400000).toISOString();
+    if (!body.roles.length) return (error.textContent = "Choose at least one role.");
+    try {
+      made(await api("POST", "/queues/keys", body));
+      form.reset();
+      await after();
+    } catch (e) {
+      if (!(e instanceof ApiError) || e.status === 401) return fail(e);
+      error.textContent = e.message;
+    }
+  });
+  return h("section", { class: "panel" }, h("h2", null, "New key"), form);
+}
+
 // ---------------------------------------------------------------- routing
 
 function navigation(queue, here) {
   const nav = document.getElementById("nav");
   const item = (href, text) => h("a", { href, "data-link": true, "aria-current": here === href ? "page" : undefined }, text);
-  fill(nav, item("/ui/", "Overview"), item("/ui/audit", "Audit"), queue ? [
+  fill(nav, item("/ui/", "Overview"), session.queues === null ? item("/ui/audit", "Audit") : null,
+    keyKeeper() ? item("/ui/keys", "Keys") : null, queue ? [
     item(queuePath(queue), `Jobs of ${queue}`), item(queuePath(queue, "/failed"), "Failed"),
     item(queuePath(queue, "/schedules"), "Schedules"), item(queuePath(queue, "/workers"), "Workers"),
     item(queuePath(queue, "/groups"), "Groups"),
@@ -1093,6 +1181,10 @@ async function route() {
       navigation(null, "/ui/audit");
       document.title = "Audit · queueapp";
       await auditPage(main);
+    } else if (path === "/ui/keys" || path === "/ui/keys/") {
+      navigation(null, "/ui/keys");
+      document.title = "API keys · queueapp";
+      await keysPage(main);
     } else if (jobMatch) {
       navigation(null, path);
       document.title = `Job ${jobMatch[1]} · queueapp`;
@@ -1157,7 +1249,10 @@ async function start() {
   clockToggle();
   themeToggle();
   Object.assign(session, await api("GET", "/ui/session"));
-  document.getElementById("role").textContent = session.role === "read" ? "read-only" : "";
+  const who = session.name.startsWith("key:") ? `key ${session.name.slice(4)}` : "";
+  const where = session.queues === null ? "" : ` · ${session.queues.join(", ")}`;
+  document.getElementById("role").textContent = [who, session.role === "read" ? "read-only" : ""]
+    .filter(Boolean).join(" · ") + (who ? where : "");
   document.getElementById("logout").hidden = !session.auth;
   await route();
 }
