@@ -287,6 +287,34 @@ export interface JobsOut {
   jobs: JobOut[];
 }
 
+export interface KeyBody {
+  expiresAt?: string | null;
+  name: string;
+  note?: string;
+  queues: string[];
+  roles: Array<"enqueue" | "work" | "read" | "admin">;
+}
+
+export interface KeyOut {
+  createdAt: string;
+  createdBy: string;
+  expiresAt: string | null;
+  id: string;
+  name: string;
+  note: string;
+  prefix: string;
+  previousSecretUntil: string | null;
+  queues: string[];
+  revokedAt: string | null;
+  roles: Array<"enqueue" | "work" | "read" | "admin">;
+  rotatedAt: string | null;
+  state: "active" | "expired" | "revoked";
+}
+
+export interface KeysOut {
+  keys: KeyOut[];
+}
+
 export interface LeaseBody {
   leaseMs?: number | null;
   max?: number;
@@ -368,6 +396,23 @@ export interface MetricsOut {
   waiting: number;
 }
 
+export interface NewKeyOut {
+  createdAt: string;
+  createdBy: string;
+  expiresAt: string | null;
+  id: string;
+  name: string;
+  note: string;
+  prefix: string;
+  previousSecretUntil: string | null;
+  queues: string[];
+  revokedAt: string | null;
+  roles: Array<"enqueue" | "work" | "read" | "admin">;
+  rotatedAt: string | null;
+  secret: string;
+  state: "active" | "expired" | "revoked";
+}
+
 export interface NodeOut {
   id: string;
   leader: boolean;
@@ -427,6 +472,10 @@ export interface ReleaseBody {
 
 export interface RemovedOut {
   removed: number;
+}
+
+export interface RotateBody {
+  graceSeconds?: number;
 }
 
 export interface RunningJobOut {
@@ -582,6 +631,13 @@ export interface Operations {
     body: CompleteManyBody;
     answer: CompleteManyOut;
   };
+  /** POST /queues/keys: Make an API key for a service: its roles, the queues it may touch, an expiry. The secret is in this answer only. */
+  create_key: {
+    pathParams: {};
+    query: {};
+    body: KeyBody;
+    answer: NewKeyOut;
+  };
   /** DELETE /queues/schedules/{name}: Remove a schedule (its jobs stay). */
   delete_schedule: {
     pathParams: {name: string};
@@ -637,6 +693,13 @@ export interface Operations {
     query: {queue?: string};
     body: undefined;
     answer: GroupKeyOut;
+  };
+  /** GET /queues/keys/{key_id}: One API key. */
+  get_key_info: {
+    pathParams: {key_id: string};
+    query: {};
+    body: undefined;
+    answer: KeyOut;
   };
   /** GET /queues/groups/policy: The queue's group policy (answered as GET /queues/groups). */
   get_policy: {
@@ -715,7 +778,14 @@ export interface Operations {
     body: undefined;
     answer: JobPageOut;
   };
-  /** GET /queues: Every queue with its counts, paused flag and health (status and issues). */
+  /** GET /queues/keys: Every API key, revoked and expired ones too, oldest first (never a secret). */
+  list_keys: {
+    pathParams: {};
+    query: {};
+    body: undefined;
+    answer: KeysOut;
+  };
+  /** GET /queues: Every queue with its counts, paused flag and health (status and issues); for an API key limited to some queues, those. */
   list_queues: {
     pathParams: {};
     query: {};
@@ -827,6 +897,20 @@ export interface Operations {
     body: undefined;
     answer: JobOut;
   };
+  /** DELETE /queues/keys/{key_id}: Revoke an API key: its next request is refused (on every node of a cluster within a second). */
+  revoke_key: {
+    pathParams: {key_id: string};
+    query: {};
+    body: undefined;
+    answer: KeyOut;
+  };
+  /** POST /queues/keys/{key_id}/rotate: A new secret for the key (in this answer only); the one before stops now, or after graceSeconds. */
+  rotate_key: {
+    pathParams: {key_id: string};
+    query: {};
+    body: RotateBody;
+    answer: NewKeyOut;
+  };
   /** POST /queues/schedules/{name}/run: Run the schedule once now, besides its rule (which goes on unchanged). */
   run_schedule: {
     pathParams: {name: string};
@@ -897,6 +981,7 @@ export const OPERATIONS = {
   clean: { method: "POST", path: "/queues/clean", textBody: false, textAnswer: false, queued: true, ok: [200] },
   complete: { method: "POST", path: "/queues/jobs/{id}/complete", textBody: false, textAnswer: false, queued: false, ok: [200] },
   complete_many: { method: "POST", path: "/queues/jobs/complete", textBody: false, textAnswer: false, queued: false, ok: [200] },
+  create_key: { method: "POST", path: "/queues/keys", textBody: false, textAnswer: false, queued: false, ok: [201] },
   delete_schedule: { method: "DELETE", path: "/queues/schedules/{name}", textBody: false, textAnswer: false, queued: true, ok: [200] },
   drop_policy: { method: "DELETE", path: "/queues/groups/policy", textBody: false, textAnswer: false, queued: true, ok: [200] },
   fail: { method: "POST", path: "/queues/jobs/{id}/fail", textBody: false, textAnswer: false, queued: false, ok: [200] },
@@ -905,6 +990,7 @@ export const OPERATIONS = {
   forget_key: { method: "DELETE", path: "/queues/groups/{key}", textBody: false, textAnswer: false, queued: true, ok: [200] },
   get_job: { method: "GET", path: "/queues/jobs/{id}", textBody: false, textAnswer: false, queued: false, ok: [200] },
   get_key: { method: "GET", path: "/queues/groups/{key}", textBody: false, textAnswer: false, queued: true, ok: [200] },
+  get_key_info: { method: "GET", path: "/queues/keys/{key_id}", textBody: false, textAnswer: false, queued: false, ok: [200] },
   get_policy: { method: "GET", path: "/queues/groups/policy", textBody: false, textAnswer: false, queued: true, ok: [200] },
   get_schedule: { method: "GET", path: "/queues/schedules/{name}", textBody: false, textAnswer: false, queued: true, ok: [200] },
   health: { method: "GET", path: "/queues/health", textBody: false, textAnswer: false, queued: true, ok: [200] },
@@ -916,6 +1002,7 @@ export const OPERATIONS = {
   lease: { method: "POST", path: "/queues/jobs/lease", textBody: false, textAnswer: false, queued: true, ok: [200] },
   list_groups: { method: "GET", path: "/queues/groups", textBody: false, textAnswer: false, queued: true, ok: [200] },
   list_jobs: { method: "GET", path: "/queues/jobs", textBody: false, textAnswer: false, queued: true, ok: [200] },
+  list_keys: { method: "GET", path: "/queues/keys", textBody: false, textAnswer: false, queued: false, ok: [200] },
   list_queues: { method: "GET", path: "/queues", textBody: false, textAnswer: false, queued: false, ok: [200] },
   list_schedules: { method: "GET", path: "/queues/schedules", textBody: false, textAnswer: false, queued: true, ok: [200] },
   livez: { method: "GET", path: "/livez", textBody: false, textAnswer: false, queued: false, ok: [200] },
@@ -932,6 +1019,8 @@ export const OPERATIONS = {
   resume_key: { method: "POST", path: "/queues/groups/{key}/resume", textBody: false, textAnswer: false, queued: true, ok: [200] },
   resume_schedule: { method: "POST", path: "/queues/schedules/{name}/resume", textBody: false, textAnswer: false, queued: true, ok: [200] },
   retry_job: { method: "POST", path: "/queues/jobs/{id}/retry", textBody: false, textAnswer: false, queued: false, ok: [200] },
+  revoke_key: { method: "DELETE", path: "/queues/keys/{key_id}", textBody: false, textAnswer: false, queued: false, ok: [200] },
+  rotate_key: { method: "POST", path: "/queues/keys/{key_id}/rotate", textBody: false, textAnswer: false, queued: false, ok: [200] },
   run_schedule: { method: "POST", path: "/queues/schedules/{name}/run", textBody: false, textAnswer: false, queued: true, ok: [201] },
   running: { method: "GET", path: "/queues/jobs/running", textBody: false, textAnswer: false, queued: true, ok: [200] },
   save_schedule: { method: "POST", path: "/queues/schedules", textBody: false, textAnswer: false, queued: true, ok: [201] },

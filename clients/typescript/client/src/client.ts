@@ -369,6 +369,31 @@ export class QueueClient {
   resumeGroupKey(key: string): Promise<api.Operations["resume_key"]["answer"]> {
     return this.call("resume_key", { path: { key } });
   }
+
+  // -- API keys (an admin of every queue) -------------------------------------------------
+
+  /** Makes an API key for a service; its `secret` is in this answer only. */
+  createApiKey(body: api.KeyBody): Promise<api.NewKeyOut> {
+    return this.call("create_key", { body });
+  }
+
+  async listApiKeys(): Promise<api.KeyOut[]> {
+    return (await this.call("list_keys", {})).keys;
+  }
+
+  getApiKey(id: string): Promise<api.KeyOut> {
+    return this.call("get_key_info", { path: { key_id: id } });
+  }
+
+  /** A new secret; the one before stops now, or after `graceSeconds`. */
+  rotateApiKey(id: string, graceSeconds = 0): Promise<api.NewKeyOut> {
+    return this.call("rotate_key", { path: { key_id: id }, body: { graceSeconds } });
+  }
+
+  /** Revokes the key: its next request is refused. */
+  revokeApiKey(id: string): Promise<api.KeyOut> {
+    return this.call("revoke_key", { path: { key_id: id } });
+  }
 }
 
 /** Which method of QueueClient makes each operation. Typed over every operationId:
@@ -387,5 +412,6 @@ export const METHOD_OF: { [K in OperationId]: keyof QueueClient } = {
   get_schedule: "getSchedule", delete_schedule: "deleteSchedule", pause_schedule: "pauseSchedule",
   resume_schedule: "resumeSchedule", run_schedule: "runSchedule", prometheus_metrics: "prometheusMetrics",
   job_events: "events", append_log: "appendLog", job_log: "jobLog",
-  job_dependents: "jobDependents", audit_trail: "auditTrail",
+  job_dependents: "jobDependents", audit_trail: "auditTrail", create_key: "createApiKey", list_keys: "listApiKeys",
+  get_key_info: "getApiKey", rotate_key: "rotateApiKey", revoke_key: "revokeApiKey",
 };

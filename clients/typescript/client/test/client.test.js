@@ -154,6 +154,24 @@ test("the audit trail keeps an operator's change, of every queue or of one", asy
   assert.equal((await client.auditTrail({ queue: "elsewhere" })).entries.length, 0);
 });
 
+test("an API key made by the client adds to its queue only, and stops when revoked", async () => {
+  const made = await client.createApiKey({ name: "ts-billing", roles: ["enqueue"], queues: ["ts-client"] });
+  assert.match(made.secret, /^qak_[A-Za-z0-9]{12}_[A-Za-z0-9]{32}$/);
+  const billing = new QueueClient(appliance.url, { token: made.secret, queue: "ts-client" });
+  const elsewhere = new QueueClient(appliance.url, { token: made.secret, queue: "ts-other" });
+  try {
+    assert.equal((await billing.add("charge", { cents: 100 })).queue, "ts-client");
+    await assert.rejects(elsewhere.add("charge", {}), (e) => e instanceof QueueApiError && e.status === 403);
+    await assert.rejects(billing.metrics(), (e) => e instanceof QueueApiError && e.status === 403);
+    assert.ok((await client.listApiKeys()).some((k) => k.id === made.id && !("secret" in k)));
+    assert.equal((await client.revokeApiKey(made.id)).state, "revoked");
+    await assert.rejects(billing.add("charge", {}), (e) => e instanceof QueueApiError && e.status === 401);
+  } finally {
+    await billing.close();
+    await elsewhere.close();
+  }
+});
+
 test("a wrong token is a 401 in the API's shape", async () => {
   const stranger = new QueueClient(appliance.url, { token: "wrong" });
   await assert.rejects(stranger.metrics(), (e) => e instanceof QueueApiError && e.status === 401 && e.code === "unauthorized");
