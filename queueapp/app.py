@@ -64,7 +64,7 @@ def make_app(
         audit_kept_ms=config.audit_retention_days * 86_400_000,
     )
     tokens = Tokens(config.token, config.read_token) if config.token else None
-    authority = Authority(tokens, service.keys, config.trusted_proxies)
+    authority = Authority(tokens, service.keys, config.trusted_proxies, config.login_attempts_per_minute)
     hosts = AllowedHosts(config.host, parse_allowed_hosts(config.allowed_hosts))
     middlewares = [allowed_hosts_middleware(hosts), auth_middleware(authority), error_middleware,
                    rules_middleware(), audit_middleware]

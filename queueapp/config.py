@@ -71,6 +71,13 @@ class Config:
         "Needs token.",
         secret=True,
     )
+    login_attempts_per_minute: int = setting(
+        10,
+        "Failed attempts to authenticate (a wrong token or key, by bearer or the dashboard's login) "
+        "a client address may make in a row, and then one each 60/N seconds; beyond that, 429 "
+        "until it may try again, its credentials unread.",
+        low=1, high=100_000,
+    )
     callback_secret: str = setting(
         "",
         "Key of the HMAC-SHA256 signature on the POST a job with options.callbackUrl makes when it "

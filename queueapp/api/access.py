@@ -4,7 +4,7 @@ and stops, at once (api/auth.py, api/rules.py)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
 from pydantic import Field
@@ -12,7 +12,7 @@ from pydantic import Field
 from ..access import EVERY_QUEUE, ID_CHARS, KEY_NAME, MAX_GRACE_S, MAX_KEY_QUEUES, MAX_NOTE_CHARS, ApiKey, shown
 from ..clock import from_datetime, to_iso
 from ..errors import Conflict, NotFound
-from ..options import QUEUE_NAME, Strict
+from ..options import QUEUE_NAME, WHOLE, Strict
 from ..service_keys import NewKey
 from .auth import principal_of
 from .common import config_of, ok, parse, service_of
@@ -39,7 +39,7 @@ class KeyBody(Strict):
 
 class RotateBody(Strict):
     # how long the secret before stays good, for services to take the new one
-    graceSeconds: Annotated[int, Field(ge=0, le=MAX_GRACE_S)] = 0
+    graceSeconds: Annotated[int, Field(ge=0, le=MAX_GRACE_S), WHOLE] = 0
 
 
 class KeyOut(Open):
@@ -90,9 +90,16 @@ def _key_id(request: web.Request) -> str:
     return key_id
 
 
+def _with_the_key(operation: str) -> dict[str, Any]:
+    return {"operationId": operation, "parameters": {"key_id": "$response.body#/id"},
+            "description": f"{operation} the key just made"}
+
+
 @api.endpoint("POST", "/queues/keys", APPLIANCE,
               "Make an API key for a service: its roles, the queues it may touch, an expiry. The secret is in this "
-              "answer only.", body=KeyBody, ok=NewKeyOut, status=201, errors=(409, 503))
+              "answer only.", body=KeyBody, ok=NewKeyOut, status=201, errors=(409, 503),
+              links={name.title(): _with_the_key(f"{name}_key" if name != "get" else "get_key_info")
+                     for name in ("get", "rotate", "revoke")})
 async def create_key(request: web.Request) -> web.Response:
     body = await parse(request, KeyBody)
     if not config_of(request).token:

@@ -14,8 +14,9 @@ from another origin is refused.
 
 Guessing is throttled per client address: credentials that are no one's (not a key
 revoked or expired, which the appliance knows) count as a failed attempt, and an
-address with GUESS_BURST failures, refilled at one every 60 / GUESSES_PER_MINUTE
-seconds, gets 429 before its credentials are even read.
+address that made ``login_attempts_per_minute`` of them in a row (refilled at that
+many a minute) gets 429 before its credentials are even read: a right guess then is
+not told apart from a wrong one.
 """
 
 from __future__ import annotations
@@ -46,8 +47,6 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 OPEN_PATHS = frozenset({"/livez", "/ui/login"})
 OPEN_PREFIXES = ("/ui/static/",)
 PRINCIPAL = web.RequestKey("principal", Principal)  # where a request keeps who it is
-GUESSES_PER_MINUTE = 10
-GUESS_BURST = 10
 
 
 @dataclass(frozen=True)
@@ -100,10 +99,11 @@ class Tokens:
 class Authority:
     """Who a request's credentials make it: a token, a key, or no one."""
 
-    def __init__(self, tokens: Tokens | None, keys: KeyDesk, trusted_proxies: str = "") -> None:
+    def __init__(self, tokens: Tokens | None, keys: KeyDesk, trusted_proxies: str = "",
+                 attempts_per_minute: int = 10) -> None:
         self.tokens = tokens
         self.keys = keys
-        self.guesses = TokenBuckets(GUESSES_PER_MINUTE / 60, GUESS_BURST)
+        self.guesses = TokenBuckets(attempts_per_minute / 60, attempts_per_minute)
         self.trusted = parse_networks(trusted_proxies)
 
     def of_secret(self, given: str) -> Principal | Refused | None:
