@@ -1,6 +1,6 @@
 """The audit trail: every operator change that succeeded, whoever asked for it and
-however (the dashboard, the CLI, the API), kept with who (the role of the token or
-session), how, from where, in which queue, what, and how many jobs it changed; and
+however (the dashboard, the CLI, the API), kept with who (``admin`` or ``read`` for
+the tokens, ``key:<name>`` for an API key), how, from where, in which queue, what, and how many jobs it changed; and
 ``GET /queues/audit`` to read it.
 
 Recorded by a middleware after the change is committed and answered with 2xx, so

@@ -120,7 +120,8 @@ def test_every_operator_command_runs_from_the_one_file_and_the_folder(single_fil
     """Each command of the operator's desk through the one file and through the folder
     build, as a host would run it, against the one file serving: failures by group
     (retried as one), running jobs, nodes, groups, jobs across queues, delete, the
-    audit trail, shell completion and the OpenAPI description; usage errors exit 2."""
+    audit trail, keys, shell completion and the OpenAPI description; usage errors
+    exit 2."""
     folder = single_file
     serve, url = _serving(folder, "--db", f"operator-{Path(command).parent.name}.db")
 
@@ -161,6 +162,9 @@ def test_every_operator_command_runs_from_the_one_file_and_the_folder(single_fil
         assert "delete" in actions and "retry" in actions
         table = cli("failures", "--queue", "pushes").stdout  # nothing failed now: said in words
         assert "None" not in table
+        assert as_json("keys", "ls") == []
+        refused = cli("keys", "create", "billing", "--role", "enqueue", "--queue", "payments", code=1).stderr
+        assert "no token" in refused  # a key would limit nothing on an appliance without one
         assert "complete -F" in cli("completion", "bash").stdout
         assert "/queues/jobs/lease" in json.loads(cli("openapi").stdout)["paths"]
         assert "job ids are numbers, not 'abc'" in cli("jobs", "show", "abc", code=2).stderr
