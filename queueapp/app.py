@@ -30,6 +30,7 @@ from .networks import AllowedHosts, parse_allowed_hosts
 from .redact import register_secret
 from .service import QueueService
 from .store import DatabaseLock, open_store
+from .telemetry import NO_TRACING, Tracing
 from .workers.builtin import BuiltinJobs
 from .workers.registry import HandlerRegistry
 
@@ -62,6 +63,7 @@ def make_app(
         alerter=Alerter(config.alert_webhook_url) if config.alert_webhook_url else None,
         monitor_interval_ms=config.monitor_interval_ms,
         audit_kept_ms=config.audit_retention_days * 86_400_000,
+        tracing=_tracing(config),
     )
     tokens = Tokens(config.token, config.read_token) if config.token else None
     authority = Authority(tokens, service.keys, config.trusted_proxies, config.login_attempts_per_minute)
@@ -85,6 +87,17 @@ def make_app(
     if service.node is not None:
         app.on_response_prepare.append(_name_node)
     return app
+
+
+def _tracing(config: Config) -> Tracing:
+    """Spans sent over OTLP/HTTP when an endpoint is set; else none (the SDK is then
+    never imported)."""
+    endpoint = config.traces_endpoint()
+    if endpoint is None:
+        return NO_TRACING
+    from .telemetry_otel import OtelTracing
+
+    return OtelTracing(endpoint or None)
 
 
 async def _name_node(request: web.Request, response: web.StreamResponse) -> None:

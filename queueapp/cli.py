@@ -215,6 +215,7 @@ def _worker(args: argparse.Namespace) -> int:
     import asyncio
 
     from .client import QueueClient, RemoteWorker, WorkerRefused
+    from .worker_spans import export_from_environment
     from .workers.registry import registry
 
     sys.path.insert(0, os.getcwd())  # handler modules beside the command, as with python -m
@@ -235,11 +236,15 @@ def _worker(args: argparse.Namespace) -> int:
                                   lease_ms=args.lease_ms, grace_s=args.grace_ms / 1000, name=args.name)
             await worker.run(stop)
 
+    flush = export_from_environment()
     try:
         asyncio.run(run())
     except WorkerRefused as exc:
         print(f"queueapp: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if flush is not None:
+            flush()  # the spans of the last jobs
     return 0
 
 

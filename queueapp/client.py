@@ -27,7 +27,9 @@ import aiohttp
 
 from .coalesce import AddCoalescer, job_index
 from .model import Job, JobState
+from .telemetry import parse_traceparent
 from .tls import client_context
+from .worker_spans import job_span
 from .workers.registry import HandlerRegistry, JobContext, run_handler
 
 log = logging.getLogger("queueapp.worker")
@@ -297,8 +299,11 @@ class RemoteWorker:
         async def log(lines: list[str]) -> None:
             await self.client.log(job_id, token, lines)
 
+        trace = parse_traceparent(payload.get("traceparent"), payload.get("tracestate"))
         try:
-            outcome = await run_handler(handler, JobContext(job, progress, log), job.timeout_ms)
+            with job_span(job, trace, self.name) as ended:
+                outcome = await run_handler(handler, JobContext(job, progress, log, trace), job.timeout_ms)
+                ended(outcome.error)
         except asyncio.CancelledError:
             # stopping: hand the job back, its attempt not counted
             beats.cancel()

@@ -10,6 +10,8 @@ may also be read from a file: ``--token-file``, ``QUEUEAPP_TOKEN_FILE`` or
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -282,6 +284,14 @@ class Config:
         "uvloop.",
         choices=('auto', 'asyncio', 'uvloop'),
     )
+    otel_endpoint: str = setting(
+        "",
+        "OTLP/HTTP endpoint (http://collector:4318) that receives the appliance's traces: "
+        "every enqueue, wait and attempt as OpenTelemetry spans. Needs the otel extra. "
+        "Empty: the OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT "
+        "environment variable, else no spans (jobs still carry their producer's "
+        "traceparent to their workers).",
+    )
     # Per-queue overrides from the config file's [queues.NAME] tables.
     queues: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -318,6 +328,26 @@ class Config:
         """The values that must never appear in a log line, an answer or a repr."""
         return tuple(getattr(self, s.name) for s in SETTINGS if s.secret and getattr(self, s.name))
 
+    def _check_urls(self) -> None:
+        for name in ("payment_url", "alert_webhook_url", "otel_endpoint"):
+            if getattr(self, name) and not getattr(self, name).startswith(("http://", "https://")):
+                raise ConfigError(f"{name} must be an http:// or https:// URL")
+        if self.traces_endpoint() is not None and not _installed("opentelemetry.sdk.trace"):
+            raise ConfigError("traces (otel_endpoint, or OTEL_EXPORTER_OTLP_ENDPOINT) need the OpenTelemetry SDK:"
+                              " pip install 'queueapp[otel]'")
+
+    def traces_endpoint(self) -> str | None:
+        """Where traces go: otel_endpoint's traces path, "" for the SDK's own from the
+        environment, or None: traces are off (OTEL_SDK_DISABLED=true turns them off
+        too, as for any OpenTelemetry program)."""
+        if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+            return None
+        if self.otel_endpoint:
+            return self.otel_endpoint.rstrip("/") + "/v1/traces"
+        if os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+            return ""
+        return None
+
     @property
     def handler_modules(self) -> list[str]:
         return [m.strip() for m in self.handlers.split(",") if m.strip()]
@@ -333,9 +363,7 @@ class Config:
                 check(getattr(self, name))
             except ValueError as exc:
                 raise ConfigError(f"{name}: {exc}") from None
-        for name in ("payment_url", "alert_webhook_url"):
-            if getattr(self, name) and not getattr(self, name).startswith(("http://", "https://")):
-                raise ConfigError(f"{name} must be an http:// or https:// URL")
+        self._check_urls()
         if self.read_token and (not self.token or self.read_token == self.token):
             raise ConfigError("read_token needs token set, and a different value")
         if self.clustered and not postgres_url(self.db):
@@ -346,6 +374,13 @@ class Config:
         if unknown:
             raise ConfigError(f"builtin_jobs has unknown types {sorted(unknown)}; known: {', '.join(BUILTIN_JOBS)}")
         return self
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # its package is not there either
+        return False
 
 
 def default_thresholds(queue: str) -> HealthThresholds:

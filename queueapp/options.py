@@ -93,6 +93,14 @@ class UniqueOptions(Strict):
         default_factory=lambda: list(get_args(HeldBy)))
 
 
+class Telemetry(Strict):
+    """The trace a job belongs to (W3C Trace Context), kept with it and handed to its
+    workers; the producer's ``traceparent`` header sets it when the options do not."""
+
+    traceparent: Annotated[str, Field(pattern=r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")]
+    tracestate: Annotated[str, Field(max_length=512)] | None = None
+
+
 class JobOptions(Strict):
     priority: Annotated[int, Field(ge=1, le=5), WHOLE] | None = None
     attempts: Annotated[int, Field(ge=1, le=100), WHOLE] | None = None
@@ -113,6 +121,8 @@ class JobOptions(Strict):
     group: GroupKey | None = None
     # Told the outcome (POST, signed) when the job completes or fails for good.
     callbackUrl: Annotated[str, Field(max_length=2048, pattern=CALLBACK_URL)] | None = None
+    # The trace it belongs to (default: the request's traceparent header, if any).
+    telemetry: Telemetry | None = None
 
     def stored(self) -> dict[str, Any]:
         """The options kept with the job (what governs it after enqueue): those given,
@@ -128,6 +138,7 @@ class JobOptions(Strict):
             "dependsOn": self.dependsOn,
             "allowDependencyFailure": True if self.allowDependencyFailure else None,
             "group": self.group,
+            "telemetry": None if self.telemetry is None else self.telemetry.model_dump(exclude_none=True),
         }
         return {key: value for key, value in kept.items() if value is not None}
 

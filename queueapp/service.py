@@ -45,6 +45,7 @@ from .service_groups import GroupDesk
 from .service_keys import KeyDesk
 from .service_parts import ScheduleDesk, WorkerDesk
 from .store import Added, AuditEntry, LogLine, Store, added_ids, added_jobs
+from .telemetry import NO_TRACING, TraceContext, Tracing, with_context
 from .workers.maintenance import register_maintenance
 from .workers.registry import HandlerRegistry
 
@@ -69,8 +70,12 @@ class QueueService:
         group_limits: Callable[[str], GroupLimits] | None = None,
         aging: Callable[[str], Aging | None] | None = None,
         audit_kept_ms: int = 90 * 86_400_000,
+        tracing: Tracing = NO_TRACING,
     ) -> None:
         self.store = store
+        # Spans of enqueues, waits and attempts (telemetry.py); off: none, and jobs
+        # still keep and hand on their producer's trace.
+        self.tracing = tracing
         self.audit_kept_ms = audit_kept_ms
         # False: the scheduler, the lease reaper and the monitor only move when their
         # tick() is called (tests drive them with a FakeClock).
@@ -92,7 +97,7 @@ class QueueService:
         else:
             source = claims = DatabaseSource(store, shared, self.clock, self.registry, policies, wakeup, term)
         self.dispatcher = Dispatcher(store, self.registry, self.clock, source, policies=policies, wakeup=wakeup,
-                                     concurrency=concurrency, default_lease_ms=lease_ms)
+                                     concurrency=concurrency, default_lease_ms=lease_ms, tracing=tracing)
         self.cluster: ClusterNode | None = None
         running: Running = self.dispatcher
         if shared is not None:
@@ -100,7 +105,7 @@ class QueueService:
             running = self.cluster = ClusterNode(shared, self.dispatcher, claims, view)
         self.running = running  # every running job: this process's, or the cluster's
         self.builder = JobBuilder(self.clock, self.registry.validate)
-        self.scheduler = Scheduler(store, self.dispatcher, self.clock, self.builder)
+        self.scheduler = Scheduler(store, self.dispatcher, self.clock, self.builder, tracing=tracing)
         self.reaper = LeaseReaper(self.dispatcher)
         self.expiry = ExpirySweep(self.dispatcher)
         self.monitor = Monitor(self.dispatcher, thresholds_for, alerter, monitor_interval_ms,
@@ -194,6 +199,7 @@ class QueueService:
             await self.history.flush()
         if self.monitor.alerter is not None:
             await self.monitor.alerter.stop()
+        await self.tracing.close()
         await self.store.close()
 
     @property
@@ -223,10 +229,22 @@ class QueueService:
         """Validated jobs of a bulk body (name, data, options, priorityFactors each)."""
         return self.builder.build_many(items, queue)
 
-    async def add_jobs(self, jobs: list[NewJob]) -> Sequence[Added]:
+    async def add_jobs(self, jobs: list[NewJob], trace: TraceContext | None = None) -> Sequence[Added]:
         """Store jobs built with ``build_job``, all or none; each says whether it was
-        created or an earlier job with its ``jobId`` was kept."""
-        return await self.dispatcher.add(jobs)
+        created or an earlier job with its ``jobId`` was kept. ``trace``: the
+        producer's (its traceparent), which jobs without one of their own keep."""
+        if trace is None and not self.tracing.on:
+            return await self.dispatcher.add(jobs)
+        sending = self.tracing.sending(jobs[0].queue if jobs else DEFAULT_QUEUE, len(jobs), trace)
+        if sending.context is not None:
+            jobs = with_context(jobs, sending.context)
+        try:
+            added = await self.dispatcher.add(jobs)
+        except BaseException as exc:
+            sending.done(0, exc)
+            raise
+        sending.done(len(added))
+        return added
 
     async def add_job(
         self,

@@ -24,3 +24,15 @@ def expected_digest(seed: str, slices: int = 20) -> str:
     for _ in range(slices * 2000):
         digest = hashlib.sha256(digest).digest()
     return digest.hex()
+
+
+@registry.handler("traced-charge")
+async def traced_charge(job):
+    """Fails its first attempt, completes its second; each attempt makes a span of its
+    own (the OpenTelemetry API's current span is the worker's, so it is its child)."""
+    from opentelemetry import trace
+
+    with trace.get_tracer("tests.handlers").start_as_current_span("charge card"):
+        if job.attempt == 1:
+            raise RuntimeError("card declined")
+    return {"charged": True, "traceparent": job.traceparent}

@@ -14,6 +14,7 @@ from ..enqueue import DEFAULT_QUEUE, valid_queue, validation_details
 from ..errors import NotFound, ValidationFailed
 from ..jsonfast import UNREAD, check_finite_json, dumps_bytes, loads_finite
 from ..service import QueueService
+from ..telemetry import TraceContext, parse_traceparent
 from .keys import CONFIG, SERVICE
 
 M = TypeVar("M", bound=BaseModel)
@@ -30,6 +31,13 @@ def service_of(request: web.Request) -> QueueService:
 
 def config_of(request: web.Request) -> Config:
     return request.app[CONFIG]
+
+
+def trace_of(request: web.Request) -> TraceContext | None:
+    """The producer's trace (W3C traceparent and tracestate headers); one that is not
+    well formed is none, as Trace Context says."""
+    header = request.headers.get("traceparent")
+    return None if header is None else parse_traceparent(header, request.headers.get("tracestate"))
 
 
 def queue_of(request: web.Request) -> str:

@@ -9,7 +9,7 @@ from aiohttp import web
 from ..clock import from_datetime, to_iso
 from ..errors import NotFound
 from ..service import added_ids, added_jobs
-from .common import job_id_of, ok, parse, parse_with, query_choice, query_int, queue_of, service_of
+from .common import job_id_of, ok, parse, parse_with, query_choice, query_int, queue_of, service_of, trace_of
 from .models import (
     BULK_PLAIN,
     AddJobBody,
@@ -43,7 +43,7 @@ async def _add_one(
     """201 and the new job, or 200 and the job already kept under its jobId."""
     service = service_of(request)
     new = service.build_job(body.name, body.data, body.options, body.priorityFactors, queue, run_at)
-    added = (await service.add_jobs([new]))[0]
+    added = (await service.add_jobs([new], trace_of(request)))[0]
     return ok(job_out(added.job), 201 if added.created else 200)
 
 
@@ -59,7 +59,7 @@ async def add_bulk(request: web.Request) -> web.Response:
     body = await parse_with(request, BULK_PLAIN.validate_json, quick=plain_bulk)
     service = service_of(request)
     items = cast(list[dict[str, Any]], body["jobs"])  # BulkItem is a dict of that shape
-    added = await service.add_jobs(service.build_jobs(items, queue))
+    added = await service.add_jobs(service.build_jobs(items, queue), trace_of(request))
     if answer == "ids":
         return ok({"ids": [str(job_id) for job_id in added_ids(added)]}, 201)
     return ok(jobs_out(added_jobs(added)), 201)

@@ -203,6 +203,10 @@ class LeasedJobOut(JobOut):
     # When the lease runs out unless a heartbeat extends it (a worker times its
     # heartbeats by it).
     leaseExpiresAt: str | None
+    # The W3C trace context to run this attempt under (null: the job has no trace):
+    # the attempt's span when the appliance traces, else the producer's.
+    traceparent: str | None
+    tracestate: str | None
 
 
 class HeartbeatOut(JobOut):

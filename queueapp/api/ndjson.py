@@ -21,7 +21,8 @@ from aiohttp import web
 from ..errors import QueueAppError, ValidationFailed
 from ..jsonfast import dumps_bytes
 from ..service import QueueService, added_ids
-from .common import config_of, queue_of, service_of, validated
+from ..telemetry import TraceContext
+from .common import config_of, queue_of, service_of, trace_of, validated
 from .errors import code_of
 from .models import AddJobBody
 from .rules import ADDS
@@ -46,6 +47,7 @@ async def stream_jobs(request: web.Request) -> web.StreamResponse:
         raise ValidationFailed(message, [{"field": None, "message": message}])
     service = service_of(request)
     longest = config_of(request).max_body_bytes  # a line is bounded like a body
+    trace = trace_of(request)  # each batch stored is a send of the producer's trace
     response = web.StreamResponse(status=200, headers={"Content-Type": NDJSON})
     await response.prepare(request)
     pending: deque[asyncio.Task[list[bytes]]] = deque()
@@ -59,10 +61,10 @@ async def stream_jobs(request: web.Request) -> web.StreamResponse:
         while chunk := await request.content.readany():
             batch = lines.feed(chunk)
             if any(line.strip() for line in batch):
-                pending.append(asyncio.ensure_future(_store(service, queue, batch, longest)))
+                pending.append(asyncio.ensure_future(_store(service, queue, batch, longest, trace)))
             await answer_until(IN_FLIGHT)
         if (last := lines.rest).strip():
-            pending.append(asyncio.ensure_future(_store(service, queue, [last], longest)))
+            pending.append(asyncio.ensure_future(_store(service, queue, [last], longest, trace)))
         await answer_until(0)
         await response.write_eof()
     except ConnectionError:
@@ -96,7 +98,8 @@ class Lines:
         return lines
 
 
-async def _store(service: QueueService, queue: str, lines: list[bytes], longest: int) -> list[bytes]:
+async def _store(service: QueueService, queue: str, lines: list[bytes], longest: int,
+                 trace: TraceContext | None) -> list[bytes]:
     """The answer lines for ``lines`` (blank ones have none)."""
     answers: list[bytes | None] = []
     jobs, places = [], []
@@ -112,7 +115,7 @@ async def _store(service: QueueService, queue: str, lines: list[bytes], longest:
             answers.append(_error(exc))
     if jobs:
         try:
-            added = await service.add_jobs(jobs)
+            added = await service.add_jobs(jobs, trace)
         except QueueAppError as exc:
             for place in places:
                 answers[place] = _error(exc)

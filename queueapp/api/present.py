@@ -10,6 +10,7 @@ from ..events import JobEvent
 from ..health import HealthReport
 from ..model import Job, Schedule
 from ..rule_words import rule_words
+from ..telemetry import TraceContext
 
 
 def job_out(job: Job) -> dict[str, Any]:
@@ -37,8 +38,10 @@ def job_out(job: Job) -> dict[str, Any]:
     }
 
 
-def leased_out(job: Job) -> dict[str, Any]:
-    return {**job_out(job), "leaseToken": job.lease_token, "leaseExpiresAt": to_iso(job.lease_expires_at)}
+def leased_out(job: Job, trace: TraceContext | None) -> dict[str, Any]:
+    return {**job_out(job), "leaseToken": job.lease_token, "leaseExpiresAt": to_iso(job.lease_expires_at),
+            "traceparent": None if trace is None else trace.traceparent,
+            "tracestate": None if trace is None else trace.state}
 
 
 def heartbeat_out(job: Job) -> dict[str, Any]:

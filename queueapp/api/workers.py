@@ -50,7 +50,8 @@ async def lease(request: web.Request) -> web.Response:
     jobs = await service_of(request).workers.lease(queue, body.names, body.max, body.leaseMs, wait_ms,
                                                    alive=lambda: _connected(request),
                                                    worker=body.worker or request.remote)
-    return ok({"jobs": [leased_out(j) for j in jobs]})
+    trace = service_of(request).tracing.attempt_context
+    return ok({"jobs": [leased_out(j, trace(j)) for j in jobs]})
 
 
 def _connected(request: web.Request) -> bool:

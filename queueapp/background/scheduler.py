@@ -27,6 +27,7 @@ from ..errors import NotFound, StoreUnavailable
 from ..model import Job, NewJob, Schedule
 from ..options import JobOptions
 from ..store import Store
+from ..telemetry import NO_TRACING, TraceContext, Tracing, with_context
 
 log = logging.getLogger("queueapp.scheduler")
 
@@ -44,9 +45,10 @@ def next_after(schedule: Schedule, after_ms: int) -> int:
 class Scheduler:
     def __init__(
         self, store: Store, dispatcher: Dispatcher, clock: Clock, builder: JobBuilder,
-        catch_up_limit: int = CATCH_UP_LIMIT,
+        catch_up_limit: int = CATCH_UP_LIMIT, tracing: Tracing = NO_TRACING,
     ) -> None:
         self.store = store
+        self.tracing = tracing  # each run begins a trace of its own, when on
         self.dispatcher = dispatcher
         self.clock = clock
         self.builder = builder
@@ -133,8 +135,12 @@ class Scheduler:
         recorded as its last run. Its job's key is ``<schedule>@<now>`` like every
         run's, so it is told apart."""
         schedule = await self.store.get_schedule(queue, name)
-        ran = None if schedule is None else await self.dispatcher.run_schedule_now(
-            queue, name, self._job_for(schedule, self.clock.now_ms()))
+        if schedule is None:
+            raise NotFound(f"no schedule {name!r} in queue {queue!r}")
+        sending = self.tracing.scheduling(queue, name)
+        [job] = self._traced([self._job_for(schedule, self.clock.now_ms())], sending.context)
+        ran = await self.dispatcher.run_schedule_now(queue, name, job)
+        sending.done(0 if ran is None else 1)
         if ran is None:
             raise NotFound(f"no schedule {name!r} in queue {queue!r}")
         return ran[0][0].job
@@ -197,8 +203,10 @@ class Scheduler:
                 "policy": schedule.missed, "missed": len(times)})
         if schedule.missed == "skip":
             times = times[-1:]
-        jobs = [self._job_for(schedule, at) for at in times]
+        sending = self.tracing.scheduling(queue, name)
+        jobs = self._traced([self._job_for(schedule, at) for at in times], sending.context)
         outcome = await self.dispatcher.add_scheduled(queue, name, due, jobs, following)
+        sending.done(0 if outcome is None else sum(1 for a in outcome[0] if a.created))
         if outcome is None:  # advanced elsewhere meanwhile
             refreshed = await self.store.get_schedule(queue, name)
             if refreshed is not None:
@@ -210,6 +218,10 @@ class Scheduler:
                 "event": "schedule.overlap_skipped", "queue": queue, "schedule": name})
         self._track(replace(schedule, next_run_at=following))
         return sum(1 for a in added if a.created)
+
+    @staticmethod
+    def _traced(jobs: list[NewJob], context: TraceContext | None) -> list[NewJob]:
+        return jobs if context is None else with_context(jobs, context)
 
     def _job_for(self, schedule: Schedule, fire_at: int) -> NewJob:
         options = JobOptions.model_validate(schedule.options)

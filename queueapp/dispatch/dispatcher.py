@@ -25,6 +25,7 @@ from ..events import EventBus
 from ..metrics import Metrics
 from ..model import Job, NewJob
 from ..store import Added, Store
+from ..telemetry import NO_TRACING, Tracing
 from ..workers.registry import HandlerRegistry
 from .executor import JobExecutor
 from .leases import LeaseDesk
@@ -49,7 +50,7 @@ class Dispatcher:
     def __init__(
         self, store: Store, registry: HandlerRegistry, clock: Clock, source: WorkSource, *,
         policies: GroupPolicies, wakeup: Wakeup, concurrency: int | Callable[[str], int] = 5,
-        default_lease_ms: int = 30_000,
+        default_lease_ms: int = 30_000, tracing: Tracing = NO_TRACING,
     ) -> None:
         self.store = store
         self.registry = registry
@@ -58,10 +59,10 @@ class Dispatcher:
         self.wakeup = wakeup
         # in-process jobs at once, per queue
         concurrency_for = concurrency if callable(concurrency) else (lambda _q: concurrency)
-        self.ledger = Ledger(clock, source, policies, wakeup, self, concurrency_for)
+        self.ledger = Ledger(clock, source, policies, wakeup, self, concurrency_for, tracing)
         self.leases = LeaseDesk(store, self.ledger, source, clock, default_lease_ms)
         self.outcomes = Outcomes(store, self.ledger, source, clock, self.leases)
-        self.executor = JobExecutor(registry, self.outcomes)
+        self.executor = JobExecutor(registry, self.outcomes, tracing.attempt_context)
         registry.on_change(self._handlers_changed)
         self._loop_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[Any]] = set()

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..errors import Conflict, NotFound, StoreUnavailable
 from ..model import Job
 from ..retry import Failure
+from ..telemetry import TraceContext, of_job
 from ..workers.registry import HandlerRegistry, JobContext, Outcome, run_handler
 
 log = logging.getLogger("queueapp.executor")
@@ -31,9 +33,11 @@ class Reporter(Protocol):
 
 
 class JobExecutor:
-    def __init__(self, registry: HandlerRegistry, reporter: Reporter) -> None:
+    def __init__(self, registry: HandlerRegistry, reporter: Reporter,
+                 trace_of: Callable[[Job], TraceContext | None] = of_job) -> None:
         self.registry = registry
         self.reporter = reporter
+        self.trace_of = trace_of  # the trace a handler runs its attempt under
 
     async def run(self, job: Job) -> None:
         handler = self.registry.get(job.name)
@@ -43,7 +47,7 @@ class JobExecutor:
             await self._report(job, token, Outcome(error="no handler is registered for this job name"))
             return
         context = JobContext(job, lambda value: self._progress(job, token, value),
-                             lambda lines: self.reporter.append_log(job.id, token, lines))
+                             lambda lines: self.reporter.append_log(job.id, token, lines), self.trace_of(job))
         try:
             outcome = await run_handler(handler, context, job.timeout_ms)
         except asyncio.CancelledError:

@@ -28,6 +28,7 @@ from ..flow import GroupPolicy
 from ..metrics import Metrics
 from ..model import Job, JobState
 from ..store import Acted, Added, AddedRun, Change
+from ..telemetry import NO_TRACING, Tracing
 from .finishing import finish_event, log_finish
 from .policies import GroupPolicies
 from .runtime import ActiveJob, QueueRuntime
@@ -77,8 +78,9 @@ class Told(Protocol):
 
 class Ledger:
     def __init__(self, clock: Clock, source: Placing, policies: GroupPolicies, wakeup: Wakeup, told: Told,
-                 concurrency_for: Callable[[str], int]) -> None:
+                 concurrency_for: Callable[[str], int], tracing: Tracing = NO_TRACING) -> None:
         self.clock = clock
+        self.tracing = tracing  # told each start and end of an attempt, when on
         self.source = source
         self.policies = policies
         self.wakeup = wakeup
@@ -223,6 +225,8 @@ class Ledger:
         m.waiting_time.observe(max(0, job.started_at - job.run_at))
         active = self._track(job) if in_memory else None
         self.emit("active", job.id, job.queue, job.name, attempt=job.attempts_made)
+        if self.tracing.on:
+            self.tracing.waited(job)
         return active
 
     def adopt_active(self, job: Job) -> ActiveJob:
@@ -299,6 +303,8 @@ class Ledger:
         if self.events.active:
             kind, detail = finish_event(job, counted)
             self.emit(kind, job.id, job.queue, job.name, **detail)
+        if self.tracing.on and change.prior is JobState.ACTIVE:
+            self.tracing.attempted(job, counted)
         log_finish(job)
         self.followed(change)
 

@@ -329,7 +329,10 @@ def _tell(d: Dialect, job: Job, change: Change, now: int) -> Plan[None]:
     if not url or job.state not in (JobState.COMPLETED, JobState.FAILED):
         return
     data = {"url": url, "method": "POST", "body": outcome_of(job), "sign": True}
-    new = NewJob(CALLBACK_QUEUE, CALLBACK_JOB, data, priority=3, attempts=DEFAULT_ATTEMPTS[1], run_at=now)
+    # The callback goes on in the finished job's trace, whose traceparent it sends.
+    traced = {"telemetry": job.options["telemetry"]} if "telemetry" in job.options else {}
+    new = NewJob(CALLBACK_QUEUE, CALLBACK_JOB, data, priority=3, attempts=DEFAULT_ATTEMPTS[1], run_at=now,
+                 options=traced)
     added: list[Added] = yield AddJobs([new], now)
     change.spawned.extend(added)
 

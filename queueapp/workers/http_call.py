@@ -107,7 +107,7 @@ class HttpCaller:
     ) -> dict[str, Any]:
         """Call ``url`` and map the answer to the job's outcome. ``checked``: the
         destination policy applies to the URL and to every redirect."""
-        sent = {"Idempotency-Key": job.id, **(headers or {})}
+        sent = {"Idempotency-Key": job.id, **_trace_headers(job), **(headers or {})}
         method = method.upper()
         try:
             async with asyncio.timeout(timeout_ms / 1000):
@@ -172,6 +172,13 @@ def _body(text: str) -> Any:
         return json.loads(text) if text else None
     except ValueError:
         return text[:MAX_RESULT_BODY]
+
+
+def _trace_headers(job: JobContext) -> dict[str, str]:
+    """The attempt's trace, carried on to what it calls (W3C Trace Context)."""
+    if job.traceparent is None:
+        return {}
+    return {"traceparent": job.traceparent, **({"tracestate": job.tracestate} if job.tracestate else {})}
 
 
 async def http_job(caller: HttpCaller, job: JobContext, secret: str = "") -> dict[str, Any]:

@@ -23,6 +23,7 @@ from typing import Any
 from ..model import Job
 from ..redact import redact
 from ..retry import MAX_RETRY_AFTER_MS
+from ..telemetry import TraceContext
 from ..traces import MAX_LOG_LINES_A_CALL, log_lines, stack_of
 
 ProgressFn = Callable[[Any], Awaitable[None]]
@@ -51,12 +52,24 @@ class RetryLater(JobFailed):
 class JobContext:
     """What a handler sees of its job."""
 
-    __slots__ = ("_job", "_progress", "_log")
+    __slots__ = ("_job", "_progress", "_log", "_trace")
 
-    def __init__(self, job: Job, progress: ProgressFn, log: LogFn | None = None) -> None:
+    def __init__(self, job: Job, progress: ProgressFn, log: LogFn | None = None,
+                 trace: TraceContext | None = None) -> None:
         self._job = job
         self._progress = progress
         self._log = log
+        self._trace = trace
+
+    @property
+    def traceparent(self) -> str | None:
+        """The W3C traceparent this attempt runs under (None: the job has no trace):
+        a span the handler starts with it as parent is the attempt's child."""
+        return None if self._trace is None else self._trace.traceparent
+
+    @property
+    def tracestate(self) -> str | None:
+        return None if self._trace is None else self._trace.state
 
     @property
     def id(self) -> str:

@@ -2,7 +2,8 @@
 alone into an empty folder and run with an empty environment. It serves, takes a job
 over HTTP, runs it through ``./queueapp worker`` with a handler module in that folder,
 lists it with ``./queueapp jobs ls``, and stops cleanly on SIGTERM; it carries the
-PostgreSQL driver and schema too (``./queueapp migrate`` on a real server). The
+PostgreSQL driver and schema too (``./queueapp migrate`` on a real server), and the
+OpenTelemetry exporter (spans reach a receiver on loopback). The
 folder build beside it (its command starts without unpacking itself) runs every
 operator command against that appliance."""
 
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import free_port
+from otlp import Receiver
 from pg import postgres_server
 
 ROOT = Path(__file__).parent.parent.parent
@@ -43,10 +45,11 @@ def single_file(tmp_path_factory) -> Path:
     return folder
 
 
-def _serving(folder: Path, *args: str) -> tuple[subprocess.Popen, str]:
+def _serving(folder: Path, *args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    serve = subprocess.Popen(["./queueapp", "serve", "--port", str(port), *args], cwd=folder, env=EMPTY_ENV,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    serve = subprocess.Popen(["./queueapp", "serve", "--port", str(port), *args], cwd=folder,
+                             env={**EMPTY_ENV, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)
     for line in serve.stdout:  # type: ignore[union-attr]
         if "appliance started" in line:
             break
@@ -105,6 +108,25 @@ def test_the_single_file_carries_the_postgresql_store(single_file):
                                   capture_output=True, text=True, timeout=120)
         applied = migrated.stderr
         assert migrated.returncode == 0 and "0001_init" in applied and "0003_cluster_groups" in applied, applied
+
+
+@pytest.mark.timeout(900)
+def test_the_single_file_carries_the_opentelemetry_exporter(single_file):
+    with Receiver() as receiver:
+        serve, url = _serving(single_file, "--db", "traced.db", "--otel-endpoint", receiver.url,
+                              env={"OTEL_BSP_SCHEDULE_DELAY": "50"})
+        try:
+            request = urllib.request.Request(f"{url}/queues/jobs", method="POST",
+                                             data=json.dumps({"name": "greet"}).encode(),
+                                             headers={"Content-Type": "application/json",
+                                                      "traceparent": f"00-{'a' * 32}-{'b' * 16}-01"})
+            with urllib.request.urlopen(request, timeout=10) as r:
+                assert r.status == 201
+            [sent] = receiver.wait_for(lambda spans: any(s.name == "send default" for s in spans))
+            assert (sent.trace_id, sent.parent_span_id, sent.service) == ("a" * 32, "b" * 16, "queueapp")
+        finally:
+            serve.send_signal(signal.SIGTERM)
+            assert serve.wait(30) == 0
 
 
 def _call(url: str, method: str, path: str, body: object = None) -> dict:

@@ -42,13 +42,14 @@ LAYERS: list[tuple[str, ...]] = [
     ("version", "model", "clock", "retry", "priority", "options", "cron", "jsonfast", "histogram", "search",
      "health", "errors", "events", "metrics", "logs", "redact", "networks", "tls",
      "dispatch.lanes", "dispatch.order", "dispatch.timers", "flow",
-     "coalesce", "history", "rule_words", "builtin_settings", "traces", "fingerprint", "access"),
+     "coalesce", "history", "rule_words", "builtin_settings", "traces", "fingerprint", "access", "telemetry",
+     "telemetry_otel"),
     ("store",),
     ("workers",),  # code that runs as a job, and the handler API
     ("dispatch", "cluster"),
     ("enqueue", "background", "prometheus", "config", "config_queues"),
     ("service", "service_parts", "service_browse", "service_groups", "service_keys"),
-    ("api", "app", "settings", "client", "dashboard"),
+    ("api", "app", "settings", "client", "dashboard", "worker_spans"),
     ("cli", "admin", "completion", "__main__", ""),  # "": the package itself, which re-exports the library
 ]
 

@@ -1,0 +1,114 @@
+"""Traces through the queue, against a real ``queueapp serve`` and a real OTLP/HTTP
+receiver on loopback (decoding with the official opentelemetry-proto): a job sent
+with a producer's traceparent, run by the Python worker, failing once and then
+completing; the enqueue, wait and attempt spans and the worker's spans received with
+the right parents and links. With traces off, the producer's context still travels
+with the job to its worker."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+from conftest import ServeProcess
+from node import until
+from otlp import Receiver
+
+TESTS = Path(__file__).parent.parent
+PRODUCER_TRACE, PRODUCER_SPAN = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+TRACEPARENT = f"00-{PRODUCER_TRACE}-{PRODUCER_SPAN}-01"
+
+
+def send(url: str, method: str, path: str, body: object = None, headers: dict[str, str] | None = None) -> dict:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+    with urllib.request.urlopen(request, timeout=20) as answer:
+        return json.loads(answer.read())
+
+
+def test_a_job_is_traced_from_its_producer_through_the_queue_into_the_worker(serve):
+    with Receiver() as receiver:
+        quick = {"OTEL_BSP_SCHEDULE_DELAY": "50"}
+        appliance: ServeProcess = serve("--otel-endpoint", receiver.url, env=quick)
+        job = send(appliance.url, "POST", "/queues/jobs?queue=payments",
+                   {"name": "traced-charge", "options": {"attempts": 2, "backoff": {"type": "fixed", "delay": 10}}},
+                   {"traceparent": TRACEPARENT, "tracestate": "vendor=1"})
+        kept = job["options"]["telemetry"]
+        assert kept["traceparent"].startswith(f"00-{PRODUCER_TRACE}-") and kept["tracestate"] == "vendor=1"
+
+        env = {**os.environ, **quick, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
+               "PYTHONPATH": f"{TESTS}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "queueapp", "worker", "--url", appliance.url, "--handlers", "worker_handlers",
+             "--queue", "payments", "--name", "charger-1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            until(lambda: worker.poll() is not None
+                  or send(appliance.url, "GET", f"/queues/jobs/{job['id']}")["state"] == "completed",
+                  timeout=60, what="the job completes on its second attempt")
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(30) == 0, worker.stdout.read().decode()
+
+        def complete(spans: list) -> bool:
+            names = [(s.service, s.name) for s in spans]
+            return (names.count(("queueapp", "process payments")) == 2 and names.count(("queueapp", "wait payments"))
+                    == 2 and names.count(("queueapp-worker", "process payments")) == 2
+                    and names.count(("queueapp-worker", "charge card")) == 2)
+
+        spans = receiver.wait_for(complete)
+
+    assert {s.trace_id for s in spans} == {PRODUCER_TRACE}  # one trace, the producer's
+    [sent] = [s for s in spans if s.name == "send payments"]
+    assert (sent.service, sent.kind, sent.parent_span_id) == ("queueapp", "producer", PRODUCER_SPAN)
+    assert sent.attributes["messaging.system"] == "queueapp"
+    assert sent.attributes["messaging.destination.name"] == "payments"
+    assert sent.attributes["messaging.batch.message_count"] == 1
+    assert kept["traceparent"] == f"00-{PRODUCER_TRACE}-{sent.span_id}-01"  # the job keeps the enqueue's
+
+    waits = sorted((s for s in spans if s.name == "wait payments"), key=lambda s: s.start_ns)
+    assert all(w.parent_span_id == sent.span_id and w.kind == "internal" for w in waits)
+    assert all(w.attributes["messaging.message.id"] == job["id"] and w.attributes["queueapp.wait.ms"] >= 0
+               for w in waits)
+
+    attempts = sorted((s for s in spans if s.service == "queueapp" and s.name == "process payments"),
+                      key=lambda s: s.attributes["queueapp.attempt"])
+    first, second = attempts
+    assert all(a.parent_span_id == sent.span_id and a.kind == "consumer" for a in attempts)
+    assert (first.attributes["queueapp.outcome"], first.status, first.status_message) == (
+        "retrying", 2, "RuntimeError: card declined")
+    assert (second.attributes["queueapp.outcome"], second.status) == ("completed", 0)
+    assert second.links == [(PRODUCER_TRACE, first.span_id)]  # a retry links to the attempt before
+    assert first.attributes["queueapp.worker"] == "charger-1"
+    assert all(a.start_ns <= a.end_ns for a in attempts) and first.end_ns <= second.start_ns
+
+    workers = {s.attributes["queueapp.attempt"]: s for s in spans
+               if s.service == "queueapp-worker" and s.name == "process payments"}
+    assert workers[1].parent_span_id == first.span_id and workers[2].parent_span_id == second.span_id
+    assert (workers[1].status, workers[2].status) == (2, 0)
+    charges = [s for s in spans if s.name == "charge card"]
+    assert {c.parent_span_id for c in charges} == {workers[1].span_id, workers[2].span_id}
+    done = send(appliance.url, "GET", f"/queues/jobs/{job['id']}")
+    assert done["result"]["traceparent"] == f"00-{PRODUCER_TRACE}-{second.span_id}-01"
+
+
+def test_with_traces_off_the_producers_context_travels_with_the_job(serve):
+    appliance: ServeProcess = serve()
+    url = appliance.url
+    one = send(url, "POST", "/queues/jobs", {"name": "a"}, {"traceparent": TRACEPARENT})
+    assert one["options"]["telemetry"] == {"traceparent": TRACEPARENT}
+    bulk = send(url, "POST", "/queues/jobs/bulk", {"jobs": [
+        {"name": "b"}, {"name": "c", "options": {"telemetry": {"traceparent": f"00-{'1' * 32}-{'2' * 16}-00"}}}]},
+        {"traceparent": TRACEPARENT})["jobs"]
+    assert [j["options"]["telemetry"]["traceparent"] for j in bulk] == [TRACEPARENT, f"00-{'1' * 32}-{'2' * 16}-00"]
+    plain = send(url, "POST", "/queues/jobs", {"name": "d"}, {"traceparent": "00-not-a-trace-01"})
+    assert "telemetry" not in plain["options"]  # a malformed traceparent is no trace, never a refusal
+    leased = {j["name"]: j for j in send(url, "POST", "/queues/jobs/lease", {"max": 10})["jobs"]}
+    assert leased["a"]["traceparent"] == TRACEPARENT and leased["b"]["traceparent"] == TRACEPARENT
+    assert leased["c"]["traceparent"] == f"00-{'1' * 32}-{'2' * 16}-00"
+    assert leased["d"]["traceparent"] is None and leased["d"]["tracestate"] is None
