@@ -4,7 +4,9 @@ opentelemetry-proto, and keeps each span as a plain record."""
 
 from __future__ import annotations
 
+import base64
 import gzip
+import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -55,6 +57,19 @@ def _spans(request: ExportTraceServiceRequest) -> list[Span]:
     return found
 
 
+_ID_KEYS = frozenset({"traceId", "spanId", "parentSpanId"})
+
+
+def _ids_as_base64(node: Any) -> Any:
+    """OTLP's JSON writes ids in hex where protobuf's JSON mapping of bytes is base64."""
+    if isinstance(node, dict):
+        return {k: (base64.b64encode(bytes.fromhex(v)).decode() if k in _ID_KEYS and isinstance(v, str)
+                    else _ids_as_base64(v)) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_ids_as_base64(v) for v in node]
+    return node
+
+
 class Receiver:
     def __init__(self) -> None:
         self.spans: list[Span] = []
@@ -64,12 +79,12 @@ class Receiver:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                body = self._body()
                 if self.headers.get("Content-Encoding") == "gzip":
                     body = gzip.decompress(body)
                 request = ExportTraceServiceRequest()
                 if self.headers.get("Content-Type", "").startswith("application/json"):
-                    Parse(body.decode(), request)
+                    Parse(json.dumps(_ids_as_base64(json.loads(body))), request)
                 else:
                     request.ParseFromString(body)
                 with receiver._lock:
@@ -81,6 +96,16 @@ class Receiver:
                 self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
                 self.wfile.write(answer)
+
+            def _body(self) -> bytes:
+                if self.headers.get("Transfer-Encoding", "").lower() != "chunked":
+                    return self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                chunks = []
+                while (size := int(self.rfile.readline().split(b";")[0].strip(), 16)) > 0:
+                    chunks.append(self.rfile.read(size))
+                    self.rfile.readline()
+                self.rfile.readline()  # the blank line after the last chunk
+                return b"".join(chunks)
 
             def log_message(self, *args: Any) -> None:
                 pass

@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 
 from conftest import ServeProcess
-from node import until
+from node import NodeProcess, until
 from otlp import Receiver
 
 TESTS = Path(__file__).parent.parent
@@ -112,3 +112,30 @@ def test_with_traces_off_the_producers_context_travels_with_the_job(serve):
     assert leased["a"]["traceparent"] == TRACEPARENT and leased["b"]["traceparent"] == TRACEPARENT
     assert leased["c"]["traceparent"] == f"00-{'1' * 32}-{'2' * 16}-00"
     assert leased["d"]["traceparent"] is None and leased["d"]["tracestate"] is None
+
+
+def test_the_typescript_workers_span_is_the_child_of_its_attempt(serve, tmp_path):
+    script = TESTS.parent / "clients" / "typescript" / "client" / "test" / "traced-worker.js"
+    with Receiver() as receiver:
+        appliance: ServeProcess = serve("--otel-endpoint", receiver.url, env={"OTEL_BSP_SCHEDULE_DELAY": "50"})
+        job = send(appliance.url, "POST", "/queues/jobs?queue=cards", {"name": "traced-charge"},
+                   {"traceparent": TRACEPARENT})
+        worker = NodeProcess(script, log=tmp_path / "ts-worker.log", env={
+            "QUEUEAPP_URL": appliance.url, "QUEUEAPP_QUEUE": "cards", "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url})
+        try:
+            until(lambda: worker.proc.poll() is not None
+                  or send(appliance.url, "GET", f"/queues/jobs/{job['id']}")["state"] == "completed",
+                  timeout=60, what="the TypeScript worker completes the job")
+            assert worker.terminate() == 0, worker.output()
+        finally:
+            worker.kill()
+        spans = receiver.wait_for(lambda spans: {(s.service, s.name) for s in spans} >= {
+            ("queueapp", "process cards"), ("queueapp-ts-worker", "process cards")})
+
+    [attempt] = [s for s in spans if s.service == "queueapp" and s.name == "process cards"]
+    [ran] = [s for s in spans if s.service == "queueapp-ts-worker"]
+    assert ran.trace_id == attempt.trace_id == PRODUCER_TRACE
+    assert ran.parent_span_id == attempt.span_id and ran.kind == "consumer"
+    assert ran.attributes["messaging.message.id"] == job["id"] and ran.attributes["queueapp.worker"] == "ts-charger"
+    result = send(appliance.url, "GET", f"/queues/jobs/{job['id']}")["result"]
+    assert result["traceparent"] == f"00-{PRODUCER_TRACE}-{attempt.span_id}-01"

@@ -251,6 +251,7 @@ export interface JobOptions {
   priority?: number | null;
   removeOnComplete?: boolean | number;
   removeOnFail?: boolean | number;
+  telemetry?: Telemetry | null;
   timeout?: number | null;
   unique?: UniqueOptions | null;
 }
@@ -344,6 +345,8 @@ export interface LeasedJobOut {
   runAt: string;
   startedAt: string | null;
   state: "waiting" | "delayed" | "blocked" | "active" | "completed" | "failed" | "cancelled" | "expired";
+  traceparent: string | null;
+  tracestate: string | null;
   worker: string | null;
 }
 
@@ -546,6 +549,13 @@ export type ScheduleSpec = {
   cron?: null;
   everyMs: number;
 });
+
+/** The trace a job belongs to (W3C Trace Context), kept with it and handed to its
+ * workers; the producer's ``traceparent`` header sets it when the options do not. */
+export interface Telemetry {
+  traceparent: string;
+  tracestate?: string | null;
+}
 
 /** At most one job of a key at a time: while a job with ``key`` is in one of
  * ``states``, or finished less than ``ttlMs`` ago, a new enqueue with that key

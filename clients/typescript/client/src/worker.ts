@@ -47,7 +47,19 @@ export interface WorkerOptions extends ConnectionOptions {
   name?: string;
 }
 
-type Leased = Job & { leaseToken: string; leaseExpiresAt: string | null };
+type Leased = Job & { leaseToken: string; leaseExpiresAt: string | null; traceparent?: string | null;
+  tracestate?: string | null };
+
+/** The OpenTelemetry API when the program has it (an optional peer dependency): each
+ * job then runs in a span that is the child of its attempt's, through the program's
+ * own tracer provider and propagator. Without it, nothing is traced here. */
+const otel: any = (() => {
+  try {
+    return require("@opentelemetry/api");
+  } catch {
+    return null;
+  }
+})();
 
 const MAX_LOG_LINE = 2_000;  // characters of a log line the appliance takes
 
@@ -66,6 +78,9 @@ export class WorkerJob<D extends JobData = JobData> {
   /** When the job was added (ms since the epoch). */
   readonly timestamp: number;
   readonly leaseToken: string;
+  /** The W3C trace context this attempt runs under (null: the job has no trace). */
+  readonly traceparent: string | null;
+  readonly tracestate: string | null;
   /** Aborts when the job's lease is lost (cancelled, or taken back) or its timeout passes. */
   readonly signal: AbortSignal;
   /** The last progress reported. */
@@ -83,6 +98,8 @@ export class WorkerJob<D extends JobData = JobData> {
     this.attemptsMade = leased.attemptsMade;
     this.timestamp = Date.parse(leased.createdAt);
     this.leaseToken = leased.leaseToken;
+    this.traceparent = leased.traceparent ?? null;
+    this.tracestate = leased.tracestate ?? null;
     this.progressValue = leased.progress;
     this.signal = signal;
   }
@@ -310,7 +327,7 @@ export class Worker<D extends JobData = JobData, R = unknown> extends EventEmitt
     let result: R;
     const began = performance.now();
     try {
-      result = await this.withTimeout(entry, () => this.handler(job));
+      result = await this.withTimeout(entry, () => this.traced(job, () => this.handler(job)));
       this.handlerMs = average(this.handlerMs, performance.now() - began);
     } catch (error) {
       this.handlerMs = average(this.handlerMs, performance.now() - began);
@@ -322,6 +339,33 @@ export class Worker<D extends JobData = JobData, R = unknown> extends EventEmitt
     if (entry.abandoned || entry.lost) return;
     this.handled(entry);
     await this.sendCompletion(entry, result);
+  }
+
+  /** Runs the handler in a span that is the child of the attempt's (when the program
+   * has the OpenTelemetry API and the job a trace): the handler's own spans are its. */
+  private async traced<T>(job: WorkerJob<D>, run: () => Promise<T> | T): Promise<T> {
+    if (otel === null || job.traceparent === null) return await run();
+    const carrier: Record<string, string> = { traceparent: job.traceparent };
+    if (job.tracestate) carrier.tracestate = job.tracestate;
+    const parent = otel.propagation.extract(otel.ROOT_CONTEXT, carrier);
+    const span = otel.trace.getTracer("queueapp.worker").startSpan(`process ${job.queue}`, {
+      kind: otel.SpanKind.CONSUMER,
+      attributes: {
+        "messaging.system": "queueapp", "messaging.destination.name": job.queue,
+        "messaging.operation.type": "process", "messaging.operation.name": "process",
+        "messaging.message.id": job.id, "queueapp.job.name": job.name, "queueapp.attempt": job.attemptsMade,
+        "queueapp.worker": this.name,
+      },
+    }, parent);
+    try {
+      return await otel.context.with(otel.trace.setSpan(parent, span), run);
+    } catch (error) {
+      span.setStatus({ code: otel.SpanStatusCode.ERROR, message: asError(error).message.slice(0, 500) });
+      span.setAttribute("error.type", "job_failed");
+      throw error;
+    } finally {
+      span.end();
+    }
   }
 
   private async withTimeout<T>(entry: Running, run: () => Promise<T> | T): Promise<T> {
