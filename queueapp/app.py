@@ -68,8 +68,10 @@ def make_app(
     tokens = Tokens(config.token, config.read_token) if config.token else None
     authority = Authority(tokens, service.keys, config.trusted_proxies, config.login_attempts_per_minute)
     hosts = AllowedHosts(config.host, parse_allowed_hosts(config.allowed_hosts))
-    middlewares = [allowed_hosts_middleware(hosts), auth_middleware(authority), error_middleware,
-                   rules_middleware(), audit_middleware]
+    middlewares = [allowed_hosts_middleware(hosts), auth_middleware(authority), error_middleware]
+    if tokens is not None:  # without a token every caller may do everything: no rule to check
+        middlewares.append(rules_middleware())
+    middlewares.append(audit_middleware)
     if config.rate_limit:
         middlewares.append(rate_limit_middleware(
             config.rate_limit, config.rate_burst or config.rate_limit, config.trusted_proxies))
