@@ -9,7 +9,9 @@ outcome and error; a retry's attempt links to the attempts before it. Each carri
 ``messaging.operation.type`` and ``messaging.message.id`` (the job's id).
 
 The SDK's batch processor sends from a thread of its own, so a span costs the event
-loop its making only. Its settings are the SDK's environment variables
+loop its making only. A job of a trace its producer does not record (not sampled)
+makes no span at all: the samplers OpenTelemetry ships follow the parent's choice,
+and asking one costs as much as making the span would. Its settings are the SDK's environment variables
 (``OTEL_BSP_SCHEDULE_DELAY``, ``OTEL_TRACES_SAMPLER``, ``OTEL_SERVICE_NAME``...).
 """
 
@@ -107,6 +109,8 @@ class OtelTracing(Tracing):
                 "messaging.operation.type": operation, "messaging.operation.name": operation}
 
     def sending(self, queue: str, count: int, parent: TraceContext | None) -> Sending:
+        if parent is not None and not parent.sampled:
+            return Sending(parent)  # a trace its producer does not record: kept, not added to
         span = self.tracer.start_span(f"send {queue}", context=None if parent is None else _parent(parent),
                                       kind=SpanKind.PRODUCER, attributes=self._attributes(queue, "send"))
         return _Sent(span, _context_of(span, None if parent is None else parent.state))
@@ -118,7 +122,7 @@ class OtelTracing(Tracing):
 
     def waited(self, job: Job) -> None:
         context = of_options(job.options)
-        if context is None or job.started_at is None:
+        if context is None or not context.sampled or job.started_at is None:
             return
         began = min(job.run_at, job.started_at)
         attributes = {**self._attributes(job.queue, "receive"), "messaging.message.id": str(job.id),
@@ -130,7 +134,7 @@ class OtelTracing(Tracing):
 
     def attempted(self, job: Job, counted: bool) -> None:
         context = of_options(job.options)
-        if context is None or job.started_at is None:
+        if context is None or not context.sampled or job.started_at is None:
             return
         attempt = job.attempts_made + (0 if counted else 1)
         links = [Link(SpanContext(int(context.trace_id, 16), int(attempt_span_id(context, job.id, n), 16),
@@ -152,8 +156,8 @@ class OtelTracing(Tracing):
 
     def attempt_context(self, job: Job) -> TraceContext | None:
         context = of_options(job.options)
-        if context is None:
-            return None
+        if context is None or not context.sampled:
+            return context  # no attempt span is made: the job's own context stands
         return context.child(attempt_span_id(context, job.id, job.attempts_made))
 
     async def close(self) -> None:

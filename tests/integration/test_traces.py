@@ -139,3 +139,19 @@ def test_the_typescript_workers_span_is_the_child_of_its_attempt(serve, tmp_path
     assert ran.attributes["messaging.message.id"] == job["id"] and ran.attributes["queueapp.worker"] == "ts-charger"
     result = send(appliance.url, "GET", f"/queues/jobs/{job['id']}")["result"]
     assert result["traceparent"] == f"00-{PRODUCER_TRACE}-{attempt.span_id}-01"
+
+
+def test_a_trace_its_producer_does_not_record_is_kept_and_adds_no_span(serve):
+    unsampled = f"00-{'c' * 32}-{'d' * 16}-00"
+    with Receiver() as receiver:
+        appliance: ServeProcess = serve("--otel-endpoint", receiver.url, env={"OTEL_BSP_SCHEDULE_DELAY": "50"})
+        quiet = send(appliance.url, "POST", "/queues/jobs", {"name": "q"}, {"traceparent": unsampled})
+        loud = send(appliance.url, "POST", "/queues/jobs", {"name": "l"}, {"traceparent": TRACEPARENT})
+        assert quiet["options"]["telemetry"] == {"traceparent": unsampled}
+        leased = {j["name"]: j for j in send(appliance.url, "POST", "/queues/jobs/lease", {"max": 2})["jobs"]}
+        assert leased["q"]["traceparent"] == unsampled
+        for job in (quiet, loud):
+            send(appliance.url, "POST", f"/queues/jobs/{job['id']}/complete",
+                 {"leaseToken": leased[job["name"]]["leaseToken"]})
+        spans = receiver.wait_for(lambda spans: any(s.name == "process default" for s in spans))
+    assert {s.trace_id for s in spans} == {PRODUCER_TRACE}
