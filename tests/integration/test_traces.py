@@ -155,3 +155,65 @@ def test_a_trace_its_producer_does_not_record_is_kept_and_adds_no_span(serve):
                  {"leaseToken": leased[job["name"]]["leaseToken"]})
         spans = receiver.wait_for(lambda spans: any(s.name == "process default" for s in spans))
     assert {s.trace_id for s in spans} == {PRODUCER_TRACE}
+
+
+class Capture:
+    """An HTTP peer on loopback that keeps each request's path and headers."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.seen: list[tuple[str, dict[str, str]]] = []
+        capture = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                capture.seen.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            do_GET = do_POST = _answer  # noqa: N815 (http.server's names)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def headers_of(self, path: str) -> dict[str, str]:
+        return next(headers for seen, headers in self.seen if seen == path)
+
+
+def test_http_jobs_callbacks_and_schedule_runs_carry_the_trace_on(serve):
+    capture = Capture()
+    with Receiver() as receiver:
+        appliance: ServeProcess = serve("--otel-endpoint", receiver.url, "--http-allowed-hosts", "127.0.0.1",
+                                        "--callback-secret", "whsec-traces", env={"OTEL_BSP_SCHEDULE_DELAY": "50"})
+        url = appliance.url
+        send(url, "POST", "/queues/jobs?queue=hooks", {"name": "http", "data": {"url": f"{capture.url}/ping"}},
+                      {"traceparent": TRACEPARENT})
+        charged = send(url, "POST", "/queues/jobs?queue=cards", {"name": "charge", "options": {
+            "callbackUrl": f"{capture.url}/hook"}}, {"traceparent": TRACEPARENT})
+        (leased,) = send(url, "POST", "/queues/jobs/lease?queue=cards", {"max": 1})["jobs"]
+        send(url, "POST", f"/queues/jobs/{charged['id']}/complete", {"leaseToken": leased["leaseToken"]})
+        send(url, "POST", "/queues/schedules?queue=reports",
+             {"name": "nightly", "jobName": "report", "cron": "0 3 * * *"})
+        send(url, "POST", "/queues/schedules/nightly/run?queue=reports")
+        until(lambda: {p for p, _ in capture.seen} >= {"/ping", "/hook"}, timeout=60, what="the http job and callback")
+        spans = receiver.wait_for(lambda spans: {s.name for s in spans} >= {
+            "process hooks", "process queueapp.callbacks", "send reports"})
+    capture.server.shutdown()
+
+    [ping] = [s for s in spans if s.name == "process hooks"]
+    assert capture.headers_of("/ping")["traceparent"] == f"00-{PRODUCER_TRACE}-{ping.span_id}-01"
+    [callback] = [s for s in spans if s.name == "process queueapp.callbacks"]
+    assert callback.trace_id == PRODUCER_TRACE  # the callback goes on in the finished job's trace
+    assert capture.headers_of("/hook")["traceparent"] == f"00-{PRODUCER_TRACE}-{callback.span_id}-01"
+    [run] = [s for s in spans if s.name == "send reports"]
+    assert run.parent_span_id == "" and run.trace_id != PRODUCER_TRACE  # a trace of its own
+    assert run.attributes["queueapp.schedule"] == "nightly"
