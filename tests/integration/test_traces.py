@@ -196,7 +196,7 @@ def test_http_jobs_callbacks_and_schedule_runs_carry_the_trace_on(serve):
                                         "--callback-secret", "whsec-traces", env={"OTEL_BSP_SCHEDULE_DELAY": "50"})
         url = appliance.url
         send(url, "POST", "/queues/jobs?queue=hooks", {"name": "http", "data": {"url": f"{capture.url}/ping"}},
-                      {"traceparent": TRACEPARENT})
+             {"traceparent": TRACEPARENT})
         charged = send(url, "POST", "/queues/jobs?queue=cards", {"name": "charge", "options": {
             "callbackUrl": f"{capture.url}/hook"}}, {"traceparent": TRACEPARENT})
         (leased,) = send(url, "POST", "/queues/jobs/lease?queue=cards", {"max": 1})["jobs"]
