@@ -77,7 +77,7 @@ async def main(db, total, endpoint):
     service = QueueService(SqliteStore(db, "full"), registry=registry, concurrency=256,
                            **({"tracing": tracing} if tracing else {}))
     await service.start(); await service.pause()
-    traced = {"telemetry": {"traceparent": "%s"}}
+    traced = {"telemetry": {"traceparent": "TRACEPARENT"}}
     for lo in range(0, total, 10_000):
         now = service.clock.now_ms()
         await service.dispatcher.add([NewJob("default", "noop", {}, 3, 1, now, traced)
@@ -91,7 +91,7 @@ try:
 except ImportError:
     run = asyncio.run
 run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3]))
-''' % TRACEPARENT
+'''.replace("TRACEPARENT", TRACEPARENT)
 
 
 def _inprocess(db: Path, total: int, endpoint: str) -> float:

@@ -41,7 +41,8 @@ def _sample(setting) -> tuple[str, object]:
     if setting.kind is float:
         return "0.5", 0.5
     special = {"db": "other.db", "payment_url": "http://pay.example/x", "alert_webhook_url": "http://h.example/a",
-               "trusted_proxies": "10.0.0.1", "builtin_jobs": "http", "handlers": ""}
+               "trusted_proxies": "10.0.0.1", "builtin_jobs": "http", "handlers": "",
+               "otel_endpoint": "http://collector.example:4318"}
     value = special.get(setting.name, f"value-of-{setting.name}")
     return value, value
 
