@@ -52,7 +52,8 @@ def make_app(
         register_secret(secret)
     queues = config.per_queue()
     service = QueueService(
-        open_store(config.db, config.durability, lock=lock, cluster=config.clustered),
+        open_store(config.db, config.durability, lock=lock, cluster=config.clustered,
+                   replicate_to=config.replicate_to, replication=config.replication),
         registry=registry,
         clock=clock,
         concurrency=queues.concurrency_for,

@@ -10,11 +10,13 @@ import os
 import signal
 import ssl
 import sys
+from datetime import datetime
 from pathlib import Path
 
 from .admin import COMMANDS as ADMIN_COMMANDS
 from .admin import add_commands as add_admin_commands
 from .admin import run as run_admin
+from .clock import to_iso
 from .completion import SHELLS, script
 from .config import SETTINGS, ConfigError
 from .logs import setup_logging
@@ -83,8 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(check)
 
     restore = commands.add_parser(
-        "restore", help="bring back a backup (from a backup-data job) as the database; stop serve first")
-    restore.add_argument("backup", metavar="FILE", help="the backup file")
+        "restore", help="bring back a backup (from a backup-data job) as the database, or rebuild it from a"
+                        " replica folder (--from) as of any second it keeps; stop serve first")
+    restore.add_argument("backup", metavar="FILE", nargs="?", help="the backup file")
+    restore.add_argument("--from", dest="replica", metavar="DIR", help="a replica folder (replicate_to)")
+    restore.add_argument("--to-time", metavar="TIME",
+                         help="with --from: as of this time (ISO 8601, or ms since the epoch); default: the last"
+                              " commit")
+    restore.add_argument("--to", dest="target", metavar="FILE",
+                         help="with --from: the database file to make (must not exist; default: --db)")
     _add_common(restore)
 
     copy = commands.add_parser(
@@ -152,6 +161,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "migrate":
         return _migrate(config.db)
     if args.command == "restore":
+        if args.replica:
+            return _restore_replica(args.replica, args.target or config.db, args.to_time)
+        if not args.backup or args.to_time or args.target:
+            print("queueapp: restore takes a backup FILE, or --from DIR [--to-time T] [--to FILE]", file=sys.stderr)
+            return 2
         return _restore(args.backup, config.db)
     if args.command == "check":
         return _check(config.db)
@@ -181,6 +195,33 @@ def _restore(backup: str, db: str) -> int:
         return 1
     log.info("database restored", extra={"event": "db.restored", "db": db, "backup": backup})
     return 0
+
+
+def _restore_replica(folder: str, db: str, to_time: str | None) -> int:
+    from .store import DatabaseInUse, restore_replica
+
+    try:
+        to_ms = None if to_time is None else _moment_ms(to_time)
+        restored = restore_replica(folder, db, to_ms)
+    except (OSError, ValueError, DatabaseInUse) as exc:
+        print(f"queueapp: cannot restore: {exc}", file=sys.stderr)
+        return 1
+    last = "-" if restored.last_commit_ms is None else to_iso(restored.last_commit_ms)
+    print(f"{db}: restored from generation {restored.generation}, {restored.commits} commits, the last at {last}")
+    return 0
+
+
+def _moment_ms(text: str) -> int:
+    """A time given on the command line: ISO 8601 with an offset, or ms since the epoch."""
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"--to-time {text!r} is neither ISO 8601 nor milliseconds since the epoch") from None
+    if moment.tzinfo is None:
+        raise ValueError(f"--to-time {text!r} needs an offset, such as Z or +01:00")
+    return int(moment.timestamp() * 1000)
 
 
 def _copy(source: str, target: str) -> int:

@@ -56,6 +56,18 @@ class Config:
         "a crash of the process, not of the machine; faster.",
         choices=('full', 'normal'),
     )
+    replicate_to: str = setting(
+        "",
+        "A folder (a local disk, a mounted network volume) every commit of the SQLite database "
+        "is copied to as it commits: snapshots and the write-ahead log since, from which "
+        "queueapp restore --from rebuilds the database as of any second kept. Empty: none.",
+    )
+    replication: str = setting(
+        "async",
+        "sync: a change is acknowledged only once replicate_to has it on its disk too. async: "
+        "the copy is written at each commit and reaches its disk within a second.",
+        choices=('async', 'sync'),
+    )
     tls_cert: str = setting(
         "",
         "PEM certificate (chain) file: serve HTTPS. Reloaded on SIGHUP without dropping the service. "
@@ -366,6 +378,8 @@ class Config:
         self._check_urls()
         if self.read_token and (not self.token or self.read_token == self.token):
             raise ConfigError("read_token needs token set, and a different value")
+        if self.replicate_to and postgres_url(self.db):
+            raise ConfigError("replicate_to copies a SQLite database; PostgreSQL has replication of its own")
         if self.clustered and not postgres_url(self.db):
             raise ConfigError("cluster = on needs a PostgreSQL database (db = postgresql://...)")
         if bool(self.tls_cert) != bool(self.tls_key):

@@ -18,11 +18,15 @@ class HealthReport:
     issues: list[str]
     metrics: dict[str, Any]
     timestamp: int
+    replica: dict[str, Any] | None = None  # the database's copy, when it is replicated
 
     def as_dict(self) -> dict[str, Any]:
         """As the API and alerts show it."""
-        return {"status": self.status, "issues": self.issues, "metrics": self.metrics,
-                "timestamp": to_iso(self.timestamp)}
+        shown = {"status": self.status, "issues": self.issues, "metrics": self.metrics,
+                 "timestamp": to_iso(self.timestamp)}
+        if self.replica is not None:
+            shown["replica"] = self.replica
+        return shown
 
 
 @dataclass(frozen=True, slots=True)

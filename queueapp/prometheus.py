@@ -16,7 +16,7 @@ from .dispatch import Dispatcher
 from .histogram import Histogram
 from .jsonfast import LIBRARY
 from .model import JobState
-from .store import CommitStats, sqlite_version
+from .store import CommitStats, ReplicaStatus, sqlite_version
 from .version import __version__
 
 TEXT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -55,9 +55,27 @@ def _per_queue(name: str, histograms: dict[str, Histogram]) -> list[str]:
 
 
 def render(dispatcher: Dispatcher, commits: CommitStats, sse_clients: int, build: dict[str, str], *,
-           openmetrics: bool = False) -> str:
+           openmetrics: bool = False, replica: ReplicaStatus | None = None) -> str:
     families = _queue_families(dispatcher, commits, sse_clients) + _process_families() + [_build_family(build)]
+    if replica is not None:
+        families += _replica_families(replica, dispatcher.clock.now_ms())
     return (_openmetrics if openmetrics else _text)(families)
+
+
+def _replica_families(replica: ReplicaStatus, now: int) -> list[Family]:
+    """The database's copy (replicate_to): how far behind it is, and whether it fails."""
+    folder = _labels(folder=replica.folder, mode=replica.mode)
+    return [
+        _family("queueapp_replica_lag_seconds", "gauge",
+                "How far behind the replica's copy on its disk is (0: it has every commit).",
+                [f"queueapp_replica_lag_seconds{folder} {replica.lag_ms(now) / 1000:.3f}"]),
+        _family("queueapp_replica_failing", "gauge", "1 while the replica cannot be written.",
+                [f"queueapp_replica_failing{folder} {int(replica.error is not None)}"]),
+        _family("queueapp_replica_commits_total", "counter", "Commits shipped to the replica.",
+                [f"queueapp_replica_commits_total{folder} {replica.commits}"]),
+        _family("queueapp_replica_bytes_total", "counter", "Bytes of write-ahead log shipped to the replica.",
+                [f"queueapp_replica_bytes_total{folder} {replica.bytes}"]),
+    ]
 
 
 def _queue_families(dispatcher: Dispatcher, commits: CommitStats, sse_clients: int) -> list[Family]:

@@ -109,7 +109,7 @@ class QueueService:
         self.reaper = LeaseReaper(self.dispatcher)
         self.expiry = ExpirySweep(self.dispatcher)
         self.monitor = Monitor(self.dispatcher, thresholds_for, alerter, monitor_interval_ms,
-                               reclaim=self.reclaim_memory, running=running)
+                               reclaim=self.reclaim_memory, running=running, replica=store.replica)
         self.schedules = ScheduleDesk(store, self.scheduler, self.builder, self.registry)
         self.workers = WorkerDesk(store, self.dispatcher)
         self.groups = GroupDesk(store, self.dispatcher, self.clock)
@@ -418,7 +418,7 @@ class QueueService:
         store = type(self.store).__name__.removesuffix("Store").lower()
         loop = type(asyncio.get_running_loop()).__module__.split(".")[0]
         return render(self.dispatcher, self.store.commit_stats, len(self.events), build_labels(store, loop),
-                      openmetrics=openmetrics)
+                      openmetrics=openmetrics, replica=self.store.replica)
 
     async def audit(self) -> list[str]:
         """Differences between memory and the table (none, unless there is a bug)."""

@@ -278,11 +278,28 @@ class MetricsOut(Open):
     avgProcessingTime: int
 
 
+class ReplicaOut(Open):
+    """The database's copy (replicate_to)."""
+
+    folder: str
+    mode: Literal["async", "sync"]
+    generation: str
+    # how far behind the copy on the folder's disk is (0: it has every commit)
+    lagMs: int
+    failing: bool
+    error: str | None
+    commits: int
+    lastShippedAt: str | None
+    lastSyncedAt: str | None
+
+
 class HealthOut(Open):
     status: Literal["healthy", "warning", "critical"]
     issues: list[str]
     metrics: MetricsOut
     timestamp: str
+    # present when the database is replicated
+    replica: ReplicaOut | None = None
 
 
 class PausedOut(Open):

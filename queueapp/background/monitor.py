@@ -19,8 +19,13 @@ import aiohttp
 from ..dispatch import ActiveJob, Dispatcher
 from ..dispatch.ledger import Running
 from ..health import HealthReport, HealthThresholds, judge
+from ..store import ReplicaStatus
 
 log = logging.getLogger("queueapp.monitor")
+
+# A copy this far behind its database (async replication: its fsync is late, or the
+# folder's disk is slow) makes every queue's health a warning.
+REPLICA_LAG_WARNING_MS = 5_000
 
 
 class Monitor:
@@ -32,8 +37,11 @@ class Monitor:
         interval_ms: int = 60_000,
         reclaim: Callable[[], int] | None = None,
         running: Running | None = None,
+        replica: ReplicaStatus | None = None,
     ) -> None:
         self.dispatcher = dispatcher
+        # The database's copy (replicate_to): every queue's health says when it lags or fails.
+        self.replica = replica
         # The running jobs judged stuck or not: this process's, or a cluster's (cluster/node.py).
         self.running: Running = running or dispatcher
         # Frees the memory of queues left with no job and no schedule (each tick).
@@ -67,7 +75,17 @@ class Monitor:
         _, _, failure_rate = metrics.peek(queue).window(now)
         stuck = len(self.stuck_ids(queue, now)) if stuck is None else stuck
         status, issues = judge(snapshot, failure_rate, stuck, self.thresholds_for(queue))
-        return HealthReport(queue, status, issues, snapshot, now)
+        replica = self.replica
+        if replica is None:
+            return HealthReport(queue, status, issues, snapshot, now)
+        lag_ms = replica.lag_ms(now)
+        if replica.error is not None:
+            status, issues = "critical", [*issues, f"the replica at {replica.folder} is not being written for"
+                                                   f" {lag_ms / 1000:.0f} s: {replica.error}"]
+        elif lag_ms > REPLICA_LAG_WARNING_MS:
+            status = "warning" if status == "healthy" else status
+            issues = [*issues, f"the replica at {replica.folder} is {lag_ms / 1000:.1f} s behind"]
+        return HealthReport(queue, status, issues, snapshot, now, replica.as_dict(now))
 
     async def tick(self, now: int | None = None) -> list[HealthReport]:
         now = self.dispatcher.clock.now_ms() if now is None else now

@@ -15,6 +15,7 @@ from .base import (
     NameFigures,
     PendingJob,
     QueueSettings,
+    ReplicaStatus,
     Report,
     Store,
     TableSnapshot,
@@ -25,9 +26,11 @@ from .base import (
 from .lock import DatabaseInUse, DatabaseLock, NoFileLock
 from .postgres.location import postgres_url, shown
 from .shared import NodeSeen, SharedStore
+from .sqlite import replica
 from .sqlite.check import job_count, table_problems
 from .sqlite.connection import connect
 from .sqlite.migrate import migrate
+from .sqlite.replica import Restored
 from .sqlite.store import SqliteStore, restore_file
 
 __all__ = [
@@ -40,7 +43,7 @@ __all__ = [
     "added_ids",
     "added_jobs",
     "Change",
-    "CommitStats",
+    "CommitStats", "ReplicaStatus",
     "DatabaseInUse",
     "DatabaseLock",
     "FinishedSample",
@@ -106,18 +109,23 @@ def check_location(db: str) -> None:
 
 
 def open_store(db: str, durability: str = "full", lock: DatabaseLock | None = None,
-               cluster: bool = False) -> Store:
+               cluster: bool = False, replicate_to: str = "", replication: str = "async") -> Store:
     """The store for a database location; ``lock``: already taken by the caller;
-    ``cluster``: a node of several on one PostgreSQL database."""
+    ``cluster``: a node of several on one PostgreSQL database; ``replicate_to``: a
+    folder every commit of a SQLite database is copied to (``replication`` sync or
+    async)."""
     url = postgres_url(db)
     if cluster and url is None:
         raise ValueError("cluster mode needs a PostgreSQL database (db = postgresql://...); a SQLite file is"
                          " served by one process")
     if url is not None:
+        if replicate_to:
+            raise ValueError("replicate_to copies a SQLite database; PostgreSQL has replication of its own")
         from .postgres.store import PostgresStore  # needs asyncpg: the postgres extra
 
         return PostgresStore(url, cluster=cluster, durability=durability)
-    return SqliteStore(parse_location(db), durability, lock=lock)
+    return SqliteStore(parse_location(db), durability, lock=lock, replicate_to=replicate_to or None,
+                       replication=replication)
 
 
 def lock_database(db: str, cluster: bool = False) -> DatabaseLock:
@@ -160,6 +168,21 @@ def restore_database(backup: str, db: str) -> None:
             migrate(conn)
         finally:
             conn.close()
+
+
+def restore_replica(folder: str, db: str, to_ms: int | None = None) -> Restored:
+    """Rebuild the database at ``db`` (a SQLite file that must not exist) from a
+    replica folder, as of its last commit or the last one made by ``to_ms``; then
+    bring its schema up to date. Raises ValueError when it cannot."""
+    path = parse_location(db)
+    with DatabaseLock(path):
+        restored = replica.restore(Path(folder), path, to_ms)
+        conn = connect(path)
+        try:
+            migrate(conn)
+        finally:
+            conn.close()
+    return restored
 
 
 def check_database(db: str) -> tuple[int, list[str]]:

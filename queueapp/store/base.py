@@ -34,6 +34,7 @@ from .records import (
     NameFigures,
     PendingJob,
     QueueSettings,
+    ReplicaStatus,
     Report,
     StoredGroups,
     TableSnapshot,
@@ -56,6 +57,8 @@ class Store(ABC):
     # What several nodes on one database need besides (shared.py); None: a store one
     # process serves alone.
     shared: SharedStore | None = None
+    # How the copy of a replicated database is doing; None: no replica.
+    replica: ReplicaStatus | None = None
 
     commit_stats: CommitStats
     # lifecycle ---------------------------------------------------------------

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, overload
 
+from ..clock import to_iso
 from ..flow import GroupLimits, GroupPolicy, KeySettings
 from ..histogram import Histogram
 from ..model import Job, JobState, NewJob, fresh_job
@@ -222,3 +223,31 @@ class CommitStats:
     last_commit_ms: float = 0.0
     total_commit_ms: float = 0.0
     latency: Histogram = field(default_factory=Histogram)
+
+
+@dataclass
+class ReplicaStatus:
+    """What /metrics and /queues/health say of the copy."""
+
+    folder: str
+    mode: str
+    generation: str = ""
+    commits: int = 0  # shipped since start
+    bytes: int = 0
+    last_shipped_ms: int | None = None
+    last_synced_ms: int | None = None
+    unsynced_commits: int = 0  # copied, not yet on the folder's disk (async)
+    first_unsynced_ms: int | None = None
+    error: str | None = None  # the last failure to ship, until one succeeds
+    failing_since_ms: int | None = None
+
+    def lag_ms(self, now: int) -> int:
+        """How far behind the copy on the folder's disk is: since the oldest commit
+        not on it yet (failing: since the failures began); 0 when it has them all."""
+        since = self.failing_since_ms if self.failing_since_ms is not None else self.first_unsynced_ms
+        return 0 if since is None else max(0, now - since)
+
+    def as_dict(self, now: int) -> dict[str, Any]:
+        return {"folder": self.folder, "mode": self.mode, "generation": self.generation, "lagMs": self.lag_ms(now),
+                "failing": self.error is not None, "error": self.error, "commits": self.commits,
+                "lastShippedAt": to_iso(self.last_shipped_ms), "lastSyncedAt": to_iso(self.last_synced_ms)}

@@ -45,20 +45,26 @@ from . import adds
 from . import reads as writer_reads
 from .connection import READER_PRAGMAS, connect
 from .migrate import migrate
+from .replica import WalShipper
 from .run import complete_merged, run
 from .writer import GroupCommitWriter
 
 
 class SqliteStore(Store):
     def __init__(
-        self, path: str | Path, durability: str = "full", *, lock: DatabaseLock | None = None
+        self, path: str | Path, durability: str = "full", *, lock: DatabaseLock | None = None,
+        replicate_to: str | Path | None = None, replication: str = "async",
     ) -> None:
         self.path = Path(path)
         self.durability = durability
         # The single-appliance lock: taken by open() unless the caller already holds it.
         self._lock = lock
         self._owns_lock = lock is None
-        self._writer = GroupCommitWriter(lambda: connect(self.path, durability), fsync=durability == "full")
+        # Every commit's log copied to a folder as it commits (replica.py).
+        shipper = None if replicate_to is None else WalShipper(self.path, Path(replicate_to), replication)
+        self.replica = None if shipper is None else shipper.status
+        self._writer = GroupCommitWriter(lambda: connect(self.path, durability), fsync=durability == "full",
+                                         shipper=shipper)
         self._reader: aiosqlite.Connection | None = None
         self._ids: adds.IdAllocator | None = None
 
@@ -77,6 +83,7 @@ class SqliteStore(Store):
             return adds.IdAllocator(conn)
 
         self._ids = await self._writer.run_sync(load_ids)
+        await self._writer.begin_shipping()
         self._reader = await aiosqlite.connect(str(self.path), isolation_level=None)
         for pragma in READER_PRAGMAS:
             await self._reader.execute(pragma)

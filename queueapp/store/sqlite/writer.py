@@ -41,6 +41,7 @@ from typing import Any, TypeVar
 
 from ...errors import QueueAppError, StoreUnavailable
 from ..records import CommitStats
+from .replica import FSYNC_EVERY_S, WalShipper
 
 T = TypeVar("T")
 
@@ -105,9 +106,11 @@ def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
 class GroupCommitWriter:
     def __init__(
         self, connect: Callable[[], sqlite3.Connection], max_batch: int = 4096, *,
-        fsync: bool = True,
+        fsync: bool = True, shipper: WalShipper | None = None,
     ) -> None:
         self._connect = connect
+        # Copies each commit's log to a replica folder, right after it (replica.py).
+        self._shipper = shipper
         # True when the durability setting fsyncs commits; then the writer switches
         # between FULL (a batch someone waits on) and NORMAL (internal changes only).
         self._fsync = fsync
@@ -126,6 +129,11 @@ class GroupCommitWriter:
         loop = asyncio.get_running_loop()
         self._conn = await loop.run_in_executor(self._executor, self._connect)
         self._task = asyncio.create_task(self._run(), name="queueapp-writer")
+
+    async def begin_shipping(self) -> None:
+        """Start replicating (after the schema is up to date): a generation's snapshot."""
+        if self._shipper is not None:
+            await self.run_sync(self._shipper.start)
 
     async def run_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run fn on the writer's connection outside any batch (start-up work)."""
@@ -180,6 +188,8 @@ class GroupCommitWriter:
             await self._task
         if self._conn is not None:
             loop = asyncio.get_running_loop()
+            if self._shipper is not None:
+                await loop.run_in_executor(self._executor, self._shipper.close)
             await loop.run_in_executor(self._executor, self._conn.close)
             self._conn = None
         self._executor.shutdown(wait=True)
@@ -187,7 +197,7 @@ class GroupCommitWriter:
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            await self._wake.wait()
+            await self._idle()
             self._wake.clear()
             while self._pending:
                 batch = self._pending[: self._max_batch]
@@ -197,14 +207,16 @@ class GroupCommitWriter:
                 self._set_synchronous("FULL" if durable else "NORMAL")
                 outcomes: list[tuple[bool, Any]] | None
                 if any(op.offload for op in batch):
-                    outcomes = await loop.run_in_executor(self._executor, self._execute_and_commit, batch)
+                    outcomes = await loop.run_in_executor(self._executor, self._execute_and_commit, batch, durable)
                 else:
                     outcomes = self._execute(batch)
                     if outcomes is None:
-                        if durable:  # the fsync waits in the writer thread; the loop goes on
-                            failure = await loop.run_in_executor(self._executor, self._commit)
+                        if durable or self._shipper is not None:
+                            # the fsync (or the copy to the replica) waits in the writer
+                            # thread; the loop goes on
+                            failure = await loop.run_in_executor(self._executor, self._commit, durable)
                         else:  # no fsync: committing here is quicker than a thread hop
-                            failure = self._commit()
+                            failure = self._commit(durable)
                         outcomes = self._settled(batch, failure)
                 if outcomes is self._outcomes:
                     self._record(len(batch), started)
@@ -212,6 +224,18 @@ class GroupCommitWriter:
                     op.resolve(ok, value)
             if self._closing:
                 return
+
+    async def _idle(self) -> None:
+        """Wait for changes; while a replica's copy is not on its disk yet (async
+        replication), no longer than it may stay so."""
+        shipper = self._shipper
+        if shipper is None or not shipper.status.unsynced_commits:
+            await self._wake.wait()
+            return
+        try:
+            await asyncio.wait_for(self._wake.wait(), FSYNC_EVERY_S)
+        except TimeoutError:
+            await self.run_sync(lambda _conn: shipper.flush())
 
     def _set_synchronous(self, level: str) -> None:
         if level != self._synchronous and self._conn is not None:
@@ -245,17 +269,19 @@ class GroupCommitWriter:
         self._outcomes = outcomes
         return None
 
-    def _execute_and_commit(self, batch: list[_Op]) -> list[tuple[bool, Any]]:
+    def _execute_and_commit(self, batch: list[_Op], durable: bool) -> list[tuple[bool, Any]]:
         """In the writer thread: the whole batch, for one that is a few long statements."""
         outcomes = self._execute(batch)
-        return outcomes if outcomes is not None else self._settled(batch, self._commit())
+        return outcomes if outcomes is not None else self._settled(batch, self._commit(durable))
 
     def _settled(self, batch: list[_Op], failure: StoreUnavailable | None) -> list[tuple[bool, Any]]:
         return self._outcomes if failure is None else [(False, failure)] * len(batch)
 
-    def _commit(self) -> StoreUnavailable | None:
-        """In the writer thread: COMMIT, which waits for the fsync. The event loop goes
-        on serving requests meanwhile; their changes form the next batch."""
+    def _commit(self, durable: bool = True) -> StoreUnavailable | None:
+        """In the writer thread: COMMIT, which waits for the fsync, then the commit's
+        log to the replica (on its disk too when it is synchronous and the batch is
+        ``durable``). The event loop goes on serving requests meanwhile; their
+        changes form the next batch."""
         conn = self._conn
         assert conn is not None
         try:
@@ -263,6 +289,8 @@ class GroupCommitWriter:
         except sqlite3.Error as exc:
             _rollback(conn)
             return _unavailable(exc)
+        if self._shipper is not None:
+            self._shipper.ship(conn, durable)
         return None
 
     def _record(self, ops: int, started: float) -> None:

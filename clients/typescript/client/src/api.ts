@@ -173,6 +173,7 @@ export interface GroupsOut {
 export interface HealthOut {
   issues: string[];
   metrics: MetricsOut;
+  replica?: ReplicaOut | null;
   status: "healthy" | "warning" | "critical";
   timestamp: string;
 }
@@ -475,6 +476,19 @@ export interface ReleaseBody {
 
 export interface RemovedOut {
   removed: number;
+}
+
+/** The database's copy (replicate_to). */
+export interface ReplicaOut {
+  commits: number;
+  error: string | null;
+  failing: boolean;
+  folder: string;
+  generation: string;
+  lagMs: number;
+  lastShippedAt: string | null;
+  lastSyncedAt: string | null;
+  mode: "async" | "sync";
 }
 
 export interface RotateBody {
