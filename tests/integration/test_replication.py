@@ -195,3 +195,24 @@ def _send_any(url: str, path: str) -> dict:
         return _send(url, "GET", path)
     except urllib.error.HTTPError as error:
         return json.loads(error.read())
+
+
+def test_generations_older_than_the_retention_are_removed_but_the_one_it_needs(tmp_path):
+    db, folder = tmp_path / "source.db", tmp_path / "replica"
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    kept = WalShipper(db, folder, "sync", snapshot_every_ms=0, retention_ms=3_600_000)
+    for n in range(4):  # every commit begins a generation
+        conn.execute("INSERT INTO t (v) VALUES (?)", (f"row-{n}",))
+        kept.ship(conn, durable=True)
+        until(lambda n=n: len(list(folder.glob("generations/*"))) == n + 1, timeout=5, what="a generation a commit")
+    kept.close()
+    assert len(list(folder.glob("generations/*"))) == 4  # all within the retention
+    short = WalShipper(db, folder, "sync", retention_ms=0)
+    short.begin(conn)  # everything before now is past the retention: only this newest is needed
+    short.close()
+    conn.close()
+    assert len(list(folder.glob("generations/*"))) == 1
+    restore(folder, tmp_path / "back.db")
+    assert [v for _, v in _rows(tmp_path / "back.db")] == [f"row-{n}" for n in range(4)]

@@ -83,8 +83,10 @@ class WalShipper:
         conn.execute("PRAGMA wal_autocheckpoint=0")
         self._close_files()
         _checkpoint_now(conn)  # an empty log to begin from, unless a reader holds it
-        now = _now_ms()
-        generation = self.folder / "generations" / f"{now:016d}-{secrets.token_hex(3)}"
+        root = self.folder / "generations"
+        # Named by when it began, later than any before it (so that names sort in order).
+        now = max([_now_ms(), *(_started(g) + 1 for g in root.iterdir())] if root.is_dir() else [_now_ms()])
+        generation = root / f"{now:016d}-{secrets.token_hex(3)}"
         (generation / "wal").mkdir(parents=True)
         staging = generation / "snapshot.db.part"
         target = sqlite3.connect(staging)
