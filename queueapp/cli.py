@@ -117,6 +117,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="kept with each job as who ran it (default: host:pid)")
     worker.add_argument("--cacert", default=None, metavar="FILE",
                         help="CA certificate(s) to verify an https:// appliance with (default: the system's)")
+    standby = commands.add_parser(
+        "standby", help="keep a copy of a running appliance's replica folder (replicate_to) on this host, over its"
+                        " API, until stopped; queueapp restore --from DIR rebuilds the database from it")
+    standby.add_argument("--primary", required=True, metavar="URL", help="the appliance's base URL")
+    standby.add_argument("--to", dest="folder", required=True, metavar="DIR", help="the folder the copy is kept in")
+    standby.add_argument("--token-file", metavar="FILE",
+                         help="read the token (or an admin key of every queue) from FILE (or env QUEUEAPP_TOKEN)")
+    standby.add_argument("--cacert", default=None, metavar="FILE",
+                         help="CA certificate(s) to verify an https:// appliance with (default: the system's)")
     openapi = commands.add_parser(
         "openapi", help="print the API's OpenAPI description (as /openapi.json answers it under a token)")
     openapi.add_argument("--no-auth", action="store_true", help="as answered when no token is configured")
@@ -147,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
-    if args.command in ("worker", "copy", "openapi", "completion"):
+    if args.command in ("worker", "copy", "openapi", "completion", "standby"):
         return _without_settings(parser, args)
     if args.command in ADMIN_COMMANDS:
         return run_admin(args)
@@ -179,6 +188,9 @@ def _without_settings(parser: argparse.ArgumentParser, args: argparse.Namespace)
         return _worker(args)
     if args.command == "copy":
         return _copy(args.source, args.target)
+    if args.command == "standby":
+        setup_logging("info")
+        return _standby(args)
     if args.command == "openapi":
         return _openapi(auth=not args.no_auth)
     print(script(parser, args.shell), end="")
@@ -194,6 +206,33 @@ def _restore(backup: str, db: str) -> int:
         print(f"queueapp: cannot restore: {exc}", file=sys.stderr)
         return 1
     log.info("database restored", extra={"event": "db.restored", "db": db, "backup": backup})
+    return 0
+
+
+def _standby(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .settings import secret_from_file
+    from .standby import Standby, StandbyRefused
+
+    try:
+        token = secret_from_file(args.token_file) if args.token_file else os.environ.get("QUEUEAPP_TOKEN") or None
+    except ValueError as exc:
+        print(f"queueapp: --token-file: {exc}", file=sys.stderr)
+        return 2
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await Standby(args.primary, Path(args.folder), token, args.cacert).run(stop)
+
+    try:
+        asyncio.run(run())
+    except StandbyRefused as exc:
+        print(f"queueapp: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

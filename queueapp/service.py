@@ -44,7 +44,7 @@ from .service_browse import BrowseDesk, make_search
 from .service_groups import GroupDesk
 from .service_keys import KeyDesk
 from .service_parts import ScheduleDesk, WorkerDesk
-from .store import Added, AuditEntry, LogLine, Store, added_ids, added_jobs
+from .store import Added, AuditEntry, LogLine, Store, added_ids, added_jobs, read_replica_file, replica_listing
 from .telemetry import NO_TRACING, TraceContext, Tracing, with_context
 from .workers.maintenance import register_maintenance
 from .workers.registry import HandlerRegistry
@@ -206,6 +206,30 @@ class QueueService:
     def node(self) -> str | None:
         """This node's name in a cluster; None for an appliance that serves alone."""
         return self.store.shared.node if self.store.shared is not None else None
+
+    # the database's copy (replicate_to) ------------------------------------------------------
+
+    def _replica_folder(self) -> str:
+        if self.store.replica is None:
+            raise NotFound("this appliance does not replicate its database: start it with replicate_to")
+        return self.store.replica.folder
+
+    async def replication(self) -> dict[str, Any]:
+        """The copy's status and the folder's generations, for a standby to follow."""
+        folder = self._replica_folder()
+        assert self.store.replica is not None
+        generations = await asyncio.to_thread(replica_listing, folder)
+        return {"replica": self.store.replica.as_dict(self.clock.now_ms()),
+                "generations": [{"name": name, "files": [{"path": path, "size": size} for path, size in files]}
+                                for name, files in generations]}
+
+    async def replica_bytes(self, generation: str, name: str, offset: int) -> bytes:
+        """A file of the copy from ``offset`` (at most a few MB); NotFound for none."""
+        folder = self._replica_folder()
+        try:
+            return await asyncio.to_thread(read_replica_file, folder, generation, name, offset)
+        except (ValueError, FileNotFoundError) as exc:
+            raise NotFound(str(exc)) from None
 
     def nodes(self) -> dict[str, Any]:
         """This node, the leader and the nodes of the cluster as last read."""

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import access, audit, browse, groups, jobs, ndjson, queues, schedules, streams, workers
+from . import access, audit, browse, groups, jobs, ndjson, queues, replication, schedules, streams, workers
 from .keys import OPENAPI
 from .rules import RULES
 from .spec import Endpoint, openapi_document
 
-MODULES = (queues, groups, jobs, browse, ndjson, workers, schedules, streams, audit, access)
+MODULES = (queues, groups, jobs, browse, ndjson, workers, schedules, streams, audit, access, replication)
 
 
 def endpoints() -> list[Endpoint]:

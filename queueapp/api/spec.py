@@ -56,6 +56,7 @@ TAGS = {
     "operator": "The operator's desk: search, actions on many jobs, failure groups, history.",
     "observability": "Prometheus metrics and the job event stream (Server-Sent Events).",
     "access": "API keys: one for each service, with the roles and queues it needs; rotate and revoke at once.",
+    "replication": "The database's copy (replicate_to), for a standby on another host to follow.",
 }
 # Who may call an operation is said by its x-queueapp-access: the role it needs and
 # which queues it touches (api/rules.py).

@@ -185,6 +185,16 @@ def restore_replica(folder: str, db: str, to_ms: int | None = None) -> Restored:
     return restored
 
 
+def replica_listing(folder: str) -> list[tuple[str, list[tuple[str, int]]]]:
+    """A replica folder's generations and their files' sizes (for a standby)."""
+    return replica.listing(Path(folder))
+
+
+def read_replica_file(folder: str, generation: str, name: str, offset: int) -> bytes:
+    """A replica file's bytes from ``offset`` (ValueError: no such file name)."""
+    return replica.read_file(Path(folder), generation, name, offset)
+
+
 def check_database(db: str) -> tuple[int, list[str]]:
     """The table's invariants (see store/sqlite/check.py), with the appliance stopped: the
     number of jobs and the problems found."""

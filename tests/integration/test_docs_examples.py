@@ -2,8 +2,9 @@
 serve``, each answered with the status it should have: 201 where it creates, else
 200. An example that names job 42 (and a lease token TOKEN) is run on a real job in
 the state it needs (failed for retry, delayed for promote, leased for heartbeat,
-complete, fail, log and release, waiting otherwise), made just before it, and one
-that names API key Xr3kq9TzL0aB on a real key; so the page describes the API the
+complete, fail, log and release, waiting otherwise), made just before it; one that
+names API key Xr3kq9TzL0aB on a real key, one that names a replica generation on the
+appliance's own (it replicates to a folder of the test's); so the page describes the API the
 appliance serves, call by call. The appliance has a token, which each example is
 sent with."""
 
@@ -47,6 +48,7 @@ def examples() -> list[str]:
 
 TOKEN = "docs-examples-token"
 EXAMPLE_KEY = "Xr3kq9TzL0aB"
+EXAMPLE_GENERATION = "0001796212345678-a1b2c3"
 
 
 class Jobs:
@@ -85,6 +87,13 @@ def on_a_real_key(example: str, jobs: Jobs) -> str:
     return example.replace(EXAMPLE_KEY, key["id"])
 
 
+def on_the_real_copy(example: str, jobs: Jobs) -> str:
+    if EXAMPLE_GENERATION not in example:
+        return example
+    generation = jobs.call("GET", "/queues/replication")["generations"][-1]["name"]
+    return example.replace(EXAMPLE_GENERATION, generation)
+
+
 def with_the_token(example: str) -> str:
     """The example's (last) curl sent with the appliance's token."""
     head, _, tail = example.rpartition("curl ")
@@ -101,12 +110,12 @@ def on_a_real_job(example: str, jobs: Jobs) -> str:
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_every_curl_example_is_answered_as_the_page_says(serve, tmp_path):
-    server = serve("--audit-interval-ms", "60000", "--token", TOKEN)
+    server = serve("--audit-interval-ms", "60000", "--token", TOKEN, "--replicate-to", str(tmp_path / "replica"))
     jobs = Jobs(server.url)
     body = tmp_path / "answer"
     seen = []
     for example in examples():
-        command = with_the_token(on_a_real_key(on_a_real_job(example, jobs), jobs))
+        command = with_the_token(on_the_real_copy(on_a_real_key(on_a_real_job(example, jobs), jobs), jobs))
         command = command.replace("http://localhost:3000", server.url)
         done = subprocess.run(["bash", "-c", f"{command} -s -o {body} -w '%{{http_code}}' --max-time 5"],
                               capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)

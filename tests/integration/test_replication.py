@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -216,3 +218,59 @@ def test_generations_older_than_the_retention_are_removed_but_the_one_it_needs(t
     assert len(list(folder.glob("generations/*"))) == 1
     restore(folder, tmp_path / "back.db")
     assert [v for _, v in _rows(tmp_path / "back.db")] == [f"row-{n}" for n in range(4)]
+
+
+def test_a_standby_on_another_folder_keeps_every_acknowledged_change_when_the_primary_is_lost(serve, db_path,
+                                                                                               tmp_path):
+    folder, copy = tmp_path / "replica", tmp_path / "standby"
+    token = "replication-admin-1"
+    appliance: ServeProcess = serve("--replicate-to", str(folder), "--replication", "sync", "--token", token)
+    url = appliance.url
+    env = {**os.environ, "QUEUEAPP_TOKEN": token}
+
+    def standby() -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-m", "queueapp", "standby", "--primary", url, "--to", str(copy)],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+    def enqueue(n: int) -> list[str]:
+        body = json.dumps({"jobs": [{"name": "send", "data": {"n": k}} for k in range(n)]}).encode()
+        headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+        request = urllib.request.Request(url + "/queues/jobs/bulk?return=ids", data=body, method="POST",
+                                         headers=headers)
+        with urllib.request.urlopen(request, timeout=20) as answer:
+            return json.loads(answer.read())["ids"]
+
+    def caught_up() -> bool:
+        """The copy holds the primary's last commit line."""
+        mine = sorted(copy.glob("generations/*/commits"))
+        theirs = sorted(folder.glob("generations/*/commits"))
+        return (bool(mine) and [p.parent.name for p in mine] == [p.parent.name for p in theirs]
+                and mine[-1].read_bytes() == theirs[-1].read_bytes())
+
+    refused = subprocess.run([sys.executable, "-m", "queueapp", "standby", "--primary", url, "--to", str(copy)],
+                             env={**os.environ, "QUEUEAPP_TOKEN": "wrong"}, capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 1 and "401" in refused.stderr
+    follower = standby()
+    added = enqueue(300)
+    until(lambda: follower.poll() is not None or caught_up(), timeout=60, what="the standby catches up")
+    follower.kill()  # a standby killed and started again goes on from what it holds
+    follower.wait(10)
+    added += enqueue(200)
+    follower = standby()
+    added += [str(i) for i in enqueue(100)]
+    until(lambda: follower.poll() is not None or caught_up(), timeout=60, what="the standby catches up again")
+    follower.send_signal(signal.SIGTERM)
+    assert follower.wait(30) == 0, follower.stdout.read().decode() if follower.stdout else ""
+
+    appliance.kill9()  # the primary's host is lost: its database and its folder with it
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    shutil.rmtree(folder)
+    rebuilt = tmp_path / "rebuilt.db"
+    restored = _queueapp("restore", "--from", str(copy), "--to", str(rebuilt), "--db", str(db_path))
+    assert restored.returncode == 0, restored.stderr
+    conn = sqlite3.connect(rebuilt)
+    ids = sorted(str(r[0]) for r in conn.execute("SELECT id FROM jobs"))
+    conn.close()
+    assert ids == sorted(added)
+

@@ -49,7 +49,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("dispatch", "cluster"),
     ("enqueue", "background", "prometheus", "config", "config_queues"),
     ("service", "service_parts", "service_browse", "service_groups", "service_keys"),
-    ("api", "app", "settings", "client", "dashboard", "worker_spans"),
+    ("api", "app", "settings", "client", "dashboard", "worker_spans", "standby"),
     ("cli", "admin", "completion", "__main__", ""),  # "": the package itself, which re-exports the library
 ]
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import sqlite3
@@ -340,18 +341,24 @@ def restore(folder: Path, target: Path, to_ms: int | None = None) -> Restored:
 
 
 def _commits(generation: Path, to_ms: int | None) -> list[tuple[int, int, int]]:
-    """The generation's commits (log, end offset, when), those made by ``to_ms``. A
-    torn last line (a crash while it was written) is not one."""
+    """The generation's commits (log, end offset, when), those made by ``to_ms`` whose
+    frames the folder holds whole. A torn last line (a crash while it was written),
+    or a line whose log is shorter (a copy of the folder taken while it grew), ends
+    them."""
     found: list[tuple[int, int, int]] = []
     path = generation / "commits"
     if not path.is_file():
         return found
+    sizes: dict[int, int] = {}
     for line in path.read_bytes().splitlines():
         parts = line.split()
         if len(parts) != 3 or not all(p.isdigit() for p in parts):
             break
         index, end, at = (int(p) for p in parts)
-        if to_ms is not None and at > to_ms:
+        if index not in sizes:
+            log_file = generation / "wal" / f"{index:08d}.wal"
+            sizes[index] = log_file.stat().st_size if log_file.is_file() else 0
+        if (to_ms is not None and at > to_ms) or end > sizes[index]:
             break
         found.append((index, end, at))
     return found
@@ -377,3 +384,41 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+# -- reading the folder (a standby's copy of it) ------------------------------------------------
+
+MAX_READ = 4 * 1024 * 1024  # a file is read this much at a time
+
+
+def listing(folder: Path) -> list[tuple[str, list[tuple[str, int]]]]:
+    """Every generation with its complete files and their sizes now, oldest first
+    (a snapshot being written is not listed until it is whole)."""
+    root = folder / "generations"
+    found = []
+    for generation in sorted(root.iterdir()) if root.is_dir() else []:
+        files = [(name, (generation / name).stat().st_size) for name in ("snapshot.db", "manifest.json", "commits")
+                 if (generation / name).is_file()]
+        if not any(name == "snapshot.db" for name, _ in files):
+            continue
+        files += [(f"wal/{log_file.name}", log_file.stat().st_size)
+                  for log_file in sorted((generation / "wal").glob("*.wal"))]
+        found.append((generation.name, files))
+    return found
+
+
+def read_file(folder: Path, generation: str, name: str, offset: int, limit: int = MAX_READ) -> bytes:
+    """Bytes of a generation's file from ``offset``; ValueError for a name that is not
+    one of a generation's files (nothing outside the folder is ever read)."""
+    if not _GENERATION.fullmatch(generation) or not _FILE.fullmatch(name):
+        raise ValueError(f"no replica file {generation}/{name}")
+    path = folder / "generations" / generation / name
+    if not path.is_file():
+        raise FileNotFoundError(f"no replica file {generation}/{name}")
+    with path.open("rb") as f:
+        f.seek(offset)
+        return f.read(max(0, min(limit, MAX_READ)))
+
+
+_GENERATION = re.compile(r"[0-9]{16}-[0-9a-f]{6}")
+_FILE = re.compile(r"snapshot\.db|manifest\.json|commits|wal/[0-9]{8}\.wal")
