@@ -152,6 +152,11 @@ export interface FailureGroupsOut {
   groups: FailureGroupOut[];
 }
 
+export interface GenerationOut {
+  files: ReplicaFileOut[];
+  name: string;
+}
+
 export interface GroupKeyOut {
   active: number;
   custom: boolean;
@@ -478,6 +483,11 @@ export interface RemovedOut {
   removed: number;
 }
 
+export interface ReplicaFileOut {
+  path: string;
+  size: number;
+}
+
 /** The database's copy (replicate_to). */
 export interface ReplicaOut {
   commits: number;
@@ -489,6 +499,11 @@ export interface ReplicaOut {
   lastShippedAt: string | null;
   lastSyncedAt: string | null;
   mode: "async" | "sync";
+}
+
+export interface ReplicationOut {
+  generations: GenerationOut[];
+  replica: ReplicaOut;
 }
 
 export interface RotateBody {
@@ -893,6 +908,20 @@ export interface Operations {
     body: ReleaseBody;
     answer: JobOut;
   };
+  /** GET /queues/replication/file: A file of the copy from an offset: at most 4 MiB of it (fewer at its end). */
+  replica_file: {
+    pathParams: {};
+    query: {generation: string; path: string; offset?: number};
+    body: undefined;
+    answer: string;
+  };
+  /** GET /queues/replication: The database's copy (replicate_to): how it is doing, and each generation's files with their sizes now, for a standby to fetch what it lacks (404 when the appliance does not replicate). */
+  replication: {
+    pathParams: {};
+    query: {};
+    body: undefined;
+    answer: ReplicationOut;
+  };
   /** POST /queues/resume: Resume a paused queue. */
   resume: {
     pathParams: {};
@@ -1039,6 +1068,8 @@ export const OPERATIONS = {
   prometheus_metrics: { method: "GET", path: "/metrics", textBody: false, textAnswer: true, queued: false, ok: [200] },
   promote_job: { method: "POST", path: "/queues/jobs/{id}/promote", textBody: false, textAnswer: false, queued: false, ok: [200] },
   release: { method: "POST", path: "/queues/jobs/{id}/release", textBody: false, textAnswer: false, queued: false, ok: [200] },
+  replica_file: { method: "GET", path: "/queues/replication/file", textBody: false, textAnswer: true, queued: false, ok: [200] },
+  replication: { method: "GET", path: "/queues/replication", textBody: false, textAnswer: false, queued: false, ok: [200] },
   resume: { method: "POST", path: "/queues/resume", textBody: false, textAnswer: false, queued: true, ok: [200] },
   resume_key: { method: "POST", path: "/queues/groups/{key}/resume", textBody: false, textAnswer: false, queued: true, ok: [200] },
   resume_schedule: { method: "POST", path: "/queues/schedules/{name}/resume", textBody: false, textAnswer: false, queued: true, ok: [200] },

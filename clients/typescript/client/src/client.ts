@@ -394,6 +394,21 @@ export class QueueClient {
   revokeApiKey(id: string): Promise<api.KeyOut> {
     return this.call("revoke_key", { path: { key_id: id } });
   }
+
+  // -- the database's copy (replicate_to) -----------------------------------------------
+
+  /** How the copy is doing, and its generations' files with their sizes now. */
+  replication(): Promise<api.ReplicationOut> {
+    return this.call("replication", {});
+  }
+
+  /** Bytes of a file of the copy from `offset` (at most 4 MiB): what a standby fetches. */
+  async replicaFile(generation: string, path: string, offset = 0): Promise<Buffer> {
+    const response = await this.connection.open("replica_file", { generation, path, offset });
+    const chunks: Buffer[] = [];
+    for await (const chunk of response) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks);
+  }
 }
 
 /** Which method of QueueClient makes each operation. Typed over every operationId:
@@ -413,5 +428,6 @@ export const METHOD_OF: { [K in OperationId]: keyof QueueClient } = {
   resume_schedule: "resumeSchedule", run_schedule: "runSchedule", prometheus_metrics: "prometheusMetrics",
   job_events: "events", append_log: "appendLog", job_log: "jobLog",
   job_dependents: "jobDependents", audit_trail: "auditTrail", create_key: "createApiKey", list_keys: "listApiKeys",
-  get_key_info: "getApiKey", rotate_key: "rotateApiKey", revoke_key: "revokeApiKey",
+  get_key_info: "getApiKey", rotate_key: "rotateApiKey", revoke_key: "revokeApiKey", replication: "replication",
+  replica_file: "replicaFile",
 };
