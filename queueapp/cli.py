@@ -10,8 +10,10 @@ import os
 import signal
 import ssl
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .admin import COMMANDS as ADMIN_COMMANDS
 from .admin import add_commands as add_admin_commands
@@ -22,6 +24,9 @@ from .config import SETTINGS, ConfigError
 from .logs import setup_logging
 from .settings import SECRET_FILES, load_config
 from .version import __version__
+
+if TYPE_CHECKING:
+    from asyncio import Event
 
 SETTING_NAMES = frozenset(s.name for s in SETTINGS) | frozenset(SECRET_FILES)
 
@@ -221,15 +226,11 @@ def _standby(args: argparse.Namespace) -> int:
         print(f"queueapp: --token-file: {exc}", file=sys.stderr)
         return 2
 
-    async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+    async def run(stop: asyncio.Event) -> None:
         await Standby(args.primary, Path(args.folder), token, args.cacert).run(stop)
 
     try:
-        asyncio.run(run())
+        asyncio.run(_until_stopped(run))
     except StandbyRefused as exc:
         print(f"queueapp: {exc}", file=sys.stderr)
         return 1
@@ -305,11 +306,7 @@ def _worker(args: argparse.Namespace) -> int:
         print(f"queueapp: cannot import a handler module: {exc}", file=sys.stderr)
         return 2
 
-    async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+    async def run(stop: asyncio.Event) -> None:
         token = args.token or os.environ.get("QUEUEAPP_TOKEN")
         async with QueueClient(args.url, token=token, queue=args.queue, cacert=args.cacert) as client:
             worker = RemoteWorker(client, registry, concurrency=args.concurrency,
@@ -318,7 +315,7 @@ def _worker(args: argparse.Namespace) -> int:
 
     flush = export_from_environment()
     try:
-        asyncio.run(run())
+        asyncio.run(_until_stopped(run))
     except WorkerRefused as exc:
         print(f"queueapp: {exc}", file=sys.stderr)
         return 1
@@ -326,6 +323,17 @@ def _worker(args: argparse.Namespace) -> int:
         if flush is not None:
             flush()  # the spans of the last jobs
     return 0
+
+
+async def _until_stopped(main: Callable[[Event], Awaitable[None]]) -> None:
+    """``main(stop)``, with SIGTERM and SIGINT setting ``stop`` (a clean end)."""
+    import asyncio
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await main(stop)
 
 
 def _check(db: str) -> int:

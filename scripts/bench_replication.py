@@ -6,6 +6,7 @@ disk, medians of --repeat, each beside off in the same run."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -17,36 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MODES = ("off", "async", "sync")
 BULK = {"jobs": [{"name": "resize", "data": {"i": i, "w": 640}} for i in range(1000)]}
 
-INPROCESS = r'''
-import asyncio, json, sys, time
-from queueapp import QueueService, SqliteStore, HandlerRegistry
-from queueapp.model import NewJob
-from queueapp.cli import tune_interpreter
-tune_interpreter()
-async def main(db, total, folder, mode):
-    registry = HandlerRegistry(); done = asyncio.Event(); count = 0
-    async def noop(job):
-        nonlocal count
-        count += 1
-        if count == total: done.set()
-    registry.register("noop", noop)
-    store = SqliteStore(db, "full", replicate_to=folder or None, replication=mode or "async")
-    service = QueueService(store, registry=registry, concurrency=256)
-    await service.start(); await service.pause()
-    for lo in range(0, total, 10_000):
-        now = service.clock.now_ms()
-        await service.dispatcher.add([NewJob("default", "noop", {}, 3, 1, now, {})
-                                      for _ in range(lo, min(lo + 10_000, total))])
-    t = time.perf_counter(); await service.resume(); await done.wait()
-    print(json.dumps({"jobs_per_s": total / (time.perf_counter() - t)}))
-    await service.stop()
-try:
-    import uvloop
-    run = uvloop.run
-except ImportError:
-    run = asyncio.run
-run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]))
-'''
+RUN = Path(__file__).resolve().parent / "inprocess_run.py"
 
 
 def _args(work: Path, what: str, mode: str, i: int) -> tuple[str, ...]:
@@ -57,9 +29,10 @@ def _args(work: Path, what: str, mode: str, i: int) -> tuple[str, ...]:
 
 def _inprocess(work: Path, mode: str, i: int, total: int) -> float:
     db = work / f"replication-inprocess-{mode}-{i}.db"
-    folder = "" if mode == "off" else str(work / f"replica-inprocess-{mode}-{i}")
-    out = subprocess.run([sys.executable, "-c", INPROCESS, str(db), str(total), folder, "" if mode == "off" else mode],
-                         capture_output=True, text=True, timeout=900, cwd=str(ROOT))
+    extra = () if mode == "off" else ("--replicate-to", str(work / f"replica-inprocess-{mode}-{i}"),
+                                      "--replication", mode)
+    out = subprocess.run([sys.executable, str(RUN), str(db), str(total), *extra], capture_output=True, text=True,
+                         timeout=900, cwd=str(ROOT), env={**os.environ, "PYTHONPATH": str(ROOT)})
     if out.returncode:
         raise RuntimeError(out.stderr[-2000:])
     return json.loads(out.stdout.strip().splitlines()[-1])["jobs_per_s"]

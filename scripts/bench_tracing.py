@@ -57,47 +57,14 @@ class Sink:
         self.server.server_close()
 
 
-INPROCESS = r'''
-import asyncio, json, sys, time
-from queueapp import QueueService, SqliteStore, HandlerRegistry
-from queueapp.model import NewJob
-from queueapp.cli import tune_interpreter
-tune_interpreter()
-async def main(db, total, endpoint):
-    tracing = None
-    if endpoint:
-        from queueapp.telemetry_otel import OtelTracing
-        tracing = OtelTracing(endpoint + "/v1/traces")
-    registry = HandlerRegistry(); done = asyncio.Event(); count = 0
-    async def noop(job):
-        nonlocal count
-        count += 1
-        if count == total: done.set()
-    registry.register("noop", noop)
-    service = QueueService(SqliteStore(db, "full"), registry=registry, concurrency=256,
-                           **({"tracing": tracing} if tracing else {}))
-    await service.start(); await service.pause()
-    traced = {"telemetry": {"traceparent": "TRACEPARENT"}}
-    for lo in range(0, total, 10_000):
-        now = service.clock.now_ms()
-        await service.dispatcher.add([NewJob("default", "noop", {}, 3, 1, now, traced)
-                                      for _ in range(lo, min(lo + 10_000, total))])
-    t = time.perf_counter(); await service.resume(); await done.wait()
-    print(json.dumps({"jobs_per_s": total / (time.perf_counter() - t)}))
-    await service.stop()
-try:
-    import uvloop
-    run = uvloop.run
-except ImportError:
-    run = asyncio.run
-run(main(sys.argv[1], int(sys.argv[2]), sys.argv[3]))
-'''.replace("TRACEPARENT", TRACEPARENT)
+RUN = Path(__file__).resolve().parent / "inprocess_run.py"
 
 
 def _inprocess(db: Path, total: int, endpoint: str) -> float:
-    out = subprocess.run([sys.executable, "-c", INPROCESS, str(db), str(total), endpoint], capture_output=True,
-                         text=True, timeout=900, cwd=str(ROOT), env={"OTEL_BSP_SCHEDULE_DELAY": "200",
-                                                                      "PATH": "/usr/bin:/bin"})
+    extra = ("--otel-endpoint", endpoint) if endpoint else ()
+    out = subprocess.run([sys.executable, str(RUN), str(db), str(total), "--traceparent", TRACEPARENT, *extra],
+                         capture_output=True, text=True, timeout=900, cwd=str(ROOT),
+                         env={"OTEL_BSP_SCHEDULE_DELAY": "200", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
     if out.returncode:
         raise RuntimeError(out.stderr[-2000:])
     for suffix in ("", "-wal", "-shm"):

@@ -33,11 +33,18 @@ def _rows(db: Path) -> list[tuple[int, str]]:
         conn.close()
 
 
-def test_the_log_is_shipped_through_checkpoints_restarts_and_generations(tmp_path):
-    db, folder = tmp_path / "source.db", tmp_path / "replica"
+def _source(tmp_path: Path) -> tuple[Path, Path, sqlite3.Connection]:
+    """A database in WAL mode with a table t, its replica folder, and the connection
+    that writes it."""
+    db = tmp_path / "source.db"
     conn = sqlite3.connect(db, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    return db, tmp_path / "replica", conn
+
+
+def test_the_log_is_shipped_through_checkpoints_restarts_and_generations(tmp_path):
+    db, folder, conn = _source(tmp_path)
     shipper = WalShipper(db, folder, "sync", checkpoint_bytes=10_000_000, checkpoint_retry_s=0)
     shipper.begin(conn)
     reader = sqlite3.connect(db, isolation_level=None, timeout=0)
@@ -200,10 +207,7 @@ def _send_any(url: str, path: str) -> dict:
 
 
 def test_generations_older_than_the_retention_are_removed_but_the_one_it_needs(tmp_path):
-    db, folder = tmp_path / "source.db", tmp_path / "replica"
-    conn = sqlite3.connect(db, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)")
+    db, folder, conn = _source(tmp_path)
     kept = WalShipper(db, folder, "sync", snapshot_every_ms=0, retention_ms=3_600_000)
     for n in range(4):  # every commit begins a generation
         conn.execute("INSERT INTO t (v) VALUES (?)", (f"row-{n}",))
