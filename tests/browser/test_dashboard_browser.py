@@ -25,6 +25,15 @@ def wide_page(browser, base: str):
     return watch(browser.new_context(viewport={"width": 1280, "height": 900}), base)
 
 
+def logged_in(browser, base: str, secret: str):
+    """A watched page of a fresh context logged in with ``secret`` (a token or a key)."""
+    w = wide_page(browser, base)
+    w.go("/ui/login")
+    w.page.get_by_label("Token").fill(secret)
+    w.page.get_by_role("button", name="Log in").click()
+    return w
+
+
 def _failed_emails(base: str, token: str | None = None) -> list[str]:
     """Twenty emails in queue "emails" (one holding markup in its data), two of them
     failed for good; a delayed report in queue "reports"."""
@@ -209,10 +218,7 @@ def test_the_token_guards_the_dashboard_and_the_read_only_token_cannot_act(serve
     assert status == 403
     w.check()
 
-    r = wide_page(browser, server.url)
-    r.go("/ui/login")
-    r.page.get_by_label("Token").fill(READER)
-    r.page.get_by_role("button", name="Log in").click()
+    r = logged_in(browser, server.url, READER)
     expect(r.page.locator("#role")).to_have_text("read-only")
     expect(r.page.get_by_role("button", name="Resume queue emails")).to_be_disabled()
     r.go("/ui/queues/emails?state=failed")
@@ -533,11 +539,8 @@ def test_keys_are_made_and_revoked_in_the_dashboard_and_a_key_sees_only_what_it_
     server = serve("--token", ADMIN)
     _failed_emails(server.url, ADMIN)
 
-    w = wide_page(browser, server.url)
+    w = logged_in(browser, server.url, ADMIN)
     page = w.page
-    w.go("/ui/login")
-    page.get_by_label("Token").fill(ADMIN)
-    page.get_by_role("button", name="Log in").click()
     page.get_by_role("link", name="Keys").click()
     expect(page.get_by_role("heading", name="API keys")).to_be_visible()
     form = page.get_by_role("form", name="New API key")
@@ -557,10 +560,7 @@ def test_keys_are_made_and_revoked_in_the_dashboard_and_a_key_sees_only_what_it_
     expect(secret_box).to_have_count(0)
     w.check()
 
-    k = wide_page(browser, server.url)
-    k.go("/ui/login")
-    k.page.get_by_label("Token").fill(secret)
-    k.page.get_by_role("button", name="Log in").click()
+    k = logged_in(browser, server.url, secret)
     expect(k.page.locator("#role")).to_have_text("key email-watch · read-only · emails")
     expect(k.page.get_by_role("region", name="Queue emails")).to_be_visible()
     expect(k.page.get_by_role("region", name="Queue reports")).to_have_count(0)  # not its queue
