@@ -29,7 +29,7 @@ from .logs import name_node
 from .networks import AllowedHosts, parse_allowed_hosts
 from .redact import register_secret
 from .service import QueueService
-from .store import DatabaseLock, open_store
+from .store import DatabaseLock, StandbyGate, open_store
 from .telemetry import NO_TRACING, Tracing
 from .workers.builtin import BuiltinJobs
 from .workers.registry import HandlerRegistry
@@ -53,7 +53,8 @@ def make_app(
     queues = config.per_queue()
     service = QueueService(
         open_store(config.db, config.durability, lock=lock, cluster=config.clustered,
-                   replicate_to=config.replicate_to, replication=config.replication),
+                   replicate_to=config.replicate_to, replication=config.replication,
+                   standbys=StandbyGate(config.sync_standbys, config.standby_timeout_ms, config.standby_lost)),
         registry=registry,
         clock=clock,
         concurrency=queues.concurrency_for,

@@ -131,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="read the token (or an admin key of every queue) from FILE (or env QUEUEAPP_TOKEN)")
     standby.add_argument("--cacert", default=None, metavar="FILE",
                          help="CA certificate(s) to verify an https:// appliance with (default: the system's)")
+    standby.add_argument("--name", default=None, help="who it is to the primary (default: host:pid)")
     openapi = commands.add_parser(
         "openapi", help="print the API's OpenAPI description (as /openapi.json answers it under a token)")
     openapi.add_argument("--no-auth", action="store_true", help="as answered when no token is configured")
@@ -227,7 +228,7 @@ def _standby(args: argparse.Namespace) -> int:
         return 2
 
     async def run(stop: asyncio.Event) -> None:
-        await Standby(args.primary, Path(args.folder), token, args.cacert).run(stop)
+        await Standby(args.primary, Path(args.folder), token, args.cacert, args.name).run(stop)
 
     try:
         asyncio.run(_until_stopped(run))

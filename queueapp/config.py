@@ -68,6 +68,24 @@ class Config:
         "the copy is written at each commit and reaches its disk within a second.",
         choices=('async', 'sync'),
     )
+    sync_standbys: int = setting(
+        0,
+        "How many standbys (queueapp standby) must hold a change on their disk before it is "
+        "answered; 0: none waited for. Needs replicate_to.",
+        low=0, high=8,
+    )
+    standby_timeout_ms: int = setting(
+        5000,
+        "With sync_standbys: how long a change waits for them before standby_lost applies.",
+        low=100, high=600_000,
+    )
+    standby_lost: str = setting(
+        "degrade",
+        "With sync_standbys, when they did not confirm in time: degrade answers and goes on "
+        "without waiting (health critical) until they have caught up; refuse answers 503 "
+        "(the change is committed here, not confirmed there).",
+        choices=('degrade', 'refuse'),
+    )
     tls_cert: str = setting(
         "",
         "PEM certificate (chain) file: serve HTTPS. Reloaded on SIGHUP without dropping the service. "
@@ -378,6 +396,8 @@ class Config:
         self._check_urls()
         if self.read_token and (not self.token or self.read_token == self.token):
             raise ConfigError("read_token needs token set, and a different value")
+        if self.sync_standbys and not self.replicate_to:
+            raise ConfigError("sync_standbys needs replicate_to: standbys follow the replica folder")
         if self.replicate_to and postgres_url(self.db):
             raise ConfigError("replicate_to copies a SQLite database; PostgreSQL has replication of its own")
         if self.clustered and not postgres_url(self.db):

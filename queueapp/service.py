@@ -109,7 +109,8 @@ class QueueService:
         self.reaper = LeaseReaper(self.dispatcher)
         self.expiry = ExpirySweep(self.dispatcher)
         self.monitor = Monitor(self.dispatcher, thresholds_for, alerter, monitor_interval_ms,
-                               reclaim=self.reclaim_memory, running=running, replica=store.replica)
+                               reclaim=self.reclaim_memory, running=running, replica=store.replica,
+                               standbys=store.standbys)
         self.schedules = ScheduleDesk(store, self.scheduler, self.builder, self.registry)
         self.workers = WorkerDesk(store, self.dispatcher)
         self.groups = GroupDesk(store, self.dispatcher, self.clock)
@@ -160,6 +161,8 @@ class QueueService:
             raise
         if self.monitor.alerter is not None:
             await self.monitor.alerter.start()
+        if self.store.standbys is not None:
+            self.store.standbys.armed = True  # from here a change may wait for its standbys
         if self.background and self.leadership is not None:
             self._loops = [
                 asyncio.create_task(self.leadership.run(), name="queueapp-leadership"),
@@ -214,14 +217,30 @@ class QueueService:
             raise NotFound("this appliance does not replicate its database: start it with replicate_to")
         return self.store.replica.folder
 
-    async def replication(self) -> dict[str, Any]:
-        """The copy's status and the folder's generations, for a standby to follow."""
+    async def replication(self, after: tuple[str, int] | None = None, wait_ms: int = 0) -> dict[str, Any]:
+        """The copy's status, the standbys that follow it and the folder's generations,
+        for a standby to follow; with ``after`` (a standby's position), once the copy
+        has moved on from it or ``wait_ms`` has passed (a long poll)."""
         folder = self._replica_folder()
-        assert self.store.replica is not None
+        assert self.store.replica is not None and self.store.standbys is not None
+        gate = self.store.standbys
+        if after is not None and wait_ms:
+            await gate.changed_from(after, wait_ms)
         generations = await asyncio.to_thread(replica_listing, folder)
-        return {"replica": self.store.replica.as_dict(self.clock.now_ms()),
+        now = self.clock.now_ms()
+        return {"replica": self.store.replica.as_dict(now),
+                "syncStandbys": gate.required, "degradedSince": to_iso(gate.degraded_since_ms),
+                "standbys": [{"name": s.name, "generation": s.position[0], "commitsBytes": s.position[1],
+                              "seenAt": to_iso(s.seen_ms)} for s in sorted(gate.standbys.values(),
+                                                                           key=lambda s: s.name)],
                 "generations": [{"name": name, "files": [{"path": path, "size": size} for path, size in files]}
                                 for name, files in generations]}
+
+    def standby_holds(self, name: str, generation: str, commits_bytes: int) -> None:
+        """A standby says where its copy stands (on its disk)."""
+        self._replica_folder()
+        assert self.store.standbys is not None
+        self.store.standbys.report(name, (generation, commits_bytes))
 
     async def replica_bytes(self, generation: str, name: str, offset: int) -> bytes:
         """A file of the copy from ``offset`` (at most a few MB); NotFound for none."""

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import shutil
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,8 @@ from .tls import client_context
 
 log = logging.getLogger("queueapp.standby")
 
-ROUND_S = 0.2  # between rounds when the copy is up to date
+ROUND_S = 0.2  # between rounds when the primary cannot be asked to wait
+POLL_MS = 5_000  # how long the primary is asked to wait for a change
 REPORT_S = 10.0  # how often the lag is logged
 ORDER = {"snapshot.db": 0, "manifest.json": 1, "commits": 3}  # the logs (wal/...) come at 2
 
@@ -39,9 +41,12 @@ class StandbyRefused(Exception):
 
 
 class Standby:
-    def __init__(self, primary: str, folder: Path, token: str | None = None, cacert: str | None = None) -> None:
+    def __init__(self, primary: str, folder: Path, token: str | None = None, cacert: str | None = None,
+                 name: str | None = None) -> None:
         self.primary = primary.rstrip("/")
         self.folder = folder
+        # who it is to the primary, which counts it among its synchronous standbys
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.ssl = client_context(cacert) if primary.startswith("https://") else None
         self.lag_ms: int | None = None
@@ -65,8 +70,11 @@ class Standby:
                     await asyncio.wait_for(stop.wait(), pause)
 
     async def round(self, session: aiohttp.ClientSession) -> int:
-        """Fetch what the copy lacks; the bytes fetched."""
-        async with session.get(f"{self.primary}/queues/replication") as answer:
+        """Fetch what the copy lacks, once the primary has moved on from what it holds
+        (a long poll); then say where the copy stands. The bytes fetched."""
+        held = self.position()
+        query = {} if held is None else {"after": f"{held[0]}:{held[1]}", "waitMs": str(POLL_MS)}
+        async with session.get(f"{self.primary}/queues/replication", params=query) as answer:
             if answer.status in (401, 403, 404):
                 raise StandbyRefused(f"the primary answered {answer.status}: {(await answer.text())[:300]}")
             answer.raise_for_status()
@@ -83,7 +91,22 @@ class Standby:
                 shutil.rmtree(gone, ignore_errors=True)
         self.rounds += 1
         self._say_lag(listing["replica"])
+        now = self.position()
+        if now is not None:
+            body = {"name": self.name, "generation": now[0], "commitsBytes": now[1]}
+            async with session.post(f"{self.primary}/queues/replication/standby", json=body) as answer:
+                answer.raise_for_status()
         return fetched
+
+    def position(self) -> tuple[str, int] | None:
+        """Where the copy stands on this disk: its newest generation with a snapshot,
+        and the bytes of that generation's commit lines."""
+        root = self.folder / "generations"
+        for generation in sorted(root.iterdir(), reverse=True) if root.is_dir() else []:
+            if (generation / "snapshot.db").is_file():
+                commits = generation / "commits"
+                return generation.name, commits.stat().st_size if commits.is_file() else 0
+        return None
 
     async def _fetch(self, session: aiohttp.ClientSession, generation: str, path: str, size: int) -> int:
         target = self.folder / "generations" / generation / path

@@ -19,7 +19,7 @@ import aiohttp
 from ..dispatch import ActiveJob, Dispatcher
 from ..dispatch.ledger import Running
 from ..health import HealthReport, HealthThresholds, judge
-from ..store import ReplicaStatus
+from ..store import ReplicaStatus, StandbyGate
 
 log = logging.getLogger("queueapp.monitor")
 
@@ -38,10 +38,13 @@ class Monitor:
         reclaim: Callable[[], int] | None = None,
         running: Running | None = None,
         replica: ReplicaStatus | None = None,
+        standbys: StandbyGate | None = None,
     ) -> None:
         self.dispatcher = dispatcher
-        # The database's copy (replicate_to): every queue's health says when it lags or fails.
+        # The database's copy (replicate_to) and its synchronous standbys: every queue's
+        # health says when the copy lags or fails, or changes go unconfirmed.
         self.replica = replica
+        self.standbys = standbys
         # The running jobs judged stuck or not: this process's, or a cluster's (cluster/node.py).
         self.running: Running = running or dispatcher
         # Frees the memory of queues left with no job and no schedule (each tick).
@@ -85,6 +88,11 @@ class Monitor:
         elif lag_ms > REPLICA_LAG_WARNING_MS:
             status = "warning" if status == "healthy" else status
             issues = [*issues, f"the replica at {replica.folder} is {lag_ms / 1000:.1f} s behind"]
+        gate = self.standbys
+        if gate is not None and gate.degraded_since_ms is not None:
+            status, issues = "critical", [*issues, (
+                f"no {gate.required} standby(s) confirmed changes for {(now - gate.degraded_since_ms) / 1000:.0f} s:"
+                f" {'answering without them' if gate.lost == 'degrade' else 'refusing them (503)'}")]
         return HealthReport(queue, status, issues, snapshot, now, replica.as_dict(now))
 
     async def tick(self, now: int | None = None) -> list[HealthReport]:

@@ -32,6 +32,7 @@ from .sqlite.connection import connect
 from .sqlite.migrate import migrate
 from .sqlite.replica import Restored
 from .sqlite.store import SqliteStore, restore_file
+from .standbys import StandbyGate
 
 __all__ = [
     "ELIGIBLE",
@@ -43,7 +44,7 @@ __all__ = [
     "added_ids",
     "added_jobs",
     "Change",
-    "CommitStats", "ReplicaStatus",
+    "CommitStats", "ReplicaStatus", "StandbyGate",
     "DatabaseInUse",
     "DatabaseLock",
     "FinishedSample",
@@ -109,7 +110,8 @@ def check_location(db: str) -> None:
 
 
 def open_store(db: str, durability: str = "full", lock: DatabaseLock | None = None,
-               cluster: bool = False, replicate_to: str = "", replication: str = "async") -> Store:
+               cluster: bool = False, replicate_to: str = "", replication: str = "async",
+               standbys: StandbyGate | None = None) -> Store:
     """The store for a database location; ``lock``: already taken by the caller;
     ``cluster``: a node of several on one PostgreSQL database; ``replicate_to``: a
     folder every commit of a SQLite database is copied to (``replication`` sync or
@@ -125,7 +127,7 @@ def open_store(db: str, durability: str = "full", lock: DatabaseLock | None = No
 
         return PostgresStore(url, cluster=cluster, durability=durability)
     return SqliteStore(parse_location(db), durability, lock=lock, replicate_to=replicate_to or None,
-                       replication=replication)
+                       replication=replication, standbys=standbys)
 
 
 def lock_database(db: str, cluster: bool = False) -> DatabaseLock:

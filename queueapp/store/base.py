@@ -42,6 +42,7 @@ from .records import (
     added_jobs,
 )
 from .shared import SharedStore
+from .standbys import StandbyGate
 
 __all__ = ["Added", "AddedRun", "AuditEntry", "Change", "CommitStats", "FinishedSample", "LogLine", "NameFigures",
            "PendingJob", "QueueSettings", "Report", "Store", "StoredGroups", "TableSnapshot", "Then", "added_ids",
@@ -57,8 +58,10 @@ class Store(ABC):
     # What several nodes on one database need besides (shared.py); None: a store one
     # process serves alone.
     shared: SharedStore | None = None
-    # How the copy of a replicated database is doing; None: no replica.
+    # How the copy of a replicated database is doing, and the standbys that follow
+    # it; None: no replica.
     replica: ReplicaStatus | None = None
+    standbys: StandbyGate | None = None
 
     commit_stats: CommitStats
     # lifecycle ---------------------------------------------------------------

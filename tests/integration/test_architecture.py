@@ -27,7 +27,7 @@ ROOT = Path(__file__).parent.parent.parent
 
 
 PARTNERS = {"tls_cert": {"tls_key": "key.pem"}, "tls_key": {"tls_cert": "cert.pem"}, "read_token": {"token": "t"},
-            "cluster": {"db": "postgresql://q@127.0.0.1/jobs"}}
+            "cluster": {"db": "postgresql://q@127.0.0.1/jobs"}, "sync_standbys": {"replicate_to": "replica"}}
 
 
 def _sample(setting) -> tuple[str, object]:

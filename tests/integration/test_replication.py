@@ -278,3 +278,92 @@ def test_a_standby_on_another_folder_keeps_every_acknowledged_change_when_the_pr
     conn.close()
     assert ids == sorted(added)
 
+
+
+SYNC_TOKEN = "sync-standby-admin-1"
+
+
+def _authed(url: str, method: str, path: str, body: object = None) -> tuple[int, dict]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url + path, data=data, method=method, headers={
+        "Content-Type": "application/json", "Authorization": f"Bearer {SYNC_TOKEN}"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status, json.loads(answer.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def _standby(url: str, copy: Path, name: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-m", "queueapp", "standby", "--primary", url, "--to", str(copy),
+                             "--name", name], env={**os.environ, "QUEUEAPP_TOKEN": SYNC_TOKEN},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_with_a_synchronous_standby_every_acknowledged_change_is_on_its_disk(serve, db_path, tmp_path):
+    folder, copy = tmp_path / "replica", tmp_path / "standby"
+    appliance: ServeProcess = serve("--replicate-to", str(folder), "--sync-standbys", "1", "--standby-timeout-ms",
+                                    "20000", "--token", SYNC_TOKEN)
+    url = appliance.url
+    follower = _standby(url, copy, "standby-1")
+    try:
+        until(lambda: (lambda r: [s["name"] for s in r["standbys"]] == ["standby-1"] and r["degradedSince"] is None)(
+            _authed(url, "GET", "/queues/replication")[1]), timeout=60, what="the standby follows")
+        added = []
+        for n in range(40):  # each answered only once the standby holds it
+            status, job = _authed(url, "POST", "/queues/jobs", {"name": "charge", "data": {"n": n}})
+            assert status == 201, job
+            added.append(job["id"])
+        follower.kill()  # the instant after the last answer: the standby had it, or it was not answered
+        follower.wait(10)
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+    appliance.kill9()
+    shutil.rmtree(folder)
+    rebuilt = _queueapp("restore", "--from", str(copy), "--to", str(tmp_path / "rebuilt.db"), "--db", str(db_path))
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    conn = sqlite3.connect(tmp_path / "rebuilt.db")
+    ids = {str(r[0]) for r in conn.execute("SELECT id FROM jobs")}
+    conn.close()
+    assert set(added) <= ids
+
+
+def test_without_its_standby_a_change_is_refused_or_answered_in_degraded_mode(serve, tmp_path):
+    refusing: ServeProcess = serve("--replicate-to", str(tmp_path / "r1"), "--sync-standbys", "1",
+                                   "--standby-timeout-ms", "300", "--standby-lost", "refuse", "--token", SYNC_TOKEN,
+                                   "--audit-interval-ms", "600000")
+    url = refusing.url
+    follower = _standby(url, tmp_path / "c1", "only")
+    until(lambda: (lambda r: r["standbys"] and r["degradedSince"] is None)(
+        _authed(url, "GET", "/queues/replication")[1]), timeout=60, what="the standby follows")
+    assert _authed(url, "POST", "/queues/jobs", {"name": "confirmed"})[0] == 201
+    follower.kill()  # the only standby is lost
+    follower.wait(10)
+    status, refused = _authed(url, "POST", "/queues/jobs", {"name": "unconfirmed"})
+    assert status == 503 and "no standby confirmed" in refused["error"]["message"]
+    page = _authed(url, "GET", "/queues/jobs?queue=default&order=asc")[1]
+    assert [j["name"] for j in page["jobs"]] == ["confirmed", "unconfirmed"]  # committed here, and memory knows it
+    assert _authed(url, "GET", "/debug/audit")[1] == {"ok": True, "problems": []}
+    health = _authed(url, "GET", "/queues/health")[1]
+    assert health["status"] == "critical" and any("refusing" in i for i in health["issues"])
+    refusing.terminate()
+
+    folder, copy = tmp_path / "r2", tmp_path / "copy"
+    degrading: ServeProcess = serve("--replicate-to", str(folder), "--sync-standbys", "1", "--standby-timeout-ms",
+                                    "300", "--token", SYNC_TOKEN)
+    url = degrading.url
+    statuses = [_authed(url, "POST", "/queues/jobs", {"name": "charge"})[0] for _ in range(20)]
+    assert statuses == [201] * 20  # answered without the standby, the first after the wait
+    assert _authed(url, "GET", "/queues/replication")[1]["degradedSince"] is not None
+    health = _authed(url, "GET", "/queues/health")[1]
+    assert health["status"] == "critical" and any("answering without" in i for i in health["issues"])
+    follower = _standby(url, copy, "late")
+    try:
+        until(lambda: _authed(url, "GET", "/queues/replication")[1]["degradedSince"] is None, timeout=60,
+              what="the standby catches up and changes wait for it again")
+        assert _authed(url, "POST", "/queues/jobs", {"name": "charge"})[0] == 201
+        assert _authed(url, "GET", "/queues/health")[1]["status"] == "healthy"
+    finally:
+        follower.kill()
+        follower.wait(10)

@@ -75,6 +75,7 @@ class WalShipper:
         self._commits: BinaryIO | None = None
         self._last_fsync = 0.0
         self._checkpoint_after = 0.0  # a checkpoint a reader held up is tried again from then
+        self.commits_bytes = 0  # of the generation's commit lines written
 
     # a generation ----------------------------------------------------------------------
 
@@ -109,12 +110,17 @@ class WalShipper:
         self._generation = generation
         self._started_ms = now
         self._commits = (generation / "commits").open("ab")
+        self.commits_bytes = 0
         self.status.generation = generation.name
         log.info("replica generation begun", extra={"event": "replica.generation", "folder": str(self.folder),
                                                     "generation": generation.name})
         self._prune(now)
 
     # after each commit --------------------------------------------------------------------
+
+    def position(self) -> tuple[str, int]:
+        """Where the copy stands: its generation, and the bytes of its commit lines."""
+        return (self.status.generation, self.commits_bytes)
 
     def start(self, conn: sqlite3.Connection) -> None:
         """At the appliance's start: a generation, or, when the folder cannot take one,
@@ -220,8 +226,10 @@ class WalShipper:
         self._segment.write(data)
         self._segment.flush()
         now = _now_ms()
-        self._commits.write(f"{self._index} {end} {now}\n".encode())
+        line = f"{self._index} {end} {now}\n".encode()
+        self._commits.write(line)
         self._commits.flush()
+        self.commits_bytes += len(line)
         self._offset = end
         self.status.commits += 1
         self.status.bytes += len(data)

@@ -41,6 +41,7 @@ from ..sql import dependencies as edges
 from ..sql.dialect import SQLITE
 from ..sql.jobs import row_to_job
 from ..sql.plan import Statement
+from ..standbys import StandbyGate
 from . import adds
 from . import reads as writer_reads
 from .connection import READER_PRAGMAS, connect
@@ -53,7 +54,7 @@ from .writer import GroupCommitWriter
 class SqliteStore(Store):
     def __init__(
         self, path: str | Path, durability: str = "full", *, lock: DatabaseLock | None = None,
-        replicate_to: str | Path | None = None, replication: str = "async",
+        replicate_to: str | Path | None = None, replication: str = "async", standbys: StandbyGate | None = None,
     ) -> None:
         self.path = Path(path)
         self.durability = durability
@@ -63,8 +64,11 @@ class SqliteStore(Store):
         # Every commit's log copied to a folder as it commits (replica.py).
         shipper = None if replicate_to is None else WalShipper(self.path, Path(replicate_to), replication)
         self.replica = None if shipper is None else shipper.status
+        # The standbys that follow the copy (queueapp standby), and how many must hold a
+        # change before it is answered.
+        self.standbys = None if shipper is None else (standbys or StandbyGate())
         self._writer = GroupCommitWriter(lambda: connect(self.path, durability), fsync=durability == "full",
-                                         shipper=shipper)
+                                         shipper=shipper, gate=self.standbys)
         self._reader: aiosqlite.Connection | None = None
         self._ids: adds.IdAllocator | None = None
 

@@ -41,6 +41,7 @@ from typing import Any, TypeVar
 
 from ...errors import QueueAppError, StoreUnavailable
 from ..records import CommitStats
+from ..standbys import StandbyGate
 from .replica import FSYNC_EVERY_S, WalShipper
 
 T = TypeVar("T")
@@ -71,15 +72,18 @@ class _Op:
     # batch runs in the writer's thread, which holds the GIL only between them.
     offload: bool = False
 
-    def resolve(self, ok: bool, value: Any) -> None:
+    def resolve(self, ok: bool, value: Any, refused: Exception | None = None) -> None:
+        """Answer the callers; ``refused``: the change is committed (its hooks run) but
+        its callers are told this error."""
         if self.futures is None:
             assert self.future is not None
-            _settle(self.future, ok, _after_commit(self.then, value) if ok else value)
+            answer = _after_commit(self.then, value) if ok else value
+            _settle(self.future, ok and refused is None, answer if refused is None or not ok else refused)
             return
         assert self.thens is not None
         for index, future in enumerate(self.futures):
             item = _after_commit(self.thens[index], value[index]) if ok else value
-            _settle(future, ok, item)
+            _settle(future, ok and refused is None, item if refused is None or not ok else refused)
 
 
 def _after_commit(then: Then | None, value: Any) -> Any:
@@ -106,11 +110,13 @@ def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
 class GroupCommitWriter:
     def __init__(
         self, connect: Callable[[], sqlite3.Connection], max_batch: int = 4096, *,
-        fsync: bool = True, shipper: WalShipper | None = None,
+        fsync: bool = True, shipper: WalShipper | None = None, gate: StandbyGate | None = None,
     ) -> None:
         self._connect = connect
-        # Copies each commit's log to a replica folder, right after it (replica.py).
+        # Copies each commit's log to a replica folder, right after it (replica.py);
+        # the standbys that follow it, which a batch may have to wait for (standbys.py).
         self._shipper = shipper
+        self._gate = gate
         # True when the durability setting fsyncs commits; then the writer switches
         # between FULL (a batch someone waits on) and NORMAL (internal changes only).
         self._fsync = fsync
@@ -220,8 +226,9 @@ class GroupCommitWriter:
                         outcomes = self._settled(batch, failure)
                 if outcomes is self._outcomes:
                     self._record(len(batch), started)
+                refused = await self._unconfirmed(outcomes, durable)
                 for op, (ok, value) in zip(batch, outcomes, strict=True):
-                    op.resolve(ok, value)
+                    op.resolve(ok, value, refused)
             if self._closing:
                 return
 
@@ -236,6 +243,22 @@ class GroupCommitWriter:
             await asyncio.wait_for(self._wake.wait(), FSYNC_EVERY_S)
         except TimeoutError:
             await self.run_sync(lambda _conn: shipper.flush())
+
+    async def _unconfirmed(self, outcomes: list[tuple[bool, Any]], durable: bool) -> StoreUnavailable | None:
+        """With synchronous standbys, wait until they hold a batch that answers anyone;
+        the error its callers get when they did not in time and ``standby_lost`` is
+        refuse (the change is committed here all the same)."""
+        gate, shipper = self._gate, self._shipper
+        if gate is None or shipper is None:
+            return None
+        position = shipper.position()
+        gate.ship(position)
+        if not durable or gate.required <= 0 or not any(ok for ok, _ in outcomes):
+            return None
+        if await gate.hold(position) or gate.lost == "degrade":
+            return None
+        return StoreUnavailable(f"committed here, but no standby confirmed it within {gate.timeout_ms} ms"
+                                " (standby_lost = refuse)")
 
     def _set_synchronous(self, level: str) -> None:
         if level != self._synchronous and self._conn is not None:

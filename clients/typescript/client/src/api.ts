@@ -502,8 +502,11 @@ export interface ReplicaOut {
 }
 
 export interface ReplicationOut {
+  degradedSince: string | null;
   generations: GenerationOut[];
   replica: ReplicaOut;
+  standbys: StandbyOut[];
+  syncStandbys: number;
 }
 
 export interface RotateBody {
@@ -578,6 +581,19 @@ export type ScheduleSpec = {
   cron?: null;
   everyMs: number;
 });
+
+export interface StandbyBody {
+  commitsBytes: number;
+  generation: string;
+  name: string;
+}
+
+export interface StandbyOut {
+  commitsBytes: number;
+  generation: string;
+  name: string;
+  seenAt: string | null;
+}
 
 /** The trace a job belongs to (W3C Trace Context), kept with it and handed to its
  * workers; the producer's ``traceparent`` header sets it when the options do not. */
@@ -915,10 +931,10 @@ export interface Operations {
     body: undefined;
     answer: string;
   };
-  /** GET /queues/replication: The database's copy (replicate_to): how it is doing, and each generation's files with their sizes now, for a standby to fetch what it lacks (404 when the appliance does not replicate). */
+  /** GET /queues/replication: The database's copy (replicate_to): how it is doing, the standbys that follow it, and each generation's files with their sizes now, for a standby to fetch what it lacks (404 when the appliance does not replicate). */
   replication: {
     pathParams: {};
-    query: {};
+    query: {after?: string; waitMs?: number};
     body: undefined;
     answer: ReplicationOut;
   };
@@ -1006,6 +1022,13 @@ export interface Operations {
     body: LimitsBody;
     answer: GroupsOut;
   };
+  /** POST /queues/replication/standby: A standby says where its copy stands, on its disk: the changes sync_standbys waits for are answered once enough standbys hold them. */
+  standby_holds: {
+    pathParams: {};
+    query: {};
+    body: StandbyBody;
+    answer: StandbyOut;
+  };
   /** POST /queues/jobs/stream: Add jobs as lines of JSON (each an AddJobBody) in one long-lived request; the answer streams one line per job, in order, after its commit: {"id": "42"}, or {"error": {...}} for a refused line (the others go on). */
   stream_jobs: {
     pathParams: {};
@@ -1082,6 +1105,7 @@ export const OPERATIONS = {
   schedule_job: { method: "POST", path: "/queues/jobs/schedule", textBody: false, textAnswer: false, queued: true, ok: [200, 201] },
   set_key: { method: "PUT", path: "/queues/groups/{key}", textBody: false, textAnswer: false, queued: true, ok: [200] },
   set_policy: { method: "PUT", path: "/queues/groups/policy", textBody: false, textAnswer: false, queued: true, ok: [200] },
+  standby_holds: { method: "POST", path: "/queues/replication/standby", textBody: false, textAnswer: false, queued: false, ok: [200] },
   stream_jobs: { method: "POST", path: "/queues/jobs/stream", textBody: true, textAnswer: true, queued: true, ok: [200] },
   stuck_jobs: { method: "GET", path: "/queues/jobs/stuck", textBody: false, textAnswer: false, queued: true, ok: [200] },
 } as const;

@@ -402,6 +402,11 @@ export class QueueClient {
     return this.call("replication", {});
   }
 
+  /** A standby says where its copy stands on its disk (what sync_standbys waits for). */
+  standbyHolds(body: api.StandbyBody): Promise<api.StandbyOut> {
+    return this.call("standby_holds", { body });
+  }
+
   /** Bytes of a file of the copy from `offset` (at most 4 MiB): what a standby fetches. */
   async replicaFile(generation: string, path: string, offset = 0): Promise<Buffer> {
     const response = await this.connection.open("replica_file", { generation, path, offset });
@@ -429,5 +434,5 @@ export const METHOD_OF: { [K in OperationId]: keyof QueueClient } = {
   job_events: "events", append_log: "appendLog", job_log: "jobLog",
   job_dependents: "jobDependents", audit_trail: "auditTrail", create_key: "createApiKey", list_keys: "listApiKeys",
   get_key_info: "getApiKey", rotate_key: "rotateApiKey", revoke_key: "revokeApiKey", replication: "replication",
-  replica_file: "replicaFile",
+  replica_file: "replicaFile", standby_holds: "standbyHolds",
 };
