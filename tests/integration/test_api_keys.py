@@ -50,6 +50,7 @@ EXPECTED = {
     "resume_schedule": ("admin", "queue"), "run_schedule": ("admin", "queue"),
     "create_key": ("admin", "every"), "list_keys": ("admin", "every"), "get_key_info": ("admin", "every"),
     "revoke_key": ("admin", "every"), "rotate_key": ("admin", "every"),
+    "replication": ("admin", "every"), "replica_file": ("admin", "every"), "standby_holds": ("admin", "every"),
 }
 
 
