@@ -52,6 +52,10 @@ class StandbyGate:
             self.shipped = position
             self._wake()
 
+    def waits(self) -> bool:
+        """Whether a change now waits for standbys before it is answered."""
+        return self.required > 0 and self.armed and not (self.degraded_since_ms is not None and self.lost == "degrade")
+
     async def hold(self, position: Position) -> bool:
         """Wait until ``required`` standbys hold ``position``; False when the wait ran
         out (degrading: at once, until they have caught up)."""

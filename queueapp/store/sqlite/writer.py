@@ -72,18 +72,25 @@ class _Op:
     # batch runs in the writer's thread, which holds the GIL only between them.
     offload: bool = False
 
-    def resolve(self, ok: bool, value: Any, refused: Exception | None = None) -> None:
-        """Answer the callers; ``refused``: the change is committed (its hooks run) but
-        its callers are told this error."""
+    def resolve(self, ok: bool, value: Any) -> None:
+        self.answer(self.committed(ok, value))
+
+    def committed(self, ok: bool, value: Any) -> list[tuple[asyncio.Future[Any], bool, Any]]:
+        """Run the change's hooks on its committed result (at once: memory follows the
+        table); the answers its callers are due."""
         if self.futures is None:
             assert self.future is not None
-            answer = _after_commit(self.then, value) if ok else value
-            _settle(self.future, ok and refused is None, answer if refused is None or not ok else refused)
-            return
+            return [(self.future, ok, _after_commit(self.then, value) if ok else value)]
         assert self.thens is not None
-        for index, future in enumerate(self.futures):
-            item = _after_commit(self.thens[index], value[index]) if ok else value
-            _settle(future, ok and refused is None, item if refused is None or not ok else refused)
+        return [(future, ok, _after_commit(self.thens[index], value[index]) if ok else value)
+                for index, future in enumerate(self.futures)]
+
+    @staticmethod
+    def answer(answers: list[tuple[asyncio.Future[Any], bool, Any]], refused: Exception | None = None) -> None:
+        """Answer the callers; ``refused``: the change is committed (its hooks ran) but
+        its callers are told this error."""
+        for future, ok, value in answers:
+            _settle(future, ok and refused is None, value if refused is None or not ok else refused)
 
 
 def _after_commit(then: Then | None, value: Any) -> Any:
@@ -117,6 +124,7 @@ class GroupCommitWriter:
         # the standbys that follow it, which a batch may have to wait for (standbys.py).
         self._shipper = shipper
         self._gate = gate
+        self._confirming: set[asyncio.Task[None]] = set()  # batches answered once standbys hold them
         # True when the durability setting fsyncs commits; then the writer switches
         # between FULL (a batch someone waits on) and NORMAL (internal changes only).
         self._fsync = fsync
@@ -226,10 +234,11 @@ class GroupCommitWriter:
                         outcomes = self._settled(batch, failure)
                 if outcomes is self._outcomes:
                     self._record(len(batch), started)
-                refused = await self._unconfirmed(outcomes, durable)
-                for op, (ok, value) in zip(batch, outcomes, strict=True):
-                    op.resolve(ok, value, refused)
+                answers = [a for op, (ok, value) in zip(batch, outcomes, strict=True) for a in op.committed(ok, value)]
+                self._answer_when_confirmed(answers, outcomes, durable)
             if self._closing:
+                if self._confirming:
+                    await asyncio.gather(*self._confirming, return_exceptions=True)
                 return
 
     async def _idle(self) -> None:
@@ -244,21 +253,33 @@ class GroupCommitWriter:
         except TimeoutError:
             await self.run_sync(lambda _conn: shipper.flush())
 
-    async def _unconfirmed(self, outcomes: list[tuple[bool, Any]], durable: bool) -> StoreUnavailable | None:
-        """With synchronous standbys, wait until they hold a batch that answers anyone;
-        the error its callers get when they did not in time and ``standby_lost`` is
-        refuse (the change is committed here all the same)."""
+    def _answer_when_confirmed(self, answers: list[tuple[asyncio.Future[Any], bool, Any]],
+                               outcomes: list[tuple[bool, Any]], durable: bool) -> None:
+        """Answer a committed batch's callers: at once, or, with synchronous standbys
+        and a batch that answers anyone, once they hold it. The writer goes on with the
+        next batches meanwhile (their answers wait for their own positions, in order),
+        so that one round trip to the standbys confirms as many batches as it covers."""
         gate, shipper = self._gate, self._shipper
         if gate is None or shipper is None:
-            return None
+            _Op.answer(answers)
+            return
         position = shipper.position()
         gate.ship(position)
-        if not durable or gate.required <= 0 or not any(ok for ok, _ in outcomes):
-            return None
+        if not durable or not gate.waits() or not any(ok for ok, _ in outcomes):
+            _Op.answer(answers)
+            return
+        task = asyncio.ensure_future(self._confirm(gate, position, answers))
+        self._confirming.add(task)
+        task.add_done_callback(self._confirming.discard)
+
+    @staticmethod
+    async def _confirm(gate: StandbyGate, position: tuple[str, int],
+                       answers: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
         if await gate.hold(position) or gate.lost == "degrade":
-            return None
-        return StoreUnavailable(f"committed here, but no standby confirmed it within {gate.timeout_ms} ms"
-                                " (standby_lost = refuse)")
+            _Op.answer(answers)
+            return
+        _Op.answer(answers, StoreUnavailable(f"committed here, but no standby confirmed it within"
+                                             f" {gate.timeout_ms} ms (standby_lost = refuse)"))
 
     def _set_synchronous(self, level: str) -> None:
         if level != self._synchronous and self._conn is not None:
