@@ -60,7 +60,9 @@ class Standby:
             pause = ROUND_S
             while not stop.is_set():
                 try:
-                    fetched = await self.round(session)
+                    fetched = await _unless_stopped(self.round(session), stop)
+                    if fetched is None:
+                        return  # stopped while the primary was asked to wait
                     pause = 0 if fetched else ROUND_S
                 except (aiohttp.ClientError, TimeoutError, OSError) as exc:
                     log.warning("cannot follow the primary; trying again", extra={
@@ -161,6 +163,21 @@ class Standby:
                     if len(parts) == 3 and parts[2].isdigit():
                         return int(parts[2])
         return None
+
+
+async def _unless_stopped(work: Any, stop: asyncio.Event) -> int | None:
+    """``work``'s result, or None (``work`` cancelled) when ``stop`` is set first: a
+    long poll does not hold a stop up."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return None
 
 
 def _ms(iso: str) -> int:
