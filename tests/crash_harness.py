@@ -372,6 +372,107 @@ def run_campaign(db: Path | str, kills: int, seed: int = 1, folder: Path | None 
     return ledger
 
 
+class Standby:
+    """``queueapp standby`` following a primary into a folder, until killed."""
+
+    def __init__(self, url: str, folder: Path, name: str) -> None:
+        import subprocess
+        import sys
+
+        self.folder = folder
+        self.proc = subprocess.Popen([sys.executable, "-m", "queueapp", "standby", "--primary", url, "--to",
+                                      str(folder), "--name", name], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+
+    def following(self, url: str, timeout: float = 60) -> None:
+        """Once the primary counts it and waits for nobody missing."""
+        import urllib.request
+
+        deadline = time.monotonic() + timeout
+        while True:
+            with urllib.request.urlopen(f"{url}/queues/replication", timeout=10) as r:
+                listing = json.loads(r.read())
+            if listing["standbys"] and listing["degradedSince"] is None:
+                return
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("the standby does not follow the primary")
+            time.sleep(0.05)  # another process's progress: nothing to wait on but its report
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(10)
+
+
+def run_standby_campaign(folder: Path, kills: int, seed: int = 1) -> Ledger:
+    """A primary replicating to a folder with one synchronous standby (another
+    process) under load; each round kills the primary, the standby, or both. A lost
+    primary is replaced by a database restored from the standby's copy (the primary's
+    file and folder are taken to be gone with its host); a lost standby is started
+    again. After each round the invariants are read from whichever serves."""
+    import subprocess
+    import sys
+
+    rng = random.Random(seed)
+    ledger = Ledger()
+    generation = 0
+
+    def serve(db: Path) -> ServeProcess:
+        return ServeProcess(db, *SERVE_ARGS, "--replicate-to", str(folder / f"replica-{generation}"),
+                            "--sync-standbys", "1", "--standby-timeout-ms", "20000", folder=folder).start()
+
+    db = folder / "primary-0.db"
+    primary = serve(db)
+    _set_group_limits(primary.url)
+    standby = Standby(primary.url, folder / "copy-0", "standby")
+    standby.following(primary.url)
+    try:
+        for _ in range(kills):
+            check_invariants(db, [primary.url], ledger)
+            victim = rng.choice(["primary", "standby", "both"])
+            asyncio.run(_drive_and_kill([primary], 0, ledger, rng) if victim != "standby" else
+                        _drive_and_kill_standby(primary, standby, ledger, rng))
+            if victim == "standby":
+                standby = Standby(primary.url, standby.folder, "standby")
+                standby.following(primary.url)
+                continue
+            standby.kill()
+            generation += 1
+            db = folder / f"primary-{generation}.db"
+            restored = subprocess.run([sys.executable, "-m", "queueapp", "restore", "--from", str(standby.folder),
+                                       "--to", str(db), "--db", str(db)], capture_output=True, text=True,
+                                      timeout=120)
+            if restored.returncode != 0:
+                ledger.violations.append(f"restore from the standby failed: {restored.stderr[-300:]}")
+                break
+            check_table(db, ledger)
+            primary = serve(db)
+            standby = Standby(primary.url, folder / f"copy-{generation}", "standby")
+            standby.following(primary.url)
+        check_invariants(db, [primary.url], ledger)
+    finally:  # the primary first: its stop answers what it has, which the standby confirms
+        if primary.proc is not None and primary.proc.poll() is None:
+            primary.terminate()
+        standby.kill()
+    return ledger
+
+
+async def _drive_and_kill_standby(primary: ServeProcess, standby: Standby, ledger: Ledger,
+                                  rng: random.Random) -> None:
+    """Load on the primary, then the standby SIGKILLed mid-stream: answers wait for
+    it (the clients give up after their timeout), nothing answered is lost."""
+    stop = asyncio.Event()
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
+        clients = [asyncio.create_task(_enqueuer(session, primary.url, ledger, rng, stop)) for _ in range(3)]
+        clients += [asyncio.create_task(_worker(session, primary.url, ledger, rng, stop)) for _ in range(2)]
+        await asyncio.sleep(rng.uniform(0.1, 0.5))
+        await _audit(session, primary.url, ledger, "under load")
+        standby.kill()
+        ledger.kills += 1
+        stop.set()
+        await asyncio.gather(*clients)
+
+
 async def _soak(server: ServeProcess, ledger: Ledger, seconds: float, rng: random.Random) -> list[dict]:
     """Mixed load without kills; samples the server's memory and queue every 10 s."""
     stop = asyncio.Event()
@@ -434,6 +535,9 @@ def main() -> None:
                         help="with --nodes: the first node's clock runs this far ahead (libfaketime)")
     parser.add_argument("--outage", type=float, default=0, metavar="SECONDS",
                         help="with --postgres: every other round, the database stopped this long instead of a kill")
+    parser.add_argument("--standby", action="store_true",
+                        help="a primary with a synchronous standby; each round kills the primary, the standby or"
+                             " both (a lost primary is rebuilt from the standby's copy)")
     args = parser.parse_args()
     if args.soak:
         with tempfile.TemporaryDirectory() as folder:
@@ -449,6 +553,8 @@ def main() -> None:
                 faults = Faults(args.skew, args.outage, server)
                 ledger = run_campaign(server.create_database("campaign"), args.kills, args.seed, Path(folder),
                                       args.nodes, faults)
+        elif args.standby:
+            ledger = run_standby_campaign(Path(folder), args.kills, args.seed)
         else:
             ledger = run_campaign(Path(folder) / "crash.db", args.kills, args.seed)
     print(json.dumps({

@@ -1,9 +1,9 @@
 """A CI-sized crash campaign: 20 SIGKILLs of a real serve process under load, with
 `queueapp check` after each kill and the self-audit under load and after each restart;
 and shorter ones on the PostgreSQL store (a real server, tests/pg.py), one node and
-three nodes of a cluster."""
+three nodes of a cluster; and kills of a primary, its synchronous standby or both."""
 
-from crash_harness import run_campaign
+from crash_harness import run_campaign, run_standby_campaign
 
 
 def test_twenty_kills_lose_nothing_acknowledged(tmp_path):
@@ -27,5 +27,14 @@ def test_six_kills_of_nodes_of_a_cluster_lose_nothing_acknowledged(postgres, tmp
     ledger = run_campaign(postgres.create_database("campaign_cluster"), kills=6, seed=20261129, folder=tmp_path,
                           nodes=3)
     assert ledger.kills == 6 and ledger.audits >= 36
+    assert len(ledger.enqueued) > 100 and len(ledger.completed) > 20
+    assert ledger.violations == []
+
+
+def test_kills_of_a_primary_its_standby_or_both_lose_nothing_acknowledged(tmp_path):
+    """A synchronous standby: a lost primary is rebuilt from the standby's copy alone
+    (its own file and folder taken to be gone), and holds every acknowledged change."""
+    ledger = run_standby_campaign(tmp_path, kills=8, seed=20261202)
+    assert ledger.kills == 8 and ledger.audits >= 16
     assert len(ledger.enqueued) > 100 and len(ledger.completed) > 20
     assert ledger.violations == []

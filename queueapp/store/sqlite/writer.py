@@ -237,8 +237,11 @@ class GroupCommitWriter:
                 answers = [a for op, (ok, value) in zip(batch, outcomes, strict=True) for a in op.committed(ok, value)]
                 self._answer_when_confirmed(answers, outcomes, durable)
             if self._closing:
-                if self._confirming:
-                    await asyncio.gather(*self._confirming, return_exceptions=True)
+                # A stopping appliance serves no standby any more: what waits for one
+                # is answered as not confirmed (committed here all the same).
+                for task in self._confirming:
+                    task.cancel()
+                await asyncio.gather(*self._confirming, return_exceptions=True)
                 return
 
     async def _idle(self) -> None:
@@ -275,7 +278,13 @@ class GroupCommitWriter:
     @staticmethod
     async def _confirm(gate: StandbyGate, position: tuple[str, int],
                        answers: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
-        if await gate.hold(position) or gate.lost == "degrade":
+        try:
+            held = await gate.hold(position)
+        except asyncio.CancelledError:
+            _Op.answer(answers, StoreUnavailable("committed here, but the appliance stopped before a standby"
+                                                 " confirmed it"))
+            raise
+        if held or gate.lost == "degrade":
             _Op.answer(answers)
             return
         _Op.answer(answers, StoreUnavailable(f"committed here, but no standby confirmed it within"
