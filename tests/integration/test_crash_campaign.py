@@ -3,6 +3,7 @@
 and shorter ones on the PostgreSQL store (a real server, tests/pg.py), one node and
 three nodes of a cluster; and kills of a primary, its synchronous standby or both."""
 
+import pytest
 from crash_harness import run_campaign, run_standby_campaign
 
 
@@ -31,6 +32,7 @@ def test_six_kills_of_nodes_of_a_cluster_lose_nothing_acknowledged(postgres, tmp
     assert ledger.violations == []
 
 
+@pytest.mark.timeout(600)  # bounded by its eight rounds; a busy machine takes longer than the default
 def test_kills_of_a_primary_its_standby_or_both_lose_nothing_acknowledged(tmp_path):
     """A synchronous standby: a lost primary is rebuilt from the standby's copy alone
     (its own file and folder taken to be gone), and holds every acknowledged change."""
