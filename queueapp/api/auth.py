@@ -110,9 +110,7 @@ class Authority:
         """Who a token or key's secret is (as typed into the login form, or sent as a bearer)."""
         assert self.tokens is not None
         role = self.tokens.role_of_token(given)
-        if role is not None:
-            return ADMIN_TOKEN if role == ADMIN else READ_TOKEN
-        return self.keys.principal(given)
+        return self.keys.principal(given) if role is None else _token(role)
 
     def of_request(self, request: web.Request) -> Principal | Refused | None:
         """Who the request is (OPEN when there is no auth)."""
@@ -123,7 +121,7 @@ class Authority:
         if header is not None:
             role = tokens.role_of_bearer(header.encode(errors="surrogateescape"))
             if role is not None:
-                return ADMIN_TOKEN if role == ADMIN else READ_TOKEN
+                return _token(role)
             scheme, _, secret = header.partition(" ")
             return self.keys.principal(secret) if scheme.lower() == "bearer" else None
         cookie = request.cookies.get(SESSION_COOKIE)
@@ -139,9 +137,7 @@ class Authority:
                 return None
             return key.principal()
         role_now = self.tokens.session_role(cookie)
-        if role_now is None:
-            return None
-        return ADMIN_TOKEN if role_now == ADMIN else READ_TOKEN
+        return None if role_now is None else _token(role_now)
 
     def session_for(self, principal: Principal) -> str:
         assert self.tokens is not None
@@ -157,6 +153,11 @@ class Authority:
     def failed(self, request: web.Request) -> None:
         """A guess: credentials that are no one's."""
         self.guesses.take(client_address(request, self.trusted))
+
+
+def _token(role: str) -> Principal:
+    """Who a configured token's role makes its caller."""
+    return ADMIN_TOKEN if role == ADMIN else READ_TOKEN
 
 
 def principal_of(request: web.Request) -> Principal:

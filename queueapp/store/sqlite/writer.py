@@ -72,9 +72,6 @@ class _Op:
     # batch runs in the writer's thread, which holds the GIL only between them.
     offload: bool = False
 
-    def resolve(self, ok: bool, value: Any) -> None:
-        self.answer(self.committed(ok, value))
-
     def committed(self, ok: bool, value: Any) -> list[tuple[asyncio.Future[Any], bool, Any]]:
         """Run the change's hooks on its committed result (at once: memory follows the
         table); the answers its callers are due."""
