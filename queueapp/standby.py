@@ -26,6 +26,7 @@ from typing import Any
 import aiohttp
 
 from .clock import to_iso
+from .store.sqlite.replica import held_position, last_commit_ms
 from .tls import client_context
 
 log = logging.getLogger("queueapp.standby")
@@ -101,14 +102,9 @@ class Standby:
         return fetched
 
     def position(self) -> tuple[str, int] | None:
-        """Where the copy stands on this disk: its newest generation with a snapshot,
-        and the bytes of that generation's commit lines."""
-        root = self.folder / "generations"
-        for generation in sorted(root.iterdir(), reverse=True) if root.is_dir() else []:
-            if (generation / "snapshot.db").is_file():
-                commits = generation / "commits"
-                return generation.name, commits.stat().st_size if commits.is_file() else 0
-        return None
+        """Where the copy stands on this disk (its newest generation, the bytes of its
+        commit lines)."""
+        return held_position(self.folder)
 
     async def _fetch(self, session: aiohttp.ClientSession, generation: str, path: str, size: int) -> int:
         target = self.folder / "generations" / generation / path
@@ -141,7 +137,7 @@ class Standby:
         return fetched
 
     def _say_lag(self, replica: dict[str, Any]) -> None:
-        last_here = self._last_commit_ms()
+        last_here = last_commit_ms(self.folder)
         shipped = replica.get("lastShippedAt")
         primary_ms = None if shipped is None else _ms(shipped)
         self.lag_ms = None if primary_ms is None else max(0, primary_ms - (last_here or 0))
@@ -151,18 +147,6 @@ class Standby:
             log.info("standby following", extra={
                 "event": "standby.lag", "primary": self.primary, "lag_ms": self.lag_ms,
                 "last_commit": to_iso(last_here) if last_here else "-"})
-
-    def _last_commit_ms(self) -> int | None:
-        root = self.folder / "generations"
-        for generation in sorted(root.iterdir(), reverse=True) if root.is_dir() else []:
-            commits = generation / "commits"
-            if commits.is_file() and commits.stat().st_size:
-                lines = commits.read_bytes().splitlines()
-                for line in reversed(lines):
-                    parts = line.split()
-                    if len(parts) == 3 and parts[2].isdigit():
-                        return int(parts[2])
-        return None
 
 
 async def _unless_stopped(work: Any, stop: asyncio.Event) -> int | None:

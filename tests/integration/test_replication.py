@@ -22,7 +22,7 @@ import pytest
 from conftest import ServeProcess
 from node import until
 
-from queueapp.store.sqlite.replica import WalShipper, restore
+from queueapp.store.sqlite.replica import WalShipper, held_position, last_commit_ms, restore
 
 
 def _rows(db: Path) -> list[tuple[int, str]]:
@@ -78,6 +78,9 @@ def test_the_log_is_shipped_through_checkpoints_restarts_and_generations(tmp_pat
 
     logs = sorted({p.name for p in folder.glob("generations/*/wal/*.wal")})
     assert len(list(folder.glob("generations/*"))) == 2 and len(logs) >= 3  # checkpoints started new logs
+    assert last_commit_ms(folder) == shipped[-1][0]  # read from the end of the newest commit lines
+    assert held_position(folder) == (shipper.status.generation, (sorted(folder.glob("generations/*"))[-1]
+                                                                 / "commits").stat().st_size)
     whole = restore(folder, tmp_path / "whole.db")
     assert _rows(tmp_path / "whole.db") == expected and whole.last_commit_ms == shipped[-1][0]
 

@@ -428,5 +428,35 @@ def read_file(folder: Path, generation: str, name: str, offset: int, limit: int 
         return f.read(max(0, min(limit, MAX_READ)))
 
 
+def held_position(folder: Path) -> tuple[str, int] | None:
+    """Where a copy of the folder stands on its disk: its newest generation with a
+    snapshot, and the bytes of that generation's commit lines (None: nothing yet)."""
+    root = folder / "generations"
+    for generation in sorted(root.iterdir(), reverse=True) if root.is_dir() else []:
+        if (generation / "snapshot.db").is_file():
+            commits = generation / "commits"
+            return generation.name, commits.stat().st_size if commits.is_file() else 0
+    return None
+
+
+def last_commit_ms(folder: Path) -> int | None:
+    """When the newest commit the folder holds was shipped: read from the end of the
+    newest commit lines (a line is a few tens of bytes), never the whole file."""
+    root = folder / "generations"
+    for generation in sorted(root.iterdir(), reverse=True) if root.is_dir() else []:
+        commits = generation / "commits"
+        size = commits.stat().st_size if commits.is_file() else 0
+        if not size:
+            continue
+        with commits.open("rb") as f:
+            f.seek(max(0, size - 256))
+            tail = f.read()
+        for line in reversed(tail.split(b"\n")[1:-1] if size > 256 else tail.split(b"\n")[:-1]):
+            parts = line.split()
+            if len(parts) == 3 and all(p.isdigit() for p in parts):
+                return int(parts[2])
+    return None
+
+
 _GENERATION = re.compile(r"[0-9]{16}-[0-9a-f]{6}")
 _FILE = re.compile(r"snapshot\.db|manifest\.json|commits|wal/[0-9]{8}\.wal")
