@@ -14,8 +14,10 @@ again; ``refuse`` answers 503, the change committed here but not confirmed there
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 log = logging.getLogger("queueapp.replica")
@@ -57,24 +59,14 @@ class StandbyGate:
         return self.required > 0 and self.armed and not (self.degraded_since_ms is not None and self.lost == "degrade")
 
     async def hold(self, position: Position) -> bool:
-        """Wait until ``required`` standbys hold ``position``; False when the wait ran
-        out (degrading: at once, until they have caught up)."""
-        if self.required <= 0 or not self.armed or self._held(position):
-            self._recovered()
-            return True
-        if self.degraded_since_ms is not None and self.lost == "degrade":
+        """Wait (while ``waits()``) until ``required`` standbys hold ``position``;
+        False when the wait ran out, or (degrading) when another batch's ran out
+        since this one was committed."""
+        if self.degraded_since_ms is not None and self.lost == "degrade" and not self._held(position):
             return False
-        deadline = time.monotonic() + self.timeout_ms / 1000
-        while not self._held(position):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                self._lost()
-                return False
-            self._changed.clear()
-            try:
-                await asyncio.wait_for(self._changed.wait(), left)
-            except TimeoutError:
-                pass
+        if not await self._until(lambda: self._held(position), self.timeout_ms):
+            self._lost()
+            return False
         self._recovered()
         return True
 
@@ -102,16 +94,20 @@ class StandbyGate:
 
     async def changed_from(self, position: Position, wait_ms: int) -> None:
         """Return once the primary's newest differs from ``position``, or after ``wait_ms``."""
+        await self._until(lambda: self.shipped != position, wait_ms)
+
+    async def _until(self, condition: Callable[[], bool], wait_ms: int) -> bool:
+        """Whether ``condition`` came true within ``wait_ms``, looked at again each time
+        the primary ships or a standby reports."""
         deadline = time.monotonic() + wait_ms / 1000
-        while self.shipped == position:
+        while not condition():
             left = deadline - time.monotonic()
             if left <= 0:
-                return
+                return False
             self._changed.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), left)
-            except TimeoutError:
-                return
+        return True
 
     def _wake(self) -> None:
         self._changed.set()
