@@ -375,25 +375,29 @@ def run_campaign(db: Path | str, kills: int, seed: int = 1, folder: Path | None 
 class Standby:
     """``queueapp standby`` following a primary into a folder, until killed."""
 
-    def __init__(self, url: str, folder: Path, name: str) -> None:
+    def __init__(self, url: str, folder: Path, name: str, token: str | None = None) -> None:
+        import os
         import subprocess
         import sys
 
         self.folder = folder
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        env = {**os.environ, **({"QUEUEAPP_TOKEN": token} if token else {})}
         self.proc = subprocess.Popen([sys.executable, "-m", "queueapp", "standby", "--primary", url, "--to",
-                                      str(folder), "--name", name], stdout=subprocess.DEVNULL,
+                                      str(folder), "--name", name], env=env, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
 
-    def following(self, url: str, timeout: float = 60) -> None:
-        """Once the primary counts it and waits for nobody missing."""
+    def following(self, url: str, timeout: float = 60) -> dict[str, Any]:
+        """Once the primary counts it and waits for nobody missing: its listing then."""
         import urllib.request
 
         deadline = time.monotonic() + timeout
         while True:
-            with urllib.request.urlopen(f"{url}/queues/replication", timeout=10) as r:
+            request = urllib.request.Request(f"{url}/queues/replication", headers=self.headers)
+            with urllib.request.urlopen(request, timeout=10) as r:
                 listing = json.loads(r.read())
             if listing["standbys"] and listing["degradedSince"] is None:
-                return
+                return listing
             if time.monotonic() > deadline or self.proc.poll() is not None:
                 raise RuntimeError("the standby does not follow the primary")
             time.sleep(0.05)  # another process's progress: nothing to wait on but its report

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ServeProcess
+from crash_harness import Standby
 from node import until
 
 from queueapp.store.sqlite.replica import WalShipper, held_position, last_commit_ms, restore
@@ -297,31 +298,21 @@ def _authed(url: str, method: str, path: str, body: object = None) -> tuple[int,
         return error.code, json.loads(error.read() or b"{}")
 
 
-def _standby(url: str, copy: Path, name: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "queueapp", "standby", "--primary", url, "--to", str(copy),
-                             "--name", name], env={**os.environ, "QUEUEAPP_TOKEN": SYNC_TOKEN},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
 def test_with_a_synchronous_standby_every_acknowledged_change_is_on_its_disk(serve, db_path, tmp_path):
     folder, copy = tmp_path / "replica", tmp_path / "standby"
     appliance: ServeProcess = serve("--replicate-to", str(folder), "--sync-standbys", "1", "--standby-timeout-ms",
                                     "20000", "--token", SYNC_TOKEN)
     url = appliance.url
-    follower = _standby(url, copy, "standby-1")
+    follower = Standby(url, copy, "standby-1", SYNC_TOKEN)
     try:
-        until(lambda: (lambda r: [s["name"] for s in r["standbys"]] == ["standby-1"] and r["degradedSince"] is None)(
-            _authed(url, "GET", "/queues/replication")[1]), timeout=60, what="the standby follows")
+        assert [s["name"] for s in follower.following(url)["standbys"]] == ["standby-1"]
         added = []
         for n in range(40):  # each answered only once the standby holds it
             status, job = _authed(url, "POST", "/queues/jobs", {"name": "charge", "data": {"n": n}})
             assert status == 201, job
             added.append(job["id"])
-        follower.kill()  # the instant after the last answer: the standby had it, or it was not answered
-        follower.wait(10)
     finally:
-        if follower.poll() is None:
-            follower.kill()
+        follower.kill()  # the instant after the last answer: the standby had it, or it was not answered
     appliance.kill9()
     shutil.rmtree(folder)
     rebuilt = _queueapp("restore", "--from", str(copy), "--to", str(tmp_path / "rebuilt.db"), "--db", str(db_path))
@@ -337,12 +328,10 @@ def test_without_its_standby_a_change_is_refused_or_answered_in_degraded_mode(se
                                    "--standby-timeout-ms", "300", "--standby-lost", "refuse", "--token", SYNC_TOKEN,
                                    "--audit-interval-ms", "600000")
     url = refusing.url
-    follower = _standby(url, tmp_path / "c1", "only")
-    until(lambda: (lambda r: r["standbys"] and r["degradedSince"] is None)(
-        _authed(url, "GET", "/queues/replication")[1]), timeout=60, what="the standby follows")
+    follower = Standby(url, tmp_path / "c1", "only", SYNC_TOKEN)
+    follower.following(url)
     assert _authed(url, "POST", "/queues/jobs", {"name": "confirmed"})[0] == 201
     follower.kill()  # the only standby is lost
-    follower.wait(10)
     status, refused = _authed(url, "POST", "/queues/jobs", {"name": "unconfirmed"})
     assert status == 503 and "no standby confirmed" in refused["error"]["message"]
     page = _authed(url, "GET", "/queues/jobs?queue=default&order=asc")[1]
@@ -361,12 +350,10 @@ def test_without_its_standby_a_change_is_refused_or_answered_in_degraded_mode(se
     assert _authed(url, "GET", "/queues/replication")[1]["degradedSince"] is not None
     health = _authed(url, "GET", "/queues/health")[1]
     assert health["status"] == "critical" and any("answering without" in i for i in health["issues"])
-    follower = _standby(url, copy, "late")
+    follower = Standby(url, copy, "late", SYNC_TOKEN)
     try:
-        until(lambda: _authed(url, "GET", "/queues/replication")[1]["degradedSince"] is None, timeout=60,
-              what="the standby catches up and changes wait for it again")
+        follower.following(url)  # it catches up, and changes wait for it again
         assert _authed(url, "POST", "/queues/jobs", {"name": "charge"})[0] == 201
         assert _authed(url, "GET", "/queues/health")[1]["status"] == "healthy"
     finally:
         follower.kill()
-        follower.wait(10)
